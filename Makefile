@@ -1,0 +1,73 @@
+# oxvpn build, test and demo entry points. See README.md.
+#
+#   make setup   install what the build and the tests need (rustup component, Debian packages)
+#   make image   build/oxvpn.elf, the bootable PVH kernel
+#   make tools   build/config-disk and build/ovpn-ping (host tools)
+#   make run     the demo: OpenVPN server in a namespace, the router in QEMU, a LAN host using the tunnel
+#   make test    host unit tests, then every scripts/test-*.sh (in-QEMU, interop, end to end)
+
+SHELL := /bin/bash
+ACCEL ?= tcg
+export ACCEL
+CARGO ?= cargo
+BUILD := build
+KERNEL_TARGET := $(CURDIR)/x86_64-target.json
+KERNEL_CARGO_FLAGS := -Zjson-target-spec -Zbuild-std=core,alloc -Zbuild-std-features=compiler-builtins-mem
+# Set SKIP_SETUP=1 to skip the package checks (they are quick when everything is present).
+SKIP_SETUP ?=
+
+.PHONY: all setup image tools run test test-host test-scripts e2e bench fuzz fuzz-smoke lint clean
+
+all: image tools
+
+setup:
+ifeq ($(SKIP_SETUP),)
+	@scripts/setup.sh
+endif
+
+# ring's build.rs assembles its asm only for a fixed list of target_os values; the kernel build uses a copy of
+# cargo's registry ring with "none" added (scripts/ring-none.sh). Host builds use stock ring.
+$(BUILD)/ring-none/Cargo.toml: scripts/ring-none.sh kernel/Cargo.toml
+	@scripts/ring-none.sh $(BUILD)/ring-none
+
+image: setup $(BUILD)/ring-none/Cargo.toml
+	@mkdir -p $(BUILD)
+	cd kernel && RUSTC_BOOTSTRAP=1 $(CARGO) build --release $(KERNEL_CARGO_FLAGS) --target $(KERNEL_TARGET)
+	cp kernel/target/x86_64-target/release/oxvpn $(BUILD)/oxvpn.elf
+	@ls -l $(BUILD)/oxvpn.elf
+
+tools: setup
+	@mkdir -p $(BUILD)
+	$(CARGO) build --release -p config-disk -p ovpn-ping
+	cp target/release/config-disk target/release/ovpn-ping $(BUILD)/
+
+run: image tools
+	scripts/demo.sh
+
+test: setup test-host image tools test-scripts
+
+test-host:
+	$(CARGO) test --workspace
+
+# Each scripts/test-*.sh is self-contained (makes its own namespaces, cleans up) and exits non-zero on failure.
+test-scripts:
+	@scripts/run-tests.sh
+
+e2e: image tools
+	scripts/test-e2e.sh
+
+bench: image tools
+	scripts/bench.sh
+
+fuzz:
+	scripts/fuzz.sh all
+
+fuzz-smoke:
+	scripts/fuzz.sh smoke
+
+lint:
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) fmt --all -- --check
+
+clean:
+	rm -rf $(BUILD) target kernel/target

@@ -1,0 +1,4 @@
+//! Hardware drivers for the oxvpn image.
+#![no_std]
+
+extern crate alloc;
