@@ -8,3 +8,6 @@
 extern crate alloc;
 
 pub mod reliable;
+
+pub mod time;
+pub mod wire;
