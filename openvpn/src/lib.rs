@@ -8,6 +8,8 @@
 extern crate alloc;
 
 pub mod reliable;
+pub mod tls;
 
 pub mod time;
 pub mod wire;
+pub mod session;
