@@ -5,3 +5,13 @@
 #![forbid(unsafe_code)]
 
 extern crate alloc;
+
+pub mod arp;
+mod checksum;
+pub mod frag;
+pub mod icmp;
+mod ip;
+mod mss;
+pub mod nat;
+#[cfg(test)]
+mod testutil;

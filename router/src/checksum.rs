@@ -1,0 +1,141 @@
+//! Internet checksum arithmetic and bounds-checked big-endian field access on raw packet bytes.
+//!
+//! Layer: byte helpers only. Every accessor returns `Option` so that code reached by untrusted bytes never
+//! indexes out of range; nothing here allocates or panics.
+
+/// RFC 1071 one's-complement sums (not complemented). smoltcp keeps its own `checksum` module private.
+pub(crate) mod checksum {
+    /// Folds carries of a 32-bit accumulator into 16 bits.
+    fn fold(mut sum: u32) -> u16 {
+        while sum > 0xffff {
+            sum = (sum >> 16) + (sum & 0xffff);
+        }
+        u16::try_from(sum).unwrap_or(0xffff)
+    }
+
+    /// The one's-complement sum of `data` taken as big-endian 16-bit words, an odd last byte padded.
+    pub(crate) fn data(data: &[u8]) -> u16 {
+        let mut acc: u32 = 0;
+        let mut chunks = data.chunks_exact(2);
+        for w in &mut chunks {
+            acc += u32::from(u16::from_be_bytes([w[0], w[1]]));
+            if acc > 0x8000_0000 {
+                acc = u32::from(fold(acc));
+            }
+        }
+        if let Some(&b) = chunks.remainder().first() {
+            acc += u32::from(b) << 8;
+        }
+        fold(acc)
+    }
+
+    /// Combines partial sums.
+    pub(crate) fn combine(sums: &[u16]) -> u16 {
+        fold(sums.iter().map(|&s| u32::from(s)).sum())
+    }
+
+    /// The sum of the IPv4 pseudo-header (RFC 768, RFC 9293 section 3.1).
+    pub(crate) fn pseudo_header_v4(src: [u8; 4], dst: [u8; 4], protocol: u8, length: u16) -> u16 {
+        combine(&[data(&src), data(&dst), u16::from(protocol), length])
+    }
+}
+
+/// Reads the big-endian `u16` at `at`, if the slice holds it.
+pub(crate) fn be16(buf: &[u8], at: usize) -> Option<u16> {
+    let b = buf.get(at..at.checked_add(2)?)?;
+    Some(u16::from_be_bytes([*b.first()?, *b.get(1)?]))
+}
+
+/// Writes the big-endian `u16` at `at`; `None` when the slice is too short.
+pub(crate) fn set_be16(buf: &mut [u8], at: usize, value: u16) -> Option<()> {
+    buf.get_mut(at..at.checked_add(2)?)?.copy_from_slice(&value.to_be_bytes());
+    Some(())
+}
+
+/// Reads the four bytes at `at` (an IPv4 address field).
+pub(crate) fn bytes4(buf: &[u8], at: usize) -> Option<[u8; 4]> {
+    let b = buf.get(at..at.checked_add(4)?)?;
+    let mut out = [0u8; 4];
+    out.copy_from_slice(b);
+    Some(out)
+}
+
+/// Writes four bytes at `at`.
+pub(crate) fn set_bytes4(buf: &mut [u8], at: usize, value: [u8; 4]) -> Option<()> {
+    buf.get_mut(at..at.checked_add(4)?)?.copy_from_slice(&value);
+    Some(())
+}
+
+/// The complemented RFC 1071 checksum of `data`, ready to store in a header.
+pub(crate) fn internet(data: &[u8]) -> u16 {
+    !checksum::data(data)
+}
+
+/// RFC 1624 eqn. 3: the checksum after one 16-bit word of the covered data changed from `old` to `new`:
+/// `HC' = ~(~HC + ~m + m')`.
+pub(crate) fn update16(check: u16, old: u16, new: u16) -> u16 {
+    !checksum::combine(&[!check, !old, new])
+}
+
+/// [`update16`] for a 4-byte field (an IPv4 address), word by word.
+pub(crate) fn update32(check: u16, old: [u8; 4], new: [u8; 4]) -> u16 {
+    let c = update16(check, u16::from_be_bytes([old[0], old[1]]), u16::from_be_bytes([new[0], new[1]]));
+    update16(c, u16::from_be_bytes([old[2], old[3]]), u16::from_be_bytes([new[2], new[3]]))
+}
+
+/// Applies a 16-bit change to the checksum stored at `at` in `buf`, if the field is present.
+///
+/// `udp` keeps the UDP rules of RFC 768: a stored zero means "no checksum" and stays zero, and a computed
+/// zero is sent as `0xffff`.
+pub(crate) fn patch16(buf: &mut [u8], at: usize, old: u16, new: u16, udp: bool) {
+    if let Some(check) = be16(buf, at) {
+        if udp && check == 0 {
+            return;
+        }
+        let mut c = update16(check, old, new);
+        if udp && c == 0 {
+            c = 0xffff;
+        }
+        let _ = set_be16(buf, at, c);
+    }
+}
+
+/// [`patch16`] for a 4-byte field.
+pub(crate) fn patch32(buf: &mut [u8], at: usize, old: [u8; 4], new: [u8; 4], udp: bool) {
+    patch16(buf, at, u16::from_be_bytes([old[0], old[1]]), u16::from_be_bytes([new[0], new[1]]), udp);
+    patch16(buf, at, u16::from_be_bytes([old[2], old[3]]), u16::from_be_bytes([new[2], new[3]]), udp);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn incremental_matches_recomputed() {
+        let mut data = [0x45u8, 0x00, 0x00, 0x54, 0x12, 0x34, 0x40, 0x00, 0x40, 0x01, 0, 0, 10, 0, 0, 2, 8, 8, 8, 8];
+        let c = internet(&data);
+        set_be16(&mut data, 10, c).unwrap();
+        assert_eq!(internet(&data), 0);
+        let old = bytes4(&data, 12).unwrap();
+        let new = [192, 168, 77, 201];
+        set_bytes4(&mut data, 12, new).unwrap();
+        patch32(&mut data, 10, old, new, false);
+        assert_eq!(internet(&data), 0, "header must verify after an incremental update");
+        let old_ttl = be16(&data, 8).unwrap();
+        data[8] -= 1;
+        let new_ttl = be16(&data, 8).unwrap();
+        patch16(&mut data, 10, old_ttl, new_ttl, false);
+        assert_eq!(internet(&data), 0);
+    }
+
+    #[test]
+    fn accessors_never_panic_on_short_buffers() {
+        let mut b = [1u8, 2, 3];
+        assert_eq!(be16(&b, 2), None);
+        assert_eq!(be16(&b, usize::MAX), None);
+        assert_eq!(set_be16(&mut b, 2, 7), None);
+        assert_eq!(bytes4(&b, 0), None);
+        patch16(&mut b, 2, 1, 2, false);
+        assert_eq!(b, [1, 2, 3]);
+    }
+}
