@@ -3,5 +3,10 @@
 
 extern crate alloc;
 
+pub mod clock;
+pub mod cpu;
+pub mod ioapic;
 pub mod pci;
+pub mod rng;
+pub mod serial;
 pub mod virtio;
