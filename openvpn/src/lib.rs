@@ -12,4 +12,5 @@ pub mod tls;
 
 pub mod time;
 pub mod wire;
+pub mod crypto;
 pub mod session;
