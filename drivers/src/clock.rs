@@ -1,0 +1,356 @@
+//! Time: the monotonic clock (TSC), its calibration (hypervisor CPUID leaf or the PIT), and the CMOS RTC.
+//!
+//! Layer: clock hardware plus pure conversions (unit-tested on the host). [`now_us`] is the one clock the
+//! kernel hands to the engine and the network stack as `now`; nothing below the kernel reads it by itself.
+//!
+//! - Monotonic: microseconds since [`start`], from the TSC. Its rate comes from the hypervisor timing leaf
+//!   CPUID 0x40000010 (EAX = TSC kHz; KVM with an invariant TSC offers it) or else from counting TSC ticks
+//!   while PIT channel 2 counts down 10 ms (PIT input clock 1.193182 MHz). TCG has neither a timing leaf
+//!   nor an invariant TSC flag, but its TSC follows the host clock, so the PIT calibration holds.
+//! - Wall clock: the CMOS RTC (MC146818) read once at boot ([`read_rtc`]); [`unix_time_now`] adds the
+//!   monotonic time since. Certificate validity checks need it; there is no NTP.
+
+use core::fmt;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use crate::cpu::{inb, outb, rdtsc, Features};
+
+/// Where the TSC rate came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrequencySource {
+    /// CPUID leaf 0x40000010.
+    HypervisorLeaf,
+    /// Counted against PIT channel 2.
+    Pit,
+}
+
+impl fmt::Display for FrequencySource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            FrequencySource::HypervisorLeaf => "hypervisor CPUID leaf 0x40000010",
+            FrequencySource::Pit => "PIT calibration",
+        })
+    }
+}
+
+/// Why a clock could not be set up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClockError {
+    /// PIT calibration measured an implausible TSC rate (Hz): no PIT, or no usable TSC.
+    Calibration(u64),
+    /// The RTC returned a date that does not exist (no RTC, or garbage).
+    RtcInvalid,
+    /// The RTC stayed in its update cycle.
+    RtcBusy,
+}
+
+impl fmt::Display for ClockError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ClockError::Calibration(hz) => write!(f, "TSC calibration against the PIT gave {hz} Hz"),
+            ClockError::RtcInvalid => f.write_str("CMOS RTC returned an invalid date"),
+            ClockError::RtcBusy => f.write_str("CMOS RTC stayed in its update cycle"),
+        }
+    }
+}
+
+/// Converts TSC ticks to microseconds without division: `us = ticks * mult >> 32`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TscScale {
+    mult: u64,
+}
+
+impl TscScale {
+    /// Scale for a TSC running at `hz` (>= 1 MHz).
+    pub fn new(hz: u64) -> TscScale {
+        TscScale { mult: ((1_000_000u128 << 32) / u128::from(hz.max(1))) as u64 }
+    }
+
+    /// Microseconds in `ticks` TSC ticks.
+    pub fn ticks_to_us(&self, ticks: u64) -> u64 {
+        ((u128::from(ticks) * u128::from(self.mult)) >> 32) as u64
+    }
+}
+
+static TSC_BASE: AtomicU64 = AtomicU64::new(0);
+static TSC_MULT: AtomicU64 = AtomicU64::new(0);
+static TSC_HZ: AtomicU64 = AtomicU64::new(0);
+static BOOT_UNIX_SECS: AtomicU64 = AtomicU64::new(0);
+static BOOT_UNIX_AT_US: AtomicU64 = AtomicU64::new(0);
+
+/// Determines the TSC rate: the hypervisor leaf when present, else 10 ms against the PIT.
+pub fn tsc_frequency(features: &Features) -> Result<(u64, FrequencySource), ClockError> {
+    if let Some(khz) = features.hypervisor_tsc_khz {
+        return Ok((u64::from(khz) * 1000, FrequencySource::HypervisorLeaf));
+    }
+    pit_calibrate(10).map(|hz| (hz, FrequencySource::Pit))
+}
+
+/// PIT input clock, Hz.
+const PIT_HZ: u64 = 1_193_182;
+
+/// Counts TSC ticks during `ms` (<= 50) milliseconds of PIT channel 2 one-shot countdown.
+fn pit_calibrate(ms: u64) -> Result<u64, ClockError> {
+    let count = PIT_HZ * ms / 1000;
+    // SAFETY: ports 0x61 (NMI status/control: channel 2 gate and speaker), 0x43 (PIT mode), 0x42 (channel 2
+    // data) belong to the PIT, which nothing else in the image uses.
+    let (start, end) = unsafe {
+        let ctrl = inb(0x61);
+        outb(0x61, (ctrl & !0x02) | 0x01); // gate on, speaker off
+        outb(0x43, 0b1011_0000); // channel 2, lobyte/hibyte, mode 0 (interrupt on terminal count), binary
+        outb(0x42, count as u8);
+        outb(0x42, (count >> 8) as u8);
+        let start = rdtsc();
+        let mut end = start;
+        // OUT2 (port 0x61 bit 5) goes high at terminal count. Bounded in case there is no PIT.
+        for _ in 0..50_000_000u32 {
+            end = rdtsc();
+            if inb(0x61) & 0x20 != 0 {
+                break;
+            }
+        }
+        (start, end)
+    };
+    let hz = end.wrapping_sub(start) * 1000 / ms;
+    if !(10_000_000..=100_000_000_000).contains(&hz) {
+        return Err(ClockError::Calibration(hz));
+    }
+    Ok(hz)
+}
+
+/// Marks time 0 of the monotonic clock (first thing at boot; [`now_us`] reads 0 until [`set_frequency`]).
+pub fn start() {
+    TSC_BASE.store(rdtsc(), Ordering::Relaxed);
+}
+
+/// Sets the TSC rate, from [`tsc_frequency`]; the clock keeps counting from [`start`].
+pub fn set_frequency(tsc_hz: u64) {
+    TSC_MULT.store(TscScale::new(tsc_hz).mult, Ordering::Relaxed);
+    TSC_HZ.store(tsc_hz, Ordering::Relaxed);
+}
+
+/// TSC rate given to [`set_frequency`] (0 before).
+pub fn tsc_hz() -> u64 {
+    TSC_HZ.load(Ordering::Relaxed)
+}
+
+/// Microseconds since [`start`] (0 before [`set_frequency`]).
+pub fn now_us() -> u64 {
+    let scale = TscScale { mult: TSC_MULT.load(Ordering::Relaxed) };
+    scale.ticks_to_us(rdtsc().saturating_sub(TSC_BASE.load(Ordering::Relaxed)))
+}
+
+/// Records the wall-clock time read at boot.
+pub fn set_wall_clock(unix_secs: u64) {
+    BOOT_UNIX_AT_US.store(now_us(), Ordering::Relaxed);
+    BOOT_UNIX_SECS.store(unix_secs, Ordering::Relaxed);
+}
+
+/// Current Unix time in seconds, if the wall clock was set.
+pub fn unix_time_now() -> Option<u64> {
+    let base = BOOT_UNIX_SECS.load(Ordering::Relaxed);
+    (base != 0).then(|| base + (now_us() - BOOT_UNIX_AT_US.load(Ordering::Relaxed)) / 1_000_000)
+}
+
+/// A calendar time as the RTC reports it (UTC, as QEMU's default `-rtc base=utc`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RtcTime {
+    pub year: u16,
+    pub month: u8,
+    pub day: u8,
+    pub hour: u8,
+    pub minute: u8,
+    pub second: u8,
+}
+
+/// Raw RTC registers: seconds, minutes, hours, day of month, month, year, century (0x32), status B.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RtcRegisters {
+    pub second: u8,
+    pub minute: u8,
+    pub hour: u8,
+    pub day: u8,
+    pub month: u8,
+    pub year: u8,
+    pub century: u8,
+    pub status_b: u8,
+}
+
+fn from_bcd(v: u8) -> u8 {
+    (v >> 4) * 10 + (v & 0x0f)
+}
+
+impl RtcRegisters {
+    /// Decodes BCD/binary and 12/24-hour encodings (status B bits 2 and 1) into a checked time.
+    pub fn decode(&self) -> Result<RtcTime, ClockError> {
+        let binary = self.status_b & 0x04 != 0;
+        let h24 = self.status_b & 0x02 != 0;
+        let conv = |v: u8| if binary { v } else { from_bcd(v) };
+        let pm = self.hour & 0x80 != 0;
+        let mut hour = conv(self.hour & 0x7f);
+        if !h24 {
+            hour %= 12;
+            if pm {
+                hour += 12;
+            }
+        }
+        let century = match conv(self.century) {
+            19..=99 => u16::from(conv(self.century)),
+            _ => 20, // no century register: assume 20xx
+        };
+        let t = RtcTime {
+            year: century * 100 + u16::from(conv(self.year)),
+            month: conv(self.month),
+            day: conv(self.day),
+            hour,
+            minute: conv(self.minute),
+            second: conv(self.second),
+        };
+        let valid = (1..=12).contains(&t.month)
+            && (1..=31).contains(&t.day)
+            && t.hour < 24
+            && t.minute < 60
+            && t.second < 60
+            && t.year >= 1970;
+        if valid {
+            Ok(t)
+        } else {
+            Err(ClockError::RtcInvalid)
+        }
+    }
+}
+
+impl RtcTime {
+    /// Seconds since 1970-01-01T00:00:00Z (proleptic Gregorian, Howard Hinnant's days_from_civil).
+    pub fn unix_seconds(&self) -> u64 {
+        let y = i64::from(self.year) - i64::from(self.month <= 2);
+        let era = y.div_euclid(400);
+        let yoe = y - era * 400;
+        let m = i64::from(self.month);
+        let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(self.day) - 1;
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+        let days = era * 146_097 + doe - 719_468;
+        let secs = days * 86_400
+            + i64::from(self.hour) * 3600
+            + i64::from(self.minute) * 60
+            + i64::from(self.second);
+        u64::try_from(secs).unwrap_or(0)
+    }
+}
+
+impl fmt::Display for RtcTime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+            self.year, self.month, self.day, self.hour, self.minute, self.second
+        )
+    }
+}
+
+fn cmos_read(reg: u8) -> u8 {
+    // SAFETY: CMOS index/data ports; bit 7 of the index keeps NMIs disabled while we access it.
+    unsafe {
+        outb(0x70, 0x80 | reg);
+        inb(0x71)
+    }
+}
+
+fn rtc_registers() -> RtcRegisters {
+    RtcRegisters {
+        second: cmos_read(0x00),
+        minute: cmos_read(0x02),
+        hour: cmos_read(0x04),
+        day: cmos_read(0x07),
+        month: cmos_read(0x08),
+        year: cmos_read(0x09),
+        century: cmos_read(0x32),
+        status_b: cmos_read(0x0b),
+    }
+}
+
+/// Reads the RTC: waits out an update in progress (status A bit 7) and reads until two reads agree.
+pub fn read_rtc() -> Result<RtcTime, ClockError> {
+    for _ in 0..1000 {
+        let mut spins = 0u32;
+        while cmos_read(0x0a) & 0x80 != 0 {
+            spins += 1;
+            if spins > 1_000_000 {
+                return Err(ClockError::RtcBusy);
+            }
+        }
+        let a = rtc_registers();
+        let b = rtc_registers();
+        if a == b {
+            return a.decode();
+        }
+    }
+    Err(ClockError::RtcBusy)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::string::ToString;
+
+    #[test]
+    fn scale_is_exact_enough() {
+        let s = TscScale::new(2_500_000_000);
+        assert_eq!(s.ticks_to_us(2_500_000_000), 999_999); // truncation of the 32.32 fixed point
+        assert_eq!(s.ticks_to_us(2_500), 0);
+        let s = TscScale::new(1_000_000_000);
+        // one hour of ticks stays within a microsecond per second
+        let us = s.ticks_to_us(3_600 * 1_000_000_000);
+        assert!((3_600_000_000 - 3_600..=3_600_000_000).contains(&us), "{us}");
+        // no overflow after ten years at 5 GHz
+        let s = TscScale::new(5_000_000_000);
+        let ten_years = 10 * 365 * 86_400u64 * 5_000_000_000;
+        assert!(s.ticks_to_us(ten_years) > 315_000_000_000_000);
+    }
+
+    fn regs(status_b: u8, h: u8) -> RtcRegisters {
+        RtcRegisters { second: 0x56, minute: 0x34, hour: h, day: 0x25, month: 0x11, year: 0x26, century: 0x20, status_b }
+    }
+
+    #[test]
+    fn decodes_bcd_24h() {
+        let t = regs(0x02, 0x12).decode().unwrap();
+        assert_eq!(t, RtcTime { year: 2026, month: 11, day: 25, hour: 12, minute: 34, second: 56 });
+        assert_eq!(t.unix_seconds(), 1_795_610_096);
+    }
+
+    #[test]
+    fn decodes_12h_pm_and_binary() {
+        let t = regs(0x00, 0x80 | 0x01).decode().unwrap();
+        assert_eq!(t.hour, 13);
+        let t = regs(0x00, 0x80 | 0x12).decode().unwrap();
+        assert_eq!(t.hour, 12);
+        let t = regs(0x00, 0x12).decode().unwrap();
+        assert_eq!(t.hour, 0);
+        let b = RtcRegisters { second: 5, minute: 6, hour: 7, day: 8, month: 9, year: 30, century: 20, status_b: 0x06 };
+        assert_eq!(b.decode().unwrap().to_string(), "2030-09-08T07:06:05Z");
+    }
+
+    #[test]
+    fn rejects_absent_rtc() {
+        let r = RtcRegisters {
+            second: 0xff,
+            minute: 0xff,
+            hour: 0xff,
+            day: 0xff,
+            month: 0xff,
+            year: 0xff,
+            century: 0xff,
+            status_b: 0xff,
+        };
+        assert_eq!(r.decode(), Err(ClockError::RtcInvalid));
+    }
+
+    #[test]
+    fn unix_epoch_and_leap_day() {
+        let t = |year, month, day| RtcTime { year, month, day, hour: 0, minute: 0, second: 0 };
+        assert_eq!(t(1970, 1, 1).unix_seconds(), 0);
+        assert_eq!(t(2000, 3, 1).unix_seconds(), 951_868_800);
+        assert_eq!(t(2024, 2, 29).unix_seconds(), 1_709_164_800);
+    }
+}

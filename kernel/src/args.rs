@@ -1,0 +1,398 @@
+//! Boot arguments: the PVH command line (QEMU `-append`) parsed into [`BootArgs`].
+//!
+//! Layer: pure parsing, no I/O, unit-tested on the host. Names follow MirageVPN's router unikernel
+//! (`--ipv4`, `--private-ipv4`, `--nat` ...) so its users can switch without relearning, plus OpenVPN's
+//! `--verb`. Every argument is `--name` or `--name=value`; anything else is an error naming the argument,
+//! except the `virtio_mmio.device=` entries QEMU's `microvm` machine appends to the command line by itself.
+
+use core::fmt;
+use core::net::Ipv4Addr;
+use core::str::FromStr;
+
+/// The `--help` text.
+pub const HELP: &str = "\
+oxvpn: OpenVPN-compatible VPN router unikernel. Boot arguments (QEMU -append \"...\"):
+  --ipv4=CIDR                  static address of the service (public) NIC, e.g. 10.0.0.2/24
+  --ipv4-gateway=IP            default gateway of the service NIC
+  --dhcp | --no-dhcp           configure the service NIC by DHCP (default: on unless --ipv4 is given)
+  --resolver=IP                DNS resolver for `remote` host names (default: from DHCP)
+  --private-ipv4=CIDR          address and prefix of the private (LAN) NIC, e.g. 10.8.0.3/24
+  --private-ipv4-gateway=IP    address LAN hosts use as their gateway (default: the --private-ipv4 address)
+  --nat | --no-nat             source-NAT LAN traffic to the tunnel address (default: off)
+  --nat-table-size=N           NAT table entries (default 2048)
+  --service-mac=MAC            MAC address of the service NIC (default: the NIC's own)
+  --private-mac=MAC            MAC address of the private NIC (default: the NIC's own)
+  --verb=N                     log verbosity 0..11 as OpenVPN's --verb (default 3)
+  --help                       print this text and shut down
+Test only:
+  --test-fault                 trigger a CPU exception (page fault) after boot
+  --test-panic                 panic after boot
+";
+
+/// Default `--nat-table-size` (MirageVPN's).
+pub const DEFAULT_NAT_TABLE_SIZE: usize = 2048;
+
+/// An IPv4 address with a prefix length, as written `a.b.c.d/len`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ipv4Cidr {
+    /// The address (host part kept).
+    pub address: Ipv4Addr,
+    /// Prefix length, 0..=32.
+    pub prefix_len: u8,
+}
+
+impl FromStr for Ipv4Cidr {
+    type Err = ();
+
+    fn from_str(s: &str) -> Result<Self, ()> {
+        let (addr, len) = s.split_once('/').ok_or(())?;
+        let prefix_len: u8 = len.parse().map_err(|_| ())?;
+        if prefix_len > 32 || len.starts_with('+') {
+            return Err(());
+        }
+        Ok(Ipv4Cidr { address: addr.parse().map_err(|_| ())?, prefix_len })
+    }
+}
+
+impl fmt::Display for Ipv4Cidr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.address, self.prefix_len)
+    }
+}
+
+/// An Ethernet MAC address, written `aa:bb:cc:dd:ee:ff`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mac(pub [u8; 6]);
+
+impl FromStr for Mac {
+    type Err = ();
+
+    fn from_str(s: &str) -> Result<Self, ()> {
+        let mut out = [0u8; 6];
+        let mut parts = s.split(':');
+        for byte in out.iter_mut() {
+            let part = parts.next().ok_or(())?;
+            if part.len() != 2 {
+                return Err(());
+            }
+            *byte = u8::from_str_radix(part, 16).map_err(|_| ())?;
+        }
+        if parts.next().is_some() {
+            return Err(());
+        }
+        Ok(Mac(out))
+    }
+}
+
+impl fmt::Display for Mac {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let [a, b, c, d, e, g] = self.0;
+        write!(f, "{a:02x}:{b:02x}:{c:02x}:{d:02x}:{e:02x}:{g:02x}")
+    }
+}
+
+/// OpenVPN's `--verb` level, 0..=11.
+///
+/// | verb | shown                       | `log` level |
+/// |------|-----------------------------|-------------|
+/// | 0    | fatal errors only           | Error       |
+/// | 1-2  | + non-fatal problems        | Warn        |
+/// | 3-4  | + normal operation (default)| Info        |
+/// | 5-8  | + per-connection details    | Debug       |
+/// | 9-11 | + per-packet tracing        | Trace       |
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Verb(u8);
+
+impl Verb {
+    /// The highest level OpenVPN accepts.
+    pub const MAX: u8 = 11;
+    /// The default, as OpenVPN's sample configs use.
+    pub const DEFAULT: Verb = Verb(3);
+
+    /// `Some` when `level` is 0..=11.
+    pub fn new(level: u8) -> Option<Verb> {
+        (level <= Self::MAX).then_some(Verb(level))
+    }
+
+    /// The numeric level.
+    pub fn level(self) -> u8 {
+        self.0
+    }
+
+    /// The `log` filter this verbosity maps to (table above).
+    pub fn level_filter(self) -> log::LevelFilter {
+        match self.0 {
+            0 => log::LevelFilter::Error,
+            1..=2 => log::LevelFilter::Warn,
+            3..=4 => log::LevelFilter::Info,
+            5..=8 => log::LevelFilter::Debug,
+            _ => log::LevelFilter::Trace,
+        }
+    }
+}
+
+/// Parsed boot arguments. `None` means "not given": the consumer applies the documented default.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BootArgs {
+    /// `--ipv4`: static service address.
+    pub ipv4: Option<Ipv4Cidr>,
+    /// `--ipv4-gateway`.
+    pub ipv4_gateway: Option<Ipv4Addr>,
+    /// `--dhcp` / `--no-dhcp`.
+    pub dhcp: Option<bool>,
+    /// `--resolver`.
+    pub resolver: Option<Ipv4Addr>,
+    /// `--private-ipv4`.
+    pub private_ipv4: Option<Ipv4Cidr>,
+    /// `--private-ipv4-gateway`.
+    pub private_ipv4_gateway: Option<Ipv4Addr>,
+    /// `--nat` / `--no-nat` (default off).
+    pub nat: bool,
+    /// `--nat-table-size`.
+    pub nat_table_size: usize,
+    /// `--service-mac`.
+    pub service_mac: Option<Mac>,
+    /// `--private-mac`.
+    pub private_mac: Option<Mac>,
+    /// `--verb`.
+    pub verb: Verb,
+    /// `--help`.
+    pub help: bool,
+    /// `--test-fault`.
+    pub test_fault: bool,
+    /// `--test-panic`.
+    pub test_panic: bool,
+}
+
+impl Default for BootArgs {
+    fn default() -> Self {
+        BootArgs {
+            ipv4: None,
+            ipv4_gateway: None,
+            dhcp: None,
+            resolver: None,
+            private_ipv4: None,
+            private_ipv4_gateway: None,
+            nat: false,
+            nat_table_size: DEFAULT_NAT_TABLE_SIZE,
+            service_mac: None,
+            private_mac: None,
+            verb: Verb::DEFAULT,
+            help: false,
+            test_fault: false,
+            test_panic: false,
+        }
+    }
+}
+
+impl BootArgs {
+    /// Whether the service NIC uses DHCP: `--dhcp`/`--no-dhcp` if given, else when there is no `--ipv4`.
+    pub fn service_dhcp(&self) -> bool {
+        self.dhcp.unwrap_or(self.ipv4.is_none())
+    }
+}
+
+/// A boot argument that could not be used. Borrowed parts point into the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArgError<'a> {
+    /// Not an argument oxvpn knows.
+    Unknown(&'a str),
+    /// `--name` needs `=value`.
+    MissingValue(&'static str),
+    /// A flag was given `=value`.
+    UnexpectedValue(&'static str),
+    /// The value does not parse as `expected`.
+    Invalid { name: &'static str, value: &'a str, expected: &'static str },
+    /// Two arguments that cannot go together.
+    Conflict(&'static str, &'static str),
+}
+
+impl fmt::Display for ArgError<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ArgError::Unknown(arg) => write!(f, "unknown boot argument '{arg}' (see --help)"),
+            ArgError::MissingValue(name) => write!(f, "boot argument {name} needs a value: {name}=..."),
+            ArgError::UnexpectedValue(name) => write!(f, "boot argument {name} takes no value"),
+            ArgError::Invalid { name, value, expected } => {
+                write!(f, "boot argument {name}={value}: expected {expected}")
+            }
+            ArgError::Conflict(a, b) => write!(f, "boot arguments {a} and {b} cannot be used together"),
+        }
+    }
+}
+
+const FLAGS: &[&str] =
+    &["--dhcp", "--no-dhcp", "--nat", "--no-nat", "--help", "--test-fault", "--test-panic"];
+const OPTIONS: &[&str] = &[
+    "--ipv4",
+    "--ipv4-gateway",
+    "--resolver",
+    "--private-ipv4",
+    "--private-ipv4-gateway",
+    "--nat-table-size",
+    "--service-mac",
+    "--private-mac",
+    "--verb",
+];
+
+fn value<'a, T: FromStr>(name: &'static str, v: &'a str, expected: &'static str) -> Result<T, ArgError<'a>> {
+    v.parse().map_err(|_| ArgError::Invalid { name, value: v, expected })
+}
+
+/// Parses a whole command line. Later arguments override earlier ones, as on OpenVPN's command line.
+pub fn parse(cmdline: &str) -> Result<BootArgs, ArgError<'_>> {
+    let mut args = BootArgs::default();
+    for token in cmdline.split_ascii_whitespace() {
+        if token.starts_with("virtio_mmio.device=") {
+            continue; // added by QEMU microvm; the virtio-mmio driver reads it
+        }
+        let (name, val) = match token.split_once('=') {
+            Some((n, v)) => (n, Some(v)),
+            None => (token, None),
+        };
+        if let Some(&flag) = FLAGS.iter().find(|&&f| f == name) {
+            if val.is_some() {
+                return Err(ArgError::UnexpectedValue(flag));
+            }
+            match flag {
+                "--dhcp" => args.dhcp = Some(true),
+                "--no-dhcp" => args.dhcp = Some(false),
+                "--nat" => args.nat = true,
+                "--no-nat" => args.nat = false,
+                "--help" => args.help = true,
+                "--test-fault" => args.test_fault = true,
+                _ => args.test_panic = true,
+            }
+            continue;
+        }
+        let Some(&opt) = OPTIONS.iter().find(|&&o| o == name) else {
+            return Err(ArgError::Unknown(token));
+        };
+        let v = val.filter(|v| !v.is_empty()).ok_or(ArgError::MissingValue(opt))?;
+        match opt {
+            "--ipv4" => args.ipv4 = Some(value(opt, v, "an IPv4 address/prefix such as 10.0.0.2/24")?),
+            "--ipv4-gateway" => args.ipv4_gateway = Some(value(opt, v, "an IPv4 address")?),
+            "--resolver" => args.resolver = Some(value(opt, v, "an IPv4 address")?),
+            "--private-ipv4" => {
+                args.private_ipv4 = Some(value(opt, v, "an IPv4 address/prefix such as 10.8.0.3/24")?)
+            }
+            "--private-ipv4-gateway" => args.private_ipv4_gateway = Some(value(opt, v, "an IPv4 address")?),
+            "--nat-table-size" => {
+                let n: usize = value(opt, v, "a number from 1 to 1048576")?;
+                if !(1..=1 << 20).contains(&n) {
+                    return Err(ArgError::Invalid { name: opt, value: v, expected: "a number from 1 to 1048576" });
+                }
+                args.nat_table_size = n;
+            }
+            "--service-mac" => args.service_mac = Some(value(opt, v, "a MAC address such as 52:54:00:12:34:56")?),
+            "--private-mac" => args.private_mac = Some(value(opt, v, "a MAC address such as 52:54:00:12:34:56")?),
+            _ => {
+                let level: u8 = value(opt, v, "a level from 0 to 11")?;
+                args.verb = Verb::new(level).ok_or(ArgError::Invalid {
+                    name: opt,
+                    value: v,
+                    expected: "a level from 0 to 11",
+                })?;
+            }
+        }
+    }
+    if args.dhcp == Some(true) && args.ipv4.is_some() {
+        return Err(ArgError::Conflict("--dhcp", "--ipv4"));
+    }
+    Ok(args)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_gives_defaults() {
+        let a = parse("").unwrap();
+        assert_eq!(a, BootArgs::default());
+        assert_eq!(a.verb.level(), 3);
+        assert_eq!(a.nat_table_size, 2048);
+        assert!(a.service_dhcp());
+    }
+
+    #[test]
+    fn miragevpn_example_line() {
+        let a = parse(
+            "--private-ipv4=10.8.0.3/24 --private-ipv4-gateway=10.8.0.2 --ipv4=10.0.0.2/24 --ipv4-gateway=10.0.0.1",
+        )
+        .unwrap();
+        assert_eq!(a.private_ipv4, Some(Ipv4Cidr { address: Ipv4Addr::new(10, 8, 0, 3), prefix_len: 24 }));
+        assert_eq!(a.private_ipv4_gateway, Some(Ipv4Addr::new(10, 8, 0, 2)));
+        assert_eq!(a.ipv4.unwrap().to_string(), "10.0.0.2/24");
+        assert_eq!(a.ipv4_gateway, Some(Ipv4Addr::new(10, 0, 0, 1)));
+        assert!(!a.service_dhcp());
+    }
+
+    #[test]
+    fn flags_and_options() {
+        let a = parse(
+            "  --nat --nat-table-size=64 --verb=11 --resolver=9.9.9.9 --service-mac=52:54:00:AB:cd:01 \
+             --private-mac=02:00:00:00:00:02 --no-dhcp --test-fault --test-panic --help",
+        )
+        .unwrap();
+        assert!(a.nat && a.test_fault && a.test_panic && a.help);
+        assert_eq!(a.nat_table_size, 64);
+        assert_eq!(a.verb.level_filter(), log::LevelFilter::Trace);
+        assert_eq!(a.resolver, Some(Ipv4Addr::new(9, 9, 9, 9)));
+        assert_eq!(a.service_mac.unwrap().to_string(), "52:54:00:ab:cd:01");
+        assert_eq!(a.private_mac, Some(Mac([2, 0, 0, 0, 0, 2])));
+        assert_eq!(a.dhcp, Some(false));
+        assert!(!parse("--nat --no-nat").unwrap().nat, "later arguments win");
+    }
+
+    #[test]
+    fn skips_microvm_virtio_mmio_entries() {
+        let a = parse("--verb=4 virtio_mmio.device=512@0xfeb00e00:12 virtio_mmio.device=512@0xfeb00c00:11").unwrap();
+        assert_eq!(a.verb.level(), 4);
+    }
+
+    #[test]
+    fn verb_mapping() {
+        let f = |v| Verb::new(v).unwrap().level_filter();
+        assert_eq!(f(0), log::LevelFilter::Error);
+        assert_eq!(f(1), log::LevelFilter::Warn);
+        assert_eq!(f(3), log::LevelFilter::Info);
+        assert_eq!(f(4), log::LevelFilter::Info);
+        assert_eq!(f(5), log::LevelFilter::Debug);
+        assert_eq!(f(9), log::LevelFilter::Trace);
+        assert_eq!(Verb::new(12), None);
+    }
+
+    #[test]
+    fn errors_name_the_argument() {
+        assert_eq!(parse("--bogus"), Err(ArgError::Unknown("--bogus")));
+        assert_eq!(parse("verb=3"), Err(ArgError::Unknown("verb=3")));
+        assert_eq!(parse("--ipv4"), Err(ArgError::MissingValue("--ipv4")));
+        assert_eq!(parse("--ipv4="), Err(ArgError::MissingValue("--ipv4")));
+        assert_eq!(parse("--nat=yes"), Err(ArgError::UnexpectedValue("--nat")));
+        assert!(matches!(parse("--verb=12"), Err(ArgError::Invalid { name: "--verb", value: "12", .. })));
+        assert!(matches!(parse("--verb=-1"), Err(ArgError::Invalid { name: "--verb", .. })));
+        assert!(matches!(parse("--ipv4=10.0.0.2"), Err(ArgError::Invalid { name: "--ipv4", .. })));
+        assert!(matches!(parse("--ipv4=10.0.0.2/33"), Err(ArgError::Invalid { name: "--ipv4", .. })));
+        assert!(matches!(parse("--ipv4=10.0.0.256/24"), Err(ArgError::Invalid { .. })));
+        assert!(matches!(parse("--ipv4-gateway=10.0.0"), Err(ArgError::Invalid { .. })));
+        assert!(matches!(parse("--service-mac=52:54:00:12:34"), Err(ArgError::Invalid { .. })));
+        assert!(matches!(parse("--service-mac=52:54:00:12:34:56:78"), Err(ArgError::Invalid { .. })));
+        assert!(matches!(parse("--private-mac=5:54:00:12:34:56"), Err(ArgError::Invalid { .. })));
+        assert!(matches!(parse("--nat-table-size=0"), Err(ArgError::Invalid { .. })));
+        assert!(matches!(parse("--nat-table-size=99999999999999999999"), Err(ArgError::Invalid { .. })));
+        assert_eq!(parse("--dhcp --ipv4=10.0.0.2/24"), Err(ArgError::Conflict("--dhcp", "--ipv4")));
+        assert_eq!(
+            parse("--verb=x").unwrap_err().to_string(),
+            "boot argument --verb=x: expected a level from 0 to 11"
+        );
+        assert_eq!(parse("--frob").unwrap_err().to_string(), "unknown boot argument '--frob' (see --help)");
+    }
+
+    #[test]
+    fn help_lists_every_argument() {
+        for name in FLAGS.iter().chain(OPTIONS) {
+            assert!(HELP.contains(name), "{name} missing from HELP");
+        }
+    }
+}

@@ -1,0 +1,33 @@
+//! The two ways the image dies unplanned: a Rust panic and a CPU exception.
+//!
+//! Layer: kernel glue. Both print to COM1 directly (no logger, no lock, no allocation), then leave through
+//! isa-debug-exit with their exit code (`oxvpn_kernel::exit`).
+
+use core::fmt::Write;
+use core::panic::PanicInfo;
+
+use boot::interrupts::ExceptionFrame;
+use drivers::clock;
+use drivers::serial::Com1;
+use oxvpn_kernel::exit::{exit, ExitCode};
+
+fn stamp() -> (u64, u64) {
+    let us = clock::now_us();
+    (us / 1_000_000, us % 1_000_000)
+}
+
+#[panic_handler]
+fn panic(info: &PanicInfo<'_>) -> ! {
+    let (s, us) = stamp();
+    let _ = writeln!(Com1, "[{s:5}.{us:06}] PANIC {info}");
+    let _ = writeln!(Com1, "[{s:5}.{us:06}] FATAL exit: {}", ExitCode::Panic);
+    exit(ExitCode::Panic)
+}
+
+/// Registered with `boot::interrupts::set_exception_hook`.
+pub fn on_exception(frame: &ExceptionFrame) -> ! {
+    let (s, us) = stamp();
+    let _ = writeln!(Com1, "[{s:5}.{us:06}] FATAL {frame}");
+    let _ = writeln!(Com1, "[{s:5}.{us:06}] FATAL exit: {}", ExitCode::CpuException);
+    exit(ExitCode::CpuException)
+}

@@ -1,0 +1,8 @@
+//! The pure half of the oxvpn kernel: boot-argument parsing and the exit-code table.
+//!
+//! Layer: no hardware, no allocation; tested on the host with `cargo test --lib` in `kernel/`. The image's
+//! hardware glue is in `main.rs` and its modules (binary crate `oxvpn`).
+#![cfg_attr(not(test), no_std)]
+
+pub mod args;
+pub mod exit;
