@@ -64,7 +64,7 @@ pub enum Digest {
 
 impl Digest {
     /// Output (and key) length in bytes.
-    pub const fn len(self) -> usize {
+    pub const fn output_len(self) -> usize {
         match self {
             Digest::Sha1 => 20,
             Digest::Sha256 => 32,
@@ -112,7 +112,7 @@ impl Digest {
 
     /// An HMAC key from the first `len()` bytes of a 64-byte slot.
     pub(crate) fn hmac_key(self, slot: &[u8]) -> ring::hmac::Key {
-        let key = slot.get(..self.len()).unwrap_or(slot);
+        let key = slot.get(..self.output_len()).unwrap_or(slot);
         ring::hmac::Key::new(self.hmac_algorithm(), key)
     }
 }

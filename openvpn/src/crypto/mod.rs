@@ -14,18 +14,25 @@
 //! - [`control`]: [`ControlWrap`], one entry point for all control-channel protections with replay state.
 //! - [`replay`]: [`ReplayWindow`], the sliding replay window used by both channels.
 //! - [`data`]: [`DataKey`], one key_id's data-channel cipher state (AEAD tag-first, CBC + HMAC).
-//! - [`channel`]: [`DataChannel`], key selection by key_id, compression framing, ping/OCC detection.
+//! - [`payload`]: compression framing markers, keepalive ping and OCC messages.
+//! - [`channel`]: [`DataChannel`], key selection by key_id, framing and classification of payloads.
 
+pub mod channel;
 pub mod control;
+pub mod data;
 pub mod key2;
+pub mod payload;
 pub mod prf;
 pub mod replay;
 pub mod tls_auth;
 pub mod tls_crypt;
 pub mod tls_crypt_v2;
 
+pub use channel::DataChannel;
 pub use control::{ControlWrap, UnwrapError, WrapError};
+pub use data::{DataCipher, DataError, DataKey, Role};
 pub use key2::{Digest, KeyDirection, KEY2_LEN};
+pub use payload::{Compression, Inbound};
 pub use replay::{ReplayError, ReplayWindow};
 pub use tls_auth::TlsAuth;
 pub use tls_crypt::TlsCrypt;

@@ -104,7 +104,7 @@ pub fn derive_key2_legacy(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::crypto::test_util::hex;
 

@@ -39,7 +39,7 @@ impl TlsAuth {
 
     /// Bytes added to a plain control packet: HMAC plus the 8-byte replay id.
     pub fn overhead(&self) -> usize {
-        self.digest.len() + ReplayId::LEN
+        self.digest.output_len() + ReplayId::LEN
     }
 
     fn mac(key: &hmac::Key, id: &[u8], header: &[u8], rest: &[u8]) -> hmac::Tag {
@@ -54,7 +54,7 @@ impl TlsAuth {
     pub fn wrap(&self, plain: &[u8], id: ReplayId, out: &mut [u8]) -> Result<usize, WrapError> {
         let header = plain.get(..HEADER_LEN).ok_or(WrapError::Truncated)?;
         let rest = plain.get(HEADER_LEN..).unwrap_or(&[]);
-        let hlen = self.digest.len();
+        let hlen = self.digest.output_len();
         let total = plain.len() + self.overhead();
         let out = out.get_mut(..total).ok_or(WrapError::BufferTooSmall)?;
         let idb = id.to_bytes();
@@ -72,7 +72,7 @@ impl TlsAuth {
     /// Verifies a received tls-auth packet and writes its plain form into `out`.
     /// Returns the replay id (for the caller's replay check) and the plain length.
     pub fn unwrap(&self, wire: &[u8], out: &mut [u8]) -> Result<(ReplayId, usize), UnwrapError> {
-        let hlen = self.digest.len();
+        let hlen = self.digest.output_len();
         let header = wire.get(..HEADER_LEN).ok_or(UnwrapError::Truncated)?;
         let mac = wire.get(HEADER_LEN..HEADER_LEN + hlen).ok_or(UnwrapError::Truncated)?;
         let idb = wire.get(HEADER_LEN + hlen..HEADER_LEN + hlen + ReplayId::LEN).ok_or(UnwrapError::Truncated)?;
