@@ -77,12 +77,6 @@ pub(crate) fn update16(check: u16, old: u16, new: u16) -> u16 {
     !checksum::combine(&[!check, !old, new])
 }
 
-/// [`update16`] for a 4-byte field (an IPv4 address), word by word.
-pub(crate) fn update32(check: u16, old: [u8; 4], new: [u8; 4]) -> u16 {
-    let c = update16(check, u16::from_be_bytes([old[0], old[1]]), u16::from_be_bytes([new[0], new[1]]));
-    update16(c, u16::from_be_bytes([old[2], old[3]]), u16::from_be_bytes([new[2], new[3]]))
-}
-
 /// Applies a 16-bit change to the checksum stored at `at` in `buf`, if the field is present.
 ///
 /// `udp` keeps the UDP rules of RFC 768: a stored zero means "no checksum" and stays zero, and a computed

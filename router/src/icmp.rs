@@ -11,17 +11,13 @@ use crate::ip::{self, Ipv4Info, HEADER_LEN};
 
 /// Which ICMP error to send (RFC 792, RFC 1191 for the MTU field).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum IcmpError {
+pub(crate) enum IcmpError {
     /// Type 3 code 0: no route into the tunnel for this destination (or the tunnel is down).
     NetUnreachable,
-    /// Type 3 code 1: the destination host did not answer ARP.
-    HostUnreachable,
     /// Type 3 code 3: nothing listens on that UDP port of the gateway.
     PortUnreachable,
     /// Type 3 code 4: DF set and the packet exceeds `mtu` (RFC 1191 section 4 next-hop MTU).
     FragmentationNeeded { mtu: u16 },
-    /// Type 3 code 13: administratively prohibited (not forwarded by policy).
-    AdminProhibited,
     /// Type 11 code 0: TTL reached zero in transit.
     TtlExceeded,
 }
@@ -30,10 +26,8 @@ impl IcmpError {
     fn type_code(self) -> (u8, u8) {
         match self {
             IcmpError::NetUnreachable => (3, 0),
-            IcmpError::HostUnreachable => (3, 1),
             IcmpError::PortUnreachable => (3, 3),
             IcmpError::FragmentationNeeded { .. } => (3, 4),
-            IcmpError::AdminProhibited => (3, 13),
             IcmpError::TtlExceeded => (11, 0),
         }
     }

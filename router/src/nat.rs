@@ -179,6 +179,17 @@ impl NatTable {
         }
     }
 
+    /// Forgets every mapping (the tunnel address changed). Does not allocate.
+    pub(crate) fn clear(&mut self) {
+        self.slots.iter_mut().for_each(|s| *s = None);
+        self.out_heads.iter_mut().for_each(|h| *h = NONE);
+        self.in_heads.iter_mut().for_each(|h| *h = NONE);
+        self.free.clear();
+        self.free.extend((0..self.slots.len()).rev().filter_map(|i| u32::try_from(i).ok()));
+        self.len = 0;
+        self.next_expiry = None;
+    }
+
     /// Number of live mappings.
     pub(crate) fn len(&self) -> usize {
         self.len

@@ -1,0 +1,905 @@
+//! The router's two entry points: Ethernet frames from the private LAN and IP packets from the tunnel,
+//! plus timers. Ties ARP, ICMP, forwarding policy, NAT, fragmentation, MSS clamping, DHCP and DNS
+//! together.
+//!
+//! Layer: sans-IO state machine. Every output goes through the caller's [`Sink`] as a byte slice that is
+//! only valid during the call; the router never reads a clock (`now` is an argument), never draws
+//! randomness after construction except from its own seeded ChaCha20 stream, and on the forwarding path
+//! works in two buffers allocated once in [`Router::new`].
+
+use alloc::vec;
+use alloc::vec::Vec;
+use core::fmt;
+
+use rand_chacha::rand_core::{CryptoRngCore, SeedableRng};
+use rand_chacha::ChaCha20Rng;
+use smoltcp::time::{Duration, Instant};
+use smoltcp::wire::{
+    ArpOperation, ArpRepr, EthernetAddress, EthernetFrame, EthernetProtocol, IpAddress, IpProtocol, Ipv4Address,
+    Ipv4Cidr, Ipv6Packet,
+};
+
+use crate::arp::{self, ArpCache, QueueOutcome};
+use crate::checksum::be16;
+use crate::dhcp::DhcpServer;
+use crate::dns::{self, DnsClient, DnsForwarder};
+use crate::forward::{Ipv6Neighbours, TunnelConfig, TunnelState};
+use crate::frag::{Direction, Fragmenter, Reassembler, Reassembly};
+use crate::icmp::{self, IcmpError, ECHO_REQUEST};
+use crate::ip::{self, Ipv4Info};
+use crate::mss;
+use crate::nat::{NatError, NatTable};
+
+const ETH: usize = 14;
+/// Room for an Ethernet header and the largest IPv4 datagram.
+const BUFFER_LEN: usize = ETH + 65535;
+const DHCP_SERVER_PORT: u16 = 67;
+const DHCP_CLIENT_PORT: u16 = 68;
+const DNS_PORT: u16 = 53;
+
+/// Where the router's output goes. Each slice is valid only during the call; copy it into a device
+/// transmit buffer.
+pub trait Sink {
+    /// An Ethernet frame for the private NIC (no FCS, not padded to 60 bytes).
+    fn lan_frame(&mut self, frame: &[u8]);
+    /// An IPv4 or IPv6 packet for the OpenVPN engine to encrypt and send (at most the tunnel MTU).
+    fn tunnel_packet(&mut self, packet: &[u8]);
+}
+
+/// What happened to one input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Sent on (into the tunnel or onto the LAN), possibly as several fragments.
+    Forwarded,
+    /// The router answered it itself (ARP, ping, DHCP, DNS SERVFAIL, relayed DNS query).
+    Answered,
+    /// Held: a fragment waiting for the rest, or a packet waiting for ARP.
+    Queued,
+    /// Accepted with nothing to send (an ARP reply learned, a DHCP RELEASE, ...).
+    Consumed,
+    /// Dropped; an ICMP error may have been sent back.
+    Dropped(DropReason),
+}
+
+/// Why an input was dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DropReason {
+    /// A header failed validation (length, version, checksum).
+    Malformed,
+    /// Addressed to another host on the LAN or to a multicast group.
+    NotForUs,
+    /// Source or destination address that must not be forwarded (RFC 1812 section 5.3.7).
+    Martian,
+    /// The tunnel is down; ICMP network unreachable was sent.
+    TunnelDown,
+    /// The tunnel does not route this destination; ICMP network unreachable was sent.
+    NoRoute,
+    /// IPv6 the tunnel does not carry (no IPv6 pushed, not routed, or no known LAN neighbour).
+    Ipv6NotRouted,
+    /// TTL (hop limit) ran out; ICMP time exceeded was sent (IPv4).
+    TtlExceeded,
+    /// DF set and larger than the next hop's MTU; ICMP fragmentation needed was sent.
+    TooBig,
+    /// NAT could not translate it.
+    Nat(NatError),
+    /// A fragment was inconsistent or over the reassembly memory bound.
+    Reassembly,
+    /// Too many packets already wait for ARP resolution.
+    ArpQueueFull,
+    /// A protocol or message the router does not handle.
+    Unsupported,
+}
+
+impl fmt::Display for DropReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DropReason::Malformed => f.write_str("malformed header"),
+            DropReason::NotForUs => f.write_str("not addressed to the router"),
+            DropReason::Martian => f.write_str("martian address"),
+            DropReason::TunnelDown => f.write_str("tunnel down"),
+            DropReason::NoRoute => f.write_str("no route through the tunnel"),
+            DropReason::Ipv6NotRouted => f.write_str("IPv6 not routed by the tunnel"),
+            DropReason::TtlExceeded => f.write_str("TTL exceeded"),
+            DropReason::TooBig => f.write_str("DF set and too big"),
+            DropReason::Nat(e) => write!(f, "NAT: {e}"),
+            DropReason::Reassembly => f.write_str("fragment dropped"),
+            DropReason::ArpQueueFull => f.write_str("ARP queue full"),
+            DropReason::Unsupported => f.write_str("unsupported protocol"),
+        }
+    }
+}
+
+/// Static configuration of the private side (MirageVPN's `--private-ipv4`, `--nat`, ...).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouterConfig {
+    /// MAC address of the private NIC.
+    pub private_mac: EthernetAddress,
+    /// The gateway's address on the LAN with the LAN prefix, e.g. 10.8.0.1/24.
+    pub private_ipv4: Ipv4Cidr,
+    /// Source NAT LAN traffic to the tunnel address (default true). Off: plain routing, the server must
+    /// `iroute` the LAN prefix.
+    pub nat: bool,
+    /// NAT table capacity (default 2048, at most 32768).
+    pub nat_table_size: usize,
+    /// Run the DHCPv4 server (default true).
+    pub dhcp: bool,
+    /// DHCP lease time (default 1 hour).
+    pub dhcp_lease_time: Duration,
+    /// Most DHCP leases held (default 253).
+    pub dhcp_max_leases: usize,
+    /// Run the DNS forwarder on the gateway address and announce it by DHCP (default true).
+    pub dns_forwarder: bool,
+    /// Most DNS queries in flight (default 256).
+    pub dns_max_in_flight: usize,
+    /// MTU of the LAN (default 1500).
+    pub lan_mtu: u16,
+    /// ARP cache entries (default 256).
+    pub arp_cache_size: usize,
+    /// Destinations that may wait for ARP at once (default 32) ...
+    pub arp_pending_destinations: usize,
+    /// ... and packets queued per destination (default 4).
+    pub arp_pending_per_destination: usize,
+    /// Partial datagrams reassembled at once (default 32) ...
+    pub reassembly_max_datagrams: usize,
+    /// ... and bytes they may hold in total (default 512 KiB).
+    pub reassembly_max_bytes: usize,
+}
+
+impl RouterConfig {
+    /// The defaults for a LAN whose gateway is `private_ipv4` (address + prefix).
+    pub fn new(private_mac: EthernetAddress, private_ipv4: Ipv4Cidr) -> Self {
+        RouterConfig {
+            private_mac,
+            private_ipv4,
+            nat: true,
+            nat_table_size: 2048,
+            dhcp: true,
+            dhcp_lease_time: Duration::from_secs(3600),
+            dhcp_max_leases: 253,
+            dns_forwarder: true,
+            dns_max_in_flight: 256,
+            lan_mtu: 1500,
+            arp_cache_size: 256,
+            arp_pending_destinations: 32,
+            arp_pending_per_destination: 4,
+            reassembly_max_datagrams: 32,
+            reassembly_max_bytes: 512 * 1024,
+        }
+    }
+}
+
+/// Counters for logs and tests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RouterStats {
+    /// Packets sent into the tunnel (fragments counted one by one).
+    pub to_tunnel: u64,
+    /// Frames sent onto the LAN.
+    pub to_lan: u64,
+    /// Inputs dropped.
+    pub dropped: u64,
+}
+
+/// Where a LAN frame goes at layer 2.
+#[derive(Debug, Clone, Copy)]
+enum L2 {
+    Mac(EthernetAddress),
+    Resolve(Ipv4Address),
+}
+
+/// The private-side router.
+pub struct Router {
+    config: RouterConfig,
+    tunnel: TunnelState,
+    dns_servers: Vec<Ipv4Address>,
+    arp: ArpCache,
+    nat: NatTable,
+    reassembler: Reassembler,
+    dhcp: DhcpServer,
+    dns: DnsForwarder,
+    neighbours6: Ipv6Neighbours,
+    rng: ChaCha20Rng,
+    ident: u16,
+    stats: RouterStats,
+    /// The packet being forwarded, at offset [`ETH`] so a frame header fits in front.
+    work: Vec<u8>,
+    /// Replies, ICMP errors and fragments, also at offset [`ETH`].
+    aux: Vec<u8>,
+}
+
+impl fmt::Debug for Router {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Router").field("config", &self.config).field("tunnel", &self.tunnel).field("stats", &self.stats).finish()
+    }
+}
+
+impl Router {
+    /// Builds the router; allocates every table and both packet buffers now. `rng` seeds the NAT port
+    /// choice, DNS query IDs and hash keys.
+    pub fn new(config: RouterConfig, rng: &mut impl CryptoRngCore) -> Self {
+        let mut seed = [0u8; 32];
+        rng.fill_bytes(&mut seed);
+        let hash_key = rng.next_u64();
+        Router {
+            arp: ArpCache::new(config.arp_cache_size, config.arp_pending_destinations, config.arp_pending_per_destination),
+            nat: NatTable::new(config.nat_table_size, hash_key),
+            reassembler: Reassembler::new(config.reassembly_max_datagrams, config.reassembly_max_bytes),
+            dhcp: DhcpServer::new(config.private_ipv4, config.dhcp_max_leases, config.dhcp_lease_time),
+            dns: DnsForwarder::new(config.dns_max_in_flight),
+            neighbours6: Ipv6Neighbours::new(64),
+            rng: ChaCha20Rng::from_seed(seed),
+            ident: 0,
+            stats: RouterStats::default(),
+            work: vec![0; BUFFER_LEN],
+            aux: vec![0; BUFFER_LEN],
+            tunnel: TunnelState::Down,
+            dns_servers: Vec::new(),
+            config,
+        }
+    }
+
+    /// The configuration the router was built with.
+    pub fn config(&self) -> &RouterConfig {
+        &self.config
+    }
+
+    /// Counters since construction.
+    pub fn stats(&self) -> RouterStats {
+        self.stats
+    }
+
+    /// Number of DHCP leases held (offered, bound or declined).
+    pub fn dhcp_leases(&self) -> usize {
+        self.dhcp.lease_count()
+    }
+
+    /// Number of live NAT mappings.
+    pub fn nat_mappings(&self) -> usize {
+        self.nat.len()
+    }
+
+    /// The current tunnel state.
+    pub fn tunnel(&self) -> &TunnelState {
+        &self.tunnel
+    }
+
+    /// Tunnel up (with the pushed configuration) or down. Any change clears the NAT table and the DNS
+    /// queries in flight: their public address may be gone.
+    pub fn set_tunnel(&mut self, state: TunnelState) {
+        if state == self.tunnel {
+            return;
+        }
+        self.nat.clear();
+        self.dns = DnsForwarder::new(self.config.dns_max_in_flight);
+        self.dns_servers.clear();
+        if let TunnelState::Up(t) = &state {
+            self.dns_servers.extend(t.dns_servers.iter().filter_map(|a| match a {
+                IpAddress::Ipv4(v4) => Some(*v4),
+                _ => None,
+            }));
+        }
+        self.tunnel = state;
+    }
+
+    /// The next instant at which [`Router::tick`] has work, if any.
+    pub fn poll_at(&self) -> Option<Instant> {
+        [
+            self.arp.poll_at(),
+            self.nat.poll_at(),
+            self.reassembler.poll_at(),
+            if self.config.dhcp { self.dhcp.poll_at() } else { None },
+            self.dns.poll_at(),
+            self.neighbours6.poll_at(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// Runs the timers: ARP retries (may emit requests) and expiry of neighbours, NAT mappings, partial
+    /// datagrams, DHCP leases and DNS queries.
+    pub fn tick<S: Sink>(&mut self, now: Instant, out: &mut S) {
+        self.nat.expire(now);
+        self.reassembler.expire(now);
+        self.dhcp.expire(now);
+        self.dns.expire(now);
+        self.neighbours6.expire(now);
+        let mut targets = [Ipv4Address::UNSPECIFIED; 8];
+        let n = self.arp.tick(now, &mut targets);
+        for &target in targets.get(..n).unwrap_or(&[]) {
+            let mut frame = [0u8; arp::ARP_FRAME_LEN];
+            if let Some(len) = arp::build_request(&mut frame, self.config.private_mac, self.gateway(), target) {
+                self.stats.to_lan += 1;
+                out.lan_frame(frame.get(..len).unwrap_or(&[]));
+            }
+        }
+    }
+
+    fn gateway(&self) -> Ipv4Address {
+        self.config.private_ipv4.address()
+    }
+
+    fn next_ident(&mut self) -> u16 {
+        self.ident = self.ident.wrapping_add(1);
+        self.ident
+    }
+
+    fn tunnel_config(&self) -> Option<&TunnelConfig> {
+        match &self.tunnel {
+            TunnelState::Up(t) => Some(t),
+            TunnelState::Down => None,
+        }
+    }
+
+    fn tunnel_ipv4(&self) -> Option<Ipv4Address> {
+        self.tunnel_config().and_then(|t| t.ipv4).map(|c| c.address())
+    }
+
+    fn count(&mut self, v: Verdict) -> Verdict {
+        if let Verdict::Dropped(_) = v {
+            self.stats.dropped += 1;
+        }
+        v
+    }
+
+    /// Handles one Ethernet frame received on the private NIC.
+    pub fn handle_lan_frame<S: Sink>(&mut self, now: Instant, frame: &[u8], out: &mut S) -> Verdict {
+        let v = self.lan_frame(now, frame, out);
+        self.count(v)
+    }
+
+    /// Handles one decrypted IP packet (IPv4 or IPv6) from the tunnel.
+    pub fn handle_tunnel_packet<S: Sink>(&mut self, now: Instant, packet: &[u8], out: &mut S) -> Verdict {
+        let v = match (&self.tunnel, packet.first().map(|b| b >> 4)) {
+            (TunnelState::Down, _) => Verdict::Dropped(DropReason::TunnelDown),
+            (_, Some(4)) => self.tunnel_v4(now, packet, out),
+            (_, Some(6)) => self.tunnel_v6(now, packet, out),
+            _ => Verdict::Dropped(DropReason::Malformed),
+        };
+        self.count(v)
+    }
+
+    fn lan_frame<S: Sink>(&mut self, now: Instant, frame: &[u8], out: &mut S) -> Verdict {
+        let Ok(eth) = EthernetFrame::new_checked(frame) else { return Verdict::Dropped(DropReason::Malformed) };
+        let src_mac = eth.src_addr();
+        let dst_mac = eth.dst_addr();
+        if !src_mac.is_unicast() || src_mac == self.config.private_mac {
+            return Verdict::Dropped(DropReason::Malformed);
+        }
+        let to_us = dst_mac == self.config.private_mac;
+        match eth.ethertype() {
+            EthernetProtocol::Arp => self.lan_arp(now, eth.payload(), out),
+            EthernetProtocol::Ipv4 if to_us || dst_mac.is_broadcast() => self.lan_v4(now, src_mac, eth.payload(), out),
+            EthernetProtocol::Ipv6 if to_us => self.lan_v6(now, src_mac, eth.payload(), out),
+            EthernetProtocol::Ipv4 | EthernetProtocol::Ipv6 => Verdict::Dropped(DropReason::NotForUs),
+            _ => Verdict::Dropped(DropReason::Unsupported),
+        }
+    }
+
+    fn is_lan_host(&self, addr: Ipv4Address) -> bool {
+        let lan = self.config.private_ipv4;
+        lan.contains_addr(&addr)
+            && addr != lan.address()
+            && addr != lan.network().address()
+            && Some(addr) != lan.broadcast()
+    }
+
+    fn lan_arp<S: Sink>(&mut self, now: Instant, payload: &[u8], out: &mut S) -> Verdict {
+        let Some(ArpRepr::EthernetIpv4 {
+            operation,
+            source_hardware_addr: sha,
+            source_protocol_addr: spa,
+            target_protocol_addr: tpa,
+            ..
+        }) = arp::parse(payload)
+        else {
+            return Verdict::Dropped(DropReason::Malformed);
+        };
+        let gateway = self.gateway();
+        let for_us = tpa == gateway;
+        if sha.is_unicast() && self.is_lan_host(spa) {
+            self.arp.learn(spa, sha, for_us, now);
+            if let (Some(mac), Some(queued)) = (self.arp.lookup(spa, now), self.arp.take_pending(spa)) {
+                for packet in queued {
+                    let len = packet.len();
+                    if let Some(body) = self.work.get_mut(ETH..ETH + len) {
+                        body.copy_from_slice(&packet);
+                        if arp::write_ethernet(&mut self.work, self.config.private_mac, mac, EthernetProtocol::Ipv4).is_some() {
+                            self.stats.to_lan += 1;
+                            out.lan_frame(self.work.get(..ETH + len).unwrap_or(&[]));
+                        }
+                    }
+                }
+            }
+        }
+        if operation == ArpOperation::Request && for_us && sha.is_unicast() {
+            let reply = ArpRepr::EthernetIpv4 {
+                operation: ArpOperation::Reply,
+                source_hardware_addr: self.config.private_mac,
+                source_protocol_addr: gateway,
+                target_hardware_addr: sha,
+                target_protocol_addr: spa,
+            };
+            let mut frame = [0u8; arp::ARP_FRAME_LEN];
+            if let Some(len) = arp::build_frame(&mut frame, sha, &reply) {
+                self.stats.to_lan += 1;
+                out.lan_frame(frame.get(..len).unwrap_or(&[]));
+                return Verdict::Answered;
+            }
+        }
+        Verdict::Consumed
+    }
+
+    fn lan_v4<S: Sink>(&mut self, now: Instant, src_mac: EthernetAddress, payload: &[u8], out: &mut S) -> Verdict {
+        let Some(info) = ip::parse(payload) else { return Verdict::Dropped(DropReason::Malformed) };
+        let Some(packet) = payload.get(..info.total_len) else { return Verdict::Dropped(DropReason::Malformed) };
+        let lan = self.config.private_ipv4;
+        if info.dst == lan.address() || info.dst.is_broadcast() || Some(info.dst) == lan.broadcast() {
+            return self.lan_local(now, src_mac, &info, packet, out);
+        }
+        if lan.contains_addr(&info.dst) || info.dst.is_multicast() {
+            return Verdict::Dropped(DropReason::NotForUs);
+        }
+        if !self.is_lan_host(info.src) || ip::is_martian(info.dst) {
+            return Verdict::Dropped(DropReason::Martian);
+        }
+        self.lan_forward(now, src_mac, &info, packet, out)
+    }
+
+    /// Packets for the gateway itself: ping, DHCP, DNS.
+    fn lan_local<S: Sink>(&mut self, now: Instant, src_mac: EthernetAddress, info: &Ipv4Info, packet: &[u8], out: &mut S) -> Verdict {
+        if info.is_fragment() {
+            return Verdict::Dropped(DropReason::Unsupported);
+        }
+        let gateway = self.gateway();
+        let to_gateway = info.dst == gateway;
+        let Some(l4) = packet.get(info.header_len..) else { return Verdict::Dropped(DropReason::Malformed) };
+        match info.protocol {
+            IpProtocol::Icmp if to_gateway && l4.first() == Some(&ECHO_REQUEST) => {
+                let ident = self.next_ident();
+                let Some(len) = self.aux.get_mut(ETH..).and_then(|b| icmp::build_echo_reply(b, gateway, packet, ident)) else {
+                    return Verdict::Dropped(DropReason::Malformed);
+                };
+                self.emit_aux_to_lan(now, L2::Mac(src_mac), len, out);
+                Verdict::Answered
+            }
+            IpProtocol::Udp => {
+                let Some((sport, dport, payload)) = udp_payload(info, l4) else {
+                    return Verdict::Dropped(DropReason::Malformed);
+                };
+                if dport == DHCP_SERVER_PORT && sport == DHCP_CLIENT_PORT && self.config.dhcp {
+                    self.lan_dhcp(now, payload, out)
+                } else if dport == DNS_PORT && to_gateway && self.config.dns_forwarder && self.is_lan_host(info.src) {
+                    self.lan_dns(now, src_mac, info.src, sport, payload, out)
+                } else if to_gateway {
+                    self.lan_error(src_mac, packet, IcmpError::PortUnreachable, DropReason::Unsupported, out)
+                } else {
+                    Verdict::Consumed
+                }
+            }
+            _ if to_gateway => Verdict::Dropped(DropReason::Unsupported),
+            _ => Verdict::Consumed,
+        }
+    }
+
+    fn lan_dhcp<S: Sink>(&mut self, now: Instant, payload: &[u8], out: &mut S) -> Verdict {
+        let Some(reply) = self.dhcp.handle_payload(now, payload) else { return Verdict::Consumed };
+        let dns = self.config.dns_forwarder.then_some(self.gateway());
+        let Some(len) = self.aux.get_mut(ETH + 28..).and_then(|b| self.dhcp.emit(&reply, dns, b)) else {
+            return Verdict::Consumed;
+        };
+        let ident = self.next_ident();
+        let gateway = self.gateway();
+        let Some(total) = self
+            .aux
+            .get_mut(ETH..)
+            .and_then(|b| ip::write_udp(b, (gateway, DHCP_SERVER_PORT), (reply.dst_ip, DHCP_CLIENT_PORT), len, ident))
+        else {
+            return Verdict::Consumed;
+        };
+        self.emit_aux_to_lan(now, L2::Mac(reply.dst_mac), total, out);
+        Verdict::Answered
+    }
+
+    fn lan_dns<S: Sink>(&mut self, now: Instant, src_mac: EthernetAddress, client_ip: Ipv4Address, client_port: u16, query: &[u8], out: &mut S) -> Verdict {
+        if !dns::is_query(query) {
+            return Verdict::Dropped(DropReason::Malformed);
+        }
+        let client = DnsClient { mac: src_mac, ip: client_ip, port: client_port, id: be16(query, 0).unwrap_or(0) };
+        let tunnel = self.tunnel_config().map(|t| (t.ipv4.map(|c| c.address()), t.effective_mtu()));
+        let relay = match tunnel {
+            Some((Some(public), mtu)) if usize::from(mtu) >= query.len() + 28 => {
+                self.dns.relay(now, client, &self.dns_servers, &mut self.rng).map(|r| (r, public))
+            }
+            _ => None,
+        };
+        let ident = self.next_ident();
+        let Some((relay, public)) = relay else {
+            // No tunnel or no pushed DNS server: answer SERVFAIL rather than let the query leak.
+            let Some(len) = self.aux.get_mut(ETH + 28..).and_then(|b| dns::servfail(query, b)) else {
+                return Verdict::Dropped(DropReason::Malformed);
+            };
+            let gateway = self.gateway();
+            let Some(total) =
+                self.aux.get_mut(ETH..).and_then(|b| ip::write_udp(b, (gateway, DNS_PORT), (client_ip, client_port), len, ident))
+            else {
+                return Verdict::Dropped(DropReason::Malformed);
+            };
+            self.emit_aux_to_lan(now, L2::Mac(src_mac), total, out);
+            return Verdict::Answered;
+        };
+        let Some(body) = self.aux.get_mut(ETH + 28..ETH + 28 + query.len()) else {
+            return Verdict::Dropped(DropReason::Malformed);
+        };
+        body.copy_from_slice(query);
+        let _ = dns::set_id(body, relay.id);
+        let Some(total) = self
+            .aux
+            .get_mut(ETH..)
+            .and_then(|b| ip::write_udp(b, (public, relay.port), (relay.server, DNS_PORT), query.len(), ident))
+        else {
+            return Verdict::Dropped(DropReason::Malformed);
+        };
+        self.stats.to_tunnel += 1;
+        out.tunnel_packet(self.aux.get(ETH..ETH + total).unwrap_or(&[]));
+        Verdict::Answered
+    }
+
+    /// Sends an ICMP error about `original` back to the LAN host at `src_mac`, and reports `reason`.
+    fn lan_error<S: Sink>(&mut self, src_mac: EthernetAddress, original: &[u8], error: IcmpError, reason: DropReason, out: &mut S) -> Verdict {
+        let ident = self.next_ident();
+        let gateway = self.gateway();
+        if let Some(len) = self.aux.get_mut(ETH..).and_then(|b| icmp::build_error(b, gateway, original, error, ident)) {
+            if arp::write_ethernet(&mut self.aux, self.config.private_mac, src_mac, EthernetProtocol::Ipv4).is_some() {
+                self.stats.to_lan += 1;
+                out.lan_frame(self.aux.get(..ETH + len).unwrap_or(&[]));
+            }
+        }
+        Verdict::Dropped(reason)
+    }
+
+    /// Sends an ICMP error about `original` back into the tunnel, from the tunnel address.
+    fn tunnel_error<S: Sink>(&mut self, original: &[u8], error: IcmpError, reason: DropReason, out: &mut S) -> Verdict {
+        let ident = self.next_ident();
+        if let Some(src) = self.tunnel_ipv4() {
+            if let Some(len) = self.aux.get_mut(ETH..).and_then(|b| icmp::build_error(b, src, original, error, ident)) {
+                self.stats.to_tunnel += 1;
+                out.tunnel_packet(self.aux.get(ETH..ETH + len).unwrap_or(&[]));
+            }
+        }
+        Verdict::Dropped(reason)
+    }
+
+    /// Puts `packet` (or the datagram it completes) into `work` at [`ETH`]; returns its length.
+    fn load(&mut self, now: Instant, direction: Direction, info: &Ipv4Info, packet: &[u8]) -> Result<usize, Verdict> {
+        if info.is_fragment() {
+            let Some(dst) = self.work.get_mut(ETH..) else { return Err(Verdict::Dropped(DropReason::Malformed)) };
+            match self.reassembler.push(now, direction, info, packet, dst) {
+                Reassembly::Pending => Err(Verdict::Queued),
+                Reassembly::Dropped => Err(Verdict::Dropped(DropReason::Reassembly)),
+                Reassembly::Complete(len) => Ok(len),
+            }
+        } else {
+            let Some(dst) = self.work.get_mut(ETH..ETH + packet.len()) else {
+                return Err(Verdict::Dropped(DropReason::Malformed));
+            };
+            dst.copy_from_slice(packet);
+            Ok(packet.len())
+        }
+    }
+
+    /// LAN -> tunnel for a destination outside the LAN.
+    fn lan_forward<S: Sink>(&mut self, now: Instant, src_mac: EthernetAddress, info: &Ipv4Info, packet: &[u8], out: &mut S) -> Verdict {
+        let Some(tunnel) = self.tunnel_config() else {
+            return self.lan_error(src_mac, packet, IcmpError::NetUnreachable, DropReason::TunnelDown, out);
+        };
+        let public = tunnel.ipv4.map(|c| c.address());
+        let mtu = tunnel.effective_mtu();
+        if !tunnel.routes_ipv4(info.dst) || (self.config.nat && public.is_none()) {
+            return self.lan_error(src_mac, packet, IcmpError::NetUnreachable, DropReason::NoRoute, out);
+        }
+        if info.ttl <= 1 {
+            return self.lan_error(src_mac, packet, IcmpError::TtlExceeded, DropReason::TtlExceeded, out);
+        }
+        if info.dont_frag && info.total_len > usize::from(mtu) && !info.is_fragment() {
+            return self.lan_error(src_mac, packet, IcmpError::FragmentationNeeded { mtu }, DropReason::TooBig, out);
+        }
+        let len = match self.load(now, Direction::FromLan, info, packet) {
+            Ok(len) => len,
+            Err(v) => return v,
+        };
+        let Some(datagram) = self.work.get_mut(ETH..ETH + len) else { return Verdict::Dropped(DropReason::Malformed) };
+        let Some(whole) = ip::parse(datagram) else { return Verdict::Dropped(DropReason::Malformed) };
+        if let (true, Some(public)) = (self.config.nat, public) {
+            if let Err(e) = self.nat.outbound(now, datagram, &whole, public, &mut self.rng) {
+                return Verdict::Dropped(DropReason::Nat(e));
+            }
+        }
+        if whole.protocol == IpProtocol::Tcp {
+            if let Some(segment) = datagram.get_mut(whole.header_len..) {
+                mss::clamp(segment, mss::ipv4_mss_for_mtu(mtu));
+            }
+        }
+        ip::decrement_ttl(datagram);
+        self.send_work_to_tunnel(len, &whole, mtu, out)
+    }
+
+    fn send_work_to_tunnel<S: Sink>(&mut self, len: usize, info: &Ipv4Info, mtu: u16, out: &mut S) -> Verdict {
+        let Some(datagram) = self.work.get(ETH..ETH + len) else { return Verdict::Dropped(DropReason::Malformed) };
+        if len <= usize::from(mtu) {
+            self.stats.to_tunnel += 1;
+            out.tunnel_packet(datagram);
+            return Verdict::Forwarded;
+        }
+        let Some(mut fragments) = Fragmenter::new(datagram, info, usize::from(mtu)) else {
+            return Verdict::Dropped(DropReason::TooBig);
+        };
+        while let Some(n) = fragments.next_into(&mut self.aux) {
+            self.stats.to_tunnel += 1;
+            out.tunnel_packet(self.aux.get(..n).unwrap_or(&[]));
+        }
+        Verdict::Forwarded
+    }
+
+    /// Sends the IPv4 packet at `aux[ETH..ETH + len]` (a router-made reply, at most LAN-MTU sized or
+    /// fragmented here) to the LAN.
+    fn emit_aux_to_lan<S: Sink>(&mut self, now: Instant, to: L2, len: usize, out: &mut S) -> Verdict {
+        let Router { aux, work, arp, config, stats, .. } = self;
+        send_to_lan(arp, config, stats, now, to, aux, len, work, out)
+    }
+
+    fn tunnel_v4<S: Sink>(&mut self, now: Instant, packet: &[u8], out: &mut S) -> Verdict {
+        let Some(info) = ip::parse(packet) else { return Verdict::Dropped(DropReason::Malformed) };
+        let Some(packet) = packet.get(..info.total_len) else { return Verdict::Dropped(DropReason::Malformed) };
+        let public = self.tunnel_ipv4();
+        let gateway = self.gateway();
+        let to_public = Some(info.dst) == public;
+        let to_lan = self.is_lan_host(info.dst);
+        if !(to_public || to_lan || info.dst == gateway) {
+            // Never route tunnel -> tunnel or to anything outside the LAN.
+            return Verdict::Dropped(DropReason::NoRoute);
+        }
+        let len = match self.load(now, Direction::FromTunnel, &info, packet) {
+            Ok(len) => len,
+            Err(v) => return v,
+        };
+        let Some(whole) = self.work.get(ETH..ETH + len).and_then(ip::parse) else {
+            return Verdict::Dropped(DropReason::Malformed);
+        };
+        if !to_lan {
+            if let Some(v) = self.tunnel_local(now, &whole, len, out) {
+                return v;
+            }
+            if !(to_public && self.config.nat) {
+                return Verdict::Dropped(DropReason::NotForUs);
+            }
+        }
+        if info.ttl <= 1 {
+            return self.tunnel_error(packet, IcmpError::TtlExceeded, DropReason::TtlExceeded, out);
+        }
+        let mtu = self.tunnel_config().map_or(1500, TunnelConfig::effective_mtu);
+        let Some(datagram) = self.work.get_mut(ETH..ETH + len) else { return Verdict::Dropped(DropReason::Malformed) };
+        let dst = if to_lan {
+            info.dst
+        } else {
+            match self.nat.inbound(now, datagram, &whole) {
+                Ok(dst) => dst,
+                Err(e) => return Verdict::Dropped(DropReason::Nat(e)),
+            }
+        };
+        if whole.protocol == IpProtocol::Tcp {
+            if let Some(segment) = datagram.get_mut(whole.header_len..) {
+                mss::clamp(segment, mss::ipv4_mss_for_mtu(mtu.min(self.config.lan_mtu)));
+            }
+        }
+        ip::decrement_ttl(datagram);
+        if len > usize::from(self.config.lan_mtu) && whole.dont_frag {
+            let lan_mtu = self.config.lan_mtu;
+            return self.tunnel_error(packet, IcmpError::FragmentationNeeded { mtu: lan_mtu }, DropReason::TooBig, out);
+        }
+        let Router { aux, work, arp, config, stats, .. } = self;
+        send_to_lan(arp, config, stats, now, L2::Resolve(dst), work, len, aux, out)
+    }
+
+    /// Traffic for the router's own tunnel address or gateway address: ping and DNS answers. `None` if
+    /// it is none of those (NAT gets a go next).
+    fn tunnel_local<S: Sink>(&mut self, now: Instant, info: &Ipv4Info, len: usize, out: &mut S) -> Option<Verdict> {
+        let ident = self.next_ident();
+        let datagram = self.work.get(ETH..ETH + len)?;
+        let l4 = datagram.get(info.header_len..)?;
+        match info.protocol {
+            IpProtocol::Icmp if l4.first() == Some(&ECHO_REQUEST) => {
+                let Some(n) = self.aux.get_mut(ETH..).and_then(|b| icmp::build_echo_reply(b, info.dst, datagram, ident)) else {
+                    return Some(Verdict::Dropped(DropReason::Malformed));
+                };
+                let mtu = self.tunnel_config().map_or(1500, TunnelConfig::effective_mtu);
+                if n > usize::from(mtu) {
+                    return Some(Verdict::Dropped(DropReason::TooBig));
+                }
+                self.stats.to_tunnel += 1;
+                out.tunnel_packet(self.aux.get(ETH..ETH + n).unwrap_or(&[]));
+                Some(Verdict::Answered)
+            }
+            IpProtocol::Udp => {
+                let (sport, dport, payload) = udp_payload(info, l4)?;
+                if sport != DNS_PORT || dport < dns::PORT_FIRST || Some(info.dst) != self.tunnel_ipv4() {
+                    return None;
+                }
+                let client = self.dns.answer(now, info.src, dport, payload)?;
+                let answer_len = payload.len();
+                let body = self.aux.get_mut(ETH + 28..ETH + 28 + answer_len)?;
+                body.copy_from_slice(payload);
+                dns::set_id(body, client.id)?;
+                let gateway = self.gateway();
+                let total = self
+                    .aux
+                    .get_mut(ETH..)
+                    .and_then(|b| ip::write_udp(b, (gateway, DNS_PORT), (client.ip, client.port), answer_len, ident))?;
+                Some(match self.emit_aux_to_lan(now, L2::Mac(client.mac), total, out) {
+                    Verdict::Forwarded => Verdict::Answered,
+                    v => v,
+                })
+            }
+            _ => None,
+        }
+    }
+
+    fn lan_v6<S: Sink>(&mut self, now: Instant, src_mac: EthernetAddress, payload: &[u8], out: &mut S) -> Verdict {
+        let Ok(p) = Ipv6Packet::new_checked(payload) else { return Verdict::Dropped(DropReason::Malformed) };
+        if p.version() != 6 {
+            return Verdict::Dropped(DropReason::Malformed);
+        }
+        let (src, dst, hop_limit, len) = (p.src_addr(), p.dst_addr(), p.hop_limit(), p.total_len());
+        if dst.is_multicast() || dst.is_unicast_link_local() || dst.is_unspecified() || dst.is_loopback() {
+            return Verdict::Dropped(DropReason::NotForUs);
+        }
+        if src.is_multicast() || src.is_unicast_link_local() || src.is_unspecified() || src.is_loopback() {
+            return Verdict::Dropped(DropReason::Martian);
+        }
+        let Some(tunnel) = self.tunnel_config() else { return Verdict::Dropped(DropReason::TunnelDown) };
+        if !tunnel.routes_ipv6(dst) {
+            return Verdict::Dropped(DropReason::Ipv6NotRouted);
+        }
+        let mtu = tunnel.effective_mtu();
+        if hop_limit <= 1 {
+            return Verdict::Dropped(DropReason::TtlExceeded);
+        }
+        if len > usize::from(mtu) {
+            return Verdict::Dropped(DropReason::TooBig);
+        }
+        let next_header = p.next_header();
+        self.neighbours6.learn(src, src_mac, now);
+        let Some(datagram) = self.work.get_mut(ETH..ETH + len) else { return Verdict::Dropped(DropReason::Malformed) };
+        datagram.copy_from_slice(payload.get(..len).unwrap_or(&[]));
+        if let Some(h) = datagram.get_mut(7) {
+            *h = hop_limit - 1;
+        }
+        if next_header == IpProtocol::Tcp {
+            if let Some(segment) = datagram.get_mut(40..) {
+                mss::clamp(segment, mss::ipv6_mss_for_mtu(mtu));
+            }
+        }
+        self.stats.to_tunnel += 1;
+        out.tunnel_packet(self.work.get(ETH..ETH + len).unwrap_or(&[]));
+        Verdict::Forwarded
+    }
+
+    fn tunnel_v6<S: Sink>(&mut self, now: Instant, packet: &[u8], out: &mut S) -> Verdict {
+        let Ok(p) = Ipv6Packet::new_checked(packet) else { return Verdict::Dropped(DropReason::Malformed) };
+        let (dst, hop_limit, len) = (p.dst_addr(), p.hop_limit(), p.total_len());
+        if self.tunnel_config().is_none_or(|t| t.ipv6.is_none()) {
+            return Verdict::Dropped(DropReason::Ipv6NotRouted);
+        }
+        let Some(mac) = self.neighbours6.lookup(dst, now) else { return Verdict::Dropped(DropReason::Ipv6NotRouted) };
+        if hop_limit <= 1 {
+            return Verdict::Dropped(DropReason::TtlExceeded);
+        }
+        if len > usize::from(self.config.lan_mtu) {
+            return Verdict::Dropped(DropReason::TooBig);
+        }
+        let mtu = self.tunnel_config().map_or(1500, TunnelConfig::effective_mtu);
+        let next_header = p.next_header();
+        let Some(datagram) = self.work.get_mut(ETH..ETH + len) else { return Verdict::Dropped(DropReason::Malformed) };
+        datagram.copy_from_slice(packet.get(..len).unwrap_or(&[]));
+        if let Some(h) = datagram.get_mut(7) {
+            *h = hop_limit - 1;
+        }
+        if next_header == IpProtocol::Tcp {
+            if let Some(segment) = datagram.get_mut(40..) {
+                mss::clamp(segment, mss::ipv6_mss_for_mtu(mtu));
+            }
+        }
+        if arp::write_ethernet(&mut self.work, self.config.private_mac, mac, EthernetProtocol::Ipv6).is_none() {
+            return Verdict::Dropped(DropReason::Malformed);
+        }
+        self.stats.to_lan += 1;
+        out.lan_frame(self.work.get(..ETH + len).unwrap_or(&[]));
+        Verdict::Forwarded
+    }
+}
+
+/// The UDP ports and payload of a validated, unfragmented IPv4 packet whose transport part is `l4`;
+/// `None` if the UDP header is short, its length field is inconsistent, or its checksum is wrong.
+fn udp_payload<'a>(info: &Ipv4Info, l4: &'a [u8]) -> Option<(u16, u16, &'a [u8])> {
+    let udp_len = usize::from(be16(l4, 4)?);
+    let segment = l4.get(..udp_len)?;
+    if udp_len < 8 {
+        return None;
+    }
+    if be16(segment, 6)? != 0 && ip::l4_checksum(info.src, info.dst, IpProtocol::Udp, segment) != 0 {
+        return None;
+    }
+    Some((be16(segment, 0)?, be16(segment, 2)?, segment.get(8..)?))
+}
+
+/// Sends the IPv4 packet at `buf[ETH..ETH + len]` onto the LAN: in one frame when it fits the LAN MTU,
+/// else fragmented through `frag_buf`; resolving the next hop by ARP (queueing) when `to` says so.
+#[allow(clippy::too_many_arguments)]
+fn send_to_lan<S: Sink>(
+    arp_cache: &mut ArpCache,
+    config: &RouterConfig,
+    stats: &mut RouterStats,
+    now: Instant,
+    to: L2,
+    buf: &mut [u8],
+    len: usize,
+    frag_buf: &mut [u8],
+    out: &mut S,
+) -> Verdict {
+    if len <= usize::from(config.lan_mtu) {
+        let Some(frame) = buf.get_mut(..ETH + len) else { return Verdict::Dropped(DropReason::Malformed) };
+        return emit_frame(arp_cache, config, stats, now, to, frame, out);
+    }
+    let Some(datagram) = buf.get(ETH..ETH + len) else { return Verdict::Dropped(DropReason::Malformed) };
+    let Some(info) = ip::parse(datagram) else { return Verdict::Dropped(DropReason::Malformed) };
+    let Some(mut fragments) = Fragmenter::new(datagram, &info, usize::from(config.lan_mtu)) else {
+        return Verdict::Dropped(DropReason::TooBig);
+    };
+    let mut verdict = Verdict::Forwarded;
+    while let Some(n) = frag_buf.get_mut(ETH..).and_then(|b| fragments.next_into(b)) {
+        let Some(frame) = frag_buf.get_mut(..ETH + n) else { break };
+        verdict = emit_frame(arp_cache, config, stats, now, to, frame, out);
+    }
+    verdict
+}
+
+/// Emits one frame (`frame[..ETH]` is filled here) or queues its packet for ARP.
+fn emit_frame<S: Sink>(
+    arp_cache: &mut ArpCache,
+    config: &RouterConfig,
+    stats: &mut RouterStats,
+    now: Instant,
+    to: L2,
+    frame: &mut [u8],
+    out: &mut S,
+) -> Verdict {
+    let mac = match to {
+        L2::Mac(mac) => mac,
+        L2::Resolve(ip) => match arp_cache.lookup(ip, now) {
+            Some(mac) => mac,
+            None => {
+                let packet = frame.get(ETH..).unwrap_or(&[]);
+                return match arp_cache.queue(ip, packet, now) {
+                    QueueOutcome::QueuedSendRequest => {
+                        let mut request = [0u8; arp::ARP_FRAME_LEN];
+                        if let Some(n) = arp::build_request(&mut request, config.private_mac, config.private_ipv4.address(), ip) {
+                            stats.to_lan += 1;
+                            out.lan_frame(request.get(..n).unwrap_or(&[]));
+                        }
+                        Verdict::Queued
+                    }
+                    QueueOutcome::Queued => Verdict::Queued,
+                    QueueOutcome::Full => Verdict::Dropped(DropReason::ArpQueueFull),
+                };
+            }
+        },
+    };
+    if arp::write_ethernet(frame, config.private_mac, mac, EthernetProtocol::Ipv4).is_none() {
+        return Verdict::Dropped(DropReason::Malformed);
+    }
+    stats.to_lan += 1;
+    out.lan_frame(frame);
+    Verdict::Forwarded
+}
+
+#[cfg(test)]
+mod tests;
