@@ -1,4 +1,239 @@
-fn main() {
-    eprintln!("ovpn-ping: not built yet");
-    std::process::exit(2);
+//! ovpn-ping: connects to an OpenVPN server with oxvpn's sans-IO engine over a real UDP socket, prints the
+//! handshake time and the pushed configuration, then pings the server's tunnel address through the tunnel
+//! with hand-built ICMP echo requests. Exit status 0 only if echo replies came back.
+//!
+//! Usage: ovpn-ping CONFIG [--count N] [--timeout S] [--interval S]
+
+mod conf;
+mod icmp;
+
+use std::net::{Ipv4Addr, ToSocketAddrs, UdpSocket};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use openvpn::engine::{Action, Engine, Received};
+use openvpn::session::PushedConfig;
+use openvpn::time::Instant;
+use rand_core::OsRng;
+
+/// Engine log lines to stderr; `OVPN_PING_LOG=debug|info|warn` (default warn).
+struct StderrLog;
+
+impl log::Log for StderrLog {
+    fn enabled(&self, m: &log::Metadata<'_>) -> bool {
+        m.level() <= log::max_level()
+    }
+    fn log(&self, r: &log::Record<'_>) {
+        if self.enabled(r.metadata()) {
+            eprintln!("[{}] {}", r.level(), r.args());
+        }
+    }
+    fn flush(&self) {}
+}
+
+static LOGGER: StderrLog = StderrLog;
+
+struct Args {
+    config: PathBuf,
+    count: u32,
+    timeout: Duration,
+    interval: Duration,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut it = std::env::args().skip(1);
+    let mut config = None;
+    let mut args = Args { config: PathBuf::new(), count: 3, timeout: Duration::from_secs(30), interval: Duration::from_secs(1) };
+    while let Some(a) = it.next() {
+        let mut num = |name: &str| -> Result<f64, String> {
+            it.next().and_then(|v| v.parse().ok()).ok_or(format!("{name}: expects a number"))
+        };
+        match a.as_str() {
+            "--count" => args.count = num("--count")? as u32,
+            "--timeout" => args.timeout = Duration::from_secs_f64(num("--timeout")?),
+            "--interval" => args.interval = Duration::from_secs_f64(num("--interval")?),
+            "-h" | "--help" => return Err(String::new()),
+            _ if config.is_none() && !a.starts_with("--") => config = Some(PathBuf::from(a)),
+            _ => return Err(format!("unknown argument {a}")),
+        }
+    }
+    args.config = config.ok_or("missing CONFIG")?;
+    Ok(args)
+}
+
+fn print_pushed(c: &PushedConfig) {
+    let opt = |v: Option<String>| v.unwrap_or_else(|| "-".into());
+    println!("pushed: topology {:?}", c.topology);
+    println!("pushed: ifconfig {}", opt(c.ifconfig.map(|(a, b)| format!("{a} {b}"))));
+    println!("pushed: gateway {}", opt(c.gateway().map(|g| g.to_string())));
+    for r in &c.routes {
+        println!("pushed: route {} {} {}", r.network, r.netmask, opt(r.gateway.map(|g| g.to_string())));
+    }
+    if let Some((a, bits, _)) = c.ifconfig_ipv6 {
+        println!("pushed: ifconfig-ipv6 {a}/{bits}");
+    }
+    for r in &c.routes_ipv6 {
+        println!("pushed: route-ipv6 {}/{}", r.network, r.prefix_len);
+    }
+    if let Some(r) = c.redirect_gateway {
+        println!("pushed: redirect-gateway {r:?}");
+    }
+    for d in &c.dns {
+        println!("pushed: dns {d}");
+    }
+    println!(
+        "pushed: cipher {} peer-id {} ping {} ping-restart {} tun-mtu {}",
+        opt(c.cipher.clone()),
+        opt(c.peer_id.map(|p| p.to_string())),
+        opt(c.ping.map(|p| p.to_string())),
+        opt(c.ping_restart.map(|p| p.to_string())),
+        opt(c.tun_mtu.map(|p| p.to_string()))
+    );
+}
+
+fn main() -> ExitCode {
+    let level = match std::env::var("OVPN_PING_LOG").as_deref() {
+        Ok("trace") => log::LevelFilter::Trace,
+        Ok("debug") => log::LevelFilter::Debug,
+        Ok("info") => log::LevelFilter::Info,
+        _ => log::LevelFilter::Warn,
+    };
+    let _ = log::set_logger(&LOGGER);
+    log::set_max_level(level);
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            if !e.is_empty() {
+                eprintln!("ovpn-ping: {e}");
+            }
+            eprintln!("usage: ovpn-ping CONFIG [--count N] [--timeout S] [--interval S]");
+            return ExitCode::from(2);
+        }
+    };
+    match run(&args) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("ovpn-ping: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(args: &Args) -> Result<bool, String> {
+    let cfg = conf::load(&args.config)?;
+    let remote = (cfg.remote.0.as_str(), cfg.remote.1)
+        .to_socket_addrs()
+        .map_err(|e| format!("remote {}: {e}", cfg.remote.0))?
+        .find(|a| a.is_ipv4())
+        .ok_or("remote: no IPv4 address")?;
+    let socket = UdpSocket::bind("0.0.0.0:0").map_err(|e| format!("bind: {e}"))?;
+    socket.connect(remote).map_err(|e| format!("connect {remote}: {e}"))?;
+
+    let start = std::time::Instant::now();
+    let now = || Instant::from_millis(start.elapsed().as_millis() as u64);
+    let unix = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let mut rng = OsRng;
+    let mut engine = Engine::new(cfg.engine, now(), unix, &mut rng).map_err(|e| e.to_string())?;
+    println!("connecting to {remote}");
+
+    let deadline = start + args.timeout;
+    let ident = (std::process::id() & 0xffff) as u16;
+    let mut tunnel: Option<(Ipv4Addr, Ipv4Addr)> = None;
+    let mut sent: Vec<std::time::Instant> = Vec::new();
+    let mut rtts: Vec<Duration> = Vec::new();
+    let mut next_echo = std::time::Instant::now();
+    let mut buf = vec![0u8; 65536];
+    let mut out = vec![0u8; 2048];
+
+    loop {
+        let t = std::time::Instant::now();
+        if t >= deadline {
+            println!("timeout after {:.1} s", args.timeout.as_secs_f64());
+            break;
+        }
+        // Engine actions.
+        while let Some(action) = engine.poll_action(now(), &mut rng) {
+            match action {
+                Action::SendToRemote(bytes) => {
+                    let _ = socket.send(&bytes);
+                }
+                Action::TunnelUp(config) => {
+                    println!("handshake {} ms", start.elapsed().as_millis());
+                    print_pushed(&config);
+                    match (config.local_address(), config.gateway()) {
+                        (Some(a), Some(g)) => {
+                            println!("pinging {g} from {a}");
+                            tunnel = Some((a, g));
+                        }
+                        _ => return Err("pushed config has no ifconfig / gateway".into()),
+                    }
+                }
+                Action::Reconnect(reason) => {
+                    println!("reconnect: {reason:?}");
+                    tunnel = None;
+                }
+                Action::Exit(reason) => {
+                    println!("exit: {reason:?}");
+                    return Err(format!("engine stopped: {reason:?}"));
+                }
+            }
+        }
+        // Echo requests.
+        if let Some((local, gw)) = tunnel {
+            if sent.len() < args.count as usize && t >= next_echo {
+                let seq = sent.len() as u16;
+                let pkt = icmp::echo_request(local, gw, ident, seq);
+                match engine.encapsulate(now(), &pkt, &mut out, &mut rng) {
+                    Ok(n) => {
+                        let _ = socket.send(&out[..n]);
+                        sent.push(std::time::Instant::now());
+                    }
+                    Err(e) => println!("send failed: {e}"),
+                }
+                next_echo = t + args.interval;
+            }
+            if sent.len() == args.count as usize && rtts.len() == sent.len() {
+                break;
+            }
+            if sent.len() == args.count as usize && t >= next_echo + Duration::from_secs(2) {
+                break; // the last reply had its chance
+            }
+        }
+        // Wait for a datagram until the next deadline.
+        let mut wait = Duration::from_millis(200);
+        if let Some(at) = engine.poll_at() {
+            wait = wait.min(Duration::from_millis(at.as_millis().saturating_sub(now().as_millis())));
+        }
+        if tunnel.is_some() && sent.len() < args.count as usize {
+            wait = wait.min(next_echo.saturating_duration_since(t));
+        }
+        socket.set_read_timeout(Some(wait.max(Duration::from_millis(1)))).map_err(|e| e.to_string())?;
+        let n = match socket.recv(&mut buf) {
+            Ok(n) => n,
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => continue,
+            Err(e) => return Err(format!("recv: {e}")),
+        };
+        if let Received::Packet(ip) = engine.receive(now(), &mut buf[..n]) {
+            if let Some((_, gw)) = tunnel {
+                if let Some(seq) = icmp::echo_reply_seq(ip, gw, ident) {
+                    if let Some(at) = sent.get(usize::from(seq)) {
+                        let rtt = at.elapsed();
+                        println!("reply from {gw}: icmp_seq={seq} time={:.3} ms", rtt.as_secs_f64() * 1e3);
+                        rtts.push(rtt);
+                    }
+                }
+            }
+        }
+    }
+    let stats = engine.stats();
+    if rtts.is_empty() {
+        println!("rtt summary: 0/{} replies (control dropped {}, data dropped {})", sent.len(), stats.control_dropped, stats.data_dropped);
+        return Ok(false);
+    }
+    let avg = rtts.iter().map(Duration::as_secs_f64).sum::<f64>() / rtts.len() as f64;
+    println!("rtt summary: {}/{} replies, avg {:.3} ms", rtts.len(), sent.len(), avg * 1e3);
+    Ok(true)
 }

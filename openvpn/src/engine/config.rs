@@ -1,0 +1,103 @@
+//! What the engine needs to know, independent of the `.ovpn` syntax: the config parser's `Config` is
+//! turned into this by the caller (see the integrator notes), so the engine can be tested on its own.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use crate::crypto::{Digest, KeyDirection, KEY2_LEN};
+use crate::session::Transport;
+use crate::tls::TlsSettings;
+
+/// Control-channel protection with its key bytes (§2.3-2.7).
+#[derive(Clone)]
+pub enum ControlProtection {
+    /// Plain TLS.
+    None,
+    /// `tls-auth` with `key-direction` and `auth` digest.
+    TlsAuth {
+        /// The 256-byte static key.
+        key: [u8; KEY2_LEN],
+        /// `key-direction` (or the `tls-auth` file argument).
+        direction: KeyDirection,
+        /// `auth` digest.
+        digest: Digest,
+    },
+    /// `tls-crypt`.
+    TlsCrypt {
+        /// The 256-byte static key.
+        key: [u8; KEY2_LEN],
+    },
+    /// `tls-crypt-v2` client key.
+    TlsCryptV2 {
+        /// Kc, the client's tls-crypt key.
+        kc: [u8; KEY2_LEN],
+        /// WKc, the wrapped client key sent to the server.
+        wkc: Vec<u8>,
+    },
+}
+
+impl core::fmt::Debug for ControlProtection {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            ControlProtection::None => "None",
+            ControlProtection::TlsAuth { .. } => "TlsAuth",
+            ControlProtection::TlsCrypt { .. } => "TlsCrypt",
+            ControlProtection::TlsCryptV2 { .. } => "TlsCryptV2",
+        })
+    }
+}
+
+/// Engine configuration.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Outer transport (UDP only for now; the options string names it).
+    pub transport: Transport,
+    /// Control-channel protection.
+    pub protection: ControlProtection,
+    /// TLS trust and client credentials.
+    pub tls: TlsSettings,
+    /// `data-ciphers`, canonical names, in preference order (only ciphers the data channel implements).
+    pub data_ciphers: Vec<String>,
+    /// `auth`: the HMAC digest of CBC data ciphers (ignored by AEAD ciphers).
+    pub auth: Digest,
+    /// `auth-user-pass` (username, password).
+    pub auth_user_pass: Option<(String, String)>,
+    /// `tls-timeout`: initial control retransmit timeout, milliseconds.
+    pub tls_timeout_ms: u64,
+    /// `hand-window`: the whole handshake (through PUSH_REPLY) must finish within this, seconds.
+    pub hand_window_secs: u64,
+    /// Local `ping` (overridden by a pushed one).
+    pub ping_secs: Option<u32>,
+    /// Local `ping-restart` (overridden by a pushed one).
+    pub ping_restart_secs: Option<u32>,
+    /// `tun-mtu`.
+    pub tun_mtu: u16,
+    /// `max-packet-size` (control-channel MTU, §4), bytes.
+    pub max_packet_size: u16,
+    /// `IV_VER` announced in peer-info.
+    pub peer_info_version: String,
+    /// `IV_PLAT` announced in peer-info.
+    pub peer_info_platform: String,
+}
+
+impl EngineConfig {
+    /// A configuration with OpenVPN 2.6's defaults around the given protection and TLS settings.
+    pub fn new(protection: ControlProtection, tls: TlsSettings) -> Self {
+        EngineConfig {
+            transport: Transport::Udp4,
+            protection,
+            tls,
+            data_ciphers: alloc::vec![String::from("AES-256-GCM"), String::from("AES-128-GCM")],
+            auth: Digest::Sha1,
+            auth_user_pass: None,
+            tls_timeout_ms: 2000,
+            hand_window_secs: 60,
+            ping_secs: None,
+            ping_restart_secs: None,
+            tun_mtu: 1500,
+            max_packet_size: 1250,
+            peer_info_version: String::from(concat!("oxvpn-", env!("CARGO_PKG_VERSION"))),
+            peer_info_platform: String::from("oxvpn"),
+        }
+    }
+}

@@ -1,0 +1,307 @@
+//! The control channel of one key state (one key_id, §3, §4): reliability, TLS, key-method 2 and the
+//! text messages that follow, over *plain* control packets. Wrapping (tls-auth, tls-crypt, tls-crypt-v2)
+//! happens one layer up in the engine; nothing here knows about sockets, data keys or timers beyond `now`.
+
+use alloc::collections::VecDeque;
+use alloc::vec::Vec;
+use core::fmt;
+
+use crate::reliable::{ReliableRecv, ReliableSend, MAX_ACKS_PER_PACKET, MAX_ACKS_PIGGYBACK};
+use crate::session::{self, ClientKeySource, KeyMethod2, Km2Error, ServerKeySource};
+use crate::tls::{TlsClient, TlsError};
+use crate::wire::tlv::EarlyNegotiation;
+use crate::wire::{AckBlock, ControlRepr, KeyId, Opcode, SessionId};
+
+/// Why a key state's handshake failed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum HandshakeError {
+    /// TLS failed (certificate, alert, protocol).
+    Tls(TlsError),
+    /// The server's key-method-2 message was malformed.
+    KeyMethod2(Km2Error),
+    /// The server's reset carried malformed early-negotiation TLVs (§2.7: fatal).
+    BadEarlyNegotiation,
+}
+
+impl fmt::Display for HandshakeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HandshakeError::Tls(e) => write!(f, "{e}"),
+            HandshakeError::KeyMethod2(e) => write!(f, "{e}"),
+            HandshakeError::BadEarlyNegotiation => f.write_str("server reset: malformed early-negotiation TLV"),
+        }
+    }
+}
+
+/// Something the engine must act on, produced while processing control packets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyEvent {
+    /// The server's key-method-2 message arrived: data keys can be derived once options are known.
+    ServerKeys(ServerKeySource),
+    /// A NUL-terminated control message (PUSH_REPLY, AUTH_FAILED, ...), as bytes without the NUL.
+    Message(Vec<u8>),
+}
+
+/// Where the key state is in the §3 client sequence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Our reset is out; waiting for the server's reset.
+    PreStart,
+    /// TLS handshake running.
+    Tls,
+    /// TLS up, our key-method-2 message sent; waiting for the server's.
+    SentKey,
+    /// Both key-method-2 messages exchanged.
+    GotKey,
+}
+
+/// One key_id's control channel.
+pub struct KeyState {
+    key_id: KeyId,
+    local_sid: SessionId,
+    remote_sid: Option<SessionId>,
+    send: ReliableSend,
+    recv: ReliableRecv,
+    tls: TlsClient,
+    phase: Phase,
+    client_keys: ClientKeySource,
+    /// The key-method-2 message, written to TLS once the handshake completes.
+    km2: Option<Vec<u8>>,
+    events: VecDeque<KeyEvent>,
+    /// Set once any authenticated packet from the server arrived (for the burst reschedule).
+    heard_from_peer: bool,
+}
+
+impl fmt::Debug for KeyState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyState").field("key_id", &self.key_id).field("phase", &self.phase).finish()
+    }
+}
+
+impl KeyState {
+    /// Starts a key state: queues the client reset (`reset_opcode`: HARD_RESET_CLIENT_V2, or V3 for
+    /// tls-crypt-v2) with message-id 0 and prepares TLS and the key-method-2 message.
+    pub fn new_client(
+        key_id: KeyId,
+        local_sid: SessionId,
+        reset_opcode: Opcode,
+        tls: TlsClient,
+        client_keys: ClientKeySource,
+        km2: Vec<u8>,
+        retransmit_ms: u64,
+    ) -> Self {
+        let mut send = ReliableSend::new(Opcode::ControlV1 as u8);
+        send.set_initial_timeout_ms(retransmit_ms);
+        send.queue_packet(reset_opcode as u8, Vec::new());
+        KeyState {
+            key_id,
+            local_sid,
+            remote_sid: None,
+            send,
+            recv: ReliableRecv::new(),
+            tls,
+            phase: Phase::PreStart,
+            client_keys,
+            km2: Some(km2),
+            events: VecDeque::new(),
+            heard_from_peer: false,
+        }
+    }
+
+    /// This state's key_id.
+    pub fn key_id(&self) -> KeyId {
+        self.key_id
+    }
+
+    /// Where the handshake is.
+    pub fn phase(&self) -> Phase {
+        self.phase
+    }
+
+    /// Our session id.
+    pub fn local_sid(&self) -> SessionId {
+        self.local_sid
+    }
+
+    /// The server's session id once its reset arrived.
+    pub fn remote_sid(&self) -> Option<SessionId> {
+        self.remote_sid
+    }
+
+    /// Our key source (for the legacy PRF).
+    pub fn client_keys(&self) -> &ClientKeySource {
+        &self.client_keys
+    }
+
+    /// The next event for the engine.
+    pub fn pop_event(&mut self) -> Option<KeyEvent> {
+        self.events.pop_front()
+    }
+
+    /// Queues a control message (`PUSH_REQUEST`, `EXIT`) as one TLS write.
+    pub fn send_message(&mut self, text: &str) -> Result<(), HandshakeError> {
+        self.tls.write(session::message::encode(text));
+        self.pump_tls()
+    }
+
+    /// True when every reliable packet we sent has been acknowledged.
+    pub fn all_acked(&self) -> bool {
+        self.send.is_idle()
+    }
+
+    /// Handles an unwrapped control packet of this key_id from the server.
+    pub fn on_packet(&mut self, repr: &ControlRepr<'_>, now_ms: u64) -> Result<(), HandshakeError> {
+        // ACKs must name our session (§2.1); the wrapping already authenticated the packet.
+        if let Some(sid) = repr.acks.remote_session_id() {
+            if sid != self.local_sid {
+                return Ok(());
+            }
+        }
+        if let Some(remote) = self.remote_sid {
+            if repr.session_id != remote && repr.opcode != Opcode::ControlHardResetServerV2 {
+                return Ok(());
+            }
+        }
+        for id in repr.acks.ids() {
+            self.send.on_ack(*id);
+        }
+        if !self.heard_from_peer {
+            self.heard_from_peer = true;
+            self.send.reschedule_all(now_ms);
+        }
+        let Some(message_id) = repr.message_id else {
+            return Ok(()); // P_ACK_V1
+        };
+        match repr.opcode {
+            Opcode::ControlHardResetServerV2 => {
+                if message_id != 0 {
+                    return Ok(());
+                }
+                if self.remote_sid.is_none() {
+                    self.remote_sid = Some(repr.session_id);
+                }
+                if self.recv.on_packet(message_id, &[]) != crate::reliable::RecvOutcome::Accepted {
+                    return Ok(()); // retransmitted reset: ACK queued again, nothing else
+                }
+                let _ = self.recv.pop_in_order();
+                let early = EarlyNegotiation::parse(repr.payload).map_err(|_| HandshakeError::BadEarlyNegotiation)?;
+                if early.resend_wkc() {
+                    self.send.override_next_opcode(Opcode::ControlWkcV1 as u8);
+                }
+                self.phase = Phase::Tls;
+                self.pump_tls()
+            }
+            Opcode::ControlV1 if self.remote_sid.is_some() => {
+                self.recv.on_packet(message_id, repr.payload);
+                let mut stream = Vec::new();
+                self.recv.drain_in_order(&mut stream);
+                if !stream.is_empty() {
+                    self.tls.feed(&stream);
+                    self.pump_tls()?;
+                }
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Runs TLS: sends the key-method-2 message once the handshake is done, moves TLS output into the
+    /// reliability layer, and turns received application records into events.
+    fn pump_tls(&mut self) -> Result<(), HandshakeError> {
+        if self.phase == Phase::PreStart {
+            return Ok(());
+        }
+        self.tls.process().map_err(HandshakeError::Tls)?;
+        if !self.tls.is_handshaking() {
+            if let Some(km2) = self.km2.take() {
+                self.tls.write(km2);
+                self.phase = Phase::SentKey;
+                self.tls.process().map_err(HandshakeError::Tls)?;
+            }
+        }
+        let out = self.tls.take_outgoing();
+        if !out.is_empty() {
+            self.send.queue_stream(&out);
+        }
+        while let Some(record) = self.tls.pop_record() {
+            if self.phase == Phase::SentKey {
+                // The server's key-method-2 message is its first application record (§5.2).
+                let km2 = KeyMethod2::parse(&record, false).map_err(HandshakeError::KeyMethod2)?;
+                let keys = km2.server_key_source().ok_or(HandshakeError::KeyMethod2(Km2Error::Truncated))?;
+                self.events.push_back(KeyEvent::ServerKeys(keys));
+                self.phase = Phase::GotKey;
+                continue;
+            }
+            for msg in session::split_messages(&record) {
+                self.events.push_back(KeyEvent::Message(msg.to_vec()));
+            }
+        }
+        Ok(())
+    }
+
+    /// The next plain control packet to send at `now_ms`, written into `out` (cleared first).
+    /// `max_payload(opcode)` is the TLS payload room in a packet with that opcode.
+    pub fn poll_packet(&mut self, now_ms: u64, max_payload: usize, wkc_len: usize, out: &mut Vec<u8>) -> bool {
+        out.clear();
+        let remote = self.remote_sid.unwrap_or(SessionId::ZERO);
+        if self.send.wants_transmit(now_ms) {
+            let acks = if self.remote_sid.is_some() { self.recv.take_acks(MAX_ACKS_PIGGYBACK, false) } else { Vec::new() };
+            let room = if self.send.has_opcode_override() { max_payload.saturating_sub(wkc_len) } else { max_payload };
+            if let Some(p) = self.send.poll_transmit(now_ms, room) {
+                let Some(opcode) = Opcode::from_u8(p.opcode) else { return false };
+                let repr = ControlRepr {
+                    opcode,
+                    key_id: self.key_id,
+                    session_id: self.local_sid,
+                    acks: ack_block(remote, &acks),
+                    message_id: Some(p.id),
+                    payload: p.payload,
+                };
+                return emit(&repr, out);
+            }
+        }
+        if self.remote_sid.is_some() && self.recv.has_pending_acks() {
+            let acks = self.recv.take_acks(MAX_ACKS_PER_PACKET, true);
+            let repr = ControlRepr {
+                opcode: Opcode::AckV1,
+                key_id: self.key_id,
+                session_id: self.local_sid,
+                acks: ack_block(remote, &acks),
+                message_id: None,
+                payload: &[],
+            };
+            return emit(&repr, out);
+        }
+        false
+    }
+
+    /// The earliest retransmission deadline (ms), or `Some(0)`-like immediacy if ACKs are pending.
+    pub fn poll_at_ms(&self) -> Option<u64> {
+        if self.recv.has_pending_acks() {
+            return Some(0);
+        }
+        self.send.poll_at()
+    }
+}
+
+fn ack_block(remote: SessionId, ids: &[u32]) -> AckBlock {
+    let mut block = AckBlock::new(remote);
+    for id in ids {
+        block.try_push(*id);
+    }
+    block
+}
+
+fn emit(repr: &ControlRepr<'_>, out: &mut Vec<u8>) -> bool {
+    out.resize(repr.buffer_len(), 0);
+    match repr.emit(out) {
+        Ok(n) => {
+            out.truncate(n);
+            true
+        }
+        Err(_) => {
+            out.clear();
+            false
+        }
+    }
+}

@@ -1,0 +1,743 @@
+//! The sans-IO OpenVPN client engine: one entry point for the whole protocol.
+//!
+//! Layer: protocol state machine. Events in: [`Engine::receive`] (a datagram from the remote),
+//! [`Engine::encapsulate`] (an IP packet for the tunnel), [`Engine::poll_action`] (time passes).
+//! Actions out: [`Action`]s (bytes for the remote, tunnel up, reconnect, exit) and decrypted IP packets
+//! returned in place from `receive`. [`Engine::poll_at`] says when to call again. The engine never reads
+//! a clock, a random source or a socket: `now` is an argument, randomness comes from the caller's
+//! `CryptoRngCore`, and the data path writes into caller buffers without allocating.
+//!
+//! Time: `now` is the caller's monotonic [`Instant`]; the wall clock (Unix seconds, for replay ids and
+//! certificate validity) is given once at construction and advanced with `now`.
+
+mod config;
+mod key_state;
+
+pub use config::{ControlProtection, EngineConfig};
+pub use key_state::{HandshakeError, KeyEvent, KeyState, Phase};
+
+use alloc::collections::VecDeque;
+use alloc::string::{String, ToString};
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::fmt;
+use core::time::Duration;
+
+use rand_core::CryptoRngCore;
+use rustls::ClientConfig;
+
+use crate::crypto::control::ControlWrap;
+use crate::crypto::prf::{derive_key2_legacy, Km2Randoms};
+use crate::crypto::{DataChannel, DataCipher, DataKey, Digest, Inbound, ReplayWindow, Role};
+use crate::session::{
+    self, occ_options_string, ClientKeySource, ControlMessage, PeerInfo, PushAccumulator, PushedConfig,
+    ServerKeySource,
+};
+use crate::time::Instant;
+use crate::tls::{self, TlsClient, TlsConfigError, WallClock};
+use crate::wire::{ControlRepr, KeyId, OpKey, Opcode, SessionId};
+
+/// Why the engine could not be created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EngineError {
+    /// The TLS configuration was rejected.
+    Tls(TlsConfigError),
+    /// The tls-crypt-v2 client key was rejected.
+    TlsCryptV2Key,
+    /// `data-ciphers` names no cipher the data channel implements.
+    NoDataCipher,
+}
+
+impl fmt::Display for EngineError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EngineError::Tls(e) => write!(f, "{e}"),
+            EngineError::TlsCryptV2Key => f.write_str("tls-crypt-v2: client key rejected"),
+            EngineError::NoDataCipher => f.write_str("data-ciphers: no supported cipher"),
+        }
+    }
+}
+
+/// Why the engine is reconnecting (a new session with new session ids follows automatically).
+#[derive(Debug, Clone, PartialEq)]
+pub enum ReconnectReason {
+    /// Nothing authenticated arrived for `ping-restart` seconds.
+    PingRestart,
+    /// The handshake did not finish within `hand-window`.
+    HandshakeTimeout,
+    /// The handshake failed (TLS, key-method 2).
+    Handshake(HandshakeError),
+    /// The server sent `RESTART` (text after the comma).
+    ServerRestart(String),
+    /// The server sent `EXIT` (cc-exit) or an OCC exit.
+    ServerExit,
+    /// The PUSH_REPLY was unusable.
+    BadPush(String),
+}
+
+/// Why the engine stopped for good.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ExitReason {
+    /// `AUTH_FAILED` (reason text).
+    AuthFailed(String),
+    /// `HALT` (message).
+    Halt(String),
+    /// The server certificate was refused: do not retry with the same configuration.
+    CertificateRejected(String),
+}
+
+/// What the caller must do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Send these bytes to the remote (one UDP datagram; over TCP add the 2-byte length prefix).
+    SendToRemote(Vec<u8>),
+    /// The tunnel is up with this configuration: set addresses and routes, then pass IP packets.
+    TunnelUp(PushedConfig),
+    /// The session was torn down; the engine starts a new one by itself. Tear down tunnel state.
+    Reconnect(ReconnectReason),
+    /// Stop: the engine will not reconnect.
+    Exit(ExitReason),
+}
+
+/// What [`Engine::receive`] found in a datagram.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Received<'a> {
+    /// An IP packet from the tunnel, decrypted in place inside the caller's datagram buffer.
+    Packet(&'a [u8]),
+    /// A control packet or keepalive was consumed; call [`Engine::poll_action`].
+    Consumed,
+    /// Dropped (authentication, replay, unknown key, malformed); counted.
+    Dropped,
+}
+
+/// Why [`Engine::encapsulate`] could not encrypt a packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendError {
+    /// The tunnel is not up yet (no data keys).
+    NotConnected,
+    /// The output buffer is too small.
+    BufferTooSmall,
+    /// The data channel refused (packet-id exhausted, ...).
+    Crypto,
+}
+
+impl fmt::Display for SendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SendError::NotConnected => "tunnel not up",
+            SendError::BufferTooSmall => "output buffer too small",
+            SendError::Crypto => "data channel refused the packet",
+        })
+    }
+}
+
+/// Counters for diagnostics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Control packets dropped by the wrapping (authentication or replay).
+    pub control_dropped: u64,
+    /// Data packets dropped (authentication, replay, unknown key).
+    pub data_dropped: u64,
+    /// Keepalive pings sent.
+    pub pings_sent: u64,
+    /// Keepalive pings received.
+    pub pings_received: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Handshake,
+    Connected,
+    Exited,
+}
+
+/// Implicit `ping-restart` of a UDP pull client until the push (§7.1).
+const PRE_PUSH_PING_RESTART_SECS: u64 = 120;
+/// PUSH_REQUEST interval (§8.2).
+const PUSH_REQUEST_INTERVAL: Duration = Duration::from_secs(5);
+/// First PUSH_REQUEST this long after key-method 2 if the server did not push by itself.
+const PUSH_REQUEST_FIRST: Duration = Duration::from_secs(1);
+/// Delay before starting a new session after a reconnect.
+const RECONNECT_DELAY: Duration = Duration::from_secs(2);
+/// Largest wrapped control packet we ever build (the control buffer bound, §4).
+const CONTROL_BUF: usize = 4096;
+
+/// The OpenVPN client engine. See the module docs for the event/action contract.
+pub struct Engine {
+    config: EngineConfig,
+    tls_config: Arc<ClientConfig>,
+    clock: WallClock,
+    /// `now` and Unix seconds at construction: the wall clock advances with `now`.
+    wall_origin: (Instant, u64),
+    state: State,
+    wrap: ControlWrap,
+    key: Option<KeyState>,
+    server_keys: Option<ServerKeySource>,
+    push: PushAccumulator,
+    pushed: Option<PushedConfig>,
+    data: Option<DataChannel>,
+    actions: VecDeque<Action>,
+    /// When the current session started (hand-window).
+    session_start: Instant,
+    /// When the next session may start after a reconnect.
+    restart_at: Option<Instant>,
+    last_received: Instant,
+    last_sent: Instant,
+    next_push_request: Option<Instant>,
+    plain: Vec<u8>,
+    stats: Stats,
+}
+
+impl fmt::Debug for Engine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Engine").field("state", &self.state).field("key", &self.key).finish()
+    }
+}
+
+impl Engine {
+    /// Creates the engine and starts the first session: the first [`poll_action`](Self::poll_action)
+    /// returns the client reset. `unix_secs` is the wall-clock time at `now`.
+    pub fn new(
+        config: EngineConfig,
+        now: Instant,
+        unix_secs: u64,
+        rng: &mut dyn CryptoRngCore,
+    ) -> Result<Engine, EngineError> {
+        if config.data_ciphers.iter().all(|c| DataCipher::from_name(c, config.auth).is_none()) {
+            return Err(EngineError::NoDataCipher);
+        }
+        let clock = WallClock::new(unix_secs);
+        let tls_config = tls::client_config(&config.tls, clock.clone()).map_err(EngineError::Tls)?;
+        let wrap = new_wrap(&config)?;
+        let mut engine = Engine {
+            config,
+            tls_config,
+            clock,
+            wall_origin: (now, unix_secs),
+            state: State::Handshake,
+            wrap,
+            key: None,
+            server_keys: None,
+            push: PushAccumulator::new(),
+            pushed: None,
+            data: None,
+            actions: VecDeque::new(),
+            session_start: now,
+            restart_at: None,
+            last_received: now,
+            last_sent: now,
+            next_push_request: None,
+            plain: Vec::with_capacity(CONTROL_BUF),
+            stats: Stats::default(),
+        };
+        engine.start_session(now, rng);
+        Ok(engine)
+    }
+
+    /// The configuration pushed by the server, once the tunnel is up.
+    pub fn pushed_config(&self) -> Option<&PushedConfig> {
+        self.pushed.as_ref()
+    }
+
+    /// True once data keys are installed.
+    pub fn is_connected(&self) -> bool {
+        self.state == State::Connected
+    }
+
+    /// Diagnostic counters.
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    fn unix_now(&self, now: Instant) -> u64 {
+        self.wall_origin.1 + now.saturating_duration_since(self.wall_origin.0).as_secs()
+    }
+
+    fn unix_now_u32(&self, now: Instant) -> u32 {
+        u32::try_from(self.unix_now(now)).unwrap_or(u32::MAX)
+    }
+
+    /// Starts a fresh session: new session id, key_id 0, fresh wrapping replay state (§14.1).
+    fn start_session(&mut self, now: Instant, rng: &mut dyn CryptoRngCore) {
+        self.clock.set(self.unix_now(now));
+        if let Ok(wrap) = new_wrap(&self.config) {
+            self.wrap = wrap;
+        }
+        self.key = None;
+        self.server_keys = None;
+        self.push = PushAccumulator::new();
+        self.pushed = None;
+        self.data = None;
+        self.next_push_request = None;
+        self.session_start = now;
+        self.last_received = now;
+        self.restart_at = None;
+        self.state = State::Handshake;
+        let tls = match TlsClient::new(self.tls_config.clone()) {
+            Ok(t) => t,
+            Err(e) => {
+                self.exit(ExitReason::CertificateRejected(e.to_string()));
+                return;
+            }
+        };
+        let local_sid = SessionId::random(rng);
+        let client_keys = ClientKeySource::random(rng);
+        let km2 = self.key_method2_message(&client_keys);
+        let reset = match self.config.protection {
+            ControlProtection::TlsCryptV2 { .. } => Opcode::ControlHardResetClientV3,
+            _ => Opcode::ControlHardResetClientV2,
+        };
+        self.key = Some(KeyState::new_client(
+            KeyId::ZERO,
+            local_sid,
+            reset,
+            tls,
+            client_keys,
+            km2,
+            self.config.tls_timeout_ms,
+        ));
+    }
+
+    fn key_method2_message(&self, keys: &ClientKeySource) -> Vec<u8> {
+        let ciphers: Vec<&str> = self
+            .config
+            .data_ciphers
+            .iter()
+            .map(String::as_str)
+            .filter(|c| DataCipher::from_name(c, self.config.auth).is_some())
+            .collect();
+        let ciphers = ciphers.join(":");
+        let peer_info = PeerInfo {
+            version: &self.config.peer_info_version,
+            platform: &self.config.peer_info_platform,
+            ciphers: &ciphers,
+            mtu: self.config.tun_mtu.max(1600),
+        }
+        .to_text();
+        let options = occ_options_string(self.config.transport, self.config.tun_mtu);
+        let (user, pass) = match &self.config.auth_user_pass {
+            Some((u, p)) => (Some(u.as_str()), Some(p.as_str())),
+            None => (None, None),
+        };
+        session::emit_key_method2(keys, &options, user, pass, &peer_info)
+    }
+
+    fn exit(&mut self, reason: ExitReason) {
+        if self.state != State::Exited {
+            self.state = State::Exited;
+            self.key = None;
+            self.data = None;
+            self.actions.push_back(Action::Exit(reason));
+        }
+    }
+
+    fn reconnect(&mut self, now: Instant, reason: ReconnectReason) {
+        if self.state == State::Exited {
+            return;
+        }
+        log::warn!("reconnecting: {reason:?}");
+        self.key = None;
+        self.data = None;
+        self.pushed = None;
+        self.state = State::Handshake;
+        self.restart_at = Some(now + RECONNECT_DELAY);
+        self.actions.push_back(Action::Reconnect(reason));
+    }
+
+    /// Handles one datagram from the remote. Data packets are decrypted in place and returned;
+    /// control packets are consumed (then call [`poll_action`](Self::poll_action)).
+    pub fn receive<'a>(&mut self, now: Instant, datagram: &'a mut [u8]) -> Received<'a> {
+        let Some(first) = datagram.first().copied() else { return Received::Dropped };
+        let Ok(op) = OpKey::from_byte(first) else { return Received::Dropped };
+        if op.opcode.is_data() {
+            return self.receive_data(now, datagram);
+        }
+        self.receive_control(now, datagram);
+        Received::Consumed
+    }
+
+    fn receive_data<'a>(&mut self, now: Instant, datagram: &'a mut [u8]) -> Received<'a> {
+        let Some(data) = self.data.as_mut() else { return Received::Dropped };
+        match data.decrypt(datagram, now) {
+            Ok(Inbound::Ip(range)) => {
+                self.last_received = now;
+                match datagram.get(range) {
+                    Some(p) => Received::Packet(p),
+                    None => Received::Dropped,
+                }
+            }
+            Ok(Inbound::Ping) => {
+                self.last_received = now;
+                self.stats.pings_received += 1;
+                Received::Consumed
+            }
+            Ok(inbound) => {
+                self.last_received = now;
+                if inbound.is_exit() {
+                    self.reconnect(now, ReconnectReason::ServerExit);
+                }
+                Received::Consumed
+            }
+            Err(_) => {
+                self.stats.data_dropped += 1;
+                Received::Dropped
+            }
+        }
+    }
+
+    fn receive_control(&mut self, now: Instant, datagram: &[u8]) {
+        self.plain.resize(CONTROL_BUF, 0);
+        let len = match self.wrap.unwrap(datagram, now, &mut self.plain) {
+            Ok(len) => len,
+            Err(e) => {
+                log::debug!("control packet dropped: {e}");
+                self.stats.control_dropped += 1;
+                return;
+            }
+        };
+        let Some(key) = self.key.as_mut() else { return };
+        let plain = self.plain.get(..len).unwrap_or_default();
+        let repr = match ControlRepr::parse_bytes(plain) {
+            Ok(r) => r,
+            Err(e) => {
+                log::debug!("control packet malformed: {e}");
+                self.stats.control_dropped += 1;
+                return;
+            }
+        };
+        if repr.key_id != key.key_id() {
+            // Renegotiation (SOFT_RESET on a new key_id) is issue 6; until then, out-of-sync ids are dropped.
+            log::debug!("control packet for key_id {} ignored", repr.key_id);
+            return;
+        }
+        self.last_received = now;
+        let result = key.on_packet(&repr, now.as_millis());
+        if let Err(e) = result {
+            self.handshake_failed(now, e);
+            return;
+        }
+        self.process_key_events(now);
+    }
+
+    fn handshake_failed(&mut self, now: Instant, e: HandshakeError) {
+        if let HandshakeError::Tls(tls::TlsError::Tls(rustls::Error::InvalidCertificate(c))) = &e {
+            self.exit(ExitReason::CertificateRejected(alloc::format!("server certificate rejected: {c:?}")));
+            return;
+        }
+        self.reconnect(now, ReconnectReason::Handshake(e));
+    }
+
+    fn process_key_events(&mut self, now: Instant) {
+        loop {
+            let Some(event) = self.key.as_mut().and_then(KeyState::pop_event) else { return };
+            match event {
+                KeyEvent::ServerKeys(keys) => {
+                    self.server_keys = Some(keys);
+                    if self.pushed.is_none() {
+                        self.next_push_request = Some(now + PUSH_REQUEST_FIRST);
+                    }
+                }
+                KeyEvent::Message(bytes) => self.handle_message(now, &bytes),
+            }
+            if self.state == State::Exited {
+                return;
+            }
+        }
+    }
+
+    fn handle_message(&mut self, now: Instant, bytes: &[u8]) {
+        match ControlMessage::parse(bytes) {
+            ControlMessage::PushReply(text) => match self.push.feed(text) {
+                Ok(Some(config)) => self.apply_push(now, config),
+                Ok(None) => {}
+                Err(e) => self.reconnect(now, ReconnectReason::BadPush(e.to_string())),
+            },
+            ControlMessage::AuthFailed(reason) => {
+                log::warn!("AUTH_FAILED {reason}");
+                self.exit(ExitReason::AuthFailed(reason.to_string()));
+            }
+            ControlMessage::Restart(msg) => self.reconnect(now, ReconnectReason::ServerRestart(msg.to_string())),
+            ControlMessage::Halt(msg) => self.exit(ExitReason::Halt(msg.to_string())),
+            ControlMessage::Exit => self.reconnect(now, ReconnectReason::ServerExit),
+            ControlMessage::Info(text) => log::info!("server INFO: {text}"),
+            ControlMessage::AuthPending(text) => {
+                log::info!("server AUTH_PENDING {text}");
+            }
+            ControlMessage::Unknown(text) => log::info!("unknown control message ignored: {text}"),
+            ControlMessage::Invalid => log::debug!("invalid control message dropped"),
+        }
+    }
+
+    fn apply_push(&mut self, now: Instant, config: PushedConfig) {
+        if self.pushed.is_some() {
+            // A later PUSH_REPLY (e.g. auth-token refresh) only updates the token.
+            if let (Some(p), Some(t)) = (self.pushed.as_mut(), config.auth_token) {
+                p.auth_token = Some(t);
+            }
+            return;
+        }
+        self.next_push_request = None;
+        let cipher_name = config.cipher.clone().unwrap_or_else(|| String::from("BF-CBC"));
+        // Accept only a cipher from our own list (§5.5).
+        let ours = self.config.data_ciphers.iter().any(|c| c.eq_ignore_ascii_case(&cipher_name));
+        let Some(cipher) = DataCipher::from_name(&cipher_name, self.config.auth).filter(|_| ours) else {
+            self.reconnect(now, ReconnectReason::BadPush(alloc::format!("cipher {cipher_name} not in data-ciphers")));
+            return;
+        };
+        if config.tls_ekm {
+            self.reconnect(now, ReconnectReason::BadPush(String::from("server requires tls-ekm, not announced")));
+            return;
+        }
+        if let Some(c) = &config.compression {
+            log::warn!("pushed compression framing `{c}`: not supported, ignoring");
+        }
+        let (Some(key), Some(server)) = (self.key.as_ref(), self.server_keys.as_ref()) else { return };
+        let Some(server_sid) = key.remote_sid() else { return };
+        let ck = key.client_keys();
+        let key2 = derive_key2_legacy(
+            &ck.pre_master,
+            &Km2Randoms { random1: ck.random1, random2: ck.random2 },
+            &Km2Randoms { random1: server.random1, random2: server.random2 },
+            &key_state_local_sid(key),
+            &server_sid,
+        );
+        let data_key = match DataKey::new(cipher, &key2, Role::Client, key.key_id(), config.peer_id, ReplayWindow::default()) {
+            Ok(k) => k,
+            Err(e) => {
+                self.reconnect(now, ReconnectReason::BadPush(alloc::format!("data key: {e}")));
+                return;
+            }
+        };
+        let mut channel = DataChannel::new();
+        channel.install(data_key);
+        self.data = Some(channel);
+        self.state = State::Connected;
+        self.last_received = now;
+        log::info!("tunnel up: cipher {cipher_name}, peer-id {:?}", config.peer_id);
+        self.pushed = Some(config.clone());
+        self.actions.push_back(Action::TunnelUp(config));
+    }
+
+    /// Encrypts an IP packet for the tunnel into `out` (the whole datagram for the remote); returns its
+    /// length. No allocation.
+    /// `out` needs `ip_packet.len() + 104` bytes. `rng` supplies CBC IVs (unused by AEAD ciphers).
+    pub fn encapsulate(
+        &mut self,
+        now: Instant,
+        ip_packet: &[u8],
+        out: &mut [u8],
+        rng: &mut dyn CryptoRngCore,
+    ) -> Result<usize, SendError> {
+        let data = self.data.as_mut().ok_or(SendError::NotConnected)?;
+        let n = data.encrypt(ip_packet, out, rng).map_err(|e| match e {
+            crate::crypto::DataError::BufferTooSmall => SendError::BufferTooSmall,
+            _ => SendError::Crypto,
+        })?;
+        self.last_sent = now;
+        Ok(n)
+    }
+
+    /// Runs timers and returns the next action, or `None` when there is nothing to do before
+    /// [`poll_at`](Self::poll_at).
+    pub fn poll_action(&mut self, now: Instant, rng: &mut dyn CryptoRngCore) -> Option<Action> {
+        self.clock.set(self.unix_now(now));
+        if let Some(a) = self.actions.pop_front() {
+            return Some(a);
+        }
+        if self.state == State::Exited {
+            return None;
+        }
+        if let Some(at) = self.restart_at {
+            if now >= at {
+                self.start_session(now, rng);
+            } else {
+                return None;
+            }
+        }
+        self.run_timers(now);
+        if let Some(a) = self.actions.pop_front() {
+            return Some(a);
+        }
+        if let Some(pkt) = self.poll_control_packet(now) {
+            self.last_sent = now;
+            return Some(Action::SendToRemote(pkt));
+        }
+        if let Some(pkt) = self.poll_keepalive(now, rng) {
+            return Some(Action::SendToRemote(pkt));
+        }
+        None
+    }
+
+    fn run_timers(&mut self, now: Instant) {
+        let since_rx = now.saturating_duration_since(self.last_received).as_secs();
+        match self.state {
+            State::Handshake => {
+                let elapsed = now.saturating_duration_since(self.session_start).as_secs();
+                if elapsed >= self.config.hand_window_secs {
+                    self.reconnect(now, ReconnectReason::HandshakeTimeout);
+                    return;
+                }
+                if since_rx >= PRE_PUSH_PING_RESTART_SECS {
+                    self.reconnect(now, ReconnectReason::PingRestart);
+                    return;
+                }
+                if let Some(at) = self.next_push_request {
+                    if now >= at {
+                        let all_acked = self.key.as_ref().is_some_and(KeyState::all_acked);
+                        if all_acked {
+                            if let Some(key) = self.key.as_mut() {
+                                if let Err(e) = key.send_message("PUSH_REQUEST") {
+                                    self.handshake_failed(now, e);
+                                    return;
+                                }
+                            }
+                            self.next_push_request = Some(now + PUSH_REQUEST_INTERVAL);
+                        } else {
+                            self.next_push_request = Some(now + Duration::from_millis(200));
+                        }
+                    }
+                }
+            }
+            State::Connected => {
+                if let Some(limit) = self.ping_restart_secs() {
+                    if since_rx >= limit {
+                        self.reconnect(now, ReconnectReason::PingRestart);
+                    }
+                }
+            }
+            State::Exited => {}
+        }
+    }
+
+    fn ping_secs(&self) -> Option<u64> {
+        self.pushed.as_ref().and_then(|p| p.ping).or(self.config.ping_secs).filter(|s| *s > 0).map(u64::from)
+    }
+
+    fn ping_restart_secs(&self) -> Option<u64> {
+        self.pushed
+            .as_ref()
+            .and_then(|p| p.ping_restart)
+            .or(self.config.ping_restart_secs)
+            .filter(|s| *s > 0)
+            .map(u64::from)
+    }
+
+    fn poll_control_packet(&mut self, now: Instant) -> Option<Vec<u8>> {
+        let max = self.control_payload_room();
+        let wkc_len = match &self.config.protection {
+            ControlProtection::TlsCryptV2 { wkc, .. } => wkc.len(),
+            _ => 0,
+        };
+        let key = self.key.as_mut()?;
+        let mut plain = core::mem::take(&mut self.plain);
+        let produced = key.poll_packet(now.as_millis(), max, wkc_len, &mut plain);
+        let result = if produced {
+            let unix = self.unix_now_u32(now);
+            let mut out = alloc::vec![0u8; plain.len() + 128 + wkc_len];
+            match self.wrap.wrap(&plain, unix, &mut out) {
+                Ok(n) => {
+                    out.truncate(n);
+                    Some(out)
+                }
+                Err(e) => {
+                    log::warn!("control packet not wrapped: {e}");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        self.plain = plain;
+        result
+    }
+
+    /// TLS payload room per control packet (§4): `max-packet-size` minus IP/UDP, wrapping, header, a full
+    /// piggy-backed ACK block and the message-id.
+    fn control_payload_room(&self) -> usize {
+        let wrap = match &self.config.protection {
+            ControlProtection::None => 0,
+            ControlProtection::TlsAuth { digest, .. } => 8 + match digest {
+                Digest::Sha1 => 20,
+                Digest::Sha256 => 32,
+                Digest::Sha384 => 48,
+                Digest::Sha512 => 64,
+            },
+            _ => 56,
+        };
+        let ip_udp = match self.config.transport {
+            session::Transport::Udp6 | session::Transport::Tcp6 => 48,
+            _ => 28,
+        };
+        let header = 1 + 8 + (1 + 4 * 4 + 8) + 4;
+        usize::from(self.config.max_packet_size.min(2048)).saturating_sub(ip_udp + wrap + header).max(64)
+    }
+
+    fn poll_keepalive(&mut self, now: Instant, rng: &mut dyn CryptoRngCore) -> Option<Vec<u8>> {
+        if self.state != State::Connected {
+            return None;
+        }
+        let ping = self.ping_secs()?;
+        if now.saturating_duration_since(self.last_sent).as_secs() < ping {
+            return None;
+        }
+        let data = self.data.as_mut()?;
+        let mut out = alloc::vec![0u8; 128];
+        let n = data.encrypt_ping(&mut out, rng).ok()?;
+        out.truncate(n);
+        self.last_sent = now;
+        self.stats.pings_sent += 1;
+        Some(out)
+    }
+
+    /// When [`poll_action`](Self::poll_action) must be called next at the latest.
+    pub fn poll_at(&self) -> Option<Instant> {
+        if !self.actions.is_empty() {
+            return Some(Instant::ZERO);
+        }
+        if self.state == State::Exited {
+            return None;
+        }
+        if let Some(at) = self.restart_at {
+            return Some(at);
+        }
+        let mut at: Option<Instant> = None;
+        let mut take = |t: Instant| at = Some(at.map_or(t, |a| a.min(t)));
+        if let Some(ms) = self.key.as_ref().and_then(KeyState::poll_at_ms) {
+            take(Instant::from_millis(ms));
+        }
+        match self.state {
+            State::Handshake => {
+                take(self.session_start + Duration::from_secs(self.config.hand_window_secs));
+                take(self.last_received + Duration::from_secs(PRE_PUSH_PING_RESTART_SECS));
+                if let Some(t) = self.next_push_request {
+                    take(t);
+                }
+            }
+            State::Connected => {
+                if let Some(p) = self.ping_secs() {
+                    take(self.last_sent + Duration::from_secs(p));
+                }
+                if let Some(r) = self.ping_restart_secs() {
+                    take(self.last_received + Duration::from_secs(r));
+                }
+            }
+            State::Exited => {}
+        }
+        at
+    }
+}
+
+fn key_state_local_sid(key: &KeyState) -> SessionId {
+    key.local_sid()
+}
+
+fn new_wrap(config: &EngineConfig) -> Result<ControlWrap, EngineError> {
+    Ok(match &config.protection {
+        ControlProtection::None => ControlWrap::none(),
+        ControlProtection::TlsAuth { key, direction, digest } => ControlWrap::tls_auth(key, *direction, *digest),
+        ControlProtection::TlsCrypt { key } => ControlWrap::tls_crypt(key),
+        ControlProtection::TlsCryptV2 { kc, wkc } => {
+            ControlWrap::tls_crypt_v2(kc, wkc).map_err(|_| EngineError::TlsCryptV2Key)?
+        }
+    })
+}
