@@ -25,7 +25,9 @@ impl Instant {
 
     /// An instant `secs` seconds after the origin.
     pub const fn from_secs(secs: u64) -> Instant {
-        Instant { millis: secs.saturating_mul(1000) }
+        Instant {
+            millis: secs.saturating_mul(1000),
+        }
     }
 
     /// Milliseconds since the origin.
@@ -51,14 +53,18 @@ fn duration_millis(d: Duration) -> u64 {
 impl Add<Duration> for Instant {
     type Output = Instant;
     fn add(self, rhs: Duration) -> Instant {
-        Instant { millis: self.millis.saturating_add(duration_millis(rhs)) }
+        Instant {
+            millis: self.millis.saturating_add(duration_millis(rhs)),
+        }
     }
 }
 
 impl Sub<Duration> for Instant {
     type Output = Instant;
     fn sub(self, rhs: Duration) -> Instant {
-        Instant { millis: self.millis.saturating_sub(duration_millis(rhs)) }
+        Instant {
+            millis: self.millis.saturating_sub(duration_millis(rhs)),
+        }
     }
 }
 
@@ -78,8 +84,14 @@ mod tests {
         assert_eq!(t.as_millis(), 2000);
         assert_eq!((t + Duration::from_millis(1500)).as_millis(), 3500);
         assert_eq!(t - Duration::from_secs(5), Instant::ZERO);
-        assert_eq!(Instant::from_millis(u64::MAX) + Duration::from_secs(1), Instant::from_millis(u64::MAX));
+        assert_eq!(
+            Instant::from_millis(u64::MAX) + Duration::from_secs(1),
+            Instant::from_millis(u64::MAX)
+        );
         assert_eq!(Instant::ZERO.saturating_duration_since(t), Duration::ZERO);
-        assert_eq!(t.saturating_duration_since(Instant::ZERO), Duration::from_secs(2));
+        assert_eq!(
+            t.saturating_duration_since(Instant::ZERO),
+            Duration::from_secs(2)
+        );
     }
 }

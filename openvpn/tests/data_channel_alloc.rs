@@ -1,7 +1,9 @@
 //! Proves the data path allocates nothing: encrypt + decrypt of 1400-byte packets for every cipher under a
 //! counting global allocator.
 
-use openvpn::crypto::{Compression, DataChannel, DataCipher, DataKey, Digest, Inbound, ReplayWindow, Role};
+use openvpn::crypto::{
+    Compression, DataChannel, DataCipher, DataKey, Digest, Inbound, ReplayWindow, Role,
+};
 use openvpn::time::Instant;
 use openvpn::wire::KeyId;
 use rand_core::SeedableRng;
@@ -67,7 +69,17 @@ fn encrypt_and_decrypt_do_not_allocate() {
             let mut server = DataChannel::new();
             client.set_compression(compression);
             server.set_compression(compression);
-            let new_key = |role| DataKey::new(cipher, &key2, role, KeyId::ZERO, Some(1), ReplayWindow::default()).unwrap();
+            let new_key = |role| {
+                DataKey::new(
+                    cipher,
+                    &key2,
+                    role,
+                    KeyId::ZERO,
+                    Some(1),
+                    ReplayWindow::default(),
+                )
+                .unwrap()
+            };
             client.install(new_key(Role::Client));
             server.install(new_key(Role::Server));
             let mut buf = [0u8; 1600];
@@ -75,14 +87,24 @@ fn encrypt_and_decrypt_do_not_allocate() {
             let before = allocations();
             for i in 0..200u64 {
                 let n = client.encrypt(&payload, &mut buf, &mut rng).unwrap();
-                match server.decrypt(&mut buf[..n], Instant::from_millis(i)).unwrap() {
+                match server
+                    .decrypt(&mut buf[..n], Instant::from_millis(i))
+                    .unwrap()
+                {
                     Inbound::Ip(r) => assert_eq!(r.len(), 1400),
                     other => panic!("unexpected {other:?}"),
                 }
                 let n = server.encrypt_ping(&mut buf, &mut rng).unwrap();
-                assert_eq!(client.decrypt(&mut buf[..n], Instant::from_millis(i)), Ok(Inbound::Ping));
+                assert_eq!(
+                    client.decrypt(&mut buf[..n], Instant::from_millis(i)),
+                    Ok(Inbound::Ping)
+                );
             }
-            assert_eq!(allocations() - before, 0, "{cipher} {compression:?} allocated on the data path");
+            assert_eq!(
+                allocations() - before,
+                0,
+                "{cipher} {compression:?} allocated on the data path"
+            );
         }
     }
 }

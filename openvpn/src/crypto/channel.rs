@@ -46,7 +46,11 @@ impl DataChannel {
             .iter()
             .position(|k| k.as_ref().is_some_and(|k| k.key_id() == id))
             .or_else(|| self.keys.iter().position(Option::is_none))
-            .or_else(|| self.keys.iter().position(|k| k.as_ref().is_some_and(|k| Some(k.key_id()) != self.primary)));
+            .or_else(|| {
+                self.keys
+                    .iter()
+                    .position(|k| k.as_ref().is_some_and(|k| Some(k.key_id()) != self.primary))
+            });
         if let Some(s) = slot.and_then(|i| self.keys.get_mut(i)) {
             *s = Some(key);
         }
@@ -89,7 +93,10 @@ impl DataChannel {
     }
 
     fn key_mut(&mut self, key_id: KeyId) -> Option<&mut DataKey> {
-        self.keys.iter_mut().flatten().find(|k| k.key_id() == key_id)
+        self.keys
+            .iter_mut()
+            .flatten()
+            .find(|k| k.key_id() == key_id)
     }
 
     /// The key used for sending.
@@ -111,15 +118,22 @@ impl DataChannel {
         rng: &mut R,
     ) -> Result<usize, DataError> {
         let compression = self.compression;
-        let key = self.primary.and_then(|id| self.keys.iter_mut().flatten().find(|k| k.key_id() == id));
+        let key = self
+            .primary
+            .and_then(|id| self.keys.iter_mut().flatten().find(|k| k.key_id() == id));
         let key = key.ok_or(DataError::NoKey)?;
         let at = key.headroom();
-        let framed = compression.frame(payload, out.get_mut(at..).ok_or(DataError::BufferTooSmall)?)?;
+        let framed =
+            compression.frame(payload, out.get_mut(at..).ok_or(DataError::BufferTooSmall)?)?;
         key.seal_in_place(out, framed, rng)
     }
 
     /// Encrypts a keepalive ping.
-    pub fn encrypt_ping<R: CryptoRngCore + ?Sized>(&mut self, out: &mut [u8], rng: &mut R) -> Result<usize, DataError> {
+    pub fn encrypt_ping<R: CryptoRngCore + ?Sized>(
+        &mut self,
+        out: &mut [u8],
+        rng: &mut R,
+    ) -> Result<usize, DataError> {
         self.encrypt(&PING_MAGIC, out, rng)
     }
 
@@ -140,7 +154,9 @@ impl DataChannel {
             return Err(DataError::NotData);
         }
         let compression = self.compression;
-        let key = self.key_mut(op.key_id).ok_or(DataError::UnknownKeyId(op.key_id.value()))?;
+        let key = self
+            .key_mut(op.key_id)
+            .ok_or(DataError::UnknownKeyId(op.key_id.value()))?;
         let range = key.open_in_place(packet, now)?;
         let range = compression.unframe(packet, range)?;
         Ok(classify(packet, range))
@@ -154,15 +170,28 @@ pub fn fuzz_decrypt(bytes: &[u8]) {
     use super::replay::ReplayWindow;
     let key2 = [0x5au8; 256];
     let mut buf = [0u8; 2048];
-    let Some(packet) = buf.get_mut(..bytes.len()) else { return };
-    for cipher in [DataCipher::Aes256Gcm, DataCipher::ChaCha20Poly1305, DataCipher::Aes256Cbc(Digest::Sha256)] {
+    let Some(packet) = buf.get_mut(..bytes.len()) else {
+        return;
+    };
+    for cipher in [
+        DataCipher::Aes256Gcm,
+        DataCipher::ChaCha20Poly1305,
+        DataCipher::Aes256Cbc(Digest::Sha256),
+    ] {
         for compression in [Compression::None, Compression::Stub] {
             let mut channel = DataChannel::new();
             channel.set_compression(compression);
             for kid in 0..2 {
                 if let (Some(k), Ok(key)) = (
                     KeyId::new(kid),
-                    DataKey::new(cipher, &key2, Role::Client, KeyId::new(kid).unwrap_or_default(), Some(0), ReplayWindow::default()),
+                    DataKey::new(
+                        cipher,
+                        &key2,
+                        Role::Client,
+                        KeyId::new(kid).unwrap_or_default(),
+                        Some(0),
+                        ReplayWindow::default(),
+                    ),
                 ) {
                     let _ = k;
                     channel.install(key);
@@ -186,8 +215,24 @@ mod tests {
         let key2 = [seed; 256];
         let k = KeyId::new(kid).unwrap();
         (
-            DataKey::new(cipher, &key2, Role::Client, k, Some(7), ReplayWindow::default()).unwrap(),
-            DataKey::new(cipher, &key2, Role::Server, k, Some(7), ReplayWindow::default()).unwrap(),
+            DataKey::new(
+                cipher,
+                &key2,
+                Role::Client,
+                k,
+                Some(7),
+                ReplayWindow::default(),
+            )
+            .unwrap(),
+            DataKey::new(
+                cipher,
+                &key2,
+                Role::Server,
+                k,
+                Some(7),
+                ReplayWindow::default(),
+            )
+            .unwrap(),
         )
     }
 
@@ -202,9 +247,14 @@ mod tests {
         client.install(c0);
         server.install(s0);
         let mut buf = [0u8; 256];
-        let n = client.encrypt(&[0x45, 1, 2, 3], &mut buf, &mut rng).unwrap();
+        let n = client
+            .encrypt(&[0x45, 1, 2, 3], &mut buf, &mut rng)
+            .unwrap();
         let old_packet = buf;
-        assert_eq!(server.decrypt(&mut buf[..n], Instant::ZERO), Ok(Inbound::Ip(25..29)));
+        assert_eq!(
+            server.decrypt(&mut buf[..n], Instant::ZERO),
+            Ok(Inbound::Ip(25..29))
+        );
 
         // Renegotiate to key_id 1; the server keeps key 0 as lame duck.
         let (c1, s1) = pair(1, DataCipher::ChaCha20Poly1305, 2);
@@ -214,20 +264,41 @@ mod tests {
         assert!(client.set_primary(KeyId::new(1).unwrap()));
         let m = client.encrypt_ping(&mut buf, &mut rng).unwrap();
         assert_eq!(buf[0], 0x49);
-        assert_eq!(server.decrypt(&mut buf[..m], Instant::ZERO), Ok(Inbound::Ping));
+        assert_eq!(
+            server.decrypt(&mut buf[..m], Instant::ZERO),
+            Ok(Inbound::Ping)
+        );
         // A late old-key packet still decrypts until the lame duck is removed... once (replay protected).
         let mut late = old_packet;
-        assert_eq!(server.decrypt(&mut late[..n], Instant::ZERO), Err(DataError::Replay(crate::crypto::ReplayError::Duplicate)));
+        assert_eq!(
+            server.decrypt(&mut late[..n], Instant::ZERO),
+            Err(DataError::Replay(crate::crypto::ReplayError::Duplicate))
+        );
         server.remove(KeyId::ZERO);
         let mut late = old_packet;
-        assert_eq!(server.decrypt(&mut late[..n], Instant::ZERO), Err(DataError::UnknownKeyId(0)));
+        assert_eq!(
+            server.decrypt(&mut late[..n], Instant::ZERO),
+            Err(DataError::UnknownKeyId(0))
+        );
 
         let m = client.encrypt_occ_exit(&mut buf, &mut rng).unwrap();
         let got = server.decrypt(&mut buf[..m], Instant::ZERO).unwrap();
         assert!(got.is_exit());
-        assert!(matches!(got, Inbound::Occ { opcode: OCC_EXIT, .. }));
-        assert_eq!(server.decrypt(&mut [0x20u8, 0, 0][..], Instant::ZERO), Err(DataError::NotData));
-        assert_eq!(DataChannel::new().encrypt(&[1], &mut buf, &mut rng), Err(DataError::NoKey));
+        assert!(matches!(
+            got,
+            Inbound::Occ {
+                opcode: OCC_EXIT,
+                ..
+            }
+        ));
+        assert_eq!(
+            server.decrypt(&mut [0x20u8, 0, 0][..], Instant::ZERO),
+            Err(DataError::NotData)
+        );
+        assert_eq!(
+            DataChannel::new().encrypt(&[1], &mut buf, &mut rng),
+            Err(DataError::NoKey)
+        );
     }
 
     #[test]

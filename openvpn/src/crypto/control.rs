@@ -56,7 +56,9 @@ impl fmt::Display for UnwrapError {
             UnwrapError::Truncated => f.write_str("control packet truncated"),
             UnwrapError::Auth => f.write_str("control packet failed authentication"),
             UnwrapError::Replay(e) => write!(f, "control packet replay: {e}"),
-            UnwrapError::BufferTooSmall => f.write_str("output buffer too small for the plain control packet"),
+            UnwrapError::BufferTooSmall => {
+                f.write_str("output buffer too small for the plain control packet")
+            }
         }
     }
 }
@@ -92,7 +94,11 @@ pub struct ControlWrap {
 impl ControlWrap {
     /// Wraps `protection` with a fresh replay-id sender (counter 1) and a default replay window.
     pub fn new(protection: Protection) -> ControlWrap {
-        ControlWrap { protection, sender: ReplayIdSender::new(), window: ReplayWindow::default() }
+        ControlWrap {
+            protection,
+            sender: ReplayIdSender::new(),
+            window: ReplayWindow::default(),
+        }
     }
 
     /// No protection.
@@ -123,7 +129,10 @@ impl ControlWrap {
 
     /// Dynamic tls-crypt for key_id > 0 (§2.9): `ekm` is the 256-byte export with label
     /// [`tls_crypt::DYNAMIC_TLS_CRYPT_LABEL`], `original` the connection's tls-auth / tls-crypt key or Kc.
-    pub fn dynamic_tls_crypt(ekm: &[u8; KEY2_LEN], original: Option<&[u8; KEY2_LEN]>) -> ControlWrap {
+    pub fn dynamic_tls_crypt(
+        ekm: &[u8; KEY2_LEN],
+        original: Option<&[u8; KEY2_LEN]>,
+    ) -> ControlWrap {
         let key = tls_crypt::dynamic_key(ekm, original);
         ControlWrap::new(Protection::TlsCrypt(TlsCrypt::client(&key)))
     }
@@ -150,9 +159,16 @@ impl ControlWrap {
 
     /// Wraps one transmission (retransmissions too: each gets a new replay id) of the plain packet
     /// `plain` into `out`. `now_unix` is the wall-clock Unix time, latched into the replay id on first use.
-    pub fn wrap(&mut self, plain: &[u8], now_unix: u32, out: &mut [u8]) -> Result<usize, WrapError> {
+    pub fn wrap(
+        &mut self,
+        plain: &[u8],
+        now_unix: u32,
+        out: &mut [u8],
+    ) -> Result<usize, WrapError> {
         if let Protection::None = self.protection {
-            let out = out.get_mut(..plain.len()).ok_or(WrapError::BufferTooSmall)?;
+            let out = out
+                .get_mut(..plain.len())
+                .ok_or(WrapError::BufferTooSmall)?;
             out.copy_from_slice(plain);
             return Ok(plain.len());
         }
@@ -167,10 +183,17 @@ impl ControlWrap {
 
     /// Authenticates (and decrypts) a received control packet into its plain form in `out`, then checks
     /// and records its replay id. Returns the plain length.
-    pub fn unwrap(&mut self, wire: &[u8], now: Instant, out: &mut [u8]) -> Result<usize, UnwrapError> {
+    pub fn unwrap(
+        &mut self,
+        wire: &[u8],
+        now: Instant,
+        out: &mut [u8],
+    ) -> Result<usize, UnwrapError> {
         let (id, len) = match &self.protection {
             Protection::None => {
-                let o = out.get_mut(..wire.len()).ok_or(UnwrapError::BufferTooSmall)?;
+                let o = out
+                    .get_mut(..wire.len())
+                    .ok_or(UnwrapError::BufferTooSmall)?;
                 o.copy_from_slice(wire);
                 return Ok(wire.len());
             }
@@ -178,7 +201,9 @@ impl ControlWrap {
             Protection::TlsCrypt(c) => c.unwrap(wire, out)?,
             Protection::TlsCryptV2(c) => c.unwrap(wire, out)?,
         };
-        self.window.update(id.time, id.counter, now).map_err(UnwrapError::Replay)?;
+        self.window
+            .update(id.time, id.counter, now)
+            .map_err(UnwrapError::Replay)?;
         Ok(len)
     }
 
@@ -211,7 +236,9 @@ mod tests {
         // The client's own reset is reproduced from its plain form and the logged replay time.
         let reset = hex("38df0b478d923bae6f000000016b071c067484b908cb08343b292c8ea5f694ea1882c7bc0beb0273930424ede9d2216662198b5b5430");
         let mut out = [0u8; 128];
-        let m = client.wrap(&hex("38df0b478d923bae6f0000000000"), 0x6b071c06, &mut out).unwrap();
+        let m = client
+            .wrap(&hex("38df0b478d923bae6f0000000000"), 0x6b071c06, &mut out)
+            .unwrap();
         assert_eq!(out[..m], reset[..]);
         assert_eq!(client.overhead(OpKey::parse(&reset).unwrap()), 40);
     }
@@ -226,12 +253,66 @@ mod tests {
         let n = client.wrap(&plain, 0x61d3bf6c, &mut wire).unwrap();
         assert_eq!(wire[..n], hex("38de694c5c7bfba27493537c1ded4e781529ae7cfe4b8c6d6b2b51f05a0000000161d3bf6c0000000000")[..]);
         let mut back = [0u8; 64];
-        assert_eq!(server.unwrap(&wire[..n], Instant::ZERO, &mut back), Ok(plain.len()));
+        assert_eq!(
+            server.unwrap(&wire[..n], Instant::ZERO, &mut back),
+            Ok(plain.len())
+        );
         assert_eq!(client.overhead(OpKey::parse(&plain).unwrap()), 28);
 
         let mut none = ControlWrap::none();
         assert_eq!(none.wrap(&plain, 0, &mut wire), Ok(plain.len()));
-        assert_eq!(none.unwrap(&plain, Instant::ZERO, &mut back), Ok(plain.len()));
-        assert_eq!(none.wrap(&plain, 0, &mut [0u8; 4]), Err(WrapError::BufferTooSmall));
+        assert_eq!(
+            none.unwrap(&plain, Instant::ZERO, &mut back),
+            Ok(plain.len())
+        );
+        assert_eq!(
+            none.wrap(&plain, 0, &mut [0u8; 4]),
+            Err(WrapError::BufferTooSmall)
+        );
+    }
+
+    #[test]
+    fn fuzz_entry_survives_garbage() {
+        use rand_core::{RngCore, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(9);
+        let mut buf = [0u8; 600];
+        for len in 0..600 {
+            rng.fill_bytes(&mut buf[..len]);
+            fuzz_unwrap(&buf[..len]);
+        }
+        fuzz_unwrap(&hex("386891923fa31034370000000000"));
+    }
+}
+
+/// Fuzzing entry point: runs untrusted bytes through every control-channel unwrap (fixed keys) and parses
+/// whatever authenticates as a plain control packet; must never panic.
+pub fn fuzz_unwrap(bytes: &[u8]) {
+    let key = [0x3cu8; KEY2_LEN];
+    let mut wkc = [0u8; super::tls_crypt_v2::MIN_WKC_LEN];
+    if let Some(len) = wkc.get_mut(super::tls_crypt_v2::MIN_WKC_LEN - 2..) {
+        len.copy_from_slice(&[0x01, 0x22]);
+    }
+    let mut wraps = [
+        Some(ControlWrap::none()),
+        Some(ControlWrap::tls_auth(
+            &key,
+            KeyDirection::Inverse,
+            Digest::Sha1,
+        )),
+        Some(ControlWrap::tls_auth(
+            &key,
+            KeyDirection::Normal,
+            Digest::Sha512,
+        )),
+        Some(ControlWrap::tls_crypt(&key)),
+        ControlWrap::tls_crypt_v2(&key, &wkc).ok(),
+    ];
+    let mut out = [0u8; 2048];
+    for wrap in wraps.iter_mut().flatten() {
+        if let Ok(n) = wrap.unwrap(bytes, Instant::ZERO, &mut out) {
+            if let Some(plain) = out.get(..n) {
+                crate::wire::control::fuzz_parse(plain);
+            }
+        }
     }
 }

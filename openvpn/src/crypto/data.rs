@@ -86,14 +86,19 @@ impl DataCipher {
 
     /// True for the AEAD ciphers.
     pub const fn is_aead(self) -> bool {
-        matches!(self, DataCipher::Aes128Gcm | DataCipher::Aes256Gcm | DataCipher::ChaCha20Poly1305)
+        matches!(
+            self,
+            DataCipher::Aes128Gcm | DataCipher::Aes256Gcm | DataCipher::ChaCha20Poly1305
+        )
     }
 
     /// Bytes between the opcode/peer-id header and the payload when sealing: packet-id + tag for AEAD,
     /// HMAC + IV + packet-id for CBC.
     pub const fn crypto_headroom(self) -> usize {
         match self {
-            DataCipher::Aes128Cbc(d) | DataCipher::Aes256Cbc(d) => d.output_len() + CBC_BLOCK + PACKET_ID_LEN,
+            DataCipher::Aes128Cbc(d) | DataCipher::Aes256Cbc(d) => {
+                d.output_len() + CBC_BLOCK + PACKET_ID_LEN
+            }
             _ => PACKET_ID_LEN + TAG_LEN,
         }
     }
@@ -161,10 +166,14 @@ impl fmt::Display for DataError {
             DataError::Auth => f.write_str("data packet failed authentication"),
             DataError::Padding => f.write_str("data packet has invalid CBC padding"),
             DataError::Replay(e) => write!(f, "data packet replay: {e}"),
-            DataError::PacketIdExhausted => f.write_str("data packet-id exhausted, renegotiation required"),
+            DataError::PacketIdExhausted => {
+                f.write_str("data packet-id exhausted, renegotiation required")
+            }
             DataError::BufferTooSmall => f.write_str("buffer too small for the data packet"),
             DataError::WeakKey => f.write_str("all-zero data-channel key"),
-            DataError::Compressed => f.write_str("peer sent a compressed packet (compression is not supported)"),
+            DataError::Compressed => {
+                f.write_str("peer sent a compressed packet (compression is not supported)")
+            }
             DataError::BadFraming => f.write_str("unexpected compression framing byte"),
             DataError::NoKey => f.write_str("no data-channel key installed"),
         }
@@ -182,13 +191,26 @@ enum CbcCipher {
 
 #[allow(clippy::large_enum_variant)]
 enum DirectionKey {
-    Aead { key: aead::LessSafeKey, implicit_iv: [u8; 8] },
-    Cbc { cipher: CbcCipher, hmac: hmac::Key, digest: Digest },
+    Aead {
+        key: aead::LessSafeKey,
+        implicit_iv: [u8; 8],
+    },
+    Cbc {
+        cipher: CbcCipher,
+        hmac: hmac::Key,
+        digest: Digest,
+    },
 }
 
 impl DirectionKey {
-    fn new(cipher: DataCipher, key2: &[u8; KEY2_LEN], index: usize) -> Result<DirectionKey, DataError> {
-        let key = cipher_slot(key2, index).get(..cipher.key_len()).ok_or(DataError::WeakKey)?;
+    fn new(
+        cipher: DataCipher,
+        key2: &[u8; KEY2_LEN],
+        index: usize,
+    ) -> Result<DirectionKey, DataError> {
+        let key = cipher_slot(key2, index)
+            .get(..cipher.key_len())
+            .ok_or(DataError::WeakKey)?;
         if key.iter().all(|&b| b == 0) {
             return Err(DataError::WeakKey);
         }
@@ -203,14 +225,25 @@ impl DirectionKey {
                 let unbound = aead::UnboundKey::new(alg, key).map_err(|_| DataError::WeakKey)?;
                 let mut implicit_iv = [0u8; 8];
                 implicit_iv.copy_from_slice(hslot.get(..8).ok_or(DataError::WeakKey)?);
-                DirectionKey::Aead { key: aead::LessSafeKey::new(unbound), implicit_iv }
+                DirectionKey::Aead {
+                    key: aead::LessSafeKey::new(unbound),
+                    implicit_iv,
+                }
             }
             DataCipher::Aes128Cbc(digest) | DataCipher::Aes256Cbc(digest) => {
                 let c = match cipher {
-                    DataCipher::Aes128Cbc(_) => CbcCipher::Aes128(Aes128::new_from_slice(key).map_err(|_| DataError::WeakKey)?),
-                    _ => CbcCipher::Aes256(Aes256::new_from_slice(key).map_err(|_| DataError::WeakKey)?),
+                    DataCipher::Aes128Cbc(_) => CbcCipher::Aes128(
+                        Aes128::new_from_slice(key).map_err(|_| DataError::WeakKey)?,
+                    ),
+                    _ => CbcCipher::Aes256(
+                        Aes256::new_from_slice(key).map_err(|_| DataError::WeakKey)?,
+                    ),
                 };
-                DirectionKey::Cbc { cipher: c, hmac: digest.hmac_key(hslot), digest }
+                DirectionKey::Cbc {
+                    cipher: c,
+                    hmac: digest.hmac_key(hslot),
+                    digest,
+                }
             }
         })
     }
@@ -330,7 +363,8 @@ impl DataKey {
 
     /// True once the send packet-id reached 0xFF000000: the session must renegotiate a new key (§6.4).
     pub fn needs_renegotiation(&self) -> bool {
-        self.next_packet_id.is_none_or(|id| id >= PACKET_ID_RENEGOTIATE_AT)
+        self.next_packet_id
+            .is_none_or(|id| id >= PACKET_ID_RENEGOTIATE_AT)
     }
 
     /// Header length of sealed packets (1 for P_DATA_V1, 4 for P_DATA_V2).
@@ -387,39 +421,62 @@ impl DataKey {
         }
         let packet_id = self.take_packet_id()?;
         let pid = packet_id.to_be_bytes();
-        let header = DataHeader { key_id: self.key_id, peer_id: self.peer_id };
-        let buf = buf.get_mut(..total.max(headroom + payload_len)).ok_or(DataError::BufferTooSmall)?;
+        let header = DataHeader {
+            key_id: self.key_id,
+            peer_id: self.peer_id,
+        };
+        let buf = buf
+            .get_mut(..total.max(headroom + payload_len))
+            .ok_or(DataError::BufferTooSmall)?;
         let (header_bytes, rest) = buf.split_at_mut(hdr);
-        header.emit(header_bytes).map_err(|_| DataError::BufferTooSmall)?;
+        header
+            .emit(header_bytes)
+            .map_err(|_| DataError::BufferTooSmall)?;
         match &self.send {
             DirectionKey::Aead { key, implicit_iv } => {
                 let (ad, ad_len) = aead_ad(header_bytes, pid);
                 let (pid_out, rest) = rest.split_at_mut(PACKET_ID_LEN);
                 pid_out.copy_from_slice(&pid);
                 let (tag_out, payload) = rest.split_at_mut(TAG_LEN);
-                let payload = payload.get_mut(..payload_len).ok_or(DataError::BufferTooSmall)?;
+                let payload = payload
+                    .get_mut(..payload_len)
+                    .ok_or(DataError::BufferTooSmall)?;
                 let tag = key
-                    .seal_in_place_separate_tag(nonce(pid, implicit_iv), aead::Aad::from(ad.get(..ad_len).unwrap_or(&[])), payload)
+                    .seal_in_place_separate_tag(
+                        nonce(pid, implicit_iv),
+                        aead::Aad::from(ad.get(..ad_len).unwrap_or(&[])),
+                        payload,
+                    )
                     .map_err(|_| DataError::BufferTooSmall)?;
                 tag_out.copy_from_slice(tag.as_ref());
             }
-            DirectionKey::Cbc { cipher, hmac: hkey, digest } => {
+            DirectionKey::Cbc {
+                cipher,
+                hmac: hkey,
+                digest,
+            } => {
                 let (mac_out, rest) = rest.split_at_mut(digest.output_len());
                 let (iv_out, body) = rest.split_at_mut(CBC_BLOCK);
                 let mut iv = [0u8; CBC_BLOCK];
                 rng.fill_bytes(&mut iv);
                 iv_out.copy_from_slice(&iv);
-                body.get_mut(..PACKET_ID_LEN).ok_or(DataError::BufferTooSmall)?.copy_from_slice(&pid);
+                body.get_mut(..PACKET_ID_LEN)
+                    .ok_or(DataError::BufferTooSmall)?
+                    .copy_from_slice(&pid);
                 let msg_len = PACKET_ID_LEN + payload_len;
                 let ct_len = match cipher {
-                    CbcCipher::Aes128(c) => cbc::Encryptor::<Aes128>::inner_iv_init(c.clone(), &iv.into())
-                        .encrypt_padded_mut::<Pkcs7>(body, msg_len)
-                        .map_err(|_| DataError::BufferTooSmall)?
-                        .len(),
-                    CbcCipher::Aes256(c) => cbc::Encryptor::<Aes256>::inner_iv_init(c.clone(), &iv.into())
-                        .encrypt_padded_mut::<Pkcs7>(body, msg_len)
-                        .map_err(|_| DataError::BufferTooSmall)?
-                        .len(),
+                    CbcCipher::Aes128(c) => {
+                        cbc::Encryptor::<Aes128>::inner_iv_init(c.clone(), &iv.into())
+                            .encrypt_padded_mut::<Pkcs7>(body, msg_len)
+                            .map_err(|_| DataError::BufferTooSmall)?
+                            .len()
+                    }
+                    CbcCipher::Aes256(c) => {
+                        cbc::Encryptor::<Aes256>::inner_iv_init(c.clone(), &iv.into())
+                            .encrypt_padded_mut::<Pkcs7>(body, msg_len)
+                            .map_err(|_| DataError::BufferTooSmall)?
+                            .len()
+                    }
                 };
                 let mut ctx = hmac::Context::with_key(hkey);
                 ctx.update(iv_out);
@@ -440,14 +497,22 @@ impl DataKey {
         rng: &mut R,
     ) -> Result<usize, DataError> {
         let at = self.headroom();
-        out.get_mut(at..at + payload.len()).ok_or(DataError::BufferTooSmall)?.copy_from_slice(payload);
+        out.get_mut(at..at + payload.len())
+            .ok_or(DataError::BufferTooSmall)?
+            .copy_from_slice(payload);
         self.seal_in_place(out, payload.len(), rng)
     }
 
     /// Authenticates, decrypts in place and replay-checks a received data packet; returns where the
     /// plaintext payload now lies in `packet`. The header's key_id is not checked here (see `DataChannel`).
-    pub fn open_in_place(&mut self, packet: &mut [u8], now: Instant) -> Result<Range<usize>, DataError> {
-        let hdr = DataPacket::new_checked(&*packet).map_err(|_| DataError::NotData)?.header_len();
+    pub fn open_in_place(
+        &mut self,
+        packet: &mut [u8],
+        now: Instant,
+    ) -> Result<Range<usize>, DataError> {
+        let hdr = DataPacket::new_checked(&*packet)
+            .map_err(|_| DataError::NotData)?
+            .header_len();
         let result = self.open_after_header(packet, hdr);
         let (packet_id, range) = match result {
             Ok(ok) => ok,
@@ -458,19 +523,31 @@ impl DataKey {
                 return Err(e);
             }
         };
-        self.replay.update(0, packet_id, now).map_err(DataError::Replay)?;
+        self.replay
+            .update(0, packet_id, now)
+            .map_err(DataError::Replay)?;
         self.stats.received_packets = self.stats.received_packets.saturating_add(1);
         self.stats.received_bytes = self.stats.received_bytes.saturating_add(range.len() as u64);
         Ok(range)
     }
 
-    fn open_after_header(&self, packet: &mut [u8], hdr: usize) -> Result<(u32, Range<usize>), DataError> {
+    fn open_after_header(
+        &self,
+        packet: &mut [u8],
+        hdr: usize,
+    ) -> Result<(u32, Range<usize>), DataError> {
         let total = packet.len();
-        let (header, rest) = packet.split_at_mut_checked(hdr).ok_or(DataError::Truncated)?;
+        let (header, rest) = packet
+            .split_at_mut_checked(hdr)
+            .ok_or(DataError::Truncated)?;
         match &self.recv {
             DirectionKey::Aead { key, implicit_iv } => {
-                let (pid_bytes, rest) = rest.split_at_mut_checked(PACKET_ID_LEN).ok_or(DataError::Truncated)?;
-                let (tag, ciphertext) = rest.split_at_mut_checked(TAG_LEN).ok_or(DataError::Truncated)?;
+                let (pid_bytes, rest) = rest
+                    .split_at_mut_checked(PACKET_ID_LEN)
+                    .ok_or(DataError::Truncated)?;
+                let (tag, ciphertext) = rest
+                    .split_at_mut_checked(TAG_LEN)
+                    .ok_or(DataError::Truncated)?;
                 let pid: [u8; 4] = (&*pid_bytes).try_into().map_err(|_| DataError::Truncated)?;
                 let tag = aead::Tag::try_from(&*tag).map_err(|_| DataError::Truncated)?;
                 let (ad, ad_len) = aead_ad(header, pid);
@@ -482,10 +559,19 @@ impl DataKey {
                     0..,
                 )
                 .map_err(|_| DataError::Auth)?;
-                Ok((u32::from_be_bytes(pid), hdr + PACKET_ID_LEN + TAG_LEN..total))
+                Ok((
+                    u32::from_be_bytes(pid),
+                    hdr + PACKET_ID_LEN + TAG_LEN..total,
+                ))
             }
-            DirectionKey::Cbc { cipher, hmac: hkey, digest } => {
-                let (mac, rest) = rest.split_at_mut_checked(digest.output_len()).ok_or(DataError::Truncated)?;
+            DirectionKey::Cbc {
+                cipher,
+                hmac: hkey,
+                digest,
+            } => {
+                let (mac, rest) = rest
+                    .split_at_mut_checked(digest.output_len())
+                    .ok_or(DataError::Truncated)?;
                 if rest.len() < 2 * CBC_BLOCK || rest.len() % CBC_BLOCK != 0 {
                     return Err(DataError::Truncated);
                 }
@@ -493,19 +579,28 @@ impl DataKey {
                 let (iv, body) = rest.split_at_mut(CBC_BLOCK);
                 let iv: [u8; CBC_BLOCK] = (&*iv).try_into().map_err(|_| DataError::Truncated)?;
                 let plain_len = match cipher {
-                    CbcCipher::Aes128(c) => cbc::Decryptor::<Aes128>::inner_iv_init(c.clone(), &iv.into())
-                        .decrypt_padded_mut::<Pkcs7>(body)
-                        .map_err(|_| DataError::Padding)?
-                        .len(),
-                    CbcCipher::Aes256(c) => cbc::Decryptor::<Aes256>::inner_iv_init(c.clone(), &iv.into())
-                        .decrypt_padded_mut::<Pkcs7>(body)
-                        .map_err(|_| DataError::Padding)?
-                        .len(),
+                    CbcCipher::Aes128(c) => {
+                        cbc::Decryptor::<Aes128>::inner_iv_init(c.clone(), &iv.into())
+                            .decrypt_padded_mut::<Pkcs7>(body)
+                            .map_err(|_| DataError::Padding)?
+                            .len()
+                    }
+                    CbcCipher::Aes256(c) => {
+                        cbc::Decryptor::<Aes256>::inner_iv_init(c.clone(), &iv.into())
+                            .decrypt_padded_mut::<Pkcs7>(body)
+                            .map_err(|_| DataError::Padding)?
+                            .len()
+                    }
                 };
-                let pid: [u8; 4] =
-                    body.get(..PACKET_ID_LEN).and_then(|b| b.try_into().ok()).ok_or(DataError::Truncated)?;
+                let pid: [u8; 4] = body
+                    .get(..PACKET_ID_LEN)
+                    .and_then(|b| b.try_into().ok())
+                    .ok_or(DataError::Truncated)?;
                 let start = hdr + digest.output_len() + CBC_BLOCK;
-                Ok((u32::from_be_bytes(pid), start + PACKET_ID_LEN..start + plain_len))
+                Ok((
+                    u32::from_be_bytes(pid),
+                    start + PACKET_ID_LEN..start + plain_len,
+                ))
             }
         }
     }
@@ -526,15 +621,31 @@ mod tests {
         k
     }
 
-    fn open_real(cipher: DataCipher, key: &str, iv_or_hmac: &str, packet: &str) -> std::vec::Vec<u8> {
+    fn open_real(
+        cipher: DataCipher,
+        key: &str,
+        iv_or_hmac: &str,
+        packet: &str,
+    ) -> std::vec::Vec<u8> {
         let key2 = s2c_key2(&hex(key), &hex(iv_or_hmac));
-        let mut k = DataKey::new(cipher, &key2, Role::Client, KeyId::ZERO, Some(0), ReplayWindow::default()).unwrap();
+        let mut k = DataKey::new(
+            cipher,
+            &key2,
+            Role::Client,
+            KeyId::ZERO,
+            Some(0),
+            ReplayWindow::default(),
+        )
+        .unwrap();
         let mut p = hex(packet);
         let r = k.open_in_place(&mut p, Instant::ZERO).unwrap();
         let plain = p[r].to_vec();
         // A replay of the same packet is rejected and counted.
         let mut again = hex(packet);
-        assert_eq!(k.open_in_place(&mut again, Instant::ZERO), Err(DataError::Replay(ReplayError::Duplicate)));
+        assert_eq!(
+            k.open_in_place(&mut again, Instant::ZERO),
+            Err(DataError::Replay(ReplayError::Duplicate))
+        );
         assert_eq!(k.replays_rejected(), 1);
         plain
     }
@@ -579,13 +690,30 @@ mod tests {
         // The key2 derived in prf.rs's L2 test; as the *server* we open the client's packet-id 2 ping,
         // and as the client we produce the identical bytes when sealing packet-id 2.
         let key2: [u8; 256] = hex(crate::crypto::prf::tests::L2_KEY2).try_into().unwrap();
-        let captured = hex("480000000000000228453630ae7b6dabe4dd2fc967640adbf1c656d1eeb1f77db5deb181218dccc8");
-        let mut server = DataKey::new(DataCipher::Aes256Gcm, &key2, Role::Server, KeyId::ZERO, Some(0), ReplayWindow::default()).unwrap();
+        let captured =
+            hex("480000000000000228453630ae7b6dabe4dd2fc967640adbf1c656d1eeb1f77db5deb181218dccc8");
+        let mut server = DataKey::new(
+            DataCipher::Aes256Gcm,
+            &key2,
+            Role::Server,
+            KeyId::ZERO,
+            Some(0),
+            ReplayWindow::default(),
+        )
+        .unwrap();
         let mut p = captured.clone();
         let r = server.open_in_place(&mut p, Instant::ZERO).unwrap();
         assert_eq!(p[r], PING_MAGIC);
 
-        let mut client = DataKey::new(DataCipher::Aes256Gcm, &key2, Role::Client, KeyId::ZERO, Some(0), ReplayWindow::default()).unwrap();
+        let mut client = DataKey::new(
+            DataCipher::Aes256Gcm,
+            &key2,
+            Role::Client,
+            KeyId::ZERO,
+            Some(0),
+            ReplayWindow::default(),
+        )
+        .unwrap();
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
         let mut out = [0u8; 64];
         client.seal(&PING_MAGIC, &mut out, &mut rng).unwrap(); // packet-id 1
@@ -600,8 +728,24 @@ mod tests {
         }
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
         let kid = KeyId::new(3).unwrap();
-        let mut c = DataKey::new(cipher, &key2, Role::Client, kid, peer_id, ReplayWindow::default()).unwrap();
-        let mut s = DataKey::new(cipher, &key2, Role::Server, kid, peer_id, ReplayWindow::default()).unwrap();
+        let mut c = DataKey::new(
+            cipher,
+            &key2,
+            Role::Client,
+            kid,
+            peer_id,
+            ReplayWindow::default(),
+        )
+        .unwrap();
+        let mut s = DataKey::new(
+            cipher,
+            &key2,
+            Role::Server,
+            kid,
+            peer_id,
+            ReplayWindow::default(),
+        )
+        .unwrap();
         for len in [0usize, 1, 11, 12, 15, 16, 17, 100, 1400] {
             let payload: std::vec::Vec<u8> = (0..len).map(|i| i as u8).collect();
             let mut buf = [0u8; 1600];
@@ -609,11 +753,18 @@ mod tests {
             assert_eq!(n, c.sealed_len(len));
             assert_eq!(buf[0] & 7, 3);
             // Every bit flip is rejected; only AEAD with P_DATA_V2 authenticates the header itself.
-            let first = if cipher.is_aead() && peer_id.is_some() { 0 } else { c.header_len() };
+            let first = if cipher.is_aead() && peer_id.is_some() {
+                0
+            } else {
+                c.header_len()
+            };
             for i in (first..n).step_by(7) {
                 let mut bad = buf;
                 bad[i] ^= 0x04;
-                assert!(s.open_in_place(&mut bad[..n], Instant::ZERO).is_err(), "{cipher} len {len} byte {i}");
+                assert!(
+                    s.open_in_place(&mut bad[..n], Instant::ZERO).is_err(),
+                    "{cipher} len {len} byte {i}"
+                );
             }
             let r = s.open_in_place(&mut buf[..n], Instant::ZERO).unwrap();
             assert_eq!(buf[r], payload[..]);
@@ -645,21 +796,49 @@ mod tests {
     fn packet_id_exhaustion_and_weak_keys() {
         let key2 = [0x55u8; 256];
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
-        let mut k = DataKey::new(DataCipher::Aes128Gcm, &key2, Role::Client, KeyId::ZERO, None, ReplayWindow::default()).unwrap();
+        let mut k = DataKey::new(
+            DataCipher::Aes128Gcm,
+            &key2,
+            Role::Client,
+            KeyId::ZERO,
+            None,
+            ReplayWindow::default(),
+        )
+        .unwrap();
         assert!(!k.needs_renegotiation());
         k.next_packet_id = Some(PACKET_ID_RENEGOTIATE_AT);
         assert!(k.needs_renegotiation());
         k.next_packet_id = Some(u32::MAX);
         let mut out = [0u8; 64];
         assert!(k.seal(b"x", &mut out, &mut rng).is_ok());
-        assert_eq!(k.seal(b"x", &mut out, &mut rng), Err(DataError::PacketIdExhausted));
-        assert_eq!(k.seal(&[0; 100], &mut out, &mut rng), Err(DataError::BufferTooSmall));
         assert_eq!(
-            DataKey::new(DataCipher::Aes256Gcm, &[0; 256], Role::Client, KeyId::ZERO, None, ReplayWindow::default()).err(),
+            k.seal(b"x", &mut out, &mut rng),
+            Err(DataError::PacketIdExhausted)
+        );
+        assert_eq!(
+            k.seal(&[0; 100], &mut out, &mut rng),
+            Err(DataError::BufferTooSmall)
+        );
+        assert_eq!(
+            DataKey::new(
+                DataCipher::Aes256Gcm,
+                &[0; 256],
+                Role::Client,
+                KeyId::ZERO,
+                None,
+                ReplayWindow::default()
+            )
+            .err(),
             Some(DataError::WeakKey)
         );
-        assert_eq!(DataCipher::from_name("aes-256-gcm", Digest::Sha1), Some(DataCipher::Aes256Gcm));
-        assert_eq!(DataCipher::from_name("AES-256-CBC", Digest::Sha512), Some(DataCipher::Aes256Cbc(Digest::Sha512)));
+        assert_eq!(
+            DataCipher::from_name("aes-256-gcm", Digest::Sha1),
+            Some(DataCipher::Aes256Gcm)
+        );
+        assert_eq!(
+            DataCipher::from_name("AES-256-CBC", Digest::Sha512),
+            Some(DataCipher::Aes256Cbc(Digest::Sha512))
+        );
         assert_eq!(DataCipher::from_name("BF-CBC", Digest::Sha1), None);
     }
 }

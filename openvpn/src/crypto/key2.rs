@@ -138,8 +138,20 @@ mod tests {
         assert_eq!(cipher_slot(&key2, 1)[0], 128);
         assert_eq!(hmac_slot(&key2, 1)[0], 192);
         assert_eq!(hmac_slot(&key2, 1).len(), 64);
-        assert_eq!((KeyDirection::Inverse.send_index(), KeyDirection::Inverse.recv_index()), (1, 0));
-        assert_eq!((KeyDirection::Normal.send_index(), KeyDirection::Normal.recv_index()), (0, 1));
+        assert_eq!(
+            (
+                KeyDirection::Inverse.send_index(),
+                KeyDirection::Inverse.recv_index()
+            ),
+            (1, 0)
+        );
+        assert_eq!(
+            (
+                KeyDirection::Normal.send_index(),
+                KeyDirection::Normal.recv_index()
+            ),
+            (0, 1)
+        );
         assert_eq!(KeyDirection::Bidirectional.recv_index(), 0);
         assert_eq!(Digest::from_name("sha256"), Some(Digest::Sha256));
         assert_eq!(Digest::from_name("MD5"), None);

@@ -8,9 +8,13 @@ use super::data::DataError;
 use core::ops::Range;
 
 /// Plaintext of a keepalive ping (discarded by the receiver, never echoed).
-pub const PING_MAGIC: [u8; 16] = [0x2a, 0x18, 0x7b, 0xf3, 0x64, 0x1e, 0xb4, 0xcb, 0x07, 0xed, 0x2d, 0x0a, 0x98, 0x1f, 0xc7, 0x48];
+pub const PING_MAGIC: [u8; 16] = [
+    0x2a, 0x18, 0x7b, 0xf3, 0x64, 0x1e, 0xb4, 0xcb, 0x07, 0xed, 0x2d, 0x0a, 0x98, 0x1f, 0xc7, 0x48,
+];
 /// Prefix of every OCC message; the OCC opcode byte follows.
-pub const OCC_MAGIC: [u8; 16] = [0x28, 0x7f, 0x34, 0x6b, 0xd4, 0xef, 0x7a, 0x81, 0x2d, 0x56, 0xb8, 0xd3, 0xaf, 0xc5, 0x45, 0x9c];
+pub const OCC_MAGIC: [u8; 16] = [
+    0x28, 0x7f, 0x34, 0x6b, 0xd4, 0xef, 0x7a, 0x81, 0x2d, 0x56, 0xb8, 0xd3, 0xaf, 0xc5, 0x45, 0x9c,
+];
 /// OCC opcode: request the peer's options string.
 pub const OCC_REQUEST: u8 = 0;
 /// OCC opcode: options string reply (NUL-terminated string follows).
@@ -167,7 +171,13 @@ pub enum Inbound {
 impl Inbound {
     /// True for an OCC_EXIT message: the server is going away and the client should reconnect.
     pub fn is_exit(&self) -> bool {
-        matches!(self, Inbound::Occ { opcode: OCC_EXIT, .. })
+        matches!(
+            self,
+            Inbound::Occ {
+                opcode: OCC_EXIT,
+                ..
+            }
+        )
     }
 }
 
@@ -179,7 +189,10 @@ pub fn classify(buf: &[u8], range: Range<usize>) -> Inbound {
     }
     if data.len() > OCC_MAGIC.len() && data.starts_with(&OCC_MAGIC) {
         let opcode = data.get(OCC_MAGIC.len()).copied().unwrap_or(0);
-        return Inbound::Occ { opcode, data: range.start + OCC_MAGIC.len() + 1..range.end };
+        return Inbound::Occ {
+            opcode,
+            data: range.start + OCC_MAGIC.len() + 1..range.end,
+        };
     }
     Inbound::Ip(range)
 }
@@ -197,7 +210,12 @@ mod tests {
 
     #[test]
     fn framing_round_trips() {
-        for c in [Compression::None, Compression::LzoStub, Compression::Stub, Compression::StubV2] {
+        for c in [
+            Compression::None,
+            Compression::LzoStub,
+            Compression::Stub,
+            Compression::StubV2,
+        ] {
             round(c, &[0x45, 0, 0, 20, 1, 2, 3]);
             round(c, &[0x50, 1, 2]);
             round(c, &[0x60]);
@@ -212,19 +230,40 @@ mod tests {
     #[test]
     fn refuses_compressed_and_unknown_markers() {
         let mut b = [0x66u8, 1, 2];
-        assert_eq!(Compression::LzoStub.unframe(&mut b, 0..3), Err(DataError::Compressed));
+        assert_eq!(
+            Compression::LzoStub.unframe(&mut b, 0..3),
+            Err(DataError::Compressed)
+        );
         let mut b = [0x69u8, 1, 2];
-        assert_eq!(Compression::Stub.unframe(&mut b, 0..3), Err(DataError::Compressed));
+        assert_eq!(
+            Compression::Stub.unframe(&mut b, 0..3),
+            Err(DataError::Compressed)
+        );
         let mut b = [0x45u8, 1, 2];
-        assert_eq!(Compression::LzoStub.unframe(&mut b, 0..3), Err(DataError::BadFraming));
+        assert_eq!(
+            Compression::LzoStub.unframe(&mut b, 0..3),
+            Err(DataError::BadFraming)
+        );
         let mut b = [0xFBu8, 1, 2];
-        assert_eq!(Compression::LzoStub.unframe(&mut b, 0..3), Err(DataError::BadFraming));
+        assert_eq!(
+            Compression::LzoStub.unframe(&mut b, 0..3),
+            Err(DataError::BadFraming)
+        );
         let mut b = [0x50u8, 1, 2];
-        assert_eq!(Compression::StubV2.unframe(&mut b, 0..3), Err(DataError::Compressed));
+        assert_eq!(
+            Compression::StubV2.unframe(&mut b, 0..3),
+            Err(DataError::Compressed)
+        );
         let mut b = [0x50u8];
-        assert_eq!(Compression::StubV2.unframe(&mut b, 0..1), Err(DataError::Compressed));
+        assert_eq!(
+            Compression::StubV2.unframe(&mut b, 0..1),
+            Err(DataError::Compressed)
+        );
         assert_eq!(Compression::Stub.unframe(&mut b, 0..0), Ok(0..0));
-        assert_eq!(Compression::Stub.unframe(&mut b, 0..5), Err(DataError::Truncated));
+        assert_eq!(
+            Compression::Stub.unframe(&mut b, 0..5),
+            Err(DataError::Truncated)
+        );
     }
 
     #[test]
@@ -232,7 +271,13 @@ mod tests {
         assert_eq!(classify(&PING_MAGIC, 0..16), Inbound::Ping);
         let exit = classify(&OCC_EXIT_MESSAGE, 0..17);
         assert!(exit.is_exit());
-        assert_eq!(exit, Inbound::Occ { opcode: OCC_EXIT, data: 17..17 });
+        assert_eq!(
+            exit,
+            Inbound::Occ {
+                opcode: OCC_EXIT,
+                data: 17..17
+            }
+        );
         assert_eq!(classify(&[0x45, 0], 0..2), Inbound::Ip(0..2));
         assert_eq!(classify(&OCC_MAGIC, 0..16), Inbound::Ip(0..16));
     }

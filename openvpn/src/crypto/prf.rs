@@ -32,7 +32,9 @@ fn xor_into(out: &mut [u8], block: &[u8]) {
 /// XORs P_MD5(secret, seed) into `out`.
 fn p_md5_xor(secret: &[u8], seed: &[&[u8]], out: &mut [u8]) {
     // HMAC accepts keys of any length, so construction cannot fail.
-    let Ok(keyed) = Hmac::<Md5>::new_from_slice(secret) else { return };
+    let Ok(keyed) = Hmac::<Md5>::new_from_slice(secret) else {
+        return;
+    };
     let mut a = {
         let mut mac = keyed.clone();
         seed.iter().for_each(|p| mac.update(p));
@@ -92,11 +94,21 @@ pub fn derive_key2_legacy(
     server_sid: &SessionId,
 ) -> [u8; KEY2_LEN] {
     let mut master = [0u8; 48];
-    tls1_prf(pre_master, &[MASTER_SECRET_LABEL, &client.random1, &server.random1], &mut master);
+    tls1_prf(
+        pre_master,
+        &[MASTER_SECRET_LABEL, &client.random1, &server.random1],
+        &mut master,
+    );
     let mut key2 = [0u8; KEY2_LEN];
     tls1_prf(
         &master,
-        &[KEY_EXPANSION_LABEL, &client.random2, &server.random2, client_sid.as_bytes(), server_sid.as_bytes()],
+        &[
+            KEY_EXPANSION_LABEL,
+            &client.random2,
+            &server.random2,
+            client_sid.as_bytes(),
+            server_sid.as_bytes(),
+        ],
         &mut key2,
     );
     master.fill(0);
@@ -113,14 +125,25 @@ pub(crate) mod tests {
     #[test]
     fn t1_prf_vectors() {
         let mut out = [0u8; 32];
-        tls1_prf(LOREM, &[b"Quis aute iure reprehenderit in voluptate velit esse cillum dolore"], &mut out);
-        assert_eq!(out[..], hex("d98c8518c85e946927916acfc2d592fbb1567e4b4b1459e6a904ac2ddab72d67")[..]);
+        tls1_prf(
+            LOREM,
+            &[b"Quis aute iure reprehenderit in voluptate velit esse cillum dolore"],
+            &mut out,
+        );
+        assert_eq!(
+            out[..],
+            hex("d98c8518c85e946927916acfc2d592fbb1567e4b4b1459e6a904ac2ddab72d67")[..]
+        );
         let mut out = [0u8; 8];
         tls1_prf(b"tls1-prf-test-secret", &[b"tls1-prf-test"], &mut out);
         assert_eq!(out[..], hex("7144fe2540737595")[..]);
         // Split seeds give the same result as one seed.
         let mut split = [0u8; 8];
-        tls1_prf(b"tls1-prf-test-secret", &[b"tls1-", b"prf-test"], &mut split);
+        tls1_prf(
+            b"tls1-prf-test-secret",
+            &[b"tls1-", b"prf-test"],
+            &mut split,
+        );
         assert_eq!(split, out);
     }
 
@@ -132,7 +155,10 @@ pub(crate) mod tests {
         let mut ctx = ring::hmac::Context::with_key(&key);
         ctx.update(LOREM);
         ctx.update(LOREM);
-        assert_eq!(ctx.sign().as_ref(), &hex("58ea5af04294e917ed84b9f0833023ae8ba77eb8")[..]);
+        assert_eq!(
+            ctx.sign().as_ref(),
+            &hex("58ea5af04294e917ed84b9f0833023ae8ba77eb8")[..]
+        );
     }
 
     #[test]
@@ -151,7 +177,11 @@ pub(crate) mod tests {
         let ssid = SessionId(hex("2cd2d9afd72e35e3").try_into().unwrap());
 
         let mut master = [0u8; 48];
-        tls1_prf(&pre_master, &[MASTER_SECRET_LABEL, &client.random1, &server.random1], &mut master);
+        tls1_prf(
+            &pre_master,
+            &[MASTER_SECRET_LABEL, &client.random1, &server.random1],
+            &mut master,
+        );
         assert_eq!(master[..], hex("767bb220c0dbf6191d6dc6812ac7cc0f2099e826920c7deb22fe9219cadcb43ee62668f8d54c61ad889e908e0677bd7a")[..]);
 
         let key2 = derive_key2_legacy(&pre_master, &client, &server, &csid, &ssid);

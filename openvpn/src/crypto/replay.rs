@@ -197,7 +197,10 @@ mod tests {
         assert_eq!(w.rejected(), 3);
         // 15 s after packet 100 arrived, holes below it expire.
         assert_eq!(w.update(0, 99, Instant::from_secs(16)), Ok(()));
-        assert_eq!(w.update(0, 98, Instant::from_millis(16_001)), Err(ReplayError::Expired));
+        assert_eq!(
+            w.update(0, 98, Instant::from_millis(16_001)),
+            Err(ReplayError::Expired)
+        );
         assert_eq!(w.update(0, 101, Instant::from_secs(17)), Ok(()));
     }
 
@@ -216,8 +219,14 @@ mod tests {
     fn zero_sized_window_accepts_only_increasing() {
         let mut w = ReplayWindow::new(0, DEFAULT_TIME_WINDOW);
         assert_eq!(w.update(0, 2, Instant::ZERO), Ok(()));
-        assert_eq!(w.update(0, 1, Instant::ZERO), Err(ReplayError::OutsideWindow));
-        assert_eq!(w.update(0, 2, Instant::ZERO), Err(ReplayError::OutsideWindow));
+        assert_eq!(
+            w.update(0, 1, Instant::ZERO),
+            Err(ReplayError::OutsideWindow)
+        );
+        assert_eq!(
+            w.update(0, 2, Instant::ZERO),
+            Err(ReplayError::OutsideWindow)
+        );
         assert_eq!(w.update(0, 3, Instant::ZERO), Ok(()));
     }
 
@@ -240,7 +249,10 @@ mod tests {
             } else if highest - id >= self.size || self.seen.contains_key(&id) {
                 false
             } else {
-                !self.seen.range(id + 1..).any(|(_, &t)| now - t > self.window_ms)
+                !self
+                    .seen
+                    .range(id + 1..)
+                    .any(|(_, &t)| now - t > self.window_ms)
             };
             if ok {
                 self.seen.insert(id, now);
@@ -255,7 +267,11 @@ mod tests {
         for round in 0..200 {
             let size = [0u32, 1, 8, 64, 100][round % 5];
             let mut w = ReplayWindow::new(size, Duration::from_millis(1500));
-            let mut m = Model { size, window_ms: 1500, seen: BTreeMap::new() };
+            let mut m = Model {
+                size,
+                window_ms: 1500,
+                seen: BTreeMap::new(),
+            };
             let mut now = 0u64;
             let mut next = 1u32;
             for _ in 0..2000 {
@@ -272,7 +288,11 @@ mod tests {
                     _ => 0,
                 };
                 let got = w.update(0, id, Instant::from_millis(now)).is_ok();
-                assert_eq!(got, m.accept(id, now), "round {round} id {id} next {next} now {now}");
+                assert_eq!(
+                    got,
+                    m.accept(id, now),
+                    "round {round} id {id} next {next} now {now}"
+                );
             }
         }
     }

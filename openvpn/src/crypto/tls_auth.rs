@@ -74,8 +74,12 @@ impl TlsAuth {
     pub fn unwrap(&self, wire: &[u8], out: &mut [u8]) -> Result<(ReplayId, usize), UnwrapError> {
         let hlen = self.digest.output_len();
         let header = wire.get(..HEADER_LEN).ok_or(UnwrapError::Truncated)?;
-        let mac = wire.get(HEADER_LEN..HEADER_LEN + hlen).ok_or(UnwrapError::Truncated)?;
-        let idb = wire.get(HEADER_LEN + hlen..HEADER_LEN + hlen + ReplayId::LEN).ok_or(UnwrapError::Truncated)?;
+        let mac = wire
+            .get(HEADER_LEN..HEADER_LEN + hlen)
+            .ok_or(UnwrapError::Truncated)?;
+        let idb = wire
+            .get(HEADER_LEN + hlen..HEADER_LEN + hlen + ReplayId::LEN)
+            .ok_or(UnwrapError::Truncated)?;
         let rest = wire.get(HEADER_LEN + hlen + ReplayId::LEN..).unwrap_or(&[]);
         let expected = Self::mac(&self.recv, idb, header, rest);
         if !super::ct_eq(expected.as_ref(), mac) {
@@ -98,13 +102,21 @@ mod tests {
 
     #[test]
     fn t2_sha1_reset_verifies_and_rewraps() {
-        let wire = hex("38de694c5c7bfba27493537c1ded4e781529ae7cfe4b8c6d6b2b51f05a0000000161d3bf6c0000000000");
+        let wire = hex(
+            "38de694c5c7bfba27493537c1ded4e781529ae7cfe4b8c6d6b2b51f05a0000000161d3bf6c0000000000",
+        );
         let key = test_pkt_static_key();
         // The server verifies with direction 0.
         let server = TlsAuth::new(&key, KeyDirection::Normal, Digest::Sha1);
         let mut plain = [0u8; 64];
         let (id, len) = server.unwrap(&wire, &mut plain).unwrap();
-        assert_eq!(id, ReplayId { counter: 1, time: 0x61d3bf6c });
+        assert_eq!(
+            id,
+            ReplayId {
+                counter: 1,
+                time: 0x61d3bf6c
+            }
+        );
         assert_eq!(plain[..len], hex("38de694c5c7bfba2740000000000")[..]);
         // The client (direction 1) produces the identical packet.
         let client = TlsAuth::new(&key, KeyDirection::Inverse, Digest::Sha1);
@@ -116,7 +128,11 @@ mod tests {
         for i in 0..wire.len() {
             let mut bad = wire.clone();
             bad[i] ^= 0x01;
-            assert_eq!(server.unwrap(&bad, &mut plain), Err(UnwrapError::Auth), "byte {i}");
+            assert_eq!(
+                server.unwrap(&bad, &mut plain),
+                Err(UnwrapError::Auth),
+                "byte {i}"
+            );
         }
         for len in 0..wire.len() {
             assert!(server.unwrap(&wire[..len], &mut plain).is_err());
@@ -131,7 +147,13 @@ mod tests {
         let server = TlsAuth::new(&key, KeyDirection::Normal, Digest::Sha256);
         let mut plain = [0u8; 64];
         let (id, len) = server.unwrap(&wire, &mut plain).unwrap();
-        assert_eq!(id, ReplayId { counter: 1, time: 0x6b071c48 });
+        assert_eq!(
+            id,
+            ReplayId {
+                counter: 1,
+                time: 0x6b071c48
+            }
+        );
         assert_eq!(len, 14);
         let client = TlsAuth::new(&key, KeyDirection::Inverse, Digest::Sha256);
         let mut out = [0u8; 64];
@@ -146,11 +168,23 @@ mod tests {
         let a = TlsAuth::new(&key, KeyDirection::Bidirectional, Digest::Sha512);
         let plain = hex("206891923fa3103437000000000548656c6c6f");
         let mut wire = [0u8; 128];
-        let n = a.wrap(&plain, ReplayId { counter: 9, time: 1 }, &mut wire).unwrap();
+        let n = a
+            .wrap(
+                &plain,
+                ReplayId {
+                    counter: 9,
+                    time: 1,
+                },
+                &mut wire,
+            )
+            .unwrap();
         assert_eq!(n, plain.len() + 72);
         let mut back = [0u8; 128];
         let (id, m) = a.unwrap(&wire[..n], &mut back).unwrap();
         assert_eq!((id.counter, &back[..m]), (9, &plain[..]));
-        assert_eq!(a.wrap(&plain, id, &mut [0u8; 10]), Err(WrapError::BufferTooSmall));
+        assert_eq!(
+            a.wrap(&plain, id, &mut [0u8; 10]),
+            Err(WrapError::BufferTooSmall)
+        );
     }
 }

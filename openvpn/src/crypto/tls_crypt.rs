@@ -23,7 +23,8 @@ pub const OVERHEAD: usize = ReplayId::LEN + TAG_LEN;
 
 /// XORs the AES-256-CTR keystream (128-bit big-endian counter starting at `iv`, as OpenSSL) into `data`.
 pub(crate) fn ctr_xor(cipher: &Aes256, iv: [u8; 16], data: &mut [u8]) {
-    let core = ctr::CtrCore::<Aes256, ctr::flavors::Ctr128BE>::inner_iv_init(cipher.clone(), &iv.into());
+    let core =
+        ctr::CtrCore::<Aes256, ctr::flavors::Ctr128BE>::inner_iv_init(cipher.clone(), &iv.into());
     ctr::Ctr128BE::<Aes256>::from_core(core).apply_keystream(data);
 }
 
@@ -74,11 +75,16 @@ impl TlsCrypt {
     /// Keys from a 256-byte tls-crypt key (or tls-crypt-v2 Kc, or dynamic key) for the given direction.
     pub fn new(key2: &[u8; KEY2_LEN], direction: KeyDirection) -> TlsCrypt {
         // Slots are 64 bytes, so both lookups succeed; the fallback only keeps this total.
-        let make = |i| DirectionKeys::new(key2, i).unwrap_or_else(|| DirectionKeys {
-            cipher: Aes256::new(&[0u8; 32].into()),
-            auth: hmac::Key::new(hmac::HMAC_SHA256, &[]),
-        });
-        TlsCrypt { send: make(direction.send_index()), recv: make(direction.recv_index()) }
+        let make = |i| {
+            DirectionKeys::new(key2, i).unwrap_or_else(|| DirectionKeys {
+                cipher: Aes256::new(&[0u8; 32].into()),
+                auth: hmac::Key::new(hmac::HMAC_SHA256, &[]),
+            })
+        };
+        TlsCrypt {
+            send: make(direction.send_index()),
+            recv: make(direction.recv_index()),
+        }
     }
 
     /// Client-role keys: send with keys[1], receive with keys[0].
@@ -94,7 +100,13 @@ impl TlsCrypt {
     /// Seals `header || id || body` as `header || id || tag || CTR(body)` into `out`; returns the length.
     /// `header` is the 9-byte opcode/session-id prefix for control packets, or empty for the bare
     /// construction.
-    pub fn seal(&self, header: &[u8], id: ReplayId, body: &[u8], out: &mut [u8]) -> Result<usize, WrapError> {
+    pub fn seal(
+        &self,
+        header: &[u8],
+        id: ReplayId,
+        body: &[u8],
+        out: &mut [u8],
+    ) -> Result<usize, WrapError> {
         let hdr_len = header.len() + ReplayId::LEN;
         let total = hdr_len + TAG_LEN + body.len();
         let out = out.get_mut(..total).ok_or(WrapError::BufferTooSmall)?;
@@ -112,12 +124,21 @@ impl TlsCrypt {
 
     /// Opens a sealed packet whose clear header is `header_len` bytes followed by the replay id: decrypts
     /// the body into `out` and verifies the tag. Returns the replay id and the body length.
-    pub fn open(&self, header_len: usize, wire: &[u8], out: &mut [u8]) -> Result<(ReplayId, usize), UnwrapError> {
+    pub fn open(
+        &self,
+        header_len: usize,
+        wire: &[u8],
+        out: &mut [u8],
+    ) -> Result<(ReplayId, usize), UnwrapError> {
         let hdr_len = header_len + ReplayId::LEN;
         let header = wire.get(..hdr_len).ok_or(UnwrapError::Truncated)?;
-        let tag = wire.get(hdr_len..hdr_len + TAG_LEN).ok_or(UnwrapError::Truncated)?;
+        let tag = wire
+            .get(hdr_len..hdr_len + TAG_LEN)
+            .ok_or(UnwrapError::Truncated)?;
         let body = wire.get(hdr_len + TAG_LEN..).unwrap_or(&[]);
-        let out = out.get_mut(..body.len()).ok_or(UnwrapError::BufferTooSmall)?;
+        let out = out
+            .get_mut(..body.len())
+            .ok_or(UnwrapError::BufferTooSmall)?;
         out.copy_from_slice(body);
         self.recv.apply_ctr(tag, out);
         let expected = self.recv.tag(header, out);
@@ -125,7 +146,8 @@ impl TlsCrypt {
             out.fill(0);
             return Err(UnwrapError::Auth);
         }
-        let id = ReplayId::parse(header.get(header_len..).unwrap_or(&[])).map_err(|_| UnwrapError::Truncated)?;
+        let id = ReplayId::parse(header.get(header_len..).unwrap_or(&[]))
+            .map_err(|_| UnwrapError::Truncated)?;
         Ok((id, body.len()))
     }
 
@@ -140,8 +162,9 @@ impl TlsCrypt {
     /// Returns the replay id (for the caller's replay check) and the plain length.
     pub fn unwrap(&self, wire: &[u8], out: &mut [u8]) -> Result<(ReplayId, usize), UnwrapError> {
         let header = wire.get(..HEADER_LEN).ok_or(UnwrapError::Truncated)?;
-        let (o_header, o_body) =
-            out.split_at_mut_checked(HEADER_LEN).ok_or(UnwrapError::BufferTooSmall)?;
+        let (o_header, o_body) = out
+            .split_at_mut_checked(HEADER_LEN)
+            .ok_or(UnwrapError::BufferTooSmall)?;
         let (id, n) = self.open(HEADER_LEN, wire, o_body)?;
         o_header.copy_from_slice(header);
         Ok((id, HEADER_LEN + n))
@@ -185,14 +208,26 @@ pub(crate) mod tests {
         let key = test_pkt_static_key();
         let wire = hex("38f419cb12d1f9e48f0000000161d3f8e1330206f56802be44fbed905064e3db43416bec5e526719462b7eb90c96defc9b05c44879f7");
         let plain = hex("38f419cb12d1f9e48f0000000000");
-        check_round_trip(&TlsCrypt::client(&key), &TlsCrypt::server(&key), &wire, &plain);
+        check_round_trip(
+            &TlsCrypt::client(&key),
+            &TlsCrypt::server(&key),
+            &wire,
+            &plain,
+        );
         // The client cannot open its own packet (wrong direction), nor a flipped one.
         let mut out = [0u8; 128];
-        assert_eq!(TlsCrypt::client(&key).unwrap(&wire, &mut out), Err(UnwrapError::Auth));
+        assert_eq!(
+            TlsCrypt::client(&key).unwrap(&wire, &mut out),
+            Err(UnwrapError::Auth)
+        );
         for i in 0..wire.len() {
             let mut bad = wire.clone();
             bad[i] ^= 0x80;
-            assert_eq!(TlsCrypt::server(&key).unwrap(&bad, &mut out), Err(UnwrapError::Auth), "byte {i}");
+            assert_eq!(
+                TlsCrypt::server(&key).unwrap(&bad, &mut out),
+                Err(UnwrapError::Auth),
+                "byte {i}"
+            );
         }
     }
 
@@ -202,11 +237,26 @@ pub(crate) mod tests {
         let client = TlsCrypt::client(&key);
         let server = TlsCrypt::server(&key);
         let reset = hex("38df0b478d923bae6f000000016b071c067484b908cb08343b292c8ea5f694ea1882c7bc0beb0273930424ede9d2216662198b5b5430");
-        check_round_trip(&client, &server, &reset, &hex("38df0b478d923bae6f0000000000"));
+        check_round_trip(
+            &client,
+            &server,
+            &reset,
+            &hex("38df0b478d923bae6f0000000000"),
+        );
         let sreset = hex("401938daee5f45d390000000016b071c0621998572243651331bf4f82ff87a67118eaa4dc9432af55331f4dbf3c5d812f5d6593405acf11f881575403f8b764530db");
-        check_round_trip(&server, &client, &sreset, &hex("401938daee5f45d3900100000000df0b478d923bae6f00000000"));
+        check_round_trip(
+            &server,
+            &client,
+            &sreset,
+            &hex("401938daee5f45d3900100000000df0b478d923bae6f00000000"),
+        );
         let ack = hex("28df0b478d923bae6f000000036b071c06fa62da5f0079954e77d12fba63d6790f2e07d579c0c67bffa3f39a315fd9210aefb8be00d3491f9950c068f09919ec7bff");
-        check_round_trip(&client, &server, &ack, &hex("28df0b478d923bae6f0200000001000000001938daee5f45d390"));
+        check_round_trip(
+            &client,
+            &server,
+            &ack,
+            &hex("28df0b478d923bae6f0200000001000000001938daee5f45d390"),
+        );
         assert_eq!(ack.len(), 66);
     }
 
@@ -214,17 +264,28 @@ pub(crate) mod tests {
     fn t5_dynamic_tls_crypt() {
         let ekm = [0xbau8; 256];
         let expected = hex("0000000100000000e319277f1c8d6e6a7796a855337b9cfb56e1f13a870e6647dfa195c92c17a015ba4967a11d55ea1a06a7");
-        let id = ReplayId { counter: 1, time: 0 };
+        let id = ReplayId {
+            counter: 1,
+            time: 0,
+        };
         let mut out = [0u8; 64];
-        let n = TlsCrypt::client(&dynamic_key(&ekm, None)).seal(&[], id, b"1234567890", &mut out).unwrap();
+        let n = TlsCrypt::client(&dynamic_key(&ekm, None))
+            .seal(&[], id, b"1234567890", &mut out)
+            .unwrap();
         assert_eq!(out[..n], expected[..]);
-        let n = TlsCrypt::client(&dynamic_key(&ekm, Some(&[0; 256]))).seal(&[], id, b"1234567890", &mut out).unwrap();
+        let n = TlsCrypt::client(&dynamic_key(&ekm, Some(&[0; 256])))
+            .seal(&[], id, b"1234567890", &mut out)
+            .unwrap();
         assert_eq!(out[..n], expected[..]);
-        let n = TlsCrypt::client(&dynamic_key(&ekm, Some(&[0x42; 256]))).seal(&[], id, b"1234567890", &mut out).unwrap();
+        let n = TlsCrypt::client(&dynamic_key(&ekm, Some(&[0x42; 256])))
+            .seal(&[], id, b"1234567890", &mut out)
+            .unwrap();
         assert_eq!(out[..8], expected[..8]);
         assert_ne!(out[8..n], expected[8..]);
         let mut body = [0u8; 16];
-        let (rid, m) = TlsCrypt::server(&dynamic_key(&ekm, None)).open(0, &expected, &mut body).unwrap();
+        let (rid, m) = TlsCrypt::server(&dynamic_key(&ekm, None))
+            .open(0, &expected, &mut body)
+            .unwrap();
         assert_eq!((rid, &body[..m]), (id, &b"1234567890"[..]));
     }
 
@@ -235,9 +296,19 @@ pub(crate) mod tests {
         let wire = hex("38f419cb12d1f9e48f0000000161d3f8e1330206f56802be44fbed905064e3db43416bec5e526719462b7eb90c96defc9b05c44879f7");
         let mut out = [0u8; 128];
         for len in 0..49 {
-            assert_eq!(server.unwrap(&wire[..len], &mut out), Err(UnwrapError::Truncated), "len {len}");
+            assert_eq!(
+                server.unwrap(&wire[..len], &mut out),
+                Err(UnwrapError::Truncated),
+                "len {len}"
+            );
         }
-        assert_eq!(server.unwrap(&wire, &mut out[..13]), Err(UnwrapError::BufferTooSmall));
-        assert_eq!(server.wrap(&[0x38; 5], ReplayId::default(), &mut out), Err(WrapError::Truncated));
+        assert_eq!(
+            server.unwrap(&wire, &mut out[..13]),
+            Err(UnwrapError::BufferTooSmall)
+        );
+        assert_eq!(
+            server.wrap(&[0x38; 5], ReplayId::default(), &mut out),
+            Err(WrapError::Truncated)
+        );
     }
 }

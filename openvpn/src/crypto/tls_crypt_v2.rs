@@ -65,11 +65,17 @@ impl TlsCryptV2Client {
         if wkc.len() < MIN_WKC_LEN || wkc.len() > MAX_WKC_LEN {
             return Err(KeyError::WkcLength);
         }
-        let field = wkc.get(wkc.len() - 2..).and_then(|b| <[u8; 2]>::try_from(b).ok()).ok_or(KeyError::WkcLength)?;
+        let field = wkc
+            .get(wkc.len() - 2..)
+            .and_then(|b| <[u8; 2]>::try_from(b).ok())
+            .ok_or(KeyError::WkcLength)?;
         if usize::from(u16::from_be_bytes(field)) != wkc.len() {
             return Err(KeyError::WkcLengthField);
         }
-        Ok(TlsCryptV2Client { crypt: TlsCrypt::client(kc), wkc: wkc.to_vec() })
+        Ok(TlsCryptV2Client {
+            crypt: TlsCrypt::client(kc),
+            wkc: wkc.to_vec(),
+        })
     }
 
     /// The wrapped client key appended to the first packets.
@@ -85,7 +91,12 @@ impl TlsCryptV2Client {
     /// Bytes added to a plain control packet with this first byte: tls-crypt overhead, plus WKc for
     /// P_CONTROL_HARD_RESET_CLIENT_V3 and P_CONTROL_WKC_V1.
     pub fn overhead(&self, op: OpKey) -> usize {
-        super::tls_crypt::OVERHEAD + if op.opcode.carries_wkc() { self.wkc.len() } else { 0 }
+        super::tls_crypt::OVERHEAD
+            + if op.opcode.carries_wkc() {
+                self.wkc.len()
+            } else {
+                0
+            }
     }
 
     /// Wraps a plain control packet with Kc and appends WKc when the opcode calls for it.
@@ -95,7 +106,9 @@ impl TlsCryptV2Client {
         if !op.opcode.carries_wkc() {
             return Ok(n);
         }
-        let tail = out.get_mut(n..n + self.wkc.len()).ok_or(WrapError::BufferTooSmall)?;
+        let tail = out
+            .get_mut(n..n + self.wkc.len())
+            .ok_or(WrapError::BufferTooSmall)?;
         tail.copy_from_slice(&self.wkc);
         Ok(n + self.wkc.len())
     }
@@ -127,7 +140,10 @@ impl TlsCryptV2ServerKey {
         let ka = rest.get(32..64).unwrap_or(&[]);
         let mut k = [0u8; 32];
         k.copy_from_slice(ke);
-        TlsCryptV2ServerKey { cipher: Aes256::new(&k.into()), auth: hmac::Key::new(hmac::HMAC_SHA256, ka) }
+        TlsCryptV2ServerKey {
+            cipher: Aes256::new(&k.into()),
+            auth: hmac::Key::new(hmac::HMAC_SHA256, ka),
+        }
     }
 
     fn tag(&self, len: [u8; 2], plain: &[u8]) -> hmac::Tag {
@@ -144,12 +160,18 @@ impl TlsCryptV2ServerKey {
     }
 
     /// Wraps Kc and `metadata` (type byte included) into a WKc.
-    pub fn wrap_client_key(&self, kc: &[u8; KEY2_LEN], metadata: &[u8]) -> Result<Vec<u8>, KeyError> {
+    pub fn wrap_client_key(
+        &self,
+        kc: &[u8; KEY2_LEN],
+        metadata: &[u8],
+    ) -> Result<Vec<u8>, KeyError> {
         let total = MIN_WKC_LEN + metadata.len();
         if total > MAX_WKC_LEN {
             return Err(KeyError::MetadataTooLong);
         }
-        let len = u16::try_from(total).map_err(|_| KeyError::MetadataTooLong)?.to_be_bytes();
+        let len = u16::try_from(total)
+            .map_err(|_| KeyError::MetadataTooLong)?
+            .to_be_bytes();
         let mut plain = Vec::with_capacity(KEY2_LEN + metadata.len());
         plain.extend_from_slice(kc);
         plain.extend_from_slice(metadata);
@@ -167,12 +189,18 @@ impl TlsCryptV2ServerKey {
         if wkc.len() < MIN_WKC_LEN || wkc.len() > MAX_WKC_LEN {
             return Err(KeyError::WkcLength);
         }
-        let len: [u8; 2] = wkc.get(wkc.len() - 2..).and_then(|b| b.try_into().ok()).ok_or(KeyError::WkcLength)?;
+        let len: [u8; 2] = wkc
+            .get(wkc.len() - 2..)
+            .and_then(|b| b.try_into().ok())
+            .ok_or(KeyError::WkcLength)?;
         if usize::from(u16::from_be_bytes(len)) != wkc.len() {
             return Err(KeyError::WkcLengthField);
         }
         let tag = wkc.get(..32).ok_or(KeyError::WkcLength)?;
-        let mut plain = wkc.get(32..wkc.len() - 2).ok_or(KeyError::WkcLength)?.to_vec();
+        let mut plain = wkc
+            .get(32..wkc.len() - 2)
+            .ok_or(KeyError::WkcLength)?
+            .to_vec();
         self.ctr(tag, &mut plain);
         if !super::ct_eq(self.tag(len, &plain).as_ref(), tag) {
             return Err(KeyError::WkcAuth);
@@ -188,7 +216,10 @@ impl TlsCryptV2ServerKey {
 mod tests {
     use super::*;
     use crate::crypto::test_util::{hex, pem_body};
-    use crate::wire::{control, tlv::EarlyNegotiation, AckBlock, ControlRepr, KeyId, Opcode, ReplayIdSender, SessionId};
+    use crate::wire::{
+        control, tlv::EarlyNegotiation, AckBlock, ControlRepr, KeyId, Opcode, ReplayIdSender,
+        SessionId,
+    };
 
     fn counting<const N: usize>() -> [u8; N] {
         core::array::from_fn(|i| i as u8)
@@ -198,7 +229,9 @@ mod tests {
     fn t4_wkc_from_deterministic_keys() {
         let server = TlsCryptV2ServerKey::new(&counting::<128>());
         let kc = counting::<256>();
-        let wkc = server.wrap_client_key(&kc, &hex("010000000000000000")).unwrap();
+        let wkc = server
+            .wrap_client_key(&kc, &hex("010000000000000000"))
+            .unwrap();
         assert_eq!(wkc, hex(T4_WKC));
         let (kc2, meta) = server.unwrap_client_key(&wkc).unwrap();
         assert_eq!((kc2, meta), (kc, hex("010000000000000000")));
@@ -208,20 +241,32 @@ mod tests {
         assert_eq!(&wkc[..16], &hex("69eda75582aa170b8c9418fe28248cdb")[..]);
         assert_eq!(&wkc[295..], &[0x01, 0x29]);
 
-        assert_eq!(server.wrap_client_key(&kc, &[0; 735]), Err(KeyError::MetadataTooLong));
+        assert_eq!(
+            server.wrap_client_key(&kc, &[0; 735]),
+            Err(KeyError::MetadataTooLong)
+        );
         assert_eq!(server.wrap_client_key(&kc, &[0; 734]).unwrap().len(), 1024);
         let other = TlsCryptV2ServerKey::new(&[7; 128]);
-        assert_eq!(other.unwrap_client_key(&hex(T4_WKC)), Err(KeyError::WkcAuth));
+        assert_eq!(
+            other.unwrap_client_key(&hex(T4_WKC)),
+            Err(KeyError::WkcAuth)
+        );
     }
 
     #[test]
     fn client_key_validation() {
         let kc = counting::<256>();
         assert!(TlsCryptV2Client::new(&kc, &hex(T4_WKC)).is_ok());
-        assert_eq!(TlsCryptV2Client::new(&kc, &[0; 100]).err(), Some(KeyError::WkcLength));
+        assert_eq!(
+            TlsCryptV2Client::new(&kc, &[0; 100]).err(),
+            Some(KeyError::WkcLength)
+        );
         let mut bad = hex(T4_WKC);
         bad[298] ^= 1;
-        assert_eq!(TlsCryptV2Client::new(&kc, &bad).err(), Some(KeyError::WkcLengthField));
+        assert_eq!(
+            TlsCryptV2Client::new(&kc, &bad).err(),
+            Some(KeyError::WkcLengthField)
+        );
     }
 
     #[test]
@@ -231,7 +276,9 @@ mod tests {
         let kc: [u8; 256] = body[..256].try_into().unwrap();
         let wkc = &body[256..];
         assert_eq!(wkc.len(), 299);
-        let (kc_srv, meta) = TlsCryptV2ServerKey::new(&server_key).unwrap_client_key(wkc).unwrap();
+        let (kc_srv, meta) = TlsCryptV2ServerKey::new(&server_key)
+            .unwrap_client_key(wkc)
+            .unwrap();
         assert_eq!((kc_srv, meta), (kc, hex("01000000006b071c79")));
 
         // Rebuild the client's V3 reset byte for byte: replay counter 0x0F000001, WKc appended.
@@ -253,12 +300,17 @@ mod tests {
         let mut out = [0u8; 1500];
         let m = client.wrap(&plain[..n], id, &mut out).unwrap();
         assert_eq!(m, 353);
-        assert_eq!(client.overhead(OpKey::new(Opcode::ControlHardResetClientV3, KeyId::ZERO)), 353 - 14);
+        assert_eq!(
+            client.overhead(OpKey::new(Opcode::ControlHardResetClientV3, KeyId::ZERO)),
+            353 - 14
+        );
         assert_eq!(out[..m], reset_v3[..]);
 
         // The server (tls-crypt server role on Kc) sees the same plain packet after stripping WKc.
         let srv = TlsCrypt::server(&kc);
-        let (rid, k) = srv.unwrap(&reset_v3[..reset_v3.len() - 299], &mut plain).unwrap();
+        let (rid, k) = srv
+            .unwrap(&reset_v3[..reset_v3.len() - 299], &mut plain)
+            .unwrap();
         assert!(rid.is_early_negotiation());
         assert_eq!(k, n);
 
@@ -266,11 +318,16 @@ mod tests {
         let sreset = hex(L4_SERVER_RESET);
         let (sid_id, k) = client.unwrap(&sreset, &mut plain).unwrap();
         assert_eq!(sid_id.counter, 1);
-        assert_eq!(plain[9..k], hex("0100000000a4b7076dcd189cca00000000000100020001")[..]);
+        assert_eq!(
+            plain[9..k],
+            hex("0100000000a4b7076dcd189cca00000000000100020001")[..]
+        );
         let packet = control::Packet::new_checked(&plain[..k]).unwrap();
         assert_eq!(packet.opcode(), Opcode::ControlHardResetServerV2);
         assert_eq!(packet.acks().remote_session_id(), Some(csid));
-        assert!(EarlyNegotiation::parse(packet.payload()).unwrap().resend_wkc());
+        assert!(EarlyNegotiation::parse(packet.payload())
+            .unwrap()
+            .resend_wkc());
         let ssid = packet.session_id();
 
         // The client's P_CONTROL_WKC_V1 header and tag, from the logged plaintext prefix.
@@ -280,9 +337,18 @@ mod tests {
         let mut acks = AckBlock::new(ssid);
         acks.try_push(0);
         let mut wkc_plain = [0u8; 64];
-        let repr = ControlRepr { opcode: Opcode::ControlWkcV1, acks, message_id: Some(1), payload: &[], ..repr };
+        let repr = ControlRepr {
+            opcode: Opcode::ControlWkcV1,
+            acks,
+            message_id: Some(1),
+            payload: &[],
+            ..repr
+        };
         let n = repr.emit(&mut wkc_plain).unwrap();
-        assert_eq!(wkc_plain[9..n], hex("0100000000cf251bd610a8bdc400000001")[..]);
+        assert_eq!(
+            wkc_plain[9..n],
+            hex("0100000000cf251bd610a8bdc400000001")[..]
+        );
         // Only the header is reproducible without the full ClientHello; check it and the WKc trailer.
         let m = client.wrap(&wkc_plain[..n], id2, &mut out).unwrap();
         assert_eq!(out[..17], head[..17]);

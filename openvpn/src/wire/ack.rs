@@ -19,11 +19,19 @@ pub struct AckBlock {
 
 impl AckBlock {
     /// The empty block (a single `00` byte on the wire).
-    pub const EMPTY: AckBlock = AckBlock { ids: [0; MAX_ACKS], count: 0, remote_session_id: SessionId::ZERO };
+    pub const EMPTY: AckBlock = AckBlock {
+        ids: [0; MAX_ACKS],
+        count: 0,
+        remote_session_id: SessionId::ZERO,
+    };
 
     /// An empty block that will acknowledge ids of the peer whose session id is `remote`.
     pub const fn new(remote: SessionId) -> AckBlock {
-        AckBlock { ids: [0; MAX_ACKS], count: 0, remote_session_id: remote }
+        AckBlock {
+            ids: [0; MAX_ACKS],
+            count: 0,
+            remote_session_id: remote,
+        }
     }
 
     /// Appends `id`; returns false (and changes nothing) when the block already holds 8 ids.
@@ -129,7 +137,10 @@ mod tests {
         let (block, used) = AckBlock::parse(&wire).unwrap();
         assert_eq!(used, 17);
         assert_eq!(block.ids(), &[1, 0]);
-        assert_eq!(block.remote_session_id().unwrap().0, [0x19, 0x38, 0xda, 0xee, 0x5f, 0x45, 0xd3, 0x90]);
+        assert_eq!(
+            block.remote_session_id().unwrap().0,
+            [0x19, 0x38, 0xda, 0xee, 0x5f, 0x45, 0xd3, 0x90]
+        );
         let mut out = [0u8; 17];
         assert_eq!(block.emit(&mut out), Ok(17));
         assert_eq!(&out[..], &wire[..17]);
@@ -140,8 +151,14 @@ mod tests {
     fn rejects_bad_blocks() {
         assert_eq!(AckBlock::parse(&[]), Err(Error::Truncated(Field::AckCount)));
         assert_eq!(AckBlock::parse(&[9]), Err(Error::TooManyAcks(9)));
-        assert_eq!(AckBlock::parse(&[1, 0, 0]), Err(Error::Truncated(Field::AckIds)));
-        assert_eq!(AckBlock::parse(&[1, 0, 0, 0, 0, 1]), Err(Error::Truncated(Field::RemoteSessionId)));
+        assert_eq!(
+            AckBlock::parse(&[1, 0, 0]),
+            Err(Error::Truncated(Field::AckIds))
+        );
+        assert_eq!(
+            AckBlock::parse(&[1, 0, 0, 0, 0, 1]),
+            Err(Error::Truncated(Field::RemoteSessionId))
+        );
         let mut full = AckBlock::new(SessionId([1; 8]));
         for i in 0..8 {
             assert!(full.try_push(i));

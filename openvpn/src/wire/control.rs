@@ -36,7 +36,10 @@ impl<T: AsRef<[u8]>> Packet<T> {
         if !op.opcode.is_control() {
             return Err(Error::UnknownOpcode(op.opcode as u8));
         }
-        let sid = SessionId::parse(bytes.get(field::SESSION_ID.start..).unwrap_or(&[]), Field::SessionId)?;
+        let sid = SessionId::parse(
+            bytes.get(field::SESSION_ID.start..).unwrap_or(&[]),
+            Field::SessionId,
+        )?;
         if sid.is_zero() {
             return Err(Error::ZeroSessionId);
         }
@@ -69,8 +72,14 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
     /// The sender's session id.
     pub fn session_id(&self) -> SessionId {
-        SessionId::parse(self.buffer.as_ref().get(field::SESSION_ID.start..).unwrap_or(&[]), Field::SessionId)
-            .unwrap_or_default()
+        SessionId::parse(
+            self.buffer
+                .as_ref()
+                .get(field::SESSION_ID.start..)
+                .unwrap_or(&[]),
+            Field::SessionId,
+        )
+        .unwrap_or_default()
     }
 
     /// The ACK block.
@@ -81,7 +90,12 @@ impl<T: AsRef<[u8]>> Packet<T> {
     /// The message-id of a reliable packet; `None` for P_ACK_V1.
     pub fn message_id(&self) -> Option<u32> {
         if self.opcode().is_reliable() {
-            read_u32(self.buffer.as_ref(), self.body.saturating_sub(4), Field::MessageId).ok()
+            read_u32(
+                self.buffer.as_ref(),
+                self.body.saturating_sub(4),
+                Field::MessageId,
+            )
+            .ok()
         } else {
             None
         }
@@ -138,7 +152,11 @@ impl<'a> Repr<'a> {
         let packet = Packet::new_checked(bytes)?;
         let op = packet.op_key();
         let message_id = packet.message_id();
-        let payload = if op.opcode.is_reliable() { bytes.get(packet.body..).unwrap_or(&[]) } else { &[] };
+        let payload = if op.opcode.is_reliable() {
+            bytes.get(packet.body..).unwrap_or(&[])
+        } else {
+            &[]
+        };
         Ok(Repr {
             opcode: op.opcode,
             key_id: op.key_id,
@@ -172,9 +190,16 @@ impl<'a> Repr<'a> {
         if buf.len() < self.buffer_len() {
             return Err(Error::BufferTooSmall);
         }
-        write_at(buf, field::OPKEY, &[OpKey::new(self.opcode, self.key_id).to_byte()])?;
+        write_at(
+            buf,
+            field::OPKEY,
+            &[OpKey::new(self.opcode, self.key_id).to_byte()],
+        )?;
         write_at(buf, field::SESSION_ID.start, self.session_id.as_bytes())?;
-        let mut at = field::ACK_BLOCK + self.acks.emit(buf.get_mut(field::ACK_BLOCK..).unwrap_or(&mut []))?;
+        let mut at = field::ACK_BLOCK
+            + self
+                .acks
+                .emit(buf.get_mut(field::ACK_BLOCK..).unwrap_or(&mut []))?;
         if self.opcode.is_reliable() {
             let id = self.message_id.ok_or(Error::MissingMessageId)?;
             write_at(buf, at, &id.to_be_bytes())?;
@@ -203,7 +228,10 @@ mod tests {
     use std::vec;
 
     fn hex(s: &str) -> std::vec::Vec<u8> {
-        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
     }
 
     #[test]
@@ -227,7 +255,10 @@ mod tests {
         let packet = Packet::new_checked(&wire[..]).unwrap();
         assert_eq!(packet.opcode(), Opcode::ControlV1);
         assert_eq!(packet.acks().ids(), &[0]);
-        assert_eq!(packet.acks().remote_session_id().unwrap().0, hex("eafebfa4418ae31b")[..]);
+        assert_eq!(
+            packet.acks().remote_session_id().unwrap().0,
+            hex("eafebfa4418ae31b")[..]
+        );
         assert_eq!(packet.message_id(), Some(1));
         assert_eq!(packet.payload(), &hex("160301")[..]);
         let repr = Repr::parse(&packet);
@@ -248,14 +279,34 @@ mod tests {
     #[test]
     fn rejects_malformed_packets() {
         assert_eq!(Repr::parse_bytes(&[]), Err(Error::Truncated(Field::Opcode)));
-        assert_eq!(Repr::parse_bytes(&hex("48000000")), Err(Error::UnknownOpcode(9)));
-        assert_eq!(Repr::parse_bytes(&hex("38000000")), Err(Error::Truncated(Field::SessionId)));
-        assert_eq!(Repr::parse_bytes(&hex("3800000000000000000000000000")), Err(Error::ZeroSessionId));
-        assert_eq!(Repr::parse_bytes(&hex("386891923fa310343700000000")), Err(Error::Truncated(Field::MessageId)));
-        assert_eq!(Repr::parse_bytes(&hex("286891923fa310343700")), Err(Error::EmptyAck));
-        assert_eq!(Repr::parse_bytes(&hex("386891923fa3103437")), Err(Error::Truncated(Field::AckCount)));
+        assert_eq!(
+            Repr::parse_bytes(&hex("48000000")),
+            Err(Error::UnknownOpcode(9))
+        );
+        assert_eq!(
+            Repr::parse_bytes(&hex("38000000")),
+            Err(Error::Truncated(Field::SessionId))
+        );
+        assert_eq!(
+            Repr::parse_bytes(&hex("3800000000000000000000000000")),
+            Err(Error::ZeroSessionId)
+        );
+        assert_eq!(
+            Repr::parse_bytes(&hex("386891923fa310343700000000")),
+            Err(Error::Truncated(Field::MessageId))
+        );
+        assert_eq!(
+            Repr::parse_bytes(&hex("286891923fa310343700")),
+            Err(Error::EmptyAck)
+        );
+        assert_eq!(
+            Repr::parse_bytes(&hex("386891923fa3103437")),
+            Err(Error::Truncated(Field::AckCount))
+        );
         for len in 0..40 {
-            fuzz_parse(&hex("207819bf2ebcd19a450100000000eafebfa4418ae31b00000001160301")[..len.min(29)]);
+            fuzz_parse(
+                &hex("207819bf2ebcd19a450100000000eafebfa4418ae31b00000001160301")[..len.min(29)],
+            );
         }
     }
 }

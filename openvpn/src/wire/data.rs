@@ -100,7 +100,10 @@ pub struct Repr {
 impl Repr {
     /// Reads the header of a checked packet.
     pub fn parse<T: AsRef<[u8]>>(packet: &Packet<T>) -> Repr {
-        Repr { key_id: packet.key_id(), peer_id: packet.peer_id() }
+        Repr {
+            key_id: packet.key_id(),
+            peer_id: packet.peer_id(),
+        }
     }
 
     /// Header length on the wire.
@@ -153,7 +156,10 @@ mod tests {
         assert_eq!(packet.peer_id(), Some(0));
         assert_eq!(packet.header(), &[0x48, 0, 0, 0]);
         assert_eq!(packet.payload(), &[0, 0, 0, 1, 0xd4]);
-        let repr = Repr { key_id: KeyId::new(2).unwrap(), peer_id: Some(0x123456) };
+        let repr = Repr {
+            key_id: KeyId::new(2).unwrap(),
+            peer_id: Some(0x123456),
+        };
         let mut out = [0u8; 4];
         assert_eq!(repr.emit(&mut out), Ok(4));
         assert_eq!(out, [0x4a, 0x12, 0x34, 0x56]);
@@ -164,11 +170,26 @@ mod tests {
     #[test]
     fn v1_and_errors() {
         let packet = Packet::new_checked(&[0x31u8, 9][..]).unwrap();
-        assert_eq!((packet.opcode(), packet.key_id().value(), packet.peer_id()), (Opcode::DataV1, 1, None));
+        assert_eq!(
+            (packet.opcode(), packet.key_id().value(), packet.peer_id()),
+            (Opcode::DataV1, 1, None)
+        );
         assert_eq!(packet.payload(), &[9]);
-        assert_eq!(Packet::new_checked(&[0x48u8, 0][..]).err(), Some(Error::Truncated(Field::PeerId)));
-        assert_eq!(Packet::new_checked(&[0x20u8][..]).err(), Some(Error::UnknownOpcode(4)));
-        let too_big = Repr { key_id: KeyId::ZERO, peer_id: Some(0x0100_0000) };
-        assert_eq!(too_big.emit(&mut [0u8; 4]), Err(Error::ValueTooLarge(Field::PeerId)));
+        assert_eq!(
+            Packet::new_checked(&[0x48u8, 0][..]).err(),
+            Some(Error::Truncated(Field::PeerId))
+        );
+        assert_eq!(
+            Packet::new_checked(&[0x20u8][..]).err(),
+            Some(Error::UnknownOpcode(4))
+        );
+        let too_big = Repr {
+            key_id: KeyId::ZERO,
+            peer_id: Some(0x0100_0000),
+        };
+        assert_eq!(
+            too_big.emit(&mut [0u8; 4]),
+            Err(Error::ValueTooLarge(Field::PeerId))
+        );
     }
 }

@@ -84,7 +84,10 @@ impl Opcode {
     /// True for the opcodes after which a tls-crypt-v2 client appends its WKc
     /// (P_CONTROL_HARD_RESET_CLIENT_V3 and P_CONTROL_WKC_V1, §2.7).
     pub const fn carries_wkc(self) -> bool {
-        matches!(self, Opcode::ControlHardResetClientV3 | Opcode::ControlWkcV1)
+        matches!(
+            self,
+            Opcode::ControlHardResetClientV3 | Opcode::ControlWkcV1
+        )
     }
 }
 
@@ -165,7 +168,10 @@ impl OpKey {
     pub const fn from_byte(byte: u8) -> Result<OpKey, Error> {
         let op = byte >> Opcode::SHIFT;
         match Opcode::from_u8(op) {
-            Some(opcode) => Ok(OpKey { opcode, key_id: KeyId(byte & KeyId::MASK) }),
+            Some(opcode) => Ok(OpKey {
+                opcode,
+                key_id: KeyId(byte & KeyId::MASK),
+            }),
             None => Err(Error::UnknownOpcode(op)),
         }
     }
@@ -211,7 +217,10 @@ mod tests {
         assert_eq!((ok.opcode, ok.key_id.value()), (Opcode::DataV2, 3));
         assert_eq!(OpKey::from_byte(0x00), Err(Error::UnknownOpcode(0)));
         assert_eq!(OpKey::from_byte(0x60), Err(Error::UnknownOpcode(12)));
-        assert_eq!(OpKey::parse(&[]), Err(Error::Truncated(super::super::Field::Opcode)));
+        assert_eq!(
+            OpKey::parse(&[]),
+            Err(Error::Truncated(super::super::Field::Opcode))
+        );
     }
 
     #[test]

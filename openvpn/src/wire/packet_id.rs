@@ -25,7 +25,10 @@ impl ReplayId {
 
     /// Reads a replay id from the first 8 bytes of `buf`.
     pub fn parse(buf: &[u8]) -> Result<ReplayId, Error> {
-        Ok(ReplayId { counter: read_u32(buf, 0, Field::ReplayId)?, time: read_u32(buf, 4, Field::ReplayId)? })
+        Ok(ReplayId {
+            counter: read_u32(buf, 0, Field::ReplayId)?,
+            time: read_u32(buf, 4, Field::ReplayId)?,
+        })
     }
 
     /// Writes the 8 bytes at the start of `buf`.
@@ -71,12 +74,18 @@ pub struct ReplayIdSender {
 impl ReplayIdSender {
     /// A sender whose first id has counter 1 (tls-auth, tls-crypt, dynamic tls-crypt).
     pub const fn new() -> ReplayIdSender {
-        ReplayIdSender { last_counter: 0, time: None }
+        ReplayIdSender {
+            last_counter: 0,
+            time: None,
+        }
     }
 
     /// A tls-crypt-v2 client sender announcing early negotiation: the first id has counter 0x0F000001.
     pub const fn early_negotiation() -> ReplayIdSender {
-        ReplayIdSender { last_counter: EARLY_NEG_START, time: None }
+        ReplayIdSender {
+            last_counter: EARLY_NEG_START,
+            time: None,
+        }
     }
 
     /// The id for the next transmission. `now_unix` (Unix seconds) is latched on first use and only
@@ -91,7 +100,10 @@ impl ReplayIdSender {
             None if now_unix > time => {
                 self.last_counter = 1;
                 self.time = Some(now_unix);
-                Ok(ReplayId { counter: 1, time: now_unix })
+                Ok(ReplayId {
+                    counter: 1,
+                    time: now_unix,
+                })
             }
             None => Err(PacketIdExhausted),
         }
@@ -113,19 +125,37 @@ mod tests {
         let mut s = ReplayIdSender::new();
         let id = s.next(5010).unwrap();
         assert_eq!(id.to_bytes(), [0, 0, 0, 1, 0, 0, 0x13, 0x92]);
-        assert_eq!(s.next(6000).unwrap(), ReplayId { counter: 2, time: 5010 });
+        assert_eq!(
+            s.next(6000).unwrap(),
+            ReplayId {
+                counter: 2,
+                time: 5010
+            }
+        );
         let mut buf = [0u8; 8];
         id.emit(&mut buf).unwrap();
         assert_eq!(ReplayId::parse(&buf), Ok(id));
-        assert_eq!(ReplayId::parse(&buf[..7]), Err(Error::Truncated(Field::ReplayId)));
+        assert_eq!(
+            ReplayId::parse(&buf[..7]),
+            Err(Error::Truncated(Field::ReplayId))
+        );
     }
 
     #[test]
     fn wrap_needs_a_later_time() {
-        let mut s = ReplayIdSender { last_counter: u32::MAX - 1, time: Some(100) };
+        let mut s = ReplayIdSender {
+            last_counter: u32::MAX - 1,
+            time: Some(100),
+        };
         assert_eq!(s.next(100).unwrap().counter, u32::MAX);
         assert_eq!(s.next(100), Err(PacketIdExhausted));
-        assert_eq!(s.next(101), Ok(ReplayId { counter: 1, time: 101 }));
+        assert_eq!(
+            s.next(101),
+            Ok(ReplayId {
+                counter: 1,
+                time: 101
+            })
+        );
     }
 
     #[test]
@@ -135,6 +165,10 @@ mod tests {
         assert_eq!(first.counter, 0x0F00_0001);
         assert!(first.is_early_negotiation());
         assert_eq!(s.next(7).unwrap().counter, 0x0F00_0002);
-        assert!(!ReplayId { counter: 1, time: 0 }.is_early_negotiation());
+        assert!(!ReplayId {
+            counter: 1,
+            time: 0
+        }
+        .is_early_negotiation());
     }
 }

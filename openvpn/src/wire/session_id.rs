@@ -27,8 +27,10 @@ impl SessionId {
 
     /// Reads a session id from the first 8 bytes of `buf`.
     pub fn parse(buf: &[u8], field: Field) -> Result<SessionId, Error> {
-        let bytes: [u8; 8] =
-            buf.get(..Self::LEN).and_then(|b| b.try_into().ok()).ok_or(Error::Truncated(field))?;
+        let bytes: [u8; 8] = buf
+            .get(..Self::LEN)
+            .and_then(|b| b.try_into().ok())
+            .ok_or(Error::Truncated(field))?;
         Ok(SessionId(bytes))
     }
 

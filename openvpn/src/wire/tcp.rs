@@ -21,7 +21,9 @@ pub fn split_frame(stream: &[u8]) -> Result<Option<(&[u8], usize)>, Error> {
     if len == 0 {
         return Err(Error::Truncated(Field::Length));
     }
-    Ok(stream.get(PREFIX_LEN..PREFIX_LEN + len).map(|packet| (packet, PREFIX_LEN + len)))
+    Ok(stream
+        .get(PREFIX_LEN..PREFIX_LEN + len)
+        .map(|packet| (packet, PREFIX_LEN + len)))
 }
 
 /// Writes the 2-byte prefix for a packet of `packet_len` bytes at the start of `buf`.
@@ -45,6 +47,9 @@ mod tests {
         let mut prefix = [0u8; 2];
         assert_eq!(emit_prefix(54, &mut prefix), Ok(2));
         assert_eq!(prefix, [0, 0x36]);
-        assert_eq!(emit_prefix(70_000, &mut prefix), Err(Error::ValueTooLarge(Field::Length)));
+        assert_eq!(
+            emit_prefix(70_000, &mut prefix),
+            Err(Error::ValueTooLarge(Field::Length))
+        );
     }
 }

@@ -39,7 +39,8 @@ impl EarlyNegotiation {
 
     /// True when the server asked for the WKc to be re-sent.
     pub fn resend_wkc(&self) -> bool {
-        self.flags.is_some_and(|f| f & EARLY_NEG_FLAG_RESEND_WKC != 0)
+        self.flags
+            .is_some_and(|f| f & EARLY_NEG_FLAG_RESEND_WKC != 0)
     }
 
     /// Bytes [`emit`](Self::emit) writes.
@@ -83,9 +84,18 @@ mod tests {
         let neg = EarlyNegotiation::parse(&[0, 9, 0, 1, 0xaa, 0, 1, 0, 2, 0, 0]).unwrap();
         assert_eq!(neg.flags, Some(0));
         assert!(!neg.resend_wkc());
-        assert_eq!(EarlyNegotiation::parse(&[]), Ok(EarlyNegotiation::default()));
+        assert_eq!(
+            EarlyNegotiation::parse(&[]),
+            Ok(EarlyNegotiation::default())
+        );
         assert_eq!(EarlyNegotiation::parse(&[0, 1, 0]), Err(Error::BadTlv));
-        assert_eq!(EarlyNegotiation::parse(&[0, 9, 0, 5, 1]), Err(Error::BadTlv));
-        assert_eq!(EarlyNegotiation::parse(&[0, 1, 0, 1, 1]), Err(Error::BadTlv));
+        assert_eq!(
+            EarlyNegotiation::parse(&[0, 9, 0, 5, 1]),
+            Err(Error::BadTlv)
+        );
+        assert_eq!(
+            EarlyNegotiation::parse(&[0, 1, 0, 1, 1]),
+            Err(Error::BadTlv)
+        );
     }
 }
