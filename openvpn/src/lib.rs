@@ -14,3 +14,4 @@ pub mod time;
 pub mod wire;
 pub mod crypto;
 pub mod session;
+pub mod engine;
