@@ -213,6 +213,39 @@ impl ControlWrap {
     }
 }
 
+/// Fuzzing entry point: runs untrusted bytes through every control-channel unwrap (fixed keys) and parses
+/// whatever authenticates as a plain control packet; must never panic.
+pub fn fuzz_unwrap(bytes: &[u8]) {
+    let key = [0x3cu8; KEY2_LEN];
+    let mut wkc = [0u8; super::tls_crypt_v2::MIN_WKC_LEN];
+    if let Some(len) = wkc.get_mut(super::tls_crypt_v2::MIN_WKC_LEN - 2..) {
+        len.copy_from_slice(&[0x01, 0x22]);
+    }
+    let mut wraps = [
+        Some(ControlWrap::none()),
+        Some(ControlWrap::tls_auth(
+            &key,
+            KeyDirection::Inverse,
+            Digest::Sha1,
+        )),
+        Some(ControlWrap::tls_auth(
+            &key,
+            KeyDirection::Normal,
+            Digest::Sha512,
+        )),
+        Some(ControlWrap::tls_crypt(&key)),
+        ControlWrap::tls_crypt_v2(&key, &wkc).ok(),
+    ];
+    let mut out = [0u8; 2048];
+    for wrap in wraps.iter_mut().flatten() {
+        if let Ok(n) = wrap.unwrap(bytes, Instant::ZERO, &mut out) {
+            if let Some(plain) = out.get(..n) {
+                crate::wire::control::fuzz_parse(plain);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -281,38 +314,5 @@ mod tests {
             fuzz_unwrap(&buf[..len]);
         }
         fuzz_unwrap(&hex("386891923fa31034370000000000"));
-    }
-}
-
-/// Fuzzing entry point: runs untrusted bytes through every control-channel unwrap (fixed keys) and parses
-/// whatever authenticates as a plain control packet; must never panic.
-pub fn fuzz_unwrap(bytes: &[u8]) {
-    let key = [0x3cu8; KEY2_LEN];
-    let mut wkc = [0u8; super::tls_crypt_v2::MIN_WKC_LEN];
-    if let Some(len) = wkc.get_mut(super::tls_crypt_v2::MIN_WKC_LEN - 2..) {
-        len.copy_from_slice(&[0x01, 0x22]);
-    }
-    let mut wraps = [
-        Some(ControlWrap::none()),
-        Some(ControlWrap::tls_auth(
-            &key,
-            KeyDirection::Inverse,
-            Digest::Sha1,
-        )),
-        Some(ControlWrap::tls_auth(
-            &key,
-            KeyDirection::Normal,
-            Digest::Sha512,
-        )),
-        Some(ControlWrap::tls_crypt(&key)),
-        ControlWrap::tls_crypt_v2(&key, &wkc).ok(),
-    ];
-    let mut out = [0u8; 2048];
-    for wrap in wraps.iter_mut().flatten() {
-        if let Ok(n) = wrap.unwrap(bytes, Instant::ZERO, &mut out) {
-            if let Some(plain) = out.get(..n) {
-                crate::wire::control::fuzz_parse(plain);
-            }
-        }
     }
 }
