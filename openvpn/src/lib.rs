@@ -7,6 +7,9 @@
 
 extern crate alloc;
 
+pub mod config;
+pub mod keys;
+
 pub mod reliable;
 pub mod tls;
 

@@ -1,0 +1,100 @@
+//! The OpenVPN client config format: parse a `.ovpn` file into a typed [`Config`], and print one back.
+//!
+//! Layer: pure text processing, no I/O. Files referenced by path (`ca ca.crt`) are handed to a
+//! [`FileResolver`] the caller supplies: the image uses [`InlineOnly`] (everything must be inline), the host
+//! tool reads them relative to the config's folder, and tests can [`KeepPaths`].
+//!
+//! ```text
+//! bytes --syntax::decode--> text --syntax::parse--> statements --directives--> Config + warnings
+//! Config --printer::print--> text   (print -> parse gives the same Config)
+//! ```
+//!
+//! Syntax follows the wire reference §11; defaults §13. It never panics on any input (see `fuzz/`).
+
+mod directives;
+mod error;
+mod model;
+mod printer;
+mod syntax;
+
+use alloc::string::String;
+use alloc::vec::Vec;
+
+pub use error::{ConfigError, DirectiveName, ErrorKind, FileErrorKind, Warning, WarningKind};
+pub use model::*;
+pub use printer::print;
+pub use syntax::decode;
+
+/// What a [`FileResolver`] found for a path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resolved {
+    /// The file's text.
+    Contents(String),
+    /// Leave the path unread; the config records it (for summaries and tests without the files).
+    KeepPath,
+}
+
+/// Supplies the contents of files a config references by path.
+pub trait FileResolver {
+    /// The contents of `path` (as written in the config; relative paths are the resolver's business).
+    fn read(&mut self, path: &str) -> Result<Resolved, FileErrorKind>;
+
+    /// Whether a bare `auth-user-pass` (prompt on the console) is acceptable.
+    fn allows_prompt(&self) -> bool {
+        false
+    }
+}
+
+/// The image's resolver: every file must be inline.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct InlineOnly;
+
+impl FileResolver for InlineOnly {
+    fn read(&mut self, _path: &str) -> Result<Resolved, FileErrorKind> {
+        Err(FileErrorKind::NotInline)
+    }
+}
+
+/// Leaves every path unread and accepts a console prompt: parses a config without its files.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct KeepPaths;
+
+impl FileResolver for KeepPaths {
+    fn read(&mut self, _path: &str) -> Result<Resolved, FileErrorKind> {
+        Ok(Resolved::KeepPath)
+    }
+
+    fn allows_prompt(&self) -> bool {
+        true
+    }
+}
+
+/// A parsed config and the directives that were ignored or changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Parsed {
+    /// The config.
+    pub config: Config,
+    /// What the caller should log.
+    pub warnings: Vec<Warning>,
+}
+
+/// Parses config text.
+pub fn parse(text: &str, files: &mut dyn FileResolver) -> Result<Parsed, ConfigError> {
+    let statements = syntax::parse(text)?;
+    let mut builder = directives::Builder::new(files);
+    builder.apply_all(&statements)?;
+    builder.finish()
+}
+
+/// Parses config bytes as read from a disk or file (UTF-8, with or without BOM, or UTF-16 with BOM).
+pub fn parse_bytes(bytes: &[u8], files: &mut dyn FileResolver) -> Result<Parsed, ConfigError> {
+    let text = decode(bytes)?;
+    parse(&text, files)
+}
+
+impl Config {
+    /// Parses an all-inline config the way the image does.
+    pub fn parse_inline(text: &str) -> Result<Parsed, ConfigError> {
+        parse(text, &mut InlineOnly)
+    }
+}

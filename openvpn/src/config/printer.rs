@@ -1,0 +1,300 @@
+//! Writes a [`Config`] as config text that parses back to the same `Config`: every file inline, every
+//! setting explicit, no comments. The config disk tool uses it to produce the image's config.
+//!
+//! Layer: pure text output.
+
+use alloc::format;
+use alloc::string::String;
+use core::fmt::Write;
+
+use super::model::*;
+use crate::keys::{cert, KeyDirection};
+
+/// Writes `token` so the tokenizer reads it back unchanged (double quotes and escapes when needed).
+fn token(out: &mut String, token: &str) {
+    let plain = !token.is_empty()
+        && !token.starts_with(['#', ';'])
+        && !token.chars().any(|c| c.is_whitespace() || matches!(c, '"' | '\'' | '\\'));
+    if plain {
+        out.push_str(token);
+        return;
+    }
+    out.push('"');
+    for c in token.chars() {
+        if matches!(c, '"' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('"');
+}
+
+fn line(out: &mut String, words: &[&str]) {
+    for (i, w) in words.iter().enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        if i == 0 {
+            out.push_str(w);
+        } else {
+            token(out, w);
+        }
+    }
+    out.push('\n');
+}
+
+fn block(out: &mut String, name: &str, body: &str) {
+    let _ = writeln!(out, "<{name}>");
+    out.push_str(body);
+    if !body.ends_with('\n') {
+        out.push('\n');
+    }
+    let _ = writeln!(out, "</{name}>");
+}
+
+fn control_channel(out: &mut String, cc: &ControlChannel) {
+    match cc {
+        ControlChannel::None => {}
+        ControlChannel::TlsAuth { key, direction } => {
+            // The direction goes on the directive line so that no `key-direction` leaks into other scopes.
+            match direction.as_arg() {
+                Some(d) => line(out, &["tls-auth", "[inline]", d]),
+                None => line(out, &["tls-auth", "[inline]"]),
+            }
+            block(out, "tls-auth", &key.to_pem());
+        }
+        ControlChannel::TlsCrypt(key) => block(out, "tls-crypt", &key.to_pem()),
+        ControlChannel::TlsCryptV2(key) => block(out, "tls-crypt-v2", &key.to_pem()),
+        ControlChannel::Unread { directive, path, direction } => match (directive.as_str(), direction) {
+            ("tls-auth", d) if *d != KeyDirection::Bidirectional => {
+                line(out, &[directive, path, d.as_arg().unwrap_or("1")])
+            }
+            _ => line(out, &[directive, path]),
+        },
+    }
+}
+
+fn hex_fingerprint(fp: &[u8; 32]) -> String {
+    let mut s = String::with_capacity(96);
+    for (i, b) in fp.iter().enumerate() {
+        if i > 0 {
+            s.push(':');
+        }
+        let _ = write!(s, "{b:02X}");
+    }
+    s
+}
+
+/// Writes `config` as config text.
+pub fn print(config: &Config) -> String {
+    let mut out = String::with_capacity(8192);
+    let o = &mut out;
+    line(o, &["client"]);
+    line(o, &["dev", &config.dev]);
+    if !config.dev.starts_with("tun") {
+        line(o, &["dev-type", "tun"]);
+    }
+    for remote in &config.remotes {
+        let port = format!("{}", remote.port);
+        match &remote.control_channel {
+            None => line(o, &["remote", &remote.host, &port, remote.proto.as_arg()]),
+            Some(cc) => {
+                o.push_str("<connection>\n");
+                line(o, &["remote", &remote.host, &port, remote.proto.as_arg()]);
+                control_channel(o, cc);
+                o.push_str("</connection>\n");
+            }
+        }
+    }
+    if config.remote_random {
+        line(o, &["remote-random"]);
+    }
+    line(o, &["connect-retry", &format!("{}", config.connect_retry), &format!("{}", config.connect_retry_max_delay)]);
+    if let Some(max) = config.connect_retry_max {
+        line(o, &["connect-retry-max", &format!("{max}")]);
+    }
+    line(o, &["server-poll-timeout", &format!("{}", config.server_poll_timeout)]);
+
+    let ciphers: alloc::vec::Vec<&str> = config.data_ciphers.iter().map(|c| c.name()).collect();
+    line(o, &["data-ciphers", &ciphers.join(":")]);
+    if let Some(fallback) = config.data_ciphers_fallback {
+        line(o, &["data-ciphers-fallback", fallback.name()]);
+    }
+    line(o, &["auth", config.auth.name()]);
+    control_channel(o, &config.control_channel);
+
+    let tls = &config.tls;
+    if !tls.ca.is_empty() {
+        block(o, "ca", &cert::chain_to_pem(&tls.ca));
+    }
+    if let Some((leaf, extra)) = tls.cert_chain.split_first() {
+        block(o, "cert", &cert::chain_to_pem(core::slice::from_ref(leaf)));
+        if !extra.is_empty() {
+            block(o, "extra-certs", &cert::chain_to_pem(extra));
+        }
+    }
+    if let Some(key) = &tls.key {
+        block(o, "key", &key.to_pem());
+    }
+    if !tls.crls.is_empty() {
+        let mut pem = String::new();
+        for crl in &tls.crls {
+            crate::keys::pem::encode("X509 CRL", crl, &mut pem);
+        }
+        block(o, "crl-verify", &pem);
+    }
+    for (directive, path) in &tls.unread_files {
+        line(o, &[directive, path]);
+    }
+    if !tls.peer_fingerprints.is_empty() {
+        let mut body = String::new();
+        for fp in &tls.peer_fingerprints {
+            body.push_str(&hex_fingerprint(fp));
+            body.push('\n');
+        }
+        block(o, "peer-fingerprint", &body);
+    }
+    if tls.remote_cert_tls.is_some() {
+        line(o, &["remote-cert-tls", "server"]);
+    }
+    if !tls.remote_cert_ku.is_empty() {
+        let values: alloc::vec::Vec<String> = tls.remote_cert_ku.iter().map(|k| format!("{k:#06x}")).collect();
+        let mut words = alloc::vec!["remote-cert-ku"];
+        words.extend(values.iter().map(String::as_str));
+        line(o, &words);
+    }
+    if let Some(eku) = &tls.remote_cert_eku {
+        line(o, &["remote-cert-eku", eku]);
+    }
+    if let Some(v) = &tls.verify_x509_name {
+        let kind = match v.kind {
+            X509NameType::Subject => "subject",
+            X509NameType::Name => "name",
+            X509NameType::NamePrefix => "name-prefix",
+        };
+        line(o, &["verify-x509-name", &v.name, kind]);
+    }
+    if let Some(v) = tls.version_min {
+        line(o, &["tls-version-min", v.as_arg()]);
+    }
+    if let Some(v) = tls.version_max {
+        line(o, &["tls-version-max", v.as_arg()]);
+    }
+    if let Some(c) = &tls.cipher_list {
+        line(o, &["tls-cipher", c]);
+    }
+    if let Some(c) = &tls.ciphersuites {
+        line(o, &["tls-ciphersuites", c]);
+    }
+
+    match &config.auth_user_pass {
+        None => {}
+        Some(AuthUserPass::Prompt) => line(o, &["auth-user-pass"]),
+        Some(AuthUserPass::Path(p)) => line(o, &["auth-user-pass", p]),
+        Some(AuthUserPass::Credentials(c)) => {
+            block(o, "auth-user-pass", &format!("{}\n{}\n", c.username, c.password));
+        }
+    }
+    if config.auth_nocache {
+        line(o, &["auth-nocache"]);
+    }
+    match config.auth_retry {
+        AuthRetry::None => {}
+        AuthRetry::NoInteract => line(o, &["auth-retry", "nointeract"]),
+        AuthRetry::Interact => line(o, &["auth-retry", "interact"]),
+    }
+
+    let numbers: [(&str, u64); 8] = [
+        ("reneg-sec", u64::from(config.reneg_sec)),
+        ("reneg-bytes", config.reneg_bytes),
+        ("reneg-pkts", config.reneg_pkts),
+        ("hand-window", u64::from(config.hand_window)),
+        ("tran-window", u64::from(config.tran_window)),
+        ("tls-timeout", u64::from(config.tls_timeout)),
+        ("ping", u64::from(config.ping)),
+        ("ping-restart", u64::from(config.ping_restart)),
+    ];
+    for (name, value) in numbers {
+        line(o, &[name, &format!("{value}")]);
+    }
+    line(o, &["ping-exit", &format!("{}", config.ping_exit)]);
+    if let Some(i) = config.inactive {
+        line(o, &["inactive", &format!("{}", i.seconds), &format!("{}", i.bytes)]);
+    }
+    line(o, &["explicit-exit-notify", &format!("{}", config.explicit_exit_notify)]);
+
+    match config.compression {
+        Compression::None => {}
+        Compression::CompLzo => line(o, &["comp-lzo", "no"]),
+        Compression::Stub => line(o, &["compress", "stub"]),
+        Compression::StubV2 => line(o, &["compress", "stub-v2"]),
+        Compression::Lzo => line(o, &["compress", "lzo"]),
+        Compression::Lz4 => line(o, &["compress", "lz4"]),
+        Compression::Lz4V2 => line(o, &["compress", "lz4-v2"]),
+    }
+    let allow = match config.allow_compression {
+        AllowCompression::No => "no",
+        AllowCompression::Asym => "asym",
+        AllowCompression::Yes => "yes",
+    };
+    line(o, &["allow-compression", allow]);
+    line(o, &["tun-mtu", &format!("{}", config.tun_mtu)]);
+    line(o, &["mssfix", &format!("{}", config.mssfix)]);
+    line(o, &["max-packet-size", &format!("{}", config.max_packet_size)]);
+    line(o, &["replay-window", &format!("{}", config.replay_window.0), &format!("{}", config.replay_window.1)]);
+
+    for r in &config.routes {
+        let metric = r.metric.map(|m| format!("{m}"));
+        let mut words = alloc::vec!["route", r.network.as_str()];
+        // Positional arguments: a later one needs the earlier ones; `default` keeps the default.
+        let gateway_or_metric = r.gateway.is_some() || metric.is_some();
+        if r.netmask.is_some() || gateway_or_metric {
+            words.push(r.netmask.as_deref().unwrap_or("default"));
+        }
+        if gateway_or_metric {
+            words.push(r.gateway.as_deref().unwrap_or("default"));
+        }
+        if let Some(m) = &metric {
+            words.push(m);
+        }
+        line(o, &words);
+    }
+    for r in &config.routes_ipv6 {
+        let metric = r.metric.map(|m| format!("{m}"));
+        let mut words = alloc::vec!["route-ipv6", r.network.as_str()];
+        if r.gateway.is_some() || metric.is_some() {
+            words.push(r.gateway.as_deref().unwrap_or("default"));
+        }
+        if let Some(m) = &metric {
+            words.push(m);
+        }
+        line(o, &words);
+    }
+    if let Some(flags) = &config.redirect_gateway {
+        let mut words = alloc::vec!["redirect-gateway"];
+        words.extend(flags.iter().map(String::as_str));
+        line(o, &words);
+    }
+    for f in &config.pull_filters {
+        let action = match f.action {
+            PullFilterAction::Accept => "accept",
+            PullFilterAction::Ignore => "ignore",
+            PullFilterAction::Reject => "reject",
+        };
+        line(o, &["pull-filter", action, &f.text]);
+    }
+    if config.route_nopull {
+        line(o, &["route-nopull"]);
+    }
+    if let Some(v) = config.sndbuf {
+        line(o, &["sndbuf", &format!("{v}")]);
+    }
+    if let Some(v) = config.rcvbuf {
+        line(o, &["rcvbuf", &format!("{v}")]);
+    }
+    if config.float {
+        line(o, &["float"]);
+    }
+    line(o, &["verb", &format!("{}", config.verb)]);
+    out
+}

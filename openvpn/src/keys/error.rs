@@ -1,0 +1,81 @@
+//! Errors of the key and certificate file parsers.
+
+use core::fmt;
+
+/// Why a key, certificate or static key file could not be used. The config parser wraps it with the line of
+/// the directive that named the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyError {
+    /// No `-----BEGIN <label>-----` line of the expected kind was found.
+    MissingPemBlock(&'static str),
+    /// A `-----BEGIN` line has no matching `-----END` line.
+    UnterminatedPem,
+    /// The text between the PEM lines is not valid base64.
+    BadBase64,
+    /// The PEM block holds a kind of object that is not expected here (for example a key in `<ca>`).
+    UnexpectedPemLabel,
+    /// A certificate's DER does not have the X.509 structure.
+    BadCertificate,
+    /// A private key's DER does not have the PKCS#8, PKCS#1 or SEC1 structure.
+    BadPrivateKey,
+    /// A private key algorithm other than RSA, ECDSA (P-256, P-384) or Ed25519.
+    UnsupportedKeyAlgorithm,
+    /// The private key is encrypted with a passphrase; the image cannot prompt for it.
+    EncryptedPrivateKey,
+    /// The client certificate's public key is not the public half of the private key.
+    KeyCertificateMismatch,
+    /// A static key file has a character other than hex digits and whitespace between its PEM lines.
+    BadStaticKeyHex,
+    /// A static key file holds fewer than the 256 bytes needed for directional use.
+    StaticKeyTooShort,
+    /// The `-----END OpenVPN Static key V1-----` line is missing or different.
+    BadStaticKeyFooter,
+    /// The tls-crypt-v2 client key is shorter than Kc (256 bytes) plus a minimal WKc, or its WKc is longer
+    /// than 1024 bytes, or the WKc's trailing length does not match.
+    BadTlsCryptV2Key,
+    /// This is a tls-crypt-v2 *server* key; the client needs the client key made from it.
+    TlsCryptV2ServerKey,
+    /// A `peer-fingerprint` is not 32 colon-separated hex bytes (SHA-256).
+    BadFingerprint,
+    /// An inline `<auth-user-pass>` or credentials file has no username line.
+    MissingUsername,
+    /// The credentials hold a username but no password line.
+    MissingPassword,
+}
+
+impl fmt::Display for KeyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KeyError::MissingPemBlock(label) => write!(f, "no `-----BEGIN {label}-----` block found"),
+            KeyError::UnterminatedPem => f.write_str("a `-----BEGIN` line has no matching `-----END` line"),
+            KeyError::BadBase64 => f.write_str("the PEM body is not valid base64"),
+            KeyError::UnexpectedPemLabel => f.write_str("the PEM block holds a different kind of object than expected"),
+            KeyError::BadCertificate => f.write_str("the certificate is not a valid X.509 DER structure"),
+            KeyError::BadPrivateKey => f.write_str("the private key is not a valid PKCS#8, PKCS#1 or SEC1 structure"),
+            KeyError::UnsupportedKeyAlgorithm => {
+                f.write_str("unsupported private key algorithm (supported: RSA, ECDSA P-256/P-384, Ed25519)")
+            }
+            KeyError::EncryptedPrivateKey => f.write_str(
+                "the private key is encrypted, which is not supported on the image: decrypt it on the host with \
+                 `openssl pkey -in key.pem -out key-decrypted.pem` and use that file",
+            ),
+            KeyError::KeyCertificateMismatch => {
+                f.write_str("the client certificate and the private key do not belong together")
+            }
+            KeyError::BadStaticKeyHex => f.write_str("the static key has a character other than hex digits"),
+            KeyError::StaticKeyTooShort => {
+                f.write_str("the static key is shorter than 2048 bits (256 bytes); generate one with `openvpn --genkey secret`")
+            }
+            KeyError::BadStaticKeyFooter => f.write_str("missing `-----END OpenVPN Static key V1-----`"),
+            KeyError::BadTlsCryptV2Key => f.write_str("malformed tls-crypt-v2 client key (Kc || WKc)"),
+            KeyError::TlsCryptV2ServerKey => f.write_str(
+                "this is a tls-crypt-v2 server key; give the client key made with `openvpn --tls-crypt-v2 server.key --genkey tls-crypt-v2-client`",
+            ),
+            KeyError::BadFingerprint => f.write_str("a fingerprint must be 32 hex bytes separated by colons (SHA-256)"),
+            KeyError::MissingUsername => f.write_str("the credentials have no username line"),
+            KeyError::MissingPassword => f.write_str(
+                "the credentials have a username but no password line; the image cannot prompt for it",
+            ),
+        }
+    }
+}
