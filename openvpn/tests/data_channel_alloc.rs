@@ -94,6 +94,15 @@ fn encrypt_and_decrypt_do_not_allocate() {
                     Inbound::Ip(r) => assert_eq!(r.len(), 1400),
                     other => panic!("unexpected {other:?}"),
                 }
+                let at = client.headroom().unwrap();
+                buf[at..at + payload.len()].copy_from_slice(&payload);
+                let r = client
+                    .encrypt_in_place(&mut buf, payload.len(), &mut rng)
+                    .unwrap();
+                assert!(matches!(
+                    server.decrypt(&mut buf[r], Instant::from_millis(i)),
+                    Ok(Inbound::Ip(_))
+                ));
                 let n = server.encrypt_ping(&mut buf, &mut rng).unwrap();
                 assert_eq!(
                     client.decrypt(&mut buf[..n], Instant::from_millis(i)),

@@ -8,6 +8,7 @@ use super::data::{DataError, DataKey};
 use super::payload::{classify, Compression, Inbound, OCC_EXIT_MESSAGE, PING_MAGIC};
 use crate::time::Instant;
 use crate::wire::{KeyId, OpKey};
+use core::ops::Range;
 use rand_core::CryptoRngCore;
 
 /// Most keys held at once: the primary, the lame duck of the last renegotiation and a key being installed.
@@ -109,8 +110,43 @@ impl DataChannel {
         self.primary().is_some_and(DataKey::needs_renegotiation)
     }
 
+    /// Upper bound of the bytes the data channel adds around a payload: P_DATA_V2 header, HMAC-SHA512,
+    /// CBC IV, packet-id, a full padding block and two framing bytes. A buffer of
+    /// `payload + MAX_OVERHEAD` always suffices for [`encrypt`](Self::encrypt).
+    pub const MAX_OVERHEAD: usize = 4 + 64 + 16 + 4 + 16 + Compression::MAX_PREFIX;
+
+    /// Where [`encrypt_in_place`](Self::encrypt_in_place) expects the payload: the primary key's headroom
+    /// plus room for the compression prefix. `None` without a primary key.
+    pub fn headroom(&self) -> Option<usize> {
+        self.primary()
+            .map(|k| k.headroom() + Compression::MAX_PREFIX)
+    }
+
+    /// Frames and encrypts in place, without copying the payload: the payload lies at
+    /// `buf[self.headroom()..][..payload_len]` and `buf` has at least [`MAX_OVERHEAD`](Self::MAX_OVERHEAD)
+    /// bytes beyond it in total. Returns where the sealed packet lies in `buf` (it starts 0..2 bytes in).
+    pub fn encrypt_in_place<R: CryptoRngCore + ?Sized>(
+        &mut self,
+        buf: &mut [u8],
+        payload_len: usize,
+        rng: &mut R,
+    ) -> Result<Range<usize>, DataError> {
+        let compression = self.compression;
+        let key = self
+            .primary
+            .and_then(|id| self.keys.iter_mut().flatten().find(|k| k.key_id() == id));
+        let key = key.ok_or(DataError::NoKey)?;
+        let at = key.headroom() + Compression::MAX_PREFIX;
+        let framed = compression.frame_in_place(buf, at..at + payload_len)?;
+        // The sealed packet starts `headroom` bytes before the framed payload.
+        let start = framed.start - key.headroom();
+        let packet = buf.get_mut(start..).ok_or(DataError::BufferTooSmall)?;
+        let len = key.seal_in_place(packet, framed.len(), rng)?;
+        Ok(start..start + len)
+    }
+
     /// Frames and encrypts `payload` (an IP packet) with the primary key into `out`; returns the packet
-    /// length. `out` must hold `headroom + payload + 2 + tailroom` bytes (≤ payload + 104).
+    /// length. `out` must hold `payload.len() + MAX_OVERHEAD` bytes.
     pub fn encrypt<R: CryptoRngCore + ?Sized>(
         &mut self,
         payload: &[u8],
@@ -299,6 +335,55 @@ mod tests {
             DataChannel::new().encrypt(&[1], &mut buf, &mut rng),
             Err(DataError::NoKey)
         );
+    }
+
+    #[test]
+    fn in_place_encryption_matches_copying_encryption() {
+        for compression in [
+            Compression::None,
+            Compression::LzoStub,
+            Compression::Stub,
+            Compression::StubV2,
+        ] {
+            for cipher in [
+                DataCipher::Aes256Gcm,
+                DataCipher::Aes128Cbc(crate::crypto::Digest::Sha256),
+            ] {
+                let (c1, s1) = pair(2, cipher, 9);
+                let (c2, _) = pair(2, cipher, 9);
+                let (mut a, mut b, mut server) =
+                    (DataChannel::new(), DataChannel::new(), DataChannel::new());
+                for (ch, key) in [(&mut a, c1), (&mut b, c2), (&mut server, s1)] {
+                    ch.set_compression(compression);
+                    ch.install(key);
+                }
+                let payload = [0x50u8, 0x45, 1, 2, 3, 4, 5];
+                let mut copied = [0u8; 200];
+                let n = a
+                    .encrypt(
+                        &payload,
+                        &mut copied,
+                        &mut rand_chacha::ChaCha8Rng::seed_from_u64(5),
+                    )
+                    .unwrap();
+                let mut buf = [0u8; 200];
+                let at = b.headroom().unwrap();
+                buf[at..at + payload.len()].copy_from_slice(&payload);
+                let r = b
+                    .encrypt_in_place(
+                        &mut buf,
+                        payload.len(),
+                        &mut rand_chacha::ChaCha8Rng::seed_from_u64(5),
+                    )
+                    .unwrap();
+                assert_eq!(buf[r.clone()], copied[..n], "{compression:?} {cipher}");
+                let got = server.decrypt(&mut buf[r.clone()], Instant::ZERO).unwrap();
+                let Inbound::Ip(p) = got else {
+                    panic!("{got:?}")
+                };
+                assert_eq!(buf[r][p], payload);
+            }
+        }
     }
 
     #[test]

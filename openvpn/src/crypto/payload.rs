@@ -117,6 +117,40 @@ impl Compression {
         Ok(len)
     }
 
+    /// Most bytes the framing ever puts in front of a payload.
+    pub const MAX_PREFIX: usize = 2;
+
+    /// Frames the payload at `buf[range]` in place, using up to [`MAX_PREFIX`](Self::MAX_PREFIX) bytes
+    /// before it and one byte after it; returns the range of the framed payload.
+    pub fn frame_in_place(
+        self,
+        buf: &mut [u8],
+        range: Range<usize>,
+    ) -> Result<Range<usize>, DataError> {
+        let data = buf.get(range.clone()).ok_or(DataError::BufferTooSmall)?;
+        let first = data.first().copied();
+        let prefix: &[u8] = match self {
+            Compression::None => &[],
+            Compression::LzoStub => &[NO_COMPRESS_BYTE],
+            Compression::StubV2 if first == Some(COMP_V2_ESCAPE) => &[COMP_V2_ESCAPE, 0],
+            Compression::StubV2 => &[],
+            Compression::Stub => {
+                let Some(first) = first else { return Ok(range) };
+                *buf.get_mut(range.end).ok_or(DataError::BufferTooSmall)? = first;
+                *buf.get_mut(range.start).ok_or(DataError::BufferTooSmall)? = NO_COMPRESS_BYTE_SWAP;
+                return Ok(range.start..range.end + 1);
+            }
+        };
+        let start = range
+            .start
+            .checked_sub(prefix.len())
+            .ok_or(DataError::BufferTooSmall)?;
+        buf.get_mut(start..range.start)
+            .ok_or(DataError::BufferTooSmall)?
+            .copy_from_slice(prefix);
+        Ok(start..range.end)
+    }
+
     /// Removes the framing from the plaintext at `buf[range]` in place; returns the range of the payload.
     /// Really compressed packets are refused with [`DataError::Compressed`].
     pub fn unframe(self, buf: &mut [u8], range: Range<usize>) -> Result<Range<usize>, DataError> {
@@ -225,6 +259,30 @@ mod tests {
         assert_eq!(buf[..3], [0xFA, 0x45, 1]);
         assert_eq!(Compression::Stub.frame(&[0x45, 1, 2], &mut buf), Ok(4));
         assert_eq!(buf[..4], [0xFB, 1, 2, 0x45]);
+    }
+
+    #[test]
+    fn in_place_framing_matches_copying_framing() {
+        for c in [
+            Compression::None,
+            Compression::LzoStub,
+            Compression::Stub,
+            Compression::StubV2,
+        ] {
+            for payload in [&[0x45u8, 0, 0, 20, 1][..], &[0x50, 1][..], &[][..]] {
+                let mut copied = [0u8; 16];
+                let n = c.frame(payload, &mut copied).unwrap();
+                let mut buf = [0u8; 16];
+                buf[2..2 + payload.len()].copy_from_slice(payload);
+                let r = c.frame_in_place(&mut buf, 2..2 + payload.len()).unwrap();
+                assert_eq!(&buf[r], &copied[..n], "{c:?} {payload:?}");
+            }
+        }
+        let mut buf = [0x50u8, 0];
+        assert_eq!(
+            Compression::StubV2.frame_in_place(&mut buf, 0..1),
+            Err(DataError::BufferTooSmall)
+        );
     }
 
     #[test]
