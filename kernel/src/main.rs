@@ -9,11 +9,13 @@
 
 extern crate alloc;
 
+mod devices;
 mod entropy;
 mod fatal;
 mod heap;
 mod idle;
 mod logger;
+mod net;
 
 use core::fmt::Write;
 
@@ -84,7 +86,8 @@ fn kernel_main(start_info_paddr: u64) -> ! {
         fail(ExitCode::Panic, format_args!("--test-fault: read of an unmapped address returned {v:#x}"));
     }
 
-    MainLoop::new(args).run()
+    let (_config, network) = devices::start(cmdline, &args);
+    MainLoop::new(args, network).run()
 }
 
 /// Not mapped: beyond the identity map (512 GiB at most) and canonical, so the CPU raises #PF (not #GP).
@@ -235,12 +238,14 @@ struct MainLoop {
     next_reseed: u64,
     /// Idle-timer self-test: when it was armed and for when (until devices give the loop real work).
     idle_probe: Option<(u64, u64)>,
+    /// Both NICs and their interfaces (`devices::start`), when there are two.
+    network: Option<net::Network>,
 }
 
 impl MainLoop {
-    fn new(args: BootArgs) -> MainLoop {
+    fn new(args: BootArgs, network: Option<net::Network>) -> MainLoop {
         let now = clock::now_us();
-        MainLoop { args, next_reseed: now + RESEED_INTERVAL_US, idle_probe: Some((now, now + 10_000)) }
+        MainLoop { args, next_reseed: now + RESEED_INTERVAL_US, idle_probe: Some((now, now + 10_000)), network }
     }
 
     fn run(mut self) -> ! {
@@ -269,6 +274,13 @@ impl MainLoop {
             self.next_reseed = now + RESEED_INTERVAL_US;
         }
         deadline = deadline.min(self.next_reseed);
+
+        if let Some(network) = &mut self.network {
+            if let Some(at) = network.run(now) {
+                deadline = deadline.min(at);
+            }
+            return Next::WakeAt(deadline);
+        }
 
         // Until devices join the loop there is nothing to serve: show one timed halt, then shut down.
         if let Some((armed, due)) = self.idle_probe {

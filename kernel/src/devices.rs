@@ -1,0 +1,229 @@
+//! Device bring-up: finds the virtio devices on PCI and virtio-mmio, reads the config disk, opens the
+//! NICs and routes their interrupts to the wake vectors.
+//!
+//! Layer: kernel glue over `drivers`. Runs once at boot, before the main loop; it decides nothing about
+//! roles (that is `net`) or about the config's meaning (that is `config_disk` and `openvpn`).
+//!
+//! Discovery order: PCI functions in bus order (QEMU numbers `-device` entries in command-line order),
+//! then `virtio_mmio.device=` entries in command-line order (`-M microvm,acpi=off` lists them in
+//! `-device` order).
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt::{self, Write};
+
+use drivers::clock;
+use oxvpn_kernel::args::BootArgs;
+use oxvpn_kernel::exit::{exit, ExitCode};
+use rand_core::RngCore;
+use smoltcp::time::Instant;
+
+use drivers::ioapic::{self, IoApic};
+use drivers::pci::{self, BarWindow, ConfigurationAccess, PciRoot, PortIoCam};
+use drivers::virtio::{self, blk, mmio, net::VirtioNet, DeviceType, SomeTransport, Transport};
+
+use crate::entropy::KernelRng;
+use crate::net::{Network, Nic};
+
+/// The largest config disk read: far above any real `.ovpn` (inline certificates included).
+pub const MAX_DISK_BYTES: usize = 1 << 20;
+/// Where BARs the firmware left empty go: the top of the 32-bit PCI hole, below the I/O APIC.
+const BAR_WINDOW: (u64, u64) = (0xe000_0000, 0xfec0_0000);
+/// The end of the boot identity map: BARs above it are moved into the window.
+const MAPPED_LIMIT: u64 = 1 << 32;
+/// The wake vector every device GSI is routed to (see `boot::interrupts::WAKE_VECTORS`).
+const DEVICE_VECTOR: u8 = 0x30;
+
+/// What bring-up found.
+pub struct Devices {
+    /// The whole config disk, if there was one.
+    pub disk: Option<Result<Vec<u8>, blk::DiskReadError>>,
+    /// The virtio-net devices in discovery order.
+    pub nics: Vec<Nic>,
+    /// False when some NIC has no interrupt route: the main loop must then poll on a short timer.
+    pub all_interrupts_routed: bool,
+}
+
+/// Where a transport came from, for the log and the interrupt route.
+struct Found {
+    transport: SomeTransport<'static>,
+    gsi: Option<u32>,
+    origin: Origin,
+}
+
+#[derive(Clone, Copy)]
+enum Origin {
+    Pci(pci::DeviceFunction),
+    Mmio(u64),
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Pci(df) => write!(f, "pci {df}"),
+            Self::Mmio(base) => write!(f, "mmio {base:#x}"),
+        }
+    }
+}
+
+fn discover_pci(found: &mut Vec<Found>) {
+    // SAFETY: bring-up is the only user of the configuration ports, and runs once.
+    let cam = unsafe { PortIoCam::new() };
+    // SAFETY: `cam` is only read (by the enumeration walk) while `root` exists.
+    let mut root = PciRoot::new(unsafe { cam.unsafe_clone() });
+    let functions = pci::enumerate(&root, &cam);
+    let mut window = BarWindow::new(BAR_WINDOW.0, BAR_WINDOW.1);
+    for function in virtio::pci::virtio_functions(&functions) {
+        let address = function.address;
+        match pci::assign_bars(&mut root, address, &mut window, MAPPED_LIMIT) {
+            Ok(0) => {}
+            Ok(n) => log::info!("pci {address}: assigned {n} BAR(s)"),
+            Err(e) => {
+                log::warn!("pci {address}: {e}");
+                continue;
+            }
+        }
+        match virtio::pci::open(&mut root, address) {
+            Ok(transport) => found.push(Found {
+                transport: SomeTransport::Pci(transport),
+                gsi: virtio::pci::interrupt_line(&cam, address).map(u32::from),
+                origin: Origin::Pci(address),
+            }),
+            Err(e) => log::warn!("pci {address}: {:?}: {e}", function.device_type),
+        }
+    }
+}
+
+fn discover_mmio(cmdline: &str, found: &mut Vec<Found>) {
+    for spec in mmio::parse_cmdline(cmdline) {
+        let spec = match spec {
+            Ok(spec) => spec,
+            Err(e) => {
+                log::warn!("{e}");
+                continue;
+            }
+        };
+        // SAFETY: the host told us a transport lives there; the boot identity map covers the low 4 GiB
+        // and each entry is opened once.
+        match unsafe { mmio::open(&spec) } {
+            Ok(transport) => found.push(Found {
+                transport: SomeTransport::Mmio(transport),
+                gsi: Some(spec.irq),
+                origin: Origin::Mmio(spec.base),
+            }),
+            Err(e) => log::warn!("mmio {:#x}: {e}", spec.base),
+        }
+    }
+}
+
+/// Finds every virtio device, reads the first block device whole and opens every NIC.
+pub fn bring_up(cmdline: &str) -> Devices {
+    let mut found = Vec::new();
+    discover_pci(&mut found);
+    discover_mmio(cmdline, &mut found);
+
+    // SAFETY: QEMU's I/O APIC is at the standard address, identity-mapped; nothing else programs it.
+    let mut io_apic = unsafe { IoApic::new(ioapic::DEFAULT_BASE) };
+    let apic_id = ioapic::current_apic_id();
+    let mut devices = Devices { disk: None, nics: Vec::new(), all_interrupts_routed: true };
+    for Found { transport, gsi, origin } in found {
+        let kind = transport.device_type();
+        match kind {
+            DeviceType::Block if devices.disk.is_none() => {
+                log::info!("{origin}: virtio-blk (config disk)");
+                devices.disk = Some(blk::read_whole_disk(transport, MAX_DISK_BYTES));
+            }
+            DeviceType::Network => match VirtioNet::new(transport) {
+                Ok(mut nic) => {
+                    nic.enable_interrupts();
+                    let routed = gsi.is_some_and(|gsi| io_apic.route(gsi, DEVICE_VECTOR, apic_id));
+                    match gsi {
+                        Some(gsi) if routed => log::info!("{origin}: virtio-net, irq {gsi}"),
+                        _ => {
+                            log::warn!("{origin}: virtio-net without a routable interrupt: polled");
+                            devices.all_interrupts_routed = false;
+                        }
+                    }
+                    devices.nics.push(nic);
+                }
+                Err(e) => log::warn!("{origin}: {e}"),
+            },
+            other => log::info!("{origin}: {other:?} ignored"),
+        }
+    }
+    devices
+}
+
+/// Why the config disk was refused (interim, until `config_disk::read` is wired in).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigDiskError {
+    /// The disk could not be read.
+    Read(blk::DiskReadError),
+    /// No text before the first NUL.
+    Empty,
+    /// The text is not UTF-8.
+    NotText,
+}
+
+impl fmt::Display for ConfigDiskError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Read(e) => write!(f, "{e}"),
+            Self::Empty => f.write_str("the disk is empty (no text before the first NUL)"),
+            Self::NotText => f.write_str("the disk does not hold UTF-8 text"),
+        }
+    }
+}
+
+/// The config text on the disk: everything before the first NUL (MirageVPN's disk format).
+fn config_text(disk: &[u8]) -> Result<&str, ConfigDiskError> {
+    let end = disk.iter().position(|&b| b == 0).unwrap_or(disk.len());
+    let text = disk.get(..end).unwrap_or(&[]);
+    if text.is_empty() {
+        return Err(ConfigDiskError::Empty);
+    }
+    core::str::from_utf8(text).map_err(|_| ConfigDiskError::NotText)
+}
+
+/// The boot step after the CPU and memory: find the devices, read and fingerprint the config disk, and
+/// bring up both network sides. Exits with [`ExitCode::BadConfig`] when a config disk is present but
+/// unusable. Returns the config text (if there was a disk) and the network (if there were two NICs).
+pub fn start(cmdline: &str, args: &BootArgs) -> (Option<String>, Option<Network>) {
+    let devices = bring_up(cmdline);
+    let config = match devices.disk {
+        None => {
+            log::warn!("config disk: none found (attach the .ovpn as a virtio-blk disk)");
+            None
+        }
+        Some(disk) => match disk.map_err(ConfigDiskError::Read).and_then(|d| config_text(&d).map(String::from)) {
+            Ok(text) => {
+                let digest = ring::digest::digest(&ring::digest::SHA256, text.as_bytes());
+                let mut hex = String::with_capacity(64);
+                for byte in digest.as_ref() {
+                    let _ = write!(hex, "{byte:02x}");
+                }
+                log::info!("config: sha256={hex} bytes={}", text.len());
+                Some(text)
+            }
+            Err(e) => {
+                log::error!("config disk: {e}");
+                log::error!("exit: {}", ExitCode::BadConfig);
+                exit(ExitCode::BadConfig)
+            }
+        },
+    };
+    if devices.nics.len() < 2 {
+        log::warn!("{} virtio-net NIC(s) found, two are needed: network not started", devices.nics.len());
+        return (config, None);
+    }
+    let now = Instant::from_micros(i64::try_from(clock::now_us()).unwrap_or(i64::MAX));
+    let seed = KernelRng.next_u64();
+    match Network::new(devices.nics, args, now, seed, devices.all_interrupts_routed) {
+        Ok(network) => (config, Some(network)),
+        Err(e) => {
+            log::error!("{e}");
+            log::error!("exit: {}", ExitCode::BadArguments);
+            exit(ExitCode::BadArguments)
+        }
+    }
+}

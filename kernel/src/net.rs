@@ -1,0 +1,259 @@
+//! The two network sides: NIC roles, the public smoltcp interface (static or DHCPv4) and the private
+//! gateway address.
+//!
+//! Layer: kernel glue. It owns the interfaces and the devices and runs them when the main loop calls
+//! [`Network::poll`]; it never waits, and [`Network::poll_at`] tells the loop how long it may sleep.
+//!
+//! Interim private side: until the `router` crate exposes its private-side engine, the private NIC is a
+//! second smoltcp interface holding the gateway address (`--private-ipv4`), which answers ARP and ICMP
+//! echo and nothing else.
+
+use alloc::vec::Vec;
+use core::fmt;
+
+use drivers::virtio::net::VirtioNet;
+use drivers::virtio::SomeTransport;
+use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet, SocketStorage};
+use smoltcp::socket::dhcpv4;
+use smoltcp::time::Instant;
+use oxvpn_kernel::args::{BootArgs, Ipv4Cidr as ArgCidr, Mac};
+use smoltcp::wire::{EthernetAddress, HardwareAddress, IpCidr, Ipv4Cidr};
+
+/// A virtio-net device as the kernel uses it.
+pub type Nic = VirtioNet<SomeTransport<'static>>;
+
+/// Why the network could not come up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NetError {
+    /// Fewer than two NICs were found.
+    MissingNic {
+        /// How many there are.
+        found: usize,
+    },
+    /// `--service-mac` or `--private-mac` names no NIC (the option is named).
+    UnknownMac(&'static str),
+    /// Both roles would land on the same NIC.
+    SameNic,
+    /// `--private-ipv4` is required.
+    NoPrivateAddress,
+}
+
+impl fmt::Display for NetError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::MissingNic { found } => write!(f, "need two virtio-net NICs, found {found}"),
+            Self::UnknownMac(name) => write!(f, "{name} matches no NIC"),
+            Self::SameNic => f.write_str("--service-mac and --private-mac pick the same NIC"),
+            Self::NoPrivateAddress => f.write_str("--private-ipv4=CIDR is required"),
+        }
+    }
+}
+
+/// Picks (service, private) among `macs`: the first two NICs unless the MAC options say otherwise.
+pub fn pick_roles(macs: &[EthernetAddress], args: &BootArgs) -> Result<(usize, usize), NetError> {
+    if macs.len() < 2 {
+        return Err(NetError::MissingNic { found: macs.len() });
+    }
+    let find = |mac: Option<Mac>, name| match mac {
+        Some(Mac(mac)) => {
+            macs.iter().position(|m| m.0 == mac).map(Some).ok_or(NetError::UnknownMac(name))
+        }
+        None => Ok(None),
+    };
+    let service = find(args.service_mac, "--service-mac")?;
+    let private = find(args.private_mac, "--private-mac")?;
+    let (service, private) = match (service, private) {
+        (Some(s), Some(p)) => (s, p),
+        (Some(s), None) => (s, usize::from(s == 0)),
+        (None, Some(p)) => (usize::from(p == 0), p),
+        (None, None) => (0, 1),
+    };
+    if service == private {
+        return Err(NetError::SameNic);
+    }
+    Ok((service, private))
+}
+
+fn cidr(c: ArgCidr) -> Ipv4Cidr {
+    Ipv4Cidr::new(c.address, c.prefix_len)
+}
+
+/// One NIC with its smoltcp interface.
+struct Side {
+    device: Nic,
+    iface: Interface,
+    sockets: SocketSet<'static>,
+}
+
+impl Side {
+    fn new(mut device: Nic, now: Instant, seed: u64) -> Self {
+        let mac = EthernetAddress(device.mac_address());
+        let mut config = Config::new(HardwareAddress::Ethernet(mac));
+        config.random_seed = seed;
+        let iface = Interface::new(config, &mut device, now);
+        let storage: Vec<SocketStorage<'static>> = (0..2).map(|_| SocketStorage::EMPTY).collect();
+        Self { device, iface, sockets: SocketSet::new(storage) }
+    }
+
+    fn poll(&mut self, now: Instant) {
+        // Acknowledge first: an event after this raises a new edge (see drivers::ioapic).
+        self.device.ack_interrupt();
+        self.iface.poll(now, &mut self.device, &mut self.sockets);
+        self.device.refill();
+    }
+
+    fn poll_at(&mut self, now: Instant) -> Option<Instant> {
+        if self.device.rx_pending() {
+            return Some(now);
+        }
+        self.iface.poll_at(now, &self.sockets)
+    }
+}
+
+/// Both sides of the router's network presence.
+pub struct Network {
+    public: Side,
+    private: Side,
+    dhcp: Option<SocketHandle>,
+    leased: bool,
+    /// Some NIC raises no interrupt: never sleep longer than [`POLL_INTERVAL_US`].
+    polled: bool,
+}
+
+/// Longest sleep when a NIC has no interrupt route.
+const POLL_INTERVAL_US: u64 = 1_000;
+
+impl Network {
+    /// Assigns the NIC roles, logs them and configures both interfaces.
+    pub fn new(
+        nics: Vec<Nic>,
+        args: &BootArgs,
+        now: Instant,
+        seed: u64,
+        interrupts_routed: bool,
+    ) -> Result<Self, NetError> {
+        let macs: Vec<EthernetAddress> = nics.iter().map(|n| EthernetAddress(n.mac_address())).collect();
+        let (service, private) = pick_roles(&macs, args)?;
+        let private_cidr = args.private_ipv4.map(cidr).ok_or(NetError::NoPrivateAddress)?;
+        for (index, mac) in macs.iter().enumerate() {
+            let role = if index == service {
+                "service (public)"
+            } else if index == private {
+                "private"
+            } else {
+                "unused"
+            };
+            let [a, b, c, d, e, f] = mac.0;
+            log::info!("nic{index} mac={a:02x}:{b:02x}:{c:02x}:{d:02x}:{e:02x}:{f:02x} role={role}");
+        }
+        let mut slots: Vec<Option<Nic>> = nics.into_iter().map(Some).collect();
+        let (Some(public_nic), Some(private_nic)) =
+            (slots.get_mut(service).and_then(Option::take), slots.get_mut(private).and_then(Option::take))
+        else {
+            return Err(NetError::SameNic);
+        };
+
+        let mut public = Side::new(public_nic, now, seed);
+        let mut dhcp = None;
+        let static_ipv4 = args.ipv4.map(cidr);
+        let use_dhcp = args.dhcp.unwrap_or(static_ipv4.is_none());
+        match static_ipv4.filter(|_| !use_dhcp) {
+            Some(cidr) => {
+                public.iface.update_ip_addrs(|addrs| {
+                    let _ = addrs.push(IpCidr::Ipv4(cidr));
+                });
+                if let Some(gateway) = args.ipv4_gateway {
+                    let _ = public.iface.routes_mut().add_default_ipv4_route(gateway);
+                }
+                match args.ipv4_gateway {
+                    Some(gw) => log::info!("public {cidr} gateway {gw} (static)"),
+                    None => log::info!("public {cidr} (static, no gateway)"),
+                }
+            }
+            None => {
+                dhcp = Some(public.sockets.add(dhcpv4::Socket::new()));
+                log::info!("public address by DHCPv4");
+            }
+        }
+
+        let mut private = Side::new(private_nic, now, seed.rotate_left(17) ^ 0x9e37_79b9_7f4a_7c15);
+        // The LAN's gateway address is --private-ipv4-gateway when given, else the --private-ipv4 address.
+        let gateway = args
+            .private_ipv4_gateway
+            .filter(|gw| *gw != private_cidr.address())
+            .map(|gw| Ipv4Cidr::new(gw, private_cidr.prefix_len()));
+        private.iface.update_ip_addrs(|addrs| {
+            let _ = addrs.push(IpCidr::Ipv4(private_cidr));
+            if let Some(gateway) = gateway {
+                let _ = addrs.push(IpCidr::Ipv4(gateway));
+            }
+        });
+        match gateway {
+            Some(gateway) => log::info!("private {private_cidr}, gateway {gateway}"),
+            None => log::info!("private gateway {private_cidr}"),
+        }
+        log::info!("ready");
+        Ok(Self { public, private, dhcp, leased: false, polled: !interrupts_routed })
+    }
+
+    /// Runs both interfaces: drains every received frame, answers what must be answered, sends what is
+    /// queued, and applies DHCP events.
+    pub fn poll(&mut self, now: Instant) {
+        self.public.poll(now);
+        if let Some(handle) = self.dhcp {
+            let event = self.public.sockets.get_mut::<dhcpv4::Socket>(handle).poll();
+            match event {
+                Some(dhcpv4::Event::Configured(config)) => {
+                    let cidr = config.address;
+                    self.public.iface.update_ip_addrs(|addrs| {
+                        addrs.clear();
+                        let _ = addrs.push(IpCidr::Ipv4(cidr));
+                    });
+                    let routes = self.public.iface.routes_mut();
+                    routes.remove_default_ipv4_route();
+                    match config.router {
+                        Some(router) => {
+                            let _ = routes.add_default_ipv4_route(router);
+                            log::info!("dhcp lease {cidr} gateway {router} from {}", config.server.address);
+                        }
+                        None => log::info!("dhcp lease {cidr} (no gateway) from {}", config.server.address),
+                    }
+                    self.leased = true;
+                    // Answer ARP for the new address right away rather than at the next wake-up.
+                    self.public.poll(now);
+                }
+                Some(dhcpv4::Event::Deconfigured) => {
+                    self.public.iface.update_ip_addrs(|addrs| addrs.clear());
+                    self.public.iface.routes_mut().remove_default_ipv4_route();
+                    if core::mem::take(&mut self.leased) {
+                        log::info!("dhcp lease lost");
+                    }
+                }
+                None => {}
+            }
+        }
+        self.private.poll(now);
+    }
+
+    /// The earliest time either interface needs [`poll`](Self::poll) again without a device interrupt:
+    /// `Some(now)` when work is already waiting, `None` when only a frame can create work.
+    pub fn poll_at(&mut self, now: Instant) -> Option<Instant> {
+        match (self.public.poll_at(now), self.private.poll_at(now)) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// One main-loop pass at `now_us` (monotonic microseconds): polls both sides and returns when the
+    /// network next needs a pass if no device interrupt comes first (`None`: only a frame can create work).
+    pub fn run(&mut self, now_us: u64) -> Option<u64> {
+        let now = Instant::from_micros(i64::try_from(now_us).unwrap_or(i64::MAX));
+        self.poll(now);
+        let at = self.poll_at(now).map(|at| u64::try_from(at.total_micros()).unwrap_or(0).max(now_us));
+        if self.polled {
+            Some(at.unwrap_or(u64::MAX).min(now_us.saturating_add(POLL_INTERVAL_US)))
+        } else {
+            at
+        }
+    }
+}

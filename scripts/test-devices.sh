@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# In-QEMU test of the config disk: boots build/oxvpn.elf with a virtio-blk config disk (a real .ovpn,
+# NUL-padded to a multiple of 512 bytes, MirageVPN's format) and checks that the SHA-256 the kernel prints
+# of the config it read equals `sha256sum` of the config text. Runs on `-M pc` (virtio-blk-pci) and on
+# `-M microvm` (virtio-mmio, found through the command line). Also checks that an empty disk is refused
+# with a clear error. Needs `make image`. Bounded: each boot is killed after $BOOT_TIMEOUT seconds.
+set -u
+cd "$(dirname "$0")/.."
+ELF=${ELF:-build/oxvpn.elf}
+BOOT_TIMEOUT=${BOOT_TIMEOUT:-60}
+ACCEL=${ACCEL:-tcg}
+[ -f "$ELF" ] || { echo "test-devices: FAIL: $ELF missing (run make image)"; exit 1; }
+tmp=$(mktemp -d /tmp/oxv-devices.XXXXXX)
+qemu_pid=
+cleanup() {
+    [ -n "$qemu_pid" ] && kill "$qemu_pid" 2>/dev/null
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+if [ "$ACCEL" = kvm ]; then cpu=host; else cpu=max; fi
+
+# boot MACHINE DISK LOG PATTERN: boots until PATTERN appears in the serial log (0) or the VM exits or the
+# timeout passes (1).
+boot() {
+    local machine=$1 disk=$2 log=$3 pattern=$4 blk
+    case $machine in
+        pc) blk="-device virtio-blk-pci,drive=cfg" ;;
+        microvm) machine="microvm,acpi=off"; blk="-global virtio-mmio.force-legacy=false -device virtio-blk-device,drive=cfg" ;;
+    esac
+    # shellcheck disable=SC2086
+    qemu-system-x86_64 -M "$machine" -accel "$ACCEL" -cpu "$cpu" -m 256M -nodefaults -no-user-config \
+        -display none -no-reboot -serial "file:$log" -device isa-debug-exit,iobase=0xf4,iosize=0x04 \
+        -kernel "$ELF" -append "--verb=3" \
+        -drive "file=$disk,if=none,format=raw,id=cfg,readonly=on" $blk 2>>"$tmp/qemu.err" &
+    qemu_pid=$!
+    local deadline=$(( $(date +%s) + BOOT_TIMEOUT )) rc=1
+    while [ "$(date +%s)" -lt "$deadline" ]; do
+        if grep -qE "$pattern" "$log" 2>/dev/null; then rc=0; break; fi
+        kill -0 "$qemu_pid" 2>/dev/null || { grep -qE "$pattern" "$log" 2>/dev/null && rc=0; break; }
+        sleep 0.2
+    done
+    if [ "${WAIT_EXIT:-0}" = 1 ]; then
+        # Let the kernel leave through isa-debug-exit on its own; record QEMU's status.
+        local i
+        for i in $(seq 50); do kill -0 "$qemu_pid" 2>/dev/null || break; sleep 0.1; done
+    fi
+    kill "$qemu_pid" 2>/dev/null; wait "$qemu_pid" 2>/dev/null; qemu_status=$?; qemu_pid=
+    return $rc
+}
+
+config=$(ls /work/shared/corpus/real-configs/*.ovpn 2>/dev/null | head -1)
+[ -n "$config" ] || config=openvpn/tests/data/minimal.ovpn
+if [ ! -f "$config" ]; then
+    printf 'client\ndev tun\nproto udp\nremote 10.0.0.1 1194\n' > "$tmp/config.ovpn"; config=$tmp/config.ovpn
+fi
+cp "$config" "$tmp/disk.img"
+truncate -s %512 "$tmp/disk.img"
+[ "$(stat -c %s "$config")" -eq "$(stat -c %s "$tmp/disk.img")" ] && truncate -s +512 "$tmp/disk.img"
+want=$(sha256sum < "$config" | cut -d' ' -f1)
+: > "$tmp/empty.img"; truncate -s 4096 "$tmp/empty.img"
+
+fail=0
+for machine in pc microvm; do
+    log=$tmp/$machine.log
+    if boot "$machine" "$tmp/disk.img" "$log" "config: sha256=[0-9a-f]{64}"; then
+        got=$(grep -oE "config: sha256=[0-9a-f]{64}" "$log" | head -1 | cut -d= -f2)
+        if [ "$got" = "$want" ]; then
+            echo "test-devices: $machine: sha256 matches ($want)"
+        else
+            echo "test-devices: $machine: sha256 mismatch: kernel $got, sha256sum $want"; fail=1
+        fi
+    else
+        echo "test-devices: $machine: no sha256 line within ${BOOT_TIMEOUT}s; serial log:"; sed 's/^/    /' "$log" | tail -20; fail=1
+    fi
+    log=$tmp/$machine-empty.log
+    # An empty disk must be refused by name, with the bad-configuration exit code (0x12: QEMU status 37).
+    if WAIT_EXIT=1 boot "$machine" "$tmp/empty.img" "$log" "config disk: .*empty" && [ "$qemu_status" = 37 ]; then
+        echo "test-devices: $machine: empty disk refused (QEMU status 37): $(grep -m1 -oE 'config disk: .*' "$log")"
+    else
+        echo "test-devices: $machine: empty disk not refused with status 37 (got ${qemu_status:-none}); serial log:"; sed 's/^/    /' "$log" | tail -20; fail=1
+    fi
+done
+if [ $fail -eq 0 ]; then echo "test-devices: PASS"; else echo "test-devices: FAIL"; fi
+exit $fail

@@ -1,0 +1,151 @@
+#!/usr/bin/env bash
+# Namespaced-network test of the two NICs. Topology (all inside namespaces this script creates):
+#
+#   oxv-net-pub (10.77.0.1/24, dnsmasq in DHCP runs)          oxv-net-lan (192.168.77.2/24)
+#        | veth                                                     | veth
+#   [br-pub] -- tap-pub ==== QEMU (oxv-net-vm) ==== tap-lan -- [br-lan]
+#
+# For each machine (`-M pc`: virtio-net-pci; `-M microvm,acpi=off`: virtio-mmio) and each public-side mode
+# (static --ipv4 / DHCPv4 from dnsmasq), it boots build/oxvpn.elf and pings the public address from
+# oxv-net-pub and the private gateway address (--private-ipv4) from oxv-net-lan. The microvm runs list the
+# private NIC first and pick the roles with --service-mac/--private-mac. Bounded; cleans up in a trap.
+set -u
+cd "$(dirname "$0")/.."
+ELF=${ELF:-build/oxvpn.elf}
+BOOT_TIMEOUT=${BOOT_TIMEOUT:-60}
+ACCEL=${ACCEL:-tcg}
+[ -f "$ELF" ] || { echo "test-net: FAIL: $ELF missing (run make image)"; exit 1; }
+[ "$(id -u)" -eq 0 ] || { echo "test-net: FAIL: needs root (ip netns)"; exit 1; }
+ELF=$(realpath "$ELF")
+VM=oxv-net-vm PUB=oxv-net-pub LAN=oxv-net-lan
+# iputils ping if installed, else busybox's (setup.sh installs busybox).
+if command -v ping >/dev/null 2>&1; then PING=ping; else PING="busybox ping"; fi
+PUB_MAC=52:54:00:77:00:01 LAN_MAC=52:54:00:77:01:01
+tmp=$(mktemp -d /tmp/oxv-net.XXXXXX)
+qemu_pid= dnsmasq_pid=
+
+stop_vm() {
+    [ -n "$qemu_pid" ] && { kill "$qemu_pid" 2>/dev/null; wait "$qemu_pid" 2>/dev/null; }
+    qemu_pid=
+    [ -n "$dnsmasq_pid" ] && { kill "$dnsmasq_pid" 2>/dev/null; wait "$dnsmasq_pid" 2>/dev/null; }
+    dnsmasq_pid=
+}
+cleanup() {
+    stop_vm
+    for ns in $VM $PUB $LAN; do ip netns del "$ns" 2>/dev/null; done
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+cleanup_stale() { for ns in $VM $PUB $LAN; do ip netns del "$ns" 2>/dev/null; done; }
+cleanup_stale
+
+set -e
+for ns in $VM $PUB $LAN; do ip netns add "$ns"; ip -n "$ns" link set lo up; done
+for side in pub lan; do
+    ip -n $VM link add br-$side type bridge
+    ip -n $VM link set br-$side up
+    ip -n $VM tuntap add dev tap-$side mode tap
+    ip -n $VM link set tap-$side master br-$side up
+done
+ip link add oxv-net-p0 netns $VM type veth peer name eth0 netns $PUB
+ip link add oxv-net-l0 netns $VM type veth peer name eth0 netns $LAN
+ip -n $VM link set oxv-net-p0 master br-pub up
+ip -n $VM link set oxv-net-l0 master br-lan up
+ip -n $PUB addr add 10.77.0.1/24 dev eth0; ip -n $PUB link set eth0 up
+ip -n $LAN addr add 192.168.77.2/24 dev eth0; ip -n $LAN link set eth0 up
+set +e
+
+if [ "$ACCEL" = kvm ]; then cpu=host; else cpu=max; fi
+
+# start_vm MACHINE ARGS: QEMU inside $VM; the serial log goes to $tmp/serial.log.
+start_vm() {
+    local machine=$1 args=$2 nic devs
+    : > "$tmp/serial.log"
+    case $machine in
+        pc) nic=virtio-net-pci; devs="-device $nic,netdev=pub,mac=$PUB_MAC,romfile= -device $nic,netdev=lan,mac=$LAN_MAC,romfile=" ;;
+        # Private NIC first: the role options must override the device order.
+        microvm) nic=virtio-net-device; machine="microvm,acpi=off"
+                 devs="-global virtio-mmio.force-legacy=false -device $nic,netdev=lan,mac=$LAN_MAC -device $nic,netdev=pub,mac=$PUB_MAC" ;;
+    esac
+    # shellcheck disable=SC2086
+    ip netns exec $VM qemu-system-x86_64 -M "$machine" -accel "$ACCEL" -cpu "$cpu" -m 256M -nodefaults \
+        -no-user-config -display none -no-reboot -serial "file:$tmp/serial.log" \
+        -device isa-debug-exit,iobase=0xf4,iosize=0x04 -kernel "$ELF" -append "$args" \
+        -netdev tap,id=pub,ifname=tap-pub,script=no,downscript=no \
+        -netdev tap,id=lan,ifname=tap-lan,script=no,downscript=no $devs 2>>"$tmp/qemu.err" &
+    qemu_pid=$!
+}
+
+# wait_log PATTERN: 0 once PATTERN is in the serial log, 1 on timeout or VM exit.
+wait_log() {
+    local deadline=$(( $(date +%s) + BOOT_TIMEOUT ))
+    while [ "$(date +%s)" -lt "$deadline" ]; do
+        grep -qE "$1" "$tmp/serial.log" 2>/dev/null && return 0
+        kill -0 "$qemu_pid" 2>/dev/null || return 1
+        sleep 0.2
+    done
+    return 1
+}
+
+# ping_from NS ADDR: a few tries, as ARP and the first boot poll may take a moment under TCG.
+ping_from() {
+    local i
+    for i in 1 2 3 4 5; do
+        ip netns exec "$1" $PING -c 2 -W 2 -w 4 "$2" >/dev/null 2>&1 && return 0
+        sleep 1
+    done
+    return 1
+}
+
+fail=0
+run_case() {
+    local machine=$1 mode=$2 args public
+    args="--private-ipv4=192.168.77.1/24"
+    [ "$machine" = microvm ] && args="$args --service-mac=$PUB_MAC --private-mac=$LAN_MAC"
+    if [ "$mode" = static ]; then
+        args="$args --ipv4=10.77.0.2/24 --ipv4-gateway=10.77.0.1"
+    else
+        ip netns exec $PUB dnsmasq --keep-in-foreground --no-daemon --conf-file=/dev/null --no-resolv \
+            --no-hosts --port=0 --interface=eth0 --bind-interfaces --dhcp-range=10.77.0.50,10.77.0.60,255.255.255.0,1h \
+            --dhcp-option=option:router,10.77.0.1 --dhcp-leasefile="$tmp/leases" --pid-file= \
+            --log-facility="$tmp/dnsmasq.log" 2>>"$tmp/dnsmasq.log" &
+        dnsmasq_pid=$!
+    fi
+    start_vm "$machine" "$args"
+    local name="$machine/$mode" ok=1
+    if ! wait_log "net: ready"; then
+        echo "test-net: $name: no 'net: ready' within ${BOOT_TIMEOUT}s"; ok=0
+    fi
+    if [ $ok -eq 1 ]; then
+        grep -qiE "mac=$PUB_MAC role=service" "$tmp/serial.log" && grep -qiE "mac=$LAN_MAC role=private" "$tmp/serial.log" \
+            || { echo "test-net: $name: NIC roles not logged as expected"; ok=0; }
+    fi
+    if [ $ok -eq 1 ]; then
+        if [ "$mode" = static ]; then
+            public=10.77.0.2
+        else
+            wait_log "dhcp lease [0-9.]+" || echo "test-net: $name: no DHCP lease logged"
+            public=$(grep -oE "dhcp lease [0-9.]+" "$tmp/serial.log" | head -1 | awk '{print $3}')
+            case $public in 10.77.0.5[0-9]|10.77.0.60) ;; *) echo "test-net: $name: bad lease '$public'"; ok=0 ;; esac
+        fi
+    fi
+    if [ $ok -eq 1 ]; then
+        ping_from $PUB "$public" || { echo "test-net: $name: ping $public from the public side failed"; ok=0; }
+        ping_from $LAN 192.168.77.1 || { echo "test-net: $name: ping 192.168.77.1 from the LAN failed"; ok=0; }
+    fi
+    if [ $ok -eq 1 ]; then
+        echo "test-net: $name: public $public and private gateway 192.168.77.1 answer pings"
+    else
+        echo "test-net: $name: serial log:"; tail -25 "$tmp/serial.log" | sed 's/^/    /'; fail=1
+    fi
+    stop_vm
+    ip -n $PUB neigh flush dev eth0 2>/dev/null; ip -n $LAN neigh flush dev eth0 2>/dev/null
+}
+
+for machine in pc microvm; do
+    for mode in static dhcp; do
+        run_case $machine $mode
+    done
+done
+if [ $fail -eq 0 ]; then echo "test-net: PASS"; else echo "test-net: FAIL"; fi
+exit $fail
