@@ -12,14 +12,11 @@ NS_CLI=oxv-interop-cli
 SRV_ADDR=10.99.0.1
 CLI_ADDR=10.99.0.2
 
+# OVPN_PING overrides the client binary; otherwise build (a no-op after `make tools`) and use the release one.
 ping_bin=${OVPN_PING:-}
 if [ -z "$ping_bin" ]; then
-    if [ -x build/ovpn-ping ] && [ build/ovpn-ping -nt tools/ovpn-ping/src/main.rs ]; then
-        ping_bin=$root/build/ovpn-ping
-    else
-        cargo build --release -q -p ovpn-ping || { echo "interop: FAILED (cannot build ovpn-ping)"; exit 1; }
-        ping_bin=$root/target/release/ovpn-ping
-    fi
+    cargo build --release -q -p ovpn-ping || { echo "interop: FAILED (cannot build ovpn-ping)"; exit 1; }
+    ping_bin=$root/target/release/ovpn-ping
 fi
 command -v openvpn >/dev/null || { echo "interop: FAILED (openvpn not installed)"; exit 1; }
 

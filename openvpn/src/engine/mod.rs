@@ -741,3 +741,6 @@ fn new_wrap(config: &EngineConfig) -> Result<ControlWrap, EngineError> {
         }
     })
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,193 @@
+//! Engine tests without a server: the tls-crypt-v2 first packets (§2.7), retransmission timing,
+//! hand-window reconnects, and robustness against arbitrary datagrams.
+
+extern crate std;
+
+use alloc::vec::Vec;
+
+use rand_chacha::rand_core::{RngCore, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use super::*;
+use crate::crypto::test_util::pem_body;
+use crate::crypto::TlsCrypt;
+use crate::tls::TlsSettings;
+use crate::wire::{AckBlock, ReplayId};
+
+const CA_DER: &[u8] = include_bytes!("testdata/ca.der");
+const V2_CLIENT_KEY: &str = include_str!("testdata/v2-client.key");
+const UNIX: u64 = 1_800_000_000;
+
+struct Setup {
+    engine: Engine,
+    kc: [u8; 256],
+    wkc: Vec<u8>,
+    rng: ChaCha8Rng,
+}
+
+fn setup() -> Setup {
+    let body = pem_body(V2_CLIENT_KEY);
+    let (kc, wkc) = body.split_at(256);
+    let kc: [u8; 256] = kc.try_into().unwrap();
+    let tls = TlsSettings { ca: alloc::vec![CA_DER.to_vec()], remote_cert_tls_server: true, ..Default::default() };
+    let config = EngineConfig::new(ControlProtection::TlsCryptV2 { kc, wkc: wkc.to_vec() }, tls);
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    let engine = Engine::new(config, Instant::ZERO, UNIX, &mut rng).unwrap();
+    Setup { engine, kc, wkc: wkc.to_vec(), rng }
+}
+
+fn at(ms: u64) -> Instant {
+    Instant::from_millis(ms)
+}
+
+/// Server-side view of a client packet: strips the WKc (if `op` carries one) and unwraps with Kc.
+fn open_client_packet(kc: &[u8; 256], wkc: &[u8], pkt: &[u8]) -> (ReplayId, Vec<u8>) {
+    let body = if matches!(pkt[0] >> 3, 10 | 11) {
+        assert!(pkt.ends_with(wkc), "WKc appended");
+        &pkt[..pkt.len() - wkc.len()]
+    } else {
+        pkt
+    };
+    let mut out = alloc::vec![0u8; pkt.len()];
+    let (id, n) = TlsCrypt::server(kc).unwrap(body, &mut out).unwrap();
+    out.truncate(n);
+    (id, out)
+}
+
+fn send(action: Option<Action>) -> Vec<u8> {
+    match action {
+        Some(Action::SendToRemote(p)) => p,
+        other => panic!("expected a packet, got {other:?}"),
+    }
+}
+
+#[test]
+fn first_packet_is_v3_reset_with_wkc_and_early_negotiation() {
+    let mut s = setup();
+    let pkt = send(s.engine.poll_action(at(0), &mut s.rng));
+    assert_eq!(pkt[0], 0x50);
+    assert_eq!(pkt.len(), 54 + s.wkc.len());
+    let (id, plain) = open_client_packet(&s.kc, &s.wkc, &pkt);
+    assert_eq!(id, ReplayId { counter: 0x0F00_0001, time: UNIX as u32 });
+    let repr = ControlRepr::parse_bytes(&plain).unwrap();
+    assert_eq!((repr.opcode, repr.message_id, repr.acks.len()), (Opcode::ControlHardResetClientV3, Some(0), 0));
+    assert!(repr.payload.is_empty());
+    assert!(s.engine.poll_action(at(0), &mut s.rng).is_none());
+}
+
+#[test]
+fn reset_is_retransmitted_with_backoff_then_hand_window_reconnects() {
+    let mut s = setup();
+    let first = send(s.engine.poll_action(at(0), &mut s.rng));
+    assert_eq!(s.engine.poll_at(), Some(at(2000)));
+    assert!(s.engine.poll_action(at(1999), &mut s.rng).is_none());
+    let again = send(s.engine.poll_action(at(2000), &mut s.rng));
+    // Same session id, new replay counter (every transmission gets one, §2.1).
+    assert_eq!(first[1..9], again[1..9]);
+    let (id, _) = open_client_packet(&s.kc, &s.wkc, &again);
+    assert_eq!(id.counter, 0x0F00_0002);
+    assert_eq!(s.engine.poll_at(), Some(at(6000)));
+    send(s.engine.poll_action(at(6000), &mut s.rng));
+    assert_eq!(s.engine.poll_at(), Some(at(14000)));
+    // No answer for hand-window (60 s): reconnect, then a fresh session after a short delay.
+    let mut t = 14000;
+    let reason = loop {
+        match s.engine.poll_action(at(t), &mut s.rng) {
+            Some(Action::Reconnect(r)) => break r,
+            Some(Action::SendToRemote(_)) => {}
+            other => assert!(other.is_none(), "{other:?}"),
+        }
+        t = s.engine.poll_at().unwrap().as_millis().max(t + 1);
+    };
+    assert_eq!((reason, t), (ReconnectReason::HandshakeTimeout, 60_000));
+    let next = s.engine.poll_at().unwrap();
+    let fresh = send(s.engine.poll_action(next, &mut s.rng));
+    assert_eq!(fresh[0], 0x50);
+    assert_ne!(fresh[1..9], first[1..9], "new session id");
+}
+
+/// Builds the server's HARD_RESET_SERVER_V2 with EARLY_NEG_FLAGS = RESEND_WKC, wrapped with Kc.
+fn server_reset(kc: &[u8; 256], client_sid: SessionId, server_sid: SessionId, counter: u32) -> Vec<u8> {
+    let mut acks = AckBlock::new(client_sid);
+    acks.try_push(0);
+    let tlv = [0x00, 0x01, 0x00, 0x02, 0x00, 0x01];
+    let repr = ControlRepr {
+        opcode: Opcode::ControlHardResetServerV2,
+        key_id: KeyId::ZERO,
+        session_id: server_sid,
+        acks,
+        message_id: Some(0),
+        payload: &tlv,
+    };
+    let mut plain = alloc::vec![0u8; repr.buffer_len()];
+    repr.emit(&mut plain).unwrap();
+    let mut out = alloc::vec![0u8; plain.len() + 64];
+    let n = TlsCrypt::server(kc).wrap(&plain, ReplayId { counter, time: UNIX as u32 }, &mut out).unwrap();
+    out.truncate(n);
+    out
+}
+
+#[test]
+fn resend_wkc_makes_message_1_a_wkc_v1_with_ack_and_client_hello() {
+    let mut s = setup();
+    let reset = send(s.engine.poll_action(at(0), &mut s.rng));
+    let client_sid = SessionId(reset[1..9].try_into().unwrap());
+    let server_sid = SessionId([0xcf, 0x25, 0x1b, 0xd6, 0x10, 0xa8, 0xbd, 0xc4]);
+    let mut pkt = server_reset(&s.kc, client_sid, server_sid, 1);
+    assert_eq!(s.engine.receive(at(10), &mut pkt), Received::Consumed);
+    let third = send(s.engine.poll_action(at(10), &mut s.rng));
+    assert_eq!(third[0], 0x58, "P_CONTROL_WKC_V1");
+    assert!(third.len() <= 1250 - 28, "fits the control MTU with the WKc");
+    let (_, plain) = open_client_packet(&s.kc, &s.wkc, &third);
+    let repr = ControlRepr::parse_bytes(&plain).unwrap();
+    assert_eq!(repr.message_id, Some(1));
+    assert_eq!(repr.acks.ids(), [0]);
+    assert_eq!(repr.acks.remote_session_id(), Some(server_sid));
+    assert_eq!(repr.payload[..3], [0x16, 0x03, 0x01], "TLS ClientHello record");
+    // The rest of the ClientHello (if any) and later packets are ordinary P_CONTROL_V1.
+    while let Some(a) = s.engine.poll_action(at(10), &mut s.rng) {
+        let p = send(Some(a));
+        assert_eq!(p[0], 0x20);
+    }
+    // A replayed server reset is dropped by the control replay window and counted.
+    let mut replay = server_reset(&s.kc, client_sid, server_sid, 1);
+    assert_eq!(s.engine.receive(at(20), &mut replay), Received::Consumed);
+    assert_eq!(s.engine.stats().control_dropped, 1);
+}
+
+#[test]
+fn arbitrary_datagrams_never_panic() {
+    let mut s = setup();
+    let reset = send(s.engine.poll_action(at(0), &mut s.rng));
+    let client_sid = SessionId(reset[1..9].try_into().unwrap());
+    let valid = server_reset(&s.kc, client_sid, SessionId([9; 8]), 1);
+    let mut rng = ChaCha8Rng::seed_from_u64(99);
+    for i in 0..3000u64 {
+        let mut d = match i % 3 {
+            0 => {
+                let mut d = alloc::vec![0u8; (rng.next_u32() % 1600) as usize];
+                rng.fill_bytes(&mut d);
+                d
+            }
+            1 => valid[..(rng.next_u32() as usize % valid.len())].to_vec(),
+            _ => {
+                let mut d = valid.clone();
+                let at = rng.next_u32() as usize % d.len();
+                d[at] ^= 1 << (rng.next_u32() % 8);
+                d
+            }
+        };
+        let _ = s.engine.receive(at(i), &mut d);
+        while s.engine.poll_action(at(i), &mut s.rng).is_some() {}
+    }
+    assert!(s.engine.stats().control_dropped > 0);
+}
+
+#[test]
+fn no_data_before_the_tunnel_is_up() {
+    let mut s = setup();
+    let mut out = [0u8; 256];
+    assert_eq!(s.engine.encapsulate(at(0), &[0x45; 40], &mut out, &mut s.rng), Err(SendError::NotConnected));
+    let mut data = [0x48, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+    assert_eq!(s.engine.receive(at(0), &mut data), Received::Dropped);
+}
