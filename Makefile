@@ -46,8 +46,11 @@ run: image tools
 
 test: setup test-host image tools test-scripts
 
-test-host:
+# Host unit tests: the workspace, then the kernel's pure library (boot arguments, exit codes), which lives in
+# the kernel's own workspace (its manifest needs build/ring-none to resolve).
+test-host: $(BUILD)/ring-none/Cargo.toml
 	$(CARGO) test --workspace
+	cd kernel && $(CARGO) test --lib
 
 # Each scripts/test-*.sh is self-contained (makes its own namespaces, cleans up) and exits non-zero on failure.
 test-scripts:

@@ -5,7 +5,7 @@
 //!
 //! - Monotonic: microseconds since [`start`], from the TSC. Its rate comes from the hypervisor timing leaf
 //!   CPUID 0x40000010 (EAX = TSC kHz; KVM with an invariant TSC offers it) or else from counting TSC ticks
-//!   while PIT channel 2 counts down 10 ms (PIT input clock 1.193182 MHz). TCG has neither a timing leaf
+//!   while PIT channel 0 counts 10 ms (PIT input clock 1.193182 MHz). TCG has neither a timing leaf
 //!   nor an invariant TSC flag, but its TSC follows the host clock, so the PIT calibration holds.
 //! - Wall clock: the CMOS RTC (MC146818) read once at boot ([`read_rtc`]); [`unix_time_now`] adds the
 //!   monotonic time since. Certificate validity checks need it; there is no NTP.
@@ -20,7 +20,7 @@ use crate::cpu::{inb, outb, rdtsc, Features};
 pub enum FrequencySource {
     /// CPUID leaf 0x40000010.
     HypervisorLeaf,
-    /// Counted against PIT channel 2.
+    /// Counted against PIT channel 0.
     Pit,
 }
 
@@ -89,30 +89,62 @@ pub fn tsc_frequency(features: &Features) -> Result<(u64, FrequencySource), Cloc
 /// PIT input clock, Hz.
 const PIT_HZ: u64 = 1_193_182;
 
-/// Counts TSC ticks during `ms` (<= 50) milliseconds of PIT channel 2 one-shot countdown.
+/// Reads PIT channel 0's current count (latch command, then low and high byte).
+fn pit_channel0_count() -> u16 {
+    // SAFETY: PIT mode/command port 0x43 and channel 0 data port 0x40; nothing else uses the PIT.
+    unsafe {
+        outb(0x43, 0x00); // latch channel 0
+        let lo = inb(0x40);
+        let hi = inb(0x40);
+        u16::from_le_bytes([lo, hi])
+    }
+}
+
+/// Counts TSC ticks while PIT channel 0 counts `ms` milliseconds.
+///
+/// Channel 0 is polled through the latch command rather than gating channel 2 through port 0x61, because
+/// `microvm` has a PIT but no port 0x61. The channel runs as a rate generator (mode 2) reloading at 65536;
+/// its IRQ 0 is masked at the PIC and IOAPIC. Afterwards it is left in one-shot mode, idle.
 fn pit_calibrate(ms: u64) -> Result<u64, ClockError> {
-    let count = PIT_HZ * ms / 1000;
-    // SAFETY: ports 0x61 (NMI status/control: channel 2 gate and speaker), 0x43 (PIT mode), 0x42 (channel 2
-    // data) belong to the PIT, which nothing else in the image uses.
-    let (start, end) = unsafe {
-        let ctrl = inb(0x61);
-        outb(0x61, (ctrl & !0x02) | 0x01); // gate on, speaker off
-        outb(0x43, 0b1011_0000); // channel 2, lobyte/hibyte, mode 0 (interrupt on terminal count), binary
-        outb(0x42, count as u8);
-        outb(0x42, (count >> 8) as u8);
-        let start = rdtsc();
-        let mut end = start;
-        // OUT2 (port 0x61 bit 5) goes high at terminal count. Bounded in case there is no PIT.
-        for _ in 0..50_000_000u32 {
-            end = rdtsc();
-            if inb(0x61) & 0x20 != 0 {
-                break;
-            }
+    let target = PIT_HZ * ms / 1000;
+    // SAFETY: PIT ports, as above.
+    unsafe {
+        outb(0x43, 0x34); // channel 0, lobyte/hibyte, mode 2, binary
+        outb(0x40, 0);
+        outb(0x40, 0); // reload value 0 = 65536
+    }
+    // Start on a counter edge so the partial first tick does not count.
+    let first = pit_channel0_count();
+    let mut last = first;
+    let mut spins = 0u32;
+    while last == first {
+        last = pit_channel0_count();
+        spins += 1;
+        if spins > 1_000_000 {
+            return Err(ClockError::Calibration(0)); // the counter never moves: no PIT
         }
-        (start, end)
-    };
-    let hz = end.wrapping_sub(start) * 1000 / ms;
-    if !(10_000_000..=100_000_000_000).contains(&hz) {
+    }
+    let start = rdtsc();
+    let mut elapsed = 0u64;
+    let mut end = start;
+    for _ in 0..100_000_000u32 {
+        let now = pit_channel0_count();
+        elapsed += u64::from(last.wrapping_sub(now));
+        last = now;
+        if elapsed >= target {
+            end = rdtsc();
+            break;
+        }
+    }
+    // SAFETY: PIT ports: mode 0 (one-shot) with count 1 stops the periodic reloads.
+    unsafe {
+        outb(0x43, 0x30);
+        outb(0x40, 1);
+        outb(0x40, 0);
+    }
+    let hz = u64::try_from(u128::from(end.wrapping_sub(start)) * u128::from(PIT_HZ) / u128::from(elapsed.max(1)))
+        .unwrap_or(0);
+    if elapsed < target || !(10_000_000..=100_000_000_000).contains(&hz) {
         return Err(ClockError::Calibration(hz));
     }
     Ok(hz)

@@ -68,8 +68,8 @@ fn kernel_main(start_info_paddr: u64) -> ! {
     info!("boot arguments: {}", if cmdline.is_empty() { "(none)" } else { cmdline });
 
     let features = init_cpu();
-    init_memory(start_info, &features);
     let tsc_hz = init_clocks(&features);
+    init_memory(start_info, &features);
     init_entropy(&features);
     let timer_hz = boot::apic::init(tsc_hz);
     info!("timer: LAPIC one-shot at {} MHz, wakes hlt for deadlines", timer_hz / 1_000_000);
