@@ -4,7 +4,7 @@
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use crate::crypto::{Digest, KeyDirection, KEY2_LEN};
+use crate::crypto::{Compression, Digest, KeyDirection, KEY2_LEN};
 use crate::session::Transport;
 use crate::tls::TlsSettings;
 
@@ -62,6 +62,8 @@ pub struct EngineConfig {
     pub auth: Digest,
     /// `auth-user-pass` (username, password).
     pub auth_user_pass: Option<(String, String)>,
+    /// Compression framing (`comp-lzo`, `compress`): stubs only, oxvpn never compresses.
+    pub compression: Compression,
     /// `tls-timeout`: initial control retransmit timeout, milliseconds.
     pub tls_timeout_ms: u64,
     /// `hand-window`: the whole handshake (through PUSH_REPLY) must finish within this, seconds.
@@ -90,6 +92,7 @@ impl EngineConfig {
             data_ciphers: alloc::vec![String::from("AES-256-GCM"), String::from("AES-128-GCM")],
             auth: Digest::Sha1,
             auth_user_pass: None,
+            compression: Compression::None,
             tls_timeout_ms: 2000,
             hand_window_secs: 60,
             ping_secs: None,

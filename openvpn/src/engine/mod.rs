@@ -11,9 +11,11 @@
 //! certificate validity) is given once at construction and advanced with `now`.
 
 mod config;
+mod from_config;
 mod key_state;
 
 pub use config::{ControlProtection, EngineConfig};
+pub use from_config::FromConfigError;
 pub use key_state::{HandshakeError, KeyEvent, KeyState, Phase};
 
 use alloc::collections::VecDeque;
@@ -28,7 +30,7 @@ use rustls::ClientConfig;
 
 use crate::crypto::control::ControlWrap;
 use crate::crypto::prf::{derive_key2_legacy, Km2Randoms};
-use crate::crypto::{DataChannel, DataCipher, DataKey, Digest, Inbound, ReplayWindow, Role};
+use crate::crypto::{Compression, DataChannel, DataCipher, DataKey, Digest, Inbound, ReplayWindow, Role};
 use crate::session::{
     self, occ_options_string, ClientKeySource, ControlMessage, PeerInfo, PushAccumulator, PushedConfig,
     ServerKeySource,
@@ -488,9 +490,18 @@ impl Engine {
             self.reconnect(now, ReconnectReason::BadPush(String::from("server requires tls-ekm, not announced")));
             return;
         }
-        if let Some(c) = &config.compression {
-            log::warn!("pushed compression framing `{c}`: not supported, ignoring");
-        }
+        let compression = match config.compression.as_deref().map(|c| c.split_ascii_whitespace().collect::<Vec<_>>()) {
+            None => self.config.compression,
+            Some(words) => match words.as_slice() {
+                ["comp-lzo", ..] => Compression::LzoStub,
+                ["compress", "stub-v2" | "lz4-v2"] => Compression::StubV2,
+                ["compress"] | ["compress", "stub" | "lz4" | "lzo"] => Compression::Stub,
+                _ => {
+                    log::warn!("pushed compression `{}` not understood, none used", words.join(" "));
+                    Compression::None
+                }
+            },
+        };
         let (Some(key), Some(server)) = (self.key.as_ref(), self.server_keys.as_ref()) else { return };
         let Some(server_sid) = key.remote_sid() else { return };
         let ck = key.client_keys();
@@ -509,6 +520,7 @@ impl Engine {
             }
         };
         let mut channel = DataChannel::new();
+        channel.set_compression(compression);
         channel.install(data_key);
         self.data = Some(channel);
         self.state = State::Connected;

@@ -1,0 +1,133 @@
+//! Building an [`EngineConfig`] from the parsed `.ovpn` [`Config`](crate::config::Config).
+//!
+//! Layer: plain mapping, no I/O. Options the engine does not implement yet are refused with an error
+//! naming the directive, rather than silently weakening the connection.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt;
+
+use super::{ControlProtection, EngineConfig};
+use crate::config::{self, AuthUserPass, Config, ControlChannel, Proto, RemoteCertTls, TlsVersion};
+use crate::crypto::{Compression, Digest, KeyDirection};
+use crate::keys::{self, PrivateKeyFormat};
+use crate::session::Transport;
+use crate::tls::{ClientKeyDer, TlsSettings};
+
+/// Why a config cannot drive the engine; each names the directive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FromConfigError {
+    /// No `remote` at the requested index.
+    NoRemote,
+    /// `proto tcp`: TCP transport is not implemented yet.
+    TcpUnsupported,
+    /// A key file was referenced by path and not read (`tls-auth`, `tls-crypt`, `tls-crypt-v2`).
+    UnreadKeyFile,
+    /// `ca` is missing (peer-fingerprint-only setups are not implemented yet).
+    NoCa,
+    /// `auth-user-pass` without inline credentials (a prompt or an unread file).
+    AuthUserPassNotInline,
+    /// `verify-x509-name` / `peer-fingerprint` / `remote-cert-eku` / `remote-cert-ku`: not implemented yet.
+    UnsupportedVerification(&'static str),
+}
+
+impl fmt::Display for FromConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FromConfigError::NoRemote => f.write_str("remote: no server configured"),
+            FromConfigError::TcpUnsupported => f.write_str("proto tcp: TCP transport not supported yet"),
+            FromConfigError::UnreadKeyFile => f.write_str("tls-auth/tls-crypt/tls-crypt-v2: key file not read"),
+            FromConfigError::NoCa => f.write_str("ca: required"),
+            FromConfigError::AuthUserPassNotInline => f.write_str("auth-user-pass: credentials must be inline"),
+            FromConfigError::UnsupportedVerification(d) => write!(f, "{d}: not supported yet"),
+        }
+    }
+}
+
+impl EngineConfig {
+    /// The engine configuration for connecting to `config.remotes[remote_index]`.
+    pub fn from_config(config: &Config, remote_index: usize) -> Result<EngineConfig, FromConfigError> {
+        let remote = config.remotes.get(remote_index).ok_or(FromConfigError::NoRemote)?;
+        let transport = match remote.proto {
+            Proto::Udp | Proto::Udp4 => Transport::Udp4,
+            Proto::Udp6 => Transport::Udp6,
+            Proto::Tcp | Proto::Tcp4 | Proto::Tcp6 => return Err(FromConfigError::TcpUnsupported),
+        };
+        let channel = remote.control_channel.as_ref().unwrap_or(&config.control_channel);
+        let protection = match channel {
+            ControlChannel::None => ControlProtection::None,
+            ControlChannel::TlsAuth { key, direction } => ControlProtection::TlsAuth {
+                key: *key.as_bytes(),
+                direction: match direction {
+                    keys::KeyDirection::Bidirectional => KeyDirection::Bidirectional,
+                    keys::KeyDirection::Normal => KeyDirection::Normal,
+                    keys::KeyDirection::Inverse => KeyDirection::Inverse,
+                },
+                digest: digest(config.auth),
+            },
+            ControlChannel::TlsCrypt(key) => ControlProtection::TlsCrypt { key: *key.as_bytes() },
+            ControlChannel::TlsCryptV2(key) => {
+                ControlProtection::TlsCryptV2 { kc: *key.kc.as_bytes(), wkc: key.wkc.clone() }
+            }
+            ControlChannel::Unread { .. } => return Err(FromConfigError::UnreadKeyFile),
+        };
+        let t = &config.tls;
+        if t.ca.is_empty() {
+            return Err(FromConfigError::NoCa);
+        }
+        if t.verify_x509_name.is_some() {
+            return Err(FromConfigError::UnsupportedVerification("verify-x509-name"));
+        }
+        if !t.peer_fingerprints.is_empty() {
+            return Err(FromConfigError::UnsupportedVerification("peer-fingerprint"));
+        }
+        if t.remote_cert_eku.is_some() {
+            return Err(FromConfigError::UnsupportedVerification("remote-cert-eku"));
+        }
+        let tls = TlsSettings {
+            ca: t.ca.iter().map(|c| c.der().to_vec()).collect(),
+            client_chain: t.cert_chain.iter().map(|c| c.der().to_vec()).collect(),
+            client_key: t.key.as_ref().map(|k| {
+                let der = k.der().to_vec();
+                match k.format {
+                    PrivateKeyFormat::Pkcs8 => ClientKeyDer::Pkcs8(der),
+                    PrivateKeyFormat::Sec1 => ClientKeyDer::Sec1(der),
+                    PrivateKeyFormat::Pkcs1 => ClientKeyDer::Pkcs1(der),
+                }
+            }),
+            remote_cert_tls_server: t.remote_cert_tls == Some(RemoteCertTls::Server),
+            tls12_only: t.version_max.is_some_and(|v| v <= TlsVersion::V1_2),
+        };
+        let mut e = EngineConfig::new(protection, tls);
+        e.transport = transport;
+        e.data_ciphers = config.data_ciphers.iter().map(|c| String::from(c.name())).collect::<Vec<_>>();
+        e.auth = digest(config.auth);
+        e.auth_user_pass = match &config.auth_user_pass {
+            None => None,
+            Some(AuthUserPass::Credentials(c)) => Some((c.username.clone(), c.password.clone())),
+            Some(_) => return Err(FromConfigError::AuthUserPassNotInline),
+        };
+        e.compression = match config.compression {
+            config::Compression::None => Compression::None,
+            config::Compression::CompLzo | config::Compression::Lzo => Compression::LzoStub,
+            config::Compression::Stub | config::Compression::Lz4 => Compression::Stub,
+            config::Compression::StubV2 | config::Compression::Lz4V2 => Compression::StubV2,
+        };
+        e.tls_timeout_ms = u64::from(config.tls_timeout.max(1)) * 1000;
+        e.hand_window_secs = u64::from(config.hand_window.max(1));
+        e.ping_secs = Some(config.ping).filter(|p| *p > 0);
+        e.ping_restart_secs = Some(config.ping_restart).filter(|p| *p > 0);
+        e.tun_mtu = u16::try_from(config.tun_mtu).unwrap_or(1500);
+        e.max_packet_size = u16::try_from(config.max_packet_size.clamp(154, 2048)).unwrap_or(1250);
+        Ok(e)
+    }
+}
+
+fn digest(d: config::Digest) -> Digest {
+    match d {
+        config::Digest::Sha1 => Digest::Sha1,
+        config::Digest::Sha256 => Digest::Sha256,
+        config::Digest::Sha384 => Digest::Sha384,
+        config::Digest::Sha512 => Digest::Sha512,
+    }
+}
