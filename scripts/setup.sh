@@ -3,16 +3,25 @@
 # -Zbuild-std) and the Debian packages the test scripts use. Quick when everything is present.
 set -eu
 cd "$(dirname "$0")/.."
-rustup component list --installed 2>/dev/null | grep -q '^rust-src' || rustup component add rust-src
 need=()
 for pair in qemu-system-x86_64:qemu-system-x86 openvpn:openvpn ip:iproute2 iperf3:iperf3 tcpdump:tcpdump \
-            dnsmasq:dnsmasq-base busybox:busybox python3:python3; do
+            dnsmasq:dnsmasq-base busybox:busybox python3:python3 gcc:gcc make:make curl:curl; do
     cmd=${pair%%:*}; pkg=${pair#*:}
     command -v "$cmd" >/dev/null 2>&1 || need+=("$pkg")
 done
+[ -f /etc/ssl/certs/ca-certificates.crt ] || need+=(ca-certificates)
+[ -f /usr/include/stdio.h ] || need+=(libc6-dev) # host linking and ring's C; gcc only recommends it
 if [ ${#need[@]} -gt 0 ]; then
     echo "setup: installing ${need[*]}"
     if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
+# Rust: rustup if there is no cargo at all (fresh machine); rust-toolchain.toml then pins the toolchain and its
+# components (rust-src for -Zbuild-std) on first use.
+export PATH="$HOME/.cargo/bin:$PATH"
+if ! command -v cargo >/dev/null 2>&1; then
+    echo "setup: installing rustup"
+    curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y -q --profile minimal --default-toolchain none
+fi
+rustup component list --installed 2>/dev/null | grep -q '^rust-src' || rustup component add rust-src
