@@ -4,20 +4,24 @@
 //! Layer: kernel glue. It owns the interfaces and the devices and runs them when the main loop calls
 //! [`Network::poll`]; it never waits, and [`Network::poll_at`] tells the loop how long it may sleep.
 //!
-//! Interim private side: until the `router` crate exposes its private-side engine, the private NIC is a
-//! second smoltcp interface holding the gateway address (`--private-ipv4`), which answers ARP and ICMP
-//! echo and nothing else.
+//! The private NIC's frames go to the `router` crate (ARP, ICMP echo, DHCP and DNS for the LAN, and
+//! forwarding once the tunnel is up); the public NIC is a smoltcp interface. Until the OpenVPN engine
+//! joins, packets the router sends toward the tunnel are dropped here.
 
 use alloc::vec::Vec;
 use core::fmt;
 
-use drivers::virtio::net::VirtioNet;
+use drivers::virtio::net::{VirtioNet, VirtioTxToken, QUEUE_SIZE};
 use drivers::virtio::SomeTransport;
+use router::{Router, RouterConfig, Sink};
 use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet, SocketStorage};
 use smoltcp::socket::dhcpv4;
 use smoltcp::time::Instant;
 use oxvpn_kernel::args::{BootArgs, Ipv4Cidr as ArgCidr, Mac};
+use smoltcp::phy::{Device, RxToken};
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpCidr, Ipv4Cidr};
+
+use crate::entropy::KernelRng;
 
 /// A virtio-net device as the kernel uses it.
 pub type Nic = VirtioNet<SomeTransport<'static>>;
@@ -110,10 +114,58 @@ impl Side {
     }
 }
 
+/// The router's output while handling one input: LAN frames go out on the private NIC, tunnel packets
+/// are dropped until the OpenVPN engine joins the main loop.
+struct LanSink<'a, 'b> {
+    tx: Option<&'a mut VirtioTxToken<'b, SomeTransport<'static>>>,
+}
+
+impl Sink for LanSink<'_, '_> {
+    fn lan_frame(&mut self, frame: &[u8]) {
+        if let Some(tx) = self.tx.as_deref_mut() {
+            tx.send(frame);
+        }
+    }
+
+    fn tunnel_packet(&mut self, _packet: &[u8]) {}
+}
+
+/// The private NIC and the router that answers on it.
+struct PrivateSide {
+    device: Nic,
+    router: Router,
+}
+
+impl PrivateSide {
+    fn poll(&mut self, now: Instant) {
+        let Self { device, router } = self;
+        device.ack_interrupt();
+        // At most one queue's worth per pass, so a flood on the LAN cannot starve the public side.
+        for _ in 0..QUEUE_SIZE {
+            let Some((rx, mut tx)) = device.receive(now) else { break };
+            rx.consume(|frame| {
+                router.handle_lan_frame(now, frame, &mut LanSink { tx: Some(&mut tx) });
+            });
+        }
+        if router.poll_at().is_some_and(|at| at <= now) {
+            let mut tx = device.transmit(now);
+            router.tick(now, &mut LanSink { tx: tx.as_mut() });
+        }
+        device.refill();
+    }
+
+    fn poll_at(&mut self, now: Instant) -> Option<Instant> {
+        if self.device.rx_pending() {
+            return Some(now);
+        }
+        self.router.poll_at()
+    }
+}
+
 /// Both sides of the router's network presence.
 pub struct Network {
     public: Side,
-    private: Side,
+    private: PrivateSide,
     dhcp: Option<SocketHandle>,
     leased: bool,
     /// Some NIC raises no interrupt: never sleep longer than [`POLL_INTERVAL_US`].
@@ -176,22 +228,16 @@ impl Network {
             }
         }
 
-        let mut private = Side::new(private_nic, now, seed.rotate_left(17) ^ 0x9e37_79b9_7f4a_7c15);
         // The LAN's gateway address is --private-ipv4-gateway when given, else the --private-ipv4 address.
-        let gateway = args
-            .private_ipv4_gateway
-            .filter(|gw| *gw != private_cidr.address())
-            .map(|gw| Ipv4Cidr::new(gw, private_cidr.prefix_len()));
-        private.iface.update_ip_addrs(|addrs| {
-            let _ = addrs.push(IpCidr::Ipv4(private_cidr));
-            if let Some(gateway) = gateway {
-                let _ = addrs.push(IpCidr::Ipv4(gateway));
-            }
-        });
-        match gateway {
-            Some(gateway) => log::info!("private {private_cidr}, gateway {gateway}"),
-            None => log::info!("private gateway {private_cidr}"),
-        }
+        let gateway = match args.private_ipv4_gateway {
+            Some(gw) => Ipv4Cidr::new(gw, private_cidr.prefix_len()),
+            None => private_cidr,
+        };
+        let mut config = RouterConfig::new(EthernetAddress(private_nic.mac_address()), gateway);
+        config.nat = args.nat;
+        config.nat_table_size = args.nat_table_size;
+        let private = PrivateSide { device: private_nic, router: Router::new(config, &mut KernelRng) };
+        log::info!("private gateway {gateway}");
         log::info!("ready");
         Ok(Self { public, private, dhcp, leased: false, polled: !interrupts_routed })
     }

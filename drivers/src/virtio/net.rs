@@ -199,9 +199,13 @@ pub struct VirtioTxToken<'a, T: Transport> {
     dropped: &'a mut u64,
 }
 
-impl<T: Transport> phy::TxToken for VirtioTxToken<'_, T> {
-    fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
+impl<T: Transport> VirtioTxToken<'_, T> {
+    /// Lets `f` write a `len`-byte frame into a free transmit buffer and queues it. Returns `f`'s result
+    /// and whether the frame was queued (without a free buffer `f` writes into scratch space and the
+    /// frame is dropped and counted).
+    fn emit<R, F: FnOnce(&mut [u8]) -> R>(&mut self, len: usize, f: F) -> (R, bool) {
         let len = len.min(ETHERNET_MTU);
+        Self::reclaim(self);
         let slot = self.tx.free.pop();
         let prepared = slot.and_then(|slot| {
             let buffer = self.tx.buffers.get_mut(usize::from(slot))?;
@@ -209,26 +213,60 @@ impl<T: Transport> phy::TxToken for VirtioTxToken<'_, T> {
             Some((slot, buffer, header_len))
         });
         let Some((slot, buffer, header_len)) = prepared else {
-            // No free slot (a reply to a frame that arrived while the queue was full): drop it.
             *self.dropped += 1;
             self.tx.free.extend(slot);
-            return f(self.tx.scratch.get_mut(..len).unwrap_or(&mut []));
+            return (f(self.tx.scratch.get_mut(..len).unwrap_or(&mut [])), false);
         };
         let total = header_len.saturating_add(len).min(BUFFER_LEN);
         let result = f(buffer.get_mut(header_len..total).unwrap_or(&mut []));
         let submitted = buffer.get(..total).unwrap_or(&[]);
         // SAFETY: the slot stays out of the free list, untouched, until `reclaim_tx` sees its token.
-        match unsafe { self.raw.transmit_begin(submitted) } {
+        let queued = match unsafe { self.raw.transmit_begin(submitted) } {
             Ok(token) => match self.tx.in_flight.get_mut(usize::from(token)) {
-                Some(entry) => *entry = Some((slot, slot_index(total))),
-                None => *self.dropped += 1,
+                Some(entry) => {
+                    *entry = Some((slot, slot_index(total)));
+                    true
+                }
+                None => false,
             },
             Err(_) => {
-                *self.dropped += 1;
                 self.tx.free.push(slot);
+                false
             }
+        };
+        if !queued {
+            *self.dropped += 1;
         }
-        result
+        (result, queued)
+    }
+
+    fn reclaim(&mut self) {
+        if self.tx.free.is_empty() {
+            VirtioNet::<T>::reclaim_tx(self.raw, self.tx);
+        }
+    }
+
+    /// Copies `frame` (an Ethernet frame without FCS) into a transmit buffer and queues it; unlike
+    /// `consume`, the token stays usable, so one received frame may be answered with several.
+    /// Returns false when the frame was dropped (transmit queue full, or longer than the MTU).
+    pub fn send(&mut self, frame: &[u8]) -> bool {
+        if frame.len() > ETHERNET_MTU {
+            *self.dropped += 1;
+            return false;
+        }
+        self.emit(frame.len(), |buffer| {
+            // `emit` hands out exactly `frame.len()` bytes for any frame up to the MTU.
+            if let Some(dst) = buffer.get_mut(..frame.len()) {
+                dst.copy_from_slice(frame);
+            }
+        })
+        .1
+    }
+}
+
+impl<T: Transport> phy::TxToken for VirtioTxToken<'_, T> {
+    fn consume<R, F: FnOnce(&mut [u8]) -> R>(mut self, len: usize, f: F) -> R {
+        self.emit(len, f).0
     }
 }
 
