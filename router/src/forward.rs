@@ -7,7 +7,9 @@
 use alloc::vec::Vec;
 
 use smoltcp::time::{Duration, Instant};
-use smoltcp::wire::{EthernetAddress, IpAddress, Ipv4Address, Ipv4Cidr, Ipv6Address, Ipv6Cidr};
+use core::net::IpAddr;
+
+use smoltcp::wire::{EthernetAddress, Ipv4Address, Ipv4Cidr, Ipv6Address, Ipv6Cidr};
 
 /// Smallest tunnel MTU accepted (RFC 791: every IPv4 host handles 576-byte datagrams).
 pub const MIN_TUNNEL_MTU: u16 = 576;
@@ -30,7 +32,7 @@ pub struct TunnelConfig {
     /// `redirect-gateway ipv6` (or a pushed `::/0`-covering route): every IPv6 destination goes in.
     pub redirect_gateway_ipv6: bool,
     /// `dhcp-option DNS` servers, in push order. The forwarder relays to the IPv4 ones.
-    pub dns_servers: Vec<IpAddress>,
+    pub dns_servers: Vec<IpAddr>,
     /// Largest IP packet the tunnel carries (`tun-mtu`, usually 1500). Clamped to at least
     /// [`MIN_TUNNEL_MTU`]. Also sets the TCP MSS clamp (`mtu - 40` for IPv4, `mtu - 60` for IPv6).
     pub mtu: u16,

@@ -4,6 +4,7 @@
 //! Layer: packet builders over caller buffers. Applies RFC 1122 section 3.2.2 and RFC 1812 section
 //! 4.3.2.7 so that no error is ever sent about an error, a broadcast, or a non-initial fragment.
 
+use smoltcp::time::Instant;
 use smoltcp::wire::{IpProtocol, Ipv4Address};
 
 use crate::checksum::{internet, set_be16};
@@ -30,6 +31,43 @@ impl IcmpError {
             IcmpError::FragmentationNeeded { .. } => (3, 4),
             IcmpError::TtlExceeded => (11, 0),
         }
+    }
+}
+
+/// Errors allowed in a burst.
+pub const ERROR_BURST: u32 = 100;
+/// Errors allowed per second once the burst is spent.
+pub const ERROR_RATE: u32 = 100;
+
+/// RFC 1812 section 4.3.2.8: a router must be able to limit the rate of the ICMP errors it sends. A token
+/// bucket of [`ERROR_BURST`] refilled at [`ERROR_RATE`] per second.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ErrorRateLimit {
+    tokens: u32,
+    last_refill: Instant,
+}
+
+impl ErrorRateLimit {
+    pub(crate) fn new() -> Self {
+        ErrorRateLimit { tokens: ERROR_BURST, last_refill: Instant::ZERO }
+    }
+
+    /// Takes a token if one is left.
+    pub(crate) fn allow(&mut self, now: Instant) -> bool {
+        if now > self.last_refill {
+            let elapsed_ms = (now - self.last_refill).total_millis();
+            let refill = elapsed_ms.saturating_mul(u64::from(ERROR_RATE)) / 1000;
+            if refill > 0 {
+                let refill = u32::try_from(refill).unwrap_or(u32::MAX);
+                self.tokens = self.tokens.saturating_add(refill).min(ERROR_BURST);
+                self.last_refill = now;
+            }
+        }
+        if self.tokens == 0 {
+            return false;
+        }
+        self.tokens -= 1;
+        true
     }
 }
 
@@ -153,6 +191,15 @@ mod tests {
         let n = build_error(&mut err, Ipv4Address::new(10, 8, 0, 1), &req, IcmpError::TtlExceeded, 1).unwrap();
         let mut again = [0u8; 600];
         assert!(build_error(&mut again, Ipv4Address::new(10, 8, 0, 1), &err[..n], IcmpError::TtlExceeded, 1).is_none());
+    }
+
+    #[test]
+    fn errors_are_rate_limited() {
+        let mut limit = ErrorRateLimit::new();
+        let t = Instant::from_secs(10);
+        let sent = (0..1000).filter(|_| limit.allow(t)).count();
+        assert_eq!(sent, ERROR_BURST as usize);
+        assert!(limit.allow(t + smoltcp::time::Duration::from_millis(20)), "refills over time");
     }
 
     #[test]

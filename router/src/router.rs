@@ -10,12 +10,13 @@
 use alloc::vec;
 use alloc::vec::Vec;
 use core::fmt;
+use core::net::IpAddr;
 
 use rand_chacha::rand_core::{CryptoRngCore, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 use smoltcp::time::{Duration, Instant};
 use smoltcp::wire::{
-    ArpOperation, ArpRepr, EthernetAddress, EthernetFrame, EthernetProtocol, IpAddress, IpProtocol, Ipv4Address,
+    ArpOperation, ArpRepr, EthernetAddress, EthernetFrame, EthernetProtocol, IpProtocol, Ipv4Address,
     Ipv4Cidr, Ipv6Packet,
 };
 
@@ -25,7 +26,7 @@ use crate::dhcp::DhcpServer;
 use crate::dns::{self, DnsClient, DnsForwarder};
 use crate::forward::{Ipv6Neighbours, TunnelConfig, TunnelState};
 use crate::frag::{Direction, Fragmenter, Reassembler, Reassembly};
-use crate::icmp::{self, IcmpError, ECHO_REQUEST};
+use crate::icmp::{self, ErrorRateLimit, IcmpError, ECHO_REQUEST};
 use crate::ip::{self, Ipv4Info};
 use crate::mss;
 use crate::nat::{NatError, NatTable};
@@ -198,6 +199,7 @@ pub struct Router {
     dns: DnsForwarder,
     neighbours6: Ipv6Neighbours,
     rng: ChaCha20Rng,
+    icmp_limit: ErrorRateLimit,
     ident: u16,
     stats: RouterStats,
     /// The packet being forwarded, at offset [`ETH`] so a frame header fits in front.
@@ -227,6 +229,7 @@ impl Router {
             dns: DnsForwarder::new(config.dns_max_in_flight),
             neighbours6: Ipv6Neighbours::new(64),
             rng: ChaCha20Rng::from_seed(seed),
+            icmp_limit: ErrorRateLimit::new(),
             ident: 0,
             stats: RouterStats::default(),
             work: vec![0; BUFFER_LEN],
@@ -273,8 +276,8 @@ impl Router {
         self.dns_servers.clear();
         if let TunnelState::Up(t) = &state {
             self.dns_servers.extend(t.dns_servers.iter().filter_map(|a| match a {
-                IpAddress::Ipv4(v4) => Some(*v4),
-                _ => None,
+                IpAddr::V4(v4) => Some(*v4),
+                IpAddr::V6(_) => None,
             }));
         }
         self.tunnel = state;
@@ -334,9 +337,10 @@ impl Router {
         self.tunnel_config().and_then(|t| t.ipv4).map(|c| c.address())
     }
 
-    fn count(&mut self, v: Verdict) -> Verdict {
-        if let Verdict::Dropped(_) = v {
+    fn count(&mut self, v: Verdict, from: &str) -> Verdict {
+        if let Verdict::Dropped(reason) = v {
             self.stats.dropped += 1;
+            log::trace!("router: dropped {from} packet: {reason}");
         }
         v
     }
@@ -344,7 +348,7 @@ impl Router {
     /// Handles one Ethernet frame received on the private NIC.
     pub fn handle_lan_frame<S: Sink>(&mut self, now: Instant, frame: &[u8], out: &mut S) -> Verdict {
         let v = self.lan_frame(now, frame, out);
-        self.count(v)
+        self.count(v, "LAN")
     }
 
     /// Handles one decrypted IP packet (IPv4 or IPv6) from the tunnel.
@@ -355,7 +359,7 @@ impl Router {
             (_, Some(6)) => self.tunnel_v6(now, packet, out),
             _ => Verdict::Dropped(DropReason::Malformed),
         };
-        self.count(v)
+        self.count(v, "tunnel")
     }
 
     fn lan_frame<S: Sink>(&mut self, now: Instant, frame: &[u8], out: &mut S) -> Verdict {
@@ -442,6 +446,19 @@ impl Router {
         if !self.is_lan_host(info.src) || ip::is_martian(info.dst) {
             return Verdict::Dropped(DropReason::Martian);
         }
+        if let Some(public) = self.tunnel_ipv4().filter(|&a| a == info.dst) {
+            // The router's own tunnel address: answer ping like the gateway address; never loop it out.
+            let l4 = packet.get(info.header_len..).unwrap_or(&[]);
+            if info.protocol != IpProtocol::Icmp || l4.first() != Some(&ECHO_REQUEST) || info.is_fragment() {
+                return Verdict::Dropped(DropReason::NotForUs);
+            }
+            let ident = self.next_ident();
+            let Some(len) = self.aux.get_mut(ETH..).and_then(|b| icmp::build_echo_reply(b, public, packet, ident)) else {
+                return Verdict::Dropped(DropReason::Malformed);
+            };
+            self.emit_aux_to_lan(now, L2::Mac(src_mac), len, out);
+            return Verdict::Answered;
+        }
         self.lan_forward(now, src_mac, &info, packet, out)
     }
 
@@ -471,7 +488,7 @@ impl Router {
                 } else if dport == DNS_PORT && to_gateway && self.config.dns_forwarder && self.is_lan_host(info.src) {
                     self.lan_dns(now, src_mac, info.src, sport, payload, out)
                 } else if to_gateway {
-                    self.lan_error(src_mac, packet, IcmpError::PortUnreachable, DropReason::Unsupported, out)
+                    self.lan_error(now, src_mac, packet, IcmpError::PortUnreachable, DropReason::Unsupported, out)
                 } else {
                     Verdict::Consumed
                 }
@@ -545,7 +562,10 @@ impl Router {
     }
 
     /// Sends an ICMP error about `original` back to the LAN host at `src_mac`, and reports `reason`.
-    fn lan_error<S: Sink>(&mut self, src_mac: EthernetAddress, original: &[u8], error: IcmpError, reason: DropReason, out: &mut S) -> Verdict {
+    fn lan_error<S: Sink>(&mut self, now: Instant, src_mac: EthernetAddress, original: &[u8], error: IcmpError, reason: DropReason, out: &mut S) -> Verdict {
+        if !self.icmp_limit.allow(now) {
+            return Verdict::Dropped(reason);
+        }
         let ident = self.next_ident();
         let gateway = self.gateway();
         if let Some(len) = self.aux.get_mut(ETH..).and_then(|b| icmp::build_error(b, gateway, original, error, ident)) {
@@ -558,7 +578,10 @@ impl Router {
     }
 
     /// Sends an ICMP error about `original` back into the tunnel, from the tunnel address.
-    fn tunnel_error<S: Sink>(&mut self, original: &[u8], error: IcmpError, reason: DropReason, out: &mut S) -> Verdict {
+    fn tunnel_error<S: Sink>(&mut self, now: Instant, original: &[u8], error: IcmpError, reason: DropReason, out: &mut S) -> Verdict {
+        if !self.icmp_limit.allow(now) {
+            return Verdict::Dropped(reason);
+        }
         let ident = self.next_ident();
         if let Some(src) = self.tunnel_ipv4() {
             if let Some(len) = self.aux.get_mut(ETH..).and_then(|b| icmp::build_error(b, src, original, error, ident)) {
@@ -590,18 +613,18 @@ impl Router {
     /// LAN -> tunnel for a destination outside the LAN.
     fn lan_forward<S: Sink>(&mut self, now: Instant, src_mac: EthernetAddress, info: &Ipv4Info, packet: &[u8], out: &mut S) -> Verdict {
         let Some(tunnel) = self.tunnel_config() else {
-            return self.lan_error(src_mac, packet, IcmpError::NetUnreachable, DropReason::TunnelDown, out);
+            return self.lan_error(now, src_mac, packet, IcmpError::NetUnreachable, DropReason::TunnelDown, out);
         };
         let public = tunnel.ipv4.map(|c| c.address());
         let mtu = tunnel.effective_mtu();
         if !tunnel.routes_ipv4(info.dst) || (self.config.nat && public.is_none()) {
-            return self.lan_error(src_mac, packet, IcmpError::NetUnreachable, DropReason::NoRoute, out);
+            return self.lan_error(now, src_mac, packet, IcmpError::NetUnreachable, DropReason::NoRoute, out);
         }
         if info.ttl <= 1 {
-            return self.lan_error(src_mac, packet, IcmpError::TtlExceeded, DropReason::TtlExceeded, out);
+            return self.lan_error(now, src_mac, packet, IcmpError::TtlExceeded, DropReason::TtlExceeded, out);
         }
         if info.dont_frag && info.total_len > usize::from(mtu) && !info.is_fragment() {
-            return self.lan_error(src_mac, packet, IcmpError::FragmentationNeeded { mtu }, DropReason::TooBig, out);
+            return self.lan_error(now, src_mac, packet, IcmpError::FragmentationNeeded { mtu }, DropReason::TooBig, out);
         }
         let len = match self.load(now, Direction::FromLan, info, packet) {
             Ok(len) => len,
@@ -674,7 +697,7 @@ impl Router {
             }
         }
         if info.ttl <= 1 {
-            return self.tunnel_error(packet, IcmpError::TtlExceeded, DropReason::TtlExceeded, out);
+            return self.tunnel_error(now, packet, IcmpError::TtlExceeded, DropReason::TtlExceeded, out);
         }
         let mtu = self.tunnel_config().map_or(1500, TunnelConfig::effective_mtu);
         let Some(datagram) = self.work.get_mut(ETH..ETH + len) else { return Verdict::Dropped(DropReason::Malformed) };
@@ -694,7 +717,7 @@ impl Router {
         ip::decrement_ttl(datagram);
         if len > usize::from(self.config.lan_mtu) && whole.dont_frag {
             let lan_mtu = self.config.lan_mtu;
-            return self.tunnel_error(packet, IcmpError::FragmentationNeeded { mtu: lan_mtu }, DropReason::TooBig, out);
+            return self.tunnel_error(now, packet, IcmpError::FragmentationNeeded { mtu: lan_mtu }, DropReason::TooBig, out);
         }
         let Router { aux, work, arp, config, stats, .. } = self;
         send_to_lan(arp, config, stats, now, L2::Resolve(dst), work, len, aux, out)
