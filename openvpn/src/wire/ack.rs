@@ -10,12 +10,22 @@ pub const MAX_PIGGYBACK_ACKS: usize = 4;
 
 /// An ACK block: up to 8 acknowledged message-ids and, when non-empty, the session id they refer to
 /// (which must be the receiver's own).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default)]
 pub struct AckBlock {
     ids: [u32; MAX_ACKS],
     count: u8,
     remote_session_id: SessionId,
 }
+
+/// Blocks are equal when they carry the same ids and, if non-empty, the same remote session id: an empty
+/// block's session id is not on the wire and does not take part.
+impl PartialEq for AckBlock {
+    fn eq(&self, other: &Self) -> bool {
+        self.ids() == other.ids() && self.remote_session_id() == other.remote_session_id()
+    }
+}
+
+impl Eq for AckBlock {}
 
 impl AckBlock {
     /// The empty block (a single `00` byte on the wire).

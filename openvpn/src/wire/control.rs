@@ -309,4 +309,49 @@ mod tests {
             );
         }
     }
+
+    #[test]
+    fn random_reprs_round_trip() {
+        use rand_core::{RngCore, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0xc0de);
+        let opcodes = [
+            Opcode::ControlSoftResetV1,
+            Opcode::ControlV1,
+            Opcode::AckV1,
+            Opcode::ControlHardResetClientV2,
+            Opcode::ControlHardResetServerV2,
+            Opcode::ControlHardResetClientV3,
+            Opcode::ControlWkcV1,
+        ];
+        let mut payload = [0u8; 300];
+        for _ in 0..2000 {
+            let opcode = opcodes[rng.next_u32() as usize % opcodes.len()];
+            let mut acks = AckBlock::new(SessionId::random(&mut rng));
+            let n_acks = rng.next_u32() % 9;
+            for _ in 0..n_acks {
+                acks.try_push(rng.next_u32());
+            }
+            if opcode == Opcode::AckV1 && acks.is_empty() {
+                acks.try_push(0);
+            }
+            let plen = rng.next_u32() as usize % payload.len();
+            rng.fill_bytes(&mut payload[..plen]);
+            let reliable = opcode.is_reliable();
+            let repr = Repr {
+                opcode,
+                key_id: KeyId::new((rng.next_u32() % 8) as u8).unwrap(),
+                session_id: SessionId::random(&mut rng),
+                acks,
+                message_id: reliable.then(|| rng.next_u32()),
+                payload: if reliable { &payload[..plen] } else { &[] },
+            };
+            let mut out = vec![0u8; repr.buffer_len()];
+            assert_eq!(repr.emit(&mut out), Ok(out.len()));
+            assert_eq!(Repr::parse_bytes(&out), Ok(repr));
+            assert_eq!(
+                repr.emit(&mut out[..repr.buffer_len() - 1]),
+                Err(Error::BufferTooSmall)
+            );
+        }
+    }
 }
