@@ -191,3 +191,84 @@ fn no_data_before_the_tunnel_is_up() {
     let mut data = [0x48, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
     assert_eq!(s.engine.receive(at(0), &mut data), Received::Dropped);
 }
+
+/// An engine whose key_id 0 data key is installed as after a PUSH_REPLY with `ping 2, ping-restart 10`,
+/// and the server's matching key.
+fn connected() -> (Setup, DataKey) {
+    let mut s = setup();
+    let _ = send(s.engine.poll_action(at(0), &mut s.rng));
+    let key2 = [0x5a; 256];
+    let client = DataKey::new(DataCipher::Aes256Gcm, &key2, Role::Client, KeyId::ZERO, Some(7), ReplayWindow::default());
+    let server = DataKey::new(DataCipher::Aes256Gcm, &key2, Role::Server, KeyId::ZERO, Some(7), ReplayWindow::default());
+    let mut channel = DataChannel::new();
+    channel.install(client.unwrap());
+    let e = &mut s.engine;
+    // The control channel is idle once connected; drop its unacknowledged reset.
+    e.key = None;
+    e.data = Some(channel);
+    e.state = State::Connected;
+    e.pushed = Some(PushedConfig { ping: Some(2), ping_restart: Some(10), peer_id: Some(7), ..Default::default() });
+    e.last_received = at(0);
+    e.last_sent = at(0);
+    (s, server.unwrap())
+}
+
+fn seal(server: &mut DataKey, payload: &[u8], rng: &mut ChaCha8Rng) -> Vec<u8> {
+    let mut buf = alloc::vec![0u8; payload.len() + 128];
+    let at = server.headroom();
+    buf[at..at + payload.len()].copy_from_slice(payload);
+    let n = server.seal_in_place(&mut buf, payload.len(), rng).unwrap();
+    buf.truncate(n);
+    buf
+}
+
+#[test]
+fn data_round_trip_in_caller_buffers() {
+    let (mut s, mut server) = connected();
+    let ip = [0x45u8; 60];
+    let mut out = [0u8; 200];
+    let n = s.engine.encapsulate(at(100), &ip, &mut out, &mut s.rng).unwrap();
+    assert_eq!(&out[..4], &[0x48, 0, 0, 7], "P_DATA_V2 with the pushed peer-id");
+    let mut wire = out[..n].to_vec();
+    let range = server.open_in_place(&mut wire, at(100)).unwrap();
+    assert_eq!(&wire[range], &ip[..]);
+
+    let reply = [0x46u8; 52];
+    let mut pkt = seal(&mut server, &reply, &mut s.rng);
+    let replayed = pkt.clone();
+    assert_eq!(s.engine.receive(at(200), &mut pkt), Received::Packet(&reply[..]));
+    let mut replayed = replayed;
+    assert_eq!(s.engine.receive(at(200), &mut replayed), Received::Dropped, "replay rejected");
+    assert_eq!(s.engine.stats().data_dropped, 1);
+}
+
+#[test]
+fn keepalive_ping_after_idle_and_ping_restart_reconnects() {
+    let (mut s, mut server) = connected();
+    assert!(s.engine.poll_action(at(1999), &mut s.rng).is_none());
+    assert_eq!(s.engine.poll_at(), Some(at(2000)));
+    let mut ping = send(s.engine.poll_action(at(2000), &mut s.rng));
+    let range = server.open_in_place(&mut ping, at(2000)).unwrap();
+    assert_eq!(ping[range], crate::crypto::payload::PING_MAGIC);
+    assert_eq!(s.engine.stats().pings_sent, 1);
+
+    // A ping from the server at 9 s keeps the session alive past 10 s.
+    let mut p = seal(&mut server, &crate::crypto::payload::PING_MAGIC, &mut s.rng);
+    assert_eq!(s.engine.receive(at(9000), &mut p), Received::Consumed);
+    assert_eq!(s.engine.stats().pings_received, 1);
+    let mut t = 2000;
+    let reason = loop {
+        match s.engine.poll_action(at(t), &mut s.rng) {
+            Some(Action::Reconnect(r)) => break r,
+            Some(Action::SendToRemote(_)) => {}
+            other => assert!(other.is_none(), "{other:?}"),
+        }
+        t = s.engine.poll_at().unwrap().as_millis().max(t + 1);
+    };
+    assert_eq!((reason, t), (ReconnectReason::PingRestart, 19_000));
+    assert!(!s.engine.is_connected());
+    let mut out = [0u8; 200];
+    assert_eq!(s.engine.encapsulate(at(t), &[0x45; 20], &mut out, &mut s.rng), Err(SendError::NotConnected));
+    let next = s.engine.poll_at().unwrap();
+    assert_eq!(send(s.engine.poll_action(next, &mut s.rng))[0], 0x50, "new session starts");
+}
