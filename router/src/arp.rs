@@ -8,7 +8,9 @@ use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 
 use smoltcp::time::{Duration, Instant};
-use smoltcp::wire::{ArpOperation, ArpPacket, ArpRepr, EthernetAddress, EthernetFrame, EthernetProtocol, Ipv4Address};
+use smoltcp::wire::{
+    ArpOperation, ArpPacket, ArpRepr, EthernetAddress, EthernetFrame, EthernetProtocol, Ipv4Address,
+};
 
 /// How long a resolved neighbour stays valid without being refreshed by an ARP packet.
 pub const NEIGHBOUR_LIFETIME: Duration = Duration::from_secs(120);
@@ -71,7 +73,10 @@ impl ArpCache {
 
     /// The MAC address of `ip`, if resolved and not expired.
     pub(crate) fn lookup(&self, ip: Ipv4Address, now: Instant) -> Option<EthernetAddress> {
-        self.neighbours.iter().find(|n| n.ip == ip && n.expires > now).map(|n| n.mac)
+        self.neighbours
+            .iter()
+            .find(|n| n.ip == ip && n.expires > now)
+            .map(|n| n.mac)
     }
 
     fn has_entry(&self, ip: Ipv4Address) -> bool {
@@ -97,7 +102,13 @@ impl ArpCache {
 
     /// RFC 826 "merge" rule: learn the sender when we already know it, when the packet is addressed to us,
     /// or when we are waiting for it.
-    pub(crate) fn learn(&mut self, ip: Ipv4Address, mac: EthernetAddress, for_us: bool, now: Instant) {
+    pub(crate) fn learn(
+        &mut self,
+        ip: Ipv4Address,
+        mac: EthernetAddress,
+        for_us: bool,
+        now: Instant,
+    ) {
         if for_us || self.has_entry(ip) || self.pending.iter().any(|p| p.ip == ip) {
             self.insert(ip, mac, now);
         }
@@ -118,7 +129,12 @@ impl ArpCache {
         }
         let mut packets = VecDeque::with_capacity(self.per_destination);
         packets.push_back(packet.to_vec());
-        self.pending.push(Pending { ip, packets, next_request: now + REQUEST_INTERVAL, requests_sent: 1 });
+        self.pending.push(Pending {
+            ip,
+            packets,
+            next_request: now + REQUEST_INTERVAL,
+            requests_sent: 1,
+        });
         QueueOutcome::QueuedSendRequest
     }
 
@@ -132,10 +148,13 @@ impl ArpCache {
     /// that need another ARP request now (written into `requests`, up to its length). Returns how many.
     pub(crate) fn tick(&mut self, now: Instant, requests: &mut [Ipv4Address]) -> usize {
         self.neighbours.retain(|n| n.expires > now);
-        self.pending.retain(|p| !(p.requests_sent >= MAX_REQUESTS && p.next_request <= now));
+        self.pending
+            .retain(|p| !(p.requests_sent >= MAX_REQUESTS && p.next_request <= now));
         let mut count = 0;
         for p in self.pending.iter_mut().filter(|p| p.next_request <= now) {
-            let Some(slot) = requests.get_mut(count) else { break };
+            let Some(slot) = requests.get_mut(count) else {
+                break;
+            };
             *slot = p.ip;
             count += 1;
             p.requests_sent = p.requests_sent.saturating_add(1);
@@ -161,7 +180,12 @@ impl ArpCache {
 }
 
 /// Writes an Ethernet header at the front of `frame`.
-pub(crate) fn write_ethernet(frame: &mut [u8], src: EthernetAddress, dst: EthernetAddress, ethertype: EthernetProtocol) -> Option<()> {
+pub(crate) fn write_ethernet(
+    frame: &mut [u8],
+    src: EthernetAddress,
+    dst: EthernetAddress,
+    ethertype: EthernetProtocol,
+) -> Option<()> {
     let mut f = EthernetFrame::new_checked(frame.get_mut(..ETHERNET_HEADER_LEN)?).ok()?;
     f.set_src_addr(src);
     f.set_dst_addr(dst);
@@ -170,8 +194,18 @@ pub(crate) fn write_ethernet(frame: &mut [u8], src: EthernetAddress, dst: Ethern
 }
 
 /// Builds an Ethernet + ARP frame into `frame`; returns its length.
-pub(crate) fn build_frame(frame: &mut [u8], eth_dst: EthernetAddress, repr: &ArpRepr) -> Option<usize> {
-    let ArpRepr::EthernetIpv4 { source_hardware_addr, .. } = *repr else { return None };
+pub(crate) fn build_frame(
+    frame: &mut [u8],
+    eth_dst: EthernetAddress,
+    repr: &ArpRepr,
+) -> Option<usize> {
+    let ArpRepr::EthernetIpv4 {
+        source_hardware_addr,
+        ..
+    } = *repr
+    else {
+        return None;
+    };
     write_ethernet(frame, source_hardware_addr, eth_dst, EthernetProtocol::Arp)?;
     let body = frame.get_mut(ETHERNET_HEADER_LEN..ARP_FRAME_LEN)?;
     repr.emit(&mut ArpPacket::new_checked(body).ok()?);
@@ -179,7 +213,12 @@ pub(crate) fn build_frame(frame: &mut [u8], eth_dst: EthernetAddress, repr: &Arp
 }
 
 /// Builds a broadcast who-has request for `target`.
-pub(crate) fn build_request(frame: &mut [u8], our_mac: EthernetAddress, our_ip: Ipv4Address, target: Ipv4Address) -> Option<usize> {
+pub(crate) fn build_request(
+    frame: &mut [u8],
+    our_mac: EthernetAddress,
+    our_ip: Ipv4Address,
+    target: Ipv4Address,
+) -> Option<usize> {
     let repr = ArpRepr::EthernetIpv4 {
         operation: ArpOperation::Request,
         source_hardware_addr: our_mac,
@@ -207,7 +246,11 @@ mod tests {
         let mut c = ArpCache::new(2, 2, 2);
         let t0 = Instant::from_secs(0);
         for i in 1..=5 {
-            c.insert(Ipv4Address::new(10, 0, 0, i), MAC, t0 + Duration::from_secs(i.into()));
+            c.insert(
+                Ipv4Address::new(10, 0, 0, i),
+                MAC,
+                t0 + Duration::from_secs(i.into()),
+            );
         }
         assert_eq!(c.neighbours.len(), 2);
         assert!(c.lookup(Ipv4Address::new(10, 0, 0, 5), t0).is_some());
@@ -224,7 +267,10 @@ mod tests {
         assert_eq!(c.queue(a, &[1], t0), QueueOutcome::QueuedSendRequest);
         assert_eq!(c.queue(a, &[2], t0), QueueOutcome::Queued);
         assert_eq!(c.queue(a, &[3], t0), QueueOutcome::Full);
-        assert_eq!(c.queue(Ipv4Address::new(10, 0, 0, 8), &[3], t0), QueueOutcome::Full);
+        assert_eq!(
+            c.queue(Ipv4Address::new(10, 0, 0, 8), &[3], t0),
+            QueueOutcome::Full
+        );
         let mut reqs = [Ipv4Address::UNSPECIFIED; 4];
         assert_eq!(c.tick(t0 + Duration::from_secs(1), &mut reqs), 1);
         assert_eq!(c.tick(t0 + Duration::from_secs(2), &mut reqs), 1);
@@ -235,10 +281,23 @@ mod tests {
     #[test]
     fn request_frame_parses() {
         let mut f = [0u8; 64];
-        let n = build_request(&mut f, MAC, Ipv4Address::new(10, 0, 0, 1), Ipv4Address::new(10, 0, 0, 2)).unwrap();
+        let n = build_request(
+            &mut f,
+            MAC,
+            Ipv4Address::new(10, 0, 0, 1),
+            Ipv4Address::new(10, 0, 0, 2),
+        )
+        .unwrap();
         let eth = EthernetFrame::new_checked(&f[..n]).unwrap();
         assert!(eth.dst_addr().is_broadcast());
-        let ArpRepr::EthernetIpv4 { operation, target_protocol_addr, .. } = parse(eth.payload()).unwrap() else { panic!() };
+        let ArpRepr::EthernetIpv4 {
+            operation,
+            target_protocol_addr,
+            ..
+        } = parse(eth.payload()).unwrap()
+        else {
+            panic!()
+        };
         assert_eq!(operation, ArpOperation::Request);
         assert_eq!(target_protocol_addr, Ipv4Address::new(10, 0, 0, 2));
     }

@@ -4,7 +4,7 @@
 //! indexes out of range; nothing here allocates or panics.
 
 /// RFC 1071 one's-complement sums (not complemented). smoltcp keeps its own `checksum` module private.
-pub(crate) mod checksum {
+pub(crate) mod sum {
     /// Folds carries of a 32-bit accumulator into 16 bits.
     fn fold(mut sum: u32) -> u16 {
         while sum > 0xffff {
@@ -48,7 +48,8 @@ pub(crate) fn be16(buf: &[u8], at: usize) -> Option<u16> {
 
 /// Writes the big-endian `u16` at `at`; `None` when the slice is too short.
 pub(crate) fn set_be16(buf: &mut [u8], at: usize, value: u16) -> Option<()> {
-    buf.get_mut(at..at.checked_add(2)?)?.copy_from_slice(&value.to_be_bytes());
+    buf.get_mut(at..at.checked_add(2)?)?
+        .copy_from_slice(&value.to_be_bytes());
     Some(())
 }
 
@@ -68,13 +69,13 @@ pub(crate) fn set_bytes4(buf: &mut [u8], at: usize, value: [u8; 4]) -> Option<()
 
 /// The complemented RFC 1071 checksum of `data`, ready to store in a header.
 pub(crate) fn internet(data: &[u8]) -> u16 {
-    !checksum::data(data)
+    !sum::data(data)
 }
 
 /// RFC 1624 eqn. 3: the checksum after one 16-bit word of the covered data changed from `old` to `new`:
 /// `HC' = ~(~HC + ~m + m')`.
 pub(crate) fn update16(check: u16, old: u16, new: u16) -> u16 {
-    !checksum::combine(&[!check, !old, new])
+    !sum::combine(&[!check, !old, new])
 }
 
 /// Applies a 16-bit change to the checksum stored at `at` in `buf`, if the field is present.
@@ -96,8 +97,20 @@ pub(crate) fn patch16(buf: &mut [u8], at: usize, old: u16, new: u16, udp: bool) 
 
 /// [`patch16`] for a 4-byte field.
 pub(crate) fn patch32(buf: &mut [u8], at: usize, old: [u8; 4], new: [u8; 4], udp: bool) {
-    patch16(buf, at, u16::from_be_bytes([old[0], old[1]]), u16::from_be_bytes([new[0], new[1]]), udp);
-    patch16(buf, at, u16::from_be_bytes([old[2], old[3]]), u16::from_be_bytes([new[2], new[3]]), udp);
+    patch16(
+        buf,
+        at,
+        u16::from_be_bytes([old[0], old[1]]),
+        u16::from_be_bytes([new[0], new[1]]),
+        udp,
+    );
+    patch16(
+        buf,
+        at,
+        u16::from_be_bytes([old[2], old[3]]),
+        u16::from_be_bytes([new[2], new[3]]),
+        udp,
+    );
 }
 
 #[cfg(test)]
@@ -106,7 +119,10 @@ mod tests {
 
     #[test]
     fn incremental_matches_recomputed() {
-        let mut data = [0x45u8, 0x00, 0x00, 0x54, 0x12, 0x34, 0x40, 0x00, 0x40, 0x01, 0, 0, 10, 0, 0, 2, 8, 8, 8, 8];
+        let mut data = [
+            0x45u8, 0x00, 0x00, 0x54, 0x12, 0x34, 0x40, 0x00, 0x40, 0x01, 0, 0, 10, 0, 0, 2, 8, 8,
+            8, 8,
+        ];
         let c = internet(&data);
         set_be16(&mut data, 10, c).unwrap();
         assert_eq!(internet(&data), 0);
@@ -114,7 +130,11 @@ mod tests {
         let new = [192, 168, 77, 201];
         set_bytes4(&mut data, 12, new).unwrap();
         patch32(&mut data, 10, old, new, false);
-        assert_eq!(internet(&data), 0, "header must verify after an incremental update");
+        assert_eq!(
+            internet(&data),
+            0,
+            "header must verify after an incremental update"
+        );
         let old_ttl = be16(&data, 8).unwrap();
         data[8] -= 1;
         let new_ttl = be16(&data, 8).unwrap();

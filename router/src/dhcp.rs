@@ -8,7 +8,10 @@
 use alloc::vec::Vec;
 
 use smoltcp::time::{Duration, Instant};
-use smoltcp::wire::{DhcpMessageType, DhcpOpCode, DhcpOption, DhcpPacket, DhcpRepr, EthernetAddress, Ipv4Address, Ipv4Cidr};
+use smoltcp::wire::{
+    DhcpMessageType, DhcpOpCode, DhcpOption, DhcpPacket, DhcpRepr, EthernetAddress, Ipv4Address,
+    Ipv4Cidr,
+};
 
 /// How long an offered (not yet requested) address is held for the client.
 pub const OFFER_HOLD: Duration = Duration::from_secs(60);
@@ -69,8 +72,16 @@ impl DhcpServer {
     pub(crate) fn new(gateway: Ipv4Cidr, max_leases: usize, lease_time: Duration) -> Self {
         let network = u32::from(gateway.network().address());
         let host_bits = 32 - u32::from(gateway.prefix_len().min(32));
-        let size = if host_bits >= 32 { u32::MAX } else { (1u32 << host_bits) - 1 };
-        let (first, last) = if host_bits < 2 { (1, 0) } else { (network + 1, (network | size) - 1) };
+        let size = if host_bits >= 32 {
+            u32::MAX
+        } else {
+            (1u32 << host_bits) - 1
+        };
+        let (first, last) = if host_bits < 2 {
+            (1, 0)
+        } else {
+            (network + 1, (network | size) - 1)
+        };
         DhcpServer {
             server: gateway.address(),
             prefix: gateway,
@@ -92,25 +103,50 @@ impl DhcpServer {
     }
 
     fn free_for(&self, ip: Ipv4Address, mac: EthernetAddress, now: Instant) -> bool {
-        self.in_pool(ip) && self.holder(ip, now).is_none_or(|l| l.mac == mac && l.state != LeaseState::Declined)
+        self.in_pool(ip)
+            && self
+                .holder(ip, now)
+                .is_none_or(|l| l.mac == mac && l.state != LeaseState::Declined)
     }
 
     fn lease_of(&self, mac: EthernetAddress, now: Instant) -> Option<Lease> {
-        self.leases.iter().find(|l| l.mac == mac && l.expires > now && l.state != LeaseState::Declined).copied()
+        self.leases
+            .iter()
+            .find(|l| l.mac == mac && l.expires > now && l.state != LeaseState::Declined)
+            .copied()
     }
 
     /// Records `ip` for `mac`. `false` if the table is full of live leases.
-    fn record(&mut self, mac: EthernetAddress, ip: Ipv4Address, state: LeaseState, expires: Instant, now: Instant) -> bool {
-        self.leases.retain(|l| l.expires > now && !(l.mac == mac && l.state != LeaseState::Declined));
-        self.leases.retain(|l| l.ip != ip || l.state == LeaseState::Declined && l.mac != mac);
+    fn record(
+        &mut self,
+        mac: EthernetAddress,
+        ip: Ipv4Address,
+        state: LeaseState,
+        expires: Instant,
+        now: Instant,
+    ) -> bool {
+        self.leases
+            .retain(|l| l.expires > now && !(l.mac == mac && l.state != LeaseState::Declined));
+        self.leases
+            .retain(|l| l.ip != ip || l.state == LeaseState::Declined && l.mac != mac);
         if self.leases.len() >= self.max_leases {
             return false;
         }
-        self.leases.push(Lease { mac, ip, expires, state });
+        self.leases.push(Lease {
+            mac,
+            ip,
+            expires,
+            state,
+        });
         true
     }
 
-    fn pick_address(&self, mac: EthernetAddress, requested: Option<Ipv4Address>, now: Instant) -> Option<Ipv4Address> {
+    fn pick_address(
+        &self,
+        mac: EthernetAddress,
+        requested: Option<Ipv4Address>,
+        now: Instant,
+    ) -> Option<Ipv4Address> {
         if let Some(l) = self.lease_of(mac, now) {
             return Some(l.ip);
         }
@@ -118,7 +154,9 @@ impl DhcpServer {
             return Some(r);
         }
         // At most `max_leases + 1` addresses are taken, so this scan ends within that many steps.
-        (self.first..=self.last).map(Ipv4Address::from).find(|&ip| self.free_for(ip, mac, now))
+        (self.first..=self.last)
+            .map(Ipv4Address::from)
+            .find(|&ip| self.free_for(ip, mac, now))
     }
 
     /// Parses and handles the UDP payload of a client message (BOOTREQUEST with a message type).
@@ -162,7 +200,9 @@ impl DhcpServer {
         match msg.message_type {
             DhcpMessageType::Discover => {
                 let ip = self.pick_address(mac, msg.requested_ip, now)?;
-                let bound = self.lease_of(mac, now).filter(|l| l.ip == ip && l.state == LeaseState::Bound);
+                let bound = self
+                    .lease_of(mac, now)
+                    .filter(|l| l.ip == ip && l.state == LeaseState::Bound);
                 let (state, expires) = match bound {
                     Some(l) => (LeaseState::Bound, l.expires),
                     None => (LeaseState::Offered, now + OFFER_HOLD),
@@ -175,7 +215,8 @@ impl DhcpServer {
             DhcpMessageType::Request => {
                 if !ours {
                     // The client chose another server (RFC 2131 section 4.3.2): forget our offer.
-                    self.leases.retain(|l| !(l.mac == mac && l.state == LeaseState::Offered));
+                    self.leases
+                        .retain(|l| !(l.mac == mac && l.state == LeaseState::Offered));
                     return None;
                 }
                 // SELECTING / INIT-REBOOT name the address in option 50; RENEWING / REBINDING in ciaddr.
@@ -184,7 +225,11 @@ impl DhcpServer {
                     return None;
                 }
                 if !self.prefix.contains_addr(&wanted) || !self.free_for(wanted, mac, now) {
-                    return reply(DhcpMessageType::Nak, Ipv4Address::UNSPECIFIED, Ipv4Address::UNSPECIFIED);
+                    return reply(
+                        DhcpMessageType::Nak,
+                        Ipv4Address::UNSPECIFIED,
+                        Ipv4Address::UNSPECIFIED,
+                    );
                 }
                 if !self.record(mac, wanted, LeaseState::Bound, now + self.lease_time, now) {
                     return None;
@@ -193,7 +238,8 @@ impl DhcpServer {
             }
             DhcpMessageType::Release => {
                 if ours {
-                    self.leases.retain(|l| !(l.mac == mac && l.ip == msg.client_ip));
+                    self.leases
+                        .retain(|l| !(l.mac == mac && l.ip == msg.client_ip));
                 }
                 None
             }
@@ -211,9 +257,11 @@ impl DhcpServer {
                 }
                 None
             }
-            DhcpMessageType::Inform if !msg.client_ip.is_unspecified() => {
-                reply(DhcpMessageType::Ack, Ipv4Address::UNSPECIFIED, msg.client_ip)
-            }
+            DhcpMessageType::Inform if !msg.client_ip.is_unspecified() => reply(
+                DhcpMessageType::Ack,
+                Ipv4Address::UNSPECIFIED,
+                msg.client_ip,
+            ),
             _ => None,
         }
     }
@@ -235,16 +283,30 @@ impl DhcpServer {
 
     /// Emits the DHCP message of `reply` into `buf` (the UDP payload); returns its length.
     /// `dns` is the DNS server to announce (the gateway when the forwarder runs).
-    pub(crate) fn emit(&self, reply: &DhcpReply, dns: Option<Ipv4Address>, buf: &mut [u8]) -> Option<usize> {
+    pub(crate) fn emit(
+        &self,
+        reply: &DhcpReply,
+        dns: Option<Ipv4Address>,
+        buf: &mut [u8],
+    ) -> Option<usize> {
         let nak = reply.message_type == DhcpMessageType::Nak;
         let lease = u32::try_from(self.lease_time.secs()).unwrap_or(u32::MAX);
         let t1 = (lease / 2).to_be_bytes();
         let t2 = (lease / 8 * 7).to_be_bytes();
         let dns_octets = dns.map(|d| d.octets()).unwrap_or_default();
         let mut extra: [DhcpOption<'_>; 3] = [
-            DhcpOption { kind: OPT_RENEWAL, data: &t1 },
-            DhcpOption { kind: OPT_REBINDING, data: &t2 },
-            DhcpOption { kind: OPT_DNS, data: &dns_octets },
+            DhcpOption {
+                kind: OPT_RENEWAL,
+                data: &t1,
+            },
+            DhcpOption {
+                kind: OPT_REBINDING,
+                data: &t2,
+            },
+            DhcpOption {
+                kind: OPT_DNS,
+                data: &dns_octets,
+            },
         ];
         let inform = reply.your_ip.is_unspecified();
         let extra_len = match (nak, inform, dns.is_some()) {

@@ -67,12 +67,21 @@ pub(crate) fn is_query(payload: &[u8]) -> bool {
 
 impl DnsForwarder {
     pub(crate) fn new(capacity: usize) -> Self {
-        DnsForwarder { in_flight: Vec::with_capacity(capacity), capacity: capacity.max(1) }
+        DnsForwarder {
+            in_flight: Vec::with_capacity(capacity),
+            capacity: capacity.max(1),
+        }
     }
 
     /// Records a query from `client` and chooses the server, port and ID to relay it with. A client's
     /// retransmission (same client, same ID) goes to the next server in `servers`.
-    pub(crate) fn relay(&mut self, now: Instant, client: DnsClient, servers: &[Ipv4Address], rng: &mut dyn RngCore) -> Option<Relay> {
+    pub(crate) fn relay(
+        &mut self,
+        now: Instant,
+        client: DnsClient,
+        servers: &[Ipv4Address],
+        rng: &mut dyn RngCore,
+    ) -> Option<Relay> {
         self.expire(now);
         if servers.is_empty() {
             return None;
@@ -88,17 +97,35 @@ impl DnsForwarder {
             }
         };
         if self.in_flight.len() >= self.capacity {
-            if let Some(oldest) = self.in_flight.iter().enumerate().min_by_key(|(_, q)| q.deadline).map(|(i, _)| i) {
+            if let Some(oldest) = self
+                .in_flight
+                .iter()
+                .enumerate()
+                .min_by_key(|(_, q)| q.deadline)
+                .map(|(i, _)| i)
+            {
                 self.in_flight.swap_remove(oldest);
             }
         }
-        self.in_flight.push(InFlight { client, server, port, id, deadline: now + QUERY_TIMEOUT });
+        self.in_flight.push(InFlight {
+            client,
+            server,
+            port,
+            id,
+            deadline: now + QUERY_TIMEOUT,
+        });
         Some(Relay { server, port, id })
     }
 
     /// Matches an answer from `server` to our `port`; returns the client to deliver it to and forgets the
     /// query. Answers from anyone else, or with the wrong ID, match nothing.
-    pub(crate) fn answer(&mut self, now: Instant, server: Ipv4Address, port: u16, payload: &[u8]) -> Option<DnsClient> {
+    pub(crate) fn answer(
+        &mut self,
+        now: Instant,
+        server: Ipv4Address,
+        port: u16,
+        payload: &[u8],
+    ) -> Option<DnsClient> {
         if payload.len() < HEADER_LEN || be16(payload, 2)? & FLAG_QR == 0 {
             return None;
         }
@@ -146,7 +173,11 @@ pub(crate) fn servfail(query: &[u8], out: &mut [u8]) -> Option<usize> {
     let body = query.get(..end)?;
     out.get_mut(..end)?.copy_from_slice(body);
     let flags = be16(query, 2)?;
-    set_be16(out, 2, FLAG_QR | (flags & (OPCODE_MASK | FLAG_RD)) | FLAG_RA | RCODE_SERVFAIL)?;
+    set_be16(
+        out,
+        2,
+        FLAG_QR | (flags & (OPCODE_MASK | FLAG_RD)) | FLAG_RA | RCODE_SERVFAIL,
+    )?;
     set_be16(out, 4, question_count)?;
     set_be16(out, 6, 0)?;
     set_be16(out, 8, 0)?;
@@ -182,20 +213,28 @@ mod tests {
 
     /// A real query for example.com A, as sent by `dig` (with an EDNS OPT record).
     pub(crate) const QUERY: [u8; 40] = [
-        0xab, 0xcd, 0x01, 0x20, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x07, b'e', b'x', b'a', b'm', b'p', b'l',
-        b'e', 0x03, b'c', b'o', b'm', 0x00, 0x00, 0x01, 0x00, 0x01, 0x00, 0x00, 0x29, 0x04, 0xd0, 0x00, 0x00, 0x00,
-        0x00, 0x00, 0x00,
+        0xab, 0xcd, 0x01, 0x20, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x07, b'e', b'x',
+        b'a', b'm', b'p', b'l', b'e', 0x03, b'c', b'o', b'm', 0x00, 0x00, 0x01, 0x00, 0x01, 0x00,
+        0x00, 0x29, 0x04, 0xd0, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
     ];
 
     fn client() -> DnsClient {
-        DnsClient { mac: EthernetAddress([2, 0, 0, 0, 0, 5]), ip: Ipv4Address::new(10, 8, 0, 5), port: 40001, id: 0xabcd }
+        DnsClient {
+            mac: EthernetAddress([2, 0, 0, 0, 0, 5]),
+            ip: Ipv4Address::new(10, 8, 0, 5),
+            port: 40001,
+            id: 0xabcd,
+        }
     }
 
     #[test]
     fn relay_and_answer_mapping() {
         let mut rng = ChaCha8Rng::seed_from_u64(9);
         let mut f = DnsForwarder::new(4);
-        let servers = [Ipv4Address::new(10, 200, 0, 1), Ipv4Address::new(10, 200, 0, 2)];
+        let servers = [
+            Ipv4Address::new(10, 200, 0, 1),
+            Ipv4Address::new(10, 200, 0, 2),
+        ];
         let now = Instant::from_secs(1);
         let r = f.relay(now, client(), &servers, &mut rng).unwrap();
         assert_eq!(r.server, servers[0]);
@@ -207,11 +246,27 @@ mod tests {
         let mut answer = QUERY;
         set_id(&mut answer, r.id).unwrap();
         answer[2] |= 0x80;
-        assert_eq!(f.answer(now, servers[1], r.port, &answer), None, "wrong server");
-        assert_eq!(f.answer(now, servers[0], r.port ^ 1, &answer), None, "wrong port");
-        assert_eq!(f.answer(now, servers[0], r.port, &QUERY), None, "a query is not an answer");
+        assert_eq!(
+            f.answer(now, servers[1], r.port, &answer),
+            None,
+            "wrong server"
+        );
+        assert_eq!(
+            f.answer(now, servers[0], r.port ^ 1, &answer),
+            None,
+            "wrong port"
+        );
+        assert_eq!(
+            f.answer(now, servers[0], r.port, &QUERY),
+            None,
+            "a query is not an answer"
+        );
         assert_eq!(f.answer(now, servers[0], r.port, &answer), Some(client()));
-        assert_eq!(f.answer(now, servers[0], r.port, &answer), None, "answered once");
+        assert_eq!(
+            f.answer(now, servers[0], r.port, &answer),
+            None,
+            "answered once"
+        );
         f.expire(now + QUERY_TIMEOUT);
         assert_eq!(f.in_flight(), 0);
     }
@@ -223,7 +278,8 @@ mod tests {
         let servers = [Ipv4Address::new(10, 200, 0, 1)];
         for i in 0..100u16 {
             let c = DnsClient { id: i, ..client() };
-            f.relay(Instant::from_millis(i64::from(i)), c, &servers, &mut rng).unwrap();
+            f.relay(Instant::from_millis(i64::from(i)), c, &servers, &mut rng)
+                .unwrap();
             assert!(f.in_flight() <= 4);
         }
         assert!(f.relay(Instant::ZERO, client(), &[], &mut rng).is_none());

@@ -6,8 +6,8 @@
 
 use alloc::vec::Vec;
 
-use smoltcp::time::{Duration, Instant};
 use core::net::IpAddr;
+use smoltcp::time::{Duration, Instant};
 
 use smoltcp::wire::{EthernetAddress, Ipv4Address, Ipv4Cidr, Ipv6Address, Ipv6Cidr};
 
@@ -97,7 +97,10 @@ pub(crate) struct Ipv6Neighbours {
 
 impl Ipv6Neighbours {
     pub(crate) fn new(capacity: usize) -> Self {
-        Ipv6Neighbours { entries: Vec::with_capacity(capacity), capacity: capacity.max(1) }
+        Ipv6Neighbours {
+            entries: Vec::with_capacity(capacity),
+            capacity: capacity.max(1),
+        }
     }
 
     pub(crate) fn learn(&mut self, ip: Ipv6Address, mac: EthernetAddress, now: Instant) {
@@ -112,7 +115,10 @@ impl Ipv6Neighbours {
     }
 
     pub(crate) fn lookup(&self, ip: Ipv6Address, now: Instant) -> Option<EthernetAddress> {
-        self.entries.iter().find(|e| e.0 == ip && e.2 > now).map(|e| e.1)
+        self.entries
+            .iter()
+            .find(|e| e.0 == ip && e.2 > now)
+            .map(|e| e.1)
     }
 
     pub(crate) fn expire(&mut self, now: Instant) {
@@ -131,16 +137,29 @@ mod tests {
     #[test]
     fn route_policy() {
         let mut t = TunnelConfig::new(Ipv4Cidr::new(Ipv4Address::new(10, 200, 0, 6), 24));
-        t.routes.push(Ipv4Cidr::new(Ipv4Address::new(192, 168, 50, 0), 24));
-        assert!(t.routes_ipv4(Ipv4Address::new(10, 200, 0, 1)), "tunnel subnet");
-        assert!(t.routes_ipv4(Ipv4Address::new(192, 168, 50, 7)), "pushed route");
-        assert!(!t.routes_ipv4(Ipv4Address::new(8, 8, 8, 8)), "not pushed, no redirect-gateway");
+        t.routes
+            .push(Ipv4Cidr::new(Ipv4Address::new(192, 168, 50, 0), 24));
+        assert!(
+            t.routes_ipv4(Ipv4Address::new(10, 200, 0, 1)),
+            "tunnel subnet"
+        );
+        assert!(
+            t.routes_ipv4(Ipv4Address::new(192, 168, 50, 7)),
+            "pushed route"
+        );
+        assert!(
+            !t.routes_ipv4(Ipv4Address::new(8, 8, 8, 8)),
+            "not pushed, no redirect-gateway"
+        );
         t.redirect_gateway = true;
         assert!(t.routes_ipv4(Ipv4Address::new(8, 8, 8, 8)));
         let v6 = Ipv6Address::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1);
         t.redirect_gateway_ipv6 = true;
         assert!(!t.routes_ipv6(v6), "no IPv6 pushed: never");
-        t.ipv6 = Some(Ipv6Cidr::new(Ipv6Address::new(0xfd00, 0, 0, 0, 0, 0, 0, 2), 64));
+        t.ipv6 = Some(Ipv6Cidr::new(
+            Ipv6Address::new(0xfd00, 0, 0, 0, 0, 0, 0, 2),
+            64,
+        ));
         assert!(t.routes_ipv6(v6));
     }
 }

@@ -92,7 +92,11 @@ pub(crate) struct Reassembler {
 
 impl Reassembler {
     pub(crate) fn new(max_datagrams: usize, max_bytes: usize) -> Self {
-        Reassembler { partials: Vec::with_capacity(max_datagrams), max_datagrams, max_bytes }
+        Reassembler {
+            partials: Vec::with_capacity(max_datagrams),
+            max_datagrams,
+            max_bytes,
+        }
     }
 
     fn bytes_in_use(&self) -> usize {
@@ -102,14 +106,32 @@ impl Reassembler {
     /// Adds one validated fragment `packet` (described by `info`). When this completes the datagram, the
     /// reassembled packet (header of the first fragment, flags cleared, lengths and checksum fixed) is
     /// written to `out` and its length returned.
-    pub(crate) fn push(&mut self, now: Instant, direction: Direction, info: &Ipv4Info, packet: &[u8], out: &mut [u8]) -> Reassembly {
+    pub(crate) fn push(
+        &mut self,
+        now: Instant,
+        direction: Direction,
+        info: &Ipv4Info,
+        packet: &[u8],
+        out: &mut [u8],
+    ) -> Reassembly {
         self.expire(now);
-        let key = Key { direction, src: info.src, dst: info.dst, ident: info.ident, protocol: info.protocol.into() };
-        let Some(payload) = packet.get(info.header_len..info.total_len) else { return Reassembly::Dropped };
+        let key = Key {
+            direction,
+            src: info.src,
+            dst: info.dst,
+            ident: info.ident,
+            protocol: info.protocol.into(),
+        };
+        let Some(payload) = packet.get(info.header_len..info.total_len) else {
+            return Reassembly::Dropped;
+        };
         let start = info.frag_offset;
         let end = start + payload.len();
         // RFC 791: every fragment but the last carries a multiple of 8 data bytes.
-        if end + info.header_len > MAX_DATAGRAM || (info.more_frags && payload.len() % 8 != 0) || payload.is_empty() {
+        if end + info.header_len > MAX_DATAGRAM
+            || (info.more_frags && payload.len() % 8 != 0)
+            || payload.is_empty()
+        {
             return Reassembly::Dropped;
         }
         let index = match self.partials.iter().position(|p| p.key == key) {
@@ -117,7 +139,12 @@ impl Reassembler {
             None => {
                 if self.partials.len() >= self.max_datagrams {
                     // Make room by dropping the datagram closest to its deadline: new traffic wins over stale.
-                    let Some(oldest) = self.partials.iter().enumerate().min_by_key(|(_, p)| p.deadline).map(|(i, _)| i)
+                    let Some(oldest) = self
+                        .partials
+                        .iter()
+                        .enumerate()
+                        .min_by_key(|(_, p)| p.deadline)
+                        .map(|(i, _)| i)
                     else {
                         return Reassembly::Dropped;
                     };
@@ -140,7 +167,9 @@ impl Reassembler {
             self.partials.swap_remove(index);
             return Reassembly::Dropped;
         }
-        let Some(partial) = self.partials.get_mut(index) else { return Reassembly::Dropped };
+        let Some(partial) = self.partials.get_mut(index) else {
+            return Reassembly::Dropped;
+        };
         let bad = partial.ranges.len() >= MAX_FRAGMENTS
             || (!info.more_frags && partial.total.is_some_and(|t| t != end))
             || partial.total.is_some_and(|t| end > t)
@@ -162,9 +191,13 @@ impl Reassembler {
         }
         if start == 0 {
             partial.header.clear();
-            partial.header.extend_from_slice(packet.get(..info.header_len).unwrap_or(&[]));
+            partial
+                .header
+                .extend_from_slice(packet.get(..info.header_len).unwrap_or(&[]));
         }
-        let Some(total) = partial.complete() else { return Reassembly::Pending };
+        let Some(total) = partial.complete() else {
+            return Reassembly::Pending;
+        };
         let header_len = partial.header.len();
         let len = header_len + total;
         let out_len = out.len();
@@ -236,7 +269,9 @@ impl<'a> Fragmenter<'a> {
             };
             let opt = options.get(i..i + len)?;
             if kind & 0x80 != 0 {
-                copied.get_mut(copied_len..copied_len + len)?.copy_from_slice(opt);
+                copied
+                    .get_mut(copied_len..copied_len + len)?
+                    .copy_from_slice(opt);
                 copied_len += len;
             }
             i += len;
@@ -265,21 +300,29 @@ impl<'a> Fragmenter<'a> {
             return None;
         }
         let first = self.offset == 0;
-        let header_len = if first { self.header_len } else { ip::HEADER_LEN + self.copied_len };
+        let header_len = if first {
+            self.header_len
+        } else {
+            ip::HEADER_LEN + self.copied_len
+        };
         let room = (self.mtu - header_len) & !7;
         let chunk = room.min(self.data_len - self.offset);
         let last = self.offset + chunk >= self.data_len;
         let len = header_len + chunk;
         if first {
-            out.get_mut(..header_len)?.copy_from_slice(self.packet.get(..header_len)?);
+            out.get_mut(..header_len)?
+                .copy_from_slice(self.packet.get(..header_len)?);
         } else {
-            out.get_mut(..ip::HEADER_LEN)?.copy_from_slice(self.packet.get(..ip::HEADER_LEN)?);
-            out.get_mut(ip::HEADER_LEN..header_len)?.copy_from_slice(self.copied.get(..self.copied_len)?);
+            out.get_mut(..ip::HEADER_LEN)?
+                .copy_from_slice(self.packet.get(..ip::HEADER_LEN)?);
+            out.get_mut(ip::HEADER_LEN..header_len)?
+                .copy_from_slice(self.copied.get(..self.copied_len)?);
             let vihl = out.first_mut()?;
             *vihl = 0x40 | u8::try_from(header_len / 4).ok()?;
         }
         let data_start = self.header_len + self.offset;
-        out.get_mut(header_len..len)?.copy_from_slice(self.packet.get(data_start..data_start + chunk)?);
+        out.get_mut(header_len..len)?
+            .copy_from_slice(self.packet.get(data_start..data_start + chunk)?);
         let frag_offset = (self.base_offset + self.offset) / 8;
         let more = !last || self.base_more;
         let flags = (be16(self.packet, 6)? & 0x4000) | if more { 0x2000 } else { 0 };
@@ -302,8 +345,16 @@ mod tests {
         for (i, b) in p.iter_mut().enumerate().skip(20) {
             *b = (i * 7) as u8;
         }
-        ip::write_header(&mut p, Ipv4Address::new(10, 8, 0, 9), Ipv4Address::new(1, 1, 1, 1), IpProtocol::Udp, len - 20, 64, 0x4242)
-            .unwrap();
+        ip::write_header(
+            &mut p,
+            Ipv4Address::new(10, 8, 0, 9),
+            Ipv4Address::new(1, 1, 1, 1),
+            IpProtocol::Udp,
+            len - 20,
+            64,
+            0x4242,
+        )
+        .unwrap();
         p
     }
 
@@ -335,7 +386,11 @@ mod tests {
             result = Some(r.push(now, Direction::FromLan, &info, f, &mut out));
         }
         assert_eq!(result, Some(Reassembly::Complete(4000)));
-        assert_eq!(&out[..4000], &p[..], "reassembled bytes equal the original datagram");
+        assert_eq!(
+            &out[..4000],
+            &p[..],
+            "reassembled bytes equal the original datagram"
+        );
         assert_eq!(r.in_flight(), (0, 0));
     }
 
@@ -350,7 +405,10 @@ mod tests {
             ip::fill_header_checksum(&mut p, 20);
             let frags = split(&p, 1000);
             let info = ip::parse(&frags[0]).unwrap();
-            assert_eq!(r.push(now, Direction::FromLan, &info, &frags[0], &mut out), Reassembly::Pending);
+            assert_eq!(
+                r.push(now, Direction::FromLan, &info, &frags[0], &mut out),
+                Reassembly::Pending
+            );
             let (n, bytes) = r.in_flight();
             assert!(n <= 2 && bytes <= 8192);
         }
@@ -367,12 +425,18 @@ mod tests {
         let now = Instant::from_secs(1);
         let last = frags.last().unwrap();
         let info = ip::parse(last).unwrap();
-        assert_eq!(r.push(now, Direction::FromLan, &info, last, &mut out), Reassembly::Pending);
+        assert_eq!(
+            r.push(now, Direction::FromLan, &info, last, &mut out),
+            Reassembly::Pending
+        );
         // A middle fragment reaching past the end is inconsistent.
         let mut bogus = frags[0].clone();
         crate::checksum::set_be16(&mut bogus, 6, 0x2000 | (3000 / 8)).unwrap();
         ip::fill_header_checksum(&mut bogus, 20);
         let info = ip::parse(&bogus).unwrap();
-        assert_eq!(r.push(now, Direction::FromLan, &info, &bogus, &mut out), Reassembly::Dropped);
+        assert_eq!(
+            r.push(now, Direction::FromLan, &info, &bogus, &mut out),
+            Reassembly::Dropped
+        );
     }
 }

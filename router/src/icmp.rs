@@ -49,7 +49,10 @@ pub(crate) struct ErrorRateLimit {
 
 impl ErrorRateLimit {
     pub(crate) fn new() -> Self {
-        ErrorRateLimit { tokens: ERROR_BURST, last_refill: Instant::ZERO }
+        ErrorRateLimit {
+            tokens: ERROR_BURST,
+            last_refill: Instant::ZERO,
+        }
     }
 
     /// Takes a token if one is left.
@@ -86,7 +89,13 @@ const MAX_ERROR_LEN: usize = 576;
 
 /// Builds an IPv4 ICMP error from `src` about `original` (the packet as received) into `buf`. Returns the
 /// packet length, or `None` when RFC 1122 section 3.2.2 forbids an error for this packet or `buf` is short.
-pub(crate) fn build_error(buf: &mut [u8], src: Ipv4Address, original: &[u8], error: IcmpError, ident: u16) -> Option<usize> {
+pub(crate) fn build_error(
+    buf: &mut [u8],
+    src: Ipv4Address,
+    original: &[u8],
+    error: IcmpError,
+    ident: u16,
+) -> Option<usize> {
     let info = ip::parse(original)?;
     if !may_send_error(&info, original) {
         return None;
@@ -113,7 +122,11 @@ pub(crate) fn build_error(buf: &mut [u8], src: Ipv4Address, original: &[u8], err
 }
 
 fn may_send_error(info: &Ipv4Info, original: &[u8]) -> bool {
-    if info.frag_offset != 0 || ip::is_martian(info.src) || info.dst.is_multicast() || info.dst.is_broadcast() {
+    if info.frag_offset != 0
+        || ip::is_martian(info.src)
+        || info.dst.is_multicast()
+        || info.dst.is_broadcast()
+    {
         return false;
     }
     if info.protocol == IpProtocol::Icmp {
@@ -127,7 +140,12 @@ fn may_send_error(info: &Ipv4Info, original: &[u8]) -> bool {
 
 /// Builds the echo reply from `src` for a validated echo request `request` (an IPv4 packet) into `buf`.
 /// Returns the packet length, or `None` if the request is not an echo request or does not fit.
-pub(crate) fn build_echo_reply(buf: &mut [u8], src: Ipv4Address, request: &[u8], ident: u16) -> Option<usize> {
+pub(crate) fn build_echo_reply(
+    buf: &mut [u8],
+    src: Ipv4Address,
+    request: &[u8],
+    ident: u16,
+) -> Option<usize> {
     let info = ip::parse(request)?;
     let icmp_in = request.get(info.header_len..info.total_len)?;
     if icmp_in.len() < 8 || icmp_in.first() != Some(&ECHO_REQUEST) || internet(icmp_in) != 0 {
@@ -156,7 +174,11 @@ mod tests {
 
     fn echo_request() -> [u8; 36] {
         let mut buf = [0u8; 36];
-        let icmp = Icmpv4Repr::EchoRequest { ident: 0x1234, seq_no: 7, data: &[1, 2, 3, 4, 5, 6, 7, 8] };
+        let icmp = Icmpv4Repr::EchoRequest {
+            ident: 0x1234,
+            seq_no: 7,
+            data: &[1, 2, 3, 4, 5, 6, 7, 8],
+        };
         let ip = Ipv4Repr {
             src_addr: Ipv4Address::new(10, 8, 0, 50),
             dst_addr: Ipv4Address::new(10, 8, 0, 1),
@@ -181,16 +203,37 @@ mod tests {
         assert_eq!(p.dst_addr(), Ipv4Address::new(10, 8, 0, 50));
         let icmp = Icmpv4Packet::new_checked(p.payload()).unwrap();
         let repr = Icmpv4Repr::parse(&icmp, &ChecksumCapabilities::default()).unwrap();
-        assert_eq!(repr, Icmpv4Repr::EchoReply { ident: 0x1234, seq_no: 7, data: &[1, 2, 3, 4, 5, 6, 7, 8] });
+        assert_eq!(
+            repr,
+            Icmpv4Repr::EchoReply {
+                ident: 0x1234,
+                seq_no: 7,
+                data: &[1, 2, 3, 4, 5, 6, 7, 8]
+            }
+        );
     }
 
     #[test]
     fn no_error_about_an_error() {
         let req = echo_request();
         let mut err = [0u8; 600];
-        let n = build_error(&mut err, Ipv4Address::new(10, 8, 0, 1), &req, IcmpError::TtlExceeded, 1).unwrap();
+        let n = build_error(
+            &mut err,
+            Ipv4Address::new(10, 8, 0, 1),
+            &req,
+            IcmpError::TtlExceeded,
+            1,
+        )
+        .unwrap();
         let mut again = [0u8; 600];
-        assert!(build_error(&mut again, Ipv4Address::new(10, 8, 0, 1), &err[..n], IcmpError::TtlExceeded, 1).is_none());
+        assert!(build_error(
+            &mut again,
+            Ipv4Address::new(10, 8, 0, 1),
+            &err[..n],
+            IcmpError::TtlExceeded,
+            1
+        )
+        .is_none());
     }
 
     #[test]
@@ -199,15 +242,24 @@ mod tests {
         let t = Instant::from_secs(10);
         let sent = (0..1000).filter(|_| limit.allow(t)).count();
         assert_eq!(sent, ERROR_BURST as usize);
-        assert!(limit.allow(t + smoltcp::time::Duration::from_millis(20)), "refills over time");
+        assert!(
+            limit.allow(t + smoltcp::time::Duration::from_millis(20)),
+            "refills over time"
+        );
     }
 
     #[test]
     fn frag_needed_carries_mtu() {
         let req = echo_request();
         let mut err = [0u8; 600];
-        let n = build_error(&mut err, Ipv4Address::new(10, 8, 0, 1), &req, IcmpError::FragmentationNeeded { mtu: 1400 }, 1)
-            .unwrap();
+        let n = build_error(
+            &mut err,
+            Ipv4Address::new(10, 8, 0, 1),
+            &req,
+            IcmpError::FragmentationNeeded { mtu: 1400 },
+            1,
+        )
+        .unwrap();
         let p = Ipv4Packet::new_checked(&err[..n]).unwrap();
         let icmp = p.payload();
         assert_eq!((icmp[0], icmp[1]), (3, 4));

@@ -104,8 +104,12 @@ pub(crate) fn write_header(
 /// Decrements the TTL of a validated packet and patches the header checksum (RFC 1812 section 5.3.1,
 /// incremental per RFC 1624). The caller has already checked that the TTL is above 1.
 pub(crate) fn decrement_ttl(packet: &mut [u8]) {
-    let Some(word) = be16(packet, TTL) else { return };
-    let Some(ttl) = packet.get_mut(TTL) else { return };
+    let Some(word) = be16(packet, TTL) else {
+        return;
+    };
+    let Some(ttl) = packet.get_mut(TTL) else {
+        return;
+    };
     *ttl = ttl.saturating_sub(1);
     let Some(new) = be16(packet, TTL) else { return };
     patch16(packet, CHECKSUM, word, new, false);
@@ -121,10 +125,18 @@ pub(crate) fn fill_header_checksum(packet: &mut [u8], header_len: usize) {
 }
 
 /// The UDP/TCP checksum over the pseudo-header and `segment` (whose checksum field must be zero).
-pub(crate) fn l4_checksum(src: Ipv4Address, dst: Ipv4Address, protocol: IpProtocol, segment: &[u8]) -> u16 {
-    use crate::checksum::checksum;
+pub(crate) fn l4_checksum(
+    src: Ipv4Address,
+    dst: Ipv4Address,
+    protocol: IpProtocol,
+    segment: &[u8],
+) -> u16 {
+    use crate::checksum::sum;
     let len = u16::try_from(segment.len()).unwrap_or(u16::MAX);
-    !checksum::combine(&[checksum::pseudo_header_v4(src.octets(), dst.octets(), protocol.into(), len), checksum::data(segment)])
+    !sum::combine(&[
+        sum::pseudo_header_v4(src.octets(), dst.octets(), protocol.into(), len),
+        sum::data(segment),
+    ])
 }
 
 /// Builds IPv4 + UDP headers around a payload already placed at `buf[28..28 + payload_len]`. Returns
@@ -175,7 +187,10 @@ mod tests {
         let dst = Ipv4Address::new(1, 1, 1, 1);
         write_header(&mut buf, src, dst, IpProtocol::Udp, 8, 64, 7).unwrap();
         let info = parse(&buf).unwrap();
-        assert_eq!((info.src, info.dst, info.ttl, info.total_len), (src, dst, 64, 28));
+        assert_eq!(
+            (info.src, info.dst, info.ttl, info.total_len),
+            (src, dst, 64, 28)
+        );
         decrement_ttl(&mut buf);
         assert_eq!(parse(&buf).unwrap().ttl, 63, "checksum must still verify");
     }
@@ -183,8 +198,16 @@ mod tests {
     #[test]
     fn rejects_bad_headers() {
         let mut buf = [0u8; 28];
-        write_header(&mut buf, Ipv4Address::new(1, 2, 3, 4), Ipv4Address::new(5, 6, 7, 8), IpProtocol::Udp, 8, 64, 0)
-            .unwrap();
+        write_header(
+            &mut buf,
+            Ipv4Address::new(1, 2, 3, 4),
+            Ipv4Address::new(5, 6, 7, 8),
+            IpProtocol::Udp,
+            8,
+            64,
+            0,
+        )
+        .unwrap();
         let mut bad = buf;
         bad[CHECKSUM] ^= 1;
         assert!(parse(&bad).is_none());

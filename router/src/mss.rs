@@ -26,8 +26,12 @@ pub(crate) fn ipv6_mss_for_mtu(mtu: u16) -> u16 {
 /// Clamps the MSS option of `segment` (a whole TCP header and payload) to `max_mss` if the segment is a
 /// SYN carrying a larger MSS. Returns true when the segment was changed.
 pub(crate) fn clamp(segment: &mut [u8], max_mss: u16) -> bool {
-    let Some(&flags) = segment.get(13) else { return false };
-    let Some(&offset_byte) = segment.get(12) else { return false };
+    let Some(&flags) = segment.get(13) else {
+        return false;
+    };
+    let Some(&offset_byte) = segment.get(12) else {
+        return false;
+    };
     if flags & SYN == 0 {
         return false;
     }
@@ -37,18 +41,24 @@ pub(crate) fn clamp(segment: &mut [u8], max_mss: u16) -> bool {
     }
     let mut i = 20;
     while i < header_len {
-        let Some(&kind) = segment.get(i) else { return false };
+        let Some(&kind) = segment.get(i) else {
+            return false;
+        };
         match kind {
             OPT_END => return false,
             OPT_NOP => i += 1,
             _ => {
-                let Some(&len) = segment.get(i + 1) else { return false };
+                let Some(&len) = segment.get(i + 1) else {
+                    return false;
+                };
                 let len = usize::from(len);
                 if len < 2 || i + len > header_len {
                     return false;
                 }
                 if kind == OPT_MSS && len == 4 {
-                    let Some(mss) = be16(segment, i + 2) else { return false };
+                    let Some(mss) = be16(segment, i + 2) else {
+                        return false;
+                    };
                     if mss <= max_mss {
                         return false;
                     }
@@ -103,7 +113,9 @@ mod tests {
     const DST: Ipv4Address = Ipv4Address::new(93, 184, 216, 34);
 
     fn verifies(seg: &[u8]) -> bool {
-        TcpPacket::new_checked(seg).unwrap().verify_checksum(&IpAddress::Ipv4(SRC), &IpAddress::Ipv4(DST))
+        TcpPacket::new_checked(seg)
+            .unwrap()
+            .verify_checksum(&IpAddress::Ipv4(SRC), &IpAddress::Ipv4(DST))
     }
 
     #[test]

@@ -169,7 +169,10 @@ impl NatTable {
         let buckets = capacity.next_power_of_two();
         NatTable {
             slots: vec![None; capacity],
-            free: (0..capacity).rev().filter_map(|i| u32::try_from(i).ok()).collect(),
+            free: (0..capacity)
+                .rev()
+                .filter_map(|i| u32::try_from(i).ok())
+                .collect(),
             out_heads: vec![NONE; buckets],
             in_heads: vec![NONE; buckets],
             mask: buckets - 1,
@@ -185,7 +188,11 @@ impl NatTable {
         self.out_heads.iter_mut().for_each(|h| *h = NONE);
         self.in_heads.iter_mut().for_each(|h| *h = NONE);
         self.free.clear();
-        self.free.extend((0..self.slots.len()).rev().filter_map(|i| u32::try_from(i).ok()));
+        self.free.extend(
+            (0..self.slots.len())
+                .rev()
+                .filter_map(|i| u32::try_from(i).ok()),
+        );
         self.len = 0;
         self.next_expiry = None;
     }
@@ -240,7 +247,9 @@ impl NatTable {
     }
 
     fn remove(&mut self, idx: u32) {
-        let Some(e) = self.entry(idx).copied() else { return };
+        let Some(e) = self.entry(idx).copied() else {
+            return;
+        };
         let ob = self.out_bucket(&e.key);
         let ib = self.in_bucket(e.key.proto, e.public_port);
         // Unlink from the outbound chain.
@@ -274,7 +283,10 @@ impl NatTable {
                 p.next_in = e.next_in;
             }
         }
-        if let Some(s) = usize::try_from(idx).ok().and_then(|i| self.slots.get_mut(i)) {
+        if let Some(s) = usize::try_from(idx)
+            .ok()
+            .and_then(|i| self.slots.get_mut(i))
+        {
             *s = None;
         }
         self.free.push(idx);
@@ -294,7 +306,13 @@ impl NatTable {
         }
     }
 
-    fn insert(&mut self, key: FlowKey, public_port: u16, state: FlowState, now: Instant) -> Option<u32> {
+    fn insert(
+        &mut self,
+        key: FlowKey,
+        public_port: u16,
+        state: FlowState,
+        now: Instant,
+    ) -> Option<u32> {
         if self.free.is_empty() {
             self.evict_lru();
         }
@@ -304,8 +322,15 @@ impl NatTable {
         let next_out = self.out_heads.get(ob).copied().unwrap_or(NONE);
         let next_in = self.in_heads.get(ib).copied().unwrap_or(NONE);
         let expires = now + state.timeout();
-        *self.slots.get_mut(usize::try_from(idx).ok()?)? =
-            Some(Entry { key, public_port, state, last_used: now, expires, next_out, next_in });
+        *self.slots.get_mut(usize::try_from(idx).ok()?)? = Some(Entry {
+            key,
+            public_port,
+            state,
+            last_used: now,
+            expires,
+            next_out,
+            next_in,
+        });
         *self.out_heads.get_mut(ob)? = idx;
         *self.in_heads.get_mut(ib)? = idx;
         self.len += 1;
@@ -344,7 +369,9 @@ impl NatTable {
         }
         let mut next: Option<Instant> = None;
         for i in 0..self.slots.len() {
-            let Some(e) = self.slots.get(i).copied().flatten() else { continue };
+            let Some(e) = self.slots.get(i).copied().flatten() else {
+                continue;
+            };
             if e.expires <= now {
                 if let Ok(i) = u32::try_from(i) {
                     self.remove(i);
@@ -363,7 +390,14 @@ impl NatTable {
 
     /// Translates an outbound (LAN to tunnel) IPv4 packet in place: source address to `public`, source
     /// port (ICMP echo identifier) to the flow's public port, creating the mapping if needed.
-    pub(crate) fn outbound(&mut self, now: Instant, packet: &mut [u8], info: &Ipv4Info, public: Ipv4Address, rng: &mut dyn RngCore) -> Result<(), NatError> {
+    pub(crate) fn outbound(
+        &mut self,
+        now: Instant,
+        packet: &mut [u8],
+        info: &Ipv4Info,
+        public: Ipv4Address,
+        rng: &mut dyn RngCore,
+    ) -> Result<(), NatError> {
         let proto = Proto::of(info.protocol).ok_or(NatError::UnsupportedProtocol)?;
         let hl = info.header_len;
         let l4 = packet.get(hl..info.total_len).ok_or(NatError::Truncated)?;
@@ -373,39 +407,73 @@ impl NatTable {
                 if l4.len() < min {
                     return Err(NatError::Truncated);
                 }
-                (be16(l4, 0).ok_or(NatError::Truncated)?, be16(l4, 2).ok_or(NatError::Truncated)?)
+                (
+                    be16(l4, 0).ok_or(NatError::Truncated)?,
+                    be16(l4, 2).ok_or(NatError::Truncated)?,
+                )
             }
             Proto::Icmp => match l4.first() {
-                Some(&ECHO_REQUEST) if l4.len() >= 8 => (be16(l4, 4).ok_or(NatError::Truncated)?, 0),
+                Some(&ECHO_REQUEST) if l4.len() >= 8 => {
+                    (be16(l4, 4).ok_or(NatError::Truncated)?, 0)
+                }
                 Some(&t) if is_error_type(t) => return self.outbound_error(packet, info, public),
                 Some(_) => return Err(NatError::UnsupportedProtocol),
                 None => return Err(NatError::Truncated),
             },
         };
-        let key = FlowKey { proto, private: info.src, private_port, remote: info.dst, remote_port };
-        let tcp_flags = if proto == Proto::Tcp { l4.get(13).copied().unwrap_or(0) } else { 0 };
+        let key = FlowKey {
+            proto,
+            private: info.src,
+            private_port,
+            remote: info.dst,
+            remote_port,
+        };
+        let tcp_flags = if proto == Proto::Tcp {
+            l4.get(13).copied().unwrap_or(0)
+        } else {
+            0
+        };
         let idx = match self.find_out(&key) {
             Some(idx) => {
                 let e = self.entry(idx).copied().ok_or(NatError::NoMapping)?;
                 let expired = e.expires <= now;
-                let state = next_state(if expired { initial_state(proto) } else { e.state }, tcp_flags, false);
+                let state = next_state(
+                    if expired {
+                        initial_state(proto)
+                    } else {
+                        e.state
+                    },
+                    tcp_flags,
+                    false,
+                );
                 self.touch(idx, state, now);
                 idx
             }
             None => {
-                let port = self.allocate_port(proto, rng).ok_or(NatError::PortsExhausted)?;
+                let port = self
+                    .allocate_port(proto, rng)
+                    .ok_or(NatError::PortsExhausted)?;
                 let state = next_state(initial_state(proto), tcp_flags, false);
-                self.insert(key, port, state, now).ok_or(NatError::PortsExhausted)?
+                self.insert(key, port, state, now)
+                    .ok_or(NatError::PortsExhausted)?
             }
         };
-        let public_port = self.entry(idx).map(|e| e.public_port).ok_or(NatError::NoMapping)?;
+        let public_port = self
+            .entry(idx)
+            .map(|e| e.public_port)
+            .ok_or(NatError::NoMapping)?;
         rewrite(packet, hl, info.protocol, End::Source, public, public_port);
         Ok(())
     }
 
     /// Translates an inbound (tunnel to LAN) IPv4 packet addressed to the public address in place and
     /// returns the private destination it now carries.
-    pub(crate) fn inbound(&mut self, now: Instant, packet: &mut [u8], info: &Ipv4Info) -> Result<Ipv4Address, NatError> {
+    pub(crate) fn inbound(
+        &mut self,
+        now: Instant,
+        packet: &mut [u8],
+        info: &Ipv4Info,
+    ) -> Result<Ipv4Address, NatError> {
         let proto = Proto::of(info.protocol).ok_or(NatError::UnsupportedProtocol)?;
         let hl = info.header_len;
         let l4 = packet.get(hl..info.total_len).ok_or(NatError::Truncated)?;
@@ -415,7 +483,10 @@ impl NatTable {
                 if l4.len() < min {
                     return Err(NatError::Truncated);
                 }
-                (be16(l4, 2).ok_or(NatError::Truncated)?, be16(l4, 0).ok_or(NatError::Truncated)?)
+                (
+                    be16(l4, 2).ok_or(NatError::Truncated)?,
+                    be16(l4, 0).ok_or(NatError::Truncated)?,
+                )
             }
             Proto::Icmp => match l4.first() {
                 Some(&ECHO_REPLY) if l4.len() >= 8 => (be16(l4, 4).ok_or(NatError::Truncated)?, 0),
@@ -424,20 +495,38 @@ impl NatTable {
                 None => return Err(NatError::Truncated),
             },
         };
-        let tcp_flags = if proto == Proto::Tcp { l4.get(13).copied().unwrap_or(0) } else { 0 };
-        let idx = self.find_in(proto, public_port).ok_or(NatError::NoMapping)?;
+        let tcp_flags = if proto == Proto::Tcp {
+            l4.get(13).copied().unwrap_or(0)
+        } else {
+            0
+        };
+        let idx = self
+            .find_in(proto, public_port)
+            .ok_or(NatError::NoMapping)?;
         let e = self.entry(idx).copied().ok_or(NatError::NoMapping)?;
         if e.expires <= now || e.key.remote != info.src || e.key.remote_port != remote_port {
             return Err(NatError::NoMapping);
         }
         self.touch(idx, next_state(e.state, tcp_flags, true), now);
-        rewrite(packet, hl, info.protocol, End::Destination, e.key.private, e.key.private_port);
+        rewrite(
+            packet,
+            hl,
+            info.protocol,
+            End::Destination,
+            e.key.private,
+            e.key.private_port,
+        );
         Ok(e.key.private)
     }
 
     /// An ICMP error from a LAN host about a packet that came in through the NAT (RFC 5508 section 4.2):
     /// the quoted packet went remote -> private, so it is rewritten as remote -> public.
-    fn outbound_error(&mut self, packet: &mut [u8], info: &Ipv4Info, public: Ipv4Address) -> Result<(), NatError> {
+    fn outbound_error(
+        &mut self,
+        packet: &mut [u8],
+        info: &Ipv4Info,
+        public: Ipv4Address,
+    ) -> Result<(), NatError> {
         let hl = info.header_len;
         let inner = quoted(packet, info)?;
         let key = FlowKey {
@@ -449,9 +538,18 @@ impl NatTable {
         };
         let idx = self.find_out(&key).ok_or(NatError::NoMapping)?;
         let e = self.entry(idx).copied().ok_or(NatError::NoMapping)?;
-        let icmp = packet.get_mut(hl..info.total_len).ok_or(NatError::Truncated)?;
+        let icmp = packet
+            .get_mut(hl..info.total_len)
+            .ok_or(NatError::Truncated)?;
         let quoted_packet = icmp.get_mut(8..).ok_or(NatError::Truncated)?;
-        rewrite(quoted_packet, inner.header_len, inner.protocol, End::Destination, public, e.public_port);
+        rewrite(
+            quoted_packet,
+            inner.header_len,
+            inner.protocol,
+            End::Destination,
+            public,
+            e.public_port,
+        );
         refill_icmp_checksum(icmp);
         rewrite(packet, hl, IpProtocol::Unknown(0), End::Source, public, 0);
         Ok(())
@@ -459,31 +557,69 @@ impl NatTable {
 
     /// An ICMP error from the far side about a packet we translated (time exceeded, fragmentation
     /// needed, unreachable): the quoted packet went public -> remote and becomes private -> remote.
-    fn inbound_error(&mut self, now: Instant, packet: &mut [u8], info: &Ipv4Info) -> Result<Ipv4Address, NatError> {
+    fn inbound_error(
+        &mut self,
+        now: Instant,
+        packet: &mut [u8],
+        info: &Ipv4Info,
+    ) -> Result<Ipv4Address, NatError> {
         let hl = info.header_len;
         let inner = quoted(packet, info)?;
-        let idx = self.find_in(inner.proto, inner.src_port).ok_or(NatError::NoMapping)?;
+        let idx = self
+            .find_in(inner.proto, inner.src_port)
+            .ok_or(NatError::NoMapping)?;
         let e = self.entry(idx).copied().ok_or(NatError::NoMapping)?;
-        if e.expires <= now || e.key.remote != inner.dst || e.key.remote_port != inner.dst_port || info.dst != inner.src {
+        if e.expires <= now
+            || e.key.remote != inner.dst
+            || e.key.remote_port != inner.dst_port
+            || info.dst != inner.src
+        {
             return Err(NatError::NoMapping);
         }
-        let icmp = packet.get_mut(hl..info.total_len).ok_or(NatError::Truncated)?;
+        let icmp = packet
+            .get_mut(hl..info.total_len)
+            .ok_or(NatError::Truncated)?;
         let quoted_packet = icmp.get_mut(8..).ok_or(NatError::Truncated)?;
-        rewrite(quoted_packet, inner.header_len, inner.protocol, End::Source, e.key.private, e.key.private_port);
+        rewrite(
+            quoted_packet,
+            inner.header_len,
+            inner.protocol,
+            End::Source,
+            e.key.private,
+            e.key.private_port,
+        );
         refill_icmp_checksum(icmp);
-        rewrite(packet, hl, IpProtocol::Unknown(0), End::Destination, e.key.private, 0);
+        rewrite(
+            packet,
+            hl,
+            IpProtocol::Unknown(0),
+            End::Destination,
+            e.key.private,
+            0,
+        );
         Ok(e.key.private)
     }
 
     #[cfg(test)]
     fn check_invariants(&self) {
-        let live: Vec<u32> = (0..self.slots.len()).filter(|&i| self.slots[i].is_some()).map(|i| i as u32).collect();
+        let live: Vec<u32> = (0..self.slots.len())
+            .filter(|&i| self.slots[i].is_some())
+            .map(|i| i as u32)
+            .collect();
         assert_eq!(live.len(), self.len);
         assert_eq!(self.len + self.free.len(), self.slots.len());
         for &i in &live {
             let e = self.entry(i).unwrap();
-            assert_eq!(self.find_out(&e.key), Some(i), "outbound index reaches every entry");
-            assert_eq!(self.find_in(e.key.proto, e.public_port), Some(i), "inbound index reaches every entry");
+            assert_eq!(
+                self.find_out(&e.key),
+                Some(i),
+                "outbound index reaches every entry"
+            );
+            assert_eq!(
+                self.find_in(e.key.proto, e.public_port),
+                Some(i),
+                "inbound index reaches every entry"
+            );
             assert!((PORT_FIRST..=PORT_LAST).contains(&e.public_port));
             if let Some(n) = self.next_expiry {
                 assert!(n <= e.expires, "poll_at is never late");
@@ -516,7 +652,10 @@ fn next_state(state: FlowState, tcp_flags: u8, inbound: bool) -> FlowState {
     const RST: u8 = 0x04;
     const ACK: u8 = 0x10;
     match state {
-        FlowState::TcpOpening | FlowState::TcpEstablished | FlowState::TcpClosing | FlowState::TcpReset => {
+        FlowState::TcpOpening
+        | FlowState::TcpEstablished
+        | FlowState::TcpClosing
+        | FlowState::TcpReset => {
             if tcp_flags & RST != 0 {
                 FlowState::TcpReset
             } else if tcp_flags & FIN != 0 {
@@ -547,7 +686,9 @@ struct Quoted {
 }
 
 fn quoted(packet: &[u8], info: &Ipv4Info) -> Result<Quoted, NatError> {
-    let inner = packet.get(info.header_len + 8..info.total_len).ok_or(NatError::Truncated)?;
+    let inner = packet
+        .get(info.header_len + 8..info.total_len)
+        .ok_or(NatError::Truncated)?;
     let &vihl = inner.first().ok_or(NatError::Truncated)?;
     let header_len = usize::from(vihl & 0x0f) * 4;
     if vihl >> 4 != 4 || header_len < ip::HEADER_LEN || inner.len() < header_len + 8 {
@@ -559,7 +700,10 @@ fn quoted(packet: &[u8], info: &Ipv4Info) -> Result<Quoted, NatError> {
     let dst = Ipv4Address::from(bytes4(inner, DST).ok_or(NatError::Truncated)?);
     let l4 = inner.get(header_len..).ok_or(NatError::Truncated)?;
     let (src_port, dst_port) = match proto {
-        Proto::Tcp | Proto::Udp => (be16(l4, 0).ok_or(NatError::Truncated)?, be16(l4, 2).ok_or(NatError::Truncated)?),
+        Proto::Tcp | Proto::Udp => (
+            be16(l4, 0).ok_or(NatError::Truncated)?,
+            be16(l4, 2).ok_or(NatError::Truncated)?,
+        ),
         // Only echo requests we sent out (or echo replies a LAN host sent) are quoted meaningfully.
         Proto::Icmp => match l4.first() {
             Some(&ECHO_REQUEST) | Some(&ECHO_REPLY) => {
@@ -569,7 +713,15 @@ fn quoted(packet: &[u8], info: &Ipv4Info) -> Result<Quoted, NatError> {
             _ => return Err(NatError::UnsupportedProtocol),
         },
     };
-    Ok(Quoted { proto, protocol, header_len, src, dst, src_port, dst_port })
+    Ok(Quoted {
+        proto,
+        protocol,
+        header_len,
+        src,
+        dst,
+        src_port,
+        dst_port,
+    })
 }
 
 fn refill_icmp_checksum(icmp: &mut [u8]) {
@@ -582,21 +734,42 @@ fn refill_icmp_checksum(icmp: &mut [u8]) {
 /// Rewrites one end's address and port (ICMP echo identifier for ICMP) of the IPv4 packet at the start
 /// of `packet`, patching the IP header checksum and the transport checksum (pseudo-header included)
 /// incrementally. Works on quoted, truncated packets: fields past the end are simply not touched.
-fn rewrite(packet: &mut [u8], hl: usize, protocol: IpProtocol, end: End, addr: Ipv4Address, port: u16) {
+fn rewrite(
+    packet: &mut [u8],
+    hl: usize,
+    protocol: IpProtocol,
+    end: End,
+    addr: Ipv4Address,
+    port: u16,
+) {
     let addr_at = if end == End::Source { SRC } else { DST };
-    let Some(old_addr) = bytes4(packet, addr_at) else { return };
+    let Some(old_addr) = bytes4(packet, addr_at) else {
+        return;
+    };
     let new_addr = addr.octets();
     if set_bytes4(packet, addr_at, new_addr).is_none() {
         return;
     }
     patch32(packet, CHECKSUM, old_addr, new_addr, false);
     let (port_at, check_at, udp, pseudo) = match protocol {
-        IpProtocol::Tcp => (if end == End::Source { 0 } else { 2 }, TCP_CHECKSUM, false, true),
-        IpProtocol::Udp => (if end == End::Source { 0 } else { 2 }, UDP_CHECKSUM, true, true),
+        IpProtocol::Tcp => (
+            if end == End::Source { 0 } else { 2 },
+            TCP_CHECKSUM,
+            false,
+            true,
+        ),
+        IpProtocol::Udp => (
+            if end == End::Source { 0 } else { 2 },
+            UDP_CHECKSUM,
+            true,
+            true,
+        ),
         IpProtocol::Icmp => (4, ICMP_CHECKSUM, false, false),
         _ => return,
     };
-    let Some(l4) = packet.get_mut(hl..) else { return };
+    let Some(l4) = packet.get_mut(hl..) else {
+        return;
+    };
     if pseudo {
         patch32(l4, check_at, old_addr, new_addr, udp);
     }

@@ -16,8 +16,8 @@ use rand_chacha::rand_core::{CryptoRngCore, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 use smoltcp::time::{Duration, Instant};
 use smoltcp::wire::{
-    ArpOperation, ArpRepr, EthernetAddress, EthernetFrame, EthernetProtocol, IpProtocol, Ipv4Address,
-    Ipv4Cidr, Ipv6Packet,
+    ArpOperation, ArpRepr, EthernetAddress, EthernetFrame, EthernetProtocol, IpProtocol,
+    Ipv4Address, Ipv4Cidr, Ipv6Packet,
 };
 
 use crate::arp::{self, ArpCache, QueueOutcome};
@@ -210,7 +210,11 @@ pub struct Router {
 
 impl fmt::Debug for Router {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Router").field("config", &self.config).field("tunnel", &self.tunnel).field("stats", &self.stats).finish()
+        f.debug_struct("Router")
+            .field("config", &self.config)
+            .field("tunnel", &self.tunnel)
+            .field("stats", &self.stats)
+            .finish()
     }
 }
 
@@ -222,10 +226,21 @@ impl Router {
         rng.fill_bytes(&mut seed);
         let hash_key = rng.next_u64();
         Router {
-            arp: ArpCache::new(config.arp_cache_size, config.arp_pending_destinations, config.arp_pending_per_destination),
+            arp: ArpCache::new(
+                config.arp_cache_size,
+                config.arp_pending_destinations,
+                config.arp_pending_per_destination,
+            ),
             nat: NatTable::new(config.nat_table_size, hash_key),
-            reassembler: Reassembler::new(config.reassembly_max_datagrams, config.reassembly_max_bytes),
-            dhcp: DhcpServer::new(config.private_ipv4, config.dhcp_max_leases, config.dhcp_lease_time),
+            reassembler: Reassembler::new(
+                config.reassembly_max_datagrams,
+                config.reassembly_max_bytes,
+            ),
+            dhcp: DhcpServer::new(
+                config.private_ipv4,
+                config.dhcp_max_leases,
+                config.dhcp_lease_time,
+            ),
             dns: DnsForwarder::new(config.dns_max_in_flight),
             neighbours6: Ipv6Neighbours::new(64),
             rng: ChaCha20Rng::from_seed(seed),
@@ -275,10 +290,11 @@ impl Router {
         self.dns = DnsForwarder::new(self.config.dns_max_in_flight);
         self.dns_servers.clear();
         if let TunnelState::Up(t) = &state {
-            self.dns_servers.extend(t.dns_servers.iter().filter_map(|a| match a {
-                IpAddr::V4(v4) => Some(*v4),
-                IpAddr::V6(_) => None,
-            }));
+            self.dns_servers
+                .extend(t.dns_servers.iter().filter_map(|a| match a {
+                    IpAddr::V4(v4) => Some(*v4),
+                    IpAddr::V6(_) => None,
+                }));
         }
         self.tunnel = state;
     }
@@ -289,7 +305,11 @@ impl Router {
             self.arp.poll_at(),
             self.nat.poll_at(),
             self.reassembler.poll_at(),
-            if self.config.dhcp { self.dhcp.poll_at() } else { None },
+            if self.config.dhcp {
+                self.dhcp.poll_at()
+            } else {
+                None
+            },
             self.dns.poll_at(),
             self.neighbours6.poll_at(),
         ]
@@ -310,7 +330,9 @@ impl Router {
         let n = self.arp.tick(now, &mut targets);
         for &target in targets.get(..n).unwrap_or(&[]) {
             let mut frame = [0u8; arp::ARP_FRAME_LEN];
-            if let Some(len) = arp::build_request(&mut frame, self.config.private_mac, self.gateway(), target) {
+            if let Some(len) =
+                arp::build_request(&mut frame, self.config.private_mac, self.gateway(), target)
+            {
                 self.stats.to_lan += 1;
                 out.lan_frame(frame.get(..len).unwrap_or(&[]));
             }
@@ -334,7 +356,9 @@ impl Router {
     }
 
     fn tunnel_ipv4(&self) -> Option<Ipv4Address> {
-        self.tunnel_config().and_then(|t| t.ipv4).map(|c| c.address())
+        self.tunnel_config()
+            .and_then(|t| t.ipv4)
+            .map(|c| c.address())
     }
 
     fn count(&mut self, v: Verdict, from: &str) -> Verdict {
@@ -346,13 +370,23 @@ impl Router {
     }
 
     /// Handles one Ethernet frame received on the private NIC.
-    pub fn handle_lan_frame<S: Sink>(&mut self, now: Instant, frame: &[u8], out: &mut S) -> Verdict {
+    pub fn handle_lan_frame<S: Sink>(
+        &mut self,
+        now: Instant,
+        frame: &[u8],
+        out: &mut S,
+    ) -> Verdict {
         let v = self.lan_frame(now, frame, out);
         self.count(v, "LAN")
     }
 
     /// Handles one decrypted IP packet (IPv4 or IPv6) from the tunnel.
-    pub fn handle_tunnel_packet<S: Sink>(&mut self, now: Instant, packet: &[u8], out: &mut S) -> Verdict {
+    pub fn handle_tunnel_packet<S: Sink>(
+        &mut self,
+        now: Instant,
+        packet: &[u8],
+        out: &mut S,
+    ) -> Verdict {
         let v = match (&self.tunnel, packet.first().map(|b| b >> 4)) {
             (TunnelState::Down, _) => Verdict::Dropped(DropReason::TunnelDown),
             (_, Some(4)) => self.tunnel_v4(now, packet, out),
@@ -363,7 +397,9 @@ impl Router {
     }
 
     fn lan_frame<S: Sink>(&mut self, now: Instant, frame: &[u8], out: &mut S) -> Verdict {
-        let Ok(eth) = EthernetFrame::new_checked(frame) else { return Verdict::Dropped(DropReason::Malformed) };
+        let Ok(eth) = EthernetFrame::new_checked(frame) else {
+            return Verdict::Dropped(DropReason::Malformed);
+        };
         let src_mac = eth.src_addr();
         let dst_mac = eth.dst_addr();
         if !src_mac.is_unicast() || src_mac == self.config.private_mac {
@@ -372,9 +408,13 @@ impl Router {
         let to_us = dst_mac == self.config.private_mac;
         match eth.ethertype() {
             EthernetProtocol::Arp => self.lan_arp(now, eth.payload(), out),
-            EthernetProtocol::Ipv4 if to_us || dst_mac.is_broadcast() => self.lan_v4(now, src_mac, eth.payload(), out),
+            EthernetProtocol::Ipv4 if to_us || dst_mac.is_broadcast() => {
+                self.lan_v4(now, src_mac, eth.payload(), out)
+            }
             EthernetProtocol::Ipv6 if to_us => self.lan_v6(now, src_mac, eth.payload(), out),
-            EthernetProtocol::Ipv4 | EthernetProtocol::Ipv6 => Verdict::Dropped(DropReason::NotForUs),
+            EthernetProtocol::Ipv4 | EthernetProtocol::Ipv6 => {
+                Verdict::Dropped(DropReason::NotForUs)
+            }
             _ => Verdict::Dropped(DropReason::Unsupported),
         }
     }
@@ -402,12 +442,21 @@ impl Router {
         let for_us = tpa == gateway;
         if sha.is_unicast() && self.is_lan_host(spa) {
             self.arp.learn(spa, sha, for_us, now);
-            if let (Some(mac), Some(queued)) = (self.arp.lookup(spa, now), self.arp.take_pending(spa)) {
+            if let (Some(mac), Some(queued)) =
+                (self.arp.lookup(spa, now), self.arp.take_pending(spa))
+            {
                 for packet in queued {
                     let len = packet.len();
                     if let Some(body) = self.work.get_mut(ETH..ETH + len) {
                         body.copy_from_slice(&packet);
-                        if arp::write_ethernet(&mut self.work, self.config.private_mac, mac, EthernetProtocol::Ipv4).is_some() {
+                        if arp::write_ethernet(
+                            &mut self.work,
+                            self.config.private_mac,
+                            mac,
+                            EthernetProtocol::Ipv4,
+                        )
+                        .is_some()
+                        {
                             self.stats.to_lan += 1;
                             out.lan_frame(self.work.get(..ETH + len).unwrap_or(&[]));
                         }
@@ -433,11 +482,22 @@ impl Router {
         Verdict::Consumed
     }
 
-    fn lan_v4<S: Sink>(&mut self, now: Instant, src_mac: EthernetAddress, payload: &[u8], out: &mut S) -> Verdict {
-        let Some(info) = ip::parse(payload) else { return Verdict::Dropped(DropReason::Malformed) };
-        let Some(packet) = payload.get(..info.total_len) else { return Verdict::Dropped(DropReason::Malformed) };
+    fn lan_v4<S: Sink>(
+        &mut self,
+        now: Instant,
+        src_mac: EthernetAddress,
+        payload: &[u8],
+        out: &mut S,
+    ) -> Verdict {
+        let Some(info) = ip::parse(payload) else {
+            return Verdict::Dropped(DropReason::Malformed);
+        };
+        let Some(packet) = payload.get(..info.total_len) else {
+            return Verdict::Dropped(DropReason::Malformed);
+        };
         let lan = self.config.private_ipv4;
-        if info.dst == lan.address() || info.dst.is_broadcast() || Some(info.dst) == lan.broadcast() {
+        if info.dst == lan.address() || info.dst.is_broadcast() || Some(info.dst) == lan.broadcast()
+        {
             return self.lan_local(now, src_mac, &info, packet, out);
         }
         if lan.contains_addr(&info.dst) || info.dst.is_multicast() {
@@ -449,11 +509,18 @@ impl Router {
         if let Some(public) = self.tunnel_ipv4().filter(|&a| a == info.dst) {
             // The router's own tunnel address: answer ping like the gateway address; never loop it out.
             let l4 = packet.get(info.header_len..).unwrap_or(&[]);
-            if info.protocol != IpProtocol::Icmp || l4.first() != Some(&ECHO_REQUEST) || info.is_fragment() {
+            if info.protocol != IpProtocol::Icmp
+                || l4.first() != Some(&ECHO_REQUEST)
+                || info.is_fragment()
+            {
                 return Verdict::Dropped(DropReason::NotForUs);
             }
             let ident = self.next_ident();
-            let Some(len) = self.aux.get_mut(ETH..).and_then(|b| icmp::build_echo_reply(b, public, packet, ident)) else {
+            let Some(len) = self
+                .aux
+                .get_mut(ETH..)
+                .and_then(|b| icmp::build_echo_reply(b, public, packet, ident))
+            else {
                 return Verdict::Dropped(DropReason::Malformed);
             };
             self.emit_aux_to_lan(now, L2::Mac(src_mac), len, out);
@@ -463,17 +530,30 @@ impl Router {
     }
 
     /// Packets for the gateway itself: ping, DHCP, DNS.
-    fn lan_local<S: Sink>(&mut self, now: Instant, src_mac: EthernetAddress, info: &Ipv4Info, packet: &[u8], out: &mut S) -> Verdict {
+    fn lan_local<S: Sink>(
+        &mut self,
+        now: Instant,
+        src_mac: EthernetAddress,
+        info: &Ipv4Info,
+        packet: &[u8],
+        out: &mut S,
+    ) -> Verdict {
         if info.is_fragment() {
             return Verdict::Dropped(DropReason::Unsupported);
         }
         let gateway = self.gateway();
         let to_gateway = info.dst == gateway;
-        let Some(l4) = packet.get(info.header_len..) else { return Verdict::Dropped(DropReason::Malformed) };
+        let Some(l4) = packet.get(info.header_len..) else {
+            return Verdict::Dropped(DropReason::Malformed);
+        };
         match info.protocol {
             IpProtocol::Icmp if to_gateway && l4.first() == Some(&ECHO_REQUEST) => {
                 let ident = self.next_ident();
-                let Some(len) = self.aux.get_mut(ETH..).and_then(|b| icmp::build_echo_reply(b, gateway, packet, ident)) else {
+                let Some(len) = self
+                    .aux
+                    .get_mut(ETH..)
+                    .and_then(|b| icmp::build_echo_reply(b, gateway, packet, ident))
+                else {
                     return Verdict::Dropped(DropReason::Malformed);
                 };
                 self.emit_aux_to_lan(now, L2::Mac(src_mac), len, out);
@@ -485,10 +565,21 @@ impl Router {
                 };
                 if dport == DHCP_SERVER_PORT && sport == DHCP_CLIENT_PORT && self.config.dhcp {
                     self.lan_dhcp(now, payload, out)
-                } else if dport == DNS_PORT && to_gateway && self.config.dns_forwarder && self.is_lan_host(info.src) {
+                } else if dport == DNS_PORT
+                    && to_gateway
+                    && self.config.dns_forwarder
+                    && self.is_lan_host(info.src)
+                {
                     self.lan_dns(now, src_mac, info.src, sport, payload, out)
                 } else if to_gateway {
-                    self.lan_error(now, src_mac, packet, IcmpError::PortUnreachable, DropReason::Unsupported, out)
+                    self.lan_error(
+                        now,
+                        src_mac,
+                        packet,
+                        IcmpError::PortUnreachable,
+                        DropReason::Unsupported,
+                        out,
+                    )
                 } else {
                     Verdict::Consumed
                 }
@@ -499,46 +590,76 @@ impl Router {
     }
 
     fn lan_dhcp<S: Sink>(&mut self, now: Instant, payload: &[u8], out: &mut S) -> Verdict {
-        let Some(reply) = self.dhcp.handle_payload(now, payload) else { return Verdict::Consumed };
+        let Some(reply) = self.dhcp.handle_payload(now, payload) else {
+            return Verdict::Consumed;
+        };
         let dns = self.config.dns_forwarder.then_some(self.gateway());
-        let Some(len) = self.aux.get_mut(ETH + 28..).and_then(|b| self.dhcp.emit(&reply, dns, b)) else {
+        let Some(len) = self
+            .aux
+            .get_mut(ETH + 28..)
+            .and_then(|b| self.dhcp.emit(&reply, dns, b))
+        else {
             return Verdict::Consumed;
         };
         let ident = self.next_ident();
         let gateway = self.gateway();
-        let Some(total) = self
-            .aux
-            .get_mut(ETH..)
-            .and_then(|b| ip::write_udp(b, (gateway, DHCP_SERVER_PORT), (reply.dst_ip, DHCP_CLIENT_PORT), len, ident))
-        else {
+        let Some(total) = self.aux.get_mut(ETH..).and_then(|b| {
+            ip::write_udp(
+                b,
+                (gateway, DHCP_SERVER_PORT),
+                (reply.dst_ip, DHCP_CLIENT_PORT),
+                len,
+                ident,
+            )
+        }) else {
             return Verdict::Consumed;
         };
         self.emit_aux_to_lan(now, L2::Mac(reply.dst_mac), total, out);
         Verdict::Answered
     }
 
-    fn lan_dns<S: Sink>(&mut self, now: Instant, src_mac: EthernetAddress, client_ip: Ipv4Address, client_port: u16, query: &[u8], out: &mut S) -> Verdict {
+    fn lan_dns<S: Sink>(
+        &mut self,
+        now: Instant,
+        src_mac: EthernetAddress,
+        client_ip: Ipv4Address,
+        client_port: u16,
+        query: &[u8],
+        out: &mut S,
+    ) -> Verdict {
         if !dns::is_query(query) {
             return Verdict::Dropped(DropReason::Malformed);
         }
-        let client = DnsClient { mac: src_mac, ip: client_ip, port: client_port, id: be16(query, 0).unwrap_or(0) };
-        let tunnel = self.tunnel_config().map(|t| (t.ipv4.map(|c| c.address()), t.effective_mtu()));
+        let client = DnsClient {
+            mac: src_mac,
+            ip: client_ip,
+            port: client_port,
+            id: be16(query, 0).unwrap_or(0),
+        };
+        let tunnel = self
+            .tunnel_config()
+            .map(|t| (t.ipv4.map(|c| c.address()), t.effective_mtu()));
         let relay = match tunnel {
-            Some((Some(public), mtu)) if usize::from(mtu) >= query.len() + 28 => {
-                self.dns.relay(now, client, &self.dns_servers, &mut self.rng).map(|r| (r, public))
-            }
+            Some((Some(public), mtu)) if usize::from(mtu) >= query.len() + 28 => self
+                .dns
+                .relay(now, client, &self.dns_servers, &mut self.rng)
+                .map(|r| (r, public)),
             _ => None,
         };
         let ident = self.next_ident();
         let Some((relay, public)) = relay else {
             // No tunnel or no pushed DNS server: answer SERVFAIL rather than let the query leak.
-            let Some(len) = self.aux.get_mut(ETH + 28..).and_then(|b| dns::servfail(query, b)) else {
+            let Some(len) = self
+                .aux
+                .get_mut(ETH + 28..)
+                .and_then(|b| dns::servfail(query, b))
+            else {
                 return Verdict::Dropped(DropReason::Malformed);
             };
             let gateway = self.gateway();
-            let Some(total) =
-                self.aux.get_mut(ETH..).and_then(|b| ip::write_udp(b, (gateway, DNS_PORT), (client_ip, client_port), len, ident))
-            else {
+            let Some(total) = self.aux.get_mut(ETH..).and_then(|b| {
+                ip::write_udp(b, (gateway, DNS_PORT), (client_ip, client_port), len, ident)
+            }) else {
                 return Verdict::Dropped(DropReason::Malformed);
             };
             self.emit_aux_to_lan(now, L2::Mac(src_mac), total, out);
@@ -549,11 +670,15 @@ impl Router {
         };
         body.copy_from_slice(query);
         let _ = dns::set_id(body, relay.id);
-        let Some(total) = self
-            .aux
-            .get_mut(ETH..)
-            .and_then(|b| ip::write_udp(b, (public, relay.port), (relay.server, DNS_PORT), query.len(), ident))
-        else {
+        let Some(total) = self.aux.get_mut(ETH..).and_then(|b| {
+            ip::write_udp(
+                b,
+                (public, relay.port),
+                (relay.server, DNS_PORT),
+                query.len(),
+                ident,
+            )
+        }) else {
             return Verdict::Dropped(DropReason::Malformed);
         };
         self.stats.to_tunnel += 1;
@@ -562,14 +687,33 @@ impl Router {
     }
 
     /// Sends an ICMP error about `original` back to the LAN host at `src_mac`, and reports `reason`.
-    fn lan_error<S: Sink>(&mut self, now: Instant, src_mac: EthernetAddress, original: &[u8], error: IcmpError, reason: DropReason, out: &mut S) -> Verdict {
+    fn lan_error<S: Sink>(
+        &mut self,
+        now: Instant,
+        src_mac: EthernetAddress,
+        original: &[u8],
+        error: IcmpError,
+        reason: DropReason,
+        out: &mut S,
+    ) -> Verdict {
         if !self.icmp_limit.allow(now) {
             return Verdict::Dropped(reason);
         }
         let ident = self.next_ident();
         let gateway = self.gateway();
-        if let Some(len) = self.aux.get_mut(ETH..).and_then(|b| icmp::build_error(b, gateway, original, error, ident)) {
-            if arp::write_ethernet(&mut self.aux, self.config.private_mac, src_mac, EthernetProtocol::Ipv4).is_some() {
+        if let Some(len) = self
+            .aux
+            .get_mut(ETH..)
+            .and_then(|b| icmp::build_error(b, gateway, original, error, ident))
+        {
+            if arp::write_ethernet(
+                &mut self.aux,
+                self.config.private_mac,
+                src_mac,
+                EthernetProtocol::Ipv4,
+            )
+            .is_some()
+            {
                 self.stats.to_lan += 1;
                 out.lan_frame(self.aux.get(..ETH + len).unwrap_or(&[]));
             }
@@ -578,13 +722,24 @@ impl Router {
     }
 
     /// Sends an ICMP error about `original` back into the tunnel, from the tunnel address.
-    fn tunnel_error<S: Sink>(&mut self, now: Instant, original: &[u8], error: IcmpError, reason: DropReason, out: &mut S) -> Verdict {
+    fn tunnel_error<S: Sink>(
+        &mut self,
+        now: Instant,
+        original: &[u8],
+        error: IcmpError,
+        reason: DropReason,
+        out: &mut S,
+    ) -> Verdict {
         if !self.icmp_limit.allow(now) {
             return Verdict::Dropped(reason);
         }
         let ident = self.next_ident();
         if let Some(src) = self.tunnel_ipv4() {
-            if let Some(len) = self.aux.get_mut(ETH..).and_then(|b| icmp::build_error(b, src, original, error, ident)) {
+            if let Some(len) = self
+                .aux
+                .get_mut(ETH..)
+                .and_then(|b| icmp::build_error(b, src, original, error, ident))
+            {
                 self.stats.to_tunnel += 1;
                 out.tunnel_packet(self.aux.get(ETH..ETH + len).unwrap_or(&[]));
             }
@@ -593,9 +748,17 @@ impl Router {
     }
 
     /// Puts `packet` (or the datagram it completes) into `work` at [`ETH`]; returns its length.
-    fn load(&mut self, now: Instant, direction: Direction, info: &Ipv4Info, packet: &[u8]) -> Result<usize, Verdict> {
+    fn load(
+        &mut self,
+        now: Instant,
+        direction: Direction,
+        info: &Ipv4Info,
+        packet: &[u8],
+    ) -> Result<usize, Verdict> {
         if info.is_fragment() {
-            let Some(dst) = self.work.get_mut(ETH..) else { return Err(Verdict::Dropped(DropReason::Malformed)) };
+            let Some(dst) = self.work.get_mut(ETH..) else {
+                return Err(Verdict::Dropped(DropReason::Malformed));
+            };
             match self.reassembler.push(now, direction, info, packet, dst) {
                 Reassembly::Pending => Err(Verdict::Queued),
                 Reassembly::Dropped => Err(Verdict::Dropped(DropReason::Reassembly)),
@@ -611,29 +774,71 @@ impl Router {
     }
 
     /// LAN -> tunnel for a destination outside the LAN.
-    fn lan_forward<S: Sink>(&mut self, now: Instant, src_mac: EthernetAddress, info: &Ipv4Info, packet: &[u8], out: &mut S) -> Verdict {
+    fn lan_forward<S: Sink>(
+        &mut self,
+        now: Instant,
+        src_mac: EthernetAddress,
+        info: &Ipv4Info,
+        packet: &[u8],
+        out: &mut S,
+    ) -> Verdict {
         let Some(tunnel) = self.tunnel_config() else {
-            return self.lan_error(now, src_mac, packet, IcmpError::NetUnreachable, DropReason::TunnelDown, out);
+            return self.lan_error(
+                now,
+                src_mac,
+                packet,
+                IcmpError::NetUnreachable,
+                DropReason::TunnelDown,
+                out,
+            );
         };
         let public = tunnel.ipv4.map(|c| c.address());
         let mtu = tunnel.effective_mtu();
         if !tunnel.routes_ipv4(info.dst) || (self.config.nat && public.is_none()) {
-            return self.lan_error(now, src_mac, packet, IcmpError::NetUnreachable, DropReason::NoRoute, out);
+            return self.lan_error(
+                now,
+                src_mac,
+                packet,
+                IcmpError::NetUnreachable,
+                DropReason::NoRoute,
+                out,
+            );
         }
         if info.ttl <= 1 {
-            return self.lan_error(now, src_mac, packet, IcmpError::TtlExceeded, DropReason::TtlExceeded, out);
+            return self.lan_error(
+                now,
+                src_mac,
+                packet,
+                IcmpError::TtlExceeded,
+                DropReason::TtlExceeded,
+                out,
+            );
         }
         if info.dont_frag && info.total_len > usize::from(mtu) && !info.is_fragment() {
-            return self.lan_error(now, src_mac, packet, IcmpError::FragmentationNeeded { mtu }, DropReason::TooBig, out);
+            return self.lan_error(
+                now,
+                src_mac,
+                packet,
+                IcmpError::FragmentationNeeded { mtu },
+                DropReason::TooBig,
+                out,
+            );
         }
         let len = match self.load(now, Direction::FromLan, info, packet) {
             Ok(len) => len,
             Err(v) => return v,
         };
-        let Some(datagram) = self.work.get_mut(ETH..ETH + len) else { return Verdict::Dropped(DropReason::Malformed) };
-        let Some(whole) = ip::parse(datagram) else { return Verdict::Dropped(DropReason::Malformed) };
+        let Some(datagram) = self.work.get_mut(ETH..ETH + len) else {
+            return Verdict::Dropped(DropReason::Malformed);
+        };
+        let Some(whole) = ip::parse(datagram) else {
+            return Verdict::Dropped(DropReason::Malformed);
+        };
         if let (true, Some(public)) = (self.config.nat, public) {
-            if let Err(e) = self.nat.outbound(now, datagram, &whole, public, &mut self.rng) {
+            if let Err(e) = self
+                .nat
+                .outbound(now, datagram, &whole, public, &mut self.rng)
+            {
                 return Verdict::Dropped(DropReason::Nat(e));
             }
         }
@@ -646,8 +851,16 @@ impl Router {
         self.send_work_to_tunnel(len, &whole, mtu, out)
     }
 
-    fn send_work_to_tunnel<S: Sink>(&mut self, len: usize, info: &Ipv4Info, mtu: u16, out: &mut S) -> Verdict {
-        let Some(datagram) = self.work.get(ETH..ETH + len) else { return Verdict::Dropped(DropReason::Malformed) };
+    fn send_work_to_tunnel<S: Sink>(
+        &mut self,
+        len: usize,
+        info: &Ipv4Info,
+        mtu: u16,
+        out: &mut S,
+    ) -> Verdict {
+        let Some(datagram) = self.work.get(ETH..ETH + len) else {
+            return Verdict::Dropped(DropReason::Malformed);
+        };
         if len <= usize::from(mtu) {
             self.stats.to_tunnel += 1;
             out.tunnel_packet(datagram);
@@ -665,14 +878,31 @@ impl Router {
 
     /// Sends the IPv4 packet at `aux[ETH..ETH + len]` (a router-made reply, at most LAN-MTU sized or
     /// fragmented here) to the LAN.
-    fn emit_aux_to_lan<S: Sink>(&mut self, now: Instant, to: L2, len: usize, out: &mut S) -> Verdict {
-        let Router { aux, work, arp, config, stats, .. } = self;
+    fn emit_aux_to_lan<S: Sink>(
+        &mut self,
+        now: Instant,
+        to: L2,
+        len: usize,
+        out: &mut S,
+    ) -> Verdict {
+        let Router {
+            aux,
+            work,
+            arp,
+            config,
+            stats,
+            ..
+        } = self;
         send_to_lan(arp, config, stats, now, to, aux, len, work, out)
     }
 
     fn tunnel_v4<S: Sink>(&mut self, now: Instant, packet: &[u8], out: &mut S) -> Verdict {
-        let Some(info) = ip::parse(packet) else { return Verdict::Dropped(DropReason::Malformed) };
-        let Some(packet) = packet.get(..info.total_len) else { return Verdict::Dropped(DropReason::Malformed) };
+        let Some(info) = ip::parse(packet) else {
+            return Verdict::Dropped(DropReason::Malformed);
+        };
+        let Some(packet) = packet.get(..info.total_len) else {
+            return Verdict::Dropped(DropReason::Malformed);
+        };
         let public = self.tunnel_ipv4();
         let gateway = self.gateway();
         let to_public = Some(info.dst) == public;
@@ -697,10 +927,20 @@ impl Router {
             }
         }
         if info.ttl <= 1 {
-            return self.tunnel_error(now, packet, IcmpError::TtlExceeded, DropReason::TtlExceeded, out);
+            return self.tunnel_error(
+                now,
+                packet,
+                IcmpError::TtlExceeded,
+                DropReason::TtlExceeded,
+                out,
+            );
         }
-        let mtu = self.tunnel_config().map_or(1500, TunnelConfig::effective_mtu);
-        let Some(datagram) = self.work.get_mut(ETH..ETH + len) else { return Verdict::Dropped(DropReason::Malformed) };
+        let mtu = self
+            .tunnel_config()
+            .map_or(1500, TunnelConfig::effective_mtu);
+        let Some(datagram) = self.work.get_mut(ETH..ETH + len) else {
+            return Verdict::Dropped(DropReason::Malformed);
+        };
         let dst = if to_lan {
             info.dst
         } else {
@@ -717,24 +957,59 @@ impl Router {
         ip::decrement_ttl(datagram);
         if len > usize::from(self.config.lan_mtu) && whole.dont_frag {
             let lan_mtu = self.config.lan_mtu;
-            return self.tunnel_error(now, packet, IcmpError::FragmentationNeeded { mtu: lan_mtu }, DropReason::TooBig, out);
+            return self.tunnel_error(
+                now,
+                packet,
+                IcmpError::FragmentationNeeded { mtu: lan_mtu },
+                DropReason::TooBig,
+                out,
+            );
         }
-        let Router { aux, work, arp, config, stats, .. } = self;
-        send_to_lan(arp, config, stats, now, L2::Resolve(dst), work, len, aux, out)
+        let Router {
+            aux,
+            work,
+            arp,
+            config,
+            stats,
+            ..
+        } = self;
+        send_to_lan(
+            arp,
+            config,
+            stats,
+            now,
+            L2::Resolve(dst),
+            work,
+            len,
+            aux,
+            out,
+        )
     }
 
     /// Traffic for the router's own tunnel address or gateway address: ping and DNS answers. `None` if
     /// it is none of those (NAT gets a go next).
-    fn tunnel_local<S: Sink>(&mut self, now: Instant, info: &Ipv4Info, len: usize, out: &mut S) -> Option<Verdict> {
+    fn tunnel_local<S: Sink>(
+        &mut self,
+        now: Instant,
+        info: &Ipv4Info,
+        len: usize,
+        out: &mut S,
+    ) -> Option<Verdict> {
         let ident = self.next_ident();
         let datagram = self.work.get(ETH..ETH + len)?;
         let l4 = datagram.get(info.header_len..)?;
         match info.protocol {
             IpProtocol::Icmp if l4.first() == Some(&ECHO_REQUEST) => {
-                let Some(n) = self.aux.get_mut(ETH..).and_then(|b| icmp::build_echo_reply(b, info.dst, datagram, ident)) else {
+                let Some(n) = self
+                    .aux
+                    .get_mut(ETH..)
+                    .and_then(|b| icmp::build_echo_reply(b, info.dst, datagram, ident))
+                else {
                     return Some(Verdict::Dropped(DropReason::Malformed));
                 };
-                let mtu = self.tunnel_config().map_or(1500, TunnelConfig::effective_mtu);
+                let mtu = self
+                    .tunnel_config()
+                    .map_or(1500, TunnelConfig::effective_mtu);
                 if n > usize::from(mtu) {
                     return Some(Verdict::Dropped(DropReason::TooBig));
                 }
@@ -744,7 +1019,10 @@ impl Router {
             }
             IpProtocol::Udp => {
                 let (sport, dport, payload) = udp_payload(info, l4)?;
-                if sport != DNS_PORT || dport < dns::PORT_FIRST || Some(info.dst) != self.tunnel_ipv4() {
+                if sport != DNS_PORT
+                    || dport < dns::PORT_FIRST
+                    || Some(info.dst) != self.tunnel_ipv4()
+                {
                     return None;
                 }
                 let client = self.dns.answer(now, info.src, dport, payload)?;
@@ -753,32 +1031,57 @@ impl Router {
                 body.copy_from_slice(payload);
                 dns::set_id(body, client.id)?;
                 let gateway = self.gateway();
-                let total = self
-                    .aux
-                    .get_mut(ETH..)
-                    .and_then(|b| ip::write_udp(b, (gateway, DNS_PORT), (client.ip, client.port), answer_len, ident))?;
-                Some(match self.emit_aux_to_lan(now, L2::Mac(client.mac), total, out) {
-                    Verdict::Forwarded => Verdict::Answered,
-                    v => v,
-                })
+                let total = self.aux.get_mut(ETH..).and_then(|b| {
+                    ip::write_udp(
+                        b,
+                        (gateway, DNS_PORT),
+                        (client.ip, client.port),
+                        answer_len,
+                        ident,
+                    )
+                })?;
+                Some(
+                    match self.emit_aux_to_lan(now, L2::Mac(client.mac), total, out) {
+                        Verdict::Forwarded => Verdict::Answered,
+                        v => v,
+                    },
+                )
             }
             _ => None,
         }
     }
 
-    fn lan_v6<S: Sink>(&mut self, now: Instant, src_mac: EthernetAddress, payload: &[u8], out: &mut S) -> Verdict {
-        let Ok(p) = Ipv6Packet::new_checked(payload) else { return Verdict::Dropped(DropReason::Malformed) };
+    fn lan_v6<S: Sink>(
+        &mut self,
+        now: Instant,
+        src_mac: EthernetAddress,
+        payload: &[u8],
+        out: &mut S,
+    ) -> Verdict {
+        let Ok(p) = Ipv6Packet::new_checked(payload) else {
+            return Verdict::Dropped(DropReason::Malformed);
+        };
         if p.version() != 6 {
             return Verdict::Dropped(DropReason::Malformed);
         }
         let (src, dst, hop_limit, len) = (p.src_addr(), p.dst_addr(), p.hop_limit(), p.total_len());
-        if dst.is_multicast() || dst.is_unicast_link_local() || dst.is_unspecified() || dst.is_loopback() {
+        if dst.is_multicast()
+            || dst.is_unicast_link_local()
+            || dst.is_unspecified()
+            || dst.is_loopback()
+        {
             return Verdict::Dropped(DropReason::NotForUs);
         }
-        if src.is_multicast() || src.is_unicast_link_local() || src.is_unspecified() || src.is_loopback() {
+        if src.is_multicast()
+            || src.is_unicast_link_local()
+            || src.is_unspecified()
+            || src.is_loopback()
+        {
             return Verdict::Dropped(DropReason::Martian);
         }
-        let Some(tunnel) = self.tunnel_config() else { return Verdict::Dropped(DropReason::TunnelDown) };
+        let Some(tunnel) = self.tunnel_config() else {
+            return Verdict::Dropped(DropReason::TunnelDown);
+        };
         if !tunnel.routes_ipv6(dst) {
             return Verdict::Dropped(DropReason::Ipv6NotRouted);
         }
@@ -791,7 +1094,9 @@ impl Router {
         }
         let next_header = p.next_header();
         self.neighbours6.learn(src, src_mac, now);
-        let Some(datagram) = self.work.get_mut(ETH..ETH + len) else { return Verdict::Dropped(DropReason::Malformed) };
+        let Some(datagram) = self.work.get_mut(ETH..ETH + len) else {
+            return Verdict::Dropped(DropReason::Malformed);
+        };
         datagram.copy_from_slice(payload.get(..len).unwrap_or(&[]));
         if let Some(h) = datagram.get_mut(7) {
             *h = hop_limit - 1;
@@ -807,21 +1112,29 @@ impl Router {
     }
 
     fn tunnel_v6<S: Sink>(&mut self, now: Instant, packet: &[u8], out: &mut S) -> Verdict {
-        let Ok(p) = Ipv6Packet::new_checked(packet) else { return Verdict::Dropped(DropReason::Malformed) };
+        let Ok(p) = Ipv6Packet::new_checked(packet) else {
+            return Verdict::Dropped(DropReason::Malformed);
+        };
         let (dst, hop_limit, len) = (p.dst_addr(), p.hop_limit(), p.total_len());
         if self.tunnel_config().is_none_or(|t| t.ipv6.is_none()) {
             return Verdict::Dropped(DropReason::Ipv6NotRouted);
         }
-        let Some(mac) = self.neighbours6.lookup(dst, now) else { return Verdict::Dropped(DropReason::Ipv6NotRouted) };
+        let Some(mac) = self.neighbours6.lookup(dst, now) else {
+            return Verdict::Dropped(DropReason::Ipv6NotRouted);
+        };
         if hop_limit <= 1 {
             return Verdict::Dropped(DropReason::TtlExceeded);
         }
         if len > usize::from(self.config.lan_mtu) {
             return Verdict::Dropped(DropReason::TooBig);
         }
-        let mtu = self.tunnel_config().map_or(1500, TunnelConfig::effective_mtu);
+        let mtu = self
+            .tunnel_config()
+            .map_or(1500, TunnelConfig::effective_mtu);
         let next_header = p.next_header();
-        let Some(datagram) = self.work.get_mut(ETH..ETH + len) else { return Verdict::Dropped(DropReason::Malformed) };
+        let Some(datagram) = self.work.get_mut(ETH..ETH + len) else {
+            return Verdict::Dropped(DropReason::Malformed);
+        };
         datagram.copy_from_slice(packet.get(..len).unwrap_or(&[]));
         if let Some(h) = datagram.get_mut(7) {
             *h = hop_limit - 1;
@@ -831,7 +1144,14 @@ impl Router {
                 mss::clamp(segment, mss::ipv6_mss_for_mtu(mtu));
             }
         }
-        if arp::write_ethernet(&mut self.work, self.config.private_mac, mac, EthernetProtocol::Ipv6).is_none() {
+        if arp::write_ethernet(
+            &mut self.work,
+            self.config.private_mac,
+            mac,
+            EthernetProtocol::Ipv6,
+        )
+        .is_none()
+        {
             return Verdict::Dropped(DropReason::Malformed);
         }
         self.stats.to_lan += 1;
@@ -848,7 +1168,8 @@ fn udp_payload<'a>(info: &Ipv4Info, l4: &'a [u8]) -> Option<(u16, u16, &'a [u8])
     if udp_len < 8 {
         return None;
     }
-    if be16(segment, 6)? != 0 && ip::l4_checksum(info.src, info.dst, IpProtocol::Udp, segment) != 0 {
+    if be16(segment, 6)? != 0 && ip::l4_checksum(info.src, info.dst, IpProtocol::Udp, segment) != 0
+    {
         return None;
     }
     Some((be16(segment, 0)?, be16(segment, 2)?, segment.get(8..)?))
@@ -869,17 +1190,25 @@ fn send_to_lan<S: Sink>(
     out: &mut S,
 ) -> Verdict {
     if len <= usize::from(config.lan_mtu) {
-        let Some(frame) = buf.get_mut(..ETH + len) else { return Verdict::Dropped(DropReason::Malformed) };
+        let Some(frame) = buf.get_mut(..ETH + len) else {
+            return Verdict::Dropped(DropReason::Malformed);
+        };
         return emit_frame(arp_cache, config, stats, now, to, frame, out);
     }
-    let Some(datagram) = buf.get(ETH..ETH + len) else { return Verdict::Dropped(DropReason::Malformed) };
-    let Some(info) = ip::parse(datagram) else { return Verdict::Dropped(DropReason::Malformed) };
+    let Some(datagram) = buf.get(ETH..ETH + len) else {
+        return Verdict::Dropped(DropReason::Malformed);
+    };
+    let Some(info) = ip::parse(datagram) else {
+        return Verdict::Dropped(DropReason::Malformed);
+    };
     let Some(mut fragments) = Fragmenter::new(datagram, &info, usize::from(config.lan_mtu)) else {
         return Verdict::Dropped(DropReason::TooBig);
     };
     let mut verdict = Verdict::Forwarded;
     while let Some(n) = frag_buf.get_mut(ETH..).and_then(|b| fragments.next_into(b)) {
-        let Some(frame) = frag_buf.get_mut(..ETH + n) else { break };
+        let Some(frame) = frag_buf.get_mut(..ETH + n) else {
+            break;
+        };
         verdict = emit_frame(arp_cache, config, stats, now, to, frame, out);
     }
     verdict
@@ -904,7 +1233,12 @@ fn emit_frame<S: Sink>(
                 return match arp_cache.queue(ip, packet, now) {
                     QueueOutcome::QueuedSendRequest => {
                         let mut request = [0u8; arp::ARP_FRAME_LEN];
-                        if let Some(n) = arp::build_request(&mut request, config.private_mac, config.private_ipv4.address(), ip) {
+                        if let Some(n) = arp::build_request(
+                            &mut request,
+                            config.private_mac,
+                            config.private_ipv4.address(),
+                            ip,
+                        ) {
                             stats.to_lan += 1;
                             out.lan_frame(request.get(..n).unwrap_or(&[]));
                         }

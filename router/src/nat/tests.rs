@@ -22,7 +22,10 @@ fn inb(t: &mut NatTable, now: Instant, p: &mut [u8]) -> Result<Ipv4Address, NatE
 fn ports(p: &[u8]) -> (u16, u16) {
     let ip = Ipv4Packet::new_checked(p).unwrap();
     let l4 = ip.payload();
-    (u16::from_be_bytes([l4[0], l4[1]]), u16::from_be_bytes([l4[2], l4[3]]))
+    (
+        u16::from_be_bytes([l4[0], l4[1]]),
+        u16::from_be_bytes([l4[2], l4[3]]),
+    )
 }
 
 #[test]
@@ -43,7 +46,11 @@ fn udp_round_trip_and_filtering() {
     assert_eq!(ports(&r), (53, 5353));
     assert!(checksums_ok(&r));
 
-    let mut stranger = udp((Ipv4Address::new(6, 6, 6, 6), 53), (PUBLIC, public_port), b"spoof");
+    let mut stranger = udp(
+        (Ipv4Address::new(6, 6, 6, 6), 53),
+        (PUBLIC, public_port),
+        b"spoof",
+    );
     assert_eq!(inb(&mut t, now, &mut stranger), Err(NatError::NoMapping));
     // Same flow again keeps its port.
     let mut q2 = udp((LAN, 5353), (REMOTE, 53), b"query2");
@@ -53,7 +60,14 @@ fn udp_round_trip_and_filtering() {
     t.expire(now + UDP_STREAM_TIMEOUT + Duration::from_secs(1));
     assert_eq!(t.len(), 0);
     let mut late = udp((REMOTE, 53), (PUBLIC, public_port), b"late");
-    assert_eq!(inb(&mut t, now + UDP_STREAM_TIMEOUT + Duration::from_secs(1), &mut late), Err(NatError::NoMapping));
+    assert_eq!(
+        inb(
+            &mut t,
+            now + UDP_STREAM_TIMEOUT + Duration::from_secs(1),
+            &mut late
+        ),
+        Err(NatError::NoMapping)
+    );
 }
 
 #[test]
@@ -61,18 +75,36 @@ fn tcp_states_pick_timeouts() {
     let mut rng = ChaCha8Rng::seed_from_u64(2);
     let mut t = NatTable::new(16, 7);
     let t0 = Instant::from_secs(0);
-    let mut syn = tcp((LAN, 40000), (REMOTE, 443), TcpControl::Syn, false, Some(1460));
+    let mut syn = tcp(
+        (LAN, 40000),
+        (REMOTE, 443),
+        TcpControl::Syn,
+        false,
+        Some(1460),
+    );
     out(&mut t, t0, &mut syn, &mut rng).unwrap();
     assert!(checksums_ok(&syn));
     let public_port = ports(&syn).0;
-    let mut synack = tcp((REMOTE, 443), (PUBLIC, public_port), TcpControl::Syn, true, Some(1460));
+    let mut synack = tcp(
+        (REMOTE, 443),
+        (PUBLIC, public_port),
+        TcpControl::Syn,
+        true,
+        Some(1460),
+    );
     assert_eq!(inb(&mut t, t0, &mut synack), Ok(LAN));
     assert!(checksums_ok(&synack));
     // Established: still there after an hour of silence.
     let hour = t0 + Duration::from_secs(3600);
     t.expire(hour);
     assert_eq!(t.len(), 1);
-    let mut rst = tcp((REMOTE, 443), (PUBLIC, public_port), TcpControl::Rst, true, None);
+    let mut rst = tcp(
+        (REMOTE, 443),
+        (PUBLIC, public_port),
+        TcpControl::Rst,
+        true,
+        None,
+    );
     assert_eq!(inb(&mut t, hour, &mut rst), Ok(LAN));
     t.expire(hour + TCP_RESET_TIMEOUT);
     assert_eq!(t.len(), 0, "a reset flow goes after 10 s");
@@ -90,7 +122,15 @@ fn icmp_echo_and_quoted_errors() {
         let p = Ipv4Packet::new_checked(&ping[..]).unwrap();
         u16::from_be_bytes([p.payload()[4], p.payload()[5]])
     };
-    let mut pong = icmp(REMOTE, PUBLIC, &Icmpv4Repr::EchoReply { ident: id, seq_no: 1, data: b"abcdefgh" });
+    let mut pong = icmp(
+        REMOTE,
+        PUBLIC,
+        &Icmpv4Repr::EchoReply {
+            ident: id,
+            seq_no: 1,
+            data: b"abcdefgh",
+        },
+    );
     assert_eq!(inb(&mut t, now, &mut pong), Ok(LAN));
     assert!(checksums_ok(&pong));
     let p = Ipv4Packet::new_checked(&pong[..]).unwrap();
@@ -112,15 +152,27 @@ fn icmp_echo_and_quoted_errors() {
     let mut err = icmp(
         hop,
         PUBLIC,
-        &Icmpv4Repr::TimeExceeded { reason: Icmpv4TimeExceeded::TtlExpired, header, data: &translated[20..28] },
+        &Icmpv4Repr::TimeExceeded {
+            reason: Icmpv4TimeExceeded::TtlExpired,
+            header,
+            data: &translated[20..28],
+        },
     );
     assert_eq!(inb(&mut t, now, &mut err), Ok(LAN));
     assert!(checksums_ok(&err));
     let p = Ipv4Packet::new_checked(&err[..]).unwrap();
     let quoted = &p.payload()[8..];
     assert_eq!(&quoted[12..16], &LAN.octets(), "quoted source restored");
-    assert_eq!(u16::from_be_bytes([quoted[20], quoted[21]]), 5000, "quoted source port restored");
-    assert_eq!(crate::checksum::internet(&quoted[..20]), 0, "quoted header checksum fixed");
+    assert_eq!(
+        u16::from_be_bytes([quoted[20], quoted[21]]),
+        5000,
+        "quoted source port restored"
+    );
+    assert_eq!(
+        crate::checksum::internet(&quoted[..20]),
+        0,
+        "quoted header checksum fixed"
+    );
 }
 
 #[test]
@@ -129,9 +181,15 @@ fn unsupported_and_truncated() {
     let mut t = NatTable::new(4, 7);
     let now = Instant::from_secs(0);
     let mut gre = crate::testutil::ipv4(LAN, REMOTE, IpProtocol::Unknown(47), 64, &[0; 8]);
-    assert_eq!(out(&mut t, now, &mut gre, &mut rng), Err(NatError::UnsupportedProtocol));
+    assert_eq!(
+        out(&mut t, now, &mut gre, &mut rng),
+        Err(NatError::UnsupportedProtocol)
+    );
     let mut short = crate::testutil::ipv4(LAN, REMOTE, IpProtocol::Tcp, 64, &[0; 10]);
-    assert_eq!(out(&mut t, now, &mut short, &mut rng), Err(NatError::Truncated));
+    assert_eq!(
+        out(&mut t, now, &mut short, &mut rng),
+        Err(NatError::Truncated)
+    );
 }
 
 /// Property: under a random mix of outbound flows, replies, spoofed replies and time passing, the table
@@ -155,7 +213,13 @@ fn table_bounded_and_consistent_under_random_traffic() {
                 let dport = 50 + (rng.next_u32() % 3) as u16;
                 let is_tcp = rng.next_u32() % 2 == 0;
                 let mut p = if is_tcp {
-                    tcp((host, sport), (remote, dport), TcpControl::Syn, false, Some(1460))
+                    tcp(
+                        (host, sport),
+                        (remote, dport),
+                        TcpControl::Syn,
+                        false,
+                        Some(1460),
+                    )
                 } else {
                     udp((host, sport), (remote, dport), b"x")
                 };
@@ -172,23 +236,37 @@ fn table_bounded_and_consistent_under_random_traffic() {
                     recent.get((rng.next_u32() as usize) % recent.len().max(1))
                 {
                     let mut reply = if is_tcp {
-                        tcp((remote, dport), (PUBLIC, public_port), TcpControl::None, true, None)
+                        tcp(
+                            (remote, dport),
+                            (PUBLIC, public_port),
+                            TcpControl::None,
+                            true,
+                            None,
+                        )
                     } else {
                         udp((remote, dport), (PUBLIC, public_port), b"y")
                     };
                     if let Ok(dst) = inb(&mut t, now, &mut reply) {
                         assert_eq!(dst, host);
-                        assert_eq!(ports(&reply).1, sport, "reply maps back to the flow's private port");
+                        assert_eq!(
+                            ports(&reply).1,
+                            sport,
+                            "reply maps back to the flow's private port"
+                        );
                         assert!(checksums_ok(&reply));
                     }
                 }
             }
             8 => {
-                let mut spoof = udp((Ipv4Address::new(9, 9, 9, 9), 53), (PUBLIC, PORT_FIRST + (r % 2000) as u16), b"z");
+                let mut spoof = udp(
+                    (Ipv4Address::new(9, 9, 9, 9), 53),
+                    (PUBLIC, PORT_FIRST + (r % 2000) as u16),
+                    b"z",
+                );
                 assert_eq!(inb(&mut t, now, &mut spoof), Err(NatError::NoMapping));
             }
             _ => {
-                now = now + Duration::from_secs(u64::from(rng.next_u32() % 20));
+                now += Duration::from_secs(u64::from(rng.next_u32() % 20));
                 t.expire(now);
             }
         }

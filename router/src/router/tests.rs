@@ -7,8 +7,8 @@ use alloc::vec::Vec;
 use rand_chacha::rand_core::RngCore;
 use rand_chacha::ChaCha8Rng;
 use smoltcp::wire::{
-    ArpPacket, DhcpMessageType, DhcpPacket, DhcpRepr, EthernetRepr, IpAddress, Icmpv4Packet, Ipv4Packet, Ipv6Address, Ipv6Cidr, Ipv6Repr,
-    TcpControl, TcpPacket, TcpRepr, UdpPacket,
+    ArpPacket, DhcpMessageType, DhcpPacket, DhcpRepr, EthernetRepr, Icmpv4Packet, IpAddress,
+    Ipv4Packet, Ipv6Address, Ipv6Cidr, Ipv6Repr, TcpControl, TcpPacket, TcpRepr, UdpPacket,
 };
 
 const GW_MAC: EthernetAddress = EthernetAddress([0x02, 0x00, 0x00, 0x00, 0x00, 0x01]);
@@ -76,7 +76,14 @@ fn icmp_type_code(packet: &[u8]) -> (u8, u8) {
     (i.msg_type().into(), i.msg_code())
 }
 
-fn arp_frame(op: ArpOperation, sha: EthernetAddress, spa: Ipv4Address, tha: EthernetAddress, tpa: Ipv4Address, dst: EthernetAddress) -> Vec<u8> {
+fn arp_frame(
+    op: ArpOperation,
+    sha: EthernetAddress,
+    spa: Ipv4Address,
+    tha: EthernetAddress,
+    tpa: Ipv4Address,
+    dst: EthernetAddress,
+) -> Vec<u8> {
     let repr = ArpRepr::EthernetIpv4 {
         operation: op,
         source_hardware_addr: sha,
@@ -93,21 +100,54 @@ fn arp_frame(op: ArpOperation, sha: EthernetAddress, spa: Ipv4Address, tha: Ethe
 fn answers_arp_for_the_gateway_only() {
     let mut r = router_with(|_| {});
     let mut out = Out::default();
-    let who_has = arp_frame(ArpOperation::Request, HOST_MAC, HOST, EthernetAddress([0; 6]), GW, EthernetAddress::BROADCAST);
-    assert_eq!(r.handle_lan_frame(t0(), &who_has, &mut out), Verdict::Answered);
+    let who_has = arp_frame(
+        ArpOperation::Request,
+        HOST_MAC,
+        HOST,
+        EthernetAddress([0; 6]),
+        GW,
+        EthernetAddress::BROADCAST,
+    );
+    assert_eq!(
+        r.handle_lan_frame(t0(), &who_has, &mut out),
+        Verdict::Answered
+    );
     assert_eq!(out.lan.len(), 1);
     let eth = EthernetFrame::new_checked(&out.lan[0][..]).unwrap();
     assert_eq!(eth.dst_addr(), HOST_MAC);
-    let ArpRepr::EthernetIpv4 { operation, source_hardware_addr, source_protocol_addr, target_protocol_addr, .. } =
-        ArpRepr::parse(&ArpPacket::new_checked(eth.payload()).unwrap()).unwrap()
+    let ArpRepr::EthernetIpv4 {
+        operation,
+        source_hardware_addr,
+        source_protocol_addr,
+        target_protocol_addr,
+        ..
+    } = ArpRepr::parse(&ArpPacket::new_checked(eth.payload()).unwrap()).unwrap()
     else {
         panic!()
     };
-    assert_eq!((operation, source_hardware_addr, source_protocol_addr, target_protocol_addr), (ArpOperation::Reply, GW_MAC, GW, HOST));
+    assert_eq!(
+        (
+            operation,
+            source_hardware_addr,
+            source_protocol_addr,
+            target_protocol_addr
+        ),
+        (ArpOperation::Reply, GW_MAC, GW, HOST)
+    );
 
-    let other = arp_frame(ArpOperation::Request, HOST_MAC, HOST, EthernetAddress([0; 6]), Ipv4Address::new(10, 8, 0, 9), EthernetAddress::BROADCAST);
+    let other = arp_frame(
+        ArpOperation::Request,
+        HOST_MAC,
+        HOST,
+        EthernetAddress([0; 6]),
+        Ipv4Address::new(10, 8, 0, 9),
+        EthernetAddress::BROADCAST,
+    );
     let mut out = Out::default();
-    assert_eq!(r.handle_lan_frame(t0(), &other, &mut out), Verdict::Consumed);
+    assert_eq!(
+        r.handle_lan_frame(t0(), &other, &mut out),
+        Verdict::Consumed
+    );
     assert!(out.lan.is_empty());
 }
 
@@ -128,7 +168,10 @@ fn nat_forwarding_both_ways_with_arp_resolution() {
     let mut r = up_router();
     let mut out = Out::default();
     let query = udp((HOST, 40000), (REMOTE, 7777), b"hello");
-    assert_eq!(r.handle_lan_frame(t0(), &from_host(&query), &mut out), Verdict::Forwarded);
+    assert_eq!(
+        r.handle_lan_frame(t0(), &from_host(&query), &mut out),
+        Verdict::Forwarded
+    );
     assert_eq!(out.tunnel.len(), 1);
     let sent = Ipv4Packet::new_checked(&out.tunnel[0][..]).unwrap();
     assert_eq!(sent.src_addr(), TUN, "source NAT to the tunnel address");
@@ -140,10 +183,16 @@ fn nat_forwarding_both_ways_with_arp_resolution() {
     // The answer: the LAN host is not in the ARP cache yet, so the router asks and queues.
     let answer = udp((REMOTE, 7777), (TUN, public_port), b"world");
     let mut out = Out::default();
-    assert_eq!(r.handle_tunnel_packet(t0(), &answer, &mut out), Verdict::Queued);
+    assert_eq!(
+        r.handle_tunnel_packet(t0(), &answer, &mut out),
+        Verdict::Queued
+    );
     assert_eq!(out.lan.len(), 1);
     let eth = EthernetFrame::new_checked(&out.lan[0][..]).unwrap();
-    assert_eq!((eth.ethertype(), eth.dst_addr()), (EthernetProtocol::Arp, EthernetAddress::BROADCAST));
+    assert_eq!(
+        (eth.ethertype(), eth.dst_addr()),
+        (EthernetProtocol::Arp, EthernetAddress::BROADCAST)
+    );
     assert!(r.poll_at().is_some());
 
     let is_at = arp_frame(ArpOperation::Reply, HOST_MAC, HOST, GW_MAC, GW, GW_MAC);
@@ -159,10 +208,16 @@ fn nat_forwarding_both_ways_with_arp_resolution() {
 
     // Now resolved: the next answer goes straight out.
     let mut out = Out::default();
-    assert_eq!(r.handle_tunnel_packet(t0(), &answer, &mut out), Verdict::Forwarded);
+    assert_eq!(
+        r.handle_tunnel_packet(t0(), &answer, &mut out),
+        Verdict::Forwarded
+    );
     // A packet to an unmapped port is dropped.
     let stray = udp((REMOTE, 7777), (TUN, public_port ^ 1), b"x");
-    assert_eq!(r.handle_tunnel_packet(t0(), &stray, &mut out), Verdict::Dropped(DropReason::Nat(NatError::NoMapping)));
+    assert_eq!(
+        r.handle_tunnel_packet(t0(), &stray, &mut out),
+        Verdict::Dropped(DropReason::Nat(NatError::NoMapping))
+    );
     assert_eq!(r.nat_mappings(), 1);
 }
 
@@ -170,20 +225,35 @@ fn nat_forwarding_both_ways_with_arp_resolution() {
 fn no_leak_while_the_tunnel_is_down() {
     let mut r = router_with(|_| {});
     let mut out = Out::default();
-    let v = r.handle_lan_frame(t0(), &from_host(&udp((HOST, 1234), (REMOTE, 53), b"q")), &mut out);
+    let v = r.handle_lan_frame(
+        t0(),
+        &from_host(&udp((HOST, 1234), (REMOTE, 53), b"q")),
+        &mut out,
+    );
     assert_eq!(v, Verdict::Dropped(DropReason::TunnelDown));
     assert!(out.tunnel.is_empty());
     let err = lan_ip(&out.lan[0], HOST_MAC);
-    assert_eq!(icmp_type_code(&err), (3, 0), "network unreachable, not silence");
+    assert_eq!(
+        icmp_type_code(&err),
+        (3, 0),
+        "network unreachable, not silence"
+    );
     assert!(checksums_ok(&err));
     // Tunnel packets are refused while down.
     let mut out = Out::default();
-    assert_eq!(r.handle_tunnel_packet(t0(), &udp((REMOTE, 1), (HOST, 2), b""), &mut out), Verdict::Dropped(DropReason::TunnelDown));
+    assert_eq!(
+        r.handle_tunnel_packet(t0(), &udp((REMOTE, 1), (HOST, 2), b""), &mut out),
+        Verdict::Dropped(DropReason::TunnelDown)
+    );
     // Back up, then down again (a reconnect): refused again.
     r.set_tunnel(TunnelState::Up(tunnel()));
     r.set_tunnel(TunnelState::Down);
     let mut out = Out::default();
-    r.handle_lan_frame(t0(), &from_host(&udp((HOST, 1234), (REMOTE, 53), b"q")), &mut out);
+    r.handle_lan_frame(
+        t0(),
+        &from_host(&udp((HOST, 1234), (REMOTE, 53), b"q")),
+        &mut out,
+    );
     assert!(out.tunnel.is_empty());
 }
 
@@ -192,18 +262,29 @@ fn only_pushed_routes_enter_the_tunnel() {
     let mut r = router_with(|_| {});
     let mut t = tunnel();
     t.redirect_gateway = false;
-    t.routes.push(Ipv4Cidr::new(Ipv4Address::new(192, 168, 77, 0), 24));
+    t.routes
+        .push(Ipv4Cidr::new(Ipv4Address::new(192, 168, 77, 0), 24));
     r.set_tunnel(TunnelState::Up(t));
     let mut out = Out::default();
-    let v = r.handle_lan_frame(t0(), &from_host(&udp((HOST, 1), (REMOTE, 2), b"x")), &mut out);
+    let v = r.handle_lan_frame(
+        t0(),
+        &from_host(&udp((HOST, 1), (REMOTE, 2), b"x")),
+        &mut out,
+    );
     assert_eq!(v, Verdict::Dropped(DropReason::NoRoute));
     assert!(out.tunnel.is_empty(), "never leaked");
     assert_eq!(icmp_type_code(&lan_ip(&out.lan[0], HOST_MAC)), (3, 0));
     let mut out = Out::default();
     let routed = udp((HOST, 1), (Ipv4Address::new(192, 168, 77, 5), 2), b"x");
-    assert_eq!(r.handle_lan_frame(t0(), &from_host(&routed), &mut out), Verdict::Forwarded);
+    assert_eq!(
+        r.handle_lan_frame(t0(), &from_host(&routed), &mut out),
+        Verdict::Forwarded
+    );
     let in_subnet = udp((HOST, 1), (Ipv4Address::new(10, 200, 0, 1), 2), b"x");
-    assert_eq!(r.handle_lan_frame(t0(), &from_host(&in_subnet), &mut out), Verdict::Forwarded);
+    assert_eq!(
+        r.handle_lan_frame(t0(), &from_host(&in_subnet), &mut out),
+        Verdict::Forwarded
+    );
     assert_eq!(out.tunnel.len(), 2);
 }
 
@@ -214,7 +295,10 @@ fn ttl_expiry_both_ways() {
     let mut p = udp((HOST, 1), (REMOTE, 33434), b"trace");
     p[8] = 1;
     ip::fill_header_checksum(&mut p, 20);
-    assert_eq!(r.handle_lan_frame(t0(), &from_host(&p), &mut out), Verdict::Dropped(DropReason::TtlExceeded));
+    assert_eq!(
+        r.handle_lan_frame(t0(), &from_host(&p), &mut out),
+        Verdict::Dropped(DropReason::TtlExceeded)
+    );
     assert!(out.tunnel.is_empty());
     let err = lan_ip(&out.lan[0], HOST_MAC);
     assert_eq!(icmp_type_code(&err), (11, 0));
@@ -225,10 +309,18 @@ fn ttl_expiry_both_ways() {
     q[8] = 1;
     ip::fill_header_checksum(&mut q, 20);
     let mut out = Out::default();
-    assert_eq!(r.handle_tunnel_packet(t0(), &q, &mut out), Verdict::Dropped(DropReason::TtlExceeded));
+    assert_eq!(
+        r.handle_tunnel_packet(t0(), &q, &mut out),
+        Verdict::Dropped(DropReason::TtlExceeded)
+    );
     assert!(out.lan.is_empty());
     assert_eq!(icmp_type_code(&out.tunnel[0]), (11, 0));
-    assert_eq!(Ipv4Packet::new_checked(&out.tunnel[0][..]).unwrap().src_addr(), TUN);
+    assert_eq!(
+        Ipv4Packet::new_checked(&out.tunnel[0][..])
+            .unwrap()
+            .src_addr(),
+        TUN
+    );
 }
 
 fn big_udp(len: usize, df: bool) -> Vec<u8> {
@@ -250,7 +342,10 @@ fn df_too_big_gets_fragmentation_needed_with_the_tunnel_mtu() {
     t.mtu = 1400;
     r.set_tunnel(TunnelState::Up(t));
     let mut out = Out::default();
-    assert_eq!(r.handle_lan_frame(t0(), &from_host(&big_udp(1500, true)), &mut out), Verdict::Dropped(DropReason::TooBig));
+    assert_eq!(
+        r.handle_lan_frame(t0(), &from_host(&big_udp(1500, true)), &mut out),
+        Verdict::Dropped(DropReason::TooBig)
+    );
     assert!(out.tunnel.is_empty());
     let err = lan_ip(&out.lan[0], HOST_MAC);
     assert!(checksums_ok(&err));
@@ -267,21 +362,31 @@ fn fragments_to_the_tunnel_mtu_and_reassembles_from_the_lan() {
     r.set_tunnel(TunnelState::Up(t));
     let original = big_udp(2500, false);
     let mut out = Out::default();
-    assert_eq!(r.handle_lan_frame(t0(), &from_host(&original), &mut out), Verdict::Forwarded);
+    assert_eq!(
+        r.handle_lan_frame(t0(), &from_host(&original), &mut out),
+        Verdict::Forwarded
+    );
     assert_eq!(out.tunnel.len(), 3);
-    assert!(out.tunnel.iter().all(|f| f.len() <= 1000 && checksums_ok(f)));
+    assert!(out
+        .tunnel
+        .iter()
+        .all(|f| f.len() <= 1000 && checksums_ok(f)));
     // Reassemble what went into the tunnel: the NATed datagram, payload intact.
     let mut reasm = Reassembler::new(4, 1 << 20);
     let mut buf = vec![0u8; 65535];
     let mut done = None;
     for f in &out.tunnel {
         let info = ip::parse(f).unwrap();
-        if let Reassembly::Complete(n) = reasm.push(t0(), Direction::FromTunnel, &info, f, &mut buf) {
+        if let Reassembly::Complete(n) = reasm.push(t0(), Direction::FromTunnel, &info, f, &mut buf)
+        {
             done = Some(n);
         }
     }
     let n = done.expect("fragments reassemble");
-    assert!(checksums_ok(&buf[..n]), "UDP checksum of the whole NATed datagram verifies");
+    assert!(
+        checksums_ok(&buf[..n]),
+        "UDP checksum of the whole NATed datagram verifies"
+    );
     assert_eq!(&buf[28..n], &original[28..]);
 
     // The LAN sends fragments: reassembled (needed for NAT), then fragmented again to the tunnel MTU.
@@ -295,8 +400,14 @@ fn fragments_to_the_tunnel_mtu_and_reassembles_from_the_lan() {
         pieces.push(fbuf[..n].to_vec());
     }
     let mut out = Out::default();
-    assert_eq!(r.handle_lan_frame(t0(), &from_host(&pieces[0]), &mut out), Verdict::Queued);
-    assert_eq!(r.handle_lan_frame(t0(), &from_host(&pieces[1]), &mut out), Verdict::Forwarded);
+    assert_eq!(
+        r.handle_lan_frame(t0(), &from_host(&pieces[0]), &mut out),
+        Verdict::Queued
+    );
+    assert_eq!(
+        r.handle_lan_frame(t0(), &from_host(&pieces[1]), &mut out),
+        Verdict::Forwarded
+    );
     assert_eq!(out.tunnel.len(), 3);
 }
 
@@ -307,31 +418,65 @@ fn mss_is_clamped_both_ways_with_valid_checksums() {
     t.mtu = 1400;
     r.set_tunnel(TunnelState::Up(t));
     let mut out = Out::default();
-    let syn = tcp((HOST, 40000), (REMOTE, 443), TcpControl::Syn, false, Some(1460));
-    assert_eq!(r.handle_lan_frame(t0(), &from_host(&syn), &mut out), Verdict::Forwarded);
+    let syn = tcp(
+        (HOST, 40000),
+        (REMOTE, 443),
+        TcpControl::Syn,
+        false,
+        Some(1460),
+    );
+    assert_eq!(
+        r.handle_lan_frame(t0(), &from_host(&syn), &mut out),
+        Verdict::Forwarded
+    );
     let sent = &out.tunnel[0];
     assert!(checksums_ok(sent));
     let p = Ipv4Packet::new_checked(&sent[..]).unwrap();
     let seg = TcpPacket::new_checked(p.payload()).unwrap();
-    let repr = TcpRepr::parse(&seg, &IpAddress::Ipv4(TUN), &IpAddress::Ipv4(REMOTE), &Default::default()).unwrap();
+    let repr = TcpRepr::parse(
+        &seg,
+        &IpAddress::Ipv4(TUN),
+        &IpAddress::Ipv4(REMOTE),
+        &Default::default(),
+    )
+    .unwrap();
     assert_eq!(repr.max_seg_size, Some(1360));
     let public_port = seg.src_port();
 
     // SYN-ACK from the server side, MSS 1460: clamped on the way to the LAN too.
     let is_at = arp_frame(ArpOperation::Reply, HOST_MAC, HOST, GW_MAC, GW, GW_MAC);
     r.handle_lan_frame(t0(), &is_at, &mut Out::default());
-    let synack = tcp((REMOTE, 443), (TUN, public_port), TcpControl::Syn, true, Some(1460));
+    let synack = tcp(
+        (REMOTE, 443),
+        (TUN, public_port),
+        TcpControl::Syn,
+        true,
+        Some(1460),
+    );
     let mut out = Out::default();
-    assert_eq!(r.handle_tunnel_packet(t0(), &synack, &mut out), Verdict::Forwarded);
+    assert_eq!(
+        r.handle_tunnel_packet(t0(), &synack, &mut out),
+        Verdict::Forwarded
+    );
     let delivered = lan_ip(&out.lan[0], HOST_MAC);
     assert!(checksums_ok(&delivered));
     let p = Ipv4Packet::new_checked(&delivered[..]).unwrap();
-    let repr = TcpRepr::parse(&TcpPacket::new_checked(p.payload()).unwrap(), &IpAddress::Ipv4(REMOTE), &IpAddress::Ipv4(HOST), &Default::default()).unwrap();
+    let repr = TcpRepr::parse(
+        &TcpPacket::new_checked(p.payload()).unwrap(),
+        &IpAddress::Ipv4(REMOTE),
+        &IpAddress::Ipv4(HOST),
+        &Default::default(),
+    )
+    .unwrap();
     assert_eq!(repr.max_seg_size, Some(1360));
     assert_eq!(repr.dst_port, 40000);
 }
 
-fn dhcp_frame(t: DhcpMessageType, requested: Option<Ipv4Address>, sid: Option<Ipv4Address>) -> Vec<u8> {
+fn dhcp_frame(
+    t: DhcpMessageType,
+    requested: Option<Ipv4Address>,
+    sid: Option<Ipv4Address>,
+) -> Vec<u8> {
     let repr = DhcpRepr {
         message_type: t,
         transaction_id: 0xdead_beef,
@@ -356,12 +501,29 @@ fn dhcp_frame(t: DhcpMessageType, requested: Option<Ipv4Address>, sid: Option<Ip
         additional_options: &[],
     };
     let mut body = vec![0u8; repr.buffer_len()];
-    repr.emit(&mut DhcpPacket::new_unchecked(&mut body[..])).unwrap();
-    let packet = udp((Ipv4Address::UNSPECIFIED, 68), (Ipv4Address::BROADCAST, 67), &body);
-    ethernet(HOST_MAC, EthernetAddress::BROADCAST, EthernetProtocol::Ipv4, &packet)
+    repr.emit(&mut DhcpPacket::new_unchecked(&mut body[..]))
+        .unwrap();
+    let packet = udp(
+        (Ipv4Address::UNSPECIFIED, 68),
+        (Ipv4Address::BROADCAST, 67),
+        &body,
+    );
+    ethernet(
+        HOST_MAC,
+        EthernetAddress::BROADCAST,
+        EthernetProtocol::Ipv4,
+        &packet,
+    )
 }
 
-fn dhcp_reply(frame: &[u8]) -> (DhcpMessageType, Ipv4Address, Option<Ipv4Address>, Option<Ipv4Address>) {
+fn dhcp_reply(
+    frame: &[u8],
+) -> (
+    DhcpMessageType,
+    Ipv4Address,
+    Option<Ipv4Address>,
+    Option<Ipv4Address>,
+) {
     let ip = lan_ip(frame, EthernetAddress::BROADCAST);
     assert!(checksums_ok(&ip));
     let p = Ipv4Packet::new_checked(&ip[..]).unwrap();
@@ -371,20 +533,40 @@ fn dhcp_reply(frame: &[u8]) -> (DhcpMessageType, Ipv4Address, Option<Ipv4Address
     let d = DhcpPacket::new_checked(u.payload()).unwrap();
     let r = DhcpRepr::parse(&d).unwrap();
     assert_eq!(r.transaction_id, 0xdead_beef);
-    (r.message_type, r.your_ip, r.router, r.dns_servers.as_ref().and_then(|d| d.first().copied()))
+    (
+        r.message_type,
+        r.your_ip,
+        r.router,
+        r.dns_servers.as_ref().and_then(|d| d.first().copied()),
+    )
 }
 
 #[test]
 fn dhcp_full_exchange_over_frames() {
     let mut r = router_with(|_| {});
     let mut out = Out::default();
-    assert_eq!(r.handle_lan_frame(t0(), &dhcp_frame(DhcpMessageType::Discover, None, None), &mut out), Verdict::Answered);
+    assert_eq!(
+        r.handle_lan_frame(
+            t0(),
+            &dhcp_frame(DhcpMessageType::Discover, None, None),
+            &mut out
+        ),
+        Verdict::Answered
+    );
     let (t, offered, router, dns) = dhcp_reply(&out.lan[0]);
     assert_eq!(t, DhcpMessageType::Offer);
     assert!(Ipv4Cidr::new(GW, 24).contains_addr(&offered) && offered != GW);
-    assert_eq!((router, dns), (Some(GW), Some(GW)), "router and DNS point at the gateway");
+    assert_eq!(
+        (router, dns),
+        (Some(GW), Some(GW)),
+        "router and DNS point at the gateway"
+    );
     let mut out = Out::default();
-    r.handle_lan_frame(t0(), &dhcp_frame(DhcpMessageType::Request, Some(offered), Some(GW)), &mut out);
+    r.handle_lan_frame(
+        t0(),
+        &dhcp_frame(DhcpMessageType::Request, Some(offered), Some(GW)),
+        &mut out,
+    );
     let (t, acked, _, _) = dhcp_reply(&out.lan[0]);
     assert_eq!((t, acked), (DhcpMessageType::Ack, offered));
     assert_eq!(r.dhcp_leases(), 1);
@@ -397,13 +579,17 @@ fn dhcp_full_exchange_over_frames() {
 fn dhcp_can_be_turned_off() {
     let mut r = router_with(|c| c.dhcp = false);
     let mut out = Out::default();
-    r.handle_lan_frame(t0(), &dhcp_frame(DhcpMessageType::Discover, None, None), &mut out);
+    r.handle_lan_frame(
+        t0(),
+        &dhcp_frame(DhcpMessageType::Discover, None, None),
+        &mut out,
+    );
     assert!(out.lan.is_empty());
 }
 
 const DNS_QUERY: [u8; 29] = [
-    0x12, 0x34, 0x01, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x07, b'e', b'x', b'a', b'm', b'p', b'l', b'e',
-    0x03, b'c', b'o', b'm', 0x00, 0x00, 0x01, 0x00, 0x01,
+    0x12, 0x34, 0x01, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x07, b'e', b'x', b'a',
+    b'm', b'p', b'l', b'e', 0x03, b'c', b'o', b'm', 0x00, 0x00, 0x01, 0x00, 0x01,
 ];
 
 #[test]
@@ -416,11 +602,18 @@ fn dns_is_relayed_through_the_tunnel_and_mapped_back() {
     let relayed = &out.tunnel[0];
     assert!(checksums_ok(relayed));
     let p = Ipv4Packet::new_checked(&relayed[..]).unwrap();
-    assert_eq!((p.src_addr(), p.dst_addr()), (TUN, TUN_DNS), "from the tunnel address to the pushed server");
+    assert_eq!(
+        (p.src_addr(), p.dst_addr()),
+        (TUN, TUN_DNS),
+        "from the tunnel address to the pushed server"
+    );
     let u = UdpPacket::new_checked(p.payload()).unwrap();
     assert_eq!(u.dst_port(), 53);
     assert_eq!(&u.payload()[2..], &DNS_QUERY[2..]);
-    let (port, id) = (u.src_port(), u16::from_be_bytes([u.payload()[0], u.payload()[1]]));
+    let (port, id) = (
+        u.src_port(),
+        u16::from_be_bytes([u.payload()[0], u.payload()[1]]),
+    );
 
     let mut answer = DNS_QUERY.to_vec();
     answer[0..2].copy_from_slice(&id.to_be_bytes());
@@ -430,18 +623,28 @@ fn dns_is_relayed_through_the_tunnel_and_mapped_back() {
     // An answer from someone else is not accepted.
     let mut out = Out::default();
     let forged = udp((Ipv4Address::new(6, 6, 6, 6), 53), (TUN, port), &answer);
-    assert!(matches!(r.handle_tunnel_packet(t0(), &forged, &mut out), Verdict::Dropped(_)));
+    assert!(matches!(
+        r.handle_tunnel_packet(t0(), &forged, &mut out),
+        Verdict::Dropped(_)
+    ));
     assert!(out.lan.is_empty());
 
     let reply = udp((TUN_DNS, 53), (TUN, port), &answer);
-    assert_eq!(r.handle_tunnel_packet(t0(), &reply, &mut out), Verdict::Answered);
+    assert_eq!(
+        r.handle_tunnel_packet(t0(), &reply, &mut out),
+        Verdict::Answered
+    );
     let delivered = lan_ip(&out.lan[0], HOST_MAC);
     assert!(checksums_ok(&delivered));
     let p = Ipv4Packet::new_checked(&delivered[..]).unwrap();
     assert_eq!((p.src_addr(), p.dst_addr()), (GW, HOST));
     let u = UdpPacket::new_checked(p.payload()).unwrap();
     assert_eq!((u.src_port(), u.dst_port()), (53, 45000));
-    assert_eq!(&u.payload()[..2], &[0x12, 0x34], "client's query ID restored");
+    assert_eq!(
+        &u.payload()[..2],
+        &[0x12, 0x34],
+        "client's query ID restored"
+    );
     assert_eq!(&u.payload()[2..], &answer[2..]);
 }
 
@@ -477,36 +680,64 @@ fn without_nat_packets_are_routed_unchanged() {
     r.set_tunnel(TunnelState::Up(tunnel()));
     let mut out = Out::default();
     let p = udp((HOST, 40000), (REMOTE, 7777), b"hi");
-    assert_eq!(r.handle_lan_frame(t0(), &from_host(&p), &mut out), Verdict::Forwarded);
+    assert_eq!(
+        r.handle_lan_frame(t0(), &from_host(&p), &mut out),
+        Verdict::Forwarded
+    );
     let sent = Ipv4Packet::new_checked(&out.tunnel[0][..]).unwrap();
     assert_eq!(sent.src_addr(), HOST);
-    assert_eq!(UdpPacket::new_checked(sent.payload()).unwrap().src_port(), 40000);
+    assert_eq!(
+        UdpPacket::new_checked(sent.payload()).unwrap().src_port(),
+        40000
+    );
     assert!(checksums_ok(&out.tunnel[0]));
     assert_eq!(r.nat_mappings(), 0);
     // To the tunnel address with NAT off: not for the LAN.
     let mut out = Out::default();
-    assert_eq!(r.handle_tunnel_packet(t0(), &udp((REMOTE, 1), (TUN, 2), b""), &mut out), Verdict::Dropped(DropReason::NotForUs));
+    assert_eq!(
+        r.handle_tunnel_packet(t0(), &udp((REMOTE, 1), (TUN, 2), b""), &mut out),
+        Verdict::Dropped(DropReason::NotForUs)
+    );
     // Tunnel -> tunnel is never routed.
-    assert_eq!(r.handle_tunnel_packet(t0(), &udp((REMOTE, 1), (REMOTE, 2), b""), &mut out), Verdict::Dropped(DropReason::NoRoute));
+    assert_eq!(
+        r.handle_tunnel_packet(t0(), &udp((REMOTE, 1), (REMOTE, 2), b""), &mut out),
+        Verdict::Dropped(DropReason::NoRoute)
+    );
 }
 
 #[test]
 fn the_tunnel_address_answers_ping() {
     let mut r = up_router();
     let mut out = Out::default();
-    assert_eq!(r.handle_tunnel_packet(t0(), &echo_request(TUN_DNS, TUN, 3, b"ping"), &mut out), Verdict::Answered);
+    assert_eq!(
+        r.handle_tunnel_packet(t0(), &echo_request(TUN_DNS, TUN, 3, b"ping"), &mut out),
+        Verdict::Answered
+    );
     assert!(checksums_ok(&out.tunnel[0]));
     assert_eq!(icmp_type_code(&out.tunnel[0]), (0, 0));
     // And from the LAN, without looping into the tunnel.
     let mut out = Out::default();
-    assert_eq!(r.handle_lan_frame(t0(), &from_host(&echo_request(HOST, TUN, 4, b"ping")), &mut out), Verdict::Answered);
+    assert_eq!(
+        r.handle_lan_frame(
+            t0(),
+            &from_host(&echo_request(HOST, TUN, 4, b"ping")),
+            &mut out
+        ),
+        Verdict::Answered
+    );
     assert!(out.tunnel.is_empty());
     let reply = lan_ip(&out.lan[0], HOST_MAC);
     assert_eq!(Ipv4Packet::new_checked(&reply[..]).unwrap().src_addr(), TUN);
 }
 
 fn ipv6_frame(src: Ipv6Address, dst: Ipv6Address) -> Vec<u8> {
-    let repr = Ipv6Repr { src_addr: src, dst_addr: dst, next_header: IpProtocol::Udp, payload_len: 8, hop_limit: 64 };
+    let repr = Ipv6Repr {
+        src_addr: src,
+        dst_addr: dst,
+        next_header: IpProtocol::Udp,
+        payload_len: 8,
+        hop_limit: 64,
+    };
     let mut buf = vec![0u8; 48];
     repr.emit(&mut Ipv6Packet::new_unchecked(&mut buf[..]));
     ethernet(HOST_MAC, GW_MAC, EthernetProtocol::Ipv6, &buf)
@@ -518,25 +749,56 @@ fn ipv6_enters_the_tunnel_only_when_pushed() {
     let remote6 = Ipv6Address::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1);
     let mut r = up_router();
     let mut out = Out::default();
-    assert_eq!(r.handle_lan_frame(t0(), &ipv6_frame(host6, remote6), &mut out), Verdict::Dropped(DropReason::Ipv6NotRouted));
+    assert_eq!(
+        r.handle_lan_frame(t0(), &ipv6_frame(host6, remote6), &mut out),
+        Verdict::Dropped(DropReason::Ipv6NotRouted)
+    );
     assert!(out.tunnel.is_empty());
     let mut t = tunnel();
-    t.ipv6 = Some(Ipv6Cidr::new(Ipv6Address::new(0xfd00, 0, 0, 2, 0, 0, 0, 2), 64));
+    t.ipv6 = Some(Ipv6Cidr::new(
+        Ipv6Address::new(0xfd00, 0, 0, 2, 0, 0, 0, 2),
+        64,
+    ));
     t.redirect_gateway_ipv6 = true;
     r.set_tunnel(TunnelState::Up(t));
-    assert_eq!(r.handle_lan_frame(t0(), &ipv6_frame(host6, remote6), &mut out), Verdict::Forwarded);
+    assert_eq!(
+        r.handle_lan_frame(t0(), &ipv6_frame(host6, remote6), &mut out),
+        Verdict::Forwarded
+    );
     assert_eq!(out.tunnel.len(), 1);
-    assert_eq!(Ipv6Packet::new_checked(&out.tunnel[0][..]).unwrap().hop_limit(), 63);
+    assert_eq!(
+        Ipv6Packet::new_checked(&out.tunnel[0][..])
+            .unwrap()
+            .hop_limit(),
+        63
+    );
     // Link-local traffic is never forwarded.
     let ll = Ipv6Address::new(0xfe80, 0, 0, 0, 0, 0, 0, 1);
-    assert!(matches!(r.handle_lan_frame(t0(), &ipv6_frame(ll, remote6), &mut out), Verdict::Dropped(_)));
+    assert!(matches!(
+        r.handle_lan_frame(t0(), &ipv6_frame(ll, remote6), &mut out),
+        Verdict::Dropped(_)
+    ));
     // The answer reaches the learned neighbour.
-    let repr = Ipv6Repr { src_addr: remote6, dst_addr: host6, next_header: IpProtocol::Udp, payload_len: 8, hop_limit: 64 };
+    let repr = Ipv6Repr {
+        src_addr: remote6,
+        dst_addr: host6,
+        next_header: IpProtocol::Udp,
+        payload_len: 8,
+        hop_limit: 64,
+    };
     let mut back = vec![0u8; 48];
     repr.emit(&mut Ipv6Packet::new_unchecked(&mut back[..]));
     let mut out = Out::default();
-    assert_eq!(r.handle_tunnel_packet(t0(), &back, &mut out), Verdict::Forwarded);
-    assert_eq!(EthernetFrame::new_checked(&out.lan[0][..]).unwrap().dst_addr(), HOST_MAC);
+    assert_eq!(
+        r.handle_tunnel_packet(t0(), &back, &mut out),
+        Verdict::Forwarded
+    );
+    assert_eq!(
+        EthernetFrame::new_checked(&out.lan[0][..])
+            .unwrap()
+            .dst_addr(),
+        HOST_MAC
+    );
 }
 
 #[test]
@@ -544,9 +806,15 @@ fn lan_to_lan_and_martians_are_not_forwarded() {
     let mut r = up_router();
     let mut out = Out::default();
     let lan = udp((HOST, 1), (Ipv4Address::new(10, 8, 0, 9), 2), b"");
-    assert_eq!(r.handle_lan_frame(t0(), &from_host(&lan), &mut out), Verdict::Dropped(DropReason::NotForUs));
+    assert_eq!(
+        r.handle_lan_frame(t0(), &from_host(&lan), &mut out),
+        Verdict::Dropped(DropReason::NotForUs)
+    );
     let spoofed = udp((Ipv4Address::new(172, 16, 0, 5), 1), (REMOTE, 2), b"");
-    assert_eq!(r.handle_lan_frame(t0(), &from_host(&spoofed), &mut out), Verdict::Dropped(DropReason::Martian));
+    assert_eq!(
+        r.handle_lan_frame(t0(), &from_host(&spoofed), &mut out),
+        Verdict::Dropped(DropReason::Martian)
+    );
     assert!(out.tunnel.is_empty());
 }
 
@@ -555,14 +823,27 @@ fn arp_gives_up_and_timers_drain() {
     let mut r = up_router();
     let mut out = Out::default();
     // NAT mapping so the answer is accepted.
-    r.handle_lan_frame(t0(), &from_host(&udp((HOST, 4000), (REMOTE, 53), b"q")), &mut out);
-    let port = UdpPacket::new_checked(Ipv4Packet::new_checked(&out.tunnel[0][..]).unwrap().payload()).unwrap().src_port();
+    r.handle_lan_frame(
+        t0(),
+        &from_host(&udp((HOST, 4000), (REMOTE, 53), b"q")),
+        &mut out,
+    );
+    let port = UdpPacket::new_checked(
+        Ipv4Packet::new_checked(&out.tunnel[0][..])
+            .unwrap()
+            .payload(),
+    )
+    .unwrap()
+    .src_port();
     let mut out = Out::default();
-    assert_eq!(r.handle_tunnel_packet(t0(), &udp((REMOTE, 53), (TUN, port), b"a"), &mut out), Verdict::Queued);
+    assert_eq!(
+        r.handle_tunnel_packet(t0(), &udp((REMOTE, 53), (TUN, port), b"a"), &mut out),
+        Verdict::Queued
+    );
     let mut requests = out.lan.len();
     let mut now = t0();
     for _ in 0..10 {
-        now = now + Duration::from_secs(1);
+        now += Duration::from_secs(1);
         let mut out = Out::default();
         r.tick(now, &mut out);
         requests += out.lan.len();
@@ -582,11 +863,27 @@ fn never_panics_on_arbitrary_input() {
     let mut seeds: Vec<Vec<u8>> = vec![
         from_host(&udp((HOST, 45000), (GW, 53), &DNS_QUERY)),
         from_host(&big_udp(2500, false)),
-        from_host(&tcp((HOST, 40000), (REMOTE, 443), TcpControl::Syn, false, Some(1460))),
+        from_host(&tcp(
+            (HOST, 40000),
+            (REMOTE, 443),
+            TcpControl::Syn,
+            false,
+            Some(1460),
+        )),
         from_host(&echo_request(HOST, GW, 1, b"x")),
         dhcp_frame(DhcpMessageType::Discover, None, None),
-        arp_frame(ArpOperation::Request, HOST_MAC, HOST, EthernetAddress([0; 6]), GW, EthernetAddress::BROADCAST),
-        ipv6_frame(Ipv6Address::new(0xfd00, 0, 0, 1, 0, 0, 0, 0x50), Ipv6Address::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1)),
+        arp_frame(
+            ArpOperation::Request,
+            HOST_MAC,
+            HOST,
+            EthernetAddress([0; 6]),
+            GW,
+            EthernetAddress::BROADCAST,
+        ),
+        ipv6_frame(
+            Ipv6Address::new(0xfd00, 0, 0, 1, 0, 0, 0, 0x50),
+            Ipv6Address::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1),
+        ),
     ];
     let info = ip::parse(&big_udp(2500, false)).unwrap();
     let big = big_udp(2500, false);
@@ -625,7 +922,10 @@ fn never_panics_on_arbitrary_input() {
         }
     }
     // The mix must exercise the deep paths, not only the header checks.
-    assert!(accepted > 5_000, "only {accepted} inputs got past validation");
+    assert!(
+        accepted > 5_000,
+        "only {accepted} inputs got past validation"
+    );
     std::println!("accepted {accepted} of 80000 inputs");
 }
 
@@ -635,7 +935,11 @@ fn ethernet_repr_round_trip_of_outputs() {
     let mut r = up_router();
     let mut out = Out::default();
     r.handle_lan_frame(t0(), &from_host(&echo_request(HOST, GW, 1, b"x")), &mut out);
-    r.handle_lan_frame(t0(), &dhcp_frame(DhcpMessageType::Discover, None, None), &mut out);
+    r.handle_lan_frame(
+        t0(),
+        &dhcp_frame(DhcpMessageType::Discover, None, None),
+        &mut out,
+    );
     for f in &out.lan {
         let repr = EthernetRepr::parse(&EthernetFrame::new_checked(&f[..]).unwrap()).unwrap();
         assert_eq!(repr.src_addr, GW_MAC);
