@@ -599,14 +599,16 @@ impl<'r> Builder<'r> {
             }
             "route" => {
                 max_args(st, 4)?;
+                // `default` in a position keeps that position's default value.
+                let given = |i: usize| st.args.get(i).filter(|a| *a != "default").cloned();
                 let route = Route {
                     network: String::from(arg(st, 0)?),
-                    netmask: st.args.get(1).cloned(),
-                    gateway: st.args.get(2).cloned(),
+                    netmask: given(1),
+                    gateway: given(2),
                     metric: optional_number(st, 3)?,
                 };
                 if let Some(mask) = &route.netmask {
-                    if mask != "default" && mask.parse::<core::net::Ipv4Addr>().is_err() {
+                    if mask.parse::<core::net::Ipv4Addr>().is_err() {
                         return Err(err(st, ErrorKind::InvalidArgument));
                     }
                 }
@@ -619,9 +621,9 @@ impl<'r> Builder<'r> {
                 if addr.parse::<core::net::Ipv6Addr>().is_err() || prefix.parse::<u8>().map_or(true, |p| p > 128) {
                     return Err(err(st, ErrorKind::InvalidArgument));
                 }
-                let gateway = st.args.get(1).cloned();
+                let gateway = st.args.get(1).filter(|a| *a != "default").cloned();
                 if let Some(gw) = &gateway {
-                    if gw != "default" && gw.parse::<core::net::Ipv6Addr>().is_err() {
+                    if gw.parse::<core::net::Ipv6Addr>().is_err() {
                         return Err(err(st, ErrorKind::InvalidArgument));
                     }
                 }
