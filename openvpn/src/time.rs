@@ -23,6 +23,14 @@ impl Instant {
         Instant { millis }
     }
 
+    /// An instant `micros` microseconds after the origin (truncated to the millisecond), for callers
+    /// whose clock counts microseconds (the kernel's `clock::now_us`, smoltcp's `Instant`).
+    pub const fn from_micros(micros: u64) -> Instant {
+        Instant {
+            millis: micros / 1000,
+        }
+    }
+
     /// An instant `secs` seconds after the origin.
     pub const fn from_secs(secs: u64) -> Instant {
         Instant {
@@ -82,6 +90,7 @@ mod tests {
     fn arithmetic_saturates() {
         let t = Instant::from_secs(2);
         assert_eq!(t.as_millis(), 2000);
+        assert_eq!(Instant::from_micros(2_000_999), t);
         assert_eq!((t + Duration::from_millis(1500)).as_millis(), 3500);
         assert_eq!(t - Duration::from_secs(5), Instant::ZERO);
         assert_eq!(
