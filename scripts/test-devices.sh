@@ -49,36 +49,53 @@ boot() {
     return $rc
 }
 
-config=$(ls /work/shared/corpus/real-configs/*.ovpn 2>/dev/null | head -1)
-[ -n "$config" ] || config=openvpn/tests/data/minimal.ovpn
-if [ ! -f "$config" ]; then
-    printf 'client\ndev tun\nproto udp\nremote 10.0.0.1 1194\n' > "$tmp/config.ovpn"; config=$tmp/config.ovpn
+# make_disk TEXT IMAGE: the MirageVPN disk format, TEXT then NULs up to a multiple of 512 bytes (at least one).
+make_disk() {
+    cp "$1" "$2"
+    truncate -s %512 "$2"
+    [ "$(stat -c %s "$1")" -eq "$(stat -c %s "$2")" ] && truncate -s +512 "$2"
+}
+
+# A small real config, and a large one (a real config with inline keys plus comment lines, ~80 KiB) whose
+# disk takes several virtio-blk requests.
+corpus=/work/shared/corpus/real-configs
+small=$corpus/blackvpn--australia-tcp.ovpn
+large_src=$corpus/cryptostorm--sydney-tcp-ecc.ovpn
+if [ ! -f "$small" ] || [ ! -f "$large_src" ]; then
+    printf 'client\ndev tun\nproto udp\nremote 10.0.0.1 1194\n' > "$tmp/small.ovpn"; small=$tmp/small.ovpn
+    large_src=$small
 fi
-cp "$config" "$tmp/disk.img"
-truncate -s %512 "$tmp/disk.img"
-[ "$(stat -c %s "$config")" -eq "$(stat -c %s "$tmp/disk.img")" ] && truncate -s +512 "$tmp/disk.img"
-want=$(sha256sum < "$config" | cut -d' ' -f1)
+cp "$large_src" "$tmp/large.ovpn"
+for i in $(seq 1400); do printf '# padding line %05d to make the disk span several requests\n' "$i"; done >> "$tmp/large.ovpn"
+make_disk "$small" "$tmp/small.img"
+make_disk "$tmp/large.ovpn" "$tmp/large.img"
 : > "$tmp/empty.img"; truncate -s 4096 "$tmp/empty.img"
 
 fail=0
 for machine in pc microvm; do
-    log=$tmp/$machine.log
-    if boot "$machine" "$tmp/disk.img" "$log" "config: sha256=[0-9a-f]{64}"; then
-        got=$(grep -oE "config: sha256=[0-9a-f]{64}" "$log" | head -1 | cut -d= -f2)
-        if [ "$got" = "$want" ]; then
-            echo "test-devices: $machine: sha256 matches ($want)"
+    for size in small large; do
+        log=$tmp/$machine-$size.log
+        if [ $size = small ]; then text=$small; else text=$tmp/large.ovpn; fi
+        want=$(sha256sum < "$text" | cut -d' ' -f1)
+        if boot "$machine" "$tmp/$size.img" "$log" "config: sha256=[0-9a-f]{64}"; then
+            got=$(grep -oE "config: sha256=[0-9a-f]{64}" "$log" | head -1 | cut -d= -f2)
+            if [ "$got" = "$want" ]; then
+                echo "test-devices: $machine: $size config ($(stat -c %s "$text") bytes): sha256 matches ($want)"
+            else
+                echo "test-devices: $machine: $size config: sha256 mismatch: kernel $got, sha256sum $want"; fail=1
+            fi
         else
-            echo "test-devices: $machine: sha256 mismatch: kernel $got, sha256sum $want"; fail=1
+            echo "test-devices: $machine: $size config: no sha256 line within ${BOOT_TIMEOUT}s; serial log:"
+            sed 's/^/    /' "$log" | tail -20; fail=1
         fi
-    else
-        echo "test-devices: $machine: no sha256 line within ${BOOT_TIMEOUT}s; serial log:"; sed 's/^/    /' "$log" | tail -20; fail=1
-    fi
+    done
     log=$tmp/$machine-empty.log
     # An empty disk must be refused by name, with the bad-configuration exit code (0x12: QEMU status 37).
     if WAIT_EXIT=1 boot "$machine" "$tmp/empty.img" "$log" "config disk: .*empty" && [ "$qemu_status" = 37 ]; then
         echo "test-devices: $machine: empty disk refused (QEMU status 37): $(grep -m1 -oE 'config disk: .*' "$log")"
     else
-        echo "test-devices: $machine: empty disk not refused with status 37 (got ${qemu_status:-none}); serial log:"; sed 's/^/    /' "$log" | tail -20; fail=1
+        echo "test-devices: $machine: empty disk not refused with status 37 (got ${qemu_status:-none}); serial log:"
+        sed 's/^/    /' "$log" | tail -20; fail=1
     fi
 done
 if [ $fail -eq 0 ]; then echo "test-devices: PASS"; else echo "test-devices: FAIL"; fi

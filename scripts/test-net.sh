@@ -133,6 +133,18 @@ run_case() {
         ping_from $PUB "$public" || { echo "test-net: $name: ping $public from the public side failed"; ok=0; }
         ping_from $LAN 192.168.77.1 || { echo "test-net: $name: ping 192.168.77.1 from the LAN failed"; ok=0; }
     fi
+    if [ $ok -eq 1 ] && [ "$mode" = static ]; then
+        # Idle cost: QEMU's CPU time over 10 quiet seconds (`ip netns exec` execs QEMU in place, so the pid
+        # is QEMU's). A busy-polling guest costs ~100%; halting until an interrupt or deadline, ~0.
+        local hz t0 t1 pct
+        hz=$(getconf CLK_TCK)
+        t0=$(awk '{print $14 + $15}' "/proc/$qemu_pid/stat" 2>/dev/null || echo 0)
+        sleep 10
+        t1=$(awk '{print $14 + $15}' "/proc/$qemu_pid/stat" 2>/dev/null || echo 0)
+        pct=$(( (t1 - t0) * 1000 / hz / 10 ))
+        echo "test-net: $name: idle QEMU CPU over 10 s: $((pct / 10)).$((pct % 10))%"
+        [ $pct -le 200 ] || { echo "test-net: $name: idle CPU above 20%: the guest is not halting"; ok=0; }
+    fi
     if [ $ok -eq 1 ]; then
         echo "test-net: $name: public $public and private gateway 192.168.77.1 answer pings"
     else
