@@ -2,8 +2,10 @@
 # Interop: oxvpn's engine (build/ovpn-ping) against Debian's unmodified `openvpn` 2.6 server.
 # A throwaway ECDSA PKI and tls-crypt-v2 keys are made with openssl and `openvpn --genkey`; the server runs
 # in namespace oxv-interop-srv, ovpn-ping in oxv-interop-cli, joined by a veth pair (10.99.0.0/24).
-# Cases: AES-256-GCM, AES-128-GCM, and a server certificate without EKU serverAuth that
-# `remote-cert-tls server` must refuse. One result line per case; non-zero exit if any case fails.
+# Cases: AES-256-GCM and AES-128-GCM over tls-crypt-v2 (the core path), a server certificate without EKU
+# serverAuth that `remote-cert-tls server` must refuse, then ChaCha20, tls-crypt, tls-auth SHA256, plain TLS,
+# a TLS 1.2-only server, AES-256-CBC and username/password (right and wrong).
+# One result line per case; non-zero exit if any case fails.
 set -u
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -44,13 +46,13 @@ ip -n $NS_CLI link set oxvi-c up
 
 scripts/interop/make-pki.sh "$work/pki" || { echo "interop: FAILED (PKI generation)"; exit 1; }
 
-start_server() { # name ciphers [cert]
-    local conf
-    conf=$(scripts/interop/server.sh "$work/pki" "$work" "$1" $SRV_ADDR "$2" "${3:-server}")
-    ip netns exec $NS_SRV openvpn --config "$conf" --log "$work/$1.server.log" &
+start_server() { # name ciphers cert protection [extra server lines...]
+    local name=$1 conf
+    conf=$(scripts/interop/server.sh "$work/pki" "$work" "$@" ) || return 1
+    ip netns exec $NS_SRV openvpn --config "$conf" --log "$work/$name.server.log" &
     server_pid=$!
     for _ in $(seq 50); do
-        grep -q "Initialization Sequence Completed" "$work/$1.server.log" 2>/dev/null && return 0
+        grep -q "Initialization Sequence Completed" "$work/$name.server.log" 2>/dev/null && return 0
         sleep 0.2
     done
     return 1
@@ -61,38 +63,63 @@ stop_server() {
     server_pid=
 }
 
+CLIENT_CIPHERS=AES-256-GCM:AES-128-GCM:CHACHA20-POLY1305
+USERPASS=$'<auth-user-pass>\nalice\nsecret123\n</auth-user-pass>'
+BADPASS=$'<auth-user-pass>\nalice\nwrong\n</auth-user-pass>'
+VERIFY=("script-security 2" "auth-user-pass-verify $root/scripts/interop/check-user.sh via-file")
+
 failed=0
-run_case() { # name server-ciphers expect(ok|refused) [server-cert]
-    local name=$1 ciphers=$2 expect=$3 cert=${4:-server} client out rc detail
-    if ! start_server "$name" "$ciphers" "$cert"; then
+# run_case NAME EXPECT SERVER_CIPHERS CERT PROTECTION CLIENT_CIPHERS [server lines...] [-- client lines...]
+#   EXPECT: ok (replies must come back) or refuse:REGEX (ovpn-ping must fail with output matching REGEX)
+run_case() {
+    local name=$1 expect=$2 sciphers=$3 cert=$4 prot=$5 cciphers=$6 client out rc detail
+    shift 6
+    local server_extra=() client_extra=()
+    while [ $# -gt 0 ] && [ "$1" != -- ]; do server_extra+=("$1"); shift; done
+    [ "${1:-}" = -- ] && shift
+    client_extra=("$@")
+    if ! start_server "$name" $SRV_ADDR "$sciphers" "$cert" "$prot" "${server_extra[@]}"; then
         echo "interop $name: FAILED (server did not start)"; failed=1; stop_server; return
     fi
-    client=$(scripts/interop/client.sh "$work/pki" "$work" "$name" $SRV_ADDR)
+    client=$(scripts/interop/client.sh "$work/pki" "$work" "$name" $SRV_ADDR "$cciphers" "$prot" "${client_extra[@]}")
     out=$work/$name.ping.log
     timeout 60 ip netns exec $NS_CLI "$ping_bin" "$client" --count 3 --timeout 20 >"$out" 2>&1
     rc=$?
     stop_server
-    if [ "$expect" = ok ]; then
-        if [ $rc -eq 0 ]; then
-            detail=$(grep -E "^(handshake|rtt summary)" "$out" | tr '\n' ' ')
-            echo "interop $name: ok ($detail)"
-        else
-            echo "interop $name: FAILED (ovpn-ping exit $rc)"; sed 's/^/    /' "$out" | tail -20
-            tail -15 "$work/$name.server.log" | sed 's/^/    server: /'
-            failed=1
-        fi
-    else
-        if [ $rc -ne 0 ] && grep -qi "certificate" "$out"; then
-            echo "interop $name: ok (refused: $(grep -i -m1 certificate "$out"))"
-        else
-            echo "interop $name: FAILED (expected a certificate refusal, exit $rc)"; tail -10 "$out" | sed 's/^/    /'
-            failed=1
-        fi
-    fi
+    case $expect in
+        ok)
+            if [ $rc -eq 0 ]; then
+                detail=$(grep -E "^(handshake|pushed: cipher|rtt summary)" "$out" | sed 's/^pushed: //' | tr '\n' ' ')
+                echo "interop $name: ok ($detail)"
+            else
+                echo "interop $name: FAILED (ovpn-ping exit $rc)"; sed 's/^/    /' "$out" | tail -20
+                tail -15 "$work/$name.server.log" | sed 's/^/    server: /'
+                failed=1
+            fi ;;
+        refuse:*)
+            if [ $rc -ne 0 ] && grep -Eq "${expect#refuse:}" "$out"; then
+                echo "interop $name: ok (refused: $(grep -E -m1 "${expect#refuse:}" "$out"))"
+            else
+                echo "interop $name: FAILED (expected a refusal matching '${expect#refuse:}', exit $rc)"
+                tail -10 "$out" | sed 's/^/    /'
+                failed=1
+            fi ;;
+    esac
 }
 
-run_case aes-256-gcm AES-256-GCM ok
-run_case aes-128-gcm AES-128-GCM ok
-run_case no-server-eku AES-256-GCM refused badserver
+# The core path (issue 5): tls-crypt-v2 with early negotiation, the two AES-GCM ciphers.
+run_case aes-256-gcm ok AES-256-GCM server v2 $CLIENT_CIPHERS
+run_case aes-128-gcm ok AES-128-GCM server v2 $CLIENT_CIPHERS
+# remote-cert-tls server: a server certificate without EKU serverAuth is refused.
+run_case no-server-eku 'refuse:CertificateRejected' AES-256-GCM badserver v2 $CLIENT_CIPHERS
+# Other protections, ciphers and TLS versions the engine already drives.
+run_case chacha20-poly1305 ok CHACHA20-POLY1305 server v2 $CLIENT_CIPHERS
+run_case tls-crypt ok AES-256-GCM server crypt $CLIENT_CIPHERS
+run_case tls-auth-sha256 ok AES-256-GCM server auth $CLIENT_CIPHERS
+run_case plain-tls ok AES-256-GCM server none $CLIENT_CIPHERS
+run_case tls12-server ok AES-256-GCM server v2 $CLIENT_CIPHERS "tls-version-max 1.2"
+run_case aes-256-cbc ok AES-256-CBC server v2 AES-256-GCM:AES-256-CBC
+run_case user-pass ok AES-256-GCM server v2 $CLIENT_CIPHERS "${VERIFY[@]}" -- "$USERPASS"
+run_case user-pass-wrong 'refuse:AuthFailed' AES-256-GCM server v2 $CLIENT_CIPHERS "${VERIFY[@]}" -- "$BADPASS"
 
 if [ $failed -eq 0 ]; then echo "interop: ok"; else echo "interop: FAILED"; exit 1; fi

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Writes a standard client .ovpn (inline ca/cert/key/tls-crypt-v2) and prints its path.
-# Usage: client.sh PKI_DIR WORK_DIR NAME REMOTE_ADDR [DATA_CIPHERS]
+# Writes a standard client .ovpn with everything inline and prints its path.
+# Usage: client.sh PKI_DIR WORK_DIR NAME REMOTE_ADDR DATA_CIPHERS PROTECTION [EXTRA_LINE...]
+#   PROTECTION as in server.sh; EXTRA_LINEs are appended verbatim (e.g. an <auth-user-pass> block).
 set -euo pipefail
-pki=$1 work=$2 name=$3 remote=$4 ciphers=${5:-AES-256-GCM:AES-128-GCM}
+pki=$1 work=$2 name=$3 remote=$4 ciphers=$5 prot=$6
+shift 6
 conf=$work/$name.client.ovpn
 {
     echo "client"
@@ -16,6 +18,13 @@ conf=$work/$name.client.ovpn
     echo "<ca>"; cat "$pki/ca.crt"; echo "</ca>"
     echo "<cert>"; cat "$pki/client.crt"; echo "</cert>"
     echo "<key>"; cat "$pki/client.key"; echo "</key>"
-    echo "<tls-crypt-v2>"; cat "$pki/v2-client.key"; echo "</tls-crypt-v2>"
+    case $prot in
+        v2) echo "<tls-crypt-v2>"; cat "$pki/v2-client.key"; echo "</tls-crypt-v2>" ;;
+        crypt) echo "<tls-crypt>"; cat "$pki/ta.key"; echo "</tls-crypt>" ;;
+        auth) echo "key-direction 1"; echo "auth SHA256"; echo "<tls-auth>"; cat "$pki/ta.key"; echo "</tls-auth>" ;;
+        none) ;;
+        *) echo "client.sh: unknown protection $prot" >&2; exit 2 ;;
+    esac
+    for line in "$@"; do echo "$line"; done
 } > "$conf"
 echo "$conf"

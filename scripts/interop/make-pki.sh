@@ -5,6 +5,7 @@
 #   client.crt/.key   client certificate with EKU clientAuth, ECDSA P-256 key (PKCS#8)
 #   v2-server.key     `openvpn --genkey tls-crypt-v2-server`
 #   v2-client.key     `openvpn --genkey tls-crypt-v2-client`
+#   ta.key            `openvpn --genkey secret` (tls-crypt, tls-auth)
 # Usage: make-pki.sh DIR
 set -euo pipefail
 dir=$1
@@ -29,5 +30,6 @@ issue client "oxvpn interop client" clientAuth
 # A server certificate WITHOUT serverAuth (for the remote-cert-tls negative case).
 issue badserver "oxvpn interop client-as-server" clientAuth
 
+openvpn --genkey secret ta.key >/dev/null
 openvpn --genkey tls-crypt-v2-server v2-server.key >/dev/null
 openvpn --tls-crypt-v2 v2-server.key --genkey tls-crypt-v2-client v2-client.key >/dev/null
