@@ -125,8 +125,17 @@ pub fn bring_up(cmdline: &str) -> Devices {
     // SAFETY: QEMU's I/O APIC is at the standard address, identity-mapped; nothing else programs it.
     let mut io_apic = unsafe { IoApic::new(ioapic::DEFAULT_BASE) };
     let apic_id = ioapic::current_apic_id();
-    let mut devices = Devices { disk: None, nics: Vec::new(), all_interrupts_routed: true };
-    for Found { transport, gsi, origin } in found {
+    let mut devices = Devices {
+        disk: None,
+        nics: Vec::new(),
+        all_interrupts_routed: true,
+    };
+    for Found {
+        transport,
+        gsi,
+        origin,
+    } in found
+    {
         let kind = transport.device_type();
         match kind {
             DeviceType::Block if devices.disk.is_none() => {
@@ -195,7 +204,10 @@ pub fn start(cmdline: &str, args: &BootArgs) -> (Option<String>, Option<Network>
             log::warn!("config disk: none found (attach the .ovpn as a virtio-blk disk)");
             None
         }
-        Some(disk) => match disk.map_err(ConfigDiskError::Read).and_then(|d| config_text(&d).map(String::from)) {
+        Some(disk) => match disk
+            .map_err(ConfigDiskError::Read)
+            .and_then(|d| config_text(&d).map(String::from))
+        {
             Ok(text) => {
                 let digest = ring::digest::digest(&ring::digest::SHA256, text.as_bytes());
                 let mut hex = String::with_capacity(64);
@@ -213,7 +225,10 @@ pub fn start(cmdline: &str, args: &BootArgs) -> (Option<String>, Option<Network>
         },
     };
     if devices.nics.len() < 2 {
-        log::warn!("{} virtio-net NIC(s) found, two are needed: network not started", devices.nics.len());
+        log::warn!(
+            "{} virtio-net NIC(s) found, two are needed: network not started",
+            devices.nics.len()
+        );
         return (config, None);
     }
     let now = Instant::from_micros(i64::try_from(clock::now_us()).unwrap_or(i64::MAX));

@@ -13,12 +13,12 @@ use core::fmt;
 
 use drivers::virtio::net::{VirtioNet, VirtioTxToken, QUEUE_SIZE};
 use drivers::virtio::SomeTransport;
+use oxvpn_kernel::args::{BootArgs, Ipv4Cidr as ArgCidr, Mac};
 use router::{Router, RouterConfig, Sink};
 use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet, SocketStorage};
+use smoltcp::phy::{Device, RxToken};
 use smoltcp::socket::dhcpv4;
 use smoltcp::time::Instant;
-use oxvpn_kernel::args::{BootArgs, Ipv4Cidr as ArgCidr, Mac};
-use smoltcp::phy::{Device, RxToken};
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpCidr, Ipv4Cidr};
 
 use crate::entropy::KernelRng;
@@ -59,9 +59,11 @@ pub fn pick_roles(macs: &[EthernetAddress], args: &BootArgs) -> Result<(usize, u
         return Err(NetError::MissingNic { found: macs.len() });
     }
     let find = |mac: Option<Mac>, name| match mac {
-        Some(Mac(mac)) => {
-            macs.iter().position(|m| m.0 == mac).map(Some).ok_or(NetError::UnknownMac(name))
-        }
+        Some(Mac(mac)) => macs
+            .iter()
+            .position(|m| m.0 == mac)
+            .map(Some)
+            .ok_or(NetError::UnknownMac(name)),
         None => Ok(None),
     };
     let service = find(args.service_mac, "--service-mac")?;
@@ -96,7 +98,11 @@ impl Side {
         config.random_seed = seed;
         let iface = Interface::new(config, &mut device, now);
         let storage: Vec<SocketStorage<'static>> = (0..2).map(|_| SocketStorage::EMPTY).collect();
-        Self { device, iface, sockets: SocketSet::new(storage) }
+        Self {
+            device,
+            iface,
+            sockets: SocketSet::new(storage),
+        }
     }
 
     fn poll(&mut self, now: Instant) {
@@ -142,7 +148,9 @@ impl PrivateSide {
         device.ack_interrupt();
         // At most one queue's worth per pass, so a flood on the LAN cannot starve the public side.
         for _ in 0..QUEUE_SIZE {
-            let Some((rx, mut tx)) = device.receive(now) else { break };
+            let Some((rx, mut tx)) = device.receive(now) else {
+                break;
+            };
             rx.consume(|frame| {
                 router.handle_lan_frame(now, frame, &mut LanSink { tx: Some(&mut tx) });
             });
@@ -184,9 +192,15 @@ impl Network {
         seed: u64,
         interrupts_routed: bool,
     ) -> Result<Self, NetError> {
-        let macs: Vec<EthernetAddress> = nics.iter().map(|n| EthernetAddress(n.mac_address())).collect();
+        let macs: Vec<EthernetAddress> = nics
+            .iter()
+            .map(|n| EthernetAddress(n.mac_address()))
+            .collect();
         let (service, private) = pick_roles(&macs, args)?;
-        let private_cidr = args.private_ipv4.map(cidr).ok_or(NetError::NoPrivateAddress)?;
+        let private_cidr = args
+            .private_ipv4
+            .map(cidr)
+            .ok_or(NetError::NoPrivateAddress)?;
         for (index, mac) in macs.iter().enumerate() {
             let role = if index == service {
                 "service (public)"
@@ -196,12 +210,15 @@ impl Network {
                 "unused"
             };
             let [a, b, c, d, e, f] = mac.0;
-            log::info!("nic{index} mac={a:02x}:{b:02x}:{c:02x}:{d:02x}:{e:02x}:{f:02x} role={role}");
+            log::info!(
+                "nic{index} mac={a:02x}:{b:02x}:{c:02x}:{d:02x}:{e:02x}:{f:02x} role={role}"
+            );
         }
         let mut slots: Vec<Option<Nic>> = nics.into_iter().map(Some).collect();
-        let (Some(public_nic), Some(private_nic)) =
-            (slots.get_mut(service).and_then(Option::take), slots.get_mut(private).and_then(Option::take))
-        else {
+        let (Some(public_nic), Some(private_nic)) = (
+            slots.get_mut(service).and_then(Option::take),
+            slots.get_mut(private).and_then(Option::take),
+        ) else {
             return Err(NetError::SameNic);
         };
 
@@ -236,10 +253,19 @@ impl Network {
         let mut config = RouterConfig::new(EthernetAddress(private_nic.mac_address()), gateway);
         config.nat = args.nat;
         config.nat_table_size = args.nat_table_size;
-        let private = PrivateSide { device: private_nic, router: Router::new(config, &mut KernelRng) };
+        let private = PrivateSide {
+            device: private_nic,
+            router: Router::new(config, &mut KernelRng),
+        };
         log::info!("private gateway {gateway}");
         log::info!("ready");
-        Ok(Self { public, private, dhcp, leased: false, polled: !interrupts_routed })
+        Ok(Self {
+            public,
+            private,
+            dhcp,
+            leased: false,
+            polled: !interrupts_routed,
+        })
     }
 
     /// Runs both interfaces: drains every received frame, answers what must be answered, sends what is
@@ -260,9 +286,15 @@ impl Network {
                     match config.router {
                         Some(router) => {
                             let _ = routes.add_default_ipv4_route(router);
-                            log::info!("dhcp lease {cidr} gateway {router} from {}", config.server.address);
+                            log::info!(
+                                "dhcp lease {cidr} gateway {router} from {}",
+                                config.server.address
+                            );
                         }
-                        None => log::info!("dhcp lease {cidr} (no gateway) from {}", config.server.address),
+                        None => log::info!(
+                            "dhcp lease {cidr} (no gateway) from {}",
+                            config.server.address
+                        ),
                     }
                     self.leased = true;
                     // Answer ARP for the new address right away rather than at the next wake-up.
@@ -295,9 +327,14 @@ impl Network {
     pub fn run(&mut self, now_us: u64) -> Option<u64> {
         let now = Instant::from_micros(i64::try_from(now_us).unwrap_or(i64::MAX));
         self.poll(now);
-        let at = self.poll_at(now).map(|at| u64::try_from(at.total_micros()).unwrap_or(0).max(now_us));
+        let at = self
+            .poll_at(now)
+            .map(|at| u64::try_from(at.total_micros()).unwrap_or(0).max(now_us));
         if self.polled {
-            Some(at.unwrap_or(u64::MAX).min(now_us.saturating_add(POLL_INTERVAL_US)))
+            Some(
+                at.unwrap_or(u64::MAX)
+                    .min(now_us.saturating_add(POLL_INTERVAL_US)),
+            )
         } else {
             at
         }

@@ -60,7 +60,9 @@ pub enum BarAssignError {
 impl fmt::Display for BarAssignError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::WindowFull { bar, size } => write!(f, "no room in the PCI window for BAR{bar} ({size} bytes)"),
+            Self::WindowFull { bar, size } => {
+                write!(f, "no room in the PCI window for BAR{bar} ({size} bytes)")
+            }
             Self::Above4GiB { bar } => write!(f, "32-bit BAR{bar} cannot be placed below 4 GiB"),
             Self::InvalidBar => f.write_str("malformed BAR registers"),
         }
@@ -80,7 +82,10 @@ pub fn assign_bars<C: ConfigurationAccess>(
 ) -> Result<u8, BarAssignError> {
     let (_, command) = root.get_status_command(function);
     // No decoding while BARs move, so a half-written 64-bit BAR never claims a stray range.
-    root.set_command(function, command & !(Command::MEMORY_SPACE | Command::IO_SPACE));
+    root.set_command(
+        function,
+        command & !(Command::MEMORY_SPACE | Command::IO_SPACE),
+    );
     let bars = root.bars(function).map_err(|_| BarAssignError::InvalidBar);
     let bars = match bars {
         Ok(bars) => bars,
@@ -92,13 +97,27 @@ pub fn assign_bars<C: ConfigurationAccess>(
     let mut assigned = 0;
     let mut result = Ok(());
     for (index, bar) in (0u8..).zip(bars.iter()) {
-        let Some(BarInfo::Memory { address_type, address, size, .. }) = bar else { continue };
-        let usable = *address != 0 && address.checked_add(*size).is_some_and(|end| end <= mapped_limit);
+        let Some(BarInfo::Memory {
+            address_type,
+            address,
+            size,
+            ..
+        }) = bar
+        else {
+            continue;
+        };
+        let usable = *address != 0
+            && address
+                .checked_add(*size)
+                .is_some_and(|end| end <= mapped_limit);
         if usable || *size == 0 {
             continue;
         }
         let Some(new_address) = window.allocate(*size) else {
-            result = Err(BarAssignError::WindowFull { bar: index, size: *size });
+            result = Err(BarAssignError::WindowFull {
+                bar: index,
+                size: *size,
+            });
             break;
         };
         match address_type {
@@ -115,7 +134,10 @@ pub fn assign_bars<C: ConfigurationAccess>(
     }
     match result {
         Ok(()) => {
-            root.set_command(function, command | Command::MEMORY_SPACE | Command::BUS_MASTER);
+            root.set_command(
+                function,
+                command | Command::MEMORY_SPACE | Command::BUS_MASTER,
+            );
             Ok(assigned)
         }
         Err(e) => {
@@ -131,11 +153,15 @@ mod tests {
     use super::*;
 
     fn virtio_net(fake: &FakeConfigSpace, bar1: u64, bar4: u64) -> DeviceFunction {
-        fake.add_function(0, 3, 0, 0x1af4, 0x1041, 0x0200_0000, 0);
-        fake.add_bar(0, 3, 0, 0, FakeBar::Io, 0x20, 0xc040);
-        fake.add_bar(0, 3, 0, 1, FakeBar::Mem32, 0x1000, bar1);
-        fake.add_bar(0, 3, 0, 4, FakeBar::Mem64, 0x4000, bar4);
-        DeviceFunction { bus: 0, device: 3, function: 0 }
+        fake.add_function((0, 3, 0), 0x1af4, 0x1041, 0x0200_0000, 0);
+        fake.add_bar((0, 3, 0), 0, FakeBar::Io, 0x20, 0xc040);
+        fake.add_bar((0, 3, 0), 1, FakeBar::Mem32, 0x1000, bar1);
+        fake.add_bar((0, 3, 0), 4, FakeBar::Mem64, 0x4000, bar4);
+        DeviceFunction {
+            bus: 0,
+            device: 3,
+            function: 0,
+        }
     }
 
     #[test]
@@ -156,10 +182,22 @@ mod tests {
         let mut window = BarWindow::new(0xc000_0000, 0xd000_0000);
         assert_eq!(assign_bars(&mut root, f, &mut window, 1 << 32), Ok(2));
         let bars = root.bars(f).unwrap();
-        assert_eq!(bars[1].as_ref().unwrap().memory_address_size(), Some((0xc000_0000, 0x1000)));
-        assert_eq!(bars[4].as_ref().unwrap().memory_address_size(), Some((0xc000_4000, 0x4000)));
+        assert_eq!(
+            bars[1].as_ref().unwrap().memory_address_size(),
+            Some((0xc000_0000, 0x1000))
+        );
+        assert_eq!(
+            bars[4].as_ref().unwrap().memory_address_size(),
+            Some((0xc000_4000, 0x4000))
+        );
         // The I/O BAR keeps its firmware address.
-        assert!(matches!(bars[0], Some(BarInfo::IO { address: 0xc040, size: 0x20 })));
+        assert!(matches!(
+            bars[0],
+            Some(BarInfo::IO {
+                address: 0xc040,
+                size: 0x20
+            })
+        ));
         let (_, command) = root.get_status_command(f);
         assert!(command.contains(Command::MEMORY_SPACE | Command::BUS_MASTER));
     }
@@ -172,8 +210,14 @@ mod tests {
         let mut window = BarWindow::new(0xc000_0000, 0xd000_0000);
         assert_eq!(assign_bars(&mut root, f, &mut window, 1 << 32), Ok(1));
         let bars = root.bars(f).unwrap();
-        assert_eq!(bars[1].as_ref().unwrap().memory_address_size(), Some((0xfebd_1000, 0x1000)));
-        assert_eq!(bars[4].as_ref().unwrap().memory_address_size(), Some((0xc000_0000, 0x4000)));
+        assert_eq!(
+            bars[1].as_ref().unwrap().memory_address_size(),
+            Some((0xfebd_1000, 0x1000))
+        );
+        assert_eq!(
+            bars[4].as_ref().unwrap().memory_address_size(),
+            Some((0xc000_0000, 0x4000))
+        );
     }
 
     #[test]
@@ -184,7 +228,10 @@ mod tests {
         let mut window = BarWindow::new(0xc000_0000, 0xc000_2000);
         assert_eq!(
             assign_bars(&mut root, f, &mut window, 1 << 32),
-            Err(BarAssignError::WindowFull { bar: 4, size: 0x4000 })
+            Err(BarAssignError::WindowFull {
+                bar: 4,
+                size: 0x4000
+            })
         );
         let (_, command) = root.get_status_command(f);
         assert!(!command.contains(Command::MEMORY_SPACE));

@@ -49,29 +49,37 @@ mod tests {
     #[test]
     fn walks_bus_zero_and_numbered_bridges() {
         let fake = FakeConfigSpace::new();
-        fake.add_function(0, 0, 0, 0x8086, 0x1237, 0x0600_0000, 0); // host bridge
-        fake.add_function(0, 3, 0, 0x1af4, 0x1041, 0x0200_0000, 0); // virtio-net (modern)
-        fake.add_function(0, 4, 0, 0x1b36, 0x0001, 0x0604_0000, 1); // PCI-PCI bridge
-        fake.set_register(0, 4, 0, 0x18, 0x0002_0200); // secondary bus 2
-        fake.add_function(0, 5, 0, 0x1b36, 0x0001, 0x0604_0000, 1); // unnumbered bridge: skipped
-        fake.add_function(2, 1, 0, 0x1af4, 0x1042, 0x0100_0000, 0); // virtio-blk behind the bridge
+        fake.add_function((0, 0, 0), 0x8086, 0x1237, 0x0600_0000, 0); // host bridge
+        fake.add_function((0, 3, 0), 0x1af4, 0x1041, 0x0200_0000, 0); // virtio-net (modern)
+        fake.add_function((0, 4, 0), 0x1b36, 0x0001, 0x0604_0000, 1); // PCI-PCI bridge
+        fake.set_register((0, 4, 0), 0x18, 0x0002_0200); // secondary bus 2
+        fake.add_function((0, 5, 0), 0x1b36, 0x0001, 0x0604_0000, 1); // unnumbered bridge: skipped
+        fake.add_function((2, 1, 0), 0x1af4, 0x1042, 0x0100_0000, 0); // virtio-blk behind the bridge
         let root = PciRoot::new(fake.clone());
         let found = enumerate(&root, &fake);
-        let ids: Vec<(u8, u8, u16)> =
-            found.iter().map(|f| (f.address.bus, f.address.device, f.info.device_id)).collect();
+        let ids: Vec<(u8, u8, u16)> = found
+            .iter()
+            .map(|f| (f.address.bus, f.address.device, f.info.device_id))
+            .collect();
         assert_eq!(
             ids,
-            [(0, 0, 0x1237), (0, 3, 0x1041), (0, 4, 0x0001), (0, 5, 0x0001), (2, 1, 0x1042)]
+            [
+                (0, 0, 0x1237),
+                (0, 3, 0x1041),
+                (0, 4, 0x0001),
+                (0, 5, 0x0001),
+                (2, 1, 0x1042)
+            ]
         );
     }
 
     #[test]
     fn bridge_loop_terminates() {
         let fake = FakeConfigSpace::new();
-        fake.add_function(0, 1, 0, 0x1b36, 0x0001, 0x0604_0000, 1);
-        fake.set_register(0, 1, 0, 0x18, 0x0000_0000 | 1 << 8);
-        fake.add_function(1, 0, 0, 0x1b36, 0x0001, 0x0604_0000, 1);
-        fake.set_register(1, 0, 0, 0x18, 0x0000_0100); // points back at bus 1
+        fake.add_function((0, 1, 0), 0x1b36, 0x0001, 0x0604_0000, 1);
+        fake.set_register((0, 1, 0), 0x18, 0x0000_0100);
+        fake.add_function((1, 0, 0), 0x1b36, 0x0001, 0x0604_0000, 1);
+        fake.set_register((1, 0, 0), 0x18, 0x0000_0100); // points back at bus 1
         let root = PciRoot::new(fake.clone());
         assert_eq!(enumerate(&root, &fake).len(), 2);
     }

@@ -20,15 +20,23 @@ struct Function {
     bar_masks: [u32; 6],
 }
 
+/// Bus, device, function.
+pub type Bdf = (u8, u8, u8);
+
+type Functions = Rc<RefCell<BTreeMap<Bdf, Function>>>;
+
 /// Shared so that clones (as `PciRoot` and `unsafe_clone` make) see one space.
 #[derive(Clone, Default)]
 pub struct FakeConfigSpace {
-    functions: Rc<RefCell<BTreeMap<(u8, u8, u8), Function>>>,
+    functions: Functions,
 }
 
 impl Default for Function {
     fn default() -> Self {
-        Self { regs: [0; 64], bar_masks: [0; 6] }
+        Self {
+            regs: [0; 64],
+            bar_masks: [0; 6],
+        }
     }
 }
 
@@ -37,28 +45,33 @@ impl FakeConfigSpace {
         Self::default()
     }
 
-    pub fn add_function(&self, bus: u8, dev: u8, func: u8, vendor: u16, device: u16, class: u32, header: u8) {
+    pub fn add_function(&self, at: Bdf, vendor: u16, device: u16, class: u32, header: u8) {
         let mut f = Function::default();
         f.regs[0] = u32::from(device) << 16 | u32::from(vendor);
         f.regs[2] = class;
         f.regs[3] = u32::from(header) << 16;
-        self.functions.borrow_mut().insert((bus, dev, func), f);
+        self.functions.borrow_mut().insert(at, f);
     }
 
-    pub fn set_register(&self, bus: u8, dev: u8, func: u8, offset: u8, value: u32) {
-        if let Some(f) = self.functions.borrow_mut().get_mut(&(bus, dev, func)) {
+    pub fn set_register(&self, at: Bdf, offset: u8, value: u32) {
+        if let Some(f) = self.functions.borrow_mut().get_mut(&at) {
             f.regs[usize::from(offset / 4)] = value;
         }
     }
 
-    pub fn register(&self, bus: u8, dev: u8, func: u8, offset: u8) -> u32 {
-        self.functions.borrow().get(&(bus, dev, func)).map_or(u32::MAX, |f| f.regs[usize::from(offset / 4)])
+    pub fn register(&self, at: Bdf, offset: u8) -> u32 {
+        self.functions
+            .borrow()
+            .get(&at)
+            .map_or(u32::MAX, |f| f.regs[usize::from(offset / 4)])
     }
 
     /// Declares BAR `index` of `size` bytes (a power of two) at `address` (0: left unassigned).
-    pub fn add_bar(&self, bus: u8, dev: u8, func: u8, index: usize, kind: FakeBar, size: u64, address: u64) {
+    pub fn add_bar(&self, at: Bdf, index: usize, kind: FakeBar, size: u64, address: u64) {
         let mut functions = self.functions.borrow_mut();
-        let Some(f) = functions.get_mut(&(bus, dev, func)) else { return };
+        let Some(f) = functions.get_mut(&at) else {
+            return;
+        };
         let size_mask = !(size - 1);
         match kind {
             FakeBar::Io => {
@@ -81,12 +94,14 @@ impl FakeConfigSpace {
 
 impl ConfigurationAccess for FakeConfigSpace {
     fn read_word(&self, df: DeviceFunction, offset: u8) -> u32 {
-        self.register(df.bus, df.device, df.function, offset)
+        self.register((df.bus, df.device, df.function), offset)
     }
 
     fn write_word(&mut self, df: DeviceFunction, offset: u8, data: u32) {
         let mut functions = self.functions.borrow_mut();
-        let Some(f) = functions.get_mut(&(df.bus, df.device, df.function)) else { return };
+        let Some(f) = functions.get_mut(&(df.bus, df.device, df.function)) else {
+            return;
+        };
         let index = usize::from(offset / 4);
         match offset {
             0x04 => f.regs[1] = (f.regs[1] & 0xffff_0000) | (data & 0xffff),
@@ -94,8 +109,13 @@ impl ConfigurationAccess for FakeConfigSpace {
                 let bar = index - 4;
                 let mask = f.bar_masks[bar];
                 // The high half of a 64-bit BAR has no type bits; the low dword keeps its low nibble.
-                let is_high_half = bar > 0 && f.regs[3 + bar] & 0x7 == 0x4 && f.bar_masks[bar - 1] != 0;
-                let fixed = if is_high_half { 0 } else { f.regs[index] & !mask & 0xf };
+                let is_high_half =
+                    bar > 0 && f.regs[3 + bar] & 0x7 == 0x4 && f.bar_masks[bar - 1] != 0;
+                let fixed = if is_high_half {
+                    0
+                } else {
+                    f.regs[index] & !mask & 0xf
+                };
                 f.regs[index] = (data & mask) | fixed;
             }
             _ => f.regs[index] = data,

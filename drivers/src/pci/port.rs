@@ -64,14 +64,18 @@ impl ConfigurationAccess for PortIoCam {
 #[cfg(target_arch = "x86_64")]
 unsafe fn outl(port: u16, value: u32) {
     // SAFETY: the caller owns `port`.
-    unsafe { core::arch::asm!("out dx, eax", in("dx") port, in("eax") value, options(nomem, nostack, preserves_flags)) }
+    unsafe {
+        core::arch::asm!("out dx, eax", in("dx") port, in("eax") value, options(nomem, nostack, preserves_flags))
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
 unsafe fn inl(port: u16) -> u32 {
     let value: u32;
     // SAFETY: the caller owns `port`.
-    unsafe { core::arch::asm!("in eax, dx", out("eax") value, in("dx") port, options(nomem, nostack, preserves_flags)) }
+    unsafe {
+        core::arch::asm!("in eax, dx", out("eax") value, in("dx") port, options(nomem, nostack, preserves_flags))
+    }
     value
 }
 
@@ -81,9 +85,17 @@ mod tests {
 
     #[test]
     fn address_layout() {
-        let f = DeviceFunction { bus: 0, device: 3, function: 0 };
+        let f = DeviceFunction {
+            bus: 0,
+            device: 3,
+            function: 0,
+        };
         assert_eq!(config_address(f, 0x10), 0x8000_1810);
-        let f = DeviceFunction { bus: 0xab, device: 31, function: 7 };
+        let f = DeviceFunction {
+            bus: 0xab,
+            device: 31,
+            function: 7,
+        };
         assert_eq!(config_address(f, 0xff), 0x80ab_fffc);
     }
 }

@@ -38,7 +38,9 @@ impl fmt::Display for DiskReadError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Init => f.write_str("virtio-blk device did not initialise"),
-            Self::TooLarge { bytes, limit } => write!(f, "disk is {bytes} bytes, more than the {limit}-byte limit"),
+            Self::TooLarge { bytes, limit } => {
+                write!(f, "disk is {bytes} bytes, more than the {limit}-byte limit")
+            }
             Self::Io { sector } => write!(f, "read error at sector {sector}"),
             Self::OutOfMemory => f.write_str("out of memory for the disk image"),
         }
@@ -54,11 +56,16 @@ pub fn read_whole_disk<T: Transport>(transport: T, limit: usize) -> Result<Vec<u
         .filter(|&len| len <= limit)
         .ok_or(DiskReadError::TooLarge { bytes, limit })?;
     let mut disk = Vec::new();
-    disk.try_reserve_exact(len).map_err(|_| DiskReadError::OutOfMemory)?;
+    disk.try_reserve_exact(len)
+        .map_err(|_| DiskReadError::OutOfMemory)?;
     disk.resize(len, 0);
-    for (index, chunk) in disk.chunks_mut(SECTORS_PER_REQUEST * SECTOR_SIZE).enumerate() {
+    for (index, chunk) in disk
+        .chunks_mut(SECTORS_PER_REQUEST * SECTOR_SIZE)
+        .enumerate()
+    {
         let sector = index * SECTORS_PER_REQUEST;
-        blk.read_blocks(sector, chunk).map_err(|_| DiskReadError::Io { sector })?;
+        blk.read_blocks(sector, chunk)
+            .map_err(|_| DiskReadError::Io { sector })?;
     }
     Ok(disk)
 }

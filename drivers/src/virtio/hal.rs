@@ -15,14 +15,18 @@ pub struct IdentityHal;
 
 fn dma_layout(pages: usize) -> Option<Layout> {
     let size = pages.checked_mul(PAGE_SIZE)?;
-    Layout::from_size_align(size, PAGE_SIZE).ok().filter(|l| l.size() != 0)
+    Layout::from_size_align(size, PAGE_SIZE)
+        .ok()
+        .filter(|l| l.size() != 0)
 }
 
 // SAFETY: `dma_alloc` returns fresh, zeroed, page-aligned allocations that nothing else aliases; on an
 // identity map the pointer value is also the address the device uses.
 unsafe impl Hal for IdentityHal {
     fn dma_alloc(pages: usize, _direction: BufferDirection) -> (PhysAddr, NonNull<u8>) {
-        let Some(layout) = dma_layout(pages) else { return (0, NonNull::dangling()) };
+        let Some(layout) = dma_layout(pages) else {
+            return (0, NonNull::dangling());
+        };
         // SAFETY: `layout` has a non-zero size.
         let ptr = unsafe { alloc_zeroed(layout) };
         match NonNull::new(ptr) {
@@ -33,7 +37,9 @@ unsafe impl Hal for IdentityHal {
     }
 
     unsafe fn dma_dealloc(_paddr: PhysAddr, vaddr: NonNull<u8>, pages: usize) -> i32 {
-        let Some(layout) = dma_layout(pages) else { return -1 };
+        let Some(layout) = dma_layout(pages) else {
+            return -1;
+        };
         // SAFETY: the caller passes back what `dma_alloc` returned for the same page count.
         unsafe { dealloc(vaddr.as_ptr(), layout) };
         0

@@ -48,8 +48,13 @@ impl fmt::Display for MmioSpecError {
 }
 
 /// Every `virtio_mmio.device=` entry of `cmdline`, in order.
-pub fn parse_cmdline(cmdline: &str) -> impl Iterator<Item = Result<MmioDeviceSpec, MmioSpecError>> + '_ {
-    cmdline.split_ascii_whitespace().filter_map(|word| word.strip_prefix(PARAM)).map(parse_spec)
+pub fn parse_cmdline(
+    cmdline: &str,
+) -> impl Iterator<Item = Result<MmioDeviceSpec, MmioSpecError>> + '_ {
+    cmdline
+        .split_ascii_whitespace()
+        .filter_map(|word| word.strip_prefix(PARAM))
+        .map(parse_spec)
 }
 
 /// Parses `<size>@<base>:<irq>[:<id>]` (sizes and addresses in Linux `memparse` syntax).
@@ -59,7 +64,9 @@ pub fn parse_spec(spec: &str) -> Result<MmioDeviceSpec, MmioSpecError> {
     let irq = rest.split(':').next().unwrap_or(rest);
     let size = memparse(size).ok_or(MmioSpecError::Size)?;
     let base = memparse(base).ok_or(MmioSpecError::Base)?;
-    let irq = parse_number(irq).and_then(|n| u32::try_from(n).ok()).ok_or(MmioSpecError::Irq)?;
+    let irq = parse_number(irq)
+        .and_then(|n| u32::try_from(n).ok())
+        .ok_or(MmioSpecError::Irq)?;
     // The header alone is 0x100 bytes (§4.2.2); anything smaller cannot be a transport.
     if size < 0x100 || base.checked_add(size).is_none() {
         return Err(MmioSpecError::Range);
@@ -94,7 +101,8 @@ fn parse_number(text: &str) -> Option<u64> {
 /// transport uses for as long as the returned transport lives.
 pub unsafe fn open(spec: &MmioDeviceSpec) -> Result<MmioTransport<'static>, MmioError> {
     let size = usize::try_from(spec.size).map_err(|_| MmioError::MmioRegionTooSmall)?;
-    let header = NonNull::new(spec.base as usize as *mut VirtIOHeader).ok_or(MmioError::MmioRegionTooSmall)?;
+    let header = NonNull::new(spec.base as usize as *mut VirtIOHeader)
+        .ok_or(MmioError::MmioRegionTooSmall)?;
     // SAFETY: the caller vouches for the region.
     unsafe { MmioTransport::new(header, size) }
 }
@@ -113,17 +121,43 @@ mod tests {
         assert_eq!(
             specs,
             [
-                Ok(MmioDeviceSpec { base: 0xfeb0_0e00, size: 512, irq: 12 }),
-                Ok(MmioDeviceSpec { base: 0xfeb0_0c00, size: 512, irq: 11 }),
-                Ok(MmioDeviceSpec { base: 0xfeb0_0a00, size: 512, irq: 10 }),
+                Ok(MmioDeviceSpec {
+                    base: 0xfeb0_0e00,
+                    size: 512,
+                    irq: 12
+                }),
+                Ok(MmioDeviceSpec {
+                    base: 0xfeb0_0c00,
+                    size: 512,
+                    irq: 11
+                }),
+                Ok(MmioDeviceSpec {
+                    base: 0xfeb0_0a00,
+                    size: 512,
+                    irq: 10
+                }),
             ]
         );
     }
 
     #[test]
     fn linux_syntax_variants() {
-        assert_eq!(parse_spec("4K@0x10000000000:10:3"), Ok(MmioDeviceSpec { base: 1 << 40, size: 4096, irq: 10 }));
-        assert_eq!(parse_spec("1M@4096:5"), Ok(MmioDeviceSpec { base: 4096, size: 1 << 20, irq: 5 }));
+        assert_eq!(
+            parse_spec("4K@0x10000000000:10:3"),
+            Ok(MmioDeviceSpec {
+                base: 1 << 40,
+                size: 4096,
+                irq: 10
+            })
+        );
+        assert_eq!(
+            parse_spec("1M@4096:5"),
+            Ok(MmioDeviceSpec {
+                base: 4096,
+                size: 1 << 20,
+                irq: 5
+            })
+        );
     }
 
     #[test]
@@ -134,9 +168,15 @@ mod tests {
         assert_eq!(parse_spec("512@0x1000"), Err(MmioSpecError::Base));
         assert_eq!(parse_spec("512@zz:1"), Err(MmioSpecError::Base));
         assert_eq!(parse_spec("512@0x1000:"), Err(MmioSpecError::Irq));
-        assert_eq!(parse_spec("512@0x1000:99999999999"), Err(MmioSpecError::Irq));
+        assert_eq!(
+            parse_spec("512@0x1000:99999999999"),
+            Err(MmioSpecError::Irq)
+        );
         assert_eq!(parse_spec("16@0x1000:1"), Err(MmioSpecError::Range));
-        assert_eq!(parse_spec("512@0xffffffffffffff00:1"), Err(MmioSpecError::Range));
+        assert_eq!(
+            parse_spec("512@0xffffffffffffff00:1"),
+            Err(MmioSpecError::Range)
+        );
         assert_eq!(parse_spec("99999999999G@0:1"), Err(MmioSpecError::Size));
         assert_eq!(parse_spec("K@0:1"), Err(MmioSpecError::Size));
     }

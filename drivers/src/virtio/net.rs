@@ -51,7 +51,9 @@ struct TokenSlots {
 
 impl TokenSlots {
     fn new() -> Self {
-        Self { slot_of: [None; QUEUE_SIZE] }
+        Self {
+            slot_of: [None; QUEUE_SIZE],
+        }
     }
 
     fn insert(&mut self, token: u16, slot: u16) -> bool {
@@ -156,7 +158,9 @@ impl<T: Transport> VirtioNet<T> {
             };
             // SAFETY: the buffer lives in `self.rx.buffers` (never moved or freed while the device
             // exists) and is not touched again until the device returns its token in `receive`.
-            let Ok(token) = (unsafe { self.raw.receive_begin(buffer) }) else { break };
+            let Ok(token) = (unsafe { self.raw.receive_begin(buffer) }) else {
+                break;
+            };
             if !self.rx.posted.insert(token, slot) {
                 break;
             }
@@ -167,11 +171,19 @@ impl<T: Transport> VirtioNet<T> {
     /// Returns finished transmit buffers to the free list.
     fn reclaim_tx(raw: &mut VirtIONetRaw<IdentityHal, T, QUEUE_SIZE>, tx: &mut TxState) {
         while let Some(token) = raw.poll_transmit() {
-            let Some((slot, len)) = tx.in_flight.get_mut(usize::from(token)).and_then(Option::take) else {
+            let Some((slot, len)) = tx
+                .in_flight
+                .get_mut(usize::from(token))
+                .and_then(Option::take)
+            else {
                 break;
             };
-            let Some(buffer) = tx.buffers.get(usize::from(slot)) else { break };
-            let Some(frame) = buffer.get(..usize::from(len)) else { break };
+            let Some(buffer) = tx.buffers.get(usize::from(slot)) else {
+                break;
+            };
+            let Some(frame) = buffer.get(..usize::from(len)) else {
+                break;
+            };
             // SAFETY: `frame` is exactly the slice passed to `transmit_begin` for `token`.
             if unsafe { raw.transmit_complete(token, frame) }.is_err() {
                 break;
@@ -294,7 +306,11 @@ impl<T: Transport> phy::Device for VirtioNet<T> {
         let frame = buffer.get(header_len..header_len.checked_add(frame_len)?)?;
         Some((
             VirtioRxToken { frame },
-            VirtioTxToken { raw: &mut self.raw, tx: &mut self.tx, dropped: &mut self.tx_dropped },
+            VirtioTxToken {
+                raw: &mut self.raw,
+                tx: &mut self.tx,
+                dropped: &mut self.tx_dropped,
+            },
         ))
     }
 
@@ -303,7 +319,11 @@ impl<T: Transport> phy::Device for VirtioNet<T> {
         if self.tx.free.is_empty() || !self.raw.can_send() {
             return None;
         }
-        Some(VirtioTxToken { raw: &mut self.raw, tx: &mut self.tx, dropped: &mut self.tx_dropped })
+        Some(VirtioTxToken {
+            raw: &mut self.raw,
+            tx: &mut self.tx,
+            dropped: &mut self.tx_dropped,
+        })
     }
 
     fn capabilities(&self) -> DeviceCapabilities {
@@ -323,7 +343,10 @@ mod tests {
     fn token_slots_reject_out_of_range_and_reused_tokens() {
         let mut slots = TokenSlots::new();
         assert!(slots.insert(3, 7));
-        assert!(!slots.insert(3, 8), "a token still in flight cannot be posted twice");
+        assert!(
+            !slots.insert(3, 8),
+            "a token still in flight cannot be posted twice"
+        );
         assert!(!slots.insert(QUEUE_SIZE as u16, 1));
         assert_eq!(slots.take(3), Some(7));
         assert_eq!(slots.take(3), None);

@@ -25,7 +25,10 @@ pub fn virtio_functions(functions: &[PciFunction]) -> Vec<VirtioPciFunction> {
     functions
         .iter()
         .filter_map(|f| {
-            virtio_device_type(&f.info).map(|device_type| VirtioPciFunction { address: f.address, device_type })
+            virtio_device_type(&f.info).map(|device_type| VirtioPciFunction {
+                address: f.address,
+                device_type,
+            })
         })
         .collect()
 }
