@@ -7,6 +7,36 @@
 //! [`Router::handle_tunnel_packet`], and everything the router wants to send comes out through the
 //! caller's [`Sink`]. [`Router::poll_at`] says when to call [`Router::tick`].
 //!
+//! ```
+//! use router::{EthernetAddress, Instant, Ipv4Address, Ipv4Cidr, Router, RouterConfig, Sink, TunnelConfig, TunnelState};
+//!
+//! struct Nics { lan: Vec<Vec<u8>>, tunnel: Vec<Vec<u8>> }
+//! impl Sink for Nics {
+//!     fn lan_frame(&mut self, frame: &[u8]) { self.lan.push(frame.to_vec()) } // private NIC transmit
+//!     fn tunnel_packet(&mut self, packet: &[u8]) { self.tunnel.push(packet.to_vec()) } // engine encrypt
+//! }
+//!
+//! let mac = EthernetAddress([0x02, 0, 0, 0, 0, 1]);
+//! let config = RouterConfig::new(mac, Ipv4Cidr::new(Ipv4Address::new(10, 8, 0, 1), 24));
+//! # use rand_chacha::rand_core::SeedableRng;
+//! # let mut rng = rand_chacha::ChaCha20Rng::from_seed([7; 32]);
+//! let mut router = Router::new(config, &mut rng); // rng: any rand_core::CryptoRngCore
+//! let mut out = Nics { lan: Vec::new(), tunnel: Vec::new() };
+//!
+//! // After PUSH_REPLY: the tunnel address, routes, DNS and MTU the server pushed.
+//! let mut tunnel = TunnelConfig::new(Ipv4Cidr::new(Ipv4Address::new(10, 200, 0, 2), 24));
+//! tunnel.redirect_gateway = true;
+//! router.set_tunnel(TunnelState::Up(tunnel));
+//!
+//! let now = Instant::from_millis(1_000);
+//! let frame = [0u8; 60]; // a frame received on the private NIC
+//! let _verdict = router.handle_lan_frame(now, &frame, &mut out);
+//! // ... and every decrypted packet: router.handle_tunnel_packet(now, &packet, &mut out);
+//! if router.poll_at().is_some_and(|at| at <= now) {
+//!     router.tick(now, &mut out);
+//! }
+//! ```
+//!
 //! Files, one concern each: `arp` (neighbour cache, pending queue), `icmp` (echo replies, errors), `ip`
 //! and `checksum` (header checks, incremental checksums), `forward` (pushed routes, tunnel state),
 //! `nat` (source NAT), `frag` (fragmentation, reassembly), `mss` (MSS clamping), `dhcp` (DHCPv4

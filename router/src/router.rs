@@ -903,6 +903,10 @@ impl Router {
         let Some(packet) = packet.get(..info.total_len) else {
             return Verdict::Dropped(DropReason::Malformed);
         };
+        if self.config.private_ipv4.contains_addr(&info.src) || ip::is_martian(info.src) {
+            // Anti-spoofing: LAN addresses live on the LAN, never behind the tunnel.
+            return Verdict::Dropped(DropReason::Martian);
+        }
         let public = self.tunnel_ipv4();
         let gateway = self.gateway();
         let to_public = Some(info.dst) == public;

@@ -816,6 +816,13 @@ fn lan_to_lan_and_martians_are_not_forwarded() {
         Verdict::Dropped(DropReason::Martian)
     );
     assert!(out.tunnel.is_empty());
+    // From the tunnel, a source inside the LAN prefix is spoofed.
+    let spoofed_in = udp((Ipv4Address::new(10, 8, 0, 9), 1), (HOST, 2), b"");
+    assert_eq!(
+        r.handle_tunnel_packet(t0(), &spoofed_in, &mut out),
+        Verdict::Dropped(DropReason::Martian)
+    );
+    assert!(out.lan.is_empty());
 }
 
 #[test]
