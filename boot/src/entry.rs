@@ -8,6 +8,11 @@
 //! `ebx` = physical address of `struct hvm_start_info`. There is no stack.
 //!
 //! The trampoline:
+//! 0. checks CPUID for the instruction sets the whole image is compiled with (x86_64-target.json: SSE3,
+//!    SSSE3, SSE4.1, SSE4.2, POPCNT, AES-NI, PCLMULQDQ). Rust code may use them anywhere, even while
+//!    formatting the first log line, so this check cannot be written in Rust: on a CPU without them the
+//!    trampoline prints a message on COM1 and leaves with exit code 0x14 ("unsupported machine", see
+//!    kernel/src/exit.rs), instead of dying on an invalid-opcode fault,
 //! 1. zeroes `.bss` (QEMU's loader already does, but the page tables must be zero whoever loads us),
 //! 2. builds identity-mapped page tables: PML4[0] -> PDPT[0..4] -> 4 PDs of 2 MiB pages = 0..4 GiB
 //!    (RAM and the 32-bit PCI hole; `paging` later marks non-RAM uncached and maps above 4 GiB),
@@ -32,6 +37,10 @@ pub(crate) struct BootPageTables {
 #[no_mangle]
 pub(crate) static mut BOOT_PAGE_TABLES: BootPageTables =
     BootPageTables { pml4: [0; 512], pdpt: [0; 512], pd: [[0; 512]; 4] };
+
+/// CPUID.1:ECX bits the image cannot run without: SSE3 (0), PCLMULQDQ (1), SSSE3 (9), SSE4.1 (19),
+/// SSE4.2 (20), POPCNT (23), AES (25).
+const REQUIRED_CPUID1_ECX: u32 = 1 | 1 << 1 | 1 << 9 | 1 << 19 | 1 << 20 | 1 << 23 | 1 << 25;
 
 #[repr(C, align(16))]
 struct BootStack([u8; BOOT_STACK_SIZE]);
@@ -59,6 +68,12 @@ pvh_start32:
     cli
     cld
     mov %ebx, %esi                  /* hvm_start_info, kept in esi until the call into Rust */
+
+    mov $1, %eax
+    cpuid
+    and ${required_ecx}, %ecx
+    cmp ${required_ecx}, %ecx
+    jne pvh_unsupported_cpu
 
     mov $__bss_start, %edi
     mov $__bss_end, %ecx
@@ -124,6 +139,26 @@ pvh_start64:
 3:  cli
     hlt
     jmp 3b
+
+pvh_unsupported_cpu:
+    mov $pvh_unsupported_msg, %esi
+    mov $0x3f8, %dx
+4:  lodsb
+    test %al, %al
+    jz 5f
+    out %al, %dx
+    jmp 4b
+5:  mov $0xf4, %dx                  /* isa-debug-exit */
+    mov $0x14, %eax                 /* ExitCode::Unsupported */
+    out %eax, %dx
+6:  hlt
+    jmp 6b
+    .popsection
+
+    .pushsection .rodata.boot_msg, "a"
+pvh_unsupported_msg:
+    .ascii "oxvpn: this CPU lacks SSE3/SSSE3/SSE4.1/SSE4.2/POPCNT/AES-NI/PCLMULQDQ, which the image is built for "
+    .asciz "(use -cpu max under TCG, -cpu host on a recent x86_64 under KVM)\n"
     .popsection
 
     /* Transition GDT: null, 64-bit code (0x08), data (0x10). `gdt` replaces it with one that has a TSS. */
@@ -142,5 +177,6 @@ boot_gdt_ptr:
     stack = sym BOOT_STACK,
     stack_size = const BOOT_STACK_SIZE,
     rust_entry = sym crate::rust_entry,
+    required_ecx = const REQUIRED_CPUID1_ECX,
     options(att_syntax)
 );
