@@ -176,6 +176,36 @@ fn icmp_echo_and_quoted_errors() {
 }
 
 #[test]
+fn full_table_evicts_the_least_recently_used_flow() {
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    let mut t = NatTable::new(3, 7);
+    let mut ports_of = alloc::vec::Vec::new();
+    for (i, sport) in [1001u16, 1002, 1003].into_iter().enumerate() {
+        let mut p = udp((LAN, sport), (REMOTE, 53), b"q");
+        out(&mut t, Instant::from_secs(i as i64), &mut p, &mut rng).unwrap();
+        ports_of.push(ports(&p).0);
+    }
+    // Flow 1001 is used again, so 1002 is now the least recently used.
+    let mut again = udp((LAN, 1001), (REMOTE, 53), b"q");
+    out(&mut t, Instant::from_secs(5), &mut again, &mut rng).unwrap();
+    let mut newcomer = udp((LAN, 1004), (REMOTE, 53), b"q");
+    out(&mut t, Instant::from_secs(6), &mut newcomer, &mut rng).unwrap();
+    assert_eq!(t.len(), 3);
+    let now = Instant::from_secs(6);
+    let mut r = udp((REMOTE, 53), (PUBLIC, ports_of[1]), b"a");
+    assert_eq!(
+        inb(&mut t, now, &mut r),
+        Err(NatError::NoMapping),
+        "the LRU flow was evicted"
+    );
+    for &port in [ports_of[0], ports_of[2], ports(&newcomer).0].iter() {
+        let mut r = udp((REMOTE, 53), (PUBLIC, port), b"a");
+        assert_eq!(inb(&mut t, now, &mut r), Ok(LAN));
+    }
+    t.check_invariants();
+}
+
+#[test]
 fn unsupported_and_truncated() {
     let mut rng = ChaCha8Rng::seed_from_u64(4);
     let mut t = NatTable::new(4, 7);

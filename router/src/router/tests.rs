@@ -412,6 +412,105 @@ fn fragments_to_the_tunnel_mtu_and_reassembles_from_the_lan() {
 }
 
 #[test]
+fn tunnel_to_lan_fragments_to_the_lan_mtu_or_reports_frag_needed() {
+    let mut r = router_with(|c| c.lan_mtu = 1000);
+    r.set_tunnel(TunnelState::Up(tunnel()));
+    let is_at = arp_frame(ArpOperation::Reply, HOST_MAC, HOST, GW_MAC, GW, GW_MAC);
+    r.handle_lan_frame(t0(), &is_at, &mut Out::default());
+    let payload: Vec<u8> = (0..1372).map(|i| i as u8).collect();
+    let mut big = udp((REMOTE, 9), (HOST, 9), &payload);
+    big[6] &= !0x40;
+    ip::fill_header_checksum(&mut big, 20);
+    let mut out = Out::default();
+    assert_eq!(
+        r.handle_tunnel_packet(t0(), &big, &mut out),
+        Verdict::Forwarded
+    );
+    assert_eq!(out.lan.len(), 2);
+    let mut reasm = Reassembler::new(2, 1 << 20);
+    let mut buf = vec![0u8; 65535];
+    let mut whole = None;
+    for f in &out.lan {
+        assert!(f.len() <= 14 + 1000);
+        let p = lan_ip(f, HOST_MAC);
+        assert!(checksums_ok(&p));
+        if let Reassembly::Complete(n) = reasm.push(
+            t0(),
+            Direction::FromLan,
+            &ip::parse(&p).unwrap(),
+            &p,
+            &mut buf,
+        ) {
+            whole = Some(n);
+        }
+    }
+    let n = whole.unwrap();
+    assert!(checksums_ok(&buf[..n]));
+    assert_eq!(&buf[28..n], &payload[..]);
+
+    // DF set: fragmentation needed goes back into the tunnel with the LAN MTU.
+    big[6] |= 0x40;
+    ip::fill_header_checksum(&mut big, 20);
+    let mut out = Out::default();
+    assert_eq!(
+        r.handle_tunnel_packet(t0(), &big, &mut out),
+        Verdict::Dropped(DropReason::TooBig)
+    );
+    assert!(out.lan.is_empty());
+    assert_eq!(icmp_type_code(&out.tunnel[0]), (3, 4));
+    let p = Ipv4Packet::new_checked(&out.tunnel[0][..]).unwrap();
+    assert_eq!(u16::from_be_bytes([p.payload()[6], p.payload()[7]]), 1000);
+}
+
+#[test]
+fn path_mtu_errors_from_beyond_the_tunnel_reach_the_lan_host() {
+    let mut r = up_router();
+    let is_at = arp_frame(ArpOperation::Reply, HOST_MAC, HOST, GW_MAC, GW, GW_MAC);
+    r.handle_lan_frame(t0(), &is_at, &mut Out::default());
+    let mut out = Out::default();
+    let syn = tcp(
+        (HOST, 40000),
+        (REMOTE, 443),
+        TcpControl::Syn,
+        false,
+        Some(1460),
+    );
+    r.handle_lan_frame(t0(), &from_host(&syn), &mut out);
+    let sent = out.tunnel[0].clone();
+    // A router behind the server says the path MTU is 1280, quoting our (translated) packet.
+    let mut body = vec![0u8; 8 + 28];
+    body[0] = 3;
+    body[1] = 4;
+    body[6..8].copy_from_slice(&1280u16.to_be_bytes());
+    body[8..36].copy_from_slice(&sent[..28]);
+    let c = crate::checksum::internet(&body);
+    body[2..4].copy_from_slice(&c.to_be_bytes());
+    let err = crate::testutil::ipv4(
+        Ipv4Address::new(172, 16, 9, 1),
+        TUN,
+        IpProtocol::Icmp,
+        60,
+        &body,
+    );
+    let mut out = Out::default();
+    assert_eq!(
+        r.handle_tunnel_packet(t0(), &err, &mut out),
+        Verdict::Forwarded
+    );
+    let delivered = lan_ip(&out.lan[0], HOST_MAC);
+    assert!(checksums_ok(&delivered));
+    let p = Ipv4Packet::new_checked(&delivered[..]).unwrap();
+    assert_eq!(p.dst_addr(), HOST);
+    let quoted = &p.payload()[8..];
+    assert_eq!(
+        &quoted[12..16],
+        &HOST.octets(),
+        "the host sees its own packet quoted"
+    );
+    assert_eq!(u16::from_be_bytes([quoted[20], quoted[21]]), 40000);
+}
+
+#[test]
 fn mss_is_clamped_both_ways_with_valid_checksums() {
     let mut r = router_with(|_| {});
     let mut t = tunnel();
