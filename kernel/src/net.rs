@@ -13,7 +13,8 @@ use core::fmt;
 
 use drivers::virtio::net::{VirtioNet, VirtioTxToken, QUEUE_SIZE};
 use drivers::virtio::SomeTransport;
-use oxvpn_kernel::args::{BootArgs, Ipv4Cidr as ArgCidr, Mac};
+use oxvpn_kernel::args::{BootArgs, Ipv4Cidr as ArgCidr};
+use oxvpn_kernel::nic_roles::{self, RoleError};
 use router::{Router, RouterConfig, Sink};
 use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet, SocketStorage};
 use smoltcp::phy::{Device, RxToken};
@@ -29,15 +30,8 @@ pub type Nic = VirtioNet<SomeTransport<'static>>;
 /// Why the network could not come up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NetError {
-    /// Fewer than two NICs were found.
-    MissingNic {
-        /// How many there are.
-        found: usize,
-    },
-    /// `--service-mac` or `--private-mac` names no NIC (the option is named).
-    UnknownMac(&'static str),
-    /// Both roles would land on the same NIC.
-    SameNic,
+    /// The NICs could not be given their roles.
+    Roles(RoleError),
     /// `--private-ipv4` is required.
     NoPrivateAddress,
 }
@@ -45,39 +39,10 @@ pub enum NetError {
 impl fmt::Display for NetError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::MissingNic { found } => write!(f, "need two virtio-net NICs, found {found}"),
-            Self::UnknownMac(name) => write!(f, "{name} matches no NIC"),
-            Self::SameNic => f.write_str("--service-mac and --private-mac pick the same NIC"),
+            Self::Roles(e) => write!(f, "{e}"),
             Self::NoPrivateAddress => f.write_str("--private-ipv4=CIDR is required"),
         }
     }
-}
-
-/// Picks (service, private) among `macs`: the first two NICs unless the MAC options say otherwise.
-pub fn pick_roles(macs: &[EthernetAddress], args: &BootArgs) -> Result<(usize, usize), NetError> {
-    if macs.len() < 2 {
-        return Err(NetError::MissingNic { found: macs.len() });
-    }
-    let find = |mac: Option<Mac>, name| match mac {
-        Some(Mac(mac)) => macs
-            .iter()
-            .position(|m| m.0 == mac)
-            .map(Some)
-            .ok_or(NetError::UnknownMac(name)),
-        None => Ok(None),
-    };
-    let service = find(args.service_mac, "--service-mac")?;
-    let private = find(args.private_mac, "--private-mac")?;
-    let (service, private) = match (service, private) {
-        (Some(s), Some(p)) => (s, p),
-        (Some(s), None) => (s, usize::from(s == 0)),
-        (None, Some(p)) => (usize::from(p == 0), p),
-        (None, None) => (0, 1),
-    };
-    if service == private {
-        return Err(NetError::SameNic);
-    }
-    Ok((service, private))
 }
 
 fn cidr(c: ArgCidr) -> Ipv4Cidr {
@@ -192,11 +157,9 @@ impl Network {
         seed: u64,
         interrupts_routed: bool,
     ) -> Result<Self, NetError> {
-        let macs: Vec<EthernetAddress> = nics
-            .iter()
-            .map(|n| EthernetAddress(n.mac_address()))
-            .collect();
-        let (service, private) = pick_roles(&macs, args)?;
+        let macs: Vec<[u8; 6]> = nics.iter().map(Nic::mac_address).collect();
+        let (service, private) =
+            nic_roles::pick(&macs, args.service_mac, args.private_mac).map_err(NetError::Roles)?;
         let private_cidr = args
             .private_ipv4
             .map(cidr)
@@ -209,7 +172,7 @@ impl Network {
             } else {
                 "unused"
             };
-            let [a, b, c, d, e, f] = mac.0;
+            let [a, b, c, d, e, f] = *mac;
             log::info!(
                 "nic{index} mac={a:02x}:{b:02x}:{c:02x}:{d:02x}:{e:02x}:{f:02x} role={role}"
             );
@@ -219,7 +182,7 @@ impl Network {
             slots.get_mut(service).and_then(Option::take),
             slots.get_mut(private).and_then(Option::take),
         ) else {
-            return Err(NetError::SameNic);
+            return Err(NetError::Roles(RoleError::SameNic));
         };
 
         let mut public = Side::new(public_nic, now, seed);
