@@ -96,6 +96,12 @@ for m in pc q35 microvm; do
             'FATAL exit: CPU exception \(exit code 0x16, QEMU status 45\)'
     fi
 
+    # The stack guard page: unbounded recursion ends in a page fault that says so.
+    if boot "$m-stack" 45 -M "$m" -a "--test-stack-overflow"; then
+        expect "$m-stack" 'FATAL kernel stack overflow \(guard page hit\)' \
+            'FATAL CPU exception 14 \(#PF page fault\) error code 0x2'
+    fi
+
     # The panic handler.
     if boot "$m-panic" 43 -M "$m" -a "--test-panic"; then
         expect "$m-panic" 'PANIC panicked at src/main.rs:[0-9]+:[0-9]+:' '^--test-panic given$' \

@@ -6,6 +6,9 @@
 //!   uncached (PCD|PWT = PAT entry 3, UC), so device registers are never cached whatever the MTRRs say;
 //! - when the CPU has 1 GiB pages, 4 GiB..512 GiB is identity-mapped with 1 GiB pages (write-back where
 //!   they overlap RAM, uncached otherwise), for RAM above 4 GiB and 64-bit PCI BARs;
+//! - the 4 KiB page below the boot stack (`__stack_guard_start`) is unmapped, so a stack overflow raises a
+//!   page fault (handled on its own IST stack) instead of silently overwriting `.bss`; its 2 MiB page is
+//!   split into 4 KiB pages for that;
 //! - the MTRR default type becomes write-back (IA32_MTRR_DEF_TYPE, SDM Vol. 3A 12.11.2.1). On `microvm` no
 //!   firmware programs MTRRs, and with MTRRs disabled all memory is uncached, which is very slow under KVM.
 //!   Variable MTRRs a firmware set up (SeaBIOS marks the PCI hole UC) are left alone.
@@ -22,6 +25,23 @@ const PCD: u64 = 1 << 4;
 const HUGE: u64 = 1 << 7;
 const MIB2: u64 = 2 << 20;
 const GIB: u64 = 1 << 30;
+const ADDR_MASK_2M: u64 = 0x000f_ffff_ffe0_0000;
+
+/// The 4 KiB page table that splits the 2 MiB page holding the stack guard.
+#[repr(C, align(4096))]
+struct PageTable([u64; 512]);
+
+static mut GUARD_PT: PageTable = PageTable([0; 512]);
+
+/// The unmapped page below the boot stack, `[start, end)`.
+pub fn stack_guard() -> (u64, u64) {
+    extern "C" {
+        static __stack_guard_start: u8;
+        static __stack_guard_end: u8;
+    }
+    // Linker-defined symbols: only their addresses are taken.
+    (core::ptr::addr_of!(__stack_guard_start) as u64, core::ptr::addr_of!(__stack_guard_end) as u64)
+}
 
 /// Highest physical address (exclusive) that is identity mapped after [`finish`].
 pub fn mapped_limit(has_1g_pages: bool) -> u64 {
@@ -47,6 +67,20 @@ pub fn finish(memmap: &[MemmapEntry], has_1g_pages: bool, has_mtrr: bool) {
             let start = i as u64 * MIB2;
             if !overlaps_ram(memmap, start, start + MIB2) {
                 *entry |= PCD | PWT;
+            }
+        }
+        let (guard, _) = stack_guard();
+        let pde_index = (guard / MIB2) as usize;
+        if let Some(pde) = tables.pd.iter_mut().flatten().nth(pde_index) {
+            if *pde & HUGE != 0 {
+                let flags = *pde & !(ADDR_MASK_2M | HUGE);
+                let base = *pde & ADDR_MASK_2M;
+                let pt = &mut *core::ptr::addr_of_mut!(GUARD_PT);
+                for (i, pte) in pt.0.iter_mut().enumerate() {
+                    let addr = base + i as u64 * 4096;
+                    *pte = if addr == guard { 0 } else { addr | flags };
+                }
+                *pde = (pt.0.as_ptr() as u64) | PRESENT | WRITABLE;
             }
         }
         if has_1g_pages {

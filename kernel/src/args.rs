@@ -27,6 +27,7 @@ oxvpn: OpenVPN-compatible VPN router unikernel. Boot arguments (QEMU -append \".
 Test only:
   --test-fault                 trigger a CPU exception (page fault) after boot
   --test-panic                 panic after boot
+  --test-stack-overflow        recurse until the stack guard page faults
 ";
 
 /// Default `--nat-table-size` (MirageVPN's).
@@ -162,6 +163,8 @@ pub struct BootArgs {
     pub test_fault: bool,
     /// `--test-panic`.
     pub test_panic: bool,
+    /// `--test-stack-overflow`.
+    pub test_stack_overflow: bool,
 }
 
 impl Default for BootArgs {
@@ -181,6 +184,7 @@ impl Default for BootArgs {
             help: false,
             test_fault: false,
             test_panic: false,
+            test_stack_overflow: false,
         }
     }
 }
@@ -221,8 +225,16 @@ impl fmt::Display for ArgError<'_> {
     }
 }
 
-const FLAGS: &[&str] =
-    &["--dhcp", "--no-dhcp", "--nat", "--no-nat", "--help", "--test-fault", "--test-panic"];
+const FLAGS: &[&str] = &[
+    "--dhcp",
+    "--no-dhcp",
+    "--nat",
+    "--no-nat",
+    "--help",
+    "--test-fault",
+    "--test-panic",
+    "--test-stack-overflow",
+];
 const OPTIONS: &[&str] = &[
     "--ipv4",
     "--ipv4-gateway",
@@ -261,7 +273,8 @@ pub fn parse(cmdline: &str) -> Result<BootArgs, ArgError<'_>> {
                 "--no-nat" => args.nat = false,
                 "--help" => args.help = true,
                 "--test-fault" => args.test_fault = true,
-                _ => args.test_panic = true,
+                "--test-panic" => args.test_panic = true,
+                _ => args.test_stack_overflow = true,
             }
             continue;
         }
@@ -332,10 +345,10 @@ mod tests {
     fn flags_and_options() {
         let a = parse(
             "  --nat --nat-table-size=64 --verb=11 --resolver=9.9.9.9 --service-mac=52:54:00:AB:cd:01 \
-             --private-mac=02:00:00:00:00:02 --no-dhcp --test-fault --test-panic --help",
+             --private-mac=02:00:00:00:00:02 --no-dhcp --test-fault --test-panic --test-stack-overflow --help",
         )
         .unwrap();
-        assert!(a.nat && a.test_fault && a.test_panic && a.help);
+        assert!(a.nat && a.test_fault && a.test_panic && a.test_stack_overflow && a.help);
         assert_eq!(a.nat_table_size, 64);
         assert_eq!(a.verb.level_filter(), log::LevelFilter::Trace);
         assert_eq!(a.resolver, Some(Ipv4Addr::new(9, 9, 9, 9)));

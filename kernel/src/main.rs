@@ -78,6 +78,12 @@ fn kernel_main(start_info_paddr: u64) -> ! {
     if args.test_panic {
         panic!("--test-panic given");
     }
+    if args.test_stack_overflow {
+        let (guard, _) = boot::paging::stack_guard();
+        info!("--test-stack-overflow: recursing into the guard page at {guard:#x}");
+        let depth = recurse(0);
+        fail(ExitCode::Panic, format_args!("--test-stack-overflow: recursion returned at depth {depth}"));
+    }
     if args.test_fault {
         info!("--test-fault: reading unmapped address {:#x}", TEST_FAULT_ADDR);
         // SAFETY: deliberately not safe: the read must fault (this address is not mapped) to show the
@@ -88,6 +94,16 @@ fn kernel_main(start_info_paddr: u64) -> ! {
 
     let (_config, network) = devices::start(cmdline, &args);
     MainLoop::new(args, network).run()
+}
+
+/// Unbounded recursion with a frame the optimiser cannot remove, for `--test-stack-overflow`.
+#[inline(never)]
+fn recurse(depth: u64) -> u64 {
+    let frame = core::hint::black_box([depth; 64]);
+    if depth == core::hint::black_box(u64::MAX) {
+        return depth;
+    }
+    core::hint::black_box(recurse(depth + 1)) + frame[0]
 }
 
 /// Not mapped: beyond the identity map (512 GiB at most) and canonical, so the CPU raises #PF (not #GP).
