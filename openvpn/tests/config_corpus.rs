@@ -32,7 +32,7 @@ fn bytes(path: &str) -> Vec<u8> {
 
 fn valid(name: &str) -> Parsed {
     let path = format!("valid/{name}.ovpn");
-    config::parse_bytes(&bytes(&path), &mut Dir(configs())).unwrap_or_else(|e| panic!("{path}: {e}"))
+    config::parse_bytes(&bytes(&path), &mut Dir(configs().join("valid"))).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
 fn has_warning(p: &Parsed, directive: &str, reason: WarningKind) -> bool {
@@ -283,7 +283,7 @@ fn corpus_has_at_least_twenty_valid_configs() {
     assert!(count >= 20, "{count}");
     for entry in std::fs::read_dir(configs().join("valid")).unwrap() {
         let path = entry.unwrap().path();
-        let parsed = config::parse_bytes(&std::fs::read(&path).unwrap(), &mut Dir(configs()));
+        let parsed = config::parse_bytes(&std::fs::read(&path).unwrap(), &mut Dir(configs().join("valid")));
         assert!(parsed.is_ok(), "{}: {:?}", path.display(), parsed.err());
     }
 }

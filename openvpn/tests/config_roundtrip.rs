@@ -237,7 +237,7 @@ fn corpus_configs_round_trip() {
     }
     for entry in std::fs::read_dir(dir.join("valid")).unwrap() {
         let path = entry.unwrap().path();
-        let first = parse_bytes(&std::fs::read(&path).unwrap(), &mut Dir(dir.clone())).unwrap().config;
+        let first = parse_bytes(&std::fs::read(&path).unwrap(), &mut Dir(dir.join("valid"))).unwrap().config;
         let text = print(&first);
         let second = parse(&text, &mut KeepPaths).unwrap_or_else(|e| panic!("{}: {e}\n{text}", path.display()));
         assert_eq!(second.config, first, "{}", path.display());

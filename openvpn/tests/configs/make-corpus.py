@@ -124,8 +124,8 @@ sndbuf 524288
 rcvbuf 524288
 tls-cipher TLS-DHE-RSA-WITH-AES-256-GCM-SHA384:TLS-DHE-RSA-WITH-AES-256-CBC-SHA
 remote-random
-ca keys/ca.crt
-auth-user-pass files/userpass.txt
+ca ../keys/ca.crt
+auth-user-pass ../files/userpass.txt
 tun-ipv6
 script-security 2
 up /etc/openvpn/update-resolv-conf
@@ -215,11 +215,11 @@ nobind
 ;group openvpn
 persist-key
 persist-tun
-ca keys/ca.crt
-cert keys/client-rsa-easyrsa.crt
-key keys/client-rsa-pkcs1.key
+ca ../keys/ca.crt
+cert ../keys/client-rsa-easyrsa.crt
+key ../keys/client-rsa-pkcs1.key
 remote-cert-tls server
-tls-auth keys/ta.key 1
+tls-auth ../keys/ta.key 1
 cipher AES-256-CBC
 verb 3
 ;mute 20
@@ -421,7 +421,7 @@ max-packet-size 1400
 sndbuf 393216
 rcvbuf 393216
 verb 4
-auth-user-pass files/userpass.txt
+auth-user-pass ../files/userpass.txt
 """ + block("ca", CA)
 
 V["tls-auth-bidirectional"] = """client
