@@ -53,8 +53,11 @@ case $machine in
         fi
         ;;
     microvm)
-        # isa-serial for the console, rtc for the wall clock, pit for TSC calibration under TCG.
-        args+=(-M microvm,x-option-roms=off,isa-serial=on,rtc=on,pit=on)
+        # isa-serial for the console, rtc for the wall clock, pit for TSC calibration under TCG. acpi=off makes
+        # QEMU list virtio-mmio devices on the command line (virtio_mmio.device=...), where the image finds
+        # them; force-legacy=false gives modern (virtio 1.x) MMIO transports.
+        args+=(-M microvm,x-option-roms=off,isa-serial=on,rtc=on,pit=on,acpi=off
+               -global virtio-mmio.force-legacy=false)
         ;;
     *) echo "qemu.sh: machine must be pc, q35 or microvm, not $machine" >&2; exit 2 ;;
 esac

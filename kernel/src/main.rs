@@ -65,7 +65,7 @@ fn kernel_main(start_info_paddr: u64) -> ! {
         exit(ExitCode::Clean);
     }
     log::set_max_level(args.verb.level_filter());
-    info!("boot arguments: {}", if cmdline.is_empty() { "(none)" } else { cmdline });
+    info!("boot arguments: {}", if cmdline.trim().is_empty() { "(none)" } else { cmdline.trim() });
 
     let features = init_cpu();
     let tsc_hz = init_clocks(&features);
