@@ -101,7 +101,7 @@ mod tests {
     #[test]
     fn pad_then_read_round_trips() {
         for len in [1usize, 100, 511, 512, 513, 4000] {
-            let text: alloc::string::String = core::iter::repeat('a').take(len).collect();
+            let text = "a".repeat(len);
             let disk = pad(&text).unwrap();
             assert_eq!(disk.len() % SECTOR_SIZE, 0);
             assert!(disk.len() > len);

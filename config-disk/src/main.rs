@@ -185,7 +185,7 @@ fn make(args: &Args) -> Result<(), Failure> {
 fn looks_like_disk(bytes: &[u8]) -> bool {
     !bytes.starts_with(&[0xff, 0xfe])
         && !bytes.starts_with(&[0xfe, 0xff])
-        && bytes.len() % config_disk::SECTOR_SIZE == 0
+        && bytes.len().is_multiple_of(config_disk::SECTOR_SIZE)
         && bytes.contains(&0)
 }
 

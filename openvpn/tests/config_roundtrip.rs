@@ -36,7 +36,7 @@ impl Rng {
         let words = ["vpn", "a b", "q\"uote", "back\\slash", "#hash", ";semi", "it's", "ünï", "x", "tab\tbed"];
         let mut s = String::new();
         for _ in 0..1 + self.below(3) {
-            let word: &str = *self.pick::<&str>(&words);
+            let word: &str = self.pick::<&str>(&words);
             s.push_str(word);
         }
         s

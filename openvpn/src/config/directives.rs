@@ -150,7 +150,7 @@ fn err(st: &Statement, kind: ErrorKind) -> ConfigError {
     ConfigError::new(st.line, &st.name, kind)
 }
 
-fn arg<'s>(st: &'s Statement, index: usize) -> Result<&'s str> {
+fn arg(st: &Statement, index: usize) -> Result<&str> {
     st.args.get(index).map(String::as_str).ok_or_else(|| err(st, ErrorKind::MissingArgument))
 }
 
@@ -245,10 +245,11 @@ impl<'r> Builder<'r> {
         if block.is_some() && !CONNECTION_SCOPE.contains(&name) {
             return Err(err(st, ErrorKind::NotAllowedInConnection));
         }
-        if !matches!(st.body, Body::None) && !matches!(name, "connection") && block.is_some() {
-            if !matches!(name, "tls-auth" | "tls-crypt" | "tls-crypt-v2") {
-                return Err(err(st, ErrorKind::BlockNotAllowedHere));
-            }
+        if !matches!(st.body, Body::None)
+            && block.is_some()
+            && !matches!(name, "connection" | "tls-auth" | "tls-crypt" | "tls-crypt-v2")
+        {
+            return Err(err(st, ErrorKind::BlockNotAllowedHere));
         }
         match name {
             "connection" => {

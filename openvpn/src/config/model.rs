@@ -207,7 +207,7 @@ impl Digest {
     }
 
     /// Output (and HMAC key) length in bytes.
-    pub fn len(self) -> usize {
+    pub fn output_len(self) -> usize {
         match self {
             Digest::Sha1 => 20,
             Digest::Sha256 => 32,

@@ -59,7 +59,7 @@ pub struct Statement {
 /// (Windows editors save configs that way).
 pub fn decode(bytes: &[u8]) -> Result<Cow<'_, str>, ConfigError> {
     let utf16 = |big_endian: bool, body: &[u8]| -> Result<Cow<'_, str>, ConfigError> {
-        if body.len() % 2 != 0 {
+        if !body.len().is_multiple_of(2) {
             return Err(ConfigError::whole_file(ErrorKind::NotUtf8));
         }
         let units = body.chunks_exact(2).map(|p| match p {
