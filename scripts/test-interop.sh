@@ -4,7 +4,8 @@
 # in namespace oxv-interop-srv, ovpn-ping in oxv-interop-cli, joined by a veth pair (10.99.0.0/24).
 # Cases: AES-256-GCM and AES-128-GCM over tls-crypt-v2 (the core path), a server certificate without EKU
 # serverAuth that `remote-cert-tls server` must refuse, then ChaCha20, tls-crypt, tls-auth SHA256, plain TLS,
-# a TLS 1.2-only server, AES-256-CBC and username/password (right and wrong).
+# a TLS 1.2-only server, AES-256-CBC, renegotiation under traffic (server- and client-initiated) and
+# username/password (right and wrong).
 # One result line per case; non-zero exit if any case fails.
 set -u
 cd "$(dirname "$0")/.."
@@ -74,6 +75,8 @@ failed=0
 run_case() {
     local name=$1 expect=$2 sciphers=$3 cert=$4 prot=$5 cciphers=$6 client out rc detail
     shift 6
+    # INTEROP_ONLY=REGEX runs only the matching cases (for debugging).
+    [[ $name =~ ${INTEROP_ONLY:-.} ]] || return 0
     local server_extra=() client_extra=()
     while [ $# -gt 0 ] && [ "$1" != -- ]; do server_extra+=("$1"); shift; done
     [ "${1:-}" = -- ] && shift
@@ -83,7 +86,8 @@ run_case() {
     fi
     client=$(scripts/interop/client.sh "$work/pki" "$work" "$name" $SRV_ADDR "$cciphers" "$prot" "${client_extra[@]}")
     out=$work/$name.ping.log
-    timeout 60 ip netns exec $NS_CLI "$ping_bin" "$client" --count 3 --timeout 20 >"$out" 2>&1
+    # shellcheck disable=SC2086
+    timeout 60 ip netns exec $NS_CLI "$ping_bin" "$client" ${PING_ARGS:---count 3 --timeout 20} >"$out" 2>&1
     rc=$?
     stop_server
     case $expect in
@@ -95,6 +99,17 @@ run_case() {
                 echo "interop $name: FAILED (ovpn-ping exit $rc)"; sed 's/^/    /' "$out" | tail -20
                 tail -15 "$work/$name.server.log" | sed 's/^/    server: /'
                 failed=1
+            fi ;;
+        rekey)
+            # Every echo answered across at least two renegotiations.
+            local replies reneg
+            replies=$(sed -n 's/^rtt summary: \([0-9]*\/[0-9]*\) replies.*/\1/p' "$out")
+            reneg=$(sed -n 's/^stats: renegotiations \([0-9]*\).*/\1/p' "$out")
+            if [ $rc -eq 0 ] && [ "${replies%/*}" = "${replies#*/}" ] && [ "${reneg:-0}" -ge 2 ]; then
+                echo "interop $name: ok ($replies replies, $reneg renegotiations, no loss)"
+            else
+                echo "interop $name: FAILED (exit $rc, replies $replies, renegotiations ${reneg:-0})"
+                tail -12 "$out" | sed 's/^/    /'; failed=1
             fi ;;
         refuse:*)
             if [ $rc -ne 0 ] && grep -Eq "${expect#refuse:}" "$out"; then
@@ -120,6 +135,9 @@ run_case plain-tls ok AES-256-GCM server none $CLIENT_CIPHERS
 run_case tls12-server ok AES-256-GCM server v2 $CLIENT_CIPHERS "tls-version-max 1.2"
 run_case aes-256-cbc ok AES-256-CBC server v2 AES-256-GCM:AES-256-CBC
 run_case user-pass ok AES-256-GCM server v2 $CLIENT_CIPHERS "${VERIFY[@]}" -- "$USERPASS"
+# Renegotiation under continuous traffic (one echo every 0.2 s for 16 s): server- and client-initiated.
+PING_ARGS="--count 80 --interval 0.2 --timeout 40" run_case reneg-server rekey AES-256-GCM server v2 $CLIENT_CIPHERS "reneg-sec 6"
+PING_ARGS="--count 80 --interval 0.2 --timeout 40" run_case reneg-client rekey AES-256-GCM server v2 $CLIENT_CIPHERS -- "reneg-sec 6"
 run_case user-pass-wrong 'refuse:AuthFailed' AES-256-GCM server v2 $CLIENT_CIPHERS "${VERIFY[@]}" -- "$BADPASS"
 
 if [ $failed -eq 0 ]; then echo "interop: ok"; else echo "interop: FAILED"; exit 1; fi

@@ -66,6 +66,10 @@ pub struct EngineConfig {
     pub compression: Compression,
     /// `tls-timeout`: initial control retransmit timeout, milliseconds.
     pub tls_timeout_ms: u64,
+    /// `reneg-sec`: renegotiate the data key after this many seconds (0 = never from our side).
+    pub reneg_secs: u64,
+    /// `tran-window`: how long the previous data key stays valid after a renegotiation, seconds.
+    pub tran_window_secs: u64,
     /// `hand-window`: the whole handshake (through PUSH_REPLY) must finish within this, seconds.
     pub hand_window_secs: u64,
     /// Local `ping` (overridden by a pushed one).
@@ -95,6 +99,8 @@ impl EngineConfig {
             compression: Compression::None,
             tls_timeout_ms: 2000,
             hand_window_secs: 60,
+            reneg_secs: 3600,
+            tran_window_secs: 3600,
             ping_secs: None,
             ping_restart_secs: None,
             tun_mtu: 1500,

@@ -79,11 +79,13 @@ impl fmt::Debug for KeyState {
 }
 
 impl KeyState {
-    /// Starts a key state: queues the client reset (`reset_opcode`: HARD_RESET_CLIENT_V2, or V3 for
-    /// tls-crypt-v2) with message-id 0 and prepares TLS and the key-method-2 message.
+    /// Starts a key state: queues our reset with message-id 0 and prepares TLS and the key-method-2
+    /// message. `reset_opcode` is HARD_RESET_CLIENT_V2 (or V3 for tls-crypt-v2) for key_id 0 with
+    /// `remote_sid = None`, or SOFT_RESET_V1 for a renegotiation (§9) with the known server session id.
     pub fn new_client(
         key_id: KeyId,
         local_sid: SessionId,
+        remote_sid: Option<SessionId>,
         reset_opcode: Opcode,
         tls: TlsClient,
         client_keys: ClientKeySource,
@@ -96,7 +98,7 @@ impl KeyState {
         KeyState {
             key_id,
             local_sid,
-            remote_sid: None,
+            remote_sid,
             send,
             recv: ReliableRecv::new(),
             tls,
@@ -158,6 +160,7 @@ impl KeyState {
             }
         }
         if let Some(remote) = self.remote_sid {
+            // Only a retransmitted server reset may name another id: the cookie slot can change (§2.8).
             if repr.session_id != remote && repr.opcode != Opcode::ControlHardResetServerV2 {
                 return Ok(());
             }
@@ -173,8 +176,14 @@ impl KeyState {
             return Ok(()); // P_ACK_V1
         };
         match repr.opcode {
-            Opcode::ControlHardResetServerV2 => {
-                if message_id != 0 {
+            Opcode::ControlHardResetServerV2 | Opcode::ControlSoftResetV1 => {
+                // Resets carry message-id 0 (§4); a SOFT_RESET only on key_id > 0, a hard reset only on 0.
+                let expected = if self.key_id == KeyId::ZERO {
+                    Opcode::ControlHardResetServerV2
+                } else {
+                    Opcode::ControlSoftResetV1
+                };
+                if message_id != 0 || repr.opcode != expected {
                     return Ok(());
                 }
                 if self.remote_sid.is_none() {
@@ -184,14 +193,17 @@ impl KeyState {
                     return Ok(()); // retransmitted reset: ACK queued again, nothing else
                 }
                 let _ = self.recv.pop_in_order();
-                let early = EarlyNegotiation::parse(repr.payload).map_err(|_| HandshakeError::BadEarlyNegotiation)?;
-                if early.resend_wkc() {
-                    self.send.override_next_opcode(Opcode::ControlWkcV1 as u8);
+                if repr.opcode == Opcode::ControlHardResetServerV2 {
+                    let early =
+                        EarlyNegotiation::parse(repr.payload).map_err(|_| HandshakeError::BadEarlyNegotiation)?;
+                    if early.resend_wkc() {
+                        self.send.override_next_opcode(Opcode::ControlWkcV1 as u8);
+                    }
                 }
                 self.phase = Phase::Tls;
                 self.pump_tls()
             }
-            Opcode::ControlV1 if self.remote_sid.is_some() => {
+            Opcode::ControlV1 if self.phase != Phase::PreStart => {
                 self.recv.on_packet(message_id, repr.payload);
                 let mut stream = Vec::new();
                 self.recv.drain_in_order(&mut stream);

@@ -13,6 +13,7 @@
 mod config;
 mod from_config;
 mod key_state;
+mod rekey;
 
 pub use config::{ControlProtection, EngineConfig};
 pub use from_config::FromConfigError;
@@ -29,8 +30,7 @@ use rand_core::CryptoRngCore;
 use rustls::ClientConfig;
 
 use crate::crypto::control::ControlWrap;
-use crate::crypto::prf::{derive_key2_legacy, Km2Randoms};
-use crate::crypto::{Compression, DataChannel, DataCipher, DataKey, Digest, Inbound, ReplayWindow, Role};
+use crate::crypto::{Compression, DataChannel, DataCipher, Digest, Inbound};
 use crate::session::{
     self, occ_options_string, ClientKeySource, ControlMessage, PeerInfo, PushAccumulator, PushedConfig,
     ServerKeySource,
@@ -144,6 +144,8 @@ pub struct Stats {
     pub pings_sent: u64,
     /// Keepalive pings received.
     pub pings_received: u64,
+    /// Completed renegotiations (new data keys installed after the first).
+    pub renegotiations: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -178,6 +180,16 @@ pub struct Engine {
     push: PushAccumulator,
     pushed: Option<PushedConfig>,
     data: Option<DataChannel>,
+    /// The cipher and peer-id from the PUSH_REPLY, reused for every renegotiated key.
+    negotiated: Option<(DataCipher, Option<u32>)>,
+    /// The data keys to send with (newest, lame duck).
+    send_keys: rekey::SendKeys,
+    /// When the current key state started (reneg-sec, deferred window).
+    key_started: Instant,
+    /// When the running renegotiation started (hand-window), if one runs.
+    reneg_started: Option<Instant>,
+    /// A server SOFT_RESET (key_id, plain packet) waiting for `poll_action`'s randomness.
+    pending_soft_reset: Option<(KeyId, Vec<u8>)>,
     actions: VecDeque<Action>,
     /// When the current session started (hand-window).
     session_start: Instant,
@@ -223,6 +235,11 @@ impl Engine {
             push: PushAccumulator::new(),
             pushed: None,
             data: None,
+            negotiated: None,
+            send_keys: rekey::SendKeys::default(),
+            key_started: now,
+            reneg_started: None,
+            pending_soft_reset: None,
             actions: VecDeque::new(),
             session_start: now,
             restart_at: None,
@@ -270,6 +287,11 @@ impl Engine {
         self.push = PushAccumulator::new();
         self.pushed = None;
         self.data = None;
+        self.negotiated = None;
+        self.send_keys = rekey::SendKeys::default();
+        self.key_started = now;
+        self.reneg_started = None;
+        self.pending_soft_reset = None;
         self.next_push_request = None;
         self.session_start = now;
         self.last_received = now;
@@ -292,6 +314,7 @@ impl Engine {
         self.key = Some(KeyState::new_client(
             KeyId::ZERO,
             local_sid,
+            None,
             reset,
             tls,
             client_keys,
@@ -317,8 +340,10 @@ impl Engine {
         }
         .to_text();
         let options = occ_options_string(self.config.transport, self.config.tun_mtu);
+        // A pushed auth-token replaces the password on renegotiations (§5.2).
+        let token = self.pushed.as_ref().and_then(|p| p.auth_token.as_deref());
         let (user, pass) = match &self.config.auth_user_pass {
-            Some((u, p)) => (Some(u.as_str()), Some(p.as_str())),
+            Some((u, p)) => (Some(u.as_str()), Some(token.unwrap_or(p.as_str()))),
             None => (None, None),
         };
         session::emit_key_method2(keys, &options, user, pass, &peer_info)
@@ -408,8 +433,15 @@ impl Engine {
             }
         };
         if repr.key_id != key.key_id() {
-            // Renegotiation (SOFT_RESET on a new key_id) is issue 6; until then, out-of-sync ids are dropped.
-            log::debug!("control packet for key_id {} ignored", repr.key_id);
+            // A SOFT_RESET on the next key_id starts a server-initiated renegotiation (§9); anything else
+            // is out of sync ("key IDs out of sync") and dropped.
+            let next = key.key_id().next();
+            if repr.opcode == Opcode::ControlSoftResetV1 && repr.key_id == next && self.state == State::Connected {
+                self.last_received = now;
+                self.pending_soft_reset = Some((next, plain.to_vec()));
+            } else {
+                log::debug!("control packet for key_id {} ignored", repr.key_id);
+            }
             return;
         }
         self.last_received = now;
@@ -433,6 +465,9 @@ impl Engine {
         loop {
             let Some(event) = self.key.as_mut().and_then(KeyState::pop_event) else { return };
             match event {
+                KeyEvent::ServerKeys(keys) if self.state == State::Connected => {
+                    self.finish_renegotiation(now, &keys);
+                }
                 KeyEvent::ServerKeys(keys) => {
                     self.server_keys = Some(keys);
                     if self.pushed.is_none() {
@@ -502,27 +537,17 @@ impl Engine {
                 }
             },
         };
-        let (Some(key), Some(server)) = (self.key.as_ref(), self.server_keys.as_ref()) else { return };
-        let Some(server_sid) = key.remote_sid() else { return };
-        let ck = key.client_keys();
-        let key2 = derive_key2_legacy(
-            &ck.pre_master,
-            &Km2Randoms { random1: ck.random1, random2: ck.random2 },
-            &Km2Randoms { random1: server.random1, random2: server.random2 },
-            &key_state_local_sid(key),
-            &server_sid,
-        );
-        let data_key = match DataKey::new(cipher, &key2, Role::Client, key.key_id(), config.peer_id, ReplayWindow::default()) {
-            Ok(k) => k,
-            Err(e) => {
-                self.reconnect(now, ReconnectReason::BadPush(alloc::format!("data key: {e}")));
-                return;
-            }
-        };
+        let (Some(key), Some(server)) = (self.key.take(), self.server_keys.clone()) else { return };
+        self.negotiated = Some((cipher, config.peer_id));
         let mut channel = DataChannel::new();
         channel.set_compression(compression);
-        channel.install(data_key);
         self.data = Some(channel);
+        let installed = self.install_data_key(now, &key, &server);
+        self.key = Some(key);
+        if !installed {
+            self.reconnect(now, ReconnectReason::BadPush(String::from("data key rejected")));
+            return;
+        }
         self.state = State::Connected;
         self.last_received = now;
         log::info!("tunnel up: cipher {cipher_name}, peer-id {:?}", config.peer_id);
@@ -540,7 +565,11 @@ impl Engine {
         out: &mut [u8],
         rng: &mut dyn CryptoRngCore,
     ) -> Result<usize, SendError> {
+        let key_id = self.send_keys.select(now);
         let data = self.data.as_mut().ok_or(SendError::NotConnected)?;
+        if let Some(id) = key_id {
+            data.set_primary(id);
+        }
         let n = data.encrypt(ip_packet, out, rng).map_err(|e| match e {
             crate::crypto::DataError::BufferTooSmall => SendError::BufferTooSmall,
             _ => SendError::Crypto,
@@ -567,6 +596,7 @@ impl Engine {
             }
         }
         self.run_timers(now);
+        self.run_rekey_timers(now, rng);
         if let Some(a) = self.actions.pop_front() {
             return Some(a);
         }
@@ -692,7 +722,11 @@ impl Engine {
         if now.saturating_duration_since(self.last_sent).as_secs() < ping {
             return None;
         }
+        let key_id = self.send_keys.select(now);
         let data = self.data.as_mut()?;
+        if let Some(id) = key_id {
+            data.set_primary(id);
+        }
         let mut out = alloc::vec![0u8; 128];
         let n = data.encrypt_ping(&mut out, rng).ok()?;
         out.truncate(n);
@@ -732,15 +766,14 @@ impl Engine {
                 if let Some(r) = self.ping_restart_secs() {
                     take(self.last_received + Duration::from_secs(r));
                 }
+                if let Some(t) = self.rekey_poll_at() {
+                    take(t);
+                }
             }
             State::Exited => {}
         }
         at
     }
-}
-
-fn key_state_local_sid(key: &KeyState) -> SessionId {
-    key.local_sid()
 }
 
 fn new_wrap(config: &EngineConfig) -> Result<ControlWrap, EngineError> {

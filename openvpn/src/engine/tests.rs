@@ -10,7 +10,7 @@ use rand_chacha::ChaCha8Rng;
 
 use super::*;
 use crate::crypto::test_util::pem_body;
-use crate::crypto::TlsCrypt;
+use crate::crypto::{DataKey, ReplayWindow, Role, TlsCrypt};
 use crate::tls::TlsSettings;
 use crate::wire::{AckBlock, ReplayId};
 

@@ -229,8 +229,12 @@ fn run(args: &Args) -> Result<bool, String> {
         }
     }
     let stats = engine.stats();
+    println!(
+        "stats: renegotiations {} pings sent {} received {} control dropped {} data dropped {}",
+        stats.renegotiations, stats.pings_sent, stats.pings_received, stats.control_dropped, stats.data_dropped
+    );
     if rtts.is_empty() {
-        println!("rtt summary: 0/{} replies (control dropped {}, data dropped {})", sent.len(), stats.control_dropped, stats.data_dropped);
+        println!("rtt summary: 0/{} replies", sent.len());
         return Ok(false);
     }
     let avg = rtts.iter().map(Duration::as_secs_f64).sum::<f64>() / rtts.len() as f64;
