@@ -104,7 +104,7 @@ for m in pc q35 microvm; do
 
     # The panic handler.
     if boot "$m-panic" 43 -M "$m" -a "--test-panic"; then
-        expect "$m-panic" 'PANIC panicked at src/main.rs:[0-9]+:[0-9]+:' '^--test-panic given$' \
+        expect "$m-panic" 'PANIC panicked at src/[a-z_]+\.rs:[0-9]+:[0-9]+:' '^--test-panic given$' \
             'FATAL exit: panic \(exit code 0x15, QEMU status 43\)'
     fi
 done

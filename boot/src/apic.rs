@@ -30,7 +30,9 @@ static TICKS_PER_MS: AtomicU64 = AtomicU64::new(0);
 fn rdmsr(msr: u32) -> u64 {
     let (lo, hi): (u32, u32);
     // SAFETY: only architectural APIC MSRs are read, after CPUID reported an APIC.
-    unsafe { asm!("rdmsr", in("ecx") msr, out("eax") lo, out("edx") hi, options(nomem, nostack, preserves_flags)) };
+    unsafe {
+        asm!("rdmsr", in("ecx") msr, out("eax") lo, out("edx") hi, options(nomem, nostack, preserves_flags))
+    };
     (u64::from(hi) << 32) | u64::from(lo)
 }
 
@@ -113,7 +115,10 @@ pub fn init(tsc_hz: u64) -> u64 {
 /// Arms the one-shot timer to fire in `us` microseconds (clamped to the 32-bit counter; 0 disarms).
 pub fn arm_oneshot_us(us: u64) {
     let ticks = us.saturating_mul(TICKS_PER_MS.load(Ordering::Relaxed)) / 1000;
-    write(REG_TIMER_INITIAL, ticks.clamp(u64::from(us > 0), u64::from(u32::MAX)) as u32);
+    write(
+        REG_TIMER_INITIAL,
+        ticks.clamp(u64::from(us > 0), u64::from(u32::MAX)) as u32,
+    );
 }
 
 /// Stops the timer.

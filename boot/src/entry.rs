@@ -35,8 +35,11 @@ pub(crate) struct BootPageTables {
 }
 
 #[no_mangle]
-pub(crate) static mut BOOT_PAGE_TABLES: BootPageTables =
-    BootPageTables { pml4: [0; 512], pdpt: [0; 512], pd: [[0; 512]; 4] };
+pub(crate) static mut BOOT_PAGE_TABLES: BootPageTables = BootPageTables {
+    pml4: [0; 512],
+    pdpt: [0; 512],
+    pd: [[0; 512]; 4],
+};
 
 /// CPUID.1:ECX bits the image cannot run without: SSE3 (0), PCLMULQDQ (1), SSSE3 (9), SSE4.1 (19),
 /// SSE4.2 (20), POPCNT (23), AES (25).

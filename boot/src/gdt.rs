@@ -41,8 +41,15 @@ struct Tss {
     iomap_base: u16,
 }
 
-static mut TSS: Tss =
-    Tss { reserved0: 0, rsp: [0; 3], reserved1: 0, ist: [0; 7], reserved2: 0, reserved3: 0, iomap_base: 0 };
+static mut TSS: Tss = Tss {
+    reserved0: 0,
+    rsp: [0; 3],
+    reserved1: 0,
+    ist: [0; 7],
+    reserved2: 0,
+    reserved3: 0,
+    iomap_base: 0,
+};
 
 static mut GDT: [u64; 5] = [0, 0x00af_9a00_0000_ffff, 0x00cf_9200_0000_ffff, 0, 0];
 
@@ -74,7 +81,10 @@ pub(crate) fn init() {
             | (((base >> 24) & 0xff) << 56);
         gdt[4] = base >> 32;
 
-        let ptr = DescriptorPointer { limit: (size_of::<[u64; 5]>() - 1) as u16, base: addr_of!(GDT) as u64 };
+        let ptr = DescriptorPointer {
+            limit: (size_of::<[u64; 5]>() - 1) as u16,
+            base: addr_of!(GDT) as u64,
+        };
         asm!(
             "lgdt [{ptr}]",
             "push {cs}",

@@ -106,11 +106,31 @@ impl fmt::Display for ExceptionFrame {
             self.rip,
             Self::cr2()
         )?;
-        writeln!(f, "  rax {:#018x} rbx {:#018x} rcx {:#018x} rdx {:#018x}", self.rax, self.rbx, self.rcx, self.rdx)?;
-        writeln!(f, "  rsi {:#018x} rdi {:#018x} rbp {:#018x} rsp {:#018x}", self.rsi, self.rdi, self.rbp, self.rsp)?;
-        writeln!(f, "  r8  {:#018x} r9  {:#018x} r10 {:#018x} r11 {:#018x}", self.r8, self.r9, self.r10, self.r11)?;
-        writeln!(f, "  r12 {:#018x} r13 {:#018x} r14 {:#018x} r15 {:#018x}", self.r12, self.r13, self.r14, self.r15)?;
-        write!(f, "  rflags {:#010x} cs {:#06x} ss {:#06x}", self.rflags, self.cs, self.ss)
+        writeln!(
+            f,
+            "  rax {:#018x} rbx {:#018x} rcx {:#018x} rdx {:#018x}",
+            self.rax, self.rbx, self.rcx, self.rdx
+        )?;
+        writeln!(
+            f,
+            "  rsi {:#018x} rdi {:#018x} rbp {:#018x} rsp {:#018x}",
+            self.rsi, self.rdi, self.rbp, self.rsp
+        )?;
+        writeln!(
+            f,
+            "  r8  {:#018x} r9  {:#018x} r10 {:#018x} r11 {:#018x}",
+            self.r8, self.r9, self.r10, self.r11
+        )?;
+        writeln!(
+            f,
+            "  r12 {:#018x} r13 {:#018x} r14 {:#018x} r15 {:#018x}",
+            self.r12, self.r13, self.r14, self.r15
+        )?;
+        write!(
+            f,
+            "  rflags {:#010x} cs {:#06x} ss {:#06x}",
+            self.rflags, self.cs, self.ss
+        )
     }
 }
 
@@ -142,7 +162,9 @@ extern "C" fn exception_entry(frame: &ExceptionFrame) -> ! {
 fn early_serial_write(bytes: &[u8]) {
     for &b in bytes {
         // SAFETY: port 0x3f8 is COM1's data register; writing it has no effect beyond the serial line.
-        unsafe { asm!("out dx, al", in("dx") 0x3f8u16, in("al") b, options(nomem, nostack, preserves_flags)) };
+        unsafe {
+            asm!("out dx, al", in("dx") 0x3f8u16, in("al") b, options(nomem, nostack, preserves_flags))
+        };
     }
 }
 
@@ -301,7 +323,10 @@ pub(crate) fn init() {
             limit: u16,
             base: u64,
         }
-        let ptr = Pointer { limit: (core::mem::size_of::<[IdtEntry; 256]>() - 1) as u16, base: idt.as_ptr() as u64 };
+        let ptr = Pointer {
+            limit: (core::mem::size_of::<[IdtEntry; 256]>() - 1) as u16,
+            base: idt.as_ptr() as u64,
+        };
         asm!("lidt [{}]", in(reg) &ptr, options(readonly, nostack, preserves_flags));
 
         // Mask both 8259 PICs (ICW sequence not needed just to mask). Harmless where there is no PIC.

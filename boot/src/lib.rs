@@ -37,7 +37,10 @@ pub fn image_range() -> (u64, u64) {
         static __image_end: u8;
     }
     // Linker-defined symbols: only their addresses are taken, never their contents.
-    (core::ptr::addr_of!(__image_start) as u64, core::ptr::addr_of!(__image_end) as u64)
+    (
+        core::ptr::addr_of!(__image_start) as u64,
+        core::ptr::addr_of!(__image_end) as u64,
+    )
 }
 
 /// Declares the kernel's main function: `fn(start_info_paddr: u64) -> !`, called with interrupts off on the

@@ -40,7 +40,10 @@ pub fn stack_guard() -> (u64, u64) {
         static __stack_guard_end: u8;
     }
     // Linker-defined symbols: only their addresses are taken.
-    (core::ptr::addr_of!(__stack_guard_start) as u64, core::ptr::addr_of!(__stack_guard_end) as u64)
+    (
+        core::ptr::addr_of!(__stack_guard_start) as u64,
+        core::ptr::addr_of!(__stack_guard_end) as u64,
+    )
 }
 
 /// Highest physical address (exclusive) that is identity mapped after [`finish`].
@@ -53,7 +56,9 @@ pub fn mapped_limit(has_1g_pages: bool) -> u64 {
 }
 
 fn overlaps_ram(memmap: &[MemmapEntry], start: u64, end: u64) -> bool {
-    memmap.iter().any(|e| e.is_ram() && e.addr < end && start < e.end())
+    memmap
+        .iter()
+        .any(|e| e.is_ram() && e.addr < end && start < e.end())
 }
 
 /// Applies the memory-type policy above. `has_1g_pages`: CPUID 0x80000001 EDX bit 26. `has_mtrr`: CPUID 1
@@ -86,7 +91,11 @@ pub fn finish(memmap: &[MemmapEntry], has_1g_pages: bool, has_mtrr: bool) {
         if has_1g_pages {
             for (i, entry) in tables.pdpt.iter_mut().enumerate().skip(4) {
                 let start = i as u64 * GIB;
-                let cache = if overlaps_ram(memmap, start, start + GIB) { 0 } else { PCD | PWT };
+                let cache = if overlaps_ram(memmap, start, start + GIB) {
+                    0
+                } else {
+                    PCD | PWT
+                };
                 *entry = start | PRESENT | WRITABLE | HUGE | cache;
             }
         }

@@ -76,7 +76,14 @@ impl MemmapEntry {
 
 impl fmt::Display for MemmapEntry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:#011x}-{:#011x} {:>9} KiB {}", self.addr, self.end(), self.size / 1024, self.kind_name())
+        write!(
+            f,
+            "{:#011x}-{:#011x} {:>9} KiB {}",
+            self.addr,
+            self.end(),
+            self.size / 1024,
+            self.kind_name()
+        )
     }
 }
 
@@ -94,9 +101,14 @@ pub enum PvhError {
 impl fmt::Display for PvhError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            PvhError::BadMagic(m) => write!(f, "hvm_start_info magic {m:#x}, expected {START_MAGIC:#x}"),
+            PvhError::BadMagic(m) => {
+                write!(f, "hvm_start_info magic {m:#x}, expected {START_MAGIC:#x}")
+            }
             PvhError::NoMemoryMap(v) => write!(f, "hvm_start_info version {v} has no memory map"),
-            PvhError::BadCmdline => write!(f, "command line is not UTF-8 or longer than {MAX_CMDLINE} bytes"),
+            PvhError::BadCmdline => write!(
+                f,
+                "command line is not UTF-8 or longer than {MAX_CMDLINE} bytes"
+            ),
         }
     }
 }
@@ -126,7 +138,10 @@ impl StartInfo {
     pub fn memmap(&self) -> &'static [MemmapEntry] {
         // SAFETY: validated in from_paddr (version >= 1); the loader guarantees memmap_entries entries.
         unsafe {
-            core::slice::from_raw_parts(self.memmap_paddr as *const MemmapEntry, self.memmap_entries as usize)
+            core::slice::from_raw_parts(
+                self.memmap_paddr as *const MemmapEntry,
+                self.memmap_entries as usize,
+            )
         }
     }
 
@@ -153,8 +168,12 @@ impl StartInfo {
     /// handed to the allocator.
     pub fn loader_ranges(&self) -> [(u64, u64); 3] {
         let info = self as *const StartInfo as u64;
-        let memmap_len = u64::from(self.memmap_entries) * core::mem::size_of::<MemmapEntry>() as u64;
-        let cmdline_len = self.cmdline().map(|c| c.len() as u64 + 1).unwrap_or(MAX_CMDLINE as u64);
+        let memmap_len =
+            u64::from(self.memmap_entries) * core::mem::size_of::<MemmapEntry>() as u64;
+        let cmdline_len = self
+            .cmdline()
+            .map(|c| c.len() as u64 + 1)
+            .unwrap_or(MAX_CMDLINE as u64);
         [
             (info, info + core::mem::size_of::<StartInfo>() as u64),
             (self.memmap_paddr, self.memmap_paddr + memmap_len),

@@ -47,7 +47,9 @@ pub enum ClockError {
 impl fmt::Display for ClockError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ClockError::Calibration(hz) => write!(f, "TSC calibration against the PIT gave {hz} Hz"),
+            ClockError::Calibration(hz) => {
+                write!(f, "TSC calibration against the PIT gave {hz} Hz")
+            }
             ClockError::RtcInvalid => f.write_str("CMOS RTC returned an invalid date"),
             ClockError::RtcBusy => f.write_str("CMOS RTC stayed in its update cycle"),
         }
@@ -63,7 +65,9 @@ pub struct TscScale {
 impl TscScale {
     /// Scale for a TSC running at `hz` (>= 1 MHz).
     pub fn new(hz: u64) -> TscScale {
-        TscScale { mult: ((1_000_000u128 << 32) / u128::from(hz.max(1))) as u64 }
+        TscScale {
+            mult: ((1_000_000u128 << 32) / u128::from(hz.max(1))) as u64,
+        }
     }
 
     /// Microseconds in `ticks` TSC ticks.
@@ -142,8 +146,10 @@ fn pit_calibrate(ms: u64) -> Result<u64, ClockError> {
         outb(0x40, 1);
         outb(0x40, 0);
     }
-    let hz = u64::try_from(u128::from(end.wrapping_sub(start)) * u128::from(PIT_HZ) / u128::from(elapsed.max(1)))
-        .unwrap_or(0);
+    let hz = u64::try_from(
+        u128::from(end.wrapping_sub(start)) * u128::from(PIT_HZ) / u128::from(elapsed.max(1)),
+    )
+    .unwrap_or(0);
     if elapsed < target || !(10_000_000..=100_000_000_000).contains(&hz) {
         return Err(ClockError::Calibration(hz));
     }
@@ -168,7 +174,9 @@ pub fn tsc_hz() -> u64 {
 
 /// Microseconds since [`start`] (0 before [`set_frequency`]).
 pub fn now_us() -> u64 {
-    let scale = TscScale { mult: TSC_MULT.load(Ordering::Relaxed) };
+    let scale = TscScale {
+        mult: TSC_MULT.load(Ordering::Relaxed),
+    };
     scale.ticks_to_us(rdtsc().saturating_sub(TSC_BASE.load(Ordering::Relaxed)))
 }
 
@@ -333,7 +341,10 @@ mod tests {
         let s = TscScale::new(1_000_000_000);
         // one hour of ticks stays within a microsecond per second
         let us = s.ticks_to_us(3_600 * 1_000_000_000);
-        assert!((3_600_000_000 - 3_600..=3_600_000_000).contains(&us), "{us}");
+        assert!(
+            (3_600_000_000 - 3_600..=3_600_000_000).contains(&us),
+            "{us}"
+        );
         // no overflow after ten years at 5 GHz
         let s = TscScale::new(5_000_000_000);
         let ten_years = 10 * 365 * 86_400u64 * 5_000_000_000;
@@ -341,13 +352,32 @@ mod tests {
     }
 
     fn regs(status_b: u8, h: u8) -> RtcRegisters {
-        RtcRegisters { second: 0x56, minute: 0x34, hour: h, day: 0x25, month: 0x11, year: 0x26, century: 0x20, status_b }
+        RtcRegisters {
+            second: 0x56,
+            minute: 0x34,
+            hour: h,
+            day: 0x25,
+            month: 0x11,
+            year: 0x26,
+            century: 0x20,
+            status_b,
+        }
     }
 
     #[test]
     fn decodes_bcd_24h() {
         let t = regs(0x02, 0x12).decode().unwrap();
-        assert_eq!(t, RtcTime { year: 2026, month: 11, day: 25, hour: 12, minute: 34, second: 56 });
+        assert_eq!(
+            t,
+            RtcTime {
+                year: 2026,
+                month: 11,
+                day: 25,
+                hour: 12,
+                minute: 34,
+                second: 56
+            }
+        );
         assert_eq!(t.unix_seconds(), 1_795_610_096);
     }
 
@@ -359,7 +389,16 @@ mod tests {
         assert_eq!(t.hour, 12);
         let t = regs(0x00, 0x12).decode().unwrap();
         assert_eq!(t.hour, 0);
-        let b = RtcRegisters { second: 5, minute: 6, hour: 7, day: 8, month: 9, year: 30, century: 20, status_b: 0x06 };
+        let b = RtcRegisters {
+            second: 5,
+            minute: 6,
+            hour: 7,
+            day: 8,
+            month: 9,
+            year: 30,
+            century: 20,
+            status_b: 0x06,
+        };
         assert_eq!(b.decode().unwrap().to_string(), "2030-09-08T07:06:05Z");
     }
 
@@ -380,7 +419,14 @@ mod tests {
 
     #[test]
     fn unix_epoch_and_leap_day() {
-        let t = |year, month, day| RtcTime { year, month, day, hour: 0, minute: 0, second: 0 };
+        let t = |year, month, day| RtcTime {
+            year,
+            month,
+            day,
+            hour: 0,
+            minute: 0,
+            second: 0,
+        };
         assert_eq!(t(1970, 1, 1).unix_seconds(), 0);
         assert_eq!(t(2000, 3, 1).unix_seconds(), 951_868_800);
         assert_eq!(t(2024, 2, 29).unix_seconds(), 1_709_164_800);

@@ -16,7 +16,9 @@ use core::fmt;
 pub unsafe fn inb(port: u16) -> u8 {
     let v: u8;
     // SAFETY: per the function contract.
-    unsafe { asm!("in al, dx", in("dx") port, out("al") v, options(nomem, nostack, preserves_flags)) };
+    unsafe {
+        asm!("in al, dx", in("dx") port, out("al") v, options(nomem, nostack, preserves_flags))
+    };
     v
 }
 
@@ -27,7 +29,9 @@ pub unsafe fn inb(port: u16) -> u8 {
 #[inline]
 pub unsafe fn outb(port: u16, value: u8) {
     // SAFETY: per the function contract.
-    unsafe { asm!("out dx, al", in("dx") port, in("al") value, options(nomem, nostack, preserves_flags)) };
+    unsafe {
+        asm!("out dx, al", in("dx") port, in("al") value, options(nomem, nostack, preserves_flags))
+    };
 }
 
 /// Reads a 32-bit value from an I/O port.
@@ -38,7 +42,9 @@ pub unsafe fn outb(port: u16, value: u8) {
 pub unsafe fn inl(port: u16) -> u32 {
     let v: u32;
     // SAFETY: per the function contract.
-    unsafe { asm!("in eax, dx", in("dx") port, out("eax") v, options(nomem, nostack, preserves_flags)) };
+    unsafe {
+        asm!("in eax, dx", in("dx") port, out("eax") v, options(nomem, nostack, preserves_flags))
+    };
     v
 }
 
@@ -49,7 +55,9 @@ pub unsafe fn inl(port: u16) -> u32 {
 #[inline]
 pub unsafe fn outl(port: u16, value: u32) {
     // SAFETY: per the function contract.
-    unsafe { asm!("out dx, eax", in("dx") port, in("eax") value, options(nomem, nostack, preserves_flags)) };
+    unsafe {
+        asm!("out dx, eax", in("dx") port, in("eax") value, options(nomem, nostack, preserves_flags))
+    };
 }
 
 /// The four registers CPUID returns.
@@ -64,7 +72,12 @@ pub struct CpuidResult {
 /// Executes CPUID for `leaf`/`subleaf`.
 pub fn cpuid(leaf: u32, subleaf: u32) -> CpuidResult {
     let r = core::arch::x86_64::__cpuid_count(leaf, subleaf);
-    CpuidResult { eax: r.eax, ebx: r.ebx, ecx: r.ecx, edx: r.edx }
+    CpuidResult {
+        eax: r.eax,
+        ebx: r.ebx,
+        ecx: r.ecx,
+        edx: r.edx,
+    }
 }
 
 /// Reads the time-stamp counter.
@@ -83,7 +96,9 @@ pub unsafe fn rdseed64() -> Option<u64> {
     let v: u64;
     let ok: u8;
     // SAFETY: per the function contract.
-    unsafe { asm!("rdseed {v}", "setc {ok}", v = out(reg) v, ok = out(reg_byte) ok, options(nomem, nostack)) };
+    unsafe {
+        asm!("rdseed {v}", "setc {ok}", v = out(reg) v, ok = out(reg_byte) ok, options(nomem, nostack))
+    };
     (ok != 0).then_some(v)
 }
 
@@ -96,7 +111,9 @@ pub unsafe fn rdrand64() -> Option<u64> {
     let v: u64;
     let ok: u8;
     // SAFETY: per the function contract.
-    unsafe { asm!("rdrand {v}", "setc {ok}", v = out(reg) v, ok = out(reg_byte) ok, options(nomem, nostack)) };
+    unsafe {
+        asm!("rdrand {v}", "setc {ok}", v = out(reg) v, ok = out(reg_byte) ok, options(nomem, nostack))
+    };
     (ok != 0).then_some(v)
 }
 
@@ -151,15 +168,35 @@ impl Features {
     /// Decodes features from a CPUID function (the real instruction, or a table in tests).
     pub fn from_leaves(cpuid: impl Fn(u32, u32) -> CpuidResult) -> Features {
         let l0 = cpuid(0, 0);
-        let l1 = if l0.eax >= 1 { cpuid(1, 0) } else { CpuidResult::default() };
-        let l7 = if l0.eax >= 7 { cpuid(7, 0) } else { CpuidResult::default() };
+        let l1 = if l0.eax >= 1 {
+            cpuid(1, 0)
+        } else {
+            CpuidResult::default()
+        };
+        let l7 = if l0.eax >= 7 {
+            cpuid(7, 0)
+        } else {
+            CpuidResult::default()
+        };
         let ext_max = cpuid(0x8000_0000, 0).eax;
-        let e1 = if ext_max >= 0x8000_0001 { cpuid(0x8000_0001, 0) } else { CpuidResult::default() };
-        let e7 = if ext_max >= 0x8000_0007 { cpuid(0x8000_0007, 0) } else { CpuidResult::default() };
+        let e1 = if ext_max >= 0x8000_0001 {
+            cpuid(0x8000_0001, 0)
+        } else {
+            CpuidResult::default()
+        };
+        let e7 = if ext_max >= 0x8000_0007 {
+            cpuid(0x8000_0007, 0)
+        } else {
+            CpuidResult::default()
+        };
         let in_vm = bit(l1.ecx, 31);
         let (hypervisor, hypervisor_tsc_khz) = if in_vm {
             let h = cpuid(0x4000_0000, 0);
-            let khz = if h.eax >= 0x4000_0010 { Some(cpuid(0x4000_0010, 0).eax).filter(|&k| k != 0) } else { None };
+            let khz = if h.eax >= 0x4000_0010 {
+                Some(cpuid(0x4000_0010, 0).eax).filter(|&k| k != 0)
+            } else {
+                None
+            };
             (Some(regs_to_name(h.ebx, h.ecx, h.edx)), khz)
         } else {
             (None, None)
@@ -246,19 +283,52 @@ mod tests {
 
     fn table(leaf: u32, _sub: u32) -> CpuidResult {
         match leaf {
-            0 => CpuidResult { eax: 7, ebx: 0x756e_6547, edx: 0x4965_6e69, ecx: 0x6c65_746e },
+            0 => CpuidResult {
+                eax: 7,
+                ebx: 0x756e_6547,
+                edx: 0x4965_6e69,
+                ecx: 0x6c65_746e,
+            },
             // ecx: sse3, pclmulqdq, ssse3, sse4.1, sse4.2, popcnt, aes, rdrand, hypervisor
             1 => CpuidResult {
-                ecx: 1 | 1 << 1 | 1 << 9 | 1 << 19 | 1 << 20 | 1 << 23 | 1 << 25 | 1 << 30 | 1 << 31,
+                ecx: 1
+                    | 1 << 1
+                    | 1 << 9
+                    | 1 << 19
+                    | 1 << 20
+                    | 1 << 23
+                    | 1 << 25
+                    | 1 << 30
+                    | 1 << 31,
                 edx: 1 << 9 | 1 << 12,
                 ..Default::default()
             },
-            7 => CpuidResult { ebx: 1 << 18, ..Default::default() },
-            0x4000_0000 => CpuidResult { eax: 0x4000_0010, ebx: 0x4b4d_564b, ecx: 0x564b_4d56, edx: 0x4d },
-            0x4000_0010 => CpuidResult { eax: 2_100_000, ..Default::default() },
-            0x8000_0000 => CpuidResult { eax: 0x8000_0008, ..Default::default() },
-            0x8000_0001 => CpuidResult { edx: 1 << 26, ..Default::default() },
-            0x8000_0007 => CpuidResult { edx: 1 << 8, ..Default::default() },
+            7 => CpuidResult {
+                ebx: 1 << 18,
+                ..Default::default()
+            },
+            0x4000_0000 => CpuidResult {
+                eax: 0x4000_0010,
+                ebx: 0x4b4d_564b,
+                ecx: 0x564b_4d56,
+                edx: 0x4d,
+            },
+            0x4000_0010 => CpuidResult {
+                eax: 2_100_000,
+                ..Default::default()
+            },
+            0x8000_0000 => CpuidResult {
+                eax: 0x8000_0008,
+                ..Default::default()
+            },
+            0x8000_0001 => CpuidResult {
+                edx: 1 << 26,
+                ..Default::default()
+            },
+            0x8000_0007 => CpuidResult {
+                edx: 1 << 8,
+                ..Default::default()
+            },
             _ => CpuidResult::default(),
         }
     }
@@ -268,7 +338,15 @@ mod tests {
         let f = Features::from_leaves(table);
         assert_eq!(&f.vendor, b"GenuineIntel");
         assert_eq!(f.hypervisor.as_ref().map(name_str), Some("KVMKVMKVM"));
-        assert!(f.aes && f.pclmulqdq && f.sse4_2 && f.rdrand && f.rdseed && f.pages_1g && f.invariant_tsc);
+        assert!(
+            f.aes
+                && f.pclmulqdq
+                && f.sse4_2
+                && f.rdrand
+                && f.rdseed
+                && f.pages_1g
+                && f.invariant_tsc
+        );
         assert!(!f.avx && !f.x2apic);
         assert_eq!(f.hypervisor_tsc_khz, Some(2_100_000));
         assert_eq!(f.missing_required().count(), 0);

@@ -39,7 +39,9 @@ impl fmt::Display for EntropyError {
             EntropyError::NoHardwareSource => {
                 f.write_str("no hardware entropy source: the CPU has neither RDSEED nor RDRAND")
             }
-            EntropyError::Exhausted => f.write_str("hardware entropy source kept failing (RDSEED/RDRAND CF=0)"),
+            EntropyError::Exhausted => {
+                f.write_str("hardware entropy source kept failing (RDSEED/RDRAND CF=0)")
+            }
         }
     }
 }
@@ -113,7 +115,13 @@ impl<S: EntropySource> Csprng<S> {
     pub fn new(mut source: S) -> Result<Csprng<S>, EntropyError> {
         let mut seed = [0u8; 32];
         source.fill_seed(&mut seed)?;
-        Ok(Csprng { source, rng: ChaCha20Rng::from_seed(seed), since_reseed: 0, reseeds: 0, failed_reseeds: 0 })
+        Ok(Csprng {
+            source,
+            rng: ChaCha20Rng::from_seed(seed),
+            since_reseed: 0,
+            reseeds: 0,
+            failed_reseeds: 0,
+        })
     }
 
     /// Mixes 32 fresh bytes from the source into the key. On failure the generator keeps its (still secure)
@@ -199,16 +207,30 @@ mod tests {
 
     #[test]
     fn refuses_without_entropy() {
-        assert_eq!(Csprng::new(Counter { next: 0, budget: 0 }).err(), Some(EntropyError::Exhausted));
+        assert_eq!(
+            Csprng::new(Counter { next: 0, budget: 0 }).err(),
+            Some(EntropyError::Exhausted)
+        );
         let none = Features::default();
-        assert_eq!(HardwareEntropy::probe(&none), Err(EntropyError::NoHardwareSource));
-        let both = Features { rdseed: true, rdrand: true, ..Features::default() };
+        assert_eq!(
+            HardwareEntropy::probe(&none),
+            Err(EntropyError::NoHardwareSource)
+        );
+        let both = Features {
+            rdseed: true,
+            rdrand: true,
+            ..Features::default()
+        };
         assert_eq!(HardwareEntropy::probe(&both), Ok(HardwareEntropy::Rdseed));
     }
 
     #[test]
     fn reseeds_after_budget() {
-        let mut rng = Csprng::new(Counter { next: 1, budget: 10 }).unwrap();
+        let mut rng = Csprng::new(Counter {
+            next: 1,
+            budget: 10,
+        })
+        .unwrap();
         let mut buf = [0u8; 4096];
         for _ in 0..(RESEED_BYTES / 4096) - 1 {
             rng.fill_bytes(&mut buf);

@@ -51,7 +51,10 @@ impl FromStr for Ipv4Cidr {
         if prefix_len > 32 || len.starts_with('+') {
             return Err(());
         }
-        Ok(Ipv4Cidr { address: addr.parse().map_err(|_| ())?, prefix_len })
+        Ok(Ipv4Cidr {
+            address: addr.parse().map_err(|_| ())?,
+            prefix_len,
+        })
     }
 }
 
@@ -206,7 +209,11 @@ pub enum ArgError<'a> {
     /// A flag was given `=value`.
     UnexpectedValue(&'static str),
     /// The value does not parse as `expected`.
-    Invalid { name: &'static str, value: &'a str, expected: &'static str },
+    Invalid {
+        name: &'static str,
+        value: &'a str,
+        expected: &'static str,
+    },
     /// Two arguments that cannot go together.
     Conflict(&'static str, &'static str),
 }
@@ -215,12 +222,20 @@ impl fmt::Display for ArgError<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ArgError::Unknown(arg) => write!(f, "unknown boot argument '{arg}' (see --help)"),
-            ArgError::MissingValue(name) => write!(f, "boot argument {name} needs a value: {name}=..."),
+            ArgError::MissingValue(name) => {
+                write!(f, "boot argument {name} needs a value: {name}=...")
+            }
             ArgError::UnexpectedValue(name) => write!(f, "boot argument {name} takes no value"),
-            ArgError::Invalid { name, value, expected } => {
+            ArgError::Invalid {
+                name,
+                value,
+                expected,
+            } => {
                 write!(f, "boot argument {name}={value}: expected {expected}")
             }
-            ArgError::Conflict(a, b) => write!(f, "boot arguments {a} and {b} cannot be used together"),
+            ArgError::Conflict(a, b) => {
+                write!(f, "boot arguments {a} and {b} cannot be used together")
+            }
         }
     }
 }
@@ -247,8 +262,16 @@ const OPTIONS: &[&str] = &[
     "--verb",
 ];
 
-fn value<'a, T: FromStr>(name: &'static str, v: &'a str, expected: &'static str) -> Result<T, ArgError<'a>> {
-    v.parse().map_err(|_| ArgError::Invalid { name, value: v, expected })
+fn value<'a, T: FromStr>(
+    name: &'static str,
+    v: &'a str,
+    expected: &'static str,
+) -> Result<T, ArgError<'a>> {
+    v.parse().map_err(|_| ArgError::Invalid {
+        name,
+        value: v,
+        expected,
+    })
 }
 
 /// Parses a whole command line. Later arguments override earlier ones, as on OpenVPN's command line.
@@ -281,24 +304,39 @@ pub fn parse(cmdline: &str) -> Result<BootArgs, ArgError<'_>> {
         let Some(&opt) = OPTIONS.iter().find(|&&o| o == name) else {
             return Err(ArgError::Unknown(token));
         };
-        let v = val.filter(|v| !v.is_empty()).ok_or(ArgError::MissingValue(opt))?;
+        let v = val
+            .filter(|v| !v.is_empty())
+            .ok_or(ArgError::MissingValue(opt))?;
         match opt {
-            "--ipv4" => args.ipv4 = Some(value(opt, v, "an IPv4 address/prefix such as 10.0.0.2/24")?),
+            "--ipv4" => {
+                args.ipv4 = Some(value(opt, v, "an IPv4 address/prefix such as 10.0.0.2/24")?)
+            }
             "--ipv4-gateway" => args.ipv4_gateway = Some(value(opt, v, "an IPv4 address")?),
             "--resolver" => args.resolver = Some(value(opt, v, "an IPv4 address")?),
             "--private-ipv4" => {
-                args.private_ipv4 = Some(value(opt, v, "an IPv4 address/prefix such as 10.8.0.3/24")?)
+                args.private_ipv4 =
+                    Some(value(opt, v, "an IPv4 address/prefix such as 10.8.0.3/24")?)
             }
-            "--private-ipv4-gateway" => args.private_ipv4_gateway = Some(value(opt, v, "an IPv4 address")?),
+            "--private-ipv4-gateway" => {
+                args.private_ipv4_gateway = Some(value(opt, v, "an IPv4 address")?)
+            }
             "--nat-table-size" => {
                 let n: usize = value(opt, v, "a number from 1 to 1048576")?;
                 if !(1..=1 << 20).contains(&n) {
-                    return Err(ArgError::Invalid { name: opt, value: v, expected: "a number from 1 to 1048576" });
+                    return Err(ArgError::Invalid {
+                        name: opt,
+                        value: v,
+                        expected: "a number from 1 to 1048576",
+                    });
                 }
                 args.nat_table_size = n;
             }
-            "--service-mac" => args.service_mac = Some(value(opt, v, "a MAC address such as 52:54:00:12:34:56")?),
-            "--private-mac" => args.private_mac = Some(value(opt, v, "a MAC address such as 52:54:00:12:34:56")?),
+            "--service-mac" => {
+                args.service_mac = Some(value(opt, v, "a MAC address such as 52:54:00:12:34:56")?)
+            }
+            "--private-mac" => {
+                args.private_mac = Some(value(opt, v, "a MAC address such as 52:54:00:12:34:56")?)
+            }
             _ => {
                 let level: u8 = value(opt, v, "a level from 0 to 11")?;
                 args.verb = Verb::new(level).ok_or(ArgError::Invalid {
@@ -334,7 +372,13 @@ mod tests {
             "--private-ipv4=10.8.0.3/24 --private-ipv4-gateway=10.8.0.2 --ipv4=10.0.0.2/24 --ipv4-gateway=10.0.0.1",
         )
         .unwrap();
-        assert_eq!(a.private_ipv4, Some(Ipv4Cidr { address: Ipv4Addr::new(10, 8, 0, 3), prefix_len: 24 }));
+        assert_eq!(
+            a.private_ipv4,
+            Some(Ipv4Cidr {
+                address: Ipv4Addr::new(10, 8, 0, 3),
+                prefix_len: 24
+            })
+        );
         assert_eq!(a.private_ipv4_gateway, Some(Ipv4Addr::new(10, 8, 0, 2)));
         assert_eq!(a.ipv4.unwrap().to_string(), "10.0.0.2/24");
         assert_eq!(a.ipv4_gateway, Some(Ipv4Addr::new(10, 0, 0, 1)));
@@ -360,7 +404,10 @@ mod tests {
 
     #[test]
     fn skips_microvm_virtio_mmio_entries() {
-        let a = parse("--verb=4 virtio_mmio.device=512@0xfeb00e00:12 virtio_mmio.device=512@0xfeb00c00:11").unwrap();
+        let a = parse(
+            "--verb=4 virtio_mmio.device=512@0xfeb00e00:12 virtio_mmio.device=512@0xfeb00c00:11",
+        )
+        .unwrap();
         assert_eq!(a.verb.level(), 4);
     }
 
@@ -383,23 +430,66 @@ mod tests {
         assert_eq!(parse("--ipv4"), Err(ArgError::MissingValue("--ipv4")));
         assert_eq!(parse("--ipv4="), Err(ArgError::MissingValue("--ipv4")));
         assert_eq!(parse("--nat=yes"), Err(ArgError::UnexpectedValue("--nat")));
-        assert!(matches!(parse("--verb=12"), Err(ArgError::Invalid { name: "--verb", value: "12", .. })));
-        assert!(matches!(parse("--verb=-1"), Err(ArgError::Invalid { name: "--verb", .. })));
-        assert!(matches!(parse("--ipv4=10.0.0.2"), Err(ArgError::Invalid { name: "--ipv4", .. })));
-        assert!(matches!(parse("--ipv4=10.0.0.2/33"), Err(ArgError::Invalid { name: "--ipv4", .. })));
-        assert!(matches!(parse("--ipv4=10.0.0.256/24"), Err(ArgError::Invalid { .. })));
-        assert!(matches!(parse("--ipv4-gateway=10.0.0"), Err(ArgError::Invalid { .. })));
-        assert!(matches!(parse("--service-mac=52:54:00:12:34"), Err(ArgError::Invalid { .. })));
-        assert!(matches!(parse("--service-mac=52:54:00:12:34:56:78"), Err(ArgError::Invalid { .. })));
-        assert!(matches!(parse("--private-mac=5:54:00:12:34:56"), Err(ArgError::Invalid { .. })));
-        assert!(matches!(parse("--nat-table-size=0"), Err(ArgError::Invalid { .. })));
-        assert!(matches!(parse("--nat-table-size=99999999999999999999"), Err(ArgError::Invalid { .. })));
-        assert_eq!(parse("--dhcp --ipv4=10.0.0.2/24"), Err(ArgError::Conflict("--dhcp", "--ipv4")));
+        assert!(matches!(
+            parse("--verb=12"),
+            Err(ArgError::Invalid {
+                name: "--verb",
+                value: "12",
+                ..
+            })
+        ));
+        assert!(matches!(
+            parse("--verb=-1"),
+            Err(ArgError::Invalid { name: "--verb", .. })
+        ));
+        assert!(matches!(
+            parse("--ipv4=10.0.0.2"),
+            Err(ArgError::Invalid { name: "--ipv4", .. })
+        ));
+        assert!(matches!(
+            parse("--ipv4=10.0.0.2/33"),
+            Err(ArgError::Invalid { name: "--ipv4", .. })
+        ));
+        assert!(matches!(
+            parse("--ipv4=10.0.0.256/24"),
+            Err(ArgError::Invalid { .. })
+        ));
+        assert!(matches!(
+            parse("--ipv4-gateway=10.0.0"),
+            Err(ArgError::Invalid { .. })
+        ));
+        assert!(matches!(
+            parse("--service-mac=52:54:00:12:34"),
+            Err(ArgError::Invalid { .. })
+        ));
+        assert!(matches!(
+            parse("--service-mac=52:54:00:12:34:56:78"),
+            Err(ArgError::Invalid { .. })
+        ));
+        assert!(matches!(
+            parse("--private-mac=5:54:00:12:34:56"),
+            Err(ArgError::Invalid { .. })
+        ));
+        assert!(matches!(
+            parse("--nat-table-size=0"),
+            Err(ArgError::Invalid { .. })
+        ));
+        assert!(matches!(
+            parse("--nat-table-size=99999999999999999999"),
+            Err(ArgError::Invalid { .. })
+        ));
+        assert_eq!(
+            parse("--dhcp --ipv4=10.0.0.2/24"),
+            Err(ArgError::Conflict("--dhcp", "--ipv4"))
+        );
         assert_eq!(
             parse("--verb=x").unwrap_err().to_string(),
             "boot argument --verb=x: expected a level from 0 to 11"
         );
-        assert_eq!(parse("--frob").unwrap_err().to_string(), "unknown boot argument '--frob' (see --help)");
+        assert_eq!(
+            parse("--frob").unwrap_err().to_string(),
+            "unknown boot argument '--frob' (see --help)"
+        );
     }
 
     #[test]

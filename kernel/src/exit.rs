@@ -63,7 +63,12 @@ impl fmt::Display for ExitCode {
             ExitCode::Panic => "panic",
             ExitCode::CpuException => "CPU exception",
         };
-        write!(f, "{what} (exit code {:#04x}, QEMU status {})", self.code(), self.qemu_status())
+        write!(
+            f,
+            "{what} (exit code {:#04x}, QEMU status {})",
+            self.code(),
+            self.qemu_status()
+        )
     }
 }
 

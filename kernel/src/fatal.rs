@@ -29,9 +29,16 @@ pub fn on_exception(frame: &ExceptionFrame) -> ! {
     let (s, us) = stamp();
     let (guard_start, guard_end) = boot::paging::stack_guard();
     if frame.vector == 14 && (guard_start..guard_end).contains(&ExceptionFrame::cr2()) {
-        let _ = writeln!(Com1, "[{s:5}.{us:06}] FATAL kernel stack overflow (guard page hit)");
+        let _ = writeln!(
+            Com1,
+            "[{s:5}.{us:06}] FATAL kernel stack overflow (guard page hit)"
+        );
     }
     let _ = writeln!(Com1, "[{s:5}.{us:06}] FATAL {frame}");
-    let _ = writeln!(Com1, "[{s:5}.{us:06}] FATAL exit: {}", ExitCode::CpuException);
+    let _ = writeln!(
+        Com1,
+        "[{s:5}.{us:06}] FATAL exit: {}",
+        ExitCode::CpuException
+    );
     exit(ExitCode::CpuException)
 }

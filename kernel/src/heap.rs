@@ -25,7 +25,12 @@ pub struct HeapRegion {
 
 /// Picks the heap region: the largest RAM run at or above `floor` (the image end), below `limit` (the end of
 /// the identity map), not overlapping `avoid` (loader data). Pure, so the choice is easy to reason about.
-pub fn choose(memmap: &[MemmapEntry], floor: u64, limit: u64, avoid: &[(u64, u64)]) -> Option<HeapRegion> {
+pub fn choose(
+    memmap: &[MemmapEntry],
+    floor: u64,
+    limit: u64,
+    avoid: &[(u64, u64)],
+) -> Option<HeapRegion> {
     let mut best: Option<HeapRegion> = None;
     for e in memmap.iter().filter(|e| e.is_ram()) {
         let mut start = e.addr.max(floor);
@@ -49,7 +54,12 @@ pub fn choose(memmap: &[MemmapEntry], floor: u64, limit: u64, avoid: &[(u64, u64
 pub fn init(region: HeapRegion) {
     // SAFETY: `region` is identity-mapped RAM not used by the image or the loader data (see `choose`), and
     // this is called once, before the first allocation.
-    unsafe { HEAP.lock().init(region.start as *mut u8, (region.end - region.start) as usize) };
+    unsafe {
+        HEAP.lock().init(
+            region.start as *mut u8,
+            (region.end - region.start) as usize,
+        )
+    };
 }
 
 /// Bytes in use and free.
