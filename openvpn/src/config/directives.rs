@@ -136,7 +136,8 @@ pub(super) struct Builder<'r> {
     key: Option<FileDirective>,
     extra_certs: Option<FileDirective>,
     crl: Option<FileDirective>,
-    auth_user_pass: Option<(u32, Option<Source>)>,
+    /// `source: None` is the bare form (ask on the console).
+    auth_user_pass: Option<FileDirective>,
     cipher: Option<(u32, String)>,
     data_ciphers: Option<(u32, String)>,
     fallback: Option<(u32, String)>,
@@ -487,13 +488,13 @@ impl<'r> Builder<'r> {
                             None => None,
                             Some(p) if p == "[inline]" => {
                                 // Keep an earlier inline block; a later one replaces this placeholder.
-                                self.auth_user_pass.as_ref().and_then(|(_, s)| s.clone())
+                                self.auth_user_pass.as_ref().and_then(|f| f.source.clone())
                             }
                             Some(p) => Some(Source::Path(p.clone())),
                         }
                     }
                 };
-                self.auth_user_pass = Some((st.line, source));
+                self.auth_user_pass = Some(FileDirective { line: st.line, source });
             }
             "auth-nocache" => self.config.auth_nocache = true,
             "auth-retry" => {
@@ -724,6 +725,7 @@ impl<'r> Builder<'r> {
             return Err(ConfigError::whole_file(ErrorKind::NoRemote));
         }
         self.ciphers()?;
+        self.read_files_in_line_order()?;
 
         let global_cc = self.global.cc.take();
         let global_direction = self.global.key_direction;
@@ -793,7 +795,7 @@ impl<'r> Builder<'r> {
             }
         }
 
-        if let Some((line, source)) = self.auth_user_pass.take() {
+        if let Some(FileDirective { line, source }) = self.auth_user_pass.take() {
             self.config.auth_user_pass = Some(match source {
                 None => {
                     if !self.resolver.allows_prompt() {
@@ -821,6 +823,41 @@ impl<'r> Builder<'r> {
             return Err(ConfigError::whole_file(ErrorKind::NoClientAuth));
         }
         Ok(Parsed { config: self.config, warnings: self.warnings })
+    }
+
+    /// Reads every file the config references by path, in line order, so that the first bad file reported
+    /// is the first in the config. Contents become inline sources; kept paths stay paths.
+    fn read_files_in_line_order(&mut self) -> Result<()> {
+        let mut files: Vec<(&mut FileDirective, &'static str)> = Vec::new();
+        let singles = [
+            (&mut self.ca, "ca"),
+            (&mut self.cert, "cert"),
+            (&mut self.key, "key"),
+            (&mut self.extra_certs, "extra-certs"),
+            (&mut self.crl, "crl-verify"),
+            (&mut self.auth_user_pass, "auth-user-pass"),
+        ];
+        for (slot, name) in singles {
+            if let Some(file) = slot.as_mut() {
+                files.push((file, name));
+            }
+        }
+        let scopes = core::iter::once(&mut self.global).chain(self.remotes.iter_mut().filter_map(|r| r.block.as_mut()));
+        for scope in scopes {
+            if let Some(cc) = scope.cc.as_mut() {
+                files.push((&mut cc.file, cc.kind.name()));
+            }
+        }
+        files.sort_by_key(|(file, _)| file.line);
+        for (file, name) in files {
+            let Some(Source::Path(path)) = &file.source else { continue };
+            match self.resolver.read(path) {
+                Ok(Resolved::Contents(text)) => file.source = Some(Source::Inline(text)),
+                Ok(Resolved::KeepPath) => {}
+                Err(kind) => return Err(ConfigError::new(file.line, name, ErrorKind::File(kind))),
+            }
+        }
+        Ok(())
     }
 
     fn ciphers(&mut self) -> Result<()> {
