@@ -7,6 +7,7 @@
 
 use boot::pvh::MemmapEntry;
 use linked_list_allocator::LockedHeap;
+use oxvpn_kernel::heap_region::{self, HeapRegion};
 
 #[global_allocator]
 static HEAP: LockedHeap = LockedHeap::empty();
@@ -14,40 +15,15 @@ static HEAP: LockedHeap = LockedHeap::empty();
 /// Smallest heap worth starting with (TLS, packet buffers, NAT table).
 pub const MIN_HEAP: u64 = 8 << 20;
 
-/// The region given to the allocator.
-#[derive(Debug, Clone, Copy)]
-pub struct HeapRegion {
-    /// First byte.
-    pub start: u64,
-    /// One past the last byte.
-    pub end: u64,
-}
-
-/// Picks the heap region: the largest RAM run at or above `floor` (the image end), below `limit` (the end of
-/// the identity map), not overlapping `avoid` (loader data). Pure, so the choice is easy to reason about.
+/// Picks the heap region from the PVH memory map (see `oxvpn_kernel::heap_region::choose`).
 pub fn choose(
     memmap: &[MemmapEntry],
     floor: u64,
     limit: u64,
     avoid: &[(u64, u64)],
 ) -> Option<HeapRegion> {
-    let mut best: Option<HeapRegion> = None;
-    for e in memmap.iter().filter(|e| e.is_ram()) {
-        let mut start = e.addr.max(floor);
-        let end = e.end().min(limit);
-        // Loader data sits low in memory; if a range falls inside, start after it.
-        for &(a, b) in avoid {
-            if a < end && start < b {
-                start = start.max(b);
-            }
-        }
-        let start = (start + 0xfff) & !0xfff;
-        let end = end & !0xfff;
-        if start < end && best.is_none_or(|b| end - start > b.end - b.start) {
-            best = Some(HeapRegion { start, end });
-        }
-    }
-    best
+    let ram = memmap.iter().filter(|e| e.is_ram()).map(|e| (e.addr, e.end()));
+    heap_region::choose(ram, floor, limit, avoid)
 }
 
 /// Hands `region` to the global allocator. Call once.

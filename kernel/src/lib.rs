@@ -1,4 +1,4 @@
-//! The pure half of the oxvpn kernel: boot-argument parsing and the exit-code table.
+//! The pure half of the oxvpn kernel: boot-argument parsing, the exit-code table, heap placement.
 //!
 //! Layer: no hardware, no allocation; tested on the host with `cargo test --lib` in `kernel/`. The image's
 //! hardware glue is in `main.rs` and its modules (binary crate `oxvpn`).
@@ -6,4 +6,5 @@
 
 pub mod args;
 pub mod exit;
+pub mod heap_region;
 pub mod nic_roles;
