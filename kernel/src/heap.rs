@@ -22,7 +22,10 @@ pub fn choose(
     limit: u64,
     avoid: &[(u64, u64)],
 ) -> Option<HeapRegion> {
-    let ram = memmap.iter().filter(|e| e.is_ram()).map(|e| (e.addr, e.end()));
+    let ram = memmap
+        .iter()
+        .filter(|e| e.is_ram())
+        .map(|e| (e.addr, e.end()));
     heap_region::choose(ram, floor, limit, avoid)
 }
 

@@ -63,16 +63,34 @@ mod tests {
         // pc with 128 MiB: low RAM below 640 KiB, main RAM from 1 MiB; image ends at 1.7 MiB.
         let ram = [(0, 0x9fc00), (MIB, 128 * MIB - 128 * 1024)];
         let r = choose(ram, 0x1b3000, 4 << 30, &[(0x6000, 0x6038)]).unwrap();
-        assert_eq!(r, HeapRegion { start: 0x1b3000, end: 128 * MIB - 128 * 1024 });
+        assert_eq!(
+            r,
+            HeapRegion {
+                start: 0x1b3000,
+                end: 128 * MIB - 128 * 1024
+            }
+        );
     }
 
     #[test]
     fn picks_the_largest_run_and_respects_the_map_limit() {
         let ram = [(MIB, 2048 * MIB), (4096 * MIB, 8192 * MIB)];
         let r = choose(ram, 2 * MIB, 4096 * MIB, &[]).unwrap();
-        assert_eq!(r, HeapRegion { start: 2 * MIB, end: 2048 * MIB });
+        assert_eq!(
+            r,
+            HeapRegion {
+                start: 2 * MIB,
+                end: 2048 * MIB
+            }
+        );
         let r = choose(ram, 2 * MIB, 512 << 30, &[]).unwrap();
-        assert_eq!(r, HeapRegion { start: 4096 * MIB, end: 8192 * MIB });
+        assert_eq!(
+            r,
+            HeapRegion {
+                start: 4096 * MIB,
+                end: 8192 * MIB
+            }
+        );
     }
 
     #[test]
