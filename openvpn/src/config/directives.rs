@@ -87,6 +87,7 @@ const HOST_ONLY: &[&str] = &[
     "http-proxy-timeout", "auth-token-user", "tls-export-cert", "providers", "engine", "client-nat",
     "dhcp-renew", "dhcp-pre-release", "dhcp-release", "tap-sleep", "pause-exit", "route-nopull-ipv6",
     "connect-freq", "pull-filter-ipv6", "ifconfig-ipv6-noexec", "max-routes", "tun-ipv6", "mssfix-ipv6",
+    "http-proxy-user-pass",
 ];
 
 /// Directives with no effect in OpenVPN 2.6 (or with none on a client).
@@ -303,6 +304,9 @@ impl<'r> Builder<'r> {
             "remote" => {
                 max_args(st, 3)?;
                 let host = arg(st, 0)?;
+                if host.is_empty() {
+                    return Err(err(st, ErrorKind::InvalidArgument));
+                }
                 let port = match st.args.get(1) {
                     Some(_) => Some(port(st, 1)?),
                     None => None,
