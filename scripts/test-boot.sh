@@ -141,9 +141,11 @@ if [ "${ACCEL:-tcg}" = tcg ]; then
 fi
 
 # Without isa-debug-exit the image halts after saying goodbye; QEMU keeps running until killed.
-if DEBUG_EXIT=off QEMU_TIMEOUT=4 boot no-exit-device 124 -M pc; then
-    expect no-exit-device 'exit: clean shutdown'
-fi
+for m in pc microvm; do
+    if DEBUG_EXIT=off QEMU_TIMEOUT=4 boot "no-exit-device-$m" 124 -M "$m"; then
+        expect "no-exit-device-$m" 'exit: clean shutdown'
+    fi
+done
 
 if [ "$failures" -eq 0 ]; then
     echo "test-boot: ok, $checks checks (first serial line under ${ACCEL:-tcg}: ${times[*]})"
