@@ -4,7 +4,7 @@
 # in namespace oxv-interop-srv, ovpn-ping in oxv-interop-cli, joined by a veth pair (10.99.0.0/24).
 # Cases: AES-256-GCM and AES-128-GCM over tls-crypt-v2 (the core path), a server certificate without EKU
 # serverAuth that `remote-cert-tls server` must refuse, then ChaCha20, tls-crypt, tls-auth SHA256, plain TLS,
-# a TLS 1.2-only server, AES-256-CBC, renegotiation under traffic (server- and client-initiated) and
+# a TLS 1.2-only server, AES-256-CBC, TCP, renegotiation under traffic (server- and client-initiated) and
 # username/password (right and wrong).
 # One result line per case; non-zero exit if any case fails.
 set -u
@@ -135,6 +135,9 @@ run_case plain-tls ok AES-256-GCM server none $CLIENT_CIPHERS
 run_case tls12-server ok AES-256-GCM server v2 $CLIENT_CIPHERS "tls-version-max 1.2"
 run_case aes-256-cbc ok AES-256-CBC server v2 AES-256-GCM:AES-256-CBC
 run_case user-pass ok AES-256-GCM server v2 $CLIENT_CIPHERS "${VERIFY[@]}" -- "$USERPASS"
+# TCP transport (2-byte framing): tls-crypt-v2 and tls-auth.
+run_case tcp-tls-crypt-v2 ok AES-256-GCM server v2 $CLIENT_CIPHERS "proto tcp4-server" -- "proto tcp"
+run_case tcp-tls-auth ok AES-128-GCM server auth $CLIENT_CIPHERS "proto tcp4-server" -- "proto tcp"
 # Renegotiation under continuous traffic (one echo every 0.2 s for 16 s): server- and client-initiated.
 PING_ARGS="--count 80 --interval 0.2 --timeout 40" run_case reneg-server rekey AES-256-GCM server v2 $CLIENT_CIPHERS "reneg-sec 6"
 PING_ARGS="--count 80 --interval 0.2 --timeout 40" run_case reneg-client rekey AES-256-GCM server v2 $CLIENT_CIPHERS -- "reneg-sec 6"

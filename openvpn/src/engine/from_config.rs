@@ -19,8 +19,6 @@ use crate::tls::{ClientKeyDer, TlsSettings};
 pub enum FromConfigError {
     /// No `remote` at the requested index.
     NoRemote,
-    /// `proto tcp`: TCP transport is not implemented yet.
-    TcpUnsupported,
     /// A key file was referenced by path and not read (`tls-auth`, `tls-crypt`, `tls-crypt-v2`).
     UnreadKeyFile,
     /// `ca` is missing (peer-fingerprint-only setups are not implemented yet).
@@ -35,7 +33,6 @@ impl fmt::Display for FromConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             FromConfigError::NoRemote => f.write_str("remote: no server configured"),
-            FromConfigError::TcpUnsupported => f.write_str("proto tcp: TCP transport not supported yet"),
             FromConfigError::UnreadKeyFile => f.write_str("tls-auth/tls-crypt/tls-crypt-v2: key file not read"),
             FromConfigError::NoCa => f.write_str("ca: required"),
             FromConfigError::AuthUserPassNotInline => f.write_str("auth-user-pass: credentials must be inline"),
@@ -51,7 +48,8 @@ impl EngineConfig {
         let transport = match remote.proto {
             Proto::Udp | Proto::Udp4 => Transport::Udp4,
             Proto::Udp6 => Transport::Udp6,
-            Proto::Tcp | Proto::Tcp4 | Proto::Tcp6 => return Err(FromConfigError::TcpUnsupported),
+            Proto::Tcp | Proto::Tcp4 => Transport::Tcp4,
+            Proto::Tcp6 => Transport::Tcp6,
         };
         let channel = remote.control_channel.as_ref().unwrap_or(&config.control_channel);
         let protection = match channel {

@@ -14,10 +14,12 @@ mod config;
 mod from_config;
 mod key_state;
 mod rekey;
+mod stream;
 
 pub use config::{ControlProtection, EngineConfig};
 pub use from_config::FromConfigError;
 pub use key_state::{HandshakeError, KeyEvent, KeyState, Phase};
+pub use stream::{BadFrame, StreamDeframer};
 
 use alloc::collections::VecDeque;
 use alloc::string::{String, ToString};
@@ -37,6 +39,7 @@ use crate::session::{
 };
 use crate::time::Instant;
 use crate::tls::{self, TlsClient, TlsConfigError, WallClock};
+use crate::wire::tcp::{emit_prefix, PREFIX_LEN};
 use crate::wire::{ControlRepr, KeyId, OpKey, Opcode, SessionId};
 
 /// Why the engine could not be created.
@@ -75,6 +78,8 @@ pub enum ReconnectReason {
     ServerExit,
     /// The PUSH_REPLY was unusable.
     BadPush(String),
+    /// A data packet failed to decrypt over TCP (fatal there, §1.1).
+    DataError(String),
 }
 
 /// Why the engine stopped for good.
@@ -91,7 +96,8 @@ pub enum ExitReason {
 /// What the caller must do.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
-    /// Send these bytes to the remote (one UDP datagram; over TCP add the 2-byte length prefix).
+    /// Send these bytes to the remote: one UDP datagram, or over TCP one packet with its 2-byte length
+    /// prefix already in place.
     SendToRemote(Vec<u8>),
     /// The tunnel is up with this configuration: set addresses and routes, then pass IP packets.
     TunnelUp(PushedConfig),
@@ -405,8 +411,12 @@ impl Engine {
                 }
                 Received::Consumed
             }
-            Err(_) => {
+            Err(e) => {
                 self.stats.data_dropped += 1;
+                if self.is_tcp() {
+                    // Over TCP nothing is lost or reordered: a failure means a broken session (§1.1).
+                    self.reconnect(now, ReconnectReason::DataError(alloc::format!("{e}")));
+                }
                 Received::Dropped
             }
         }
@@ -557,7 +567,8 @@ impl Engine {
 
     /// Encrypts an IP packet for the tunnel into `out` (the whole datagram for the remote); returns its
     /// length. No allocation.
-    /// `out` needs `ip_packet.len() + 104` bytes. `rng` supplies CBC IVs (unused by AEAD ciphers).
+    /// `out` needs `ip_packet.len() + 106` bytes; over TCP the output starts with the length prefix.
+    /// `rng` supplies CBC IVs (unused by AEAD ciphers).
     pub fn encapsulate(
         &mut self,
         now: Instant,
@@ -566,14 +577,20 @@ impl Engine {
         rng: &mut dyn CryptoRngCore,
     ) -> Result<usize, SendError> {
         let key_id = self.send_keys.select(now);
+        let prefix = if self.is_tcp() { PREFIX_LEN } else { 0 };
         let data = self.data.as_mut().ok_or(SendError::NotConnected)?;
         if let Some(id) = key_id {
             data.set_primary(id);
         }
-        let n = data.encrypt(ip_packet, out, rng).map_err(|e| match e {
+        let body = out.get_mut(prefix..).ok_or(SendError::BufferTooSmall)?;
+        let n = data.encrypt(ip_packet, body, rng).map_err(|e| match e {
             crate::crypto::DataError::BufferTooSmall => SendError::BufferTooSmall,
             _ => SendError::Crypto,
         })?;
+        if prefix > 0 {
+            emit_prefix(n, out).map_err(|_| SendError::BufferTooSmall)?;
+        }
+        let n = n + prefix;
         self.last_sent = now;
         Ok(n)
     }
@@ -602,12 +619,29 @@ impl Engine {
         }
         if let Some(pkt) = self.poll_control_packet(now) {
             self.last_sent = now;
-            return Some(Action::SendToRemote(pkt));
+            return Some(Action::SendToRemote(self.frame(pkt)));
         }
         if let Some(pkt) = self.poll_keepalive(now, rng) {
-            return Some(Action::SendToRemote(pkt));
+            return Some(Action::SendToRemote(self.frame(pkt)));
         }
         None
+    }
+
+    fn is_tcp(&self) -> bool {
+        matches!(self.config.transport, session::Transport::Tcp4 | session::Transport::Tcp6)
+    }
+
+    /// Adds the TCP length prefix (§1.1) when the transport is TCP.
+    fn frame(&self, packet: Vec<u8>) -> Vec<u8> {
+        if !self.is_tcp() {
+            return packet;
+        }
+        let mut framed = alloc::vec![0u8; PREFIX_LEN];
+        if emit_prefix(packet.len(), &mut framed).is_err() {
+            return Vec::new();
+        }
+        framed.extend_from_slice(&packet);
+        framed
     }
 
     fn run_timers(&mut self, now: Instant) {

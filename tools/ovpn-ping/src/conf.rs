@@ -10,6 +10,8 @@ use openvpn::engine::EngineConfig;
 pub struct PingConfig {
     /// Remote host and port (the first `remote`).
     pub remote: (String, u16),
+    /// `proto tcp*`.
+    pub tcp: bool,
     /// The engine configuration.
     pub engine: EngineConfig,
 }
@@ -32,5 +34,6 @@ pub fn load(path: &Path) -> Result<PingConfig, String> {
     }
     let remote = parsed.config.remotes.first().ok_or("no `remote`")?;
     let engine = EngineConfig::from_config(&parsed.config, 0).map_err(|e| e.to_string())?;
-    Ok(PingConfig { remote: (remote.host.clone(), remote.port), engine })
+    let tcp = matches!(remote.proto, config::Proto::Tcp | config::Proto::Tcp4 | config::Proto::Tcp6);
+    Ok(PingConfig { remote: (remote.host.clone(), remote.port), tcp, engine })
 }

@@ -7,12 +7,13 @@
 mod conf;
 mod icmp;
 
-use std::net::{Ipv4Addr, ToSocketAddrs, UdpSocket};
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream, ToSocketAddrs, UdpSocket};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use openvpn::engine::{Action, Engine, Received};
+use openvpn::engine::{Action, Engine, Received, StreamDeframer};
 use openvpn::session::PushedConfig;
 use openvpn::time::Instant;
 use rand_core::OsRng;
@@ -33,6 +34,69 @@ impl log::Log for StderrLog {
 }
 
 static LOGGER: StderrLog = StderrLog;
+
+/// The connection to the server: a UDP socket, or a TCP stream with its frame reassembly.
+enum Link {
+    Udp(UdpSocket),
+    Tcp(TcpStream, Box<StreamDeframer>),
+}
+
+impl Link {
+    fn connect(remote: SocketAddr, tcp: bool) -> Result<Link, String> {
+        if tcp {
+            let s = TcpStream::connect_timeout(&remote, Duration::from_secs(10))
+                .map_err(|e| format!("connect {remote}: {e}"))?;
+            let _ = s.set_nodelay(true);
+            Ok(Link::Tcp(s, Box::new(StreamDeframer::new())))
+        } else {
+            let s = UdpSocket::bind("0.0.0.0:0").map_err(|e| format!("bind: {e}"))?;
+            s.connect(remote).map_err(|e| format!("connect {remote}: {e}"))?;
+            Ok(Link::Udp(s))
+        }
+    }
+
+    /// Sends bytes the engine produced (already framed for TCP).
+    fn send(&mut self, bytes: &[u8]) {
+        let _ = match self {
+            Link::Udp(s) => s.send(bytes).map(|_| ()),
+            Link::Tcp(s, _) => s.write_all(bytes),
+        };
+    }
+
+    /// Waits up to `wait` for input and hands every received packet to `handle`.
+    fn receive(&mut self, wait: Duration, buf: &mut [u8], mut handle: impl FnMut(&mut [u8])) -> Result<(), String> {
+        let wait = Some(wait.max(Duration::from_millis(1)));
+        let quiet = |e: &std::io::Error| {
+            matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut | std::io::ErrorKind::ConnectionRefused
+            )
+        };
+        match self {
+            Link::Udp(s) => {
+                s.set_read_timeout(wait).map_err(|e| e.to_string())?;
+                match s.recv(buf) {
+                    Ok(n) => handle(&mut buf[..n]),
+                    Err(e) if quiet(&e) => {}
+                    Err(e) => return Err(format!("recv: {e}")),
+                }
+            }
+            Link::Tcp(s, deframer) => {
+                s.set_read_timeout(wait).map_err(|e| e.to_string())?;
+                match s.read(deframer.free_space()) {
+                    Ok(0) => return Err("server closed the TCP connection".into()),
+                    Ok(n) => deframer.commit(n),
+                    Err(e) if quiet(&e) => {}
+                    Err(e) => return Err(format!("recv: {e}")),
+                }
+                while let Some(frame) = deframer.next_frame().map_err(|e| e.to_string())? {
+                    handle(frame);
+                }
+            }
+        }
+        Ok(())
+    }
+}
 
 struct Args {
     config: PathBuf,
@@ -128,15 +192,14 @@ fn run(args: &Args) -> Result<bool, String> {
         .map_err(|e| format!("remote {}: {e}", cfg.remote.0))?
         .find(|a| a.is_ipv4())
         .ok_or("remote: no IPv4 address")?;
-    let socket = UdpSocket::bind("0.0.0.0:0").map_err(|e| format!("bind: {e}"))?;
-    socket.connect(remote).map_err(|e| format!("connect {remote}: {e}"))?;
+    let mut link = Link::connect(remote, cfg.tcp)?;
 
     let start = std::time::Instant::now();
     let now = || Instant::from_millis(start.elapsed().as_millis() as u64);
     let unix = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     let mut rng = OsRng;
     let mut engine = Engine::new(cfg.engine, now(), unix, &mut rng).map_err(|e| e.to_string())?;
-    println!("connecting to {remote}");
+    println!("connecting to {remote} over {}", if cfg.tcp { "TCP" } else { "UDP" });
 
     let deadline = start + args.timeout;
     let ident = (std::process::id() & 0xffff) as u16;
@@ -145,7 +208,7 @@ fn run(args: &Args) -> Result<bool, String> {
     let mut rtts: Vec<Duration> = Vec::new();
     let mut next_echo = std::time::Instant::now();
     let mut buf = vec![0u8; 65536];
-    let mut out = vec![0u8; 2048];
+    let mut out = vec![0u8; 4096];
 
     loop {
         let t = std::time::Instant::now();
@@ -156,9 +219,7 @@ fn run(args: &Args) -> Result<bool, String> {
         // Engine actions.
         while let Some(action) = engine.poll_action(now(), &mut rng) {
             match action {
-                Action::SendToRemote(bytes) => {
-                    let _ = socket.send(&bytes);
-                }
+                Action::SendToRemote(bytes) => link.send(&bytes),
                 Action::TunnelUp(config) => {
                     println!("handshake {} ms", start.elapsed().as_millis());
                     print_pushed(&config);
@@ -173,6 +234,9 @@ fn run(args: &Args) -> Result<bool, String> {
                 Action::Reconnect(reason) => {
                     println!("reconnect: {reason:?}");
                     tunnel = None;
+                    if cfg.tcp {
+                        link = Link::connect(remote, true)?;
+                    }
                 }
                 Action::Exit(reason) => {
                     println!("exit: {reason:?}");
@@ -187,7 +251,7 @@ fn run(args: &Args) -> Result<bool, String> {
                 let pkt = icmp::echo_request(local, gw, ident, seq);
                 match engine.encapsulate(now(), &pkt, &mut out, &mut rng) {
                     Ok(n) => {
-                        let _ = socket.send(&out[..n]);
+                        link.send(&out[..n]);
                         sent.push(std::time::Instant::now());
                     }
                     Err(e) => println!("send failed: {e}"),
@@ -209,24 +273,17 @@ fn run(args: &Args) -> Result<bool, String> {
         if tunnel.is_some() && sent.len() < args.count as usize {
             wait = wait.min(next_echo.saturating_duration_since(t));
         }
-        socket.set_read_timeout(Some(wait.max(Duration::from_millis(1)))).map_err(|e| e.to_string())?;
-        let n = match socket.recv(&mut buf) {
-            Ok(n) => n,
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => continue,
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => continue,
-            Err(e) => return Err(format!("recv: {e}")),
-        };
-        if let Received::Packet(ip) = engine.receive(now(), &mut buf[..n]) {
-            if let Some((_, gw)) = tunnel {
-                if let Some(seq) = icmp::echo_reply_seq(ip, gw, ident) {
-                    if let Some(at) = sent.get(usize::from(seq)) {
-                        let rtt = at.elapsed();
-                        println!("reply from {gw}: icmp_seq={seq} time={:.3} ms", rtt.as_secs_f64() * 1e3);
-                        rtts.push(rtt);
-                    }
+        link.receive(wait, &mut buf, |packet| {
+            if let Received::Packet(ip) = engine.receive(now(), packet) {
+                let Some((_, gw)) = tunnel else { return };
+                let Some(seq) = icmp::echo_reply_seq(ip, gw, ident) else { return };
+                if let Some(at) = sent.get(usize::from(seq)) {
+                    let rtt = at.elapsed();
+                    println!("reply from {gw}: icmp_seq={seq} time={:.3} ms", rtt.as_secs_f64() * 1e3);
+                    rtts.push(rtt);
                 }
             }
-        }
+        })?;
     }
     let stats = engine.stats();
     println!(
