@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # In-QEMU test of the config disk: boots build/oxvpn.elf with a virtio-blk config disk (a real .ovpn,
 # NUL-padded to a multiple of 512 bytes, MirageVPN's format) and checks that the SHA-256 the kernel prints
-# of the config it read equals `sha256sum` of the config text. Runs on `-M pc` (virtio-blk-pci) and on
-# `-M microvm` (virtio-mmio, found through the command line). Also checks that an empty disk is refused
+# of the config it read equals `sha256sum` of the config text. Runs on `-M pc` (SeaBIOS) and `-M q35`
+# with qboot (BARs left empty, assigned by the kernel), both virtio-blk-pci, and on `-M microvm,acpi=off`
+# (virtio-mmio, found through the command line). Also checks that an empty disk is refused
 # with a clear error. Needs `make image`. Bounded: each boot is killed after $BOOT_TIMEOUT seconds.
 set -u
 cd "$(dirname "$0")/.."
@@ -19,6 +20,7 @@ cleanup() {
 trap cleanup EXIT
 
 if [ "$ACCEL" = kvm ]; then cpu=host; else cpu=max; fi
+QBOOT=/usr/share/qemu/qboot.rom
 
 # boot MACHINE DISK LOG PATTERN: boots until PATTERN appears in the serial log (0) or the VM exits or the
 # timeout passes (1).
@@ -26,6 +28,8 @@ boot() {
     local machine=$1 disk=$2 log=$3 pattern=$4 blk
     case $machine in
         pc) blk="-device virtio-blk-pci,drive=cfg" ;;
+        # qboot leaves the BARs empty: the kernel assigns them.
+        q35) blk="-device virtio-blk-pci,drive=cfg"; [ -f "$QBOOT" ] && blk="-bios $QBOOT $blk" ;;
         microvm) machine="microvm,acpi=off"; blk="-global virtio-mmio.force-legacy=false -device virtio-blk-device,drive=cfg" ;;
     esac
     # shellcheck disable=SC2086
@@ -72,7 +76,7 @@ make_disk "$tmp/large.ovpn" "$tmp/large.img"
 : > "$tmp/empty.img"; truncate -s 4096 "$tmp/empty.img"
 
 fail=0
-for machine in pc microvm; do
+for machine in pc q35 microvm; do
     for size in small large; do
         log=$tmp/$machine-$size.log
         if [ $size = small ]; then text=$small; else text=$tmp/large.ovpn; fi

@@ -20,6 +20,7 @@ use smoltcp::time::Instant;
 
 use drivers::ioapic::{self, IoApic};
 use drivers::pci::{self, BarWindow, ConfigurationAccess, PciRoot, PortIoCam};
+use drivers::virtio::pci::MsixRouteError;
 use drivers::virtio::{self, blk, mmio, net::VirtioNet, DeviceType, SomeTransport, Transport};
 
 use crate::entropy::KernelRng;
@@ -66,30 +67,62 @@ impl fmt::Display for Origin {
     }
 }
 
-fn discover_pci(found: &mut Vec<Found>) {
-    // SAFETY: bring-up is the only user of the configuration ports, and runs once.
-    let cam = unsafe { PortIoCam::new() };
-    // SAFETY: `cam` is only read (by the enumeration walk) while `root` exists.
-    let mut root = PciRoot::new(unsafe { cam.unsafe_clone() });
-    let functions = pci::enumerate(&root, &cam);
-    let mut window = BarWindow::new(BAR_WINDOW.0, BAR_WINDOW.1);
-    for function in virtio::pci::virtio_functions(&functions) {
-        let address = function.address;
-        match pci::assign_bars(&mut root, address, &mut window, MAPPED_LIMIT) {
-            Ok(0) => {}
-            Ok(n) => log::info!("pci {address}: assigned {n} BAR(s)"),
-            Err(e) => {
-                log::warn!("pci {address}: {e}");
-                continue;
+/// PCI configuration access, kept for the whole bring-up (MSI-X is set up after the driver started).
+struct Pci {
+    cam: PortIoCam,
+    root: PciRoot<PortIoCam>,
+}
+
+impl Pci {
+    fn new() -> Self {
+        // SAFETY: bring-up is the only user of the configuration ports, and runs once.
+        let cam = unsafe { PortIoCam::new() };
+        // SAFETY: both handles are used from this single thread, one call at a time.
+        let root = PciRoot::new(unsafe { cam.unsafe_clone() });
+        Self { cam, root }
+    }
+
+    fn discover(&mut self, found: &mut Vec<Found>) {
+        let functions = pci::enumerate(&self.root, &self.cam);
+        let mut window = BarWindow::new(BAR_WINDOW.0, BAR_WINDOW.1);
+        for function in virtio::pci::virtio_functions(&functions) {
+            let address = function.address;
+            match pci::assign_bars(&mut self.root, address, &mut window, MAPPED_LIMIT) {
+                Ok(0) => {}
+                Ok(n) => log::info!("pci {address}: assigned {n} BAR(s)"),
+                Err(e) => {
+                    log::warn!("pci {address}: {e}");
+                    continue;
+                }
+            }
+            match virtio::pci::open(&mut self.root, address) {
+                Ok(transport) => found.push(Found {
+                    transport: SomeTransport::Pci(transport),
+                    gsi: virtio::pci::interrupt_line(&self.cam, address).map(u32::from),
+                    origin: Origin::Pci(address),
+                }),
+                Err(e) => log::warn!("pci {address}: {:?}: {e}", function.device_type),
             }
         }
-        match virtio::pci::open(&mut root, address) {
-            Ok(transport) => found.push(Found {
-                transport: SomeTransport::Pci(transport),
-                gsi: virtio::pci::interrupt_line(&cam, address).map(u32::from),
-                origin: Origin::Pci(address),
-            }),
-            Err(e) => log::warn!("pci {address}: {:?}: {e}", function.device_type),
+    }
+
+    /// Routes a started virtio-net function's two queues to the wake vector through MSI-X.
+    fn route_msix(
+        &mut self,
+        function: pci::DeviceFunction,
+        apic_id: u8,
+    ) -> Result<(), MsixRouteError> {
+        // SAFETY: `function` is a virtio-net function opened by `discover` (BARs assigned, below the
+        // identity-map limit) whose driver (`VirtioNet`) has set its queues up and does not use MSI-X.
+        unsafe {
+            virtio::pci::route_queue_interrupts(
+                &mut self.root,
+                &mut self.cam,
+                function,
+                2,
+                DEVICE_VECTOR,
+                apic_id,
+            )
         }
     }
 }
@@ -119,7 +152,8 @@ fn discover_mmio(cmdline: &str, found: &mut Vec<Found>) {
 /// Finds every virtio device, reads the first block device whole and opens every NIC.
 pub fn bring_up(cmdline: &str) -> Devices {
     let mut found = Vec::new();
-    discover_pci(&mut found);
+    let mut pci = Pci::new();
+    pci.discover(&mut found);
     discover_mmio(cmdline, &mut found);
 
     // SAFETY: QEMU's I/O APIC is at the standard address, identity-mapped; nothing else programs it.
@@ -145,8 +179,22 @@ pub fn bring_up(cmdline: &str) -> Devices {
             DeviceType::Network => match VirtioNet::new(transport) {
                 Ok(mut nic) => {
                     nic.enable_interrupts();
-                    let routed = gsi.is_some_and(|gsi| io_apic.route(gsi, DEVICE_VECTOR, apic_id));
+                    // PCI: MSI-X, which needs no chipset routing (q35 firmware may leave INTx
+                    // unrouted). Otherwise (virtio-mmio, or no MSI-X) the GSI through the I/O APIC.
+                    let msix = match origin {
+                        Origin::Pci(function) => match pci.route_msix(function, apic_id) {
+                            Ok(()) => true,
+                            Err(e) => {
+                                log::warn!("{origin}: MSI-X: {e}; trying INTx");
+                                false
+                            }
+                        },
+                        Origin::Mmio(_) => false,
+                    };
+                    let routed =
+                        !msix && gsi.is_some_and(|gsi| io_apic.route(gsi, DEVICE_VECTOR, apic_id));
                     match gsi {
+                        _ if msix => log::info!("{origin}: virtio-net, MSI-X"),
                         Some(gsi) if routed => log::info!("{origin}: virtio-net, irq {gsi}"),
                         _ => {
                             log::warn!("{origin}: virtio-net without a routable interrupt: polled");

@@ -92,9 +92,21 @@ mod tests {
 
     #[test]
     fn errors_name_the_problem() {
-        assert_eq!(pick(&[A], None, None), Err(RoleError::MissingNic { found: 1 }));
-        assert_eq!(pick(&[A, B], Some(Mac(C)), None), Err(RoleError::UnknownMac("--service-mac")));
-        assert_eq!(pick(&[A, B], None, Some(Mac(C))), Err(RoleError::UnknownMac("--private-mac")));
-        assert_eq!(pick(&[A, B], Some(Mac(A)), Some(Mac(A))), Err(RoleError::SameNic));
+        assert_eq!(
+            pick(&[A], None, None),
+            Err(RoleError::MissingNic { found: 1 })
+        );
+        assert_eq!(
+            pick(&[A, B], Some(Mac(C)), None),
+            Err(RoleError::UnknownMac("--service-mac"))
+        );
+        assert_eq!(
+            pick(&[A, B], None, Some(Mac(C))),
+            Err(RoleError::UnknownMac("--private-mac"))
+        );
+        assert_eq!(
+            pick(&[A, B], Some(Mac(A)), Some(Mac(A))),
+            Err(RoleError::SameNic)
+        );
     }
 }

@@ -12,10 +12,12 @@ mod bars;
 mod enumerate;
 #[cfg(test)]
 mod fake;
+mod msix;
 mod port;
 
 pub use bars::{assign_bars, BarAssignError, BarWindow};
 pub use enumerate::{enumerate, PciFunction};
+pub use msix::{message_address, message_data, MsixCapability, MsixError};
 pub use port::PortIoCam;
 pub use virtio_drivers::transport::pci::bus::{
     BarInfo, Command, ConfigurationAccess, DeviceFunction, DeviceFunctionInfo, HeaderType, PciRoot,
