@@ -107,3 +107,18 @@ fn config_disk_like(data: &[u8]) -> Option<()> {
     let text = std::str::from_utf8(&data[..end]).ok()?;
     config::parse(text, &mut InlineOnly).ok().map(|_| ())
 }
+
+#[test]
+fn pathological_inputs_stay_bounded() {
+    // Deep `setenv opt` chains must not recurse; huge lines and many blocks must not blow up.
+    let chain = "setenv opt ".repeat(100_000) + "verb 3\n";
+    let e = config::parse(&format!("client\n{chain}"), &mut InlineOnly).unwrap_err();
+    assert_eq!((e.line, e.kind), (2, config::ErrorKind::InvalidArgument));
+    let blocks = "<connection>\nremote a\n</connection>\n".repeat(20_000);
+    let e = config::parse(&format!("client\n{blocks}"), &mut InlineOnly).unwrap_err();
+    assert_eq!(e.kind, config::ErrorKind::NoServerVerification);
+    let long = format!("client\nremote {}\n", "x".repeat(1 << 20));
+    assert!(config::parse(&long, &mut InlineOnly).is_err());
+    let unclosed = "<ca>\n".repeat(10_000);
+    assert_eq!(config::parse(&unclosed, &mut InlineOnly).unwrap_err().kind, config::ErrorKind::UnclosedBlock);
+}

@@ -4,6 +4,7 @@
 //!
 //! Layer: semantics only; tokens come from `syntax.rs`. Every refusal names the line and the directive.
 
+use alloc::collections::BTreeSet;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::str::FromStr;
@@ -124,7 +125,7 @@ pub(super) struct Builder<'r> {
     config: Config,
     warnings: Vec<Warning>,
     resolver: &'r mut dyn FileResolver,
-    ignore_unknown: Vec<String>,
+    ignore_unknown: BTreeSet<String>,
     client: bool,
     tls_client: bool,
     pull: bool,
@@ -207,7 +208,7 @@ impl<'r> Builder<'r> {
             config: Config::default(),
             warnings: Vec::new(),
             resolver,
-            ignore_unknown: Vec::new(),
+            ignore_unknown: BTreeSet::new(),
             client: false,
             tls_client: false,
             pull: false,
@@ -667,6 +668,10 @@ impl<'r> Builder<'r> {
                         return Err(err(st, ErrorKind::MissingArgument));
                     }
                     inner.name = inner.args.remove(0);
+                    // `setenv opt setenv opt …` would recurse once per pair of tokens.
+                    if inner.name == "setenv" {
+                        return Err(err(st, ErrorKind::InvalidArgument));
+                    }
                     return self.apply_optional(&inner, block);
                 }
                 self.warn(st, WarningKind::HostOnly);
@@ -700,7 +705,7 @@ impl<'r> Builder<'r> {
             self.warn(st, WarningKind::PushedInstead);
         } else if SERVER_ONLY.contains(&name) {
             return Err(err(st, ErrorKind::ServerMode));
-        } else if self.ignore_unknown.iter().any(|n| n == name) {
+        } else if self.ignore_unknown.contains(name) {
             self.warn(st, WarningKind::IgnoredUnknown);
         } else {
             return Err(err(st, ErrorKind::UnknownDirective));
