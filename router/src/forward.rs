@@ -34,8 +34,13 @@ pub struct TunnelConfig {
     /// `dhcp-option DNS` servers, in push order. The forwarder relays to the IPv4 ones.
     pub dns_servers: Vec<IpAddr>,
     /// Largest IP packet the tunnel carries (`tun-mtu`, usually 1500). Clamped to at least
-    /// [`MIN_TUNNEL_MTU`]. Also sets the TCP MSS clamp (`mtu - 40` for IPv4, `mtu - 60` for IPv6).
+    /// [`MIN_TUNNEL_MTU`]. Bigger packets are fragmented (or refused with ICMP when DF is set).
     pub mtu: u16,
+    /// Largest TCP MSS announced in SYNs crossing the router, for IPv4 (`mssfix`). OpenVPN 2.6 derives it
+    /// so that the encrypted packet fits `mssfix` bytes on the wire (default 1492): `mssfix` - 28 (outer
+    /// IPv4 + UDP) - data-channel overhead - 40 (inner IPv4 + TCP). `None`: `mtu - 40`. IPv6 SYNs get
+    /// 20 bytes less. Never raised above `mtu - 40`.
+    pub mss_clamp: Option<u16>,
 }
 
 impl TunnelConfig {
@@ -50,6 +55,7 @@ impl TunnelConfig {
             redirect_gateway_ipv6: false,
             dns_servers: Vec::new(),
             mtu: 1500,
+            mss_clamp: None,
         }
     }
 
@@ -71,6 +77,12 @@ impl TunnelConfig {
     /// The MTU actually used.
     pub(crate) fn effective_mtu(&self) -> u16 {
         self.mtu.max(MIN_TUNNEL_MTU)
+    }
+
+    /// The IPv4 MSS clamp actually used (at least 536, RFC 9293 section 3.7.1).
+    pub(crate) fn ipv4_mss(&self) -> u16 {
+        let by_mtu = self.effective_mtu().saturating_sub(40);
+        self.mss_clamp.map_or(by_mtu, |m| m.min(by_mtu)).max(536)
     }
 }
 

@@ -794,6 +794,7 @@ impl Router {
         };
         let public = tunnel.ipv4.map(|c| c.address());
         let mtu = tunnel.effective_mtu();
+        let max_mss = tunnel.ipv4_mss();
         if !tunnel.routes_ipv4(info.dst) || (self.config.nat && public.is_none()) {
             return self.lan_error(
                 now,
@@ -844,7 +845,7 @@ impl Router {
         }
         if whole.protocol == IpProtocol::Tcp {
             if let Some(segment) = datagram.get_mut(whole.header_len..) {
-                mss::clamp(segment, mss::ipv4_mss_for_mtu(mtu));
+                mss::clamp(segment, max_mss);
             }
         }
         ip::decrement_ttl(datagram);
@@ -939,9 +940,10 @@ impl Router {
                 out,
             );
         }
-        let mtu = self
+        let max_mss = self
             .tunnel_config()
-            .map_or(1500, TunnelConfig::effective_mtu);
+            .map_or(1460, TunnelConfig::ipv4_mss)
+            .min(mss::ipv4_mss_for_mtu(self.config.lan_mtu));
         let Some(datagram) = self.work.get_mut(ETH..ETH + len) else {
             return Verdict::Dropped(DropReason::Malformed);
         };
@@ -955,7 +957,7 @@ impl Router {
         };
         if whole.protocol == IpProtocol::Tcp {
             if let Some(segment) = datagram.get_mut(whole.header_len..) {
-                mss::clamp(segment, mss::ipv4_mss_for_mtu(mtu.min(self.config.lan_mtu)));
+                mss::clamp(segment, max_mss);
             }
         }
         ip::decrement_ttl(datagram);
@@ -1090,6 +1092,7 @@ impl Router {
             return Verdict::Dropped(DropReason::Ipv6NotRouted);
         }
         let mtu = tunnel.effective_mtu();
+        let max_mss = tunnel.ipv4_mss().saturating_sub(20);
         if hop_limit <= 1 {
             return Verdict::Dropped(DropReason::TtlExceeded);
         }
@@ -1107,7 +1110,7 @@ impl Router {
         }
         if next_header == IpProtocol::Tcp {
             if let Some(segment) = datagram.get_mut(40..) {
-                mss::clamp(segment, mss::ipv6_mss_for_mtu(mtu));
+                mss::clamp(segment, max_mss);
             }
         }
         self.stats.to_tunnel += 1;
@@ -1132,9 +1135,10 @@ impl Router {
         if len > usize::from(self.config.lan_mtu) {
             return Verdict::Dropped(DropReason::TooBig);
         }
-        let mtu = self
+        let max_mss = self
             .tunnel_config()
-            .map_or(1500, TunnelConfig::effective_mtu);
+            .map_or(1440, |t| t.ipv4_mss().saturating_sub(20))
+            .min(mss::ipv6_mss_for_mtu(self.config.lan_mtu));
         let next_header = p.next_header();
         let Some(datagram) = self.work.get_mut(ETH..ETH + len) else {
             return Verdict::Dropped(DropReason::Malformed);
@@ -1145,7 +1149,7 @@ impl Router {
         }
         if next_header == IpProtocol::Tcp {
             if let Some(segment) = datagram.get_mut(40..) {
-                mss::clamp(segment, mss::ipv6_mss_for_mtu(mtu));
+                mss::clamp(segment, max_mss);
             }
         }
         if arp::write_ethernet(

@@ -569,6 +569,24 @@ fn mss_is_clamped_both_ways_with_valid_checksums() {
     .unwrap();
     assert_eq!(repr.max_seg_size, Some(1360));
     assert_eq!(repr.dst_port, 40000);
+
+    // An explicit mssfix-derived clamp wins when lower.
+    let mut t = tunnel();
+    t.mss_clamp = Some(1400);
+    r.set_tunnel(TunnelState::Up(t));
+    let mut out = Out::default();
+    r.handle_lan_frame(t0(), &from_host(&syn), &mut out);
+    let p = Ipv4Packet::new_checked(&out.tunnel[0][..]).unwrap();
+    let seg = TcpPacket::new_checked(p.payload()).unwrap();
+    let repr = TcpRepr::parse(
+        &seg,
+        &IpAddress::Ipv4(TUN),
+        &IpAddress::Ipv4(REMOTE),
+        &Default::default(),
+    )
+    .unwrap();
+    assert_eq!(repr.max_seg_size, Some(1400));
+    assert!(checksums_ok(&out.tunnel[0]));
 }
 
 fn dhcp_frame(
