@@ -3,8 +3,8 @@
 # NUL-padded to a multiple of 512 bytes, MirageVPN's format) and checks that the SHA-256 the kernel prints
 # of the config it read equals `sha256sum` of the config text. Runs on `-M pc` (SeaBIOS) and `-M q35`
 # with qboot (BARs left empty, assigned by the kernel), both virtio-blk-pci, and on `-M microvm,acpi=off`
-# (virtio-mmio, found through the command line). Also checks that an empty disk is refused
-# with a clear error. Needs `make image`. Bounded: each boot is killed after $BOOT_TIMEOUT seconds.
+# (virtio-mmio, found through the command line). Also checks that an empty or binary disk is refused
+# with a clear error and the bad-configuration exit code. Needs `make image`. Bounded: each boot is killed after $BOOT_TIMEOUT seconds.
 set -u
 cd "$(dirname "$0")/.."
 ELF=${ELF:-build/oxvpn.elf}
@@ -74,6 +74,7 @@ for i in $(seq 1400); do printf '# padding line %05d to make the disk span sever
 make_disk "$small" "$tmp/small.img"
 make_disk "$tmp/large.ovpn" "$tmp/large.img"
 : > "$tmp/empty.img"; truncate -s 4096 "$tmp/empty.img"
+printf 'client\nremote 10.0.0.1\n\x01\x02\x7f binary\n' > "$tmp/binary.ovpn"; make_disk "$tmp/binary.ovpn" "$tmp/binary.img"
 
 fail=0
 for machine in pc q35 microvm; do
@@ -93,14 +94,18 @@ for machine in pc q35 microvm; do
             sed 's/^/    /' "$log" | tail -20; fail=1
         fi
     done
-    log=$tmp/$machine-empty.log
-    # An empty disk must be refused by name, with the bad-configuration exit code (0x12: QEMU status 37).
-    if WAIT_EXIT=1 boot "$machine" "$tmp/empty.img" "$log" "config disk: .*empty" && [ "$qemu_status" = 37 ]; then
-        echo "test-devices: $machine: empty disk refused (QEMU status 37): $(grep -m1 -oE 'config disk: .*' "$log")"
-    else
-        echo "test-devices: $machine: empty disk not refused with status 37 (got ${qemu_status:-none}); serial log:"
-        sed 's/^/    /' "$log" | tail -20; fail=1
-    fi
+    # A disk without a usable config must be refused by name, with the bad-configuration exit code
+    # (0x12: QEMU status 37).
+    for bad in empty binary; do
+        [ $bad = binary ] && [ $machine != pc ] && continue  # the reader is the same on every machine
+        log=$tmp/$machine-$bad.log
+        if WAIT_EXIT=1 boot "$machine" "$tmp/$bad.img" "$log" "config disk: .*$bad" && [ "$qemu_status" = 37 ]; then
+            echo "test-devices: $machine: $bad disk refused (QEMU status 37): $(grep -m1 -oE 'config disk: .*' "$log")"
+        else
+            echo "test-devices: $machine: $bad disk not refused with status 37 (got ${qemu_status:-none}); serial log:"
+            sed 's/^/    /' "$log" | tail -20; fail=1
+        fi
+    done
 done
 if [ $fail -eq 0 ]; then echo "test-devices: PASS"; else echo "test-devices: FAIL"; fi
 exit $fail

@@ -26,8 +26,9 @@ use drivers::virtio::{self, blk, mmio, net::VirtioNet, DeviceType, SomeTransport
 use crate::entropy::KernelRng;
 use crate::net::{Network, Nic};
 
-/// The largest config disk read: far above any real `.ovpn` (inline certificates included).
-pub const MAX_DISK_BYTES: usize = 1 << 20;
+/// How much of the config disk is read: the largest config text plus its terminating NUL. Anything on
+/// a larger disk beyond this cannot belong to a valid config.
+pub const MAX_DISK_BYTES: usize = config_disk::MAX_CONFIG_LEN + config_disk::SECTOR_SIZE;
 /// Where BARs the firmware left empty go: the top of the 32-bit PCI hole, below the I/O APIC.
 const BAR_WINDOW: (u64, u64) = (0xe000_0000, 0xfec0_0000);
 /// The end of the boot identity map: BARs above it are moved into the window.
@@ -174,7 +175,7 @@ pub fn bring_up(cmdline: &str) -> Devices {
         match kind {
             DeviceType::Block if devices.disk.is_none() => {
                 log::info!("{origin}: virtio-blk (config disk)");
-                devices.disk = Some(blk::read_whole_disk(transport, MAX_DISK_BYTES));
+                devices.disk = Some(blk::read_disk(transport, MAX_DISK_BYTES));
             }
             DeviceType::Network => match VirtioNet::new(transport) {
                 Ok(mut nic) => {
@@ -211,35 +212,22 @@ pub fn bring_up(cmdline: &str) -> Devices {
     devices
 }
 
-/// Why the config disk was refused (interim, until `config_disk::read` is wired in).
+/// Why the config disk was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConfigDiskError {
     /// The disk could not be read.
     Read(blk::DiskReadError),
-    /// No text before the first NUL.
-    Empty,
-    /// The text is not UTF-8.
-    NotText,
+    /// The bytes are not a config disk (empty, too large, not text).
+    Format(config_disk::DiskError),
 }
 
 impl fmt::Display for ConfigDiskError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Read(e) => write!(f, "{e}"),
-            Self::Empty => f.write_str("the disk is empty (no text before the first NUL)"),
-            Self::NotText => f.write_str("the disk does not hold UTF-8 text"),
+            Self::Format(e) => write!(f, "{e}"),
         }
     }
-}
-
-/// The config text on the disk: everything before the first NUL (MirageVPN's disk format).
-fn config_text(disk: &[u8]) -> Result<&str, ConfigDiskError> {
-    let end = disk.iter().position(|&b| b == 0).unwrap_or(disk.len());
-    let text = disk.get(..end).unwrap_or(&[]);
-    if text.is_empty() {
-        return Err(ConfigDiskError::Empty);
-    }
-    core::str::from_utf8(text).map_err(|_| ConfigDiskError::NotText)
 }
 
 /// The boot step after the CPU and memory: find the devices, read and fingerprint the config disk, and
@@ -252,10 +240,11 @@ pub fn start(cmdline: &str, args: &BootArgs) -> (Option<String>, Option<Network>
             log::warn!("config disk: none found (attach the .ovpn as a virtio-blk disk)");
             None
         }
-        Some(disk) => match disk
-            .map_err(ConfigDiskError::Read)
-            .and_then(|d| config_text(&d).map(String::from))
-        {
+        Some(disk) => match disk.map_err(ConfigDiskError::Read).and_then(|d| {
+            config_disk::read(&d)
+                .map(String::from)
+                .map_err(ConfigDiskError::Format)
+        }) {
             Ok(text) => {
                 let digest = ring::digest::digest(&ring::digest::SHA256, text.as_bytes());
                 let mut hex = String::with_capacity(64);

@@ -1,7 +1,8 @@
 //! Reads a whole virtio-blk device (virtio 1.2 §5.2) into memory: the config disk.
 //!
 //! The disk is small (an `.ovpn` file NUL-padded to 512-byte sectors), so it is read once at boot with
-//! blocking requests; interpreting the bytes is `config_disk::read`'s job.
+//! blocking requests, up to a caller-given bound (a larger disk cannot hold a valid config beyond it);
+//! interpreting the bytes is `config_disk::read`'s job.
 
 use alloc::vec::Vec;
 use core::fmt;
@@ -18,13 +19,6 @@ const SECTORS_PER_REQUEST: usize = 128;
 pub enum DiskReadError {
     /// The device did not initialise.
     Init,
-    /// The disk holds more than the caller's limit.
-    TooLarge {
-        /// The disk's size in bytes.
-        bytes: u64,
-        /// The limit in bytes.
-        limit: usize,
-    },
     /// A read request failed.
     Io {
         /// The first sector of the failed request.
@@ -38,23 +32,19 @@ impl fmt::Display for DiskReadError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Init => f.write_str("virtio-blk device did not initialise"),
-            Self::TooLarge { bytes, limit } => {
-                write!(f, "disk is {bytes} bytes, more than the {limit}-byte limit")
-            }
             Self::Io { sector } => write!(f, "read error at sector {sector}"),
             Self::OutOfMemory => f.write_str("out of memory for the disk image"),
         }
     }
 }
 
-/// Reads every sector of the block device behind `transport`, refusing disks larger than `limit` bytes.
-pub fn read_whole_disk<T: Transport>(transport: T, limit: usize) -> Result<Vec<u8>, DiskReadError> {
+/// Reads the block device behind `transport`: all of it, or its first `max_bytes` (rounded up to whole
+/// sectors) when it is larger.
+pub fn read_disk<T: Transport>(transport: T, max_bytes: usize) -> Result<Vec<u8>, DiskReadError> {
     let mut blk = VirtIOBlk::<IdentityHal, T>::new(transport).map_err(|_| DiskReadError::Init)?;
-    let bytes = blk.capacity().saturating_mul(SECTOR_SIZE as u64);
-    let len = usize::try_from(bytes)
-        .ok()
-        .filter(|&len| len <= limit)
-        .ok_or(DiskReadError::TooLarge { bytes, limit })?;
+    let max_sectors = max_bytes.div_ceil(SECTOR_SIZE);
+    let sectors = usize::try_from(blk.capacity()).map_or(max_sectors, |n| n.min(max_sectors));
+    let len = sectors.saturating_mul(SECTOR_SIZE);
     let mut disk = Vec::new();
     disk.try_reserve_exact(len)
         .map_err(|_| DiskReadError::OutOfMemory)?;
