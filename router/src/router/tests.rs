@@ -8,7 +8,8 @@ use rand_chacha::rand_core::RngCore;
 use rand_chacha::ChaCha8Rng;
 use smoltcp::wire::{
     ArpPacket, DhcpMessageType, DhcpPacket, DhcpRepr, EthernetRepr, Icmpv4Packet, IpAddress,
-    Ipv4Packet, Ipv6Address, Ipv6Cidr, Ipv6Repr, TcpControl, TcpPacket, TcpRepr, UdpPacket,
+    Ipv4Packet, Ipv6Address, Ipv6Cidr, Ipv6Packet, Ipv6Repr, TcpControl, TcpPacket, TcpRepr,
+    UdpPacket,
 };
 
 const GW_MAC: EthernetAddress = EthernetAddress([0x02, 0x00, 0x00, 0x00, 0x00, 0x01]);

@@ -1,0 +1,308 @@
+//! The gateway's own services, reached through the two entry points: ping of the gateway and tunnel
+//! addresses, DHCP, the DNS forwarder (queries out, answers back), and the ICMP errors the router sends.
+//!
+//! Layer: part of the [`Router`] state machine (same rules: no clock, no I/O, replies built in `aux`).
+
+use smoltcp::time::Instant;
+use smoltcp::wire::{EthernetAddress, EthernetProtocol, IpProtocol, Ipv4Address};
+
+use super::emit::udp_payload;
+use super::{
+    DropReason, Router, Sink, Verdict, DHCP_CLIENT_PORT, DHCP_SERVER_PORT, DNS_PORT, ETH, L2,
+};
+use crate::arp;
+use crate::checksum::be16;
+use crate::dns::{self, DnsClient};
+use crate::forward::TunnelConfig;
+use crate::icmp::{self, IcmpError, ECHO_REQUEST};
+use crate::ip::{self, Ipv4Info};
+
+impl Router {
+    /// Packets for the gateway itself: ping, DHCP, DNS.
+    pub(super) fn lan_local<S: Sink>(
+        &mut self,
+        now: Instant,
+        src_mac: EthernetAddress,
+        info: &Ipv4Info,
+        packet: &[u8],
+        out: &mut S,
+    ) -> Verdict {
+        if info.is_fragment() {
+            return Verdict::Dropped(DropReason::Unsupported);
+        }
+        let gateway = self.gateway();
+        let to_gateway = info.dst == gateway;
+        let Some(l4) = packet.get(info.header_len..) else {
+            return Verdict::Dropped(DropReason::Malformed);
+        };
+        match info.protocol {
+            IpProtocol::Icmp if to_gateway && l4.first() == Some(&ECHO_REQUEST) => {
+                let ident = self.next_ident();
+                let Some(len) = self
+                    .aux
+                    .get_mut(ETH..)
+                    .and_then(|b| icmp::build_echo_reply(b, gateway, packet, ident))
+                else {
+                    return Verdict::Dropped(DropReason::Malformed);
+                };
+                self.emit_aux_to_lan(now, L2::Mac(src_mac), len, out);
+                Verdict::Answered
+            }
+            IpProtocol::Udp => {
+                let Some((sport, dport, payload)) = udp_payload(info, l4) else {
+                    return Verdict::Dropped(DropReason::Malformed);
+                };
+                if dport == DHCP_SERVER_PORT && sport == DHCP_CLIENT_PORT && self.config.dhcp {
+                    self.lan_dhcp(now, payload, out)
+                } else if dport == DNS_PORT
+                    && to_gateway
+                    && self.config.dns_forwarder
+                    && self.is_lan_host(info.src)
+                {
+                    self.lan_dns(now, src_mac, info.src, sport, payload, out)
+                } else if to_gateway {
+                    self.lan_error(
+                        now,
+                        src_mac,
+                        packet,
+                        IcmpError::PortUnreachable,
+                        DropReason::Unsupported,
+                        out,
+                    )
+                } else {
+                    Verdict::Consumed
+                }
+            }
+            _ if to_gateway => Verdict::Dropped(DropReason::Unsupported),
+            _ => Verdict::Consumed,
+        }
+    }
+
+    pub(super) fn lan_dhcp<S: Sink>(
+        &mut self,
+        now: Instant,
+        payload: &[u8],
+        out: &mut S,
+    ) -> Verdict {
+        let Some(reply) = self.dhcp.handle_payload(now, payload) else {
+            return Verdict::Consumed;
+        };
+        let dns = self.config.dns_forwarder.then_some(self.gateway());
+        let Some(len) = self
+            .aux
+            .get_mut(ETH + 28..)
+            .and_then(|b| self.dhcp.emit(&reply, dns, b))
+        else {
+            return Verdict::Consumed;
+        };
+        let ident = self.next_ident();
+        let gateway = self.gateway();
+        let Some(total) = self.aux.get_mut(ETH..).and_then(|b| {
+            ip::write_udp(
+                b,
+                (gateway, DHCP_SERVER_PORT),
+                (reply.dst_ip, DHCP_CLIENT_PORT),
+                len,
+                ident,
+            )
+        }) else {
+            return Verdict::Consumed;
+        };
+        self.emit_aux_to_lan(now, L2::Mac(reply.dst_mac), total, out);
+        Verdict::Answered
+    }
+
+    pub(super) fn lan_dns<S: Sink>(
+        &mut self,
+        now: Instant,
+        src_mac: EthernetAddress,
+        client_ip: Ipv4Address,
+        client_port: u16,
+        query: &[u8],
+        out: &mut S,
+    ) -> Verdict {
+        if !dns::is_query(query) {
+            return Verdict::Dropped(DropReason::Malformed);
+        }
+        let client = DnsClient {
+            mac: src_mac,
+            ip: client_ip,
+            port: client_port,
+            id: be16(query, 0).unwrap_or(0),
+        };
+        let tunnel = self
+            .tunnel_config()
+            .map(|t| (t.ipv4.map(|c| c.address()), t.effective_mtu()));
+        let relay = match tunnel {
+            Some((Some(public), mtu)) if usize::from(mtu) >= query.len() + 28 => self
+                .dns
+                .relay(now, client, &self.dns_servers, &mut self.rng)
+                .map(|r| (r, public)),
+            _ => None,
+        };
+        let ident = self.next_ident();
+        let Some((relay, public)) = relay else {
+            // No tunnel or no pushed DNS server: answer SERVFAIL rather than let the query leak.
+            let Some(len) = self
+                .aux
+                .get_mut(ETH + 28..)
+                .and_then(|b| dns::servfail(query, b))
+            else {
+                return Verdict::Dropped(DropReason::Malformed);
+            };
+            let gateway = self.gateway();
+            let Some(total) = self.aux.get_mut(ETH..).and_then(|b| {
+                ip::write_udp(b, (gateway, DNS_PORT), (client_ip, client_port), len, ident)
+            }) else {
+                return Verdict::Dropped(DropReason::Malformed);
+            };
+            self.emit_aux_to_lan(now, L2::Mac(src_mac), total, out);
+            return Verdict::Answered;
+        };
+        let Some(body) = self.aux.get_mut(ETH + 28..ETH + 28 + query.len()) else {
+            return Verdict::Dropped(DropReason::Malformed);
+        };
+        body.copy_from_slice(query);
+        let _ = dns::set_id(body, relay.id);
+        let Some(total) = self.aux.get_mut(ETH..).and_then(|b| {
+            ip::write_udp(
+                b,
+                (public, relay.port),
+                (relay.server, DNS_PORT),
+                query.len(),
+                ident,
+            )
+        }) else {
+            return Verdict::Dropped(DropReason::Malformed);
+        };
+        self.stats.to_tunnel += 1;
+        out.tunnel_packet(self.aux.get(ETH..ETH + total).unwrap_or(&[]));
+        Verdict::Answered
+    }
+
+    /// Sends an ICMP error about `original` back to the LAN host at `src_mac`, and reports `reason`.
+    pub(super) fn lan_error<S: Sink>(
+        &mut self,
+        now: Instant,
+        src_mac: EthernetAddress,
+        original: &[u8],
+        error: IcmpError,
+        reason: DropReason,
+        out: &mut S,
+    ) -> Verdict {
+        if !self.icmp_limit.allow(now) {
+            return Verdict::Dropped(reason);
+        }
+        let ident = self.next_ident();
+        let gateway = self.gateway();
+        if let Some(len) = self
+            .aux
+            .get_mut(ETH..)
+            .and_then(|b| icmp::build_error(b, gateway, original, error, ident))
+        {
+            if arp::write_ethernet(
+                &mut self.aux,
+                self.config.private_mac,
+                src_mac,
+                EthernetProtocol::Ipv4,
+            )
+            .is_some()
+            {
+                self.stats.to_lan += 1;
+                out.lan_frame(self.aux.get(..ETH + len).unwrap_or(&[]));
+            }
+        }
+        Verdict::Dropped(reason)
+    }
+
+    /// Sends an ICMP error about `original` back into the tunnel, from the tunnel address.
+    pub(super) fn tunnel_error<S: Sink>(
+        &mut self,
+        now: Instant,
+        original: &[u8],
+        error: IcmpError,
+        reason: DropReason,
+        out: &mut S,
+    ) -> Verdict {
+        if !self.icmp_limit.allow(now) {
+            return Verdict::Dropped(reason);
+        }
+        let ident = self.next_ident();
+        if let Some(src) = self.tunnel_ipv4() {
+            if let Some(len) = self
+                .aux
+                .get_mut(ETH..)
+                .and_then(|b| icmp::build_error(b, src, original, error, ident))
+            {
+                self.stats.to_tunnel += 1;
+                out.tunnel_packet(self.aux.get(ETH..ETH + len).unwrap_or(&[]));
+            }
+        }
+        Verdict::Dropped(reason)
+    }
+
+    /// Traffic for the router's own tunnel address or gateway address: ping and DNS answers. `None` if
+    /// it is none of those (NAT gets a go next).
+    pub(super) fn tunnel_local<S: Sink>(
+        &mut self,
+        now: Instant,
+        info: &Ipv4Info,
+        len: usize,
+        out: &mut S,
+    ) -> Option<Verdict> {
+        let ident = self.next_ident();
+        let datagram = self.work.get(ETH..ETH + len)?;
+        let l4 = datagram.get(info.header_len..)?;
+        match info.protocol {
+            IpProtocol::Icmp if l4.first() == Some(&ECHO_REQUEST) => {
+                let Some(n) = self
+                    .aux
+                    .get_mut(ETH..)
+                    .and_then(|b| icmp::build_echo_reply(b, info.dst, datagram, ident))
+                else {
+                    return Some(Verdict::Dropped(DropReason::Malformed));
+                };
+                let mtu = self
+                    .tunnel_config()
+                    .map_or(1500, TunnelConfig::effective_mtu);
+                if n > usize::from(mtu) {
+                    return Some(Verdict::Dropped(DropReason::TooBig));
+                }
+                self.stats.to_tunnel += 1;
+                out.tunnel_packet(self.aux.get(ETH..ETH + n).unwrap_or(&[]));
+                Some(Verdict::Answered)
+            }
+            IpProtocol::Udp => {
+                let (sport, dport, payload) = udp_payload(info, l4)?;
+                if sport != DNS_PORT
+                    || dport < dns::PORT_FIRST
+                    || Some(info.dst) != self.tunnel_ipv4()
+                {
+                    return None;
+                }
+                let client = self.dns.answer(now, info.src, dport, payload)?;
+                let answer_len = payload.len();
+                let body = self.aux.get_mut(ETH + 28..ETH + 28 + answer_len)?;
+                body.copy_from_slice(payload);
+                dns::set_id(body, client.id)?;
+                let gateway = self.gateway();
+                let total = self.aux.get_mut(ETH..).and_then(|b| {
+                    ip::write_udp(
+                        b,
+                        (gateway, DNS_PORT),
+                        (client.ip, client.port),
+                        answer_len,
+                        ident,
+                    )
+                })?;
+                Some(
+                    match self.emit_aux_to_lan(now, L2::Mac(client.mac), total, out) {
+                        Verdict::Forwarded => Verdict::Answered,
+                        v => v,
+                    },
+                )
+            }
+            _ => None,
+        }
+    }
+}
