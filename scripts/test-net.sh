@@ -138,6 +138,17 @@ run_case() {
         ping_from $LAN 192.168.77.1 || { echo "test-net: $name: ping 192.168.77.1 from the LAN failed"; ok=0; }
     fi
     if [ $ok -eq 1 ] && [ "$mode" = static ]; then
+        # Interrupt delivery: without device interrupts the guest only notices frames at its 100 ms idle
+        # backstop, so the average round trip would be tens of milliseconds instead of about one.
+        local avg
+        avg=$(ip netns exec $PUB $PING -c 5 -W 2 "$public" 2>/dev/null | sed -nE 's#.*= [0-9.]+/([0-9.]+)/.*#\1#p')
+        echo "test-net: $name: ping $public average round trip ${avg:-?} ms"
+        case $avg in
+            [0-9].*|[0-9]|[1-3][0-9].*|[1-3][0-9]) ;;
+            *) echo "test-net: $name: round trip not below 40 ms: device interrupts are not waking the guest"; ok=0 ;;
+        esac
+    fi
+    if [ $ok -eq 1 ] && [ "$mode" = static ]; then
         # Idle cost: QEMU's CPU time over 10 quiet seconds (`ip netns exec` execs QEMU in place, so the pid
         # is QEMU's). A busy-polling guest costs ~100%; halting until an interrupt or deadline, ~0.
         local hz t0 t1 pct
