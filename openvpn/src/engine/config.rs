@@ -5,7 +5,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use crate::crypto::{Compression, Digest, KeyDirection, KEY2_LEN};
-use crate::session::Transport;
+use super::RemoteSpec;
 use crate::tls::TlsSettings;
 
 /// Control-channel protection with its key bytes (§2.3-2.7).
@@ -50,8 +50,14 @@ impl core::fmt::Debug for ControlProtection {
 /// Engine configuration.
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
-    /// Outer transport (UDP only for now; the options string names it).
-    pub transport: Transport,
+    /// The `remote` list, tried in order.
+    pub remotes: Vec<RemoteSpec>,
+    /// `connect-retry N`: seconds between attempts after a failure.
+    pub connect_retry_secs: u64,
+    /// `connect-retry N MAX`: cap of the doubling retry delay.
+    pub connect_retry_max_delay_secs: u64,
+    /// `connect-retry-max N`: give up after N rounds over the remotes (`None` = never).
+    pub connect_retry_max: Option<u32>,
     /// Control-channel protection.
     pub protection: ControlProtection,
     /// TLS trust and client credentials.
@@ -90,7 +96,10 @@ impl EngineConfig {
     /// A configuration with OpenVPN 2.6's defaults around the given protection and TLS settings.
     pub fn new(protection: ControlProtection, tls: TlsSettings) -> Self {
         EngineConfig {
-            transport: Transport::Udp4,
+            remotes: Vec::new(),
+            connect_retry_secs: 5,
+            connect_retry_max_delay_secs: 300,
+            connect_retry_max: None,
             protection,
             tls,
             data_ciphers: alloc::vec![String::from("AES-256-GCM"), String::from("AES-128-GCM")],

@@ -7,7 +7,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
 
-use super::{ControlProtection, EngineConfig};
+use super::{ControlProtection, EngineConfig, RemoteSpec};
 use crate::config::{self, AuthUserPass, Config, ControlChannel, Proto, RemoteCertTls, TlsVersion};
 use crate::crypto::{Compression, Digest, KeyDirection};
 use crate::keys::{self, PrivateKeyFormat};
@@ -42,16 +42,28 @@ impl fmt::Display for FromConfigError {
 }
 
 impl EngineConfig {
-    /// The engine configuration for connecting to `config.remotes[remote_index]`.
-    pub fn from_config(config: &Config, remote_index: usize) -> Result<EngineConfig, FromConfigError> {
-        let remote = config.remotes.get(remote_index).ok_or(FromConfigError::NoRemote)?;
-        let transport = match remote.proto {
-            Proto::Udp | Proto::Udp4 => Transport::Udp4,
-            Proto::Udp6 => Transport::Udp6,
-            Proto::Tcp | Proto::Tcp4 => Transport::Tcp4,
-            Proto::Tcp6 => Transport::Tcp6,
-        };
-        let channel = remote.control_channel.as_ref().unwrap_or(&config.control_channel);
+    /// The engine configuration for `config` with all its remotes. A `<connection>` block's own
+    /// control-channel key applies to every remote (the first block that has one wins).
+    pub fn from_config(config: &Config) -> Result<EngineConfig, FromConfigError> {
+        if config.remotes.is_empty() {
+            return Err(FromConfigError::NoRemote);
+        }
+        let remotes = config
+            .remotes
+            .iter()
+            .map(|r| RemoteSpec {
+                host: r.host.clone(),
+                port: r.port,
+                transport: match r.proto {
+                    Proto::Udp | Proto::Udp4 => Transport::Udp4,
+                    Proto::Udp6 => Transport::Udp6,
+                    Proto::Tcp | Proto::Tcp4 => Transport::Tcp4,
+                    Proto::Tcp6 => Transport::Tcp6,
+                },
+            })
+            .collect();
+        let channel =
+            config.remotes.iter().find_map(|r| r.control_channel.as_ref()).unwrap_or(&config.control_channel);
         let protection = match channel {
             ControlChannel::None => ControlProtection::None,
             ControlChannel::TlsAuth { key, direction } => ControlProtection::TlsAuth {
@@ -97,7 +109,10 @@ impl EngineConfig {
             tls12_only: t.version_max.is_some_and(|v| v <= TlsVersion::V1_2),
         };
         let mut e = EngineConfig::new(protection, tls);
-        e.transport = transport;
+        e.remotes = remotes;
+        e.connect_retry_secs = u64::from(config.connect_retry);
+        e.connect_retry_max_delay_secs = u64::from(config.connect_retry_max_delay);
+        e.connect_retry_max = config.connect_retry_max;
         e.data_ciphers = config.data_ciphers.iter().map(|c| String::from(c.name())).collect::<Vec<_>>();
         e.auth = digest(config.auth);
         e.auth_user_pass = match &config.auth_user_pass {

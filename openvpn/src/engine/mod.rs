@@ -11,12 +11,14 @@
 //! certificate validity) is given once at construction and advanced with `now`.
 
 mod config;
+mod connect;
 mod from_config;
 mod key_state;
 mod rekey;
 mod stream;
 
 pub use config::{ControlProtection, EngineConfig};
+pub use connect::RemoteSpec;
 pub use from_config::FromConfigError;
 pub use key_state::{HandshakeError, KeyEvent, KeyState, Phase};
 pub use stream::{BadFrame, StreamDeframer};
@@ -51,6 +53,8 @@ pub enum EngineError {
     TlsCryptV2Key,
     /// `data-ciphers` names no cipher the data channel implements.
     NoDataCipher,
+    /// No `remote` is configured.
+    NoRemote,
 }
 
 impl fmt::Display for EngineError {
@@ -59,6 +63,7 @@ impl fmt::Display for EngineError {
             EngineError::Tls(e) => write!(f, "{e}"),
             EngineError::TlsCryptV2Key => f.write_str("tls-crypt-v2: client key rejected"),
             EngineError::NoDataCipher => f.write_str("data-ciphers: no supported cipher"),
+            EngineError::NoRemote => f.write_str("remote: none configured"),
         }
     }
 }
@@ -80,6 +85,8 @@ pub enum ReconnectReason {
     BadPush(String),
     /// A data packet failed to decrypt over TCP (fatal there, §1.1).
     DataError(String),
+    /// The caller reported that the transport could not be opened.
+    TransportFailed,
 }
 
 /// Why the engine stopped for good.
@@ -91,17 +98,23 @@ pub enum ExitReason {
     Halt(String),
     /// The server certificate was refused: do not retry with the same configuration.
     CertificateRejected(String),
+    /// `connect-retry-max` rounds over the remotes failed.
+    RetriesExhausted,
 }
 
 /// What the caller must do.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
+    /// Open a transport to this remote (resolve the host, bind UDP or connect TCP), then call
+    /// [`Engine::transport_ready`] (or [`Engine::transport_failed`]). Replaces any previous transport.
+    Connect(RemoteSpec),
     /// Send these bytes to the remote: one UDP datagram, or over TCP one packet with its 2-byte length
     /// prefix already in place.
     SendToRemote(Vec<u8>),
     /// The tunnel is up with this configuration: set addresses and routes, then pass IP packets.
     TunnelUp(PushedConfig),
-    /// The session was torn down; the engine starts a new one by itself. Tear down tunnel state.
+    /// The session was torn down: tear down tunnel state. A [`Action::Connect`] for the next attempt
+    /// follows after the retry delay.
     Reconnect(ReconnectReason),
     /// Stop: the engine will not reconnect.
     Exit(ExitReason),
@@ -156,6 +169,8 @@ pub struct Stats {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
+    /// Waiting for the caller's transport ([`Action::Connect`]).
+    Connecting,
     Handshake,
     Connected,
     Exited,
@@ -167,8 +182,6 @@ const PRE_PUSH_PING_RESTART_SECS: u64 = 120;
 const PUSH_REQUEST_INTERVAL: Duration = Duration::from_secs(5);
 /// First PUSH_REQUEST this long after key-method 2 if the server did not push by itself.
 const PUSH_REQUEST_FIRST: Duration = Duration::from_secs(1);
-/// Delay before starting a new session after a reconnect.
-const RECONNECT_DELAY: Duration = Duration::from_secs(2);
 /// Largest wrapped control packet we ever build (the control buffer bound, §4).
 const CONTROL_BUF: usize = 4096;
 
@@ -199,8 +212,16 @@ pub struct Engine {
     actions: VecDeque<Action>,
     /// When the current session started (hand-window).
     session_start: Instant,
-    /// When the next session may start after a reconnect.
+    /// When the next attempt starts after a reconnect.
     restart_at: Option<Instant>,
+    /// Whether that attempt moves to the next remote.
+    advance_remote: bool,
+    /// Index into `config.remotes` of the current attempt.
+    remote_index: usize,
+    /// Set by [`Engine::transport_ready`].
+    transport_up: bool,
+    /// Failed attempts since the last working tunnel (retry backoff, connect-retry-max).
+    failures: u32,
     last_received: Instant,
     last_sent: Instant,
     next_push_request: Option<Instant>,
@@ -215,14 +236,18 @@ impl fmt::Debug for Engine {
 }
 
 impl Engine {
-    /// Creates the engine and starts the first session: the first [`poll_action`](Self::poll_action)
-    /// returns the client reset. `unix_secs` is the wall-clock time at `now`.
+    /// Creates the engine: the first [`poll_action`](Self::poll_action) returns [`Action::Connect`] for the
+    /// first remote; after [`transport_ready`](Self::transport_ready) the next ones carry the client reset.
+    /// `unix_secs` is the wall-clock time at `now`.
     pub fn new(
         config: EngineConfig,
         now: Instant,
         unix_secs: u64,
         rng: &mut dyn CryptoRngCore,
     ) -> Result<Engine, EngineError> {
+        if config.remotes.is_empty() {
+            return Err(EngineError::NoRemote);
+        }
         if config.data_ciphers.iter().all(|c| DataCipher::from_name(c, config.auth).is_none()) {
             return Err(EngineError::NoDataCipher);
         }
@@ -234,7 +259,7 @@ impl Engine {
             tls_config,
             clock,
             wall_origin: (now, unix_secs),
-            state: State::Handshake,
+            state: State::Connecting,
             wrap,
             key: None,
             server_keys: None,
@@ -249,13 +274,18 @@ impl Engine {
             actions: VecDeque::new(),
             session_start: now,
             restart_at: None,
+            advance_remote: false,
+            remote_index: 0,
+            transport_up: false,
+            failures: 0,
             last_received: now,
             last_sent: now,
             next_push_request: None,
             plain: Vec::with_capacity(CONTROL_BUF),
             stats: Stats::default(),
         };
-        engine.start_session(now, rng);
+        let _ = rng;
+        engine.request_connect();
         Ok(engine)
     }
 
@@ -345,7 +375,7 @@ impl Engine {
             mtu: self.config.tun_mtu.max(1600),
         }
         .to_text();
-        let options = occ_options_string(self.config.transport, self.config.tun_mtu);
+        let options = occ_options_string(self.transport(), self.config.tun_mtu);
         // A pushed auth-token replaces the password on renegotiations (§5.2).
         let token = self.pushed.as_ref().and_then(|p| p.auth_token.as_deref());
         let (user, pass) = match &self.config.auth_user_pass {
@@ -365,16 +395,35 @@ impl Engine {
     }
 
     fn reconnect(&mut self, now: Instant, reason: ReconnectReason) {
+        // RESTART without the `N` flag keeps the server; every other failure tries the next remote.
+        let advance = match &reason {
+            ReconnectReason::ServerRestart(msg) => restart_flags(msg).contains('N'),
+            _ => true,
+        };
+        self.reconnect_to(now, reason, advance);
+    }
+
+    fn reconnect_to(&mut self, now: Instant, reason: ReconnectReason, advance: bool) {
         if self.state == State::Exited {
             return;
         }
         log::warn!("reconnecting: {reason:?}");
+        let was_connected = self.state == State::Connected;
         self.key = None;
         self.data = None;
         self.pushed = None;
-        self.state = State::Handshake;
-        self.restart_at = Some(now + RECONNECT_DELAY);
+        self.state = State::Connecting;
+        self.transport_up = false;
+        if !was_connected {
+            self.failures = self.failures.saturating_add(1);
+        }
+        self.restart_at = Some(now + self.retry_delay());
+        self.advance_remote = advance;
         self.actions.push_back(Action::Reconnect(reason));
+    }
+
+    fn transport(&self) -> session::Transport {
+        self.current_remote().map_or(session::Transport::Udp4, |r| r.transport)
     }
 
     /// Handles one datagram from the remote. Data packets are decrypted in place and returned;
@@ -559,6 +608,7 @@ impl Engine {
             return;
         }
         self.state = State::Connected;
+        self.failures = 0;
         self.last_received = now;
         log::info!("tunnel up: cipher {cipher_name}, peer-id {:?}", config.peer_id);
         self.pushed = Some(config.clone());
@@ -606,11 +656,22 @@ impl Engine {
             return None;
         }
         if let Some(at) = self.restart_at {
-            if now >= at {
-                self.start_session(now, rng);
-            } else {
+            if now < at {
                 return None;
             }
+            self.restart_at = None;
+            if !self.next_attempt(self.advance_remote) {
+                self.exit(ExitReason::RetriesExhausted);
+                return self.actions.pop_front();
+            }
+            self.request_connect();
+            return self.actions.pop_front();
+        }
+        if self.state == State::Connecting {
+            if !self.transport_up {
+                return None;
+            }
+            self.start_session(now, rng);
         }
         self.run_timers(now);
         self.run_rekey_timers(now, rng);
@@ -628,7 +689,7 @@ impl Engine {
     }
 
     fn is_tcp(&self) -> bool {
-        matches!(self.config.transport, session::Transport::Tcp4 | session::Transport::Tcp6)
+        matches!(self.transport(), session::Transport::Tcp4 | session::Transport::Tcp6)
     }
 
     /// Adds the TCP length prefix (§1.1) when the transport is TCP.
@@ -681,7 +742,7 @@ impl Engine {
                     }
                 }
             }
-            State::Exited => {}
+            State::Exited | State::Connecting => {}
         }
     }
 
@@ -740,7 +801,7 @@ impl Engine {
             },
             _ => 56,
         };
-        let ip_udp = match self.config.transport {
+        let ip_udp = match self.transport() {
             session::Transport::Udp6 | session::Transport::Tcp6 => 48,
             _ => 28,
         };
@@ -780,6 +841,9 @@ impl Engine {
         if let Some(at) = self.restart_at {
             return Some(at);
         }
+        if self.state == State::Connecting {
+            return self.transport_up.then_some(Instant::ZERO);
+        }
         let mut at: Option<Instant> = None;
         let mut take = |t: Instant| at = Some(at.map_or(t, |a| a.min(t)));
         if let Some(ms) = self.key.as_ref().and_then(KeyState::poll_at_ms) {
@@ -804,7 +868,7 @@ impl Engine {
                     take(t);
                 }
             }
-            State::Exited => {}
+            State::Exited | State::Connecting => {}
         }
         at
     }
@@ -823,3 +887,8 @@ fn new_wrap(config: &EngineConfig) -> Result<ControlWrap, EngineError> {
 
 #[cfg(test)]
 mod tests;
+
+/// The `[flags]` at the start of a RESTART message (`P` keep credentials, `N` next server, §8.1).
+fn restart_flags(msg: &str) -> &str {
+    msg.strip_prefix('[').and_then(|m| m.split_once(']')).map_or("", |(flags, _)| flags)
+}

@@ -30,10 +30,18 @@ fn setup() -> Setup {
     let (kc, wkc) = body.split_at(256);
     let kc: [u8; 256] = kc.try_into().unwrap();
     let tls = TlsSettings { ca: alloc::vec![CA_DER.to_vec()], remote_cert_tls_server: true, ..Default::default() };
-    let config = EngineConfig::new(ControlProtection::TlsCryptV2 { kc, wkc: wkc.to_vec() }, tls);
+    let mut config = EngineConfig::new(ControlProtection::TlsCryptV2 { kc, wkc: wkc.to_vec() }, tls);
+    config.remotes = alloc::vec![remote("192.0.2.1"), remote("192.0.2.2")];
     let mut rng = ChaCha8Rng::seed_from_u64(7);
-    let engine = Engine::new(config, Instant::ZERO, UNIX, &mut rng).unwrap();
+    let mut engine = Engine::new(config, Instant::ZERO, UNIX, &mut rng).unwrap();
+    assert_eq!(engine.poll_action(Instant::ZERO, &mut rng), Some(Action::Connect(remote("192.0.2.1"))));
+    assert_eq!(engine.poll_action(Instant::ZERO, &mut rng), None, "waits for the transport");
+    engine.transport_ready(Instant::ZERO);
     Setup { engine, kc, wkc: wkc.to_vec(), rng }
+}
+
+fn remote(host: &str) -> RemoteSpec {
+    RemoteSpec { host: host.into(), port: 1194, transport: crate::session::Transport::Udp4 }
 }
 
 fn at(ms: u64) -> Instant {
@@ -89,7 +97,7 @@ fn reset_is_retransmitted_with_backoff_then_hand_window_reconnects() {
     assert_eq!(s.engine.poll_at(), Some(at(6000)));
     send(s.engine.poll_action(at(6000), &mut s.rng));
     assert_eq!(s.engine.poll_at(), Some(at(14000)));
-    // No answer for hand-window (60 s): reconnect, then a fresh session after a short delay.
+    // No answer for hand-window (60 s): reconnect to the next remote after connect-retry (5 s).
     let mut t = 14000;
     let reason = loop {
         match s.engine.poll_action(at(t), &mut s.rng) {
@@ -100,8 +108,10 @@ fn reset_is_retransmitted_with_backoff_then_hand_window_reconnects() {
         t = s.engine.poll_at().unwrap().as_millis().max(t + 1);
     };
     assert_eq!((reason, t), (ReconnectReason::HandshakeTimeout, 60_000));
-    let next = s.engine.poll_at().unwrap();
-    let fresh = send(s.engine.poll_action(next, &mut s.rng));
+    assert_eq!(s.engine.poll_at(), Some(at(65_000)));
+    assert_eq!(s.engine.poll_action(at(65_000), &mut s.rng), Some(Action::Connect(remote("192.0.2.2"))));
+    s.engine.transport_ready(at(65_000));
+    let fresh = send(s.engine.poll_action(at(65_000), &mut s.rng));
     assert_eq!(fresh[0], 0x50);
     assert_ne!(fresh[1..9], first[1..9], "new session id");
 }
@@ -269,6 +279,47 @@ fn keepalive_ping_after_idle_and_ping_restart_reconnects() {
     assert!(!s.engine.is_connected());
     let mut out = [0u8; 200];
     assert_eq!(s.engine.encapsulate(at(t), &[0x45; 20], &mut out, &mut s.rng), Err(SendError::NotConnected));
-    let next = s.engine.poll_at().unwrap();
-    assert_eq!(send(s.engine.poll_action(next, &mut s.rng))[0], 0x50, "new session starts");
+    // A broken working session retries after 1 s, on the next remote.
+    assert_eq!(s.engine.poll_at(), Some(at(t + 1000)));
+    assert_eq!(s.engine.poll_action(at(t + 1000), &mut s.rng), Some(Action::Connect(remote("192.0.2.2"))));
+    s.engine.transport_ready(at(t + 1000));
+    assert_eq!(send(s.engine.poll_action(at(t + 1000), &mut s.rng))[0], 0x50, "new session starts");
+}
+
+#[test]
+fn transport_failures_back_off_and_connect_retry_max_ends() {
+    let mut s = setup();
+    s.engine.config.connect_retry_max = Some(2);
+    let mut t = 0;
+    let mut connects = Vec::new();
+    s.engine.transport_failed(at(0));
+    'outer: loop {
+        while let Some(a) = s.engine.poll_action(at(t), &mut s.rng) {
+            match a {
+                Action::Connect(r) => {
+                    connects.push((t, r.host));
+                    s.engine.transport_failed(at(t));
+                }
+                Action::Exit(r) => {
+                    assert_eq!(r, ExitReason::RetriesExhausted);
+                    break 'outer;
+                }
+                Action::Reconnect(r) => assert_eq!(r, ReconnectReason::TransportFailed),
+                other => panic!("{other:?}"),
+            }
+        }
+        t = s.engine.poll_at().unwrap().as_millis();
+        assert!(t < 100_000);
+    }
+    // Two rounds over two remotes: 4 failures, alternating remotes, 5 s apart.
+    assert_eq!(connects, [(5000, "192.0.2.2".into()), (10_000, "192.0.2.1".into()), (15_000, "192.0.2.2".into())]);
+    assert_eq!(s.engine.poll_at(), None);
+}
+
+#[test]
+fn restart_flags_choose_the_remote() {
+    assert_eq!(restart_flags("[N]going down"), "N");
+    assert_eq!(restart_flags("[PN]"), "PN");
+    assert_eq!(restart_flags("plain"), "");
+    assert_eq!(restart_flags("[unterminated"), "");
 }

@@ -6,15 +6,6 @@ use std::path::{Path, PathBuf};
 use openvpn::config::{self, FileErrorKind, FileResolver, Resolved};
 use openvpn::engine::EngineConfig;
 
-/// What ovpn-ping needs from the config.
-pub struct PingConfig {
-    /// Remote host and port (the first `remote`).
-    pub remote: (String, u16),
-    /// `proto tcp*`.
-    pub tcp: bool,
-    /// The engine configuration.
-    pub engine: EngineConfig,
-}
 
 struct RelativeFiles(PathBuf);
 
@@ -25,15 +16,12 @@ impl FileResolver for RelativeFiles {
 }
 
 /// Reads and checks the config at `path`.
-pub fn load(path: &Path) -> Result<PingConfig, String> {
+pub fn load(path: &Path) -> Result<EngineConfig, String> {
     let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
     let parsed = config::parse_bytes(&bytes, &mut RelativeFiles(dir)).map_err(|e| format!("{}: {e}", path.display()))?;
     for w in &parsed.warnings {
         eprintln!("config: {w}");
     }
-    let remote = parsed.config.remotes.first().ok_or("no `remote`")?;
-    let engine = EngineConfig::from_config(&parsed.config, 0).map_err(|e| e.to_string())?;
-    let tcp = matches!(remote.proto, config::Proto::Tcp | config::Proto::Tcp4 | config::Proto::Tcp6);
-    Ok(PingConfig { remote: (remote.host.clone(), remote.port), tcp, engine })
+    EngineConfig::from_config(&parsed.config).map_err(|e| e.to_string())
 }

@@ -13,7 +13,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use openvpn::engine::{Action, Engine, Received, StreamDeframer};
+use openvpn::engine::{Action, Engine, Received, RemoteSpec, StreamDeframer};
+use openvpn::session::Transport;
 use openvpn::session::PushedConfig;
 use openvpn::time::Instant;
 use rand_core::OsRng;
@@ -37,11 +38,26 @@ static LOGGER: StderrLog = StderrLog;
 
 /// The connection to the server: a UDP socket, or a TCP stream with its frame reassembly.
 enum Link {
+    /// Not opened yet.
+    None,
     Udp(UdpSocket),
     Tcp(TcpStream, Box<StreamDeframer>),
 }
 
 impl Link {
+    /// Resolves and opens a transport to the remote the engine asked for.
+    fn open(remote: &RemoteSpec) -> Result<Link, String> {
+        let tcp = matches!(remote.transport, Transport::Tcp4 | Transport::Tcp6);
+        let want_v6 = matches!(remote.transport, Transport::Udp6 | Transport::Tcp6);
+        let addr = (remote.host.as_str(), remote.port)
+            .to_socket_addrs()
+            .map_err(|e| format!("remote {}: {e}", remote.host))?
+            .find(|a| a.is_ipv6() == want_v6)
+            .ok_or(format!("remote {}: no address of the wanted family", remote.host))?;
+        println!("connecting to {addr} over {}", if tcp { "TCP" } else { "UDP" });
+        Self::connect(addr, tcp)
+    }
+
     fn connect(remote: SocketAddr, tcp: bool) -> Result<Link, String> {
         if tcp {
             let s = TcpStream::connect_timeout(&remote, Duration::from_secs(10))
@@ -49,7 +65,8 @@ impl Link {
             let _ = s.set_nodelay(true);
             Ok(Link::Tcp(s, Box::new(StreamDeframer::new())))
         } else {
-            let s = UdpSocket::bind("0.0.0.0:0").map_err(|e| format!("bind: {e}"))?;
+            let any = if remote.is_ipv6() { "[::]:0" } else { "0.0.0.0:0" };
+            let s = UdpSocket::bind(any).map_err(|e| format!("bind: {e}"))?;
             s.connect(remote).map_err(|e| format!("connect {remote}: {e}"))?;
             Ok(Link::Udp(s))
         }
@@ -60,11 +77,13 @@ impl Link {
         let _ = match self {
             Link::Udp(s) => s.send(bytes).map(|_| ()),
             Link::Tcp(s, _) => s.write_all(bytes),
+            Link::None => Ok(()),
         };
     }
 
-    /// Waits up to `wait` for input and hands every received packet to `handle`.
-    fn receive(&mut self, wait: Duration, buf: &mut [u8], mut handle: impl FnMut(&mut [u8])) -> Result<(), String> {
+    /// Waits up to `wait` for input and hands every received packet to `handle`. Returns false when the
+    /// TCP connection was closed or broke (the link is then gone).
+    fn receive(&mut self, wait: Duration, buf: &mut [u8], mut handle: impl FnMut(&mut [u8])) -> Result<bool, String> {
         let wait = Some(wait.max(Duration::from_millis(1)));
         let quiet = |e: &std::io::Error| {
             matches!(
@@ -73,6 +92,7 @@ impl Link {
             )
         };
         match self {
+            Link::None => std::thread::sleep(wait.unwrap_or_default()),
             Link::Udp(s) => {
                 s.set_read_timeout(wait).map_err(|e| e.to_string())?;
                 match s.recv(buf) {
@@ -84,17 +104,33 @@ impl Link {
             Link::Tcp(s, deframer) => {
                 s.set_read_timeout(wait).map_err(|e| e.to_string())?;
                 match s.read(deframer.free_space()) {
-                    Ok(0) => return Err("server closed the TCP connection".into()),
+                    Ok(0) => {
+                        println!("server closed the TCP connection");
+                        *self = Link::None;
+                        return Ok(false);
+                    }
                     Ok(n) => deframer.commit(n),
                     Err(e) if quiet(&e) => {}
-                    Err(e) => return Err(format!("recv: {e}")),
+                    Err(e) => {
+                        println!("TCP: {e}");
+                        *self = Link::None;
+                        return Ok(false);
+                    }
                 }
-                while let Some(frame) = deframer.next_frame().map_err(|e| e.to_string())? {
-                    handle(frame);
+                loop {
+                    match deframer.next_frame() {
+                        Ok(Some(frame)) => handle(frame),
+                        Ok(None) => break,
+                        Err(e) => {
+                            println!("{e}");
+                            *self = Link::None;
+                            return Ok(false);
+                        }
+                    }
                 }
             }
         }
-        Ok(())
+        Ok(true)
     }
 }
 
@@ -187,19 +223,12 @@ fn main() -> ExitCode {
 
 fn run(args: &Args) -> Result<bool, String> {
     let cfg = conf::load(&args.config)?;
-    let remote = (cfg.remote.0.as_str(), cfg.remote.1)
-        .to_socket_addrs()
-        .map_err(|e| format!("remote {}: {e}", cfg.remote.0))?
-        .find(|a| a.is_ipv4())
-        .ok_or("remote: no IPv4 address")?;
-    let mut link = Link::connect(remote, cfg.tcp)?;
-
+    let mut link = Link::None;
     let start = std::time::Instant::now();
     let now = || Instant::from_millis(start.elapsed().as_millis() as u64);
     let unix = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     let mut rng = OsRng;
-    let mut engine = Engine::new(cfg.engine, now(), unix, &mut rng).map_err(|e| e.to_string())?;
-    println!("connecting to {remote} over {}", if cfg.tcp { "TCP" } else { "UDP" });
+    let mut engine = Engine::new(cfg, now(), unix, &mut rng).map_err(|e| e.to_string())?;
 
     let deadline = start + args.timeout;
     let ident = (std::process::id() & 0xffff) as u16;
@@ -219,6 +248,17 @@ fn run(args: &Args) -> Result<bool, String> {
         // Engine actions.
         while let Some(action) = engine.poll_action(now(), &mut rng) {
             match action {
+                Action::Connect(remote) => match Link::open(&remote) {
+                    Ok(l) => {
+                        link = l;
+                        engine.transport_ready(now());
+                    }
+                    Err(e) => {
+                        println!("{e}");
+                        link = Link::None;
+                        engine.transport_failed(now());
+                    }
+                },
                 Action::SendToRemote(bytes) => link.send(&bytes),
                 Action::TunnelUp(config) => {
                     println!("handshake {} ms", start.elapsed().as_millis());
@@ -234,9 +274,6 @@ fn run(args: &Args) -> Result<bool, String> {
                 Action::Reconnect(reason) => {
                     println!("reconnect: {reason:?}");
                     tunnel = None;
-                    if cfg.tcp {
-                        link = Link::connect(remote, true)?;
-                    }
                 }
                 Action::Exit(reason) => {
                     println!("exit: {reason:?}");
@@ -273,7 +310,7 @@ fn run(args: &Args) -> Result<bool, String> {
         if tunnel.is_some() && sent.len() < args.count as usize {
             wait = wait.min(next_echo.saturating_duration_since(t));
         }
-        link.receive(wait, &mut buf, |packet| {
+        let alive = link.receive(wait, &mut buf, |packet| {
             if let Received::Packet(ip) = engine.receive(now(), packet) {
                 let Some((_, gw)) = tunnel else { return };
                 let Some(seq) = icmp::echo_reply_seq(ip, gw, ident) else { return };
@@ -284,6 +321,9 @@ fn run(args: &Args) -> Result<bool, String> {
                 }
             }
         })?;
+        if !alive {
+            engine.transport_failed(now());
+        }
     }
     let stats = engine.stats();
     println!(
