@@ -1,5 +1,5 @@
 //! The two network sides: NIC roles, the public smoltcp interface (static or DHCPv4) and the private
-//! gateway address.
+//! NIC served by the `router` crate.
 //!
 //! Layer: kernel glue. It owns the interfaces and the devices and runs them when the main loop calls
 //! [`Network::poll`]; it never waits, and [`Network::poll_at`] tells the loop how long it may sleep.
@@ -49,14 +49,14 @@ fn cidr(c: ArgCidr) -> Ipv4Cidr {
     Ipv4Cidr::new(c.address, c.prefix_len)
 }
 
-/// One NIC with its smoltcp interface.
-struct Side {
+/// The service NIC with its smoltcp interface (and, later, the OpenVPN engine's sockets).
+struct PublicSide {
     device: Nic,
     iface: Interface,
     sockets: SocketSet<'static>,
 }
 
-impl Side {
+impl PublicSide {
     fn new(mut device: Nic, now: Instant, seed: u64) -> Self {
         let mac = EthernetAddress(device.mac_address());
         let mut config = Config::new(HardwareAddress::Ethernet(mac));
@@ -137,7 +137,7 @@ impl PrivateSide {
 
 /// Both sides of the router's network presence.
 pub struct Network {
-    public: Side,
+    public: PublicSide,
     private: PrivateSide,
     dhcp: Option<SocketHandle>,
     leased: bool,
@@ -185,7 +185,7 @@ impl Network {
             return Err(NetError::Roles(RoleError::SameNic));
         };
 
-        let mut public = Side::new(public_nic, now, seed);
+        let mut public = PublicSide::new(public_nic, now, seed);
         let mut dhcp = None;
         let static_ipv4 = args.ipv4.map(cidr);
         let use_dhcp = args.dhcp.unwrap_or(static_ipv4.is_none());
