@@ -4,8 +4,8 @@
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use crate::crypto::{Compression, Digest, KeyDirection, KEY2_LEN};
 use super::RemoteSpec;
+use crate::crypto::{Compression, Digest, KeyDirection, KEY2_LEN};
 use crate::tls::TlsSettings;
 
 /// Control-channel protection with its key bytes (§2.3-2.7).

@@ -60,7 +60,11 @@ impl Engine {
             return Duration::from_secs(1);
         }
         let doublings = (self.failures / 5).min(16);
-        let secs = self.config.connect_retry_secs.max(1).saturating_mul(1 << doublings);
+        let secs = self
+            .config
+            .connect_retry_secs
+            .max(1)
+            .saturating_mul(1 << doublings);
         Duration::from_secs(secs.min(self.config.connect_retry_max_delay_secs.max(1)))
     }
 

@@ -33,9 +33,13 @@ impl fmt::Display for FromConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             FromConfigError::NoRemote => f.write_str("remote: no server configured"),
-            FromConfigError::UnreadKeyFile => f.write_str("tls-auth/tls-crypt/tls-crypt-v2: key file not read"),
+            FromConfigError::UnreadKeyFile => {
+                f.write_str("tls-auth/tls-crypt/tls-crypt-v2: key file not read")
+            }
             FromConfigError::NoCa => f.write_str("ca: required"),
-            FromConfigError::AuthUserPassNotInline => f.write_str("auth-user-pass: credentials must be inline"),
+            FromConfigError::AuthUserPassNotInline => {
+                f.write_str("auth-user-pass: credentials must be inline")
+            }
             FromConfigError::UnsupportedVerification(d) => write!(f, "{d}: not supported yet"),
         }
     }
@@ -62,8 +66,11 @@ impl EngineConfig {
                 },
             })
             .collect();
-        let channel =
-            config.remotes.iter().find_map(|r| r.control_channel.as_ref()).unwrap_or(&config.control_channel);
+        let channel = config
+            .remotes
+            .iter()
+            .find_map(|r| r.control_channel.as_ref())
+            .unwrap_or(&config.control_channel);
         let protection = match channel {
             ControlChannel::None => ControlProtection::None,
             ControlChannel::TlsAuth { key, direction } => ControlProtection::TlsAuth {
@@ -75,10 +82,13 @@ impl EngineConfig {
                 },
                 digest: digest(config.auth),
             },
-            ControlChannel::TlsCrypt(key) => ControlProtection::TlsCrypt { key: *key.as_bytes() },
-            ControlChannel::TlsCryptV2(key) => {
-                ControlProtection::TlsCryptV2 { kc: *key.kc.as_bytes(), wkc: key.wkc.clone() }
-            }
+            ControlChannel::TlsCrypt(key) => ControlProtection::TlsCrypt {
+                key: *key.as_bytes(),
+            },
+            ControlChannel::TlsCryptV2(key) => ControlProtection::TlsCryptV2 {
+                kc: *key.kc.as_bytes(),
+                wkc: key.wkc.clone(),
+            },
             ControlChannel::Unread { .. } => return Err(FromConfigError::UnreadKeyFile),
         };
         let t = &config.tls;
@@ -113,7 +123,11 @@ impl EngineConfig {
         e.connect_retry_secs = u64::from(config.connect_retry);
         e.connect_retry_max_delay_secs = u64::from(config.connect_retry_max_delay);
         e.connect_retry_max = config.connect_retry_max;
-        e.data_ciphers = config.data_ciphers.iter().map(|c| String::from(c.name())).collect::<Vec<_>>();
+        e.data_ciphers = config
+            .data_ciphers
+            .iter()
+            .map(|c| String::from(c.name()))
+            .collect::<Vec<_>>();
         e.auth = digest(config.auth);
         e.auth_user_pass = match &config.auth_user_pass {
             None => None,

@@ -28,7 +28,9 @@ impl fmt::Display for HandshakeError {
         match self {
             HandshakeError::Tls(e) => write!(f, "{e}"),
             HandshakeError::KeyMethod2(e) => write!(f, "{e}"),
-            HandshakeError::BadEarlyNegotiation => f.write_str("server reset: malformed early-negotiation TLV"),
+            HandshakeError::BadEarlyNegotiation => {
+                f.write_str("server reset: malformed early-negotiation TLV")
+            }
         }
     }
 }
@@ -55,6 +57,21 @@ pub enum Phase {
     GotKey,
 }
 
+/// How a key state begins.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyStart {
+    /// The key_id (0 for a new session).
+    pub key_id: KeyId,
+    /// Our session id.
+    pub local_sid: SessionId,
+    /// The server's session id: `None` for key_id 0 (learnt from its reset), known for renegotiations.
+    pub remote_sid: Option<SessionId>,
+    /// HARD_RESET_CLIENT_V2 (V3 for tls-crypt-v2) for key_id 0, SOFT_RESET_V1 for a renegotiation (§9).
+    pub reset_opcode: Opcode,
+    /// Initial retransmit timeout (`tls-timeout`), milliseconds.
+    pub retransmit_ms: u64,
+}
+
 /// One key_id's control channel.
 pub struct KeyState {
     key_id: KeyId,
@@ -74,24 +91,29 @@ pub struct KeyState {
 
 impl fmt::Debug for KeyState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("KeyState").field("key_id", &self.key_id).field("phase", &self.phase).finish()
+        f.debug_struct("KeyState")
+            .field("key_id", &self.key_id)
+            .field("phase", &self.phase)
+            .finish()
     }
 }
 
 impl KeyState {
     /// Starts a key state: queues our reset with message-id 0 and prepares TLS and the key-method-2
-    /// message. `reset_opcode` is HARD_RESET_CLIENT_V2 (or V3 for tls-crypt-v2) for key_id 0 with
-    /// `remote_sid = None`, or SOFT_RESET_V1 for a renegotiation (§9) with the known server session id.
+    /// message (see [`KeyStart`]).
     pub fn new_client(
-        key_id: KeyId,
-        local_sid: SessionId,
-        remote_sid: Option<SessionId>,
-        reset_opcode: Opcode,
+        start: KeyStart,
         tls: TlsClient,
         client_keys: ClientKeySource,
         km2: Vec<u8>,
-        retransmit_ms: u64,
     ) -> Self {
+        let KeyStart {
+            key_id,
+            local_sid,
+            remote_sid,
+            reset_opcode,
+            retransmit_ms,
+        } = start;
         let mut send = ReliableSend::new(Opcode::ControlV1 as u8);
         send.set_initial_timeout_ms(retransmit_ms);
         send.queue_packet(reset_opcode as u8, Vec::new());
@@ -194,8 +216,8 @@ impl KeyState {
                 }
                 let _ = self.recv.pop_in_order();
                 if repr.opcode == Opcode::ControlHardResetServerV2 {
-                    let early =
-                        EarlyNegotiation::parse(repr.payload).map_err(|_| HandshakeError::BadEarlyNegotiation)?;
+                    let early = EarlyNegotiation::parse(repr.payload)
+                        .map_err(|_| HandshakeError::BadEarlyNegotiation)?;
                     if early.resend_wkc() {
                         self.send.override_next_opcode(Opcode::ControlWkcV1 as u8);
                     }
@@ -239,7 +261,9 @@ impl KeyState {
             if self.phase == Phase::SentKey {
                 // The server's key-method-2 message is its first application record (§5.2).
                 let km2 = KeyMethod2::parse(&record, false).map_err(HandshakeError::KeyMethod2)?;
-                let keys = km2.server_key_source().ok_or(HandshakeError::KeyMethod2(Km2Error::Truncated))?;
+                let keys = km2
+                    .server_key_source()
+                    .ok_or(HandshakeError::KeyMethod2(Km2Error::Truncated))?;
                 self.events.push_back(KeyEvent::ServerKeys(keys));
                 self.phase = Phase::GotKey;
                 continue;
@@ -253,14 +277,30 @@ impl KeyState {
 
     /// The next plain control packet to send at `now_ms`, written into `out` (cleared first).
     /// `max_payload(opcode)` is the TLS payload room in a packet with that opcode.
-    pub fn poll_packet(&mut self, now_ms: u64, max_payload: usize, wkc_len: usize, out: &mut Vec<u8>) -> bool {
+    pub fn poll_packet(
+        &mut self,
+        now_ms: u64,
+        max_payload: usize,
+        wkc_len: usize,
+        out: &mut Vec<u8>,
+    ) -> bool {
         out.clear();
         let remote = self.remote_sid.unwrap_or(SessionId::ZERO);
         if self.send.wants_transmit(now_ms) {
-            let acks = if self.remote_sid.is_some() { self.recv.take_acks(MAX_ACKS_PIGGYBACK, false) } else { Vec::new() };
-            let room = if self.send.has_opcode_override() { max_payload.saturating_sub(wkc_len) } else { max_payload };
+            let acks = if self.remote_sid.is_some() {
+                self.recv.take_acks(MAX_ACKS_PIGGYBACK, false)
+            } else {
+                Vec::new()
+            };
+            let room = if self.send.has_opcode_override() {
+                max_payload.saturating_sub(wkc_len)
+            } else {
+                max_payload
+            };
             if let Some(p) = self.send.poll_transmit(now_ms, room) {
-                let Some(opcode) = Opcode::from_u8(p.opcode) else { return false };
+                let Some(opcode) = Opcode::from_u8(p.opcode) else {
+                    return false;
+                };
                 let repr = ControlRepr {
                     opcode,
                     key_id: self.key_id,

@@ -20,7 +20,7 @@ mod stream;
 pub use config::{ControlProtection, EngineConfig};
 pub use connect::RemoteSpec;
 pub use from_config::FromConfigError;
-pub use key_state::{HandshakeError, KeyEvent, KeyState, Phase};
+pub use key_state::{HandshakeError, KeyEvent, KeyStart, KeyState, Phase};
 pub use stream::{BadFrame, StreamDeframer};
 
 use alloc::collections::VecDeque;
@@ -36,8 +36,8 @@ use rustls::ClientConfig;
 use crate::crypto::control::ControlWrap;
 use crate::crypto::{Compression, DataChannel, DataCipher, Digest, Inbound};
 use crate::session::{
-    self, occ_options_string, ClientKeySource, ControlMessage, PeerInfo, PushAccumulator, PushedConfig,
-    ServerKeySource,
+    self, occ_options_string, ClientKeySource, ControlMessage, PeerInfo, PushAccumulator,
+    PushedConfig, ServerKeySource,
 };
 use crate::time::Instant;
 use crate::tls::{self, TlsClient, TlsConfigError, WallClock};
@@ -231,7 +231,10 @@ pub struct Engine {
 
 impl fmt::Debug for Engine {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Engine").field("state", &self.state).field("key", &self.key).finish()
+        f.debug_struct("Engine")
+            .field("state", &self.state)
+            .field("key", &self.key)
+            .finish()
     }
 }
 
@@ -248,11 +251,16 @@ impl Engine {
         if config.remotes.is_empty() {
             return Err(EngineError::NoRemote);
         }
-        if config.data_ciphers.iter().all(|c| DataCipher::from_name(c, config.auth).is_none()) {
+        if config
+            .data_ciphers
+            .iter()
+            .all(|c| DataCipher::from_name(c, config.auth).is_none())
+        {
             return Err(EngineError::NoDataCipher);
         }
         let clock = WallClock::new(unix_secs);
-        let tls_config = tls::client_config(&config.tls, clock.clone()).map_err(EngineError::Tls)?;
+        let tls_config =
+            tls::client_config(&config.tls, clock.clone()).map_err(EngineError::Tls)?;
         let wrap = new_wrap(&config)?;
         let mut engine = Engine {
             config,
@@ -347,16 +355,14 @@ impl Engine {
             ControlProtection::TlsCryptV2 { .. } => Opcode::ControlHardResetClientV3,
             _ => Opcode::ControlHardResetClientV2,
         };
-        self.key = Some(KeyState::new_client(
-            KeyId::ZERO,
+        let start = KeyStart {
+            key_id: KeyId::ZERO,
             local_sid,
-            None,
-            reset,
-            tls,
-            client_keys,
-            km2,
-            self.config.tls_timeout_ms,
-        ));
+            remote_sid: None,
+            reset_opcode: reset,
+            retransmit_ms: self.config.tls_timeout_ms,
+        };
+        self.key = Some(KeyState::new_client(start, tls, client_keys, km2));
     }
 
     fn key_method2_message(&self, keys: &ClientKeySource) -> Vec<u8> {
@@ -423,14 +429,19 @@ impl Engine {
     }
 
     fn transport(&self) -> session::Transport {
-        self.current_remote().map_or(session::Transport::Udp4, |r| r.transport)
+        self.current_remote()
+            .map_or(session::Transport::Udp4, |r| r.transport)
     }
 
     /// Handles one datagram from the remote. Data packets are decrypted in place and returned;
     /// control packets are consumed (then call [`poll_action`](Self::poll_action)).
     pub fn receive<'a>(&mut self, now: Instant, datagram: &'a mut [u8]) -> Received<'a> {
-        let Some(first) = datagram.first().copied() else { return Received::Dropped };
-        let Ok(op) = OpKey::from_byte(first) else { return Received::Dropped };
+        let Some(first) = datagram.first().copied() else {
+            return Received::Dropped;
+        };
+        let Ok(op) = OpKey::from_byte(first) else {
+            return Received::Dropped;
+        };
         if op.opcode.is_data() {
             return self.receive_data(now, datagram);
         }
@@ -439,7 +450,9 @@ impl Engine {
     }
 
     fn receive_data<'a>(&mut self, now: Instant, datagram: &'a mut [u8]) -> Received<'a> {
-        let Some(data) = self.data.as_mut() else { return Received::Dropped };
+        let Some(data) = self.data.as_mut() else {
+            return Received::Dropped;
+        };
         match data.decrypt(datagram, now) {
             Ok(Inbound::Ip(range)) => {
                 self.last_received = now;
@@ -495,7 +508,10 @@ impl Engine {
             // A SOFT_RESET on the next key_id starts a server-initiated renegotiation (§9); anything else
             // is out of sync ("key IDs out of sync") and dropped.
             let next = key.key_id().next();
-            if repr.opcode == Opcode::ControlSoftResetV1 && repr.key_id == next && self.state == State::Connected {
+            if repr.opcode == Opcode::ControlSoftResetV1
+                && repr.key_id == next
+                && self.state == State::Connected
+            {
                 self.last_received = now;
                 self.pending_soft_reset = Some((next, plain.to_vec()));
             } else {
@@ -514,7 +530,9 @@ impl Engine {
 
     fn handshake_failed(&mut self, now: Instant, e: HandshakeError) {
         if let HandshakeError::Tls(tls::TlsError::Tls(rustls::Error::InvalidCertificate(c))) = &e {
-            self.exit(ExitReason::CertificateRejected(alloc::format!("server certificate rejected: {c:?}")));
+            self.exit(ExitReason::CertificateRejected(alloc::format!(
+                "server certificate rejected: {c:?}"
+            )));
             return;
         }
         self.reconnect(now, ReconnectReason::Handshake(e));
@@ -522,7 +540,9 @@ impl Engine {
 
     fn process_key_events(&mut self, now: Instant) {
         loop {
-            let Some(event) = self.key.as_mut().and_then(KeyState::pop_event) else { return };
+            let Some(event) = self.key.as_mut().and_then(KeyState::pop_event) else {
+                return;
+            };
             match event {
                 KeyEvent::ServerKeys(keys) if self.state == State::Connected => {
                     self.finish_renegotiation(now, &keys);
@@ -552,7 +572,9 @@ impl Engine {
                 log::warn!("AUTH_FAILED {reason}");
                 self.exit(ExitReason::AuthFailed(reason.to_string()));
             }
-            ControlMessage::Restart(msg) => self.reconnect(now, ReconnectReason::ServerRestart(msg.to_string())),
+            ControlMessage::Restart(msg) => {
+                self.reconnect(now, ReconnectReason::ServerRestart(msg.to_string()))
+            }
             ControlMessage::Halt(msg) => self.exit(ExitReason::Halt(msg.to_string())),
             ControlMessage::Exit => self.reconnect(now, ReconnectReason::ServerExit),
             ControlMessage::Info(text) => log::info!("server INFO: {text}"),
@@ -573,30 +595,55 @@ impl Engine {
             return;
         }
         self.next_push_request = None;
-        let cipher_name = config.cipher.clone().unwrap_or_else(|| String::from("BF-CBC"));
+        let cipher_name = config
+            .cipher
+            .clone()
+            .unwrap_or_else(|| String::from("BF-CBC"));
         // Accept only a cipher from our own list (§5.5).
-        let ours = self.config.data_ciphers.iter().any(|c| c.eq_ignore_ascii_case(&cipher_name));
-        let Some(cipher) = DataCipher::from_name(&cipher_name, self.config.auth).filter(|_| ours) else {
-            self.reconnect(now, ReconnectReason::BadPush(alloc::format!("cipher {cipher_name} not in data-ciphers")));
+        let ours = self
+            .config
+            .data_ciphers
+            .iter()
+            .any(|c| c.eq_ignore_ascii_case(&cipher_name));
+        let Some(cipher) = DataCipher::from_name(&cipher_name, self.config.auth).filter(|_| ours)
+        else {
+            self.reconnect(
+                now,
+                ReconnectReason::BadPush(alloc::format!(
+                    "cipher {cipher_name} not in data-ciphers"
+                )),
+            );
             return;
         };
         if config.tls_ekm {
-            self.reconnect(now, ReconnectReason::BadPush(String::from("server requires tls-ekm, not announced")));
+            self.reconnect(
+                now,
+                ReconnectReason::BadPush(String::from("server requires tls-ekm, not announced")),
+            );
             return;
         }
-        let compression = match config.compression.as_deref().map(|c| c.split_ascii_whitespace().collect::<Vec<_>>()) {
+        let compression = match config
+            .compression
+            .as_deref()
+            .map(|c| c.split_ascii_whitespace().collect::<Vec<_>>())
+        {
             None => self.config.compression,
             Some(words) => match words.as_slice() {
                 ["comp-lzo", ..] => Compression::LzoStub,
                 ["compress", "stub-v2" | "lz4-v2"] => Compression::StubV2,
                 ["compress"] | ["compress", "stub" | "lz4" | "lzo"] => Compression::Stub,
                 _ => {
-                    log::warn!("pushed compression `{}` not understood, none used", words.join(" "));
+                    log::warn!(
+                        "pushed compression `{}` not understood, none used",
+                        words.join(" ")
+                    );
                     Compression::None
                 }
             },
         };
-        let (Some(key), Some(server)) = (self.key.take(), self.server_keys.clone()) else { return };
+        let (Some(key), Some(server)) = (self.key.take(), self.server_keys.clone()) else {
+            return;
+        };
         self.negotiated = Some((cipher, config.peer_id));
         let mut channel = DataChannel::new();
         channel.set_compression(compression);
@@ -604,13 +651,19 @@ impl Engine {
         let installed = self.install_data_key(now, &key, &server);
         self.key = Some(key);
         if !installed {
-            self.reconnect(now, ReconnectReason::BadPush(String::from("data key rejected")));
+            self.reconnect(
+                now,
+                ReconnectReason::BadPush(String::from("data key rejected")),
+            );
             return;
         }
         self.state = State::Connected;
         self.failures = 0;
         self.last_received = now;
-        log::info!("tunnel up: cipher {cipher_name}, peer-id {:?}", config.peer_id);
+        log::info!(
+            "tunnel up: cipher {cipher_name}, peer-id {:?}",
+            config.peer_id
+        );
         self.pushed = Some(config.clone());
         self.actions.push_back(Action::TunnelUp(config));
     }
@@ -689,7 +742,10 @@ impl Engine {
     }
 
     fn is_tcp(&self) -> bool {
-        matches!(self.transport(), session::Transport::Tcp4 | session::Transport::Tcp6)
+        matches!(
+            self.transport(),
+            session::Transport::Tcp4 | session::Transport::Tcp6
+        )
     }
 
     /// Adds the TCP length prefix (§1.1) when the transport is TCP.
@@ -747,7 +803,12 @@ impl Engine {
     }
 
     fn ping_secs(&self) -> Option<u64> {
-        self.pushed.as_ref().and_then(|p| p.ping).or(self.config.ping_secs).filter(|s| *s > 0).map(u64::from)
+        self.pushed
+            .as_ref()
+            .and_then(|p| p.ping)
+            .or(self.config.ping_secs)
+            .filter(|s| *s > 0)
+            .map(u64::from)
     }
 
     fn ping_restart_secs(&self) -> Option<u64> {
@@ -793,12 +854,14 @@ impl Engine {
     fn control_payload_room(&self) -> usize {
         let wrap = match &self.config.protection {
             ControlProtection::None => 0,
-            ControlProtection::TlsAuth { digest, .. } => 8 + match digest {
-                Digest::Sha1 => 20,
-                Digest::Sha256 => 32,
-                Digest::Sha384 => 48,
-                Digest::Sha512 => 64,
-            },
+            ControlProtection::TlsAuth { digest, .. } => {
+                8 + match digest {
+                    Digest::Sha1 => 20,
+                    Digest::Sha256 => 32,
+                    Digest::Sha384 => 48,
+                    Digest::Sha512 => 64,
+                }
+            }
             _ => 56,
         };
         let ip_udp = match self.transport() {
@@ -806,7 +869,9 @@ impl Engine {
             _ => 28,
         };
         let header = 1 + 8 + (1 + 4 * 4 + 8) + 4;
-        usize::from(self.config.max_packet_size.min(2048)).saturating_sub(ip_udp + wrap + header).max(64)
+        usize::from(self.config.max_packet_size.min(2048))
+            .saturating_sub(ip_udp + wrap + header)
+            .max(64)
     }
 
     fn poll_keepalive(&mut self, now: Instant, rng: &mut dyn CryptoRngCore) -> Option<Vec<u8>> {
@@ -877,7 +942,11 @@ impl Engine {
 fn new_wrap(config: &EngineConfig) -> Result<ControlWrap, EngineError> {
     Ok(match &config.protection {
         ControlProtection::None => ControlWrap::none(),
-        ControlProtection::TlsAuth { key, direction, digest } => ControlWrap::tls_auth(key, *direction, *digest),
+        ControlProtection::TlsAuth {
+            key,
+            direction,
+            digest,
+        } => ControlWrap::tls_auth(key, *direction, *digest),
         ControlProtection::TlsCrypt { key } => ControlWrap::tls_crypt(key),
         ControlProtection::TlsCryptV2 { kc, wkc } => {
             ControlWrap::tls_crypt_v2(kc, wkc).map_err(|_| EngineError::TlsCryptV2Key)?
@@ -890,5 +959,7 @@ mod tests;
 
 /// The `[flags]` at the start of a RESTART message (`P` keep credentials, `N` next server, §8.1).
 fn restart_flags(msg: &str) -> &str {
-    msg.strip_prefix('[').and_then(|m| m.split_once(']')).map_or("", |(flags, _)| flags)
+    msg.strip_prefix('[')
+        .and_then(|m| m.split_once(']'))
+        .map_or("", |(flags, _)| flags)
 }

@@ -13,7 +13,7 @@ use core::time::Duration;
 
 use rand_core::CryptoRngCore;
 
-use super::{Engine, KeyState, ReconnectReason, State};
+use super::{Engine, KeyStart, KeyState, ReconnectReason, State};
 use crate::crypto::prf::{derive_key2_legacy, Km2Randoms};
 use crate::crypto::{DataKey, ReplayWindow, Role};
 use crate::session::{ClientKeySource, ServerKeySource};
@@ -40,7 +40,9 @@ impl SendKeys {
     pub fn select(&self, now: Instant) -> Option<KeyId> {
         let newest = self.newest?;
         match self.previous {
-            Some((prev, _)) if now < newest.deferred_until && now >= prev.deferred_until => Some(prev.key_id),
+            Some((prev, _)) if now < newest.deferred_until && now >= prev.deferred_until => {
+                Some(prev.key_id)
+            }
             _ => Some(newest.key_id),
         }
     }
@@ -49,24 +51,47 @@ impl SendKeys {
 impl Engine {
     /// `min(hand-window, reneg-sec / 2)`: how long a new key waits before it is preferred for sending.
     fn deferred_window(&self) -> Duration {
-        let reneg = if self.config.reneg_secs == 0 { u64::MAX } else { self.config.reneg_secs / 2 };
+        let reneg = if self.config.reneg_secs == 0 {
+            u64::MAX
+        } else {
+            self.config.reneg_secs / 2
+        };
         Duration::from_secs(self.config.hand_window_secs.min(reneg))
     }
 
     /// Derives key2 for the key state `key` (legacy PRF, §5.6) and installs its data key.
-    pub(super) fn install_data_key(&mut self, now: Instant, key: &KeyState, server: &ServerKeySource) -> bool {
-        let (Some((cipher, peer_id)), Some(server_sid)) = (self.negotiated, key.remote_sid()) else {
+    pub(super) fn install_data_key(
+        &mut self,
+        now: Instant,
+        key: &KeyState,
+        server: &ServerKeySource,
+    ) -> bool {
+        let (Some((cipher, peer_id)), Some(server_sid)) = (self.negotiated, key.remote_sid())
+        else {
             return false;
         };
         let ck: &ClientKeySource = key.client_keys();
         let key2 = derive_key2_legacy(
             &ck.pre_master,
-            &Km2Randoms { random1: ck.random1, random2: ck.random2 },
-            &Km2Randoms { random1: server.random1, random2: server.random2 },
+            &Km2Randoms {
+                random1: ck.random1,
+                random2: ck.random2,
+            },
+            &Km2Randoms {
+                random1: server.random1,
+                random2: server.random2,
+            },
             &key.local_sid(),
             &server_sid,
         );
-        let data_key = match DataKey::new(cipher, &key2, Role::Client, key.key_id(), peer_id, ReplayWindow::default()) {
+        let data_key = match DataKey::new(
+            cipher,
+            &key2,
+            Role::Client,
+            key.key_id(),
+            peer_id,
+            ReplayWindow::default(),
+        ) {
             Ok(k) => k,
             Err(e) => {
                 log::warn!("data key for key_id {} rejected: {e}", key.key_id());
@@ -74,7 +99,9 @@ impl Engine {
             }
         };
         let deferred_until = self.key_started + self.deferred_window();
-        let Some(data) = self.data.as_mut() else { return false };
+        let Some(data) = self.data.as_mut() else {
+            return false;
+        };
         // Keep only the new key and the current one (the lame duck); older ones are gone on the server too.
         let keep = self.send_keys.newest.map(|k| k.key_id);
         if let Some((old, _)) = self.send_keys.previous {
@@ -83,9 +110,16 @@ impl Engine {
             }
         }
         data.install(data_key);
-        let new = SendKey { key_id: key.key_id(), deferred_until };
+        let new = SendKey {
+            key_id: key.key_id(),
+            deferred_until,
+        };
         let tran_window = Duration::from_secs(self.config.tran_window_secs);
-        self.send_keys.previous = self.send_keys.newest.filter(|k| k.key_id != new.key_id).map(|k| (k, now + tran_window));
+        self.send_keys.previous = self
+            .send_keys
+            .newest
+            .filter(|k| k.key_id != new.key_id)
+            .map(|k| (k, now + tran_window));
         self.send_keys.newest = Some(new);
         if self.send_keys.previous.is_none() {
             data.set_primary(new.key_id);
@@ -112,17 +146,22 @@ impl Engine {
         };
         let client_keys = ClientKeySource::random(rng);
         let km2 = self.key_method2_message(&client_keys);
-        log::info!("renegotiating: key_id {key_id} ({})", if server_reset.is_some() { "server" } else { "reneg-sec" });
-        let mut key = KeyState::new_client(
+        log::info!(
+            "renegotiating: key_id {key_id} ({})",
+            if server_reset.is_some() {
+                "server"
+            } else {
+                "reneg-sec"
+            }
+        );
+        let start = KeyStart {
             key_id,
             local_sid,
             remote_sid,
-            Opcode::ControlSoftResetV1,
-            tls,
-            client_keys,
-            km2,
-            self.config.tls_timeout_ms,
-        );
+            reset_opcode: Opcode::ControlSoftResetV1,
+            retransmit_ms: self.config.tls_timeout_ms,
+        };
+        let mut key = KeyState::new_client(start, tls, client_keys, km2);
         self.reneg_started = Some(now);
         self.key_started = now;
         if let Some(plain) = server_reset {
@@ -174,7 +213,8 @@ impl Engine {
                 self.send_keys.previous = None;
             }
         }
-        let due = self.config.reneg_secs > 0 && now >= self.key_started + Duration::from_secs(self.config.reneg_secs);
+        let due = self.config.reneg_secs > 0
+            && now >= self.key_started + Duration::from_secs(self.config.reneg_secs);
         let exhausted = self.data.as_ref().is_some_and(|d| d.needs_renegotiation());
         if due || exhausted {
             let next = self.key.as_ref().map_or(KeyId::ZERO, |k| k.key_id()).next();
@@ -214,12 +254,18 @@ mod tests {
     use super::*;
 
     fn key(id: u8, until: u64) -> SendKey {
-        SendKey { key_id: KeyId::new(id).unwrap(), deferred_until: Instant::from_secs(until) }
+        SendKey {
+            key_id: KeyId::new(id).unwrap(),
+            deferred_until: Instant::from_secs(until),
+        }
     }
 
     #[test]
     fn send_key_follows_the_deferred_window() {
-        let mut k = SendKeys { newest: Some(key(0, 60)), previous: None };
+        let mut k = SendKeys {
+            newest: Some(key(0, 60)),
+            previous: None,
+        };
         assert_eq!(k.select(Instant::from_secs(1)), KeyId::new(0));
         // Renegotiation at 3600 s: keep the old key until the new one's window ends at 3660 s.
         k.previous = Some((key(0, 60), Instant::from_secs(7200)));

@@ -33,7 +33,11 @@ pub struct StreamDeframer {
 
 impl Default for StreamDeframer {
     fn default() -> Self {
-        StreamDeframer { buf: alloc::vec![0; CAPACITY * 2], filled: 0, consumed: 0 }
+        StreamDeframer {
+            buf: alloc::vec![0; CAPACITY * 2],
+            filled: 0,
+            consumed: 0,
+        }
     }
 }
 
@@ -116,7 +120,10 @@ mod tests {
         // All at once, after a reset.
         d.reset();
         d.fill(&stream[..9]);
-        assert_eq!(d.next_frame().unwrap().map(|f| f.to_vec()), Some(alloc::vec![0x38, 1, 2]));
+        assert_eq!(
+            d.next_frame().unwrap().map(|f| f.to_vec()),
+            Some(alloc::vec![0x38, 1, 2])
+        );
         assert_eq!(d.next_frame().unwrap().map(|f| f.len()), Some(2));
         assert_eq!(d.next_frame().unwrap(), None);
         d.reset();

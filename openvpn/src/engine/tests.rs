@@ -29,19 +29,45 @@ fn setup() -> Setup {
     let body = pem_body(V2_CLIENT_KEY);
     let (kc, wkc) = body.split_at(256);
     let kc: [u8; 256] = kc.try_into().unwrap();
-    let tls = TlsSettings { ca: alloc::vec![CA_DER.to_vec()], remote_cert_tls_server: true, ..Default::default() };
-    let mut config = EngineConfig::new(ControlProtection::TlsCryptV2 { kc, wkc: wkc.to_vec() }, tls);
+    let tls = TlsSettings {
+        ca: alloc::vec![CA_DER.to_vec()],
+        remote_cert_tls_server: true,
+        ..Default::default()
+    };
+    let mut config = EngineConfig::new(
+        ControlProtection::TlsCryptV2 {
+            kc,
+            wkc: wkc.to_vec(),
+        },
+        tls,
+    );
     config.remotes = alloc::vec![remote("192.0.2.1"), remote("192.0.2.2")];
     let mut rng = ChaCha8Rng::seed_from_u64(7);
     let mut engine = Engine::new(config, Instant::ZERO, UNIX, &mut rng).unwrap();
-    assert_eq!(engine.poll_action(Instant::ZERO, &mut rng), Some(Action::Connect(remote("192.0.2.1"))));
-    assert_eq!(engine.poll_action(Instant::ZERO, &mut rng), None, "waits for the transport");
+    assert_eq!(
+        engine.poll_action(Instant::ZERO, &mut rng),
+        Some(Action::Connect(remote("192.0.2.1")))
+    );
+    assert_eq!(
+        engine.poll_action(Instant::ZERO, &mut rng),
+        None,
+        "waits for the transport"
+    );
     engine.transport_ready(Instant::ZERO);
-    Setup { engine, kc, wkc: wkc.to_vec(), rng }
+    Setup {
+        engine,
+        kc,
+        wkc: wkc.to_vec(),
+        rng,
+    }
 }
 
 fn remote(host: &str) -> RemoteSpec {
-    RemoteSpec { host: host.into(), port: 1194, transport: crate::session::Transport::Udp4 }
+    RemoteSpec {
+        host: host.into(),
+        port: 1194,
+        transport: crate::session::Transport::Udp4,
+    }
 }
 
 fn at(ms: u64) -> Instant {
@@ -76,9 +102,18 @@ fn first_packet_is_v3_reset_with_wkc_and_early_negotiation() {
     assert_eq!(pkt[0], 0x50);
     assert_eq!(pkt.len(), 54 + s.wkc.len());
     let (id, plain) = open_client_packet(&s.kc, &s.wkc, &pkt);
-    assert_eq!(id, ReplayId { counter: 0x0F00_0001, time: UNIX as u32 });
+    assert_eq!(
+        id,
+        ReplayId {
+            counter: 0x0F00_0001,
+            time: UNIX as u32
+        }
+    );
     let repr = ControlRepr::parse_bytes(&plain).unwrap();
-    assert_eq!((repr.opcode, repr.message_id, repr.acks.len()), (Opcode::ControlHardResetClientV3, Some(0), 0));
+    assert_eq!(
+        (repr.opcode, repr.message_id, repr.acks.len()),
+        (Opcode::ControlHardResetClientV3, Some(0), 0)
+    );
     assert!(repr.payload.is_empty());
     assert!(s.engine.poll_action(at(0), &mut s.rng).is_none());
 }
@@ -109,7 +144,10 @@ fn reset_is_retransmitted_with_backoff_then_hand_window_reconnects() {
     };
     assert_eq!((reason, t), (ReconnectReason::HandshakeTimeout, 60_000));
     assert_eq!(s.engine.poll_at(), Some(at(65_000)));
-    assert_eq!(s.engine.poll_action(at(65_000), &mut s.rng), Some(Action::Connect(remote("192.0.2.2"))));
+    assert_eq!(
+        s.engine.poll_action(at(65_000), &mut s.rng),
+        Some(Action::Connect(remote("192.0.2.2")))
+    );
     s.engine.transport_ready(at(65_000));
     let fresh = send(s.engine.poll_action(at(65_000), &mut s.rng));
     assert_eq!(fresh[0], 0x50);
@@ -117,7 +155,12 @@ fn reset_is_retransmitted_with_backoff_then_hand_window_reconnects() {
 }
 
 /// Builds the server's HARD_RESET_SERVER_V2 with EARLY_NEG_FLAGS = RESEND_WKC, wrapped with Kc.
-fn server_reset(kc: &[u8; 256], client_sid: SessionId, server_sid: SessionId, counter: u32) -> Vec<u8> {
+fn server_reset(
+    kc: &[u8; 256],
+    client_sid: SessionId,
+    server_sid: SessionId,
+    counter: u32,
+) -> Vec<u8> {
     let mut acks = AckBlock::new(client_sid);
     acks.try_push(0);
     let tlv = [0x00, 0x01, 0x00, 0x02, 0x00, 0x01];
@@ -132,7 +175,16 @@ fn server_reset(kc: &[u8; 256], client_sid: SessionId, server_sid: SessionId, co
     let mut plain = alloc::vec![0u8; repr.buffer_len()];
     repr.emit(&mut plain).unwrap();
     let mut out = alloc::vec![0u8; plain.len() + 64];
-    let n = TlsCrypt::server(kc).wrap(&plain, ReplayId { counter, time: UNIX as u32 }, &mut out).unwrap();
+    let n = TlsCrypt::server(kc)
+        .wrap(
+            &plain,
+            ReplayId {
+                counter,
+                time: UNIX as u32,
+            },
+            &mut out,
+        )
+        .unwrap();
     out.truncate(n);
     out
 }
@@ -147,13 +199,20 @@ fn resend_wkc_makes_message_1_a_wkc_v1_with_ack_and_client_hello() {
     assert_eq!(s.engine.receive(at(10), &mut pkt), Received::Consumed);
     let third = send(s.engine.poll_action(at(10), &mut s.rng));
     assert_eq!(third[0], 0x58, "P_CONTROL_WKC_V1");
-    assert!(third.len() <= 1250 - 28, "fits the control MTU with the WKc");
+    assert!(
+        third.len() <= 1250 - 28,
+        "fits the control MTU with the WKc"
+    );
     let (_, plain) = open_client_packet(&s.kc, &s.wkc, &third);
     let repr = ControlRepr::parse_bytes(&plain).unwrap();
     assert_eq!(repr.message_id, Some(1));
     assert_eq!(repr.acks.ids(), [0]);
     assert_eq!(repr.acks.remote_session_id(), Some(server_sid));
-    assert_eq!(repr.payload[..3], [0x16, 0x03, 0x01], "TLS ClientHello record");
+    assert_eq!(
+        repr.payload[..3],
+        [0x16, 0x03, 0x01],
+        "TLS ClientHello record"
+    );
     // The rest of the ClientHello (if any) and later packets are ordinary P_CONTROL_V1.
     while let Some(a) = s.engine.poll_action(at(10), &mut s.rng) {
         let p = send(Some(a));
@@ -197,8 +256,14 @@ fn arbitrary_datagrams_never_panic() {
 fn no_data_before_the_tunnel_is_up() {
     let mut s = setup();
     let mut out = [0u8; 256];
-    assert_eq!(s.engine.encapsulate(at(0), &[0x45; 40], &mut out, &mut s.rng), Err(SendError::NotConnected));
-    let mut data = [0x48, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+    assert_eq!(
+        s.engine
+            .encapsulate(at(0), &[0x45; 40], &mut out, &mut s.rng),
+        Err(SendError::NotConnected)
+    );
+    let mut data = [
+        0x48, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    ];
     assert_eq!(s.engine.receive(at(0), &mut data), Received::Dropped);
 }
 
@@ -208,8 +273,22 @@ fn connected() -> (Setup, DataKey) {
     let mut s = setup();
     let _ = send(s.engine.poll_action(at(0), &mut s.rng));
     let key2 = [0x5a; 256];
-    let client = DataKey::new(DataCipher::Aes256Gcm, &key2, Role::Client, KeyId::ZERO, Some(7), ReplayWindow::default());
-    let server = DataKey::new(DataCipher::Aes256Gcm, &key2, Role::Server, KeyId::ZERO, Some(7), ReplayWindow::default());
+    let client = DataKey::new(
+        DataCipher::Aes256Gcm,
+        &key2,
+        Role::Client,
+        KeyId::ZERO,
+        Some(7),
+        ReplayWindow::default(),
+    );
+    let server = DataKey::new(
+        DataCipher::Aes256Gcm,
+        &key2,
+        Role::Server,
+        KeyId::ZERO,
+        Some(7),
+        ReplayWindow::default(),
+    );
     let mut channel = DataChannel::new();
     channel.install(client.unwrap());
     let e = &mut s.engine;
@@ -217,7 +296,12 @@ fn connected() -> (Setup, DataKey) {
     e.key = None;
     e.data = Some(channel);
     e.state = State::Connected;
-    e.pushed = Some(PushedConfig { ping: Some(2), ping_restart: Some(10), peer_id: Some(7), ..Default::default() });
+    e.pushed = Some(PushedConfig {
+        ping: Some(2),
+        ping_restart: Some(10),
+        peer_id: Some(7),
+        ..Default::default()
+    });
     e.last_received = at(0);
     e.last_sent = at(0);
     (s, server.unwrap())
@@ -237,8 +321,15 @@ fn data_round_trip_in_caller_buffers() {
     let (mut s, mut server) = connected();
     let ip = [0x45u8; 60];
     let mut out = [0u8; 200];
-    let n = s.engine.encapsulate(at(100), &ip, &mut out, &mut s.rng).unwrap();
-    assert_eq!(&out[..4], &[0x48, 0, 0, 7], "P_DATA_V2 with the pushed peer-id");
+    let n = s
+        .engine
+        .encapsulate(at(100), &ip, &mut out, &mut s.rng)
+        .unwrap();
+    assert_eq!(
+        &out[..4],
+        &[0x48, 0, 0, 7],
+        "P_DATA_V2 with the pushed peer-id"
+    );
     let mut wire = out[..n].to_vec();
     let range = server.open_in_place(&mut wire, at(100)).unwrap();
     assert_eq!(&wire[range], &ip[..]);
@@ -246,9 +337,16 @@ fn data_round_trip_in_caller_buffers() {
     let reply = [0x46u8; 52];
     let mut pkt = seal(&mut server, &reply, &mut s.rng);
     let replayed = pkt.clone();
-    assert_eq!(s.engine.receive(at(200), &mut pkt), Received::Packet(&reply[..]));
+    assert_eq!(
+        s.engine.receive(at(200), &mut pkt),
+        Received::Packet(&reply[..])
+    );
     let mut replayed = replayed;
-    assert_eq!(s.engine.receive(at(200), &mut replayed), Received::Dropped, "replay rejected");
+    assert_eq!(
+        s.engine.receive(at(200), &mut replayed),
+        Received::Dropped,
+        "replay rejected"
+    );
     assert_eq!(s.engine.stats().data_dropped, 1);
 }
 
@@ -278,12 +376,23 @@ fn keepalive_ping_after_idle_and_ping_restart_reconnects() {
     assert_eq!((reason, t), (ReconnectReason::PingRestart, 19_000));
     assert!(!s.engine.is_connected());
     let mut out = [0u8; 200];
-    assert_eq!(s.engine.encapsulate(at(t), &[0x45; 20], &mut out, &mut s.rng), Err(SendError::NotConnected));
+    assert_eq!(
+        s.engine
+            .encapsulate(at(t), &[0x45; 20], &mut out, &mut s.rng),
+        Err(SendError::NotConnected)
+    );
     // A broken working session retries after 1 s, on the next remote.
     assert_eq!(s.engine.poll_at(), Some(at(t + 1000)));
-    assert_eq!(s.engine.poll_action(at(t + 1000), &mut s.rng), Some(Action::Connect(remote("192.0.2.2"))));
+    assert_eq!(
+        s.engine.poll_action(at(t + 1000), &mut s.rng),
+        Some(Action::Connect(remote("192.0.2.2")))
+    );
     s.engine.transport_ready(at(t + 1000));
-    assert_eq!(send(s.engine.poll_action(at(t + 1000), &mut s.rng))[0], 0x50, "new session starts");
+    assert_eq!(
+        send(s.engine.poll_action(at(t + 1000), &mut s.rng))[0],
+        0x50,
+        "new session starts"
+    );
 }
 
 #[test]
@@ -312,7 +421,14 @@ fn transport_failures_back_off_and_connect_retry_max_ends() {
         assert!(t < 100_000);
     }
     // Two rounds over two remotes: 4 failures, alternating remotes, 5 s apart.
-    assert_eq!(connects, [(5000, "192.0.2.2".into()), (10_000, "192.0.2.1".into()), (15_000, "192.0.2.2".into())]);
+    assert_eq!(
+        connects,
+        [
+            (5000, "192.0.2.2".into()),
+            (10_000, "192.0.2.1".into()),
+            (15_000, "192.0.2.2".into())
+        ]
+    );
     assert_eq!(s.engine.poll_at(), None);
 }
 

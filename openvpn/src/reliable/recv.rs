@@ -92,7 +92,9 @@ impl ReliableRecv {
             return ids;
         }
         while ids.len() < max {
-            let Some(id) = self.pending_acks.pop_front() else { break };
+            let Some(id) = self.pending_acks.pop_front() else {
+                break;
+            };
             ids.push(id);
         }
         for id in self.recent_acks.iter() {

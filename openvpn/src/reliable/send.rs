@@ -159,7 +159,10 @@ impl ReliableSend {
                 }
                 let n = self.stream.len().min(max_payload);
                 let payload: Vec<u8> = self.stream.drain(..n).collect();
-                let opcode = self.next_opcode_override.take().unwrap_or(self.stream_opcode);
+                let opcode = self
+                    .next_opcode_override
+                    .take()
+                    .unwrap_or(self.stream_opcode);
                 self.queue_packet(opcode, payload);
                 self.unacked.len().checked_sub(1)?
             }
@@ -172,7 +175,12 @@ impl ReliableSend {
         }
         p.due_ms = Some(now_ms.saturating_add(p.timeout_ms));
         p.later_acks = 0;
-        Some(OutgoingPacket { id: p.id, opcode: p.opcode, payload: &p.payload, retransmit })
+        Some(OutgoingPacket {
+            id: p.id,
+            opcode: p.opcode,
+            payload: &p.payload,
+            retransmit,
+        })
     }
 
     fn is_due(p: &Unacked, now_ms: u64) -> bool {
@@ -184,7 +192,8 @@ impl ReliableSend {
 
     /// True if [`poll_transmit`](Self::poll_transmit) would return a packet now.
     pub fn wants_transmit(&self, now_ms: u64) -> bool {
-        self.unacked.iter().any(|p| Self::is_due(p, now_ms)) || (!self.stream.is_empty() && self.window_open())
+        self.unacked.iter().any(|p| Self::is_due(p, now_ms))
+            || (!self.stream.is_empty() && self.window_open())
     }
 
     /// The earliest retransmission deadline, if any packet is outstanding.

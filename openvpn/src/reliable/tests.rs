@@ -23,7 +23,11 @@ struct End {
 
 impl End {
     fn new() -> Self {
-        End { send: ReliableSend::new(P_CONTROL), recv: ReliableRecv::new(), got: Vec::new() }
+        End {
+            send: ReliableSend::new(P_CONTROL),
+            recv: ReliableRecv::new(),
+            got: Vec::new(),
+        }
     }
 
     fn transmit(&mut self, now: u64, out: &mut Vec<Wire>) {
@@ -32,7 +36,10 @@ impl End {
             let Some(p) = self.send.poll_transmit(now, 100) else {
                 break;
             };
-            out.push(Wire { acks, msg: Some((p.id, p.payload.to_vec())) });
+            out.push(Wire {
+                acks,
+                msg: Some((p.id, p.payload.to_vec())),
+            });
         }
         if self.recv.has_pending_acks() {
             let acks = self.recv.take_acks(MAX_ACKS_PER_PACKET, true);
@@ -89,7 +96,14 @@ fn converge(seed: u64, loss: u32, dup: u32) -> u64 {
     let (data_a, data_b) = (stream(&mut rng, 5000), stream(&mut rng, 3000));
     a.send.queue_stream(&data_a);
     b.send.queue_stream(&data_b);
-    let (mut ab, mut ba) = (Link { in_flight: Vec::new() }, Link { in_flight: Vec::new() });
+    let (mut ab, mut ba) = (
+        Link {
+            in_flight: Vec::new(),
+        },
+        Link {
+            in_flight: Vec::new(),
+        },
+    );
     let mut now = 0u64;
     while now < 3_600_000 {
         let mut out = Vec::new();
@@ -104,15 +118,32 @@ fn converge(seed: u64, loss: u32, dup: u32) -> u64 {
         for w in ba.arrivals(now) {
             a.receive(&w);
         }
-        if b.got.len() == data_a.len() && a.got.len() == data_b.len() && a.send.is_idle() && b.send.is_idle() {
+        if b.got.len() == data_a.len()
+            && a.got.len() == data_b.len()
+            && a.send.is_idle()
+            && b.send.is_idle()
+        {
             break;
         }
         assert!(b.got.len() <= data_a.len() && a.got.len() <= data_b.len());
         now += 50;
     }
-    assert!(b.got == data_a, "seed {seed}: a->b stream differs ({} of {} bytes)", b.got.len(), data_a.len());
-    assert!(a.got == data_b, "seed {seed}: b->a stream differs ({} of {} bytes)", a.got.len(), data_b.len());
-    assert!(a.send.is_idle() && b.send.is_idle(), "seed {seed}: everything acked");
+    assert!(
+        b.got == data_a,
+        "seed {seed}: a->b stream differs ({} of {} bytes)",
+        b.got.len(),
+        data_a.len()
+    );
+    assert!(
+        a.got == data_b,
+        "seed {seed}: b->a stream differs ({} of {} bytes)",
+        a.got.len(),
+        data_b.len()
+    );
+    assert!(
+        a.send.is_idle() && b.send.is_idle(),
+        "seed {seed}: everything acked"
+    );
     now
 }
 
@@ -155,7 +186,9 @@ fn window_limits_outstanding_packets() {
 fn retransmit_backs_off_exponentially() {
     let mut s = ReliableSend::new(P_CONTROL);
     s.queue_packet(7, alloc::vec![]);
-    let p = s.poll_transmit(0, 100).map(|p| (p.id, p.opcode, p.retransmit));
+    let p = s
+        .poll_transmit(0, 100)
+        .map(|p| (p.id, p.opcode, p.retransmit));
     assert_eq!(p, Some((0, 7, false)));
     assert_eq!(s.poll_at(), Some(2000));
     assert!(s.poll_transmit(1999, 100).is_none());
@@ -177,7 +210,10 @@ fn fast_retransmit_after_three_later_acks() {
     for id in 1..4 {
         s.on_ack(id);
     }
-    assert_eq!(s.poll_transmit(10, 10).map(|p| (p.id, p.retransmit)), Some((0, true)));
+    assert_eq!(
+        s.poll_transmit(10, 10).map(|p| (p.id, p.retransmit)),
+        Some((0, true))
+    );
 }
 
 #[test]

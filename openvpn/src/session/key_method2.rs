@@ -63,7 +63,11 @@ impl fmt::Debug for ClientKeySource {
 impl ClientKeySource {
     /// Fresh random key source.
     pub fn random(rng: &mut dyn rand_core::CryptoRngCore) -> Self {
-        let mut k = ClientKeySource { pre_master: [0; PRE_MASTER_LEN], random1: [0; RANDOM_LEN], random2: [0; RANDOM_LEN] };
+        let mut k = ClientKeySource {
+            pre_master: [0; PRE_MASTER_LEN],
+            random1: [0; RANDOM_LEN],
+            random2: [0; RANDOM_LEN],
+        };
         rng.fill_bytes(&mut k.pre_master);
         rng.fill_bytes(&mut k.random1);
         rng.fill_bytes(&mut k.random2);
@@ -109,19 +113,34 @@ impl<'a> KeyMethod2<'a> {
         if r.take(1)?.first().map(|b| b & 0x0f) != Some(2) {
             return Err(Km2Error::BadKeyMethod);
         }
-        let pre_master = if from_client { Some(r.take(PRE_MASTER_LEN)?) } else { None };
+        let pre_master = if from_client {
+            Some(r.take(PRE_MASTER_LEN)?)
+        } else {
+            None
+        };
         let random1 = r.take(RANDOM_LEN)?;
         let random2 = r.take(RANDOM_LEN)?;
         let options = r.string()?;
         let username = r.string_or_empty()?;
         let password = r.string_or_empty()?;
         let peer_info = r.string_or_empty()?;
-        Ok(KeyMethod2 { pre_master, random1, random2, options, username, password, peer_info })
+        Ok(KeyMethod2 {
+            pre_master,
+            random1,
+            random2,
+            options,
+            username,
+            password,
+            peer_info,
+        })
     }
 
     /// The server's randoms, if this is a server message.
     pub fn server_key_source(&self) -> Option<ServerKeySource> {
-        Some(ServerKeySource { random1: self.random1.try_into().ok()?, random2: self.random2.try_into().ok()? })
+        Some(ServerKeySource {
+            random1: self.random1.try_into().ok()?,
+            random2: self.random2.try_into().ok()?,
+        })
     }
 }
 
@@ -133,7 +152,9 @@ pub fn emit_client(
     password: Option<&str>,
     peer_info: &str,
 ) -> Vec<u8> {
-    let mut out = Vec::with_capacity(5 + PRE_MASTER_LEN + 2 * RANDOM_LEN + options.len() + peer_info.len() + 16);
+    let mut out = Vec::with_capacity(
+        5 + PRE_MASTER_LEN + 2 * RANDOM_LEN + options.len() + peer_info.len() + 16,
+    );
     out.extend_from_slice(&[0, 0, 0, 0, 2]);
     out.extend_from_slice(&keys.pre_master);
     out.extend_from_slice(&keys.random1);
@@ -141,7 +162,14 @@ pub fn emit_client(
     put_string(&mut out, Some(options));
     put_string(&mut out, username);
     put_string(&mut out, password);
-    put_string(&mut out, if peer_info.is_empty() { None } else { Some(peer_info) });
+    put_string(
+        &mut out,
+        if peer_info.is_empty() {
+            None
+        } else {
+            Some(peer_info)
+        },
+    );
     out
 }
 
@@ -172,7 +200,10 @@ impl<'a> Reader<'a> {
 
     fn string(&mut self) -> Result<&'a [u8], Km2Error> {
         let len = self.take(2)?;
-        let len = usize::from(u16::from_be_bytes([len.first().copied().unwrap_or(0), len.get(1).copied().unwrap_or(0)]));
+        let len = usize::from(u16::from_be_bytes([
+            len.first().copied().unwrap_or(0),
+            len.get(1).copied().unwrap_or(0),
+        ]));
         if len == 0 {
             return Ok(&[]);
         }
@@ -225,15 +256,24 @@ mod tests {
         let bytes = hex(crate::session::testvec::REAL_KM2_SERVER);
         let m = KeyMethod2::parse(&bytes, false).unwrap();
         assert!(m.options.ends_with(b"key-method 2,tls-server"));
-        assert_eq!((m.username, m.password, m.peer_info), (&b""[..], &b""[..], &b""[..]));
-        assert_eq!(m.server_key_source().unwrap().random1[..4], [0x39, 0x96, 0x02, 0xdd]);
+        assert_eq!(
+            (m.username, m.password, m.peer_info),
+            (&b""[..], &b""[..], &b""[..])
+        );
+        assert_eq!(
+            m.server_key_source().unwrap().random1[..4],
+            [0x39, 0x96, 0x02, 0xdd]
+        );
     }
 
     #[test]
     fn rejects_malformed_messages() {
         let bytes = hex(crate::session::testvec::REAL_KM2_SERVER);
         for n in 0..bytes.len() - 6 {
-            assert!(KeyMethod2::parse(&bytes[..n], false).is_err(), "prefix of {n} bytes");
+            assert!(
+                KeyMethod2::parse(&bytes[..n], false).is_err(),
+                "prefix of {n} bytes"
+            );
         }
         let mut bad = bytes.clone();
         bad[4] = 1;
@@ -241,12 +281,19 @@ mod tests {
         // Options length pointing past the end.
         let mut bad = bytes;
         bad[69] = 0xff;
-        assert_eq!(KeyMethod2::parse(&bad, false), Err(Km2Error::BadStringLength));
+        assert_eq!(
+            KeyMethod2::parse(&bad, false),
+            Err(Km2Error::BadStringLength)
+        );
     }
 
     #[test]
     fn absent_strings_are_zero_length() {
-        let keys = ClientKeySource { pre_master: [1; 48], random1: [2; 32], random2: [3; 32] };
+        let keys = ClientKeySource {
+            pre_master: [1; 48],
+            random1: [2; 32],
+            random2: [3; 32],
+        };
         let m = emit_client(&keys, "V4", None, None, "");
         assert_eq!(&m[m.len() - 6..], &[0, 0, 0, 0, 0, 0]);
         let p = KeyMethod2::parse(&m, true).unwrap();

@@ -35,11 +35,15 @@ impl<'a> ControlMessage<'a> {
         while end > 0 && matches!(bytes.get(end - 1), Some(b'\r' | b'\n')) {
             end -= 1;
         }
-        let Some(bytes) = bytes.get(..end) else { return ControlMessage::Invalid };
+        let Some(bytes) = bytes.get(..end) else {
+            return ControlMessage::Invalid;
+        };
         if bytes.len() > MAX_MESSAGE_LEN || bytes.iter().any(|b| !(0x20..0x7f).contains(b)) {
             return ControlMessage::Invalid;
         }
-        let Ok(text) = core::str::from_utf8(bytes) else { return ControlMessage::Invalid };
+        let Ok(text) = core::str::from_utf8(bytes) else {
+            return ControlMessage::Invalid;
+        };
         let arg = |prefix: &str| -> Option<&'a str> {
             let rest = text.strip_prefix(prefix)?;
             if rest.is_empty() {
@@ -75,7 +79,9 @@ pub fn split_messages(record: &[u8]) -> impl Iterator<Item = &[u8]> {
         None => &[],
     };
     let has_any = record.contains(&0);
-    complete.split(|b| *b == 0).filter(move |m| has_any && !m.is_empty())
+    complete
+        .split(|b| *b == 0)
+        .filter(move |m| has_any && !m.is_empty())
 }
 
 /// Encodes an outgoing control message (`PUSH_REQUEST`, `EXIT`): text plus NUL, one TLS write.
@@ -107,7 +113,10 @@ mod tests {
         );
         assert_eq!(split_messages(b"no nul").count(), 0);
         assert_eq!(ControlMessage::parse(b"BAD\x01"), ControlMessage::Invalid);
-        assert_eq!(ControlMessage::parse(b"ACC,x"), ControlMessage::Unknown("ACC,x"));
+        assert_eq!(
+            ControlMessage::parse(b"ACC,x"),
+            ControlMessage::Unknown("ACC,x")
+        );
         assert_eq!(encode("PUSH_REQUEST"), b"PUSH_REQUEST\0");
     }
 }

@@ -9,7 +9,9 @@ pub mod message;
 pub mod peer_info;
 pub mod push;
 
-pub use key_method2::{emit_client as emit_key_method2, ClientKeySource, KeyMethod2, Km2Error, ServerKeySource};
+pub use key_method2::{
+    emit_client as emit_key_method2, ClientKeySource, KeyMethod2, Km2Error, ServerKeySource,
+};
 pub use message::{split_messages, ControlMessage};
 pub use peer_info::{occ_options_string, PeerInfo, Transport};
 pub use push::{PushAccumulator, PushError, PushedConfig, Route, Route6, Topology};

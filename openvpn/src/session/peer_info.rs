@@ -43,7 +43,11 @@ impl PeerInfo<'_> {
     /// The `KEY=VALUE\n` text.
     pub fn to_text(&self) -> String {
         let has = |c: &str| self.ciphers.split(':').any(|x| x == c);
-        let ncp = if has("AES-128-GCM") && has("AES-256-GCM") { "IV_NCP=2\n" } else { "" };
+        let ncp = if has("AES-128-GCM") && has("AES-256-GCM") {
+            "IV_NCP=2\n"
+        } else {
+            ""
+        };
         format!(
             "IV_VER={}\nIV_PLAT={}\nIV_MTU={}\n{}IV_CIPHERS={}\nIV_PROTO={}\n",
             self.version,
@@ -79,12 +83,20 @@ mod tests {
 
     #[test]
     fn announces_only_what_is_implemented() {
-        let pi = PeerInfo { version: "oxvpn-0.1", platform: "oxvpn", ciphers: "AES-256-GCM:AES-128-GCM", mtu: 1600 };
+        let pi = PeerInfo {
+            version: "oxvpn-0.1",
+            platform: "oxvpn",
+            ciphers: "AES-256-GCM:AES-128-GCM",
+            mtu: 1600,
+        };
         assert_eq!(
             pi.to_text(),
             "IV_VER=oxvpn-0.1\nIV_PLAT=oxvpn\nIV_MTU=1600\nIV_NCP=2\nIV_CIPHERS=AES-256-GCM:AES-128-GCM\nIV_PROTO=6\n"
         );
-        let pi = PeerInfo { ciphers: "AES-256-GCM", ..pi };
+        let pi = PeerInfo {
+            ciphers: "AES-256-GCM",
+            ..pi
+        };
         assert!(!pi.to_text().contains("IV_NCP"));
         assert_eq!(
             occ_options_string(Transport::Udp4, 1500),

@@ -146,7 +146,9 @@ impl PushedConfig {
             return Some(g);
         }
         match (self.topology, self.ifconfig) {
-            (Topology::Subnet, Some((a, mask))) => Some(Ipv4Addr::from((u32::from(a) & u32::from(mask)) | 1)),
+            (Topology::Subnet, Some((a, mask))) => {
+                Some(Ipv4Addr::from((u32::from(a) & u32::from(mask)) | 1))
+            }
             (_, Some((_, remote))) => Some(remote),
             _ => None,
         }
@@ -155,7 +157,9 @@ impl PushedConfig {
     /// Applies one option line; unknown options are logged and ignored.
     fn apply(&mut self, line: &str) -> Result<(), PushError> {
         let mut words = line.split_ascii_whitespace();
-        let Some(name) = words.next() else { return Ok(()) };
+        let Some(name) = words.next() else {
+            return Ok(());
+        };
         let args: Vec<&str> = words.collect();
         let a = |i: usize| args.get(i).copied();
         match name {
@@ -170,7 +174,9 @@ impl PushedConfig {
             "ifconfig" => self.ifconfig = Some((ip4(a(0), "ifconfig")?, ip4(a(1), "ifconfig")?)),
             "ifconfig-ipv6" => {
                 let (addr, bits) = ip6_prefix(a(0), "ifconfig-ipv6")?;
-                let remote = a(1).map(|r| r.parse().map_err(|_| PushError::BadOption("ifconfig-ipv6"))).transpose()?;
+                let remote = a(1)
+                    .map(|r| r.parse().map_err(|_| PushError::BadOption("ifconfig-ipv6")))
+                    .transpose()?;
                 self.ifconfig_ipv6 = Some((addr, bits, remote));
             }
             "route-gateway" => {
@@ -190,12 +196,21 @@ impl PushedConfig {
                     g => Some(ip4(g, "route")?),
                 };
                 let metric = a(3).and_then(|m| m.parse().ok());
-                self.routes.push(Route { network, netmask, gateway, metric });
+                self.routes.push(Route {
+                    network,
+                    netmask,
+                    gateway,
+                    metric,
+                });
             }
             "route-ipv6" => {
                 let (network, prefix_len) = ip6_prefix(a(0), "route-ipv6")?;
                 let gateway = a(1).and_then(|g| g.parse().ok());
-                self.routes_ipv6.push(Route6 { network, prefix_len, gateway });
+                self.routes_ipv6.push(Route6 {
+                    network,
+                    prefix_len,
+                    gateway,
+                });
             }
             "redirect-gateway" | "redirect-private" => {
                 let mut r = RedirectGateway::default();
@@ -214,10 +229,13 @@ impl PushedConfig {
                 }
             }
             "dhcp-option" => match (a(0), a(1)) {
-                (Some("DNS") | Some("DNS6"), Some(addr)) => {
-                    self.dns.push(addr.parse().map_err(|_| PushError::BadOption("dhcp-option DNS"))?)
+                (Some("DNS") | Some("DNS6"), Some(addr)) => self.dns.push(
+                    addr.parse()
+                        .map_err(|_| PushError::BadOption("dhcp-option DNS"))?,
+                ),
+                (Some("DOMAIN") | Some("DOMAIN-SEARCH"), Some(d)) => {
+                    self.domains.push(d.to_string())
                 }
-                (Some("DOMAIN") | Some("DOMAIN-SEARCH"), Some(d)) => self.domains.push(d.to_string()),
                 _ => log::debug!("pushed option ignored: {line}"),
             },
             "peer-id" => {
@@ -253,7 +271,8 @@ impl PushedConfig {
 }
 
 fn ip4(s: Option<&str>, opt: &'static str) -> Result<Ipv4Addr, PushError> {
-    s.and_then(|s| s.parse().ok()).ok_or(PushError::BadOption(opt))
+    s.and_then(|s| s.parse().ok())
+        .ok_or(PushError::BadOption(opt))
 }
 
 fn ip6_prefix(s: Option<&str>, opt: &'static str) -> Result<(Ipv6Addr, u8), PushError> {
@@ -268,7 +287,8 @@ fn ip6_prefix(s: Option<&str>, opt: &'static str) -> Result<(Ipv6Addr, u8), Push
 }
 
 fn num<T: core::str::FromStr>(s: Option<&str>, opt: &'static str) -> Result<T, PushError> {
-    s.and_then(|s| s.parse().ok()).ok_or(PushError::BadOption(opt))
+    s.and_then(|s| s.parse().ok())
+        .ok_or(PushError::BadOption(opt))
 }
 
 /// Collects PUSH_REPLY parts (`push-continuation 2` = more follow, `1` = last) and yields the config
@@ -290,7 +310,9 @@ impl PushAccumulator {
 
     /// Feeds one `PUSH_REPLY,...` message. Returns the complete config after the last part.
     pub fn feed(&mut self, message: &str) -> Result<Option<PushedConfig>, PushError> {
-        let rest = message.strip_prefix("PUSH_REPLY").ok_or(PushError::NotPushReply)?;
+        let rest = message
+            .strip_prefix("PUSH_REPLY")
+            .ok_or(PushError::NotPushReply)?;
         self.bytes = self.bytes.saturating_add(message.len());
         if self.bytes > MAX_TOTAL {
             return Err(PushError::TooLong);
@@ -319,22 +341,39 @@ mod tests {
     fn parses_real_push_reply() {
         let bytes = hex(REAL_PUSH_REPLY);
         let msg = crate::session::split_messages(&bytes).next().unwrap();
-        let crate::session::ControlMessage::PushReply(text) = crate::session::ControlMessage::parse(msg) else {
+        let crate::session::ControlMessage::PushReply(text) =
+            crate::session::ControlMessage::parse(msg)
+        else {
             panic!("not a push reply")
         };
         let c = PushAccumulator::new().feed(text).unwrap().unwrap();
         assert_eq!(c.topology, Topology::Subnet);
-        assert_eq!(c.ifconfig, Some((Ipv4Addr::new(10, 8, 0, 2), Ipv4Addr::new(255, 255, 255, 0))));
+        assert_eq!(
+            c.ifconfig,
+            Some((Ipv4Addr::new(10, 8, 0, 2), Ipv4Addr::new(255, 255, 255, 0)))
+        );
         assert_eq!(c.route_gateway, Some(Ipv4Addr::new(10, 8, 0, 1)));
         assert_eq!(c.gateway(), Some(Ipv4Addr::new(10, 8, 0, 1)));
         assert_eq!(
             c.routes,
-            [Route { network: Ipv4Addr::new(10, 9, 0, 0), netmask: Ipv4Addr::new(255, 255, 255, 0), gateway: None, metric: None }]
+            [Route {
+                network: Ipv4Addr::new(10, 9, 0, 0),
+                netmask: Ipv4Addr::new(255, 255, 255, 0),
+                gateway: None,
+                metric: None
+            }]
         );
-        assert_eq!((c.ping, c.ping_restart, c.peer_id, c.tun_mtu), (Some(2), Some(10), Some(0), Some(1500)));
+        assert_eq!(
+            (c.ping, c.ping_restart, c.peer_id, c.tun_mtu),
+            (Some(2), Some(10), Some(0), Some(1500))
+        );
         assert_eq!(c.cipher.as_deref(), Some("AES-256-GCM"));
         assert!(c.tls_ekm && c.cc_exit && c.dyn_tls_crypt);
-        assert!(c.auth_token.as_deref().unwrap().starts_with("SESS_ID_AT_sjKEVk2T"));
+        assert!(c
+            .auth_token
+            .as_deref()
+            .unwrap()
+            .starts_with("SESS_ID_AT_sjKEVk2T"));
     }
 
     #[test]
@@ -350,19 +389,41 @@ mod tests {
         assert_eq!(c.routes[0].netmask, Ipv4Addr::BROADCAST);
         assert_eq!(c.dns, [IpAddr::V4(Ipv4Addr::new(10, 8, 0, 1))]);
         assert_eq!(c.domains, ["example.org"]);
-        assert_eq!(c.redirect_gateway, Some(RedirectGateway { def1: true, ipv6: true, ..Default::default() }));
+        assert_eq!(
+            c.redirect_gateway,
+            Some(RedirectGateway {
+                def1: true,
+                ipv6: true,
+                ..Default::default()
+            })
+        );
         assert_eq!(c.ifconfig_ipv6.map(|(_, b, _)| b), Some(64));
         assert_eq!(c.routes_ipv6[0].prefix_len, 3);
         // Subnet without route-gateway: the first address of the network.
-        let c = PushAccumulator::new().feed("PUSH_REPLY,topology subnet,ifconfig 10.1.2.7 255.255.255.0").unwrap().unwrap();
+        let c = PushAccumulator::new()
+            .feed("PUSH_REPLY,topology subnet,ifconfig 10.1.2.7 255.255.255.0")
+            .unwrap()
+            .unwrap();
         assert_eq!(c.gateway(), Some(Ipv4Addr::new(10, 1, 2, 1)));
-        assert_eq!(PushAccumulator::new().feed("PUSH_REPLY").unwrap(), Some(PushedConfig::default()));
+        assert_eq!(
+            PushAccumulator::new().feed("PUSH_REPLY").unwrap(),
+            Some(PushedConfig::default())
+        );
     }
 
     #[test]
     fn rejects_bad_known_options() {
-        assert_eq!(PushAccumulator::new().feed("PUSH_REPLY,peer-id 99999999"), Err(PushError::BadOption("peer-id")));
-        assert_eq!(PushAccumulator::new().feed("PUSH_REPLY,ifconfig 10.0.0"), Err(PushError::BadOption("ifconfig")));
-        assert_eq!(PushAccumulator::new().feed("AUTH_FAILED"), Err(PushError::NotPushReply));
+        assert_eq!(
+            PushAccumulator::new().feed("PUSH_REPLY,peer-id 99999999"),
+            Err(PushError::BadOption("peer-id"))
+        );
+        assert_eq!(
+            PushAccumulator::new().feed("PUSH_REPLY,ifconfig 10.0.0"),
+            Err(PushError::BadOption("ifconfig"))
+        );
+        assert_eq!(
+            PushAccumulator::new().feed("AUTH_FAILED"),
+            Err(PushError::NotPushReply)
+        );
     }
 }

@@ -37,7 +37,9 @@ impl fmt::Display for TlsConfigError {
         f.write_str(match self {
             TlsConfigError::BadCa => "ca: certificate is not a usable trust anchor",
             TlsConfigError::NoCa => "ca: no certificate given",
-            TlsConfigError::BadClientKey => "cert/key: client key rejected (unsupported type or not matching cert)",
+            TlsConfigError::BadClientKey => {
+                "cert/key: client key rejected (unsupported type or not matching cert)"
+            }
             TlsConfigError::Versions => "tls-version: unsupported protocol versions",
         })
     }
@@ -81,10 +83,14 @@ impl ClientKeyDer {
 
 /// Builds the rustls client configuration: ring provider, the caller's wall clock, our verifier.
 /// OpenVPN sends no SNI and no ALPN (§5.1); [`TlsClient::new`] uses an IP server name so none is sent.
-pub fn client_config(settings: &TlsSettings, clock: WallClock) -> Result<Arc<ClientConfig>, TlsConfigError> {
+pub fn client_config(
+    settings: &TlsSettings,
+    clock: WallClock,
+) -> Result<Arc<ClientConfig>, TlsConfigError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let algs = provider.signature_verification_algorithms;
-    let verifier = verifier::OpenVpnServerVerifier::new(&settings.ca, algs, settings.remote_cert_tls_server)?;
+    let verifier =
+        verifier::OpenVpnServerVerifier::new(&settings.ca, algs, settings.remote_cert_tls_server)?;
     let versions: &[&rustls::SupportedProtocolVersion] = if settings.tls12_only {
         &[&rustls::version::TLS12]
     } else {
@@ -97,9 +103,14 @@ pub fn client_config(settings: &TlsSettings, clock: WallClock) -> Result<Arc<Cli
         .with_custom_certificate_verifier(Arc::new(verifier));
     let mut config = match &settings.client_key {
         Some(key) if !settings.client_chain.is_empty() => {
-            let chain: Vec<CertificateDer<'static>> =
-                settings.client_chain.iter().map(|c| CertificateDer::from(c.clone())).collect();
-            builder.with_client_auth_cert(chain, key.to_rustls()).map_err(|_| TlsConfigError::BadClientKey)?
+            let chain: Vec<CertificateDer<'static>> = settings
+                .client_chain
+                .iter()
+                .map(|c| CertificateDer::from(c.clone()))
+                .collect();
+            builder
+                .with_client_auth_cert(chain, key.to_rustls())
+                .map_err(|_| TlsConfigError::BadClientKey)?
         }
         _ => builder.with_no_client_auth(),
     };

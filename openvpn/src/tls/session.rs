@@ -48,7 +48,9 @@ pub struct TlsClient {
 
 impl fmt::Debug for TlsClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TlsClient").field("handshaking", &self.is_handshaking()).finish()
+        f.debug_struct("TlsClient")
+            .field("handshaking", &self.is_handshaking())
+            .finish()
     }
 }
 
@@ -57,7 +59,9 @@ impl TlsClient {
     /// the first [`process`](Self::process).
     pub fn new(config: Arc<ClientConfig>) -> Result<Self, TlsError> {
         // An IP-address name makes rustls send no SNI, as OpenVPN (§5.1); our verifier ignores the name.
-        let name = ServerName::IpAddress(rustls::pki_types::IpAddr::V4(rustls::pki_types::Ipv4Addr::from([0, 0, 0, 0])));
+        let name = ServerName::IpAddress(rustls::pki_types::IpAddr::V4(
+            rustls::pki_types::Ipv4Addr::from([0, 0, 0, 0]),
+        ));
         let conn = UnbufferedClientConnection::new(config, name).map_err(|_| TlsError::Start)?;
         Ok(TlsClient {
             conn,
@@ -101,7 +105,8 @@ impl TlsClient {
         }
         // Bounded: each state either consumes input, emits output or ends the loop.
         for _ in 0..10_000 {
-            let UnbufferedStatus { mut discard, state } = self.conn.process_tls_records(&mut self.incoming);
+            let UnbufferedStatus { mut discard, state } =
+                self.conn.process_tls_records(&mut self.incoming);
             let mut done = false;
             let mut result = Ok(());
             match state {
@@ -146,12 +151,16 @@ impl TlsClient {
                 }
                 Ok(ConnectionState::TransmitTlsData(mut tx)) => {
                     if let Some(mut w) = tx.may_encrypt_app_data() {
-                        encrypt_all(&mut self.app_out, &mut self.outgoing, |d, o| w.encrypt(d, o));
+                        encrypt_all(&mut self.app_out, &mut self.outgoing, |d, o| {
+                            w.encrypt(d, o)
+                        });
                     }
                     tx.done();
                 }
                 Ok(ConnectionState::WriteTraffic(mut w)) => {
-                    encrypt_all(&mut self.app_out, &mut self.outgoing, |d, o| w.encrypt(d, o));
+                    encrypt_all(&mut self.app_out, &mut self.outgoing, |d, o| {
+                        w.encrypt(d, o)
+                    });
                     done = true;
                 }
                 Ok(ConnectionState::PeerClosed) | Ok(ConnectionState::Closed) => {
@@ -186,7 +195,9 @@ fn encrypt_all(
                     outgoing.truncate(start + n);
                     break;
                 }
-                Err(EncryptError::InsufficientSize(s)) => outgoing.resize(start + s.required_size, 0),
+                Err(EncryptError::InsufficientSize(s)) => {
+                    outgoing.resize(start + s.required_size, 0)
+                }
                 Err(_) => {
                     outgoing.truncate(start);
                     break;

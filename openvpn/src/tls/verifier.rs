@@ -36,10 +36,15 @@ impl OpenVpnServerVerifier {
         let mut anchors = Vec::with_capacity(ca.len());
         for der in ca {
             let cert = CertificateDer::from(der.as_slice());
-            let anchor = webpki::anchor_from_trusted_cert(&cert).map_err(|_| TlsConfigError::BadCa)?;
+            let anchor =
+                webpki::anchor_from_trusted_cert(&cert).map_err(|_| TlsConfigError::BadCa)?;
             anchors.push(anchor.to_owned());
         }
-        Ok(OpenVpnServerVerifier { anchors, algs, require_server_eku })
+        Ok(OpenVpnServerVerifier {
+            anchors,
+            algs,
+            require_server_eku,
+        })
     }
 }
 
@@ -58,8 +63,16 @@ impl ServerCertVerifier for OpenVpnServerVerifier {
         } else {
             webpki::KeyUsage::server_auth()
         };
-        cert.verify_for_usage(self.algs.all, &self.anchors, intermediates, now, usage, None, None)
-            .map_err(pki_error)?;
+        cert.verify_for_usage(
+            self.algs.all,
+            &self.anchors,
+            intermediates,
+            now,
+            usage,
+            None,
+            None,
+        )
+        .map_err(pki_error)?;
         Ok(ServerCertVerified::assertion())
     }
 
@@ -95,9 +108,7 @@ fn pki_error(e: webpki::Error) -> Error {
         E::CertRevoked => CertificateError::Revoked,
         E::UnknownIssuer => CertificateError::UnknownIssuer,
         E::InvalidSignatureForPublicKey => CertificateError::BadSignature,
-        E::RequiredEkuNotFoundContext(_) => {
-            CertificateError::InvalidPurpose
-        }
+        E::RequiredEkuNotFoundContext(_) => CertificateError::InvalidPurpose,
         _ => CertificateError::ApplicationVerificationFailure,
     })
 }

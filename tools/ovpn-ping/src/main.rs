@@ -14,8 +14,8 @@ use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use openvpn::engine::{Action, Engine, Received, RemoteSpec, StreamDeframer};
-use openvpn::session::Transport;
 use openvpn::session::PushedConfig;
+use openvpn::session::Transport;
 use openvpn::time::Instant;
 use rand_core::OsRng;
 
@@ -53,8 +53,14 @@ impl Link {
             .to_socket_addrs()
             .map_err(|e| format!("remote {}: {e}", remote.host))?
             .find(|a| a.is_ipv6() == want_v6)
-            .ok_or(format!("remote {}: no address of the wanted family", remote.host))?;
-        println!("connecting to {addr} over {}", if tcp { "TCP" } else { "UDP" });
+            .ok_or(format!(
+                "remote {}: no address of the wanted family",
+                remote.host
+            ))?;
+        println!(
+            "connecting to {addr} over {}",
+            if tcp { "TCP" } else { "UDP" }
+        );
         Self::connect(addr, tcp)
     }
 
@@ -65,9 +71,14 @@ impl Link {
             let _ = s.set_nodelay(true);
             Ok(Link::Tcp(s, Box::new(StreamDeframer::new())))
         } else {
-            let any = if remote.is_ipv6() { "[::]:0" } else { "0.0.0.0:0" };
+            let any = if remote.is_ipv6() {
+                "[::]:0"
+            } else {
+                "0.0.0.0:0"
+            };
             let s = UdpSocket::bind(any).map_err(|e| format!("bind: {e}"))?;
-            s.connect(remote).map_err(|e| format!("connect {remote}: {e}"))?;
+            s.connect(remote)
+                .map_err(|e| format!("connect {remote}: {e}"))?;
             Ok(Link::Udp(s))
         }
     }
@@ -83,18 +94,25 @@ impl Link {
 
     /// Waits up to `wait` for input and hands every received packet to `handle`. Returns false when the
     /// TCP connection was closed or broke (the link is then gone).
-    fn receive(&mut self, wait: Duration, buf: &mut [u8], mut handle: impl FnMut(&mut [u8])) -> Result<bool, String> {
-        let wait = Some(wait.max(Duration::from_millis(1)));
+    fn receive(
+        &mut self,
+        wait: Duration,
+        buf: &mut [u8],
+        mut handle: impl FnMut(&mut [u8]),
+    ) -> Result<bool, String> {
+        let wait = wait.max(Duration::from_millis(1));
         let quiet = |e: &std::io::Error| {
             matches!(
                 e.kind(),
-                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut | std::io::ErrorKind::ConnectionRefused
+                std::io::ErrorKind::WouldBlock
+                    | std::io::ErrorKind::TimedOut
+                    | std::io::ErrorKind::ConnectionRefused
             )
         };
         match self {
-            Link::None => std::thread::sleep(wait.unwrap_or_default()),
+            Link::None => std::thread::sleep(wait),
             Link::Udp(s) => {
-                s.set_read_timeout(wait).map_err(|e| e.to_string())?;
+                s.set_read_timeout(Some(wait)).map_err(|e| e.to_string())?;
                 match s.recv(buf) {
                     Ok(n) => handle(&mut buf[..n]),
                     Err(e) if quiet(&e) => {}
@@ -102,7 +120,7 @@ impl Link {
                 }
             }
             Link::Tcp(s, deframer) => {
-                s.set_read_timeout(wait).map_err(|e| e.to_string())?;
+                s.set_read_timeout(Some(wait)).map_err(|e| e.to_string())?;
                 match s.read(deframer.free_space()) {
                     Ok(0) => {
                         println!("server closed the TCP connection");
@@ -144,10 +162,17 @@ struct Args {
 fn parse_args() -> Result<Args, String> {
     let mut it = std::env::args().skip(1);
     let mut config = None;
-    let mut args = Args { config: PathBuf::new(), count: 3, timeout: Duration::from_secs(30), interval: Duration::from_secs(1) };
+    let mut args = Args {
+        config: PathBuf::new(),
+        count: 3,
+        timeout: Duration::from_secs(30),
+        interval: Duration::from_secs(1),
+    };
     while let Some(a) = it.next() {
         let mut num = |name: &str| -> Result<f64, String> {
-            it.next().and_then(|v| v.parse().ok()).ok_or(format!("{name}: expects a number"))
+            it.next()
+                .and_then(|v| v.parse().ok())
+                .ok_or(format!("{name}: expects a number"))
         };
         match a.as_str() {
             "--count" => args.count = num("--count")? as u32,
@@ -165,10 +190,21 @@ fn parse_args() -> Result<Args, String> {
 fn print_pushed(c: &PushedConfig) {
     let opt = |v: Option<String>| v.unwrap_or_else(|| "-".into());
     println!("pushed: topology {:?}", c.topology);
-    println!("pushed: ifconfig {}", opt(c.ifconfig.map(|(a, b)| format!("{a} {b}"))));
-    println!("pushed: gateway {}", opt(c.gateway().map(|g| g.to_string())));
+    println!(
+        "pushed: ifconfig {}",
+        opt(c.ifconfig.map(|(a, b)| format!("{a} {b}")))
+    );
+    println!(
+        "pushed: gateway {}",
+        opt(c.gateway().map(|g| g.to_string()))
+    );
     for r in &c.routes {
-        println!("pushed: route {} {} {}", r.network, r.netmask, opt(r.gateway.map(|g| g.to_string())));
+        println!(
+            "pushed: route {} {} {}",
+            r.network,
+            r.netmask,
+            opt(r.gateway.map(|g| g.to_string()))
+        );
     }
     if let Some((a, bits, _)) = c.ifconfig_ipv6 {
         println!("pushed: ifconfig-ipv6 {a}/{bits}");
@@ -226,7 +262,10 @@ fn run(args: &Args) -> Result<bool, String> {
     let mut link = Link::None;
     let start = std::time::Instant::now();
     let now = || Instant::from_millis(start.elapsed().as_millis() as u64);
-    let unix = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let unix = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     let mut rng = OsRng;
     let mut engine = Engine::new(cfg, now(), unix, &mut rng).map_err(|e| e.to_string())?;
 
@@ -305,7 +344,9 @@ fn run(args: &Args) -> Result<bool, String> {
         // Wait for a datagram until the next deadline.
         let mut wait = Duration::from_millis(200);
         if let Some(at) = engine.poll_at() {
-            wait = wait.min(Duration::from_millis(at.as_millis().saturating_sub(now().as_millis())));
+            wait = wait.min(Duration::from_millis(
+                at.as_millis().saturating_sub(now().as_millis()),
+            ));
         }
         if tunnel.is_some() && sent.len() < args.count as usize {
             wait = wait.min(next_echo.saturating_duration_since(t));
@@ -313,10 +354,15 @@ fn run(args: &Args) -> Result<bool, String> {
         let alive = link.receive(wait, &mut buf, |packet| {
             if let Received::Packet(ip) = engine.receive(now(), packet) {
                 let Some((_, gw)) = tunnel else { return };
-                let Some(seq) = icmp::echo_reply_seq(ip, gw, ident) else { return };
+                let Some(seq) = icmp::echo_reply_seq(ip, gw, ident) else {
+                    return;
+                };
                 if let Some(at) = sent.get(usize::from(seq)) {
                     let rtt = at.elapsed();
-                    println!("reply from {gw}: icmp_seq={seq} time={:.3} ms", rtt.as_secs_f64() * 1e3);
+                    println!(
+                        "reply from {gw}: icmp_seq={seq} time={:.3} ms",
+                        rtt.as_secs_f64() * 1e3
+                    );
                     rtts.push(rtt);
                 }
             }
@@ -328,13 +374,22 @@ fn run(args: &Args) -> Result<bool, String> {
     let stats = engine.stats();
     println!(
         "stats: renegotiations {} pings sent {} received {} control dropped {} data dropped {}",
-        stats.renegotiations, stats.pings_sent, stats.pings_received, stats.control_dropped, stats.data_dropped
+        stats.renegotiations,
+        stats.pings_sent,
+        stats.pings_received,
+        stats.control_dropped,
+        stats.data_dropped
     );
     if rtts.is_empty() {
         println!("rtt summary: 0/{} replies", sent.len());
         return Ok(false);
     }
     let avg = rtts.iter().map(Duration::as_secs_f64).sum::<f64>() / rtts.len() as f64;
-    println!("rtt summary: {}/{} replies, avg {:.3} ms", rtts.len(), sent.len(), avg * 1e3);
+    println!(
+        "rtt summary: {}/{} replies, avg {:.3} ms",
+        rtts.len(),
+        sent.len(),
+        avg * 1e3
+    );
     Ok(true)
 }
