@@ -101,6 +101,25 @@ ping_from() {
     return 1
 }
 
+# flood NS COUNT: COUNT random Ethernet frames (random bytes after plausible headers: broadcast and
+# unicast to the NICs, IPv4/ARP/IPv6/VLAN ethertypes, lengths 14..1514) out of NS's eth0.
+flood() {
+    ip netns exec "$1" python3 - "$2" "$PUB_MAC" "$LAN_MAC" <<'PY'
+import os, random, socket, struct, sys
+count, macs = int(sys.argv[1]), [bytes.fromhex(m.replace(":", "")) for m in sys.argv[2:]]
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+s.bind(("eth0", 0))
+rng = random.Random(1)
+for i in range(count):
+    dst = rng.choice(macs + [b"\xff" * 6])
+    ethertype = rng.choice([0x0800, 0x0806, 0x86DD, 0x8100, rng.randrange(65536)])
+    body = bytearray(os.urandom(rng.randrange(0, 1501)))
+    if ethertype == 0x0800 and len(body) >= 20 and rng.random() < 0.7:
+        body[0] = 0x45  # keep many past the version check, so deeper layers see garbage too
+    s.send(dst + b"\x02\x00\x00\x00\x00\x01" + struct.pack("!H", ethertype) + bytes(body))
+PY
+}
+
 fail=0
 run_case() {
     local machine=$1 mode=$2 args public
@@ -136,6 +155,21 @@ run_case() {
     if [ $ok -eq 1 ]; then
         ping_from $PUB "$public" || { echo "test-net: $name: ping $public from the public side failed"; ok=0; }
         ping_from $LAN 192.168.77.1 || { echo "test-net: $name: ping 192.168.77.1 from the LAN failed"; ok=0; }
+    fi
+    if [ $ok -eq 1 ] && [ "$machine" = pc ] && [ "$mode" = static ]; then
+        # The router's DHCP server, through the private NIC (busybox udhcpc, which configures nothing).
+        if ip netns exec $LAN busybox udhcpc -i eth0 -n -q -f -t 3 -T 1 -s /bin/true 2>&1 | grep -q "lease of"; then
+            echo "test-net: $name: a LAN host gets a DHCP lease from the private side"
+        else
+            echo "test-net: $name: no DHCP lease on the LAN"; ok=0
+        fi
+        # Garbage from both sides must not stop the image.
+        flood $PUB 20000; flood $LAN 20000
+        if kill -0 "$qemu_pid" 2>/dev/null && ping_from $PUB "$public" && ping_from $LAN 192.168.77.1; then
+            echo "test-net: $name: still answering after 40000 random frames"
+        else
+            echo "test-net: $name: not answering after random frames"; ok=0
+        fi
     fi
     if [ $ok -eq 1 ] && [ "$mode" = static ]; then
         # Interrupt delivery: without device interrupts the guest only notices frames at its 100 ms idle
