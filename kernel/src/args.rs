@@ -20,8 +20,8 @@ oxvpn: OpenVPN-compatible VPN router unikernel. Boot arguments (QEMU -append \".
   --private-ipv4-gateway=IP    address LAN hosts use as their gateway (default: the --private-ipv4 address)
   --nat | --no-nat             source-NAT LAN traffic to the tunnel address (default: off)
   --nat-table-size=N           NAT table entries (default 2048)
-  --service-mac=MAC            MAC address of the service NIC (default: the NIC's own)
-  --private-mac=MAC            MAC address of the private NIC (default: the NIC's own)
+  --service-mac=MAC            pick the service NIC by its MAC (default: the first virtio-net NIC)
+  --private-mac=MAC            pick the private NIC by its MAC (default: the second one)
   --verb=N                     log verbosity 0..11 as OpenVPN's --verb (default 3)
   --help                       print this text and shut down
 Test only:
