@@ -73,6 +73,20 @@ impl Router {
                     Verdict::Consumed
                 }
             }
+            IpProtocol::Tcp if to_gateway => {
+                // No TCP service on the gateway: refuse like a closed port so clients (DNS over TCP
+                // after a truncated answer, for one) fail fast instead of timing out.
+                let ident = self.next_ident();
+                let Some(len) = self
+                    .aux
+                    .get_mut(ETH..)
+                    .and_then(|b| build_tcp_reset(b, info, l4, ident))
+                else {
+                    return Verdict::Dropped(DropReason::Unsupported);
+                };
+                self.emit_aux_to_lan(now, L2::Mac(src_mac), len, out);
+                Verdict::Dropped(DropReason::Unsupported)
+            }
             _ if to_gateway => Verdict::Dropped(DropReason::Unsupported),
             _ => Verdict::Consumed,
         }
@@ -305,4 +319,46 @@ impl Router {
             _ => None,
         }
     }
+}
+
+/// The reset a closed port answers with (RFC 9293 section 3.10.7.1): to a segment without ACK,
+/// `<SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK>`; with ACK, `<SEQ=SEG.ACK><CTL=RST>`; nothing to a reset.
+fn build_tcp_reset(buf: &mut [u8], info: &Ipv4Info, segment: &[u8], ident: u16) -> Option<usize> {
+    const FIN: u8 = 0x01;
+    const SYN: u8 = 0x02;
+    const RST: u8 = 0x04;
+    const ACK: u8 = 0x10;
+    let header_len = usize::from(*segment.get(12)? >> 4) * 4;
+    let flags = *segment.get(13)?;
+    let tcp_len = info.total_len.checked_sub(info.header_len)?;
+    if header_len < 20 || header_len > tcp_len || flags & RST != 0 {
+        return None;
+    }
+    let seq = u32::from_be_bytes(segment.get(4..8)?.try_into().ok()?);
+    let ack = u32::from_be_bytes(segment.get(8..12)?.try_into().ok()?);
+    let seg_len = u32::try_from(tcp_len - header_len).ok()?
+        + u32::from(flags & SYN != 0)
+        + u32::from(flags & FIN != 0);
+    let (out_seq, out_ack, out_flags) = if flags & ACK != 0 {
+        (ack, 0, RST)
+    } else {
+        (0, seq.wrapping_add(seg_len), RST | ACK)
+    };
+    {
+        let tcp: &mut [u8; 20] = buf
+            .get_mut(ip::HEADER_LEN..ip::HEADER_LEN + 20)?
+            .try_into()
+            .ok()?;
+        tcp.fill(0);
+        tcp[0..2].copy_from_slice(segment.get(2..4)?);
+        tcp[2..4].copy_from_slice(segment.get(0..2)?);
+        tcp[4..8].copy_from_slice(&out_seq.to_be_bytes());
+        tcp[8..12].copy_from_slice(&out_ack.to_be_bytes());
+        tcp[12] = 5 << 4;
+        tcp[13] = out_flags;
+        let c = ip::l4_checksum(info.dst, info.src, IpProtocol::Tcp, tcp);
+        tcp[16..18].copy_from_slice(&c.to_be_bytes());
+    }
+    ip::write_header(buf, info.dst, info.src, IpProtocol::Tcp, 20, 64, ident)?;
+    Some(ip::HEADER_LEN + 20)
 }

@@ -9,7 +9,7 @@ use rand_chacha::ChaCha8Rng;
 use smoltcp::wire::{
     ArpPacket, DhcpMessageType, DhcpPacket, DhcpRepr, EthernetRepr, Icmpv4Packet, IpAddress,
     Ipv4Packet, Ipv6Address, Ipv6Cidr, Ipv6Packet, Ipv6Repr, TcpControl, TcpPacket, TcpRepr,
-    UdpPacket,
+    TcpSeqNumber, UdpPacket,
 };
 
 const GW_MAC: EthernetAddress = EthernetAddress([0x02, 0x00, 0x00, 0x00, 0x00, 0x01]);
@@ -691,6 +691,30 @@ fn dhcp_full_exchange_over_frames() {
     // Leases expire on tick.
     r.tick(t0() + Duration::from_secs(3601), &mut Out::default());
     assert_eq!(r.dhcp_leases(), 0);
+}
+
+#[test]
+fn tcp_to_the_gateway_is_refused_with_a_reset() {
+    let mut r = up_router();
+    let mut out = Out::default();
+    let syn = tcp((HOST, 40001), (GW, 53), TcpControl::Syn, false, Some(1460));
+    assert!(matches!(
+        r.handle_lan_frame(t0(), &from_host(&syn), &mut out),
+        Verdict::Dropped(_)
+    ));
+    let rst = lan_ip(&out.lan[0], HOST_MAC);
+    assert!(checksums_ok(&rst));
+    let p = Ipv4Packet::new_checked(&rst[..]).unwrap();
+    let seg = TcpPacket::new_checked(p.payload()).unwrap();
+    assert!(seg.rst() && seg.ack());
+    assert_eq!((seg.src_port(), seg.dst_port()), (53, 40001));
+    assert_eq!(seg.ack_number(), TcpSeqNumber(1001), "acknowledges the SYN");
+    assert!(out.tunnel.is_empty());
+    // No reset in answer to a reset.
+    let mut out = Out::default();
+    let rst_in = tcp((HOST, 40001), (GW, 53), TcpControl::Rst, false, None);
+    r.handle_lan_frame(t0(), &from_host(&rst_in), &mut out);
+    assert!(out.lan.is_empty());
 }
 
 #[test]
