@@ -14,6 +14,9 @@ use smoltcp::wire::{
 
 /// How long a resolved neighbour stays valid without being refreshed by an ARP packet.
 pub const NEIGHBOUR_LIFETIME: Duration = Duration::from_secs(120);
+/// A neighbour in use this close to expiry is re-probed with a unicast request (RFC 1122 section
+/// 2.3.2.1), so a long flow never stalls on a fresh resolution.
+pub const REFRESH_BEFORE_EXPIRY: Duration = Duration::from_secs(15);
 /// Interval between ARP requests for one unresolved destination.
 pub const REQUEST_INTERVAL: Duration = Duration::from_secs(1);
 /// Requests sent before the queued packets of an unresolved destination are dropped.
@@ -28,6 +31,8 @@ struct Neighbour {
     ip: Ipv4Address,
     mac: EthernetAddress,
     expires: Instant,
+    /// When the last refresh probe went out.
+    probed: Option<Instant>,
 }
 
 #[derive(Debug)]
@@ -79,6 +84,25 @@ impl ArpCache {
             .map(|n| n.mac)
     }
 
+    /// [`ArpCache::lookup`] for a packet about to be sent: also says whether to send a unicast refresh
+    /// probe now (the entry is close to expiry and was not probed in the last second).
+    pub(crate) fn lookup_for_send(
+        &mut self,
+        ip: Ipv4Address,
+        now: Instant,
+    ) -> Option<(EthernetAddress, bool)> {
+        let n = self
+            .neighbours
+            .iter_mut()
+            .find(|n| n.ip == ip && n.expires > now)?;
+        let due = n.expires <= now + REFRESH_BEFORE_EXPIRY
+            && n.probed.is_none_or(|at| at + REQUEST_INTERVAL <= now);
+        if due {
+            n.probed = Some(now);
+        }
+        Some((n.mac, due))
+    }
+
     fn has_entry(&self, ip: Ipv4Address) -> bool {
         self.neighbours.iter().any(|n| n.ip == ip)
     }
@@ -86,18 +110,23 @@ impl ArpCache {
     /// Records `ip` at `mac`; when full, replaces the entry closest to expiry.
     pub(crate) fn insert(&mut self, ip: Ipv4Address, mac: EthernetAddress, now: Instant) {
         let expires = now + NEIGHBOUR_LIFETIME;
+        let fresh = Neighbour {
+            ip,
+            mac,
+            expires,
+            probed: None,
+        };
         if let Some(n) = self.neighbours.iter_mut().find(|n| n.ip == ip) {
-            n.mac = mac;
-            n.expires = expires;
+            *n = fresh;
             return;
         }
         if self.neighbours.len() >= self.capacity {
             if let Some(oldest) = self.neighbours.iter_mut().min_by_key(|n| n.expires) {
-                *oldest = Neighbour { ip, mac, expires };
+                *oldest = fresh;
             }
             return;
         }
-        self.neighbours.push(Neighbour { ip, mac, expires });
+        self.neighbours.push(fresh);
     }
 
     /// RFC 826 "merge" rule: learn the sender when we already know it, when the packet is addressed to us,
@@ -229,6 +258,24 @@ pub(crate) fn build_request(
     build_frame(frame, EthernetAddress::BROADCAST, &repr)
 }
 
+/// Builds a unicast who-has request re-validating `target` at `target_mac`.
+pub(crate) fn build_probe(
+    frame: &mut [u8],
+    our_mac: EthernetAddress,
+    our_ip: Ipv4Address,
+    target_mac: EthernetAddress,
+    target: Ipv4Address,
+) -> Option<usize> {
+    let repr = ArpRepr::EthernetIpv4 {
+        operation: ArpOperation::Request,
+        source_hardware_addr: our_mac,
+        source_protocol_addr: our_ip,
+        target_hardware_addr: target_mac,
+        target_protocol_addr: target,
+    };
+    build_frame(frame, target_mac, &repr)
+}
+
 /// Parses the ARP payload of an Ethernet frame (Ethernet/IPv4 only).
 pub(crate) fn parse(payload: &[u8]) -> Option<ArpRepr> {
     let packet = ArpPacket::new_checked(payload).ok()?;
@@ -276,6 +323,32 @@ mod tests {
         assert_eq!(c.tick(t0 + Duration::from_secs(2), &mut reqs), 1);
         assert_eq!(c.tick(t0 + Duration::from_secs(3), &mut reqs), 0);
         assert_eq!(c.pending_destinations(), 0);
+    }
+
+    #[test]
+    fn entries_in_use_are_refreshed_before_expiry() {
+        let mut c = ArpCache::new(4, 1, 1);
+        let t0 = Instant::from_secs(0);
+        let a = Ipv4Address::new(10, 0, 0, 7);
+        c.insert(a, MAC, t0);
+        assert_eq!(c.lookup_for_send(a, t0), Some((MAC, false)));
+        let late = t0 + NEIGHBOUR_LIFETIME - REFRESH_BEFORE_EXPIRY;
+        assert_eq!(
+            c.lookup_for_send(a, late),
+            Some((MAC, true)),
+            "probe once close to expiry"
+        );
+        assert_eq!(
+            c.lookup_for_send(a, late),
+            Some((MAC, false)),
+            "not again within a second"
+        );
+        c.learn(a, MAC, true, late);
+        assert_eq!(
+            c.lookup_for_send(a, late),
+            Some((MAC, false)),
+            "the answer refreshed it"
+        );
     }
 
     #[test]

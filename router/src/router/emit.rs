@@ -79,8 +79,20 @@ pub(super) fn emit_frame<S: Sink>(
 ) -> Verdict {
     let mac = match to {
         L2::Mac(mac) => mac,
-        L2::Resolve(ip) => match arp_cache.lookup(ip, now) {
-            Some(mac) => mac,
+        L2::Resolve(ip) => match arp_cache.lookup_for_send(ip, now) {
+            Some((mac, refresh)) => {
+                if refresh {
+                    let mut probe = [0u8; arp::ARP_FRAME_LEN];
+                    let our_ip = config.private_ipv4.address();
+                    if let Some(n) =
+                        arp::build_probe(&mut probe, config.private_mac, our_ip, mac, ip)
+                    {
+                        stats.to_lan += 1;
+                        out.lan_frame(probe.get(..n).unwrap_or(&[]));
+                    }
+                }
+                mac
+            }
             None => {
                 let packet = frame.get(ETH..).unwrap_or(&[]);
                 return match arp_cache.queue(ip, packet, now) {

@@ -223,6 +223,29 @@ fn nat_forwarding_both_ways_with_arp_resolution() {
 }
 
 #[test]
+fn busy_neighbours_are_reprobed_before_they_expire() {
+    let mut r = router_with(|c| c.nat = false);
+    r.set_tunnel(TunnelState::Up(tunnel()));
+    let is_at = arp_frame(ArpOperation::Reply, HOST_MAC, HOST, GW_MAC, GW, GW_MAC);
+    r.handle_lan_frame(t0(), &is_at, &mut Out::default());
+    let inbound = udp((REMOTE, 1), (HOST, 2), b"data");
+    let mut out = Out::default();
+    r.handle_tunnel_packet(t0() + Duration::from_secs(110), &inbound, &mut out);
+    assert_eq!(out.lan.len(), 2, "a unicast probe, then the packet itself");
+    let probe = EthernetFrame::new_checked(&out.lan[0][..]).unwrap();
+    assert_eq!(
+        (probe.ethertype(), probe.dst_addr()),
+        (EthernetProtocol::Arp, HOST_MAC)
+    );
+    assert_eq!(
+        EthernetFrame::new_checked(&out.lan[1][..])
+            .unwrap()
+            .dst_addr(),
+        HOST_MAC
+    );
+}
+
+#[test]
 fn no_leak_while_the_tunnel_is_down() {
     let mut r = router_with(|_| {});
     let mut out = Out::default();
