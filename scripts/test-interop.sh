@@ -3,7 +3,7 @@
 # A throwaway ECDSA PKI and tls-crypt-v2 keys are made with openssl and `openvpn --genkey`; the server runs
 # in namespace oxv-interop-srv, ovpn-ping in oxv-interop-cli, joined by a veth pair (10.99.0.0/24).
 # Cases: AES-256-GCM and AES-128-GCM over tls-crypt-v2 (the core path), a server certificate without EKU
-# serverAuth that `remote-cert-tls server` must refuse, then ChaCha20, tls-crypt, tls-auth SHA256, plain TLS,
+# serverAuth that `remote-cert-tls server` must refuse, verify-x509-name and peer-fingerprint, then ChaCha20, tls-crypt, tls-auth SHA256, plain TLS,
 # a TLS 1.2-only server, AES-256-CBC, TCP, renegotiation under traffic (server- and client-initiated) and
 # username/password (right and wrong).
 # One result line per case; non-zero exit if any case fails.
@@ -127,6 +127,11 @@ run_case aes-256-gcm ok AES-256-GCM server v2 $CLIENT_CIPHERS
 run_case aes-128-gcm ok AES-128-GCM server v2 $CLIENT_CIPHERS
 # remote-cert-tls server: a server certificate without EKU serverAuth is refused.
 run_case no-server-eku 'refuse:CertificateRejected' AES-256-GCM badserver v2 $CLIENT_CIPHERS
+# OpenVPN's own certificate checks: verify-x509-name (right and wrong), peer-fingerprint without a CA.
+run_case x509-name ok AES-256-GCM server v2 $CLIENT_CIPHERS -- 'verify-x509-name "oxvpn interop server" name'
+run_case x509-name-wrong 'refuse:CertificateRejected' AES-256-GCM server v2 $CLIENT_CIPHERS -- 'verify-x509-name oxvpn-other name'
+FP=$(openssl x509 -in "$work/pki/server.crt" -noout -fingerprint -sha256 | cut -d= -f2)
+NO_CA=1 run_case peer-fingerprint ok AES-256-GCM server v2 $CLIENT_CIPHERS -- "peer-fingerprint $FP"
 # Other protections, ciphers and TLS versions the engine already drives.
 run_case chacha20-poly1305 ok CHACHA20-POLY1305 server v2 $CLIENT_CIPHERS
 run_case tls-crypt ok AES-256-GCM server crypt $CLIENT_CIPHERS

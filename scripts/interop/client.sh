@@ -15,7 +15,8 @@ conf=$work/$name.client.ovpn
     echo "remote-cert-tls server"
     echo "data-ciphers $ciphers"
     echo "verb 3"
-    echo "<ca>"; cat "$pki/ca.crt"; echo "</ca>"
+    # NO_CA=1 leaves out <ca> (peer-fingerprint setups).
+    [ -n "${NO_CA:-}" ] || { echo "<ca>"; cat "$pki/ca.crt"; echo "</ca>"; }
     echo "<cert>"; cat "$pki/client.crt"; echo "</cert>"
     echo "<key>"; cat "$pki/client.key"; echo "</key>"
     case $prot in

@@ -8,11 +8,13 @@ use alloc::vec::Vec;
 use core::fmt;
 
 use super::{ControlProtection, EngineConfig, RemoteSpec};
-use crate::config::{self, AuthUserPass, Config, ControlChannel, Proto, RemoteCertTls, TlsVersion};
+use crate::config::{
+    self, AuthUserPass, Config, ControlChannel, Proto, RemoteCertTls, TlsVersion, X509NameType,
+};
 use crate::crypto::{Compression, Digest, KeyDirection};
 use crate::keys::{self, PrivateKeyFormat};
 use crate::session::Transport;
-use crate::tls::{ClientKeyDer, TlsSettings};
+use crate::tls::{ClientKeyDer, ServerChecks, TlsSettings, X509NameCheck};
 
 /// Why a config cannot drive the engine; each names the directive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,12 +23,10 @@ pub enum FromConfigError {
     NoRemote,
     /// A key file was referenced by path and not read (`tls-auth`, `tls-crypt`, `tls-crypt-v2`).
     UnreadKeyFile,
-    /// `ca` is missing (peer-fingerprint-only setups are not implemented yet).
+    /// Neither `ca` nor `peer-fingerprint` is given.
     NoCa,
     /// `auth-user-pass` without inline credentials (a prompt or an unread file).
     AuthUserPassNotInline,
-    /// `verify-x509-name` / `peer-fingerprint` / `remote-cert-eku` / `remote-cert-ku`: not implemented yet.
-    UnsupportedVerification(&'static str),
 }
 
 impl fmt::Display for FromConfigError {
@@ -36,11 +36,10 @@ impl fmt::Display for FromConfigError {
             FromConfigError::UnreadKeyFile => {
                 f.write_str("tls-auth/tls-crypt/tls-crypt-v2: key file not read")
             }
-            FromConfigError::NoCa => f.write_str("ca: required"),
+            FromConfigError::NoCa => f.write_str("ca: required (or peer-fingerprint)"),
             FromConfigError::AuthUserPassNotInline => {
                 f.write_str("auth-user-pass: credentials must be inline")
             }
-            FromConfigError::UnsupportedVerification(d) => write!(f, "{d}: not supported yet"),
         }
     }
 }
@@ -92,17 +91,8 @@ impl EngineConfig {
             ControlChannel::Unread { .. } => return Err(FromConfigError::UnreadKeyFile),
         };
         let t = &config.tls;
-        if t.ca.is_empty() {
+        if t.ca.is_empty() && t.peer_fingerprints.is_empty() {
             return Err(FromConfigError::NoCa);
-        }
-        if t.verify_x509_name.is_some() {
-            return Err(FromConfigError::UnsupportedVerification("verify-x509-name"));
-        }
-        if !t.peer_fingerprints.is_empty() {
-            return Err(FromConfigError::UnsupportedVerification("peer-fingerprint"));
-        }
-        if t.remote_cert_eku.is_some() {
-            return Err(FromConfigError::UnsupportedVerification("remote-cert-eku"));
         }
         let tls = TlsSettings {
             ca: t.ca.iter().map(|c| c.der().to_vec()).collect(),
@@ -115,7 +105,20 @@ impl EngineConfig {
                     PrivateKeyFormat::Pkcs1 => ClientKeyDer::Pkcs1(der),
                 }
             }),
-            remote_cert_tls_server: t.remote_cert_tls == Some(RemoteCertTls::Server),
+            checks: ServerChecks {
+                remote_cert_tls_server: t.remote_cert_tls == Some(RemoteCertTls::Server),
+                remote_cert_ku: t.remote_cert_ku.clone(),
+                remote_cert_eku: t.remote_cert_eku.clone(),
+                verify_x509_name: t.verify_x509_name.as_ref().map(|v| {
+                    let kind = match v.kind {
+                        X509NameType::Subject => X509NameCheck::Subject,
+                        X509NameType::Name => X509NameCheck::Name,
+                        X509NameType::NamePrefix => X509NameCheck::NamePrefix,
+                    };
+                    (v.name.clone(), kind)
+                }),
+                peer_fingerprints: t.peer_fingerprints.clone(),
+            },
             tls12_only: t.version_max.is_some_and(|v| v <= TlsVersion::V1_2),
         };
         let mut e = EngineConfig::new(protection, tls);

@@ -29,9 +29,13 @@ fn setup() -> Setup {
     let body = pem_body(V2_CLIENT_KEY);
     let (kc, wkc) = body.split_at(256);
     let kc: [u8; 256] = kc.try_into().unwrap();
+    let checks = crate::tls::ServerChecks {
+        remote_cert_tls_server: true,
+        ..Default::default()
+    };
     let tls = TlsSettings {
         ca: alloc::vec![CA_DER.to_vec()],
-        remote_cert_tls_server: true,
+        checks,
         ..Default::default()
     };
     let mut config = EngineConfig::new(

@@ -8,9 +8,11 @@
 mod clock;
 mod session;
 pub mod verifier;
+pub mod x509;
 
 pub use clock::WallClock;
 pub use session::{TlsClient, TlsError};
+pub use verifier::{ServerChecks, X509NameCheck};
 
 use alloc::sync::Arc;
 use alloc::vec::Vec;
@@ -54,8 +56,8 @@ pub struct TlsSettings {
     pub client_chain: Vec<Vec<u8>>,
     /// `key`: the client private key (PKCS#8, SEC1 or PKCS#1 DER).
     pub client_key: Option<ClientKeyDer>,
-    /// `remote-cert-tls server`: require the extended key usage TLS Web Server Authentication.
-    pub remote_cert_tls_server: bool,
+    /// `remote-cert-tls`, `remote-cert-ku`, `remote-cert-eku`, `verify-x509-name`, `peer-fingerprint`.
+    pub checks: ServerChecks,
     /// `tls-version-max 1.2`: offer TLS 1.2 only.
     pub tls12_only: bool,
 }
@@ -90,7 +92,7 @@ pub fn client_config(
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let algs = provider.signature_verification_algorithms;
     let verifier =
-        verifier::OpenVpnServerVerifier::new(&settings.ca, algs, settings.remote_cert_tls_server)?;
+        verifier::OpenVpnServerVerifier::new(&settings.ca, algs, settings.checks.clone())?;
     let versions: &[&rustls::SupportedProtocolVersion] = if settings.tls12_only {
         &[&rustls::version::TLS12]
     } else {
