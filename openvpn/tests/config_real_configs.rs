@@ -194,3 +194,17 @@ fn selected_real_configs_parse_in_detail() {
     assert_eq!(privatevpn.pull_filters.len(), 2);
     let _ = KeyError::BadBase64;
 }
+
+#[test]
+fn accepted_real_configs_round_trip_through_the_printer() {
+    let Some(dir) = corpus_dir() else { return };
+    for (name, expected) in EXPECTED {
+        if !matches!(expected, Accepted(..)) {
+            continue;
+        }
+        let first = config::parse_bytes(&std::fs::read(dir.join(name)).unwrap(), &mut KeepPaths).unwrap();
+        let text = config::print(&first.config);
+        let second = config::parse(&text, &mut KeepPaths).unwrap_or_else(|e| panic!("{name}: {e}\n{text}"));
+        assert_eq!(second.config, first.config, "{name}");
+    }
+}
