@@ -17,7 +17,11 @@ mod idle;
 mod init;
 mod logger;
 mod net;
+mod pushed;
+mod remote;
 mod selftest;
+mod status;
+mod tunnel;
 
 use core::fmt::Write;
 
@@ -87,7 +91,10 @@ fn kernel_main(start_info_paddr: u64) -> ! {
 
     selftest::run(&args);
 
-    let (_config, network) = devices::start(cmdline, &args);
+    let (config, mut network) = devices::start(cmdline, &args);
+    if let (Some(text), Some(network)) = (config.as_deref(), network.as_mut()) {
+        network.attach_tunnel(text, &args);
+    }
     MainLoop::new(args, network).run()
 }
 

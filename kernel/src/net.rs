@@ -23,6 +23,7 @@ use smoltcp::time::Instant;
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpCidr, Ipv4Cidr};
 
 use crate::entropy::KernelRng;
+use crate::tunnel::Tunnel;
 
 /// A virtio-net device as the kernel uses it.
 pub type Nic = VirtioNet<SomeTransport<'static>>;
@@ -86,9 +87,10 @@ impl PublicSide {
 }
 
 /// The router's output while handling one input: LAN frames go out on the private NIC, tunnel packets
-/// are dropped until the OpenVPN engine joins the main loop.
+/// to the OpenVPN tunnel (dropped when there is none: no config disk).
 struct LanSink<'a, 'b> {
     tx: Option<&'a mut VirtioTxToken<'b, SomeTransport<'static>>>,
+    tunnel: Option<(&'a mut Tunnel, &'a mut SocketSet<'static>, u64)>,
 }
 
 impl Sink for LanSink<'_, '_> {
@@ -98,7 +100,11 @@ impl Sink for LanSink<'_, '_> {
         }
     }
 
-    fn tunnel_packet(&mut self, _packet: &[u8]) {}
+    fn tunnel_packet(&mut self, packet: &[u8]) {
+        if let Some((tunnel, sockets, now_us)) = self.tunnel.as_mut() {
+            tunnel.send_packet(*now_us, packet, sockets);
+        }
+    }
 }
 
 /// The private NIC and the router that answers on it.
@@ -108,21 +114,37 @@ struct PrivateSide {
 }
 
 impl PrivateSide {
-    fn poll(&mut self, now: Instant) {
+    fn poll(&mut self, now: Instant, mut tunnel: Option<(&mut Tunnel, &mut SocketSet<'static>)>) {
         let Self { device, router } = self;
+        let now_us = u64::try_from(now.total_micros()).unwrap_or(0);
         device.ack_interrupt();
         // At most one queue's worth per pass, so a flood on the LAN cannot starve the public side.
         for _ in 0..QUEUE_SIZE {
             let Some((rx, mut tx)) = device.receive(now) else {
                 break;
             };
+            let tunnel = tunnel.as_mut().map(|(t, s)| (&mut **t, &mut **s, now_us));
             rx.consume(|frame| {
-                router.handle_lan_frame(now, frame, &mut LanSink { tx: Some(&mut tx) });
+                router.handle_lan_frame(
+                    now,
+                    frame,
+                    &mut LanSink {
+                        tx: Some(&mut tx),
+                        tunnel,
+                    },
+                );
             });
         }
         if router.poll_at().is_some_and(|at| at <= now) {
             let mut tx = device.transmit(now);
-            router.tick(now, &mut LanSink { tx: tx.as_mut() });
+            let tunnel = tunnel.as_mut().map(|(t, s)| (&mut **t, &mut **s, now_us));
+            router.tick(
+                now,
+                &mut LanSink {
+                    tx: tx.as_mut(),
+                    tunnel,
+                },
+            );
         }
         device.refill();
     }
@@ -141,6 +163,10 @@ pub struct Network {
     private: PrivateSide,
     dhcp: Option<SocketHandle>,
     leased: bool,
+    /// The DNS server of the public DHCP lease (for `remote` host names without `--resolver`).
+    dhcp_dns: Option<core::net::Ipv4Addr>,
+    /// The OpenVPN tunnel, once a config is attached ([`Network::attach_tunnel`]).
+    tunnel: Option<Tunnel>,
     /// Some NIC raises no interrupt: never sleep longer than [`POLL_INTERVAL_US`].
     polled: bool,
 }
@@ -227,6 +253,8 @@ impl Network {
             private,
             dhcp,
             leased: false,
+            dhcp_dns: None,
+            tunnel: None,
             polled: !interrupts_routed,
         })
     }
@@ -259,6 +287,7 @@ impl Network {
                             config.server.address
                         ),
                     }
+                    self.dhcp_dns = config.dns_servers.first().copied();
                     self.leased = true;
                     // Answer ARP for the new address right away rather than at the next wake-up.
                     self.public.poll(now);
@@ -273,16 +302,50 @@ impl Network {
                 None => {}
             }
         }
-        self.private.poll(now);
+        let now_us = u64::try_from(now.total_micros()).unwrap_or(0);
+        if let Some(tunnel) = &mut self.tunnel {
+            let PrivateSide { device, router } = &mut self.private;
+            let mut tx = device.transmit(now);
+            let mut lan = |frame: &[u8]| {
+                if let Some(tx) = tx.as_mut() {
+                    tx.send(frame);
+                }
+            };
+            tunnel.poll(
+                now_us,
+                &mut self.public.iface,
+                &mut self.public.sockets,
+                router,
+                &mut lan,
+                self.dhcp_dns,
+            );
+        }
+        let tunnel = self.tunnel.as_mut().map(|t| (t, &mut self.public.sockets));
+        self.private.poll(now, tunnel);
+        if self.tunnel.is_some() {
+            // Send what the tunnel queued on the public sockets now rather than at the next wake-up.
+            self.public.poll(now);
+        }
+    }
+
+    /// Starts the OpenVPN tunnel for the config text `config` (see [`Tunnel::new`]).
+    pub fn attach_tunnel(&mut self, config: &str, args: &BootArgs) {
+        self.tunnel = Some(Tunnel::new(config, args, &mut self.public.sockets));
     }
 
     /// The earliest time either interface needs [`poll`](Self::poll) again without a device interrupt:
     /// `Some(now)` when work is already waiting, `None` when only a frame can create work.
     pub fn poll_at(&mut self, now: Instant) -> Option<Instant> {
-        match (self.public.poll_at(now), self.private.poll_at(now)) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let now_us = u64::try_from(now.total_micros()).unwrap_or(0);
+        let tunnel = self
+            .tunnel
+            .as_ref()
+            .and_then(|t| t.poll_at(now_us, &mut self.public.sockets))
+            .map(|us| Instant::from_micros(i64::try_from(us).unwrap_or(i64::MAX)));
+        [self.public.poll_at(now), self.private.poll_at(now), tunnel]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// One main-loop pass at `now_us` (monotonic microseconds): polls both sides and returns when the

@@ -1,0 +1,365 @@
+//! The transport to the OpenVPN server on the public side: a smoltcp UDP socket (or a TCP connection for
+//! `proto tcp`), and the DNS lookup of a `remote` host name.
+//!
+//! Layer: kernel glue over smoltcp sockets. It opens what the engine asks for ([`Remote::connect`] on the
+//! engine's `Action::Connect`), reports when the transport is usable or failed ([`Remote::poll`]), and moves
+//! bytes: datagrams (or framed TCP packets) out with [`Remote::send`], in with [`Remote::receive`]. It
+//! never interprets them: that is the engine's job.
+//!
+//! Host names are resolved over the public interface with smoltcp's DNS socket, asking `--resolver=IP` or
+//! else the DNS server the DHCP lease named. Only IPv4 is used on the public side.
+
+use alloc::boxed::Box;
+use alloc::vec;
+use alloc::vec::Vec;
+use core::fmt;
+use core::net::Ipv4Addr;
+
+use openvpn::engine::{RemoteSpec, StreamDeframer};
+use openvpn::session::Transport;
+use rand_core::RngCore;
+use smoltcp::iface::{Interface, SocketHandle, SocketSet};
+use smoltcp::socket::dns::{self, GetQueryResultError, QueryHandle};
+use smoltcp::socket::{tcp, udp};
+use smoltcp::time::Duration;
+use smoltcp::wire::{DnsQueryType, IpAddress, IpEndpoint};
+
+use crate::entropy::KernelRng;
+
+/// Datagrams the UDP socket buffers each way. A burst from the server lands here between two polls.
+const UDP_PACKETS: usize = 512;
+/// Bytes the UDP socket buffers each way.
+const UDP_BYTES: usize = 1 << 20;
+/// Bytes the TCP socket buffers each way.
+const TCP_BYTES: usize = 256 << 10;
+/// How long a TCP connect (and an unacknowledged send) may take before the attempt fails.
+const TCP_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Why the transport could not be opened or broke.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RemoteError {
+    /// The remote asks for IPv6 (`proto udp6`/`tcp6`); the public side is IPv4 only.
+    Ipv6Unsupported,
+    /// A host name needs resolving but there is no resolver (`--resolver=IP` or a DHCP lease with DNS).
+    NoResolver,
+    /// The DNS lookup failed or found no IPv4 address.
+    Resolve,
+    /// The host name is not a valid DNS name.
+    BadName,
+    /// The TCP connection was refused, timed out or closed.
+    TcpClosed,
+    /// The TCP stream carried a frame longer than the engine accepts.
+    BadFrame,
+}
+
+impl fmt::Display for RemoteError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            RemoteError::Ipv6Unsupported => "IPv6 remotes are not supported on the public side",
+            RemoteError::NoResolver => {
+                "no DNS resolver for the remote host name (--resolver=IP or DHCP)"
+            }
+            RemoteError::Resolve => "DNS lookup found no IPv4 address",
+            RemoteError::BadName => "remote host is not a valid DNS name",
+            RemoteError::TcpClosed => "TCP connection refused, timed out or closed",
+            RemoteError::BadFrame => "TCP stream framing broken",
+        })
+    }
+}
+
+/// What [`Remote::poll`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RemoteEvent {
+    /// The host name resolved (the state line wants it).
+    Resolved(Ipv4Addr),
+    /// The transport is usable: tell the engine `transport_ready`.
+    Ready(IpEndpoint),
+    /// Opening failed or the transport broke: tell the engine `transport_failed`.
+    Failed(RemoteError),
+}
+
+enum Phase {
+    /// Nothing asked for.
+    Idle,
+    /// Waiting for a public address (DHCP) or for a resolver.
+    WaitNetwork(RemoteSpec),
+    /// DNS query in flight.
+    Resolving(RemoteSpec, QueryHandle),
+    /// Address known; open the transport once the interface has an address.
+    Open(IpEndpoint, bool),
+    /// TCP handshake in flight.
+    TcpConnecting(IpEndpoint),
+    /// Usable.
+    Ready(IpEndpoint, bool),
+}
+
+/// The sockets to the remote and where the connection stands.
+pub struct Remote {
+    udp: SocketHandle,
+    tcp: SocketHandle,
+    dns: SocketHandle,
+    phase: Phase,
+    deframer: Box<StreamDeframer>,
+    udp_port: u16,
+}
+
+/// An ephemeral port (RFC 6335 dynamic range).
+fn ephemeral_port() -> u16 {
+    49152 + u16::try_from(KernelRng.next_u32() % 16384).unwrap_or(0)
+}
+
+impl Remote {
+    /// Adds the UDP, TCP and DNS sockets to the public interface's socket set.
+    pub fn new(sockets: &mut SocketSet<'static>) -> Self {
+        let udp = udp::Socket::new(
+            udp::PacketBuffer::new(
+                vec![udp::PacketMetadata::EMPTY; UDP_PACKETS],
+                vec![0; UDP_BYTES],
+            ),
+            udp::PacketBuffer::new(
+                vec![udp::PacketMetadata::EMPTY; UDP_PACKETS],
+                vec![0; UDP_BYTES],
+            ),
+        );
+        let mut tcp = tcp::Socket::new(
+            tcp::SocketBuffer::new(vec![0; TCP_BYTES]),
+            tcp::SocketBuffer::new(vec![0; TCP_BYTES]),
+        );
+        tcp.set_timeout(Some(TCP_TIMEOUT));
+        tcp.set_nagle_enabled(false);
+        let queries: Vec<Option<dns::DnsQuery>> = (0..1).map(|_| None).collect();
+        let dns = dns::Socket::new(&[], queries);
+        Remote {
+            udp: sockets.add(udp),
+            tcp: sockets.add(tcp),
+            dns: sockets.add(dns),
+            phase: Phase::Idle,
+            deframer: Box::new(StreamDeframer::new()),
+            udp_port: ephemeral_port(),
+        }
+    }
+
+    /// Starts opening a transport to `spec`, closing any previous one. Progress comes from [`poll`].
+    ///
+    /// [`poll`]: Self::poll
+    pub fn connect(&mut self, spec: RemoteSpec, sockets: &mut SocketSet<'static>) {
+        self.close(sockets);
+        self.phase = Phase::WaitNetwork(spec);
+    }
+
+    /// Closes the transport (TCP: reset; UDP: forget the endpoint, drop queued datagrams).
+    pub fn close(&mut self, sockets: &mut SocketSet<'static>) {
+        if let Phase::Resolving(_, query) = &self.phase {
+            sockets
+                .get_mut::<dns::Socket>(self.dns)
+                .cancel_query(*query);
+        }
+        let tcp = sockets.get_mut::<tcp::Socket>(self.tcp);
+        if tcp.is_open() {
+            tcp.abort();
+        }
+        let udp = sockets.get_mut::<udp::Socket>(self.udp);
+        while udp.recv().is_ok() {}
+        self.deframer.reset();
+        self.phase = Phase::Idle;
+    }
+
+    /// Advances resolution and connection; `resolver` is the DNS server to ask for host names.
+    pub fn poll(
+        &mut self,
+        iface: &mut Interface,
+        sockets: &mut SocketSet<'static>,
+        resolver: Option<Ipv4Addr>,
+    ) -> Option<RemoteEvent> {
+        let has_address = iface.ipv4_addr().is_some();
+        match core::mem::replace(&mut self.phase, Phase::Idle) {
+            Phase::Idle => None,
+            Phase::WaitNetwork(spec) => {
+                let tcp = match spec.transport {
+                    Transport::Udp4 => false,
+                    Transport::Tcp4 => true,
+                    Transport::Udp6 | Transport::Tcp6 => {
+                        return Some(RemoteEvent::Failed(RemoteError::Ipv6Unsupported))
+                    }
+                };
+                if let Ok(addr) = spec.host.parse::<Ipv4Addr>() {
+                    self.phase =
+                        Phase::Open(IpEndpoint::new(IpAddress::Ipv4(addr), spec.port), tcp);
+                    return self.poll(iface, sockets, resolver);
+                }
+                if !has_address {
+                    self.phase = Phase::WaitNetwork(spec);
+                    return None;
+                }
+                let Some(server) = resolver else {
+                    return Some(RemoteEvent::Failed(RemoteError::NoResolver));
+                };
+                let dns = sockets.get_mut::<dns::Socket>(self.dns);
+                dns.update_servers(&[IpAddress::Ipv4(server)]);
+                match dns.start_query(iface.context(), &spec.host, DnsQueryType::A) {
+                    Ok(query) => {
+                        log::info!("resolving {} via {server}", spec.host);
+                        self.phase = Phase::Resolving(spec, query);
+                        None
+                    }
+                    Err(_) => Some(RemoteEvent::Failed(RemoteError::BadName)),
+                }
+            }
+            Phase::Resolving(spec, query) => {
+                let dns = sockets.get_mut::<dns::Socket>(self.dns);
+                match dns.get_query_result(query) {
+                    Err(GetQueryResultError::Pending) => {
+                        self.phase = Phase::Resolving(spec, query);
+                        None
+                    }
+                    Err(GetQueryResultError::Failed) => {
+                        Some(RemoteEvent::Failed(RemoteError::Resolve))
+                    }
+                    Ok(addrs) => {
+                        let Some(addr) = addrs.iter().find_map(|a| match a {
+                            IpAddress::Ipv4(a) => Some(*a),
+                            #[allow(unreachable_patterns)]
+                            _ => None,
+                        }) else {
+                            return Some(RemoteEvent::Failed(RemoteError::Resolve));
+                        };
+                        let tcp = spec.transport == Transport::Tcp4;
+                        self.phase =
+                            Phase::Open(IpEndpoint::new(IpAddress::Ipv4(addr), spec.port), tcp);
+                        Some(RemoteEvent::Resolved(addr))
+                    }
+                }
+            }
+            Phase::Open(endpoint, tcp) => {
+                if !has_address {
+                    self.phase = Phase::Open(endpoint, tcp);
+                    return None;
+                }
+                if tcp {
+                    let socket = sockets.get_mut::<tcp::Socket>(self.tcp);
+                    match socket.connect(iface.context(), endpoint, ephemeral_port()) {
+                        Ok(()) => {
+                            self.phase = Phase::TcpConnecting(endpoint);
+                            None
+                        }
+                        Err(_) => Some(RemoteEvent::Failed(RemoteError::TcpClosed)),
+                    }
+                } else {
+                    let socket = sockets.get_mut::<udp::Socket>(self.udp);
+                    if !socket.is_open() {
+                        let _ = socket.bind(self.udp_port);
+                    }
+                    self.phase = Phase::Ready(endpoint, false);
+                    Some(RemoteEvent::Ready(endpoint))
+                }
+            }
+            Phase::TcpConnecting(endpoint) => {
+                let socket = sockets.get_mut::<tcp::Socket>(self.tcp);
+                if socket.may_send() {
+                    self.phase = Phase::Ready(endpoint, true);
+                    Some(RemoteEvent::Ready(endpoint))
+                } else if !socket.is_open() {
+                    Some(RemoteEvent::Failed(RemoteError::TcpClosed))
+                } else {
+                    self.phase = Phase::TcpConnecting(endpoint);
+                    None
+                }
+            }
+            Phase::Ready(endpoint, tcp) => {
+                self.phase = Phase::Ready(endpoint, tcp);
+                if tcp && !sockets.get_mut::<tcp::Socket>(self.tcp).may_recv() {
+                    self.close(sockets);
+                    return Some(RemoteEvent::Failed(RemoteError::TcpClosed));
+                }
+                None
+            }
+        }
+    }
+
+    /// Sends one datagram (UDP) or one framed packet (TCP, length prefix included). Dropped when the
+    /// transport is not ready or its buffer is full: the engine retransmits control packets, and the
+    /// tunnel's own TCP flows recover lost data packets.
+    pub fn send(&mut self, sockets: &mut SocketSet<'static>, bytes: &[u8]) -> bool {
+        match self.phase {
+            Phase::Ready(endpoint, false) => sockets
+                .get_mut::<udp::Socket>(self.udp)
+                .send_slice(bytes, endpoint)
+                .is_ok(),
+            Phase::Ready(_, true) => {
+                let socket = sockets.get_mut::<tcp::Socket>(self.tcp);
+                // Whole packets or nothing: a partial write would break the stream's framing.
+                if socket.send_capacity() - socket.send_queue() < bytes.len() {
+                    return false;
+                }
+                socket.send_slice(bytes).is_ok_and(|n| n == bytes.len())
+            }
+            _ => false,
+        }
+    }
+
+    /// Hands every packet received from the remote to `handle` (at most `limit` datagrams per call, so
+    /// that the LAN side gets its turn). UDP datagrams from other endpoints are dropped.
+    pub fn receive(
+        &mut self,
+        sockets: &mut SocketSet<'static>,
+        buf: &mut [u8],
+        limit: usize,
+        mut handle: impl FnMut(&mut [u8]),
+    ) -> Result<(), RemoteError> {
+        match self.phase {
+            Phase::Ready(endpoint, false) => {
+                let socket = sockets.get_mut::<udp::Socket>(self.udp);
+                for _ in 0..limit {
+                    let Ok((n, meta)) = socket.recv_slice(buf) else {
+                        break;
+                    };
+                    if meta.endpoint != endpoint {
+                        continue;
+                    }
+                    if let Some(datagram) = buf.get_mut(..n) {
+                        handle(datagram);
+                    }
+                }
+                Ok(())
+            }
+            Phase::Ready(_, true) => {
+                let socket = sockets.get_mut::<tcp::Socket>(self.tcp);
+                for _ in 0..limit {
+                    let space = self.deframer.free_space();
+                    let n = socket.recv_slice(space).unwrap_or(0);
+                    self.deframer.commit(n);
+                    let mut frames = 0;
+                    loop {
+                        match self.deframer.next_frame() {
+                            Ok(Some(frame)) => {
+                                frames += 1;
+                                handle(frame);
+                            }
+                            Ok(None) => break,
+                            Err(_) => return Err(RemoteError::BadFrame),
+                        }
+                    }
+                    if n == 0 && frames == 0 {
+                        break;
+                    }
+                }
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether received data is waiting in the sockets.
+    pub fn rx_pending(&self, sockets: &mut SocketSet<'static>) -> bool {
+        match self.phase {
+            Phase::Ready(_, false) => sockets.get_mut::<udp::Socket>(self.udp).can_recv(),
+            Phase::Ready(_, true) => sockets.get_mut::<tcp::Socket>(self.tcp).can_recv(),
+            _ => false,
+        }
+    }
+
+    /// Whether [`poll`](Self::poll) has something to advance without new input (a pending state change).
+    pub fn wants_poll(&self) -> bool {
+        matches!(self.phase, Phase::WaitNetwork(_) | Phase::Open(..))
+    }
+}

@@ -1,0 +1,293 @@
+//! The OpenVPN tunnel in the main loop: the engine between the remote's sockets (public side) and the
+//! router (private side).
+//!
+//! Layer: kernel glue. It feeds the sans-IO engine (`openvpn::engine`) with what the remote sent and the
+//! LAN's packets, and carries out its actions: open the transport, send bytes, tunnel up (the router gets
+//! the pushed config), reconnect (the router's tunnel goes down: the LAN keeps its ARP, DHCP and DNS
+//! answers and gets ICMP unreachable for tunnel traffic), exit (a documented exit code). It decides
+//! nothing about the protocol or about forwarding.
+//!
+//! ```text
+//! public NIC <-> smoltcp <-> Remote (UDP/TCP socket) <-> Engine <-> Router <-> private NIC
+//! ```
+
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+use core::net::Ipv4Addr;
+
+use drivers::clock;
+use openvpn::config::{self, InlineOnly};
+use openvpn::engine::{Action, Engine, EngineConfig, Received};
+use openvpn::time::Instant as EngineInstant;
+use oxvpn_kernel::args::BootArgs;
+use oxvpn_kernel::exit::{exit, ExitCode};
+use router::{Instant, Router, Sink, TunnelState};
+use smoltcp::iface::{Interface, SocketSet};
+
+use crate::entropy::KernelRng;
+use crate::pushed;
+use crate::remote::{Remote, RemoteEvent};
+use crate::status::{State, Status};
+
+/// Largest datagram taken from the remote (OpenVPN's own packets stay far below).
+const RX_BUF: usize = 4096;
+/// Largest encrypted packet: the LAN's 1500-byte IP packet plus the data channel and TCP framing.
+const TX_BUF: usize = 2048;
+/// Datagrams taken from the remote per main-loop pass before the LAN gets its turn.
+const RX_BURST: usize = 128;
+/// Packets the router may address to the tunnel while it handles a packet from it (ICMP errors).
+const ECHO_QUEUE: usize = 16;
+
+/// The engine, the remote transport and what the tunnel has told the console.
+pub struct Tunnel {
+    engine: Engine,
+    remote: Remote,
+    status: Status,
+    tun_mtu: u16,
+    mssfix: u32,
+    /// `--resolver=IP`; else the DHCP lease's DNS server is used.
+    resolver: Option<Ipv4Addr>,
+    up: bool,
+    rx: Box<[u8]>,
+    tx: Box<[u8]>,
+    /// Router output for the tunnel produced while handling tunnel input (sent right after).
+    echo: Vec<Vec<u8>>,
+}
+
+fn engine_now(now_us: u64) -> EngineInstant {
+    EngineInstant::from_micros(now_us)
+}
+
+fn router_now(now_us: u64) -> Instant {
+    Instant::from_micros(i64::try_from(now_us).unwrap_or(i64::MAX))
+}
+
+/// Logs and leaves with [`ExitCode::BadConfig`].
+fn bad_config(what: core::fmt::Arguments<'_>) -> ! {
+    log::error!("config: {what}");
+    log::error!("exit: {}", ExitCode::BadConfig);
+    exit(ExitCode::BadConfig)
+}
+
+impl Tunnel {
+    /// Parses the config text (everything inline), builds the engine and adds the remote's sockets to
+    /// the public socket set. Exits with [`ExitCode::BadConfig`] when the config cannot be used.
+    pub fn new(text: &str, args: &BootArgs, sockets: &mut SocketSet<'static>) -> Tunnel {
+        let parsed = match config::parse(text, &mut InlineOnly) {
+            Ok(p) => p,
+            Err(e) => bad_config(format_args!("{e}")),
+        };
+        for warning in &parsed.warnings {
+            log::warn!("config: {warning}");
+        }
+        let engine_config = match EngineConfig::from_config(&parsed.config) {
+            Ok(c) => c,
+            Err(e) => bad_config(format_args!("{e}")),
+        };
+        for remote in &engine_config.remotes {
+            log::info!(
+                "config: remote {} {} {:?}",
+                remote.host,
+                remote.port,
+                remote.transport
+            );
+        }
+        let tun_mtu = engine_config.tun_mtu;
+        let now_us = clock::now_us();
+        let unix = clock::unix_time_now().unwrap_or(0);
+        let engine = match Engine::new(engine_config, engine_now(now_us), unix, &mut KernelRng) {
+            Ok(e) => e,
+            Err(e) => bad_config(format_args!("{e}")),
+        };
+        Tunnel {
+            engine,
+            remote: Remote::new(sockets),
+            status: Status::new(),
+            tun_mtu,
+            mssfix: parsed.config.mssfix,
+            resolver: args.resolver,
+            up: false,
+            rx: alloc::vec![0; RX_BUF].into_boxed_slice(),
+            tx: alloc::vec![0; TX_BUF].into_boxed_slice(),
+            echo: Vec::new(),
+        }
+    }
+
+    /// Encrypts one IP packet from the LAN (the router's `tunnel_packet`) and sends it to the remote.
+    /// Dropped while the tunnel is down or the socket is full.
+    pub fn send_packet(&mut self, now_us: u64, packet: &[u8], sockets: &mut SocketSet<'static>) {
+        match self
+            .engine
+            .encapsulate(engine_now(now_us), packet, &mut self.tx, &mut KernelRng)
+        {
+            Ok(n) => {
+                if let Some(bytes) = self.tx.get(..n) {
+                    self.remote.send(sockets, bytes);
+                }
+            }
+            Err(e) => log::trace!("tunnel: packet dropped: {e}"),
+        }
+    }
+
+    /// One pass: transport progress, everything the remote sent (decrypted packets go through the router
+    /// to the LAN via `lan`), then the engine's timers and actions. `dhcp_dns` is the public lease's DNS
+    /// server, for host names when no `--resolver` was given.
+    pub fn poll(
+        &mut self,
+        now_us: u64,
+        iface: &mut Interface,
+        sockets: &mut SocketSet<'static>,
+        router: &mut Router,
+        lan: &mut dyn FnMut(&[u8]),
+        dhcp_dns: Option<Ipv4Addr>,
+    ) {
+        let now = engine_now(now_us);
+        let rnow = router_now(now_us);
+
+        // Input from the remote first, so that its acks and replies shape what the engine sends next.
+        let Self {
+            engine,
+            remote,
+            rx,
+            echo,
+            status,
+            ..
+        } = self;
+        let mut sink = EchoSink { lan, echo };
+        let mut control = false;
+        let result = remote.receive(sockets, rx, RX_BURST, |datagram| {
+            match engine.receive(now, datagram) {
+                Received::Packet(ip) => {
+                    router.handle_tunnel_packet(rnow, ip, &mut sink);
+                }
+                Received::Consumed => control = true,
+                Received::Dropped => {}
+            }
+        });
+        if control && status.current() == Some(State::Wait) {
+            status.set(State::Auth, format_args!("TLS handshake"));
+        }
+        for packet in core::mem::take(&mut self.echo) {
+            self.send_packet(now_us, &packet, sockets);
+        }
+        if let Err(e) = result {
+            log::warn!("remote: {e}");
+            self.remote.close(sockets);
+            self.engine.transport_failed(now);
+        }
+
+        // Transport progress and the engine's actions, until neither has more to do right now.
+        for _ in 0..4 {
+            let resolver = self.resolver.or(dhcp_dns);
+            let mut progressed = false;
+            if let Some(event) = self.remote.poll(iface, sockets, resolver) {
+                progressed = true;
+                match event {
+                    RemoteEvent::Resolved(addr) => log::info!("remote resolved to {addr}"),
+                    RemoteEvent::Ready(endpoint) => {
+                        self.status.set(State::Wait, format_args!("{endpoint}"));
+                        self.engine.transport_ready(now);
+                    }
+                    RemoteEvent::Failed(e) => {
+                        log::warn!("remote: {e}");
+                        self.engine.transport_failed(now);
+                    }
+                }
+            }
+            while let Some(action) = self.engine.poll_action(now, &mut KernelRng) {
+                progressed = true;
+                self.act(now_us, action, sockets, router);
+            }
+            if !progressed {
+                break;
+            }
+        }
+    }
+
+    fn act(
+        &mut self,
+        now_us: u64,
+        action: Action,
+        sockets: &mut SocketSet<'static>,
+        router: &mut Router,
+    ) {
+        match action {
+            Action::Connect(spec) => {
+                let state = if spec.host.parse::<Ipv4Addr>().is_ok() {
+                    State::Connecting
+                } else {
+                    State::Resolve
+                };
+                self.status.set(
+                    state,
+                    format_args!("{}:{} {:?}", spec.host, spec.port, spec.transport),
+                );
+                self.remote.connect(spec, sockets);
+            }
+            Action::SendToRemote(bytes) => {
+                self.remote.send(sockets, &bytes);
+            }
+            Action::TunnelUp(config) => {
+                self.status.set(
+                    State::AssignIp,
+                    format_args!(
+                        "{}",
+                        config.local_address().unwrap_or(Ipv4Addr::UNSPECIFIED)
+                    ),
+                );
+                let tunnel = pushed::tunnel_config(&config, self.tun_mtu, self.mssfix);
+                pushed::log(&config, &tunnel);
+                router.set_tunnel(TunnelState::Up(tunnel));
+                self.up = true;
+                self.status.set(
+                    State::Connected,
+                    format_args!("{} ms after boot", now_us / 1000),
+                );
+            }
+            Action::Reconnect(reason) => {
+                self.status
+                    .set(State::Reconnecting, format_args!("{reason:?}"));
+                if core::mem::take(&mut self.up) {
+                    router.set_tunnel(TunnelState::Down);
+                }
+                self.remote.close(sockets);
+            }
+            Action::Exit(reason) => {
+                self.status.set(State::Exiting, format_args!("{reason:?}"));
+                router.set_tunnel(TunnelState::Down);
+                log::error!("exit: {}", ExitCode::FatalProtocol);
+                exit(ExitCode::FatalProtocol)
+            }
+        }
+    }
+
+    /// When [`poll`](Self::poll) is next due without new input, in monotonic microseconds (`Some(now)`
+    /// when work is waiting).
+    pub fn poll_at(&self, now_us: u64, sockets: &mut SocketSet<'static>) -> Option<u64> {
+        if self.remote.wants_poll() || self.remote.rx_pending(sockets) {
+            return Some(now_us);
+        }
+        self.engine
+            .poll_at()
+            .map(|at| at.as_millis().saturating_mul(1000))
+    }
+}
+
+/// The router's output while it handles a packet from the tunnel: frames to the LAN, and (rarely, ICMP
+/// errors) packets back into the tunnel, queued because the engine is busy with the input.
+struct EchoSink<'a> {
+    lan: &'a mut dyn FnMut(&[u8]),
+    echo: &'a mut Vec<Vec<u8>>,
+}
+
+impl Sink for EchoSink<'_> {
+    fn lan_frame(&mut self, frame: &[u8]) {
+        (self.lan)(frame);
+    }
+
+    fn tunnel_packet(&mut self, packet: &[u8]) {
+        if self.echo.len() < ECHO_QUEUE {
+            self.echo.push(packet.to_vec());
+        }
+    }
+}
