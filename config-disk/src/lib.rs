@@ -42,12 +42,23 @@ pub enum DiskError {
 impl fmt::Display for DiskError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            DiskError::Empty => f.write_str("the config disk is empty (no text before the first NUL byte)"),
-            DiskError::TooLarge => write!(f, "the config text is larger than {MAX_CONFIG_LEN} bytes"),
-            DiskError::Utf16 => f.write_str("the config is UTF-16 text; make the disk with `config-disk make`"),
-            DiskError::NotUtf8 { offset } => write!(f, "the config disk is not UTF-8 text (byte {offset})"),
+            DiskError::Empty => {
+                f.write_str("the config disk is empty (no text before the first NUL byte)")
+            }
+            DiskError::TooLarge => {
+                write!(f, "the config text is larger than {MAX_CONFIG_LEN} bytes")
+            }
+            DiskError::Utf16 => {
+                f.write_str("the config is UTF-16 text; make the disk with `config-disk make`")
+            }
+            DiskError::NotUtf8 { offset } => {
+                write!(f, "the config disk is not UTF-8 text (byte {offset})")
+            }
             DiskError::Binary { line } => {
-                write!(f, "the config disk holds binary data, not config text (line {line})")
+                write!(
+                    f,
+                    "the config disk holds binary data, not config text (line {line})"
+                )
             }
         }
     }
@@ -66,7 +77,9 @@ pub fn read(disk: &[u8]) -> Result<&str, DiskError> {
     if bytes.starts_with(&[0xff, 0xfe]) || bytes.starts_with(&[0xfe, 0xff]) {
         return Err(DiskError::Utf16);
     }
-    let text = core::str::from_utf8(bytes).map_err(|e| DiskError::NotUtf8 { offset: e.valid_up_to() })?;
+    let text = core::str::from_utf8(bytes).map_err(|e| DiskError::NotUtf8 {
+        offset: e.valid_up_to(),
+    })?;
     let mut line = 1;
     for c in text.chars() {
         if c == '\n' {
@@ -85,7 +98,9 @@ pub fn pad(text: &str) -> Result<Vec<u8>, DiskError> {
         return Err(DiskError::TooLarge);
     }
     if text.contains('\0') {
-        return Err(DiskError::Binary { line: 1 + text.split('\0').next().unwrap_or("").matches('\n').count() });
+        return Err(DiskError::Binary {
+            line: 1 + text.split('\0').next().unwrap_or("").matches('\n').count(),
+        });
     }
     let sectors = text.len() / SECTOR_SIZE + 1;
     let mut disk = Vec::with_capacity(sectors * SECTOR_SIZE);
@@ -111,7 +126,10 @@ mod tests {
 
     #[test]
     fn reads_up_to_the_first_nul() {
-        assert_eq!(read(b"client\ndev tun\n\0\0garbage\xff"), Ok("client\ndev tun\n"));
+        assert_eq!(
+            read(b"client\ndev tun\n\0\0garbage\xff"),
+            Ok("client\ndev tun\n")
+        );
         // A disk filled to the last byte has no NUL: the whole disk is the text.
         assert_eq!(read(b"client\n"), Ok("client\n"));
     }
@@ -121,8 +139,14 @@ mod tests {
         assert_eq!(read(&[]), Err(DiskError::Empty));
         assert_eq!(read(&[0u8; 1024]), Err(DiskError::Empty));
         assert_eq!(read(b"  \n\0"), Err(DiskError::Empty));
-        assert_eq!(read(b"client\n\xc3\x28\n\0"), Err(DiskError::NotUtf8 { offset: 7 }));
-        assert_eq!(read(b"client\ndev\x01tun\n\0"), Err(DiskError::Binary { line: 2 }));
+        assert_eq!(
+            read(b"client\n\xc3\x28\n\0"),
+            Err(DiskError::NotUtf8 { offset: 7 })
+        );
+        assert_eq!(
+            read(b"client\ndev\x01tun\n\0"),
+            Err(DiskError::Binary { line: 2 })
+        );
         assert_eq!(read(b"\xff\xfec\0l\0"), Err(DiskError::Utf16));
         let elf = [0x7fu8, b'E', b'L', b'F', 2, 1, 1, 0, 0];
         assert_eq!(read(&elf), Err(DiskError::Binary { line: 1 }));

@@ -9,7 +9,9 @@ mod summary;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use openvpn::config::{self, AuthUserPass, ConfigError, FileErrorKind, FileResolver, InlineOnly, Parsed, Resolved};
+use openvpn::config::{
+    self, AuthUserPass, ConfigError, FileErrorKind, FileResolver, InlineOnly, Parsed, Resolved,
+};
 
 const USAGE: &str = "\
 config-disk: make and check oxvpn config disks (raw OpenVPN config text, NUL-padded to 512-byte sectors)
@@ -85,15 +87,26 @@ fn parse_args() -> Result<Args, String> {
     let mut args = std::env::args().skip(1);
     let command = args.next().ok_or("missing command")?;
     if command == "--help" || command == "-h" || command == "help" {
-        return Ok(Args { command: "help".into(), input: PathBuf::new(), output: None, credentials: None });
+        return Ok(Args {
+            command: "help".into(),
+            input: PathBuf::new(),
+            output: None,
+            credentials: None,
+        });
     }
     let mut input = None;
     let mut output = None;
     let mut credentials = None;
     while let Some(arg) = args.next() {
         match arg.as_str() {
-            "-o" | "--output" => output = Some(PathBuf::from(args.next().ok_or("-o needs a path")?)),
-            "--auth-user-pass" => credentials = Some(PathBuf::from(args.next().ok_or("--auth-user-pass needs a path")?)),
+            "-o" | "--output" => {
+                output = Some(PathBuf::from(args.next().ok_or("-o needs a path")?))
+            }
+            "--auth-user-pass" => {
+                credentials = Some(PathBuf::from(
+                    args.next().ok_or("--auth-user-pass needs a path")?,
+                ))
+            }
             "-h" | "--help" => command_help(),
             a if a.starts_with('-') => return Err(format!("unknown option {a}")),
             a if input.is_none() => input = Some(PathBuf::from(a)),
@@ -103,7 +116,12 @@ fn parse_args() -> Result<Args, String> {
     let input = input.ok_or("missing input file")?;
     match command.as_str() {
         "make" if output.is_none() => Err("make needs -o DISK".into()),
-        "make" | "check" => Ok(Args { command, input, output, credentials }),
+        "make" | "check" => Ok(Args {
+            command,
+            input,
+            output,
+            credentials,
+        }),
         other => Err(format!("unknown command {other}")),
     }
 }
@@ -125,7 +143,8 @@ fn refused(source: &Path, e: &ConfigError, resolver: Option<&FsResolver>) -> Fai
             }
         }
         if kind == FileErrorKind::NeedsPrompt {
-            message.push_str("\n  (or give the credentials file to the tool: --auth-user-pass FILE)");
+            message
+                .push_str("\n  (or give the credentials file to the tool: --auth-user-pass FILE)");
         }
     }
     Failure(EXIT_REFUSED, message)
@@ -133,16 +152,31 @@ fn refused(source: &Path, e: &ConfigError, resolver: Option<&FsResolver>) -> Fai
 
 /// Parses a .ovpn with its files, as `make` does.
 fn parse_ovpn(path: &Path, credentials: Option<&PathBuf>) -> Result<Parsed, Failure> {
-    let bytes = std::fs::read(path).map_err(|e| Failure(EXIT_IO, format!("{}: {e}", path.display())))?;
+    let bytes =
+        std::fs::read(path).map_err(|e| Failure(EXIT_IO, format!("{}: {e}", path.display())))?;
     let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-    let mut resolver = FsResolver { dir, credentials: credentials.cloned(), last: None };
-    let mut parsed = config::parse_bytes(&bytes, &mut resolver).map_err(|e| refused(path, &e, Some(&resolver)))?;
+    let mut resolver = FsResolver {
+        dir,
+        credentials: credentials.cloned(),
+        last: None,
+    };
+    let mut parsed = config::parse_bytes(&bytes, &mut resolver)
+        .map_err(|e| refused(path, &e, Some(&resolver)))?;
     if parsed.config.auth_user_pass == Some(AuthUserPass::Prompt) {
         if let Some(file) = credentials {
-            let text = std::fs::read_to_string(file).map_err(|e| Failure(EXIT_IO, format!("{}: {e}", file.display())))?;
+            let text = std::fs::read_to_string(file)
+                .map_err(|e| Failure(EXIT_IO, format!("{}: {e}", file.display())))?;
             let mut lines = text.lines();
-            let (Some(username), Some(password)) = (lines.next().filter(|u| !u.is_empty()), lines.next()) else {
-                return Err(Failure(EXIT_REFUSED, format!("{}: needs a username line and a password line", file.display())));
+            let (Some(username), Some(password)) =
+                (lines.next().filter(|u| !u.is_empty()), lines.next())
+            else {
+                return Err(Failure(
+                    EXIT_REFUSED,
+                    format!(
+                        "{}: needs a username line and a password line",
+                        file.display()
+                    ),
+                ));
             };
             parsed.config.auth_user_pass = Some(AuthUserPass::Credentials(config::Credentials {
                 username: username.to_string(),
@@ -164,13 +198,21 @@ fn make(args: &Args) -> Result<(), Failure> {
     print_warnings(&args.input, &parsed);
     let text = config::print(&parsed.config);
     // The disk must be exactly what the image accepts: parse it the image's way before writing.
-    let check = config::parse(&text, &mut InlineOnly).map_err(|e| refused(&args.input, &e, None))?;
+    let check =
+        config::parse(&text, &mut InlineOnly).map_err(|e| refused(&args.input, &e, None))?;
     if check.config != parsed.config {
-        return Err(Failure(EXIT_REFUSED, "internal error: the printed config does not parse back the same".into()));
+        return Err(Failure(
+            EXIT_REFUSED,
+            "internal error: the printed config does not parse back the same".into(),
+        ));
     }
     let disk = config_disk::pad(&text).map_err(|e| Failure(EXIT_DISK, e.to_string()))?;
-    let output = args.output.as_ref().ok_or_else(|| Failure(EXIT_USAGE, "make needs -o DISK".into()))?;
-    std::fs::write(output, &disk).map_err(|e| Failure(EXIT_IO, format!("{}: {e}", output.display())))?;
+    let output = args
+        .output
+        .as_ref()
+        .ok_or_else(|| Failure(EXIT_USAGE, "make needs -o DISK".into()))?;
+    std::fs::write(output, &disk)
+        .map_err(|e| Failure(EXIT_IO, format!("{}: {e}", output.display())))?;
     println!(
         "{}: {} bytes of config in {} sectors ({} bytes)",
         output.display(),
@@ -190,16 +232,25 @@ fn looks_like_disk(bytes: &[u8]) -> bool {
 }
 
 fn check(args: &Args) -> Result<(), Failure> {
-    let bytes = std::fs::read(&args.input).map_err(|e| Failure(EXIT_IO, format!("{}: {e}", args.input.display())))?;
+    let bytes = std::fs::read(&args.input)
+        .map_err(|e| Failure(EXIT_IO, format!("{}: {e}", args.input.display())))?;
     let (kind, parsed) = if looks_like_disk(&bytes) {
-        let text = config_disk::read(&bytes).map_err(|e| Failure(EXIT_DISK, format!("{}: {e}", args.input.display())))?;
-        let parsed = config::parse(text, &mut InlineOnly).map_err(|e| refused(&args.input, &e, None))?;
+        let text = config_disk::read(&bytes)
+            .map_err(|e| Failure(EXIT_DISK, format!("{}: {e}", args.input.display())))?;
+        let parsed =
+            config::parse(text, &mut InlineOnly).map_err(|e| refused(&args.input, &e, None))?;
         ("config disk", parsed)
     } else {
-        ("config file", parse_ovpn(&args.input, args.credentials.as_ref())?)
+        (
+            "config file",
+            parse_ovpn(&args.input, args.credentials.as_ref())?,
+        )
     };
     print_warnings(&args.input, &parsed);
-    print!("{}", summary::summary(&format!("{} ({kind})", args.input.display()), &parsed));
+    print!(
+        "{}",
+        summary::summary(&format!("{} ({kind})", args.input.display()), &parsed)
+    );
     Ok(())
 }
 

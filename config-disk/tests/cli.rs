@@ -9,7 +9,9 @@ fn tool() -> Command {
 }
 
 fn corpus(path: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../openvpn/tests/configs").join(path)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../openvpn/tests/configs")
+        .join(path)
 }
 
 fn temp(name: &str) -> PathBuf {
@@ -19,8 +21,18 @@ fn temp(name: &str) -> PathBuf {
 #[test]
 fn make_then_check() {
     let disk = temp("easyrsa.img");
-    let out = tool().arg("make").arg(corpus("valid/easyrsa-selfhosted-paths.ovpn")).arg("-o").arg(&disk).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = tool()
+        .arg("make")
+        .arg(corpus("valid/easyrsa-selfhosted-paths.ovpn"))
+        .arg("-o")
+        .arg(&disk)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let bytes = std::fs::read(&disk).unwrap();
     assert_eq!(bytes.len() % config_disk::SECTOR_SIZE, 0);
     let text = config_disk::read(&bytes).unwrap();
@@ -30,24 +42,53 @@ fn make_then_check() {
     let summary = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success());
     assert!(summary.contains("myvpn.example.com 1194 udp"), "{summary}");
-    assert!(summary.contains("control channel: tls-auth (HMAC-SHA1, key-direction 1)"), "{summary}");
+    assert!(
+        summary.contains("control channel: tls-auth (HMAC-SHA1, key-direction 1)"),
+        "{summary}"
+    );
     std::fs::remove_file(&disk).unwrap();
 }
 
 #[test]
 fn exit_codes() {
     let disk = temp("bad.img");
-    let out = tool().arg("make").arg(corpus("invalid/dev-tap.ovpn")).arg("-o").arg(&disk).output().unwrap();
+    let out = tool()
+        .arg("make")
+        .arg(corpus("invalid/dev-tap.ovpn"))
+        .arg("-o")
+        .arg(&disk)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("line 2: `dev`: only `dev tun` is supported"));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("line 2: `dev`: only `dev tun` is supported")
+    );
     assert!(!disk.exists());
     let junk = temp("junk.img");
     let mut bytes = vec![0xffu8; 1000];
     bytes.extend_from_slice(&[0; 24]);
     std::fs::write(&junk, bytes).unwrap();
-    assert_eq!(tool().arg("check").arg(&junk).output().unwrap().status.code(), Some(4));
+    assert_eq!(
+        tool()
+            .arg("check")
+            .arg(&junk)
+            .output()
+            .unwrap()
+            .status
+            .code(),
+        Some(4)
+    );
     std::fs::remove_file(&junk).unwrap();
-    assert_eq!(tool().arg("check").arg(temp("missing.ovpn")).output().unwrap().status.code(), Some(3));
+    assert_eq!(
+        tool()
+            .arg("check")
+            .arg(temp("missing.ovpn"))
+            .output()
+            .unwrap()
+            .status
+            .code(),
+        Some(3)
+    );
     assert_eq!(tool().arg("make").output().unwrap().status.code(), Some(2));
     let help = tool().arg("--help").output().unwrap();
     assert!(help.status.success() && String::from_utf8_lossy(&help.stdout).contains("EXIT CODES"));

@@ -10,6 +10,9 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(parsed) = config::parse_bytes(data, &mut KeepPaths) {
         let text = config::print(&parsed.config);
         let again = config::parse(&text, &mut KeepPaths).expect("printed config must parse");
-        assert_eq!(again.config, parsed.config, "print -> parse must round-trip");
+        assert_eq!(
+            again.config, parsed.config,
+            "print -> parse must round-trip"
+        );
     }
 });

@@ -20,9 +20,34 @@ impl Rng {
 }
 
 const INTERESTING: &[&[u8]] = &[
-    b"\"", b"'", b"\\", b"#", b";", b"<", b">", b"</ca>", b"<connection>", b"</connection>", b"\r\n", b"\n",
-    b"\0", b"\xff\xfe", b"\xef\xbb\xbf", b"\xc3", b" ", b"--", b"[inline]", b"setenv opt ", b"ignore-unknown-option ",
-    b"-----BEGIN ", b"-----END ", b"=", b"0", b"65536", b"99999999999999999999", b"tls-auth [inline] 1\n",
+    b"\"",
+    b"'",
+    b"\\",
+    b"#",
+    b";",
+    b"<",
+    b">",
+    b"</ca>",
+    b"<connection>",
+    b"</connection>",
+    b"\r\n",
+    b"\n",
+    b"\0",
+    b"\xff\xfe",
+    b"\xef\xbb\xbf",
+    b"\xc3",
+    b" ",
+    b"--",
+    b"[inline]",
+    b"setenv opt ",
+    b"ignore-unknown-option ",
+    b"-----BEGIN ",
+    b"-----END ",
+    b"=",
+    b"0",
+    b"65536",
+    b"99999999999999999999",
+    b"tls-auth [inline] 1\n",
 ];
 
 fn mutate(rng: &mut Rng, input: &[u8], other: &[u8]) -> Vec<u8> {
@@ -65,11 +90,16 @@ fn mutate(rng: &mut Rng, input: &[u8], other: &[u8]) -> Vec<u8> {
 
 fn seeds() -> Vec<Vec<u8>> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let mut dirs = vec![root.join("tests/configs/valid"), root.join("tests/configs/invalid")];
+    let mut dirs = vec![
+        root.join("tests/configs/valid"),
+        root.join("tests/configs/invalid"),
+    ];
     dirs.push(root.join("../../shared/corpus/real-configs"));
     let mut seeds = Vec::new();
     for dir in dirs {
-        let Ok(entries) = std::fs::read_dir(dir) else { continue };
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            continue;
+        };
         for e in entries {
             let path = e.unwrap().path();
             if path.extension().is_some_and(|x| x == "ovpn") {
@@ -94,11 +124,15 @@ fn mutated_configs_never_panic() {
         if let Ok(parsed) = config::parse_bytes(&data, &mut KeepPaths) {
             accepted += 1;
             let text = config::print(&parsed.config);
-            let again = config::parse(&text, &mut KeepPaths).unwrap_or_else(|e| panic!("round {round}: {e}\n{text}"));
+            let again = config::parse(&text, &mut KeepPaths)
+                .unwrap_or_else(|e| panic!("round {round}: {e}\n{text}"));
             assert_eq!(again.config, parsed.config, "round {round}");
         }
     }
-    assert!(accepted > 100, "the mutations should keep many configs valid ({accepted})");
+    assert!(
+        accepted > 100,
+        "the mutations should keep many configs valid ({accepted})"
+    );
 }
 
 /// What the image does with a disk: cut at the first NUL, then parse.
@@ -120,5 +154,8 @@ fn pathological_inputs_stay_bounded() {
     let long = format!("client\nremote {}\n", "x".repeat(1 << 20));
     assert!(config::parse(&long, &mut InlineOnly).is_err());
     let unclosed = "<ca>\n".repeat(10_000);
-    assert_eq!(config::parse(&unclosed, &mut InlineOnly).unwrap_err().kind, config::ErrorKind::UnclosedBlock);
+    assert_eq!(
+        config::parse(&unclosed, &mut InlineOnly).unwrap_err().kind,
+        config::ErrorKind::UnclosedBlock
+    );
 }

@@ -33,7 +33,18 @@ impl Rng {
         }
     }
     fn text(&mut self) -> String {
-        let words = ["vpn", "a b", "q\"uote", "back\\slash", "#hash", ";semi", "it's", "ünï", "x", "tab\tbed"];
+        let words = [
+            "vpn",
+            "a b",
+            "q\"uote",
+            "back\\slash",
+            "#hash",
+            ";semi",
+            "it's",
+            "ünï",
+            "x",
+            "tab\tbed",
+        ];
         let mut s = String::new();
         for _ in 0..1 + self.below(3) {
             let word: &str = self.pick::<&str>(&words);
@@ -66,31 +77,64 @@ fn material() -> Material {
 }
 
 fn control_channel(rng: &mut Rng, m: &Material) -> ControlChannel {
-    let direction = *rng.pick(&[KeyDirection::Bidirectional, KeyDirection::Normal, KeyDirection::Inverse]);
+    let direction = *rng.pick(&[
+        KeyDirection::Bidirectional,
+        KeyDirection::Normal,
+        KeyDirection::Inverse,
+    ]);
     match rng.below(5) {
         0 => ControlChannel::None,
-        1 => ControlChannel::TlsAuth { key: m.static_key.clone(), direction },
+        1 => ControlChannel::TlsAuth {
+            key: m.static_key.clone(),
+            direction,
+        },
         2 => ControlChannel::TlsCrypt(m.static_key.clone()),
         3 => ControlChannel::TlsCryptV2(m.v2.clone()),
         _ => {
-            let directive = rng.pick(&["tls-auth", "tls-crypt", "tls-crypt-v2"]).to_string();
-            let direction = if directive == "tls-auth" { direction } else { KeyDirection::Bidirectional };
-            ControlChannel::Unread { directive, path: rng.text(), direction }
+            let directive = rng
+                .pick(&["tls-auth", "tls-crypt", "tls-crypt-v2"])
+                .to_string();
+            let direction = if directive == "tls-auth" {
+                direction
+            } else {
+                KeyDirection::Bidirectional
+            };
+            ControlChannel::Unread {
+                directive,
+                path: rng.text(),
+                direction,
+            }
         }
     }
 }
 
 fn generate(rng: &mut Rng, m: &Material) -> Config {
     let mut c = Config::default();
-    let protos = [Proto::Udp, Proto::Udp4, Proto::Udp6, Proto::Tcp, Proto::Tcp4, Proto::Tcp6];
+    let protos = [
+        Proto::Udp,
+        Proto::Udp4,
+        Proto::Udp6,
+        Proto::Tcp,
+        Proto::Tcp4,
+        Proto::Tcp6,
+    ];
     for _ in 0..1 + rng.below(4) {
         let cc = match control_channel(rng, m) {
             ControlChannel::None => None,
             cc if rng.chance(30) => Some(cc),
             _ => None,
         };
-        let host = if rng.chance(50) { format!("vpn{}.example.net", rng.below(9)) } else { rng.text() };
-        c.remotes.push(Remote { host, port: 1 + rng.below(65535) as u16, proto: *rng.pick(&protos), control_channel: cc });
+        let host = if rng.chance(50) {
+            format!("vpn{}.example.net", rng.below(9))
+        } else {
+            rng.text()
+        };
+        c.remotes.push(Remote {
+            host,
+            port: 1 + rng.below(65535) as u16,
+            proto: *rng.pick(&protos),
+            control_channel: cc,
+        });
     }
     c.remote_random = rng.chance(50);
     c.connect_retry = rng.u32();
@@ -98,7 +142,11 @@ fn generate(rng: &mut Rng, m: &Material) -> Config {
     c.connect_retry_max = rng.chance(50).then(|| rng.u32());
     c.server_poll_timeout = rng.u32();
     c.dev = rng.pick(&["tun", "tun0", "vpn0"]).to_string();
-    let mut ciphers: Vec<Cipher> = Cipher::ALL.iter().copied().filter(|_| rng.chance(50)).collect();
+    let mut ciphers: Vec<Cipher> = Cipher::ALL
+        .iter()
+        .copied()
+        .filter(|_| rng.chance(50))
+        .collect();
     if ciphers.is_empty() {
         ciphers.push(Cipher::Aes256Gcm);
     }
@@ -117,7 +165,8 @@ fn generate(rng: &mut Rng, m: &Material) -> Config {
         t.unread_files.push(("ca".to_string(), rng.text()));
     } else {
         for _ in 0..1 + rng.below(3) {
-            t.peer_fingerprints.push(std::array::from_fn(|_| rng.next() as u8));
+            t.peer_fingerprints
+                .push(std::array::from_fn(|_| rng.next() as u8));
         }
     }
     let with_cert = rng.chance(60);
@@ -136,9 +185,18 @@ fn generate(rng: &mut Rng, m: &Material) -> Config {
     t.remote_cert_eku = rng.chance(30).then(|| rng.text());
     t.verify_x509_name = rng.chance(50).then(|| VerifyX509Name {
         name: rng.text(),
-        kind: *rng.pick(&[X509NameType::Subject, X509NameType::Name, X509NameType::NamePrefix]),
+        kind: *rng.pick(&[
+            X509NameType::Subject,
+            X509NameType::Name,
+            X509NameType::NamePrefix,
+        ]),
     });
-    let versions = [TlsVersion::V1_0, TlsVersion::V1_1, TlsVersion::V1_2, TlsVersion::V1_3];
+    let versions = [
+        TlsVersion::V1_0,
+        TlsVersion::V1_1,
+        TlsVersion::V1_2,
+        TlsVersion::V1_3,
+    ];
     t.version_min = rng.chance(50).then(|| *rng.pick(&versions));
     t.version_max = rng.chance(30).then(|| *rng.pick(&versions[2..]));
     t.cipher_list = rng.chance(30).then(|| rng.text());
@@ -149,7 +207,11 @@ fn generate(rng: &mut Rng, m: &Material) -> Config {
         1 => Some(AuthUserPass::Path(rng.text())),
         2 => Some(AuthUserPass::Credentials(Credentials {
             username: rng.text().replace('\t', "_"),
-            password: if rng.chance(20) { String::new() } else { rng.text() },
+            password: if rng.chance(20) {
+                String::new()
+            } else {
+                rng.text()
+            },
         })),
         _ => None,
     };
@@ -164,7 +226,10 @@ fn generate(rng: &mut Rng, m: &Material) -> Config {
     c.ping = rng.u32();
     c.ping_restart = rng.u32();
     c.ping_exit = rng.u32();
-    c.inactive = rng.chance(30).then(|| Inactive { seconds: rng.u32(), bytes: rng.next() });
+    c.inactive = rng.chance(30).then(|| Inactive {
+        seconds: rng.u32(),
+        bytes: rng.next(),
+    });
     c.explicit_exit_notify = rng.u32();
     c.compression = *rng.pick(&[
         Compression::None,
@@ -175,16 +240,24 @@ fn generate(rng: &mut Rng, m: &Material) -> Config {
         Compression::Lz4,
         Compression::Lz4V2,
     ]);
-    c.allow_compression = *rng.pick(&[AllowCompression::No, AllowCompression::Asym, AllowCompression::Yes]);
+    c.allow_compression = *rng.pick(&[
+        AllowCompression::No,
+        AllowCompression::Asym,
+        AllowCompression::Yes,
+    ]);
     c.tun_mtu = rng.u32();
     c.mssfix = rng.u32();
     c.max_packet_size = 154 + rng.below(2048 - 154 + 1) as u32;
     c.replay_window = (rng.u32(), rng.u32());
     for _ in 0..rng.below(4) {
         c.routes.push(Route {
-            network: rng.pick(&["10.0.0.0", "vpn_gateway", "example.com"]).to_string(),
+            network: rng
+                .pick(&["10.0.0.0", "vpn_gateway", "example.com"])
+                .to_string(),
             netmask: rng.chance(50).then(|| "255.255.0.0".to_string()),
-            gateway: rng.chance(50).then(|| rng.pick(&["10.8.0.1", "net_gateway"]).to_string()),
+            gateway: rng
+                .chance(50)
+                .then(|| rng.pick(&["10.8.0.1", "net_gateway"]).to_string()),
             metric: rng.chance(50).then(|| rng.u32()),
         });
     }
@@ -196,11 +269,22 @@ fn generate(rng: &mut Rng, m: &Material) -> Config {
         });
     }
     c.redirect_gateway = rng.chance(40).then(|| {
-        ["def1", "bypass-dhcp", "ipv6", "!ipv4", "local", "autolocal"].iter().filter(|_| rng.chance(40)).map(|s| s.to_string()).collect()
+        ["def1", "bypass-dhcp", "ipv6", "!ipv4", "local", "autolocal"]
+            .iter()
+            .filter(|_| rng.chance(40))
+            .map(|s| s.to_string())
+            .collect()
     });
     for _ in 0..rng.below(4) {
-        let action = *rng.pick(&[PullFilterAction::Accept, PullFilterAction::Ignore, PullFilterAction::Reject]);
-        c.pull_filters.push(PullFilter { action, text: rng.text() });
+        let action = *rng.pick(&[
+            PullFilterAction::Accept,
+            PullFilterAction::Ignore,
+            PullFilterAction::Reject,
+        ]);
+        c.pull_filters.push(PullFilter {
+            action,
+            text: rng.text(),
+        });
     }
     c.route_nopull = rng.chance(30);
     c.sndbuf = rng.chance(30).then(|| rng.u32());
@@ -217,9 +301,17 @@ fn random_configs_round_trip() {
         let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
         let config = generate(&mut rng, &m);
         let text = print(&config);
-        let parsed = parse(&text, &mut KeepPaths).unwrap_or_else(|e| panic!("seed {seed}: {e}\n{text}"));
+        let parsed =
+            parse(&text, &mut KeepPaths).unwrap_or_else(|e| panic!("seed {seed}: {e}\n{text}"));
         assert_eq!(parsed.config, config, "seed {seed}\n{text}");
-        assert!(parsed.warnings.iter().all(|w| w.reason == WarningKind::CompressionFramingOnly), "seed {seed}: {:?}", parsed.warnings);
+        assert!(
+            parsed
+                .warnings
+                .iter()
+                .all(|w| w.reason == WarningKind::CompressionFramingOnly),
+            "seed {seed}: {:?}",
+            parsed.warnings
+        );
     }
 }
 
@@ -229,7 +321,9 @@ fn corpus_configs_round_trip() {
     struct Dir(PathBuf);
     impl FileResolver for Dir {
         fn read(&mut self, path: &str) -> Result<Resolved, FileErrorKind> {
-            std::fs::read_to_string(self.0.join(path)).map(Resolved::Contents).map_err(|_| FileErrorKind::NotFound)
+            std::fs::read_to_string(self.0.join(path))
+                .map(Resolved::Contents)
+                .map_err(|_| FileErrorKind::NotFound)
         }
         fn allows_prompt(&self) -> bool {
             true
@@ -237,9 +331,12 @@ fn corpus_configs_round_trip() {
     }
     for entry in std::fs::read_dir(dir.join("valid")).unwrap() {
         let path = entry.unwrap().path();
-        let first = parse_bytes(&std::fs::read(&path).unwrap(), &mut Dir(dir.join("valid"))).unwrap().config;
+        let first = parse_bytes(&std::fs::read(&path).unwrap(), &mut Dir(dir.join("valid")))
+            .unwrap()
+            .config;
         let text = print(&first);
-        let second = parse(&text, &mut KeepPaths).unwrap_or_else(|e| panic!("{}: {e}\n{text}", path.display()));
+        let second = parse(&text, &mut KeepPaths)
+            .unwrap_or_else(|e| panic!("{}: {e}\n{text}", path.display()));
         assert_eq!(second.config, first, "{}", path.display());
     }
 }

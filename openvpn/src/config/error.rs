@@ -17,7 +17,10 @@ pub struct DirectiveName {
 
 impl DirectiveName {
     /// No directive: the error is about the whole file (line 0).
-    pub const NONE: DirectiveName = DirectiveName { bytes: [0; 31], len: 0 };
+    pub const NONE: DirectiveName = DirectiveName {
+        bytes: [0; 31],
+        len: 0,
+    };
 
     /// Keeps up to 31 bytes of `name`.
     pub fn new(name: &str) -> Self {
@@ -30,7 +33,10 @@ impl DirectiveName {
         if let Some(dst) = bytes.get_mut(..src.len()) {
             dst.copy_from_slice(src);
         }
-        DirectiveName { bytes, len: u8::try_from(end).unwrap_or(0) }
+        DirectiveName {
+            bytes,
+            len: u8::try_from(end).unwrap_or(0),
+        }
     }
 
     /// The name as text.
@@ -239,12 +245,20 @@ pub struct ConfigError {
 impl ConfigError {
     /// An error at `line` about `directive`.
     pub fn new(line: u32, directive: &str, kind: ErrorKind) -> Self {
-        ConfigError { line, directive: DirectiveName::new(directive), kind }
+        ConfigError {
+            line,
+            directive: DirectiveName::new(directive),
+            kind,
+        }
     }
 
     /// An error about the whole file.
     pub fn whole_file(kind: ErrorKind) -> Self {
-        ConfigError { line: 0, directive: DirectiveName::NONE, kind }
+        ConfigError {
+            line: 0,
+            directive: DirectiveName::NONE,
+            kind,
+        }
     }
 }
 
@@ -318,6 +332,10 @@ pub struct Warning {
 
 impl fmt::Display for Warning {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "line {}: `{}`: {}", self.line, self.directive, self.reason)
+        write!(
+            f,
+            "line {}: `{}`: {}",
+            self.line, self.directive, self.reason
+        )
     }
 }

@@ -152,12 +152,17 @@ impl Cipher {
 
     /// Looks a name up case-insensitively (OpenVPN accepts `aes-256-gcm`).
     pub fn from_name(name: &str) -> Option<Self> {
-        Cipher::ALL.into_iter().find(|c| c.name().eq_ignore_ascii_case(name))
+        Cipher::ALL
+            .into_iter()
+            .find(|c| c.name().eq_ignore_ascii_case(name))
     }
 
     /// True for the AEAD ciphers.
     pub fn is_aead(self) -> bool {
-        matches!(self, Cipher::Aes128Gcm | Cipher::Aes192Gcm | Cipher::Aes256Gcm | Cipher::ChaCha20Poly1305)
+        matches!(
+            self,
+            Cipher::Aes128Gcm | Cipher::Aes192Gcm | Cipher::Aes256Gcm | Cipher::ChaCha20Poly1305
+        )
     }
 
     /// Key length in bytes.
@@ -171,7 +176,11 @@ impl Cipher {
 }
 
 /// OpenVPN 2.6's default `data-ciphers`.
-pub const DEFAULT_DATA_CIPHERS: [Cipher; 3] = [Cipher::Aes256Gcm, Cipher::Aes128Gcm, Cipher::ChaCha20Poly1305];
+pub const DEFAULT_DATA_CIPHERS: [Cipher; 3] = [
+    Cipher::Aes256Gcm,
+    Cipher::Aes128Gcm,
+    Cipher::ChaCha20Poly1305,
+];
 
 /// The `auth` digest: tls-auth HMAC and the CBC data-channel HMAC.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -319,7 +328,11 @@ pub struct Credentials {
 
 impl fmt::Debug for Credentials {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Credentials {{ username: {:?}, password: .. }}", self.username)
+        write!(
+            f,
+            "Credentials {{ username: {:?}, password: .. }}",
+            self.username
+        )
     }
 }
 
@@ -562,7 +575,11 @@ impl Default for Config {
             connect_retry_max: None,
             server_poll_timeout: 120,
             dev: String::from("tun"),
-            data_ciphers: vec![Cipher::Aes256Gcm, Cipher::Aes128Gcm, Cipher::ChaCha20Poly1305],
+            data_ciphers: vec![
+                Cipher::Aes256Gcm,
+                Cipher::Aes128Gcm,
+                Cipher::ChaCha20Poly1305,
+            ],
             data_ciphers_fallback: None,
             auth: Digest::Sha1,
             control_channel: ControlChannel::None,

@@ -14,7 +14,9 @@ use crate::keys::{cert, KeyDirection};
 fn token(out: &mut String, token: &str) {
     let plain = !token.is_empty()
         && !token.starts_with(['#', ';'])
-        && !token.chars().any(|c| c.is_whitespace() || matches!(c, '"' | '\'' | '\\'));
+        && !token
+            .chars()
+            .any(|c| c.is_whitespace() || matches!(c, '"' | '\'' | '\\'));
     if plain {
         out.push_str(token);
         return;
@@ -65,7 +67,11 @@ fn control_channel(out: &mut String, cc: &ControlChannel) {
         }
         ControlChannel::TlsCrypt(key) => block(out, "tls-crypt", &key.to_pem()),
         ControlChannel::TlsCryptV2(key) => block(out, "tls-crypt-v2", &key.to_pem()),
-        ControlChannel::Unread { directive, path, direction } => match (directive.as_str(), direction) {
+        ControlChannel::Unread {
+            directive,
+            path,
+            direction,
+        } => match (directive.as_str(), direction) {
             ("tls-auth", d) if *d != KeyDirection::Bidirectional => {
                 line(out, &[directive, path, d.as_arg().unwrap_or("1")])
             }
@@ -109,11 +115,24 @@ pub fn print(config: &Config) -> String {
     if config.remote_random {
         line(o, &["remote-random"]);
     }
-    line(o, &["connect-retry", &format!("{}", config.connect_retry), &format!("{}", config.connect_retry_max_delay)]);
+    line(
+        o,
+        &[
+            "connect-retry",
+            &format!("{}", config.connect_retry),
+            &format!("{}", config.connect_retry_max_delay),
+        ],
+    );
     if let Some(max) = config.connect_retry_max {
         line(o, &["connect-retry-max", &format!("{max}")]);
     }
-    line(o, &["server-poll-timeout", &format!("{}", config.server_poll_timeout)]);
+    line(
+        o,
+        &[
+            "server-poll-timeout",
+            &format!("{}", config.server_poll_timeout),
+        ],
+    );
 
     let ciphers: alloc::vec::Vec<&str> = config.data_ciphers.iter().map(|c| c.name()).collect();
     line(o, &["data-ciphers", &ciphers.join(":")]);
@@ -158,7 +177,11 @@ pub fn print(config: &Config) -> String {
         line(o, &["remote-cert-tls", "server"]);
     }
     if !tls.remote_cert_ku.is_empty() {
-        let values: alloc::vec::Vec<String> = tls.remote_cert_ku.iter().map(|k| format!("{k:#06x}")).collect();
+        let values: alloc::vec::Vec<String> = tls
+            .remote_cert_ku
+            .iter()
+            .map(|k| format!("{k:#06x}"))
+            .collect();
         let mut words = alloc::vec!["remote-cert-ku"];
         words.extend(values.iter().map(String::as_str));
         line(o, &words);
@@ -192,7 +215,11 @@ pub fn print(config: &Config) -> String {
         Some(AuthUserPass::Prompt) => line(o, &["auth-user-pass"]),
         Some(AuthUserPass::Path(p)) => line(o, &["auth-user-pass", p]),
         Some(AuthUserPass::Credentials(c)) => {
-            block(o, "auth-user-pass", &format!("{}\n{}\n", c.username, c.password));
+            block(
+                o,
+                "auth-user-pass",
+                &format!("{}\n{}\n", c.username, c.password),
+            );
         }
     }
     if config.auth_nocache {
@@ -219,9 +246,22 @@ pub fn print(config: &Config) -> String {
     }
     line(o, &["ping-exit", &format!("{}", config.ping_exit)]);
     if let Some(i) = config.inactive {
-        line(o, &["inactive", &format!("{}", i.seconds), &format!("{}", i.bytes)]);
+        line(
+            o,
+            &[
+                "inactive",
+                &format!("{}", i.seconds),
+                &format!("{}", i.bytes),
+            ],
+        );
     }
-    line(o, &["explicit-exit-notify", &format!("{}", config.explicit_exit_notify)]);
+    line(
+        o,
+        &[
+            "explicit-exit-notify",
+            &format!("{}", config.explicit_exit_notify),
+        ],
+    );
 
     match config.compression {
         Compression::None => {}
@@ -240,8 +280,18 @@ pub fn print(config: &Config) -> String {
     line(o, &["allow-compression", allow]);
     line(o, &["tun-mtu", &format!("{}", config.tun_mtu)]);
     line(o, &["mssfix", &format!("{}", config.mssfix)]);
-    line(o, &["max-packet-size", &format!("{}", config.max_packet_size)]);
-    line(o, &["replay-window", &format!("{}", config.replay_window.0), &format!("{}", config.replay_window.1)]);
+    line(
+        o,
+        &["max-packet-size", &format!("{}", config.max_packet_size)],
+    );
+    line(
+        o,
+        &[
+            "replay-window",
+            &format!("{}", config.replay_window.0),
+            &format!("{}", config.replay_window.1),
+        ],
+    );
 
     for r in &config.routes {
         let metric = r.metric.map(|m| format!("{m}"));

@@ -89,22 +89,35 @@ pub fn decode(bytes: &[u8]) -> Result<Cow<'_, str>, ConfigError> {
 fn utf8(bytes: &[u8]) -> Result<Cow<'_, str>, ConfigError> {
     core::str::from_utf8(bytes).map(Cow::Borrowed).map_err(|e| {
         let before = bytes.get(..e.valid_up_to()).unwrap_or(&[]);
-        ConfigError::new(line_number(before.iter().filter(|&&b| b == b'\n').count()), "", ErrorKind::NotUtf8)
+        ConfigError::new(
+            line_number(before.iter().filter(|&&b| b == b'\n').count()),
+            "",
+            ErrorKind::NotUtf8,
+        )
     })
 }
 
 fn line_number(index: usize) -> u32 {
-    u32::try_from(index).unwrap_or(u32::MAX - 1).saturating_add(1)
+    u32::try_from(index)
+        .unwrap_or(u32::MAX - 1)
+        .saturating_add(1)
 }
 
 /// Splits config text into statements.
 pub fn parse(text: &str) -> Result<Vec<Statement>, ConfigError> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let lines: Vec<&str> = text.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l)).collect();
+    let lines: Vec<&str> = text
+        .split('\n')
+        .map(|l| l.strip_suffix('\r').unwrap_or(l))
+        .collect();
     parse_lines(&lines, 0, false)
 }
 
-fn parse_lines(lines: &[&str], offset: usize, in_connection: bool) -> Result<Vec<Statement>, ConfigError> {
+fn parse_lines(
+    lines: &[&str],
+    offset: usize,
+    in_connection: bool,
+) -> Result<Vec<Statement>, ConfigError> {
     let mut out = Vec::new();
     let mut index = 0;
     while let Some(raw) = lines.get(index) {
@@ -140,10 +153,16 @@ fn parse_lines(lines: &[&str], offset: usize, in_connection: bool) -> Result<Vec
                 }
                 Body::Inline(text)
             };
-            out.push(Statement { line, name: String::from(tag), args: Vec::new(), body });
+            out.push(Statement {
+                line,
+                name: String::from(tag),
+                args: Vec::new(),
+                body,
+            });
             continue;
         }
-        let mut tokens = tokenize(raw).map_err(|kind| ConfigError::new(line, first_word(raw), kind))?;
+        let mut tokens =
+            tokenize(raw).map_err(|kind| ConfigError::new(line, first_word(raw), kind))?;
         if tokens.is_empty() {
             continue;
         }
@@ -151,7 +170,12 @@ fn parse_lines(lines: &[&str], offset: usize, in_connection: bool) -> Result<Vec
         if let Some(stripped) = name.strip_prefix("--") {
             name = String::from(stripped);
         }
-        out.push(Statement { line, name, args: tokens, body: Body::None });
+        out.push(Statement {
+            line,
+            name,
+            args: tokens,
+            body: Body::None,
+        });
     }
     Ok(out)
 }
@@ -175,7 +199,10 @@ fn first_word(raw: &str) -> &str {
 
 /// Refuses NUL and other control characters (tab, form feed and vertical tab are whitespace).
 fn check_text(line: &str, number: u32) -> Result<(), ConfigError> {
-    if line.chars().any(|c| c.is_control() && !matches!(c, '\t' | '\r' | '\x0b' | '\x0c')) {
+    if line
+        .chars()
+        .any(|c| c.is_control() && !matches!(c, '\t' | '\r' | '\x0b' | '\x0c'))
+    {
         return Err(ConfigError::new(number, "", ErrorKind::Binary));
     }
     Ok(())
@@ -240,8 +267,14 @@ mod tests {
 
     #[test]
     fn tokens_quotes_and_escapes() {
-        assert_eq!(toks("remote  host\t1194 udp"), vec!["remote", "host", "1194", "udp"]);
-        assert_eq!(toks(r#"verify-x509-name "cryptostorm sydney server" name"#)[1], "cryptostorm sydney server");
+        assert_eq!(
+            toks("remote  host\t1194 udp"),
+            vec!["remote", "host", "1194", "udp"]
+        );
+        assert_eq!(
+            toks(r#"verify-x509-name "cryptostorm sydney server" name"#)[1],
+            "cryptostorm sydney server"
+        );
         assert_eq!(toks(r#"a "x\"y\\z""#)[1], r#"x"y\z"#);
         assert_eq!(toks(r"a 'c:\dir\f'")[1], r"c:\dir\f");
         assert_eq!(toks(r"a b\ c")[1], "b c");
@@ -253,8 +286,14 @@ mod tests {
 
     #[test]
     fn comments_only_where_a_token_starts() {
-        assert_eq!(toks("remote 1.2.3.4 1301 # de-ber"), vec!["remote", "1.2.3.4", "1301"]);
-        assert_eq!(toks("setenv x foo#bar;baz"), vec!["setenv", "x", "foo#bar;baz"]);
+        assert_eq!(
+            toks("remote 1.2.3.4 1301 # de-ber"),
+            vec!["remote", "1.2.3.4", "1301"]
+        );
+        assert_eq!(
+            toks("setenv x foo#bar;baz"),
+            vec!["setenv", "x", "foo#bar;baz"]
+        );
         assert!(toks("  ; comment").is_empty());
         assert!(toks("#comment").is_empty());
     }
@@ -267,7 +306,9 @@ mod tests {
         assert_eq!((s[0].line, s[0].name.as_str()), (1, "client"));
         assert_eq!(s[1].body, Body::Inline(String::from("AAA\n")));
         assert_eq!(s[1].line, 2);
-        let Body::Connection(inner) = &s[2].body else { panic!() };
+        let Body::Connection(inner) = &s[2].body else {
+            panic!()
+        };
         assert_eq!((inner[0].line, inner[1].line), (6, 7));
         assert_eq!(inner[1].body, Body::Inline(String::from("K\n")));
         assert_eq!((s[3].line, s[3].name.as_str()), (11, "dev"));
@@ -298,6 +339,9 @@ mod tests {
         assert_eq!(decode(&be).unwrap(), text);
         assert_eq!(decode(b"\xef\xbb\xbfclient").unwrap(), "client");
         assert_eq!(decode(b"client\n\xffdev").unwrap_err().line, 2);
-        assert_eq!(decode(&[0xff, 0xfe, 0x00]).unwrap_err().kind, ErrorKind::NotUtf8);
+        assert_eq!(
+            decode(&[0xff, 0xfe, 0x00]).unwrap_err().kind,
+            ErrorKind::NotUtf8
+        );
     }
 }

@@ -72,7 +72,10 @@ pub fn expect(input: &[u8], expected: u8) -> Option<(Tlv<'_>, &[u8])> {
 
 /// The value bytes of an INTEGER without leading zero octets, so two encodings of one number compare equal.
 pub fn unsigned_integer(content: &[u8]) -> &[u8] {
-    let start = content.iter().position(|&b| b != 0).unwrap_or(content.len());
+    let start = content
+        .iter()
+        .position(|&b| b != 0)
+        .unwrap_or(content.len());
     content.get(start..).unwrap_or(&[])
 }
 
@@ -89,11 +92,17 @@ mod tests {
     #[test]
     fn short_and_long_lengths() {
         let (tlv, rest) = read(&[0x02, 0x01, 0x05, 0xff]).unwrap();
-        assert_eq!((tlv.tag, tlv.content, rest), (0x02, &[5u8][..], &[0xffu8][..]));
+        assert_eq!(
+            (tlv.tag, tlv.content, rest),
+            (0x02, &[5u8][..], &[0xffu8][..])
+        );
         let mut long = alloc::vec![0x04, 0x81, 0x80];
         long.extend_from_slice(&[7u8; 0x80]);
         let (tlv, rest) = read(&long).unwrap();
-        assert_eq!((tlv.content.len(), rest.len(), tlv.raw.len()), (0x80, 0, 0x83));
+        assert_eq!(
+            (tlv.content.len(), rest.len(), tlv.raw.len()),
+            (0x80, 0, 0x83)
+        );
     }
 
     #[test]

@@ -27,7 +27,10 @@ pub fn blocks(text: &str) -> Result<Vec<PemBlock<'_>>, KeyError> {
     let mut lines = text.lines();
     while let Some(line) = lines.next() {
         let line = line.trim();
-        let Some(label) = line.strip_prefix("-----BEGIN ").and_then(|l| l.strip_suffix("-----")) else {
+        let Some(label) = line
+            .strip_prefix("-----BEGIN ")
+            .and_then(|l| l.strip_suffix("-----"))
+        else {
             continue;
         };
         let mut body = String::new();
@@ -35,7 +38,10 @@ pub fn blocks(text: &str) -> Result<Vec<PemBlock<'_>>, KeyError> {
         let mut ended = false;
         for inner in lines.by_ref() {
             let inner = inner.trim();
-            if let Some(end) = inner.strip_prefix("-----END ").and_then(|l| l.strip_suffix("-----")) {
+            if let Some(end) = inner
+                .strip_prefix("-----END ")
+                .and_then(|l| l.strip_suffix("-----"))
+            {
                 if end != label {
                     return Err(KeyError::UnterminatedPem);
                 }
@@ -55,7 +61,11 @@ pub fn blocks(text: &str) -> Result<Vec<PemBlock<'_>>, KeyError> {
             return Err(KeyError::UnterminatedPem);
         }
         let der = base64::decode(&body).ok_or(KeyError::BadBase64)?;
-        out.push(PemBlock { label, encrypted, der });
+        out.push(PemBlock {
+            label,
+            encrypted,
+            der,
+        });
     }
     Ok(out)
 }
@@ -81,7 +91,10 @@ mod tests {
                     junk\n-----BEGIN X-----\r\nAw==\r\n-----END X-----\r\n";
         let b = blocks(text).unwrap();
         assert_eq!(b.len(), 2);
-        assert_eq!((b[0].label, &b[0].der[..]), ("CERTIFICATE", &[0u8, 1, 2][..]));
+        assert_eq!(
+            (b[0].label, &b[0].der[..]),
+            ("CERTIFICATE", &[0u8, 1, 2][..])
+        );
         assert_eq!((b[1].label, &b[1].der[..]), ("X", &[3u8][..]));
     }
 
@@ -89,8 +102,14 @@ mod tests {
     fn flags_encrypted_and_unterminated() {
         let text = "-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: AES-256-CBC,00\n\nAAEC\n-----END RSA PRIVATE KEY-----\n";
         assert!(blocks(text).unwrap()[0].encrypted);
-        assert_eq!(blocks("-----BEGIN A-----\nAAEC\n"), Err(KeyError::UnterminatedPem));
-        assert_eq!(blocks("-----BEGIN A-----\nAAEC\n-----END B-----\n"), Err(KeyError::UnterminatedPem));
+        assert_eq!(
+            blocks("-----BEGIN A-----\nAAEC\n"),
+            Err(KeyError::UnterminatedPem)
+        );
+        assert_eq!(
+            blocks("-----BEGIN A-----\nAAEC\n-----END B-----\n"),
+            Err(KeyError::UnterminatedPem)
+        );
     }
 
     #[test]

@@ -83,7 +83,9 @@ impl PrivateKey {
                 "EC PRIVATE KEY" => PrivateKeyFormat::Sec1,
                 "ENCRYPTED PRIVATE KEY" => return Err(KeyError::EncryptedPrivateKey),
                 "EC PARAMETERS" => continue,
-                "DSA PRIVATE KEY" | "OPENSSH PRIVATE KEY" => return Err(KeyError::UnsupportedKeyAlgorithm),
+                "DSA PRIVATE KEY" | "OPENSSH PRIVATE KEY" => {
+                    return Err(KeyError::UnsupportedKeyAlgorithm)
+                }
                 _ => return Err(KeyError::UnexpectedPemLabel),
             };
             if block.encrypted {
@@ -128,7 +130,9 @@ impl PrivateKey {
                 let (inner, rest) = der::expect(rest, tag::OCTET_STRING).ok_or(bad)?;
                 let (alg_oid, params) = der::expect(alg.content, tag::OID).ok_or(bad)?;
                 match alg_oid.content {
-                    oid::RSA | oid::RSA_PSS => rsa_private_public(inner.content).map(Some).ok_or(bad),
+                    oid::RSA | oid::RSA_PSS => {
+                        rsa_private_public(inner.content).map(Some).ok_or(bad)
+                    }
                     oid::EC_PUBLIC_KEY => {
                         let (curve, _) = der::expect(params, tag::OID).ok_or(bad)?;
                         sec1_public(inner.content, Some(curve.content))
@@ -146,7 +150,8 @@ impl PrivateKey {
         let Some(ours) = self.public_key()? else {
             return Ok(false);
         };
-        let theirs = spki_public_key(cert.subject_public_key_info()).ok_or(KeyError::BadCertificate)?;
+        let theirs =
+            spki_public_key(cert.subject_public_key_info()).ok_or(KeyError::BadCertificate)?;
         if ours == theirs {
             Ok(true)
         } else {
@@ -201,12 +206,15 @@ fn ed25519_public(inner: &[u8], attributes: &[u8]) -> Result<PublicKey, KeyError
     while let Some((field, after)) = der::read(rest) {
         // [1] IMPLICIT BIT STRING: primitive context tag 0x81.
         if field.tag == 0x81 {
-            return Ok(PublicKey::Ed25519(der::bit_string_bytes(field.content).ok_or(bad)?.to_vec()));
+            return Ok(PublicKey::Ed25519(
+                der::bit_string_bytes(field.content).ok_or(bad)?.to_vec(),
+            ));
         }
         rest = after;
     }
     let (seed, _) = der::expect(inner, tag::OCTET_STRING).ok_or(bad)?;
-    let pair = ring::signature::Ed25519KeyPair::from_seed_unchecked(seed.content).map_err(|_| bad)?;
+    let pair =
+        ring::signature::Ed25519KeyPair::from_seed_unchecked(seed.content).map_err(|_| bad)?;
     Ok(PublicKey::Ed25519(pair.public_key().as_ref().to_vec()))
 }
 

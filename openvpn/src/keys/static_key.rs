@@ -185,8 +185,12 @@ impl StaticKey {
 
 fn push_hex(out: &mut String, b: u8) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    out.push(char::from(HEX.get(usize::from(b >> 4)).copied().unwrap_or(b'0')));
-    out.push(char::from(HEX.get(usize::from(b & 0xf)).copied().unwrap_or(b'0')));
+    out.push(char::from(
+        HEX.get(usize::from(b >> 4)).copied().unwrap_or(b'0'),
+    ));
+    out.push(char::from(
+        HEX.get(usize::from(b & 0xf)).copied().unwrap_or(b'0'),
+    ));
 }
 
 #[cfg(test)]
@@ -224,10 +228,23 @@ mod tests {
     #[test]
     fn rejects_bad_files() {
         let good = sample().to_pem();
-        assert_eq!(StaticKey::parse("nothing"), Err(KeyError::MissingPemBlock("OpenVPN Static key V1")));
-        assert_eq!(StaticKey::parse(&good.replace("0a", "zz")), Err(KeyError::BadStaticKeyHex));
-        let short: String = good.lines().filter(|l| !l.starts_with("f0")).collect::<alloc::vec::Vec<_>>().join("\n");
+        assert_eq!(
+            StaticKey::parse("nothing"),
+            Err(KeyError::MissingPemBlock("OpenVPN Static key V1"))
+        );
+        assert_eq!(
+            StaticKey::parse(&good.replace("0a", "zz")),
+            Err(KeyError::BadStaticKeyHex)
+        );
+        let short: String = good
+            .lines()
+            .filter(|l| !l.starts_with("f0"))
+            .collect::<alloc::vec::Vec<_>>()
+            .join("\n");
         assert_eq!(StaticKey::parse(&short), Err(KeyError::StaticKeyTooShort));
-        assert_eq!(StaticKey::parse(&good.replace(FOOTER, "")), Err(KeyError::BadStaticKeyFooter));
+        assert_eq!(
+            StaticKey::parse(&good.replace(FOOTER, "")),
+            Err(KeyError::BadStaticKeyFooter)
+        );
     }
 }

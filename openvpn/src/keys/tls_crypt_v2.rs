@@ -30,7 +30,11 @@ pub struct TlsCryptV2ClientKey {
 
 impl fmt::Debug for TlsCryptV2ClientKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "TlsCryptV2ClientKey {{ wkc: {} bytes, .. }}", self.wkc.len())
+        write!(
+            f,
+            "TlsCryptV2ClientKey {{ wkc: {} bytes, .. }}",
+            self.wkc.len()
+        )
     }
 }
 
@@ -58,13 +62,18 @@ impl TlsCryptV2ClientKey {
             return Err(KeyError::BadTlsCryptV2Key);
         }
         let len_field = wkc.get(wkc.len() - 2..).ok_or(KeyError::BadTlsCryptV2Key)?;
-        let len_field: [u8; 2] = len_field.try_into().map_err(|_| KeyError::BadTlsCryptV2Key)?;
+        let len_field: [u8; 2] = len_field
+            .try_into()
+            .map_err(|_| KeyError::BadTlsCryptV2Key)?;
         let declared = usize::from(u16::from_be_bytes(len_field));
         if declared != wkc.len() {
             return Err(KeyError::BadTlsCryptV2Key);
         }
         let kc: [u8; STATIC_KEY_LEN] = kc.try_into().map_err(|_| KeyError::BadTlsCryptV2Key)?;
-        Ok(TlsCryptV2ClientKey { kc: StaticKey::from_bytes(kc), wkc: wkc.to_vec() })
+        Ok(TlsCryptV2ClientKey {
+            kc: StaticKey::from_bytes(kc),
+            wkc: wkc.to_vec(),
+        })
     }
 
     /// The PEM text `openvpn --genkey tls-crypt-v2-client` writes for this key.

@@ -4,16 +4,20 @@
 //!
 //! Layer: semantics only; tokens come from `syntax.rs`. Every refusal names the line and the directive.
 
+mod categories;
+mod finish;
+
 use alloc::collections::BTreeSet;
-use alloc::string::{String, ToString};
+use alloc::string::String;
 use alloc::vec::Vec;
 use core::str::FromStr;
 
-use super::error::{ConfigError, ErrorKind, FileErrorKind, Warning, WarningKind};
+use super::error::{ConfigError, ErrorKind, Warning, WarningKind};
 use super::model::*;
 use super::syntax::{Body, Statement};
-use super::{FileResolver, Parsed, Resolved};
-use crate::keys::{self, KeyDirection, KeyError, PrivateKey, StaticKey, TlsCryptV2ClientKey};
+use super::FileResolver;
+use crate::keys::KeyDirection;
+use categories::*;
 
 /// Where a file-valued directive's contents are.
 #[derive(Debug, Clone)]
@@ -70,57 +74,6 @@ struct PendingRemote {
     block: Option<Scope>,
 }
 
-/// The directives that only matter to an OpenVPN process on a host.
-const HOST_ONLY: &[&str] = &[
-    "persist-tun", "persist-key", "persist-remote-ip", "persist-local-ip", "nobind", "resolv-retry", "user",
-    "group", "script-security", "up", "down", "down-pre", "up-delay", "up-restart", "route-up",
-    "route-pre-down", "ipchange", "mute-replay-warnings", "block-outside-dns", "route-method", "route-delay",
-    "route-metric", "route-noexec", "ifconfig-noexec", "ifconfig-nowarn", "dhcp-option", "mute", "status",
-    "status-version", "log", "log-append", "daemon", "writepid", "fast-io", "txqueuelen", "ping-timer-rem",
-    "passtos", "service", "register-dns", "ip-win32", "win-sys", "chroot", "cd", "setenv-safe",
-    "machine-readable-output", "suppress-timestamps", "echo", "syslog", "plugin", "management",
-    "management-hold", "management-query-passwords", "management-client", "management-signal",
-    "management-forget-disconnect", "management-up-down", "management-log-cache", "push-peer-info",
-    "tls-exit", "single-session", "nice", "iproute", "keying-material-exporter", "dev-node", "lladdr",
-    "lport", "bind", "local", "mark", "socket-flags", "tcp-nodelay", "mtu-disc", "mtu-test", "replay-persist",
-    "windows-driver", "disable-dco", "allow-pull-fqdn", "show-net-up", "compat-mode", "dns", "block-ipv6",
-    "redirect-private", "remote-random-hostname", "http-proxy-option", "http-proxy-retry",
-    "http-proxy-timeout", "auth-token-user", "tls-export-cert", "providers", "engine", "client-nat",
-    "dhcp-renew", "dhcp-pre-release", "dhcp-release", "tap-sleep", "pause-exit", "route-nopull-ipv6",
-    "connect-freq", "pull-filter-ipv6", "ifconfig-ipv6-noexec", "max-routes", "tun-ipv6", "mssfix-ipv6",
-    "http-proxy-user-pass",
-];
-
-/// Directives with no effect in OpenVPN 2.6 (or with none on a client).
-const NO_EFFECT: &[&str] =
-    &["keysize", "tun-mtu-extra", "link-mtu", "ncp-disable", "disable-occ", "comp-noadapt", "prng", "dh",
-      "no-replay", "opt-verify", "no-iv", "use-prediction-resistance", "occ-mtu-test"];
-
-/// TLS tuning rustls decides itself.
-const TLS_TUNING: &[&str] = &["tls-groups", "ecdh-curve", "tls-cert-profile"];
-
-/// Pushed by the server in client mode; a client-side value is ignored.
-const PUSHED: &[&str] = &["ifconfig", "ifconfig-ipv6", "route-gateway", "route-ipv6-gateway", "topology"];
-
-/// Server-mode directives: given to a client they mean the config is for the wrong side.
-const SERVER_ONLY: &[&str] = &[
-    "server", "server-ipv6", "server-bridge", "tls-server", "client-to-client", "duplicate-cn",
-    "ifconfig-pool", "ifconfig-pool-persist", "ifconfig-ipv6-pool", "push", "push-reset", "client-config-dir",
-    "ccd-exclusive", "tls-crypt-v2-verify", "auth-user-pass-verify", "client-connect", "client-disconnect",
-    "learn-address", "iroute", "iroute-ipv6", "max-clients", "verify-client-cert", "auth-gen-token",
-    "auth-gen-token-secret", "username-as-common-name", "stale-routes-check", "port-share", "vlan-tagging",
-    "x509-username-field", "client-cert-not-required", "push-remove", "max-routes-per-client", "tcp-queue-limit",
-    "bcast-buffers", "hash-size", "connect-freq-initial", "force-tls-key-material-export",
-];
-
-/// Allowed inside `<connection>` (OpenVPN's connection-entry options).
-const CONNECTION_SCOPE: &[&str] = &[
-    "remote", "proto", "port", "rport", "lport", "nobind", "bind", "local", "connect-retry", "connect-retry-max",
-    "connect-timeout", "server-poll-timeout", "explicit-exit-notify", "float", "tun-mtu", "tun-mtu-extra",
-    "link-mtu", "mssfix", "fragment", "key-direction", "tls-auth", "tls-crypt", "tls-crypt-v2", "http-proxy",
-    "http-proxy-option", "socks-proxy", "setenv", "remote-random-hostname", "mtu-disc",
-];
-
 pub(super) struct Builder<'r> {
     config: Config,
     warnings: Vec<Warning>,
@@ -154,7 +107,10 @@ fn err(st: &Statement, kind: ErrorKind) -> ConfigError {
 }
 
 fn arg(st: &Statement, index: usize) -> Result<&str> {
-    st.args.get(index).map(String::as_str).ok_or_else(|| err(st, ErrorKind::MissingArgument))
+    st.args
+        .get(index)
+        .map(String::as_str)
+        .ok_or_else(|| err(st, ErrorKind::MissingArgument))
 }
 
 fn max_args(st: &Statement, n: usize) -> Result<()> {
@@ -165,7 +121,9 @@ fn max_args(st: &Statement, n: usize) -> Result<()> {
 }
 
 fn number<T: FromStr>(st: &Statement, index: usize) -> Result<T> {
-    arg(st, index)?.parse().map_err(|_| err(st, ErrorKind::InvalidNumber))
+    arg(st, index)?
+        .parse()
+        .map_err(|_| err(st, ErrorKind::InvalidNumber))
 }
 
 fn optional_number<T: FromStr>(st: &Statement, index: usize) -> Result<Option<T>> {
@@ -231,7 +189,11 @@ impl<'r> Builder<'r> {
     }
 
     fn warn(&mut self, st: &Statement, reason: WarningKind) {
-        self.warnings.push(Warning { line: st.line, directive: super::DirectiveName::new(&st.name), reason });
+        self.warnings.push(Warning {
+            line: st.line,
+            directive: super::DirectiveName::new(&st.name),
+            reason,
+        });
     }
 
     pub(super) fn apply_all(&mut self, statements: &[Statement]) -> Result<()> {
@@ -250,7 +212,10 @@ impl<'r> Builder<'r> {
         }
         if !matches!(st.body, Body::None)
             && block.is_some()
-            && !matches!(name, "connection" | "tls-auth" | "tls-crypt" | "tls-crypt-v2")
+            && !matches!(
+                name,
+                "connection" | "tls-auth" | "tls-crypt" | "tls-crypt-v2"
+            )
         {
             return Err(err(st, ErrorKind::BlockNotAllowedHere));
         }
@@ -259,7 +224,10 @@ impl<'r> Builder<'r> {
                 let Body::Connection(inner) = &st.body else {
                     return Err(err(st, ErrorKind::UnknownDirective));
                 };
-                let mut state = BlockState { scope: Scope::default(), remote: None };
+                let mut state = BlockState {
+                    scope: Scope::default(),
+                    remote: None,
+                };
                 for inner_st in inner {
                     self.apply(inner_st, Some(&mut state))?;
                 }
@@ -316,7 +284,12 @@ impl<'r> Builder<'r> {
                     Some(p) => Some(proto(st, p)?),
                     None => None,
                 };
-                let remote = PendingRemote { host: String::from(host), port, proto, block: None };
+                let remote = PendingRemote {
+                    host: String::from(host),
+                    port,
+                    proto,
+                    block: None,
+                };
                 match block {
                     Some(state) => state.remote = Some(remote),
                     None => self.remotes.push(remote),
@@ -352,7 +325,8 @@ impl<'r> Builder<'r> {
             }
             "auth" => {
                 max_args(st, 1)?;
-                self.config.auth = Digest::from_name(arg(st, 0)?).ok_or_else(|| err(st, ErrorKind::UnsupportedDigest))?;
+                self.config.auth = Digest::from_name(arg(st, 0)?)
+                    .ok_or_else(|| err(st, ErrorKind::UnsupportedDigest))?;
             }
             "key-method" => match arg(st, 0)? {
                 "2" => self.warn(st, WarningKind::NoEffect),
@@ -360,7 +334,8 @@ impl<'r> Builder<'r> {
             },
             "key-direction" => {
                 max_args(st, 1)?;
-                let d = KeyDirection::from_arg(arg(st, 0)?).ok_or_else(|| err(st, ErrorKind::InvalidArgument))?;
+                let d = KeyDirection::from_arg(arg(st, 0)?)
+                    .ok_or_else(|| err(st, ErrorKind::InvalidArgument))?;
                 scope(&mut self.global, &mut block).key_direction = Some(d);
             }
             "tls-auth" | "tls-crypt" | "tls-crypt-v2" => {
@@ -374,9 +349,10 @@ impl<'r> Builder<'r> {
                     (CcKind::TlsAuth, true) => {
                         max_args(st, 2)?;
                         match st.args.get(1) {
-                            Some(d) => {
-                                Some(KeyDirection::from_arg(d).ok_or_else(|| err(st, ErrorKind::InvalidArgument))?)
-                            }
+                            Some(d) => Some(
+                                KeyDirection::from_arg(d)
+                                    .ok_or_else(|| err(st, ErrorKind::InvalidArgument))?,
+                            ),
                             None => None,
                         }
                     }
@@ -393,17 +369,29 @@ impl<'r> Builder<'r> {
                 };
                 let target = scope(&mut self.global, &mut block);
                 match &mut target.cc {
-                    Some(cc) if cc.kind != kind => return Err(err(st, ErrorKind::ConflictingControlChannel)),
+                    Some(cc) if cc.kind != kind => {
+                        return Err(err(st, ErrorKind::ConflictingControlChannel))
+                    }
                     Some(cc) => {
                         if source.is_some() {
-                            cc.file = FileDirective { line: st.line, source };
+                            cc.file = FileDirective {
+                                line: st.line,
+                                source,
+                            };
                         }
                         if direction.is_some() {
                             cc.direction = direction;
                         }
                     }
                     None => {
-                        target.cc = Some(PendingCc { kind, file: FileDirective { line: st.line, source }, direction })
+                        target.cc = Some(PendingCc {
+                            kind,
+                            file: FileDirective {
+                                line: st.line,
+                                source,
+                            },
+                            direction,
+                        })
                     }
                 }
             }
@@ -434,8 +422,14 @@ impl<'r> Builder<'r> {
             "remote-cert-ku" => {
                 let mut usages = Vec::new();
                 for value in &st.args {
-                    let hex = value.strip_prefix("0x").or_else(|| value.strip_prefix("0X")).unwrap_or(value);
-                    usages.push(u16::from_str_radix(hex, 16).map_err(|_| err(st, ErrorKind::InvalidArgument))?);
+                    let hex = value
+                        .strip_prefix("0x")
+                        .or_else(|| value.strip_prefix("0X"))
+                        .unwrap_or(value);
+                    usages.push(
+                        u16::from_str_radix(hex, 16)
+                            .map_err(|_| err(st, ErrorKind::InvalidArgument))?,
+                    );
                 }
                 self.config.tls.remote_cert_ku = usages;
             }
@@ -451,14 +445,24 @@ impl<'r> Builder<'r> {
                     Some("name-prefix") => X509NameType::NamePrefix,
                     Some(_) => return Err(err(st, ErrorKind::InvalidArgument)),
                 };
-                self.config.tls.verify_x509_name = Some(VerifyX509Name { name: String::from(arg(st, 0)?), kind });
+                self.config.tls.verify_x509_name = Some(VerifyX509Name {
+                    name: String::from(arg(st, 0)?),
+                    kind,
+                });
             }
             "tls-remote" => {
                 // Removed in 2.4; its argument was a common name, or an X.509 subject when it holds `=`.
                 max_args(st, 1)?;
                 let name = arg(st, 0)?;
-                let kind = if name.contains('=') { X509NameType::Subject } else { X509NameType::Name };
-                self.config.tls.verify_x509_name = Some(VerifyX509Name { name: String::from(name), kind });
+                let kind = if name.contains('=') {
+                    X509NameType::Subject
+                } else {
+                    X509NameType::Name
+                };
+                self.config.tls.verify_x509_name = Some(VerifyX509Name {
+                    name: String::from(name),
+                    kind,
+                });
                 self.warn(st, WarningKind::Obsolete);
             }
             "peer-fingerprint" => {
@@ -470,13 +474,15 @@ impl<'r> Builder<'r> {
             }
             "tls-version-min" => {
                 max_args(st, 2)?;
-                let v = TlsVersion::from_arg(arg(st, 0)?).ok_or_else(|| err(st, ErrorKind::InvalidArgument))?;
+                let v = TlsVersion::from_arg(arg(st, 0)?)
+                    .ok_or_else(|| err(st, ErrorKind::InvalidArgument))?;
                 // `or-highest` only matters when the library lacks `v`; rustls has 1.2 and 1.3.
                 self.config.tls.version_min = Some(v);
             }
             "tls-version-max" => {
                 max_args(st, 1)?;
-                let v = TlsVersion::from_arg(arg(st, 0)?).ok_or_else(|| err(st, ErrorKind::InvalidArgument))?;
+                let v = TlsVersion::from_arg(arg(st, 0)?)
+                    .ok_or_else(|| err(st, ErrorKind::InvalidArgument))?;
                 if v < TlsVersion::V1_2 {
                     return Err(err(st, ErrorKind::TlsVersionTooOld));
                 }
@@ -499,7 +505,10 @@ impl<'r> Builder<'r> {
                         }
                     }
                 };
-                self.auth_user_pass = Some(FileDirective { line: st.line, source });
+                self.auth_user_pass = Some(FileDirective {
+                    line: st.line,
+                    source,
+                });
             }
             "auth-nocache" => self.config.auth_nocache = true,
             "auth-retry" => {
@@ -510,10 +519,14 @@ impl<'r> Builder<'r> {
                     _ => return Err(err(st, ErrorKind::InvalidArgument)),
                 }
             }
-            "static-challenge" | "cryptoapicert" | "pkcs11-providers" | "pkcs11-id" | "management-external-key"
-            | "management-external-cert" | "verify-hash" | "tls-verify" => {
-                return Err(err(st, ErrorKind::Unsupported))
-            }
+            "static-challenge"
+            | "cryptoapicert"
+            | "pkcs11-providers"
+            | "pkcs11-id"
+            | "management-external-key"
+            | "management-external-cert"
+            | "verify-hash"
+            | "tls-verify" => return Err(err(st, ErrorKind::Unsupported)),
             "reneg-sec" => {
                 max_args(st, 2)?;
                 self.config.reneg_sec = number(st, 0)?;
@@ -625,7 +638,9 @@ impl<'r> Builder<'r> {
                 max_args(st, 3)?;
                 let network = String::from(arg(st, 0)?);
                 let (addr, prefix) = network.split_once('/').unwrap_or((&network, "128"));
-                if addr.parse::<core::net::Ipv6Addr>().is_err() || prefix.parse::<u8>().map_or(true, |p| p > 128) {
+                if addr.parse::<core::net::Ipv6Addr>().is_err()
+                    || prefix.parse::<u8>().map_or(true, |p| p > 128)
+                {
                     return Err(err(st, ErrorKind::InvalidArgument));
                 }
                 let gateway = st.args.get(1).filter(|a| *a != "default").cloned();
@@ -634,7 +649,11 @@ impl<'r> Builder<'r> {
                         return Err(err(st, ErrorKind::InvalidArgument));
                     }
                 }
-                self.config.routes_ipv6.push(RouteIpv6 { network, gateway, metric: optional_number(st, 2)? });
+                self.config.routes_ipv6.push(RouteIpv6 {
+                    network,
+                    gateway,
+                    metric: optional_number(st, 2)?,
+                });
             }
             "redirect-gateway" => self.config.redirect_gateway = Some(st.args.clone()),
             "route-nopull" => self.config.route_nopull = true,
@@ -646,7 +665,10 @@ impl<'r> Builder<'r> {
                     "reject" => PullFilterAction::Reject,
                     _ => return Err(err(st, ErrorKind::InvalidArgument)),
                 };
-                self.config.pull_filters.push(PullFilter { action, text: String::from(arg(st, 1)?) });
+                self.config.pull_filters.push(PullFilter {
+                    action,
+                    text: String::from(arg(st, 1)?),
+                });
             }
             "sndbuf" => self.config.sndbuf = Some(number(st, 0)?),
             "rcvbuf" => self.config.rcvbuf = Some(number(st, 0)?),
@@ -718,280 +740,6 @@ impl<'r> Builder<'r> {
             self.warn(st, WarningKind::AppliesToAllConnections);
         }
     }
-
-    /// Checks the whole config, resolves the files that won and decodes key material.
-    pub(super) fn finish(mut self) -> Result<Parsed> {
-        if !(self.client || (self.tls_client && self.pull)) {
-            return Err(ConfigError::whole_file(ErrorKind::NotAClient));
-        }
-        if let Some((line, dev)) = self.dev.take() {
-            if !dev.starts_with("tun") && !self.dev_type_tun {
-                return Err(ConfigError::new(line, "dev", ErrorKind::TapDevice));
-            }
-            self.config.dev = dev;
-        }
-        if self.remotes.is_empty() {
-            return Err(ConfigError::whole_file(ErrorKind::NoRemote));
-        }
-        self.ciphers()?;
-        self.read_files_in_line_order()?;
-
-        let global_cc = self.global.cc.take();
-        let global_direction = self.global.key_direction;
-        self.config.control_channel = match &global_cc {
-            Some(cc) => self.control_channel(cc, global_direction)?,
-            None => ControlChannel::None,
-        };
-        let pending = core::mem::take(&mut self.remotes);
-        for remote in pending {
-            let (block_cc, block_direction) = match &remote.block {
-                Some(scope) => (scope.cc.clone(), scope.key_direction),
-                None => (None, None),
-            };
-            let control_channel = match block_cc {
-                Some(cc) => Some(self.control_channel(&cc, block_direction.or(global_direction))?),
-                None => None,
-            };
-            self.config.remotes.push(Remote {
-                host: remote.host,
-                port: remote.port.or(self.global.port).unwrap_or(1194),
-                proto: remote.proto.or(self.global.proto).unwrap_or_default(),
-                control_channel,
-            });
-        }
-
-        if let Some(ca) = self.ca.take() {
-            if let Some(text) = self.read(&ca, "ca")? {
-                self.config.tls.ca = keys::parse_chain(&text).map_err(|e| key_error(ca.line, "ca", e))?;
-            }
-        }
-        if let Some(crl) = self.crl.take() {
-            if let Some(text) = self.read(&crl, "crl-verify")? {
-                let blocks = keys::pem::blocks(&text).map_err(|e| key_error(crl.line, "crl-verify", e))?;
-                let crls: Vec<Vec<u8>> = blocks.into_iter().filter(|b| b.label == "X509 CRL").map(|b| b.der).collect();
-                if crls.is_empty() {
-                    return Err(key_error(crl.line, "crl-verify", KeyError::MissingPemBlock("X509 CRL")));
-                }
-                self.config.tls.crls = crls;
-            }
-        }
-        if let Some((line, source)) = self.peer_fingerprints.take() {
-            let Source::Inline(text) = source else { return Err(ConfigError::new(line, "peer-fingerprint", ErrorKind::InvalidArgument)) };
-            for entry in text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
-                let fp = parse_fingerprint(entry).ok_or_else(|| key_error(line, "peer-fingerprint", KeyError::BadFingerprint))?;
-                self.config.tls.peer_fingerprints.push(fp);
-            }
-            if self.config.tls.peer_fingerprints.is_empty() {
-                return Err(key_error(line, "peer-fingerprint", KeyError::BadFingerprint));
-            }
-        }
-        let has_ca = self.config.tls.ca.len() + self.config.tls.peer_fingerprints.len() > 0
-            || self.config.tls.unread_files.iter().any(|(d, _)| d == "ca");
-        if !has_ca {
-            return Err(ConfigError::whole_file(ErrorKind::NoServerVerification));
-        }
-
-        match (self.cert.take(), self.key.take()) {
-            (Some(cert), Some(key)) => self.client_certificate(cert, key)?,
-            (Some(only), None) => return Err(ConfigError::new(only.line, "cert", ErrorKind::CertWithoutKey)),
-            (None, Some(only)) => return Err(ConfigError::new(only.line, "key", ErrorKind::CertWithoutKey)),
-            (None, None) => {}
-        }
-        if let Some(extra) = self.extra_certs.take() {
-            if let Some(text) = self.read(&extra, "extra-certs")? {
-                let chain = keys::parse_chain(&text).map_err(|e| key_error(extra.line, "extra-certs", e))?;
-                self.config.tls.cert_chain.extend(chain);
-            }
-        }
-
-        if let Some(FileDirective { line, source }) = self.auth_user_pass.take() {
-            self.config.auth_user_pass = Some(match source {
-                None => {
-                    if !self.resolver.allows_prompt() {
-                        return Err(ConfigError::new(line, "auth-user-pass", ErrorKind::File(FileErrorKind::NeedsPrompt)));
-                    }
-                    AuthUserPass::Prompt
-                }
-                Some(source) => {
-                    let file = FileDirective { line, source: Some(source.clone()) };
-                    match self.read(&file, "auth-user-pass")? {
-                        Some(text) => AuthUserPass::Credentials(
-                            parse_credentials(&text).map_err(|e| key_error(line, "auth-user-pass", e))?,
-                        ),
-                        None => match source {
-                            Source::Path(p) => AuthUserPass::Path(p),
-                            Source::Inline(_) => AuthUserPass::Prompt,
-                        },
-                    }
-                }
-            });
-        }
-        let has_cert = !self.config.tls.cert_chain.is_empty()
-            || self.config.tls.unread_files.iter().any(|(d, _)| d == "cert");
-        if !has_cert && self.config.auth_user_pass.is_none() {
-            return Err(ConfigError::whole_file(ErrorKind::NoClientAuth));
-        }
-        Ok(Parsed { config: self.config, warnings: self.warnings })
-    }
-
-    /// Reads every file the config references by path, in line order, so that the first bad file reported
-    /// is the first in the config. Contents become inline sources; kept paths stay paths.
-    fn read_files_in_line_order(&mut self) -> Result<()> {
-        let mut files: Vec<(&mut FileDirective, &'static str)> = Vec::new();
-        let singles = [
-            (&mut self.ca, "ca"),
-            (&mut self.cert, "cert"),
-            (&mut self.key, "key"),
-            (&mut self.extra_certs, "extra-certs"),
-            (&mut self.crl, "crl-verify"),
-            (&mut self.auth_user_pass, "auth-user-pass"),
-        ];
-        for (slot, name) in singles {
-            if let Some(file) = slot.as_mut() {
-                files.push((file, name));
-            }
-        }
-        let scopes = core::iter::once(&mut self.global).chain(self.remotes.iter_mut().filter_map(|r| r.block.as_mut()));
-        for scope in scopes {
-            if let Some(cc) = scope.cc.as_mut() {
-                files.push((&mut cc.file, cc.kind.name()));
-            }
-        }
-        files.sort_by_key(|(file, _)| file.line);
-        for (file, name) in files {
-            let Some(Source::Path(path)) = &file.source else { continue };
-            match self.resolver.read(path) {
-                Ok(Resolved::Contents(text)) => file.source = Some(Source::Inline(text)),
-                Ok(Resolved::KeepPath) => {}
-                Err(kind) => return Err(ConfigError::new(file.line, name, ErrorKind::File(kind))),
-            }
-        }
-        Ok(())
-    }
-
-    fn ciphers(&mut self) -> Result<()> {
-        let mut explicit = false;
-        if let Some((line, list)) = self.data_ciphers.take() {
-            explicit = true;
-            let mut ciphers = Vec::new();
-            for name in list.split(':').filter(|n| !n.is_empty()) {
-                let optional = name.strip_prefix('?');
-                match Cipher::from_name(optional.unwrap_or(name)) {
-                    Some(c) if !ciphers.contains(&c) => ciphers.push(c),
-                    Some(_) => {}
-                    None => self.warnings.push(Warning {
-                        line,
-                        directive: super::DirectiveName::new("data-ciphers"),
-                        reason: WarningKind::CipherDropped,
-                    }),
-                }
-            }
-            if ciphers.is_empty() {
-                return Err(ConfigError::new(line, "data-ciphers", ErrorKind::NoUsableCipher));
-            }
-            self.config.data_ciphers = ciphers;
-        }
-        let cipher = match self.cipher.take() {
-            Some((line, name)) => match Cipher::from_name(&name) {
-                Some(c) => Some(c),
-                None => {
-                    self.warnings.push(Warning {
-                        line,
-                        directive: super::DirectiveName::new("cipher"),
-                        reason: WarningKind::CipherDropped,
-                    });
-                    None
-                }
-            },
-            None => None,
-        };
-        // 2.6: without an explicit `data-ciphers`, `cipher` is appended to the default list, and it remains
-        // the fallback for peers that cannot negotiate unless `data-ciphers-fallback` says otherwise.
-        if let Some(c) = cipher {
-            if !explicit && !self.config.data_ciphers.contains(&c) {
-                self.config.data_ciphers.push(c);
-            }
-        }
-        self.config.data_ciphers_fallback = match self.fallback.take() {
-            Some((line, name)) => {
-                Some(Cipher::from_name(&name).ok_or_else(|| {
-                    ConfigError::new(line, "data-ciphers-fallback", ErrorKind::NoUsableCipher)
-                })?)
-            }
-            None => cipher,
-        };
-        Ok(())
-    }
-
-    /// Reads a file-valued directive: inline text, or the resolver's answer for its path. `None` when the
-    /// resolver keeps the path unread (recorded in `tls.unread_files` for the certificate directives).
-    fn read(&mut self, file: &FileDirective, directive: &str) -> Result<Option<String>> {
-        match &file.source {
-            None => Err(ConfigError::new(file.line, directive, ErrorKind::MissingArgument)),
-            Some(Source::Inline(text)) => Ok(Some(text.clone())),
-            Some(Source::Path(path)) => match self.resolver.read(path) {
-                Ok(Resolved::Contents(text)) => Ok(Some(text)),
-                Ok(Resolved::KeepPath) => {
-                    if matches!(directive, "ca" | "cert" | "key" | "extra-certs" | "crl-verify") {
-                        self.config.tls.unread_files.push((directive.to_string(), path.clone()));
-                    }
-                    Ok(None)
-                }
-                Err(kind) => Err(ConfigError::new(file.line, directive, ErrorKind::File(kind))),
-            },
-        }
-    }
-
-    fn control_channel(&mut self, cc: &PendingCc, key_direction: Option<KeyDirection>) -> Result<ControlChannel> {
-        let name = cc.kind.name();
-        let direction = cc.direction.or(key_direction).unwrap_or_default();
-        let Some(text) = self.read(&cc.file, name)? else {
-            let path = match &cc.file.source {
-                Some(Source::Path(p)) => p.clone(),
-                _ => String::new(),
-            };
-            return Ok(ControlChannel::Unread { directive: name.to_string(), path, direction });
-        };
-        let line = cc.file.line;
-        Ok(match cc.kind {
-            CcKind::TlsAuth => ControlChannel::TlsAuth {
-                key: StaticKey::parse(&text).map_err(|e| key_error(line, name, e))?,
-                direction,
-            },
-            CcKind::TlsCrypt => ControlChannel::TlsCrypt(StaticKey::parse(&text).map_err(|e| key_error(line, name, e))?),
-            CcKind::TlsCryptV2 => ControlChannel::TlsCryptV2(
-                TlsCryptV2ClientKey::parse(&text).map_err(|e| key_error(line, name, e))?,
-            ),
-        })
-    }
-
-    fn client_certificate(&mut self, cert: FileDirective, key: FileDirective) -> Result<()> {
-        let cert_text = self.read(&cert, "cert")?;
-        let key_text = self.read(&key, "key")?;
-        let chain = match cert_text {
-            Some(text) => keys::parse_chain(&text).map_err(|e| key_error(cert.line, "cert", e))?,
-            None => Vec::new(),
-        };
-        let private = match key_text {
-            Some(text) => Some(PrivateKey::parse(&text).map_err(|e| key_error(key.line, "key", e))?),
-            None => None,
-        };
-        if let (Some(leaf), Some(private)) = (chain.first(), &private) {
-            // The check OpenVPN's SSL library does at load time (`SSL_CTX_check_private_key`).
-            match private.matches(leaf) {
-                Ok(true) => {}
-                Ok(false) => self.warnings.push(Warning {
-                    line: key.line,
-                    directive: super::DirectiveName::new("key"),
-                    reason: WarningKind::KeyMatchUnchecked,
-                }),
-                Err(e) => return Err(key_error(key.line, "key", e)),
-            }
-        }
-        self.config.tls.cert_chain = chain;
-        self.config.tls.key = private;
-        Ok(())
-    }
 }
 
 /// The state of one `<connection>` block while its statements are applied.
@@ -1011,33 +759,10 @@ fn scope<'a>(global: &'a mut Scope, block: &'a mut Option<&mut BlockState>) -> &
 fn set_file(slot: &mut Option<FileDirective>, st: &Statement) -> Result<()> {
     let source = file_source(st)?;
     if source.is_some() || slot.is_none() {
-        *slot = Some(FileDirective { line: st.line, source });
+        *slot = Some(FileDirective {
+            line: st.line,
+            source,
+        });
     }
     Ok(())
-}
-
-fn key_error(line: u32, directive: &str, e: KeyError) -> ConfigError {
-    ConfigError::new(line, directive, ErrorKind::Key(e))
-}
-
-/// `AB:CD:…` (32 bytes, SHA-256).
-pub(super) fn parse_fingerprint(text: &str) -> Option<[u8; 32]> {
-    let mut out = [0u8; 32];
-    let mut parts = text.split(':');
-    for slot in out.iter_mut() {
-        let part = parts.next()?;
-        if part.len() != 2 {
-            return None;
-        }
-        *slot = u8::from_str_radix(part, 16).ok()?;
-    }
-    parts.next().is_none().then_some(out)
-}
-
-/// Username on line 1, password on line 2 (wire reference §11).
-fn parse_credentials(text: &str) -> core::result::Result<Credentials, KeyError> {
-    let mut lines = text.lines().map(|l| l.strip_suffix('\r').unwrap_or(l));
-    let username = lines.next().filter(|u| !u.is_empty()).ok_or(KeyError::MissingUsername)?;
-    let password = lines.next().ok_or(KeyError::MissingPassword)?;
-    Ok(Credentials { username: String::from(username), password: String::from(password) })
 }
