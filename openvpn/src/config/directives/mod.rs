@@ -6,6 +6,8 @@
 
 mod categories;
 mod finish;
+#[cfg(test)]
+mod tests;
 
 use alloc::collections::BTreeSet;
 use alloc::string::String;

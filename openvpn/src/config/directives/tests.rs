@@ -1,0 +1,152 @@
+//! Directive semantics on small inline configs (no certificates: `peer-fingerprint` verifies the server and
+//! inline credentials authenticate the client).
+
+use alloc::format;
+use alloc::string::String;
+
+use crate::config::{parse, Cipher, ControlChannel, ErrorKind, KeepPaths, Parsed, WarningKind};
+use crate::keys::{KeyDirection, StaticKey};
+
+const FP: &str = "00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF";
+
+fn key_block(name: &str) -> String {
+    format!(
+        "<{name}>\n{}</{name}>\n",
+        StaticKey::from_bytes([7; 256]).to_pem()
+    )
+}
+
+/// `body` starts at line 8.
+fn config(body: &str) -> Result<Parsed, crate::config::ConfigError> {
+    let text = format!(
+        "client\nremote vpn.example.net\npeer-fingerprint {FP}\n<auth-user-pass>\nu\np\n</auth-user-pass>\n{body}"
+    );
+    parse(&text, &mut KeepPaths)
+}
+
+#[test]
+fn cipher_rules_of_2_6() {
+    // Without data-ciphers, `cipher` is appended to the default list and is the fallback.
+    let c = config("cipher AES-256-CBC\n").unwrap().config;
+    assert_eq!(c.data_ciphers.last(), Some(&Cipher::Aes256Cbc));
+    assert_eq!(c.data_ciphers_fallback, Some(Cipher::Aes256Cbc));
+    // With data-ciphers, `cipher` is only the fallback; `?` marks an optional cipher.
+    let c = config("data-ciphers ?AES-128-GCM:aes-256-gcm\ncipher AES-256-CBC\n")
+        .unwrap()
+        .config;
+    assert_eq!(c.data_ciphers, [Cipher::Aes128Gcm, Cipher::Aes256Gcm]);
+    assert_eq!(c.data_ciphers_fallback, Some(Cipher::Aes256Cbc));
+    // data-ciphers-fallback wins over cipher; an unsupported cipher is dropped with a warning.
+    let p = config(
+        "data-ciphers BF-CBC:AES-128-GCM\ndata-ciphers-fallback AES-128-CBC\ncipher AES-256-CBC\n",
+    )
+    .unwrap();
+    assert_eq!(p.config.data_ciphers, [Cipher::Aes128Gcm]);
+    assert_eq!(p.config.data_ciphers_fallback, Some(Cipher::Aes128Cbc));
+    assert!(p
+        .warnings
+        .iter()
+        .any(|w| w.reason == WarningKind::CipherDropped));
+    let e = config("data-ciphers-fallback BF-CBC\n").unwrap_err();
+    assert_eq!((e.line, e.kind), (8, ErrorKind::NoUsableCipher));
+}
+
+#[test]
+fn key_direction_precedence() {
+    let direction = |body: &str| match config(body).unwrap().config.control_channel {
+        ControlChannel::TlsAuth { direction, .. } => direction,
+        other => panic!("{other:?}"),
+    };
+    let block = key_block("tls-auth");
+    assert_eq!(direction(&block), KeyDirection::Bidirectional);
+    assert_eq!(
+        direction(&format!("{block}key-direction 1\n")),
+        KeyDirection::Inverse
+    );
+    assert_eq!(
+        direction(&format!("key-direction 1\ntls-auth [inline] 0\n{block}")),
+        KeyDirection::Normal
+    );
+    // In a <connection> block the block's key-direction applies, else the global one.
+    let c = config(&format!(
+        "key-direction 0\n<connection>\nremote b\nkey-direction 1\n{block}</connection>\n<connection>\nremote c\n{block}</connection>\n"
+    ))
+    .unwrap()
+    .config;
+    let dirs: alloc::vec::Vec<_> = c
+        .remotes
+        .iter()
+        .map(|r| match &r.control_channel {
+            Some(ControlChannel::TlsAuth { direction, .. }) => Some(*direction),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        dirs,
+        [
+            None,
+            Some(KeyDirection::Inverse),
+            Some(KeyDirection::Normal)
+        ]
+    );
+}
+
+#[test]
+fn inline_placeholder_keeps_an_earlier_block() {
+    let c = config(&format!("{}tls-crypt [inline]\n", key_block("tls-crypt")))
+        .unwrap()
+        .config;
+    assert!(matches!(c.control_channel, ControlChannel::TlsCrypt(_)));
+    let e = config("tls-crypt [inline]\n").unwrap_err();
+    assert_eq!((e.line, e.kind), (8, ErrorKind::MissingArgument));
+}
+
+#[test]
+fn setenv_opt_and_ignore_unknown_option() {
+    let p = config("setenv opt verb 5\nsetenv opt block-ipv6-hack\n").unwrap();
+    assert_eq!(p.config.verb, 5);
+    assert!(p
+        .warnings
+        .iter()
+        .any(|w| w.directive.as_str() == "block-ipv6-hack"
+            && w.reason == WarningKind::IgnoredUnknown));
+    // ignore-unknown-option applies to later lines only, as in OpenVPN.
+    let e = config("frobnicate\nignore-unknown-option frobnicate\n").unwrap_err();
+    assert_eq!((e.line, e.kind), (8, ErrorKind::UnknownDirective));
+    assert!(config("ignore-unknown-option frobnicate\nfrobnicate 1 2\n").is_ok());
+    let e = config("setenv opt setenv opt verb 3\n").unwrap_err();
+    assert_eq!(e.kind, ErrorKind::InvalidArgument);
+}
+
+#[test]
+fn global_port_and_proto_apply_whatever_their_position() {
+    let c = config("remote b 1195\nport 443\nproto tcp\n")
+        .unwrap()
+        .config;
+    let r: alloc::vec::Vec<_> = c
+        .remotes
+        .iter()
+        .map(|r| (r.port, r.proto.as_arg()))
+        .collect();
+    assert_eq!(r, [(443, "tcp-client"), (1195, "tcp-client")]);
+}
+
+#[test]
+fn argument_checks_name_the_line() {
+    for (body, kind) in [
+        ("ping abc\n", ErrorKind::InvalidNumber),
+        ("remote\n", ErrorKind::MissingArgument),
+        ("remote a 1 udp extra\n", ErrorKind::TooManyArguments),
+        ("remote \"\"\n", ErrorKind::InvalidArgument),
+        ("max-packet-size 100\n", ErrorKind::InvalidNumber),
+        ("route 10.0.0.0 255.255.0\n", ErrorKind::InvalidArgument),
+        ("comp-lzo maybe\n", ErrorKind::InvalidArgument),
+        ("remote-cert-tls client\n", ErrorKind::InvalidArgument),
+        ("verify-x509-name x cn\n", ErrorKind::InvalidArgument),
+        ("key-method 1\n", ErrorKind::Unsupported),
+        ("client-to-client\n", ErrorKind::ServerMode),
+    ] {
+        let e = config(body).unwrap_err();
+        assert_eq!((e.line, e.kind), (8, kind), "{body}");
+    }
+}
