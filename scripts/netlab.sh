@@ -77,6 +77,9 @@ netlab_up() {
     ip -n "$NS_LAN" addr add $NETLAB_LAN_HOST/24 dev eth0
     ip -n "$NS_LAN" link set eth0 up
     ip -n "$NS_LAN" route add default via $NETLAB_GW
+    # `ip netns exec` shows this file as /etc/resolv.conf: the LAN host resolves through the gateway.
+    mkdir -p "/etc/netns/$NS_LAN"
+    echo "nameserver $NETLAB_GW" > "/etc/netns/$NS_LAN/resolv.conf"
     ip link add dhcp0 netns "$NS_VM" type veth peer name eth0 netns "$NS_DHCP"
     ip -n "$NS_VM" link set dhcp0 master br-lan up
     ip -n "$NS_DHCP" link set eth0 up
@@ -106,16 +109,16 @@ netlab_services() {
     local conf
     conf=$("$NETLAB_ROOT/scripts/interop/server.sh" "$NETLAB_WORK/pki" "$NETLAB_WORK" lab $NETLAB_SRV_PUB \
         AES-256-GCM server v2 "client-config-dir $NETLAB_WORK/ccd" "route 192.168.60.0 255.255.255.0") || return 1
-    netlab_bg openvpn netlab_in "$NS_SRV" openvpn --config "$conf"
+    netlab_bg openvpn ip netns exec "$NS_SRV" openvpn --config "$conf"
     local i
     for i in $(seq 100); do
         grep -q "Initialization Sequence Completed" "$NETLAB_WORK/openvpn.log" && break
         sleep 0.1
     done
     grep -q "Initialization Sequence Completed" "$NETLAB_WORK/openvpn.log" || { echo "netlab: openvpn server did not start"; tail -5 "$NETLAB_WORK/openvpn.log"; return 1; }
-    netlab_bg dnsmasq netlab_in "$NS_SRV" dnsmasq --keep-in-foreground --no-resolv --no-hosts --pid-file= \
-        --listen-address=$NETLAB_SRV_TUN --bind-interfaces --address=/behind.oxvpn.test/$NETLAB_BEHIND --log-queries
-    netlab_bg http netlab_in "$NS_BEHIND" python3 -m http.server 8080 --bind $NETLAB_BEHIND --directory "$NETLAB_WORK/www"
+    netlab_bg dnsmasq ip netns exec "$NS_SRV" dnsmasq --keep-in-foreground --no-resolv --no-hosts --pid-file= \
+        --listen-address=$NETLAB_SRV_TUN --bind-interfaces --address=/behind.oxvpn.test/$NETLAB_BEHIND --log-queries --log-facility=-
+    netlab_bg http ip netns exec "$NS_BEHIND" python3 -m http.server 8080 --bind $NETLAB_BEHIND --directory "$NETLAB_WORK/www"
     for i in $(seq 50); do
         netlab_in "$NS_BEHIND" bash -c "exec 3<>/dev/tcp/$NETLAB_BEHIND/8080" 2>/dev/null && return 0
         sleep 0.1
@@ -128,7 +131,7 @@ netlab_vm_start() {
     local args="--ipv4=$NETLAB_VM_PUB/24 --ipv4-gateway=$NETLAB_SRV_PUB --private-ipv4=$NETLAB_GW/24 $1"
     : > "$NETLAB_SERIAL"
     NETLAB_VM_STARTED=$(date +%s.%N)
-    netlab_in "$NS_VM" "$NETLAB_ROOT/scripts/qemu.sh" -M "${MACHINE:-q35}" -a "$args" -- \
+    ip netns exec "$NS_VM" "$NETLAB_ROOT/scripts/qemu.sh" -M "${MACHINE:-q35}" -a "$args" -- \
         -netdev tap,id=pub,ifname=tap-pub,script=no,downscript=no \
         -netdev tap,id=lan,ifname=tap-lan,script=no,downscript=no \
         -device virtio-net-pci,netdev=pub,mac=$NETLAB_PUB_MAC,romfile= \
@@ -168,6 +171,7 @@ netlab_vm_stop() {
 netlab_down_namespaces() {
     local ns
     for ns in $(netlab_namespaces); do ip netns del "$ns" 2>/dev/null; done
+    rm -rf "/etc/netns/$NS_LAN"
     return 0
 }
 
