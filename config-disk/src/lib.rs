@@ -65,6 +65,13 @@ impl fmt::Display for DiskError {
 }
 
 /// The config text on a disk: everything before the first NUL byte.
+///
+/// ```
+/// let disk = config_disk::pad("client\ndev tun\n").unwrap();
+/// assert_eq!(disk.len(), 512);
+/// assert_eq!(config_disk::read(&disk), Ok("client\ndev tun\n"));
+/// assert_eq!(config_disk::read(&[0; 512]), Err(config_disk::DiskError::Empty));
+/// ```
 pub fn read(disk: &[u8]) -> Result<&str, DiskError> {
     let end = disk.iter().position(|&b| b == 0).unwrap_or(disk.len());
     let bytes = disk.get(..end).unwrap_or(&[]);

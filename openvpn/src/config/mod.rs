@@ -109,7 +109,17 @@ pub fn parse_bytes(bytes: &[u8], files: &mut dyn FileResolver) -> Result<Parsed,
 }
 
 impl Config {
-    /// Parses an all-inline config the way the image does.
+    /// Parses an all-inline config the way the image does (files by path and console prompts are refused).
+    ///
+    /// ```
+    /// use openvpn::config::{Config, ErrorKind};
+    /// let e = Config::parse_inline("client\ndev tap\nremote vpn.example.net\n").unwrap_err();
+    /// assert_eq!((e.line, e.kind), (2, ErrorKind::TapDevice));
+    /// assert_eq!(
+    ///     e.to_string(),
+    ///     "line 2: `dev`: only `dev tun` is supported (oxvpn routes IP packets, not Ethernet)"
+    /// );
+    /// ```
     pub fn parse_inline(text: &str) -> Result<Parsed, ConfigError> {
         parse(text, &mut InlineOnly)
     }
