@@ -10,9 +10,9 @@ use rand_chacha::ChaCha8Rng;
 
 use super::*;
 use crate::crypto::test_util::pem_body;
-use crate::crypto::{DataKey, ReplayWindow, Role, TlsCrypt};
+use crate::crypto::{DataCipher, DataKey, ReplayWindow, Role, TlsCrypt};
 use crate::tls::TlsSettings;
-use crate::wire::{AckBlock, ReplayId};
+use crate::wire::{AckBlock, ControlRepr, ReplayId};
 
 const CA_DER: &[u8] = include_bytes!("testdata/ca.der");
 const V2_CLIENT_KEY: &str = include_str!("testdata/v2-client.key");
@@ -442,4 +442,21 @@ fn restart_flags_choose_the_remote() {
     assert_eq!(restart_flags("[PN]"), "PN");
     assert_eq!(restart_flags("plain"), "");
     assert_eq!(restart_flags("[unterminated"), "");
+}
+
+#[test]
+fn in_place_encapsulation_matches_the_copying_path() {
+    let (mut s, mut server) = connected();
+    let ip = [0x45u8; 100];
+    let head = s.engine.data_headroom().unwrap();
+    let mut buf = alloc::vec![0u8; head + ip.len() + crate::crypto::DataChannel::MAX_OVERHEAD];
+    buf[head..head + ip.len()].copy_from_slice(&ip);
+    let range = s
+        .engine
+        .encapsulate_in_place(at(5), &mut buf, ip.len(), &mut s.rng)
+        .unwrap();
+    let mut wire = buf[range].to_vec();
+    assert_eq!(wire[..4], [0x48, 0, 0, 7]);
+    let plain = server.open_in_place(&mut wire, at(5)).unwrap();
+    assert_eq!(wire[plain], ip[..]);
 }

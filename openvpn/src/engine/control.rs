@@ -1,0 +1,275 @@
+//! The control side of the engine: unwrapping and dispatching control packets, the control messages after
+//! key-method 2 (PUSH_REPLY, AUTH_FAILED, RESTART, ...), applying the push, and building the next control
+//! packet within the control-channel MTU (§4, §8).
+//!
+//! Layer: engine internals; no I/O. Key-state details live in `key_state`, renegotiation in `rekey`.
+
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+
+use super::{
+    Action, ControlProtection, Engine, EngineConfig, EngineError, ExitReason, ReconnectReason,
+    State,
+};
+use super::{HandshakeError, KeyEvent, KeyState, CONTROL_BUF, PUSH_REQUEST_FIRST};
+use crate::crypto::control::ControlWrap;
+use crate::crypto::{Compression, DataChannel, DataCipher, Digest};
+use crate::session::{self, ControlMessage, PushedConfig};
+use crate::time::Instant;
+use crate::tls;
+use crate::wire::{ControlRepr, Opcode};
+
+impl Engine {
+    pub(super) fn receive_control(&mut self, now: Instant, datagram: &[u8]) {
+        self.plain.resize(CONTROL_BUF, 0);
+        let len = match self.wrap.unwrap(datagram, now, &mut self.plain) {
+            Ok(len) => len,
+            Err(e) => {
+                log::debug!("control packet dropped: {e}");
+                self.stats.control_dropped += 1;
+                return;
+            }
+        };
+        let Some(key) = self.key.as_mut() else { return };
+        let plain = self.plain.get(..len).unwrap_or_default();
+        let repr = match ControlRepr::parse_bytes(plain) {
+            Ok(r) => r,
+            Err(e) => {
+                log::debug!("control packet malformed: {e}");
+                self.stats.control_dropped += 1;
+                return;
+            }
+        };
+        if repr.key_id != key.key_id() {
+            // A SOFT_RESET on the next key_id starts a server-initiated renegotiation (§9); anything else
+            // is out of sync ("key IDs out of sync") and dropped.
+            let next = key.key_id().next();
+            if repr.opcode == Opcode::ControlSoftResetV1
+                && repr.key_id == next
+                && self.state == State::Connected
+            {
+                self.last_received = now;
+                self.pending_soft_reset = Some((next, plain.to_vec()));
+            } else {
+                log::debug!("control packet for key_id {} ignored", repr.key_id);
+            }
+            return;
+        }
+        self.last_received = now;
+        let result = key.on_packet(&repr, now.as_millis());
+        if let Err(e) = result {
+            self.handshake_failed(now, e);
+            return;
+        }
+        self.process_key_events(now);
+    }
+
+    pub(super) fn handshake_failed(&mut self, now: Instant, e: HandshakeError) {
+        if let HandshakeError::Tls(tls::TlsError::Tls(rustls::Error::InvalidCertificate(c))) = &e {
+            self.exit(ExitReason::CertificateRejected(alloc::format!(
+                "server certificate rejected: {c:?}"
+            )));
+            return;
+        }
+        self.reconnect(now, ReconnectReason::Handshake(e));
+    }
+
+    pub(super) fn process_key_events(&mut self, now: Instant) {
+        loop {
+            let Some(event) = self.key.as_mut().and_then(KeyState::pop_event) else {
+                return;
+            };
+            match event {
+                KeyEvent::ServerKeys(keys) if self.state == State::Connected => {
+                    self.finish_renegotiation(now, &keys);
+                }
+                KeyEvent::ServerKeys(keys) => {
+                    self.server_keys = Some(keys);
+                    if self.pushed.is_none() {
+                        self.next_push_request = Some(now + PUSH_REQUEST_FIRST);
+                    }
+                }
+                KeyEvent::Message(bytes) => self.handle_message(now, &bytes),
+            }
+            if self.state == State::Exited {
+                return;
+            }
+        }
+    }
+
+    pub(super) fn handle_message(&mut self, now: Instant, bytes: &[u8]) {
+        match ControlMessage::parse(bytes) {
+            ControlMessage::PushReply(text) => match self.push.feed(text) {
+                Ok(Some(config)) => self.apply_push(now, config),
+                Ok(None) => {}
+                Err(e) => self.reconnect(now, ReconnectReason::BadPush(e.to_string())),
+            },
+            ControlMessage::AuthFailed(reason) => {
+                log::warn!("AUTH_FAILED {reason}");
+                self.exit(ExitReason::AuthFailed(reason.to_string()));
+            }
+            ControlMessage::Restart(msg) => {
+                self.reconnect(now, ReconnectReason::ServerRestart(msg.to_string()))
+            }
+            ControlMessage::Halt(msg) => self.exit(ExitReason::Halt(msg.to_string())),
+            ControlMessage::Exit => self.reconnect(now, ReconnectReason::ServerExit),
+            ControlMessage::Info(text) => log::info!("server INFO: {text}"),
+            ControlMessage::AuthPending(text) => {
+                log::info!("server AUTH_PENDING {text}");
+            }
+            ControlMessage::Unknown(text) => log::info!("unknown control message ignored: {text}"),
+            ControlMessage::Invalid => log::debug!("invalid control message dropped"),
+        }
+    }
+
+    pub(super) fn apply_push(&mut self, now: Instant, config: PushedConfig) {
+        if self.pushed.is_some() {
+            // A later PUSH_REPLY (e.g. auth-token refresh) only updates the token.
+            if let (Some(p), Some(t)) = (self.pushed.as_mut(), config.auth_token) {
+                p.auth_token = Some(t);
+            }
+            return;
+        }
+        self.next_push_request = None;
+        let cipher_name = config
+            .cipher
+            .clone()
+            .unwrap_or_else(|| String::from("BF-CBC"));
+        // Accept only a cipher from our own list (§5.5).
+        let ours = self
+            .config
+            .data_ciphers
+            .iter()
+            .any(|c| c.eq_ignore_ascii_case(&cipher_name));
+        let Some(cipher) = DataCipher::from_name(&cipher_name, self.config.auth).filter(|_| ours)
+        else {
+            self.reconnect(
+                now,
+                ReconnectReason::BadPush(alloc::format!(
+                    "cipher {cipher_name} not in data-ciphers"
+                )),
+            );
+            return;
+        };
+        if config.tls_ekm {
+            self.reconnect(
+                now,
+                ReconnectReason::BadPush(String::from("server requires tls-ekm, not announced")),
+            );
+            return;
+        }
+        let compression = match config
+            .compression
+            .as_deref()
+            .map(|c| c.split_ascii_whitespace().collect::<Vec<_>>())
+        {
+            None => self.config.compression,
+            Some(words) => match words.as_slice() {
+                ["comp-lzo", ..] => Compression::LzoStub,
+                ["compress", "stub-v2" | "lz4-v2"] => Compression::StubV2,
+                ["compress"] | ["compress", "stub" | "lz4" | "lzo"] => Compression::Stub,
+                _ => {
+                    log::warn!(
+                        "pushed compression `{}` not understood, none used",
+                        words.join(" ")
+                    );
+                    Compression::None
+                }
+            },
+        };
+        let (Some(key), Some(server)) = (self.key.take(), self.server_keys.clone()) else {
+            return;
+        };
+        self.negotiated = Some((cipher, config.peer_id));
+        let mut channel = DataChannel::new();
+        channel.set_compression(compression);
+        self.data = Some(channel);
+        let installed = self.install_data_key(now, &key, &server);
+        self.key = Some(key);
+        if !installed {
+            self.reconnect(
+                now,
+                ReconnectReason::BadPush(String::from("data key rejected")),
+            );
+            return;
+        }
+        self.state = State::Connected;
+        self.failures = 0;
+        self.last_received = now;
+        log::info!(
+            "tunnel up: cipher {cipher_name}, peer-id {:?}",
+            config.peer_id
+        );
+        self.pushed = Some(config.clone());
+        self.actions.push_back(Action::TunnelUp(config));
+    }
+
+    pub(super) fn poll_control_packet(&mut self, now: Instant) -> Option<Vec<u8>> {
+        let max = self.control_payload_room();
+        let wkc_len = match &self.config.protection {
+            ControlProtection::TlsCryptV2 { wkc, .. } => wkc.len(),
+            _ => 0,
+        };
+        let key = self.key.as_mut()?;
+        let mut plain = core::mem::take(&mut self.plain);
+        let produced = key.poll_packet(now.as_millis(), max, wkc_len, &mut plain);
+        let result = if produced {
+            let unix = self.unix_now_u32(now);
+            let mut out = alloc::vec![0u8; plain.len() + 128 + wkc_len];
+            match self.wrap.wrap(&plain, unix, &mut out) {
+                Ok(n) => {
+                    out.truncate(n);
+                    Some(out)
+                }
+                Err(e) => {
+                    log::warn!("control packet not wrapped: {e}");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        self.plain = plain;
+        result
+    }
+
+    /// TLS payload room per control packet (§4): `max-packet-size` minus IP/UDP, wrapping, header, a full
+    /// piggy-backed ACK block and the message-id.
+    pub(super) fn control_payload_room(&self) -> usize {
+        let wrap = match &self.config.protection {
+            ControlProtection::None => 0,
+            ControlProtection::TlsAuth { digest, .. } => {
+                8 + match digest {
+                    Digest::Sha1 => 20,
+                    Digest::Sha256 => 32,
+                    Digest::Sha384 => 48,
+                    Digest::Sha512 => 64,
+                }
+            }
+            _ => 56,
+        };
+        let ip_udp = match self.transport() {
+            session::Transport::Udp6 | session::Transport::Tcp6 => 48,
+            _ => 28,
+        };
+        let header = 1 + 8 + (1 + 4 * 4 + 8) + 4;
+        usize::from(self.config.max_packet_size.min(2048))
+            .saturating_sub(ip_udp + wrap + header)
+            .max(64)
+    }
+}
+
+pub(super) fn new_wrap(config: &EngineConfig) -> Result<ControlWrap, EngineError> {
+    Ok(match &config.protection {
+        ControlProtection::None => ControlWrap::none(),
+        ControlProtection::TlsAuth {
+            key,
+            direction,
+            digest,
+        } => ControlWrap::tls_auth(key, *direction, *digest),
+        ControlProtection::TlsCrypt { key } => ControlWrap::tls_crypt(key),
+        ControlProtection::TlsCryptV2 { kc, wkc } => {
+            ControlWrap::tls_crypt_v2(kc, wkc).map_err(|_| EngineError::TlsCryptV2Key)?
+        }
+    })
+}

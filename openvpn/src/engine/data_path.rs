@@ -1,0 +1,156 @@
+//! The data side of the engine: encrypting tunnel packets into caller buffers (copying or in place),
+//! decrypting received data packets in place, and keepalive pings (§6, §7). No allocation per packet.
+
+use alloc::vec::Vec;
+use core::ops::Range;
+
+use rand_core::CryptoRngCore;
+
+use super::{Engine, Received, ReconnectReason, SendError, State};
+use crate::crypto::Inbound;
+use crate::time::Instant;
+use crate::wire::tcp::{emit_prefix, PREFIX_LEN};
+
+impl Engine {
+    pub(super) fn receive_data<'a>(
+        &mut self,
+        now: Instant,
+        datagram: &'a mut [u8],
+    ) -> Received<'a> {
+        let Some(data) = self.data.as_mut() else {
+            return Received::Dropped;
+        };
+        match data.decrypt(datagram, now) {
+            Ok(Inbound::Ip(range)) => {
+                self.last_received = now;
+                match datagram.get(range) {
+                    Some(p) => Received::Packet(p),
+                    None => Received::Dropped,
+                }
+            }
+            Ok(Inbound::Ping) => {
+                self.last_received = now;
+                self.stats.pings_received += 1;
+                Received::Consumed
+            }
+            Ok(inbound) => {
+                self.last_received = now;
+                if inbound.is_exit() {
+                    self.reconnect(now, ReconnectReason::ServerExit);
+                }
+                Received::Consumed
+            }
+            Err(e) => {
+                self.stats.data_dropped += 1;
+                if self.is_tcp() {
+                    // Over TCP nothing is lost or reordered: a failure means a broken session (§1.1).
+                    self.reconnect(now, ReconnectReason::DataError(alloc::format!("{e}")));
+                }
+                Received::Dropped
+            }
+        }
+    }
+
+    /// Encrypts an IP packet for the tunnel into `out` (the whole datagram for the remote); returns its
+    /// length. No allocation.
+    /// `out` needs `ip_packet.len() + 106` bytes; over TCP the output starts with the length prefix.
+    /// `rng` supplies CBC IVs (unused by AEAD ciphers).
+    pub fn encapsulate(
+        &mut self,
+        now: Instant,
+        ip_packet: &[u8],
+        out: &mut [u8],
+        rng: &mut dyn CryptoRngCore,
+    ) -> Result<usize, SendError> {
+        let key_id = self.send_keys.select(now);
+        let prefix = if self.is_tcp() { PREFIX_LEN } else { 0 };
+        let data = self.data.as_mut().ok_or(SendError::NotConnected)?;
+        if let Some(id) = key_id {
+            data.set_primary(id);
+        }
+        let body = out.get_mut(prefix..).ok_or(SendError::BufferTooSmall)?;
+        let n = data.encrypt(ip_packet, body, rng).map_err(|e| match e {
+            crate::crypto::DataError::BufferTooSmall => SendError::BufferTooSmall,
+            _ => SendError::Crypto,
+        })?;
+        if prefix > 0 {
+            emit_prefix(n, out).map_err(|_| SendError::BufferTooSmall)?;
+        }
+        let n = n + prefix;
+        self.last_sent = now;
+        Ok(n)
+    }
+
+    /// Bytes to leave in front of an IP packet for [`encapsulate_in_place`](Self::encapsulate_in_place)
+    /// (the data header, the cipher's headroom, a compression prefix and, over TCP, the length prefix).
+    /// `None` until the tunnel is up; constant for a connection (renegotiations keep the cipher).
+    pub fn data_headroom(&self) -> Option<usize> {
+        let prefix = if self.is_tcp() { PREFIX_LEN } else { 0 };
+        Some(prefix + self.data.as_ref()?.headroom()?)
+    }
+
+    /// Encrypts the IP packet at `buf[data_headroom()..][..payload_len]` in place, without copying it.
+    /// `buf` must extend at least [`MAX_OVERHEAD`](crate::crypto::DataChannel::MAX_OVERHEAD) bytes past the headroom plus payload.
+    /// Returns where the datagram to send lies in `buf` (over TCP, its length prefix included).
+    pub fn encapsulate_in_place(
+        &mut self,
+        now: Instant,
+        buf: &mut [u8],
+        payload_len: usize,
+        rng: &mut dyn CryptoRngCore,
+    ) -> Result<Range<usize>, SendError> {
+        let key_id = self.send_keys.select(now);
+        let prefix = if self.is_tcp() { PREFIX_LEN } else { 0 };
+        let data = self.data.as_mut().ok_or(SendError::NotConnected)?;
+        if let Some(id) = key_id {
+            data.set_primary(id);
+        }
+        let body = buf.get_mut(prefix..).ok_or(SendError::BufferTooSmall)?;
+        let sealed = data
+            .encrypt_in_place(body, payload_len, rng)
+            .map_err(|e| match e {
+                crate::crypto::DataError::BufferTooSmall => SendError::BufferTooSmall,
+                _ => SendError::Crypto,
+            })?;
+        // `sealed` is relative to `body`; the prefix goes right before it.
+        let start = sealed.start + prefix;
+        let end = sealed.end + prefix;
+        if prefix > 0 {
+            let at = buf
+                .get_mut(sealed.start..)
+                .ok_or(SendError::BufferTooSmall)?;
+            emit_prefix(sealed.len(), at).map_err(|_| SendError::BufferTooSmall)?;
+        }
+        self.last_sent = now;
+        Ok(if prefix > 0 {
+            sealed.start..end
+        } else {
+            start..end
+        })
+    }
+
+    pub(super) fn poll_keepalive(
+        &mut self,
+        now: Instant,
+        rng: &mut dyn CryptoRngCore,
+    ) -> Option<Vec<u8>> {
+        if self.state != State::Connected {
+            return None;
+        }
+        let ping = self.ping_secs()?;
+        if now.saturating_duration_since(self.last_sent).as_secs() < ping {
+            return None;
+        }
+        let key_id = self.send_keys.select(now);
+        let data = self.data.as_mut()?;
+        if let Some(id) = key_id {
+            data.set_primary(id);
+        }
+        let mut out = alloc::vec![0u8; 128];
+        let n = data.encrypt_ping(&mut out, rng).ok()?;
+        out.truncate(n);
+        self.last_sent = now;
+        self.stats.pings_sent += 1;
+        Some(out)
+    }
+}

@@ -1,0 +1,113 @@
+//! The engine's clocks: hand-window, the pre-push and pushed `ping-restart`, PUSH_REQUEST repetition,
+//! keepalive intervals, and [`Engine::poll_at`], the one deadline the caller waits for (§3, §7, §8.2).
+
+use core::time::Duration;
+
+use super::{
+    Engine, KeyState, ReconnectReason, State, PRE_PUSH_PING_RESTART_SECS, PUSH_REQUEST_INTERVAL,
+};
+use crate::time::Instant;
+
+impl Engine {
+    pub(super) fn run_timers(&mut self, now: Instant) {
+        let since_rx = now.saturating_duration_since(self.last_received).as_secs();
+        match self.state {
+            State::Handshake => {
+                let elapsed = now.saturating_duration_since(self.session_start).as_secs();
+                if elapsed >= self.config.hand_window_secs {
+                    self.reconnect(now, ReconnectReason::HandshakeTimeout);
+                    return;
+                }
+                if since_rx >= PRE_PUSH_PING_RESTART_SECS {
+                    self.reconnect(now, ReconnectReason::PingRestart);
+                    return;
+                }
+                if let Some(at) = self.next_push_request {
+                    if now >= at {
+                        let all_acked = self.key.as_ref().is_some_and(KeyState::all_acked);
+                        if all_acked {
+                            if let Some(key) = self.key.as_mut() {
+                                if let Err(e) = key.send_message("PUSH_REQUEST") {
+                                    self.handshake_failed(now, e);
+                                    return;
+                                }
+                            }
+                            self.next_push_request = Some(now + PUSH_REQUEST_INTERVAL);
+                        } else {
+                            self.next_push_request = Some(now + Duration::from_millis(200));
+                        }
+                    }
+                }
+            }
+            State::Connected => {
+                if let Some(limit) = self.ping_restart_secs() {
+                    if since_rx >= limit {
+                        self.reconnect(now, ReconnectReason::PingRestart);
+                    }
+                }
+            }
+            State::Exited | State::Connecting => {}
+        }
+    }
+
+    pub(super) fn ping_secs(&self) -> Option<u64> {
+        self.pushed
+            .as_ref()
+            .and_then(|p| p.ping)
+            .or(self.config.ping_secs)
+            .filter(|s| *s > 0)
+            .map(u64::from)
+    }
+
+    pub(super) fn ping_restart_secs(&self) -> Option<u64> {
+        self.pushed
+            .as_ref()
+            .and_then(|p| p.ping_restart)
+            .or(self.config.ping_restart_secs)
+            .filter(|s| *s > 0)
+            .map(u64::from)
+    }
+
+    /// When [`poll_action`](Self::poll_action) must be called next at the latest.
+    pub fn poll_at(&self) -> Option<Instant> {
+        if !self.actions.is_empty() {
+            return Some(Instant::ZERO);
+        }
+        if self.state == State::Exited {
+            return None;
+        }
+        if let Some(at) = self.restart_at {
+            return Some(at);
+        }
+        if self.state == State::Connecting {
+            return self.transport_up.then_some(Instant::ZERO);
+        }
+        let mut at: Option<Instant> = None;
+        let mut take = |t: Instant| at = Some(at.map_or(t, |a| a.min(t)));
+        if let Some(ms) = self.key.as_ref().and_then(KeyState::poll_at_ms) {
+            take(Instant::from_millis(ms));
+        }
+        match self.state {
+            State::Handshake => {
+                take(self.session_start + Duration::from_secs(self.config.hand_window_secs));
+                take(self.last_received + Duration::from_secs(PRE_PUSH_PING_RESTART_SECS));
+                if let Some(t) = self.next_push_request {
+                    take(t);
+                }
+            }
+            State::Connected => {
+                if let Some(p) = self.ping_secs() {
+                    take(self.last_sent + Duration::from_secs(p));
+                }
+                if let Some(r) = self.ping_restart_secs() {
+                    take(self.last_received + Duration::from_secs(r));
+                }
+                if let Some(t) = self.rekey_poll_at() {
+                    take(t);
+                }
+            }
+            State::Exited | State::Connecting => {}
+        }
+        at
+    }
+}
