@@ -106,7 +106,14 @@ impl Engine {
             },
             ControlMessage::AuthFailed(reason) => {
                 log::warn!("AUTH_FAILED {reason}");
-                self.exit(ExitReason::AuthFailed(reason.to_string()));
+                // A rejected token or a temporary/session failure is retried with the real credentials
+                // (§8.1); a plain failure of the configured credentials stops.
+                let had_token = self.auth_token.take().is_some();
+                if had_token || reason.starts_with("SESSION:") || reason.starts_with("TEMP") {
+                    self.reconnect(now, ReconnectReason::AuthRetry(reason.to_string()));
+                } else {
+                    self.exit(ExitReason::AuthFailed(reason.to_string()));
+                }
             }
             ControlMessage::Restart(msg) => {
                 self.reconnect(now, ReconnectReason::ServerRestart(msg.to_string()))
@@ -115,7 +122,16 @@ impl Engine {
             ControlMessage::Exit => self.reconnect(now, ReconnectReason::ServerExit),
             ControlMessage::Info(text) => log::info!("server INFO: {text}"),
             ControlMessage::AuthPending(text) => {
+                // Extra authentication runs on the server: give the handshake `timeout N` more seconds.
                 log::info!("server AUTH_PENDING {text}");
+                let secs = text
+                    .split(',')
+                    .find_map(|kv| kv.trim().strip_prefix("timeout ").and_then(|n| n.trim().parse::<u64>().ok()))
+                    .unwrap_or(self.config.hand_window_secs);
+                let until = now + core::time::Duration::from_secs(secs);
+                if until > self.handshake_deadline {
+                    self.handshake_deadline = until;
+                }
             }
             ControlMessage::Unknown(text) => log::info!("unknown control message ignored: {text}"),
             ControlMessage::Invalid => log::debug!("invalid control message dropped"),
@@ -125,12 +141,15 @@ impl Engine {
     pub(super) fn apply_push(&mut self, now: Instant, config: PushedConfig) {
         if self.pushed.is_some() {
             // A later PUSH_REPLY (e.g. auth-token refresh) only updates the token.
-            if let (Some(p), Some(t)) = (self.pushed.as_mut(), config.auth_token) {
-                p.auth_token = Some(t);
+            if let Some(t) = config.auth_token {
+                self.auth_token = Some(t);
             }
             return;
         }
         self.next_push_request = None;
+        if let Some(t) = &config.auth_token {
+            self.auth_token = Some(t.clone());
+        }
         let cipher_name = config
             .cipher
             .clone()

@@ -129,6 +129,31 @@ impl Engine {
         })
     }
 
+    /// Shuts the engine down: returns the OCC EXIT data packet to send to the server (explicit exit
+    /// notification, §7.3) if the tunnel is up, then stops. Without `cc-exit` (not announced by oxvpn) this
+    /// is how a 2.6 server learns the client left; send it once or a few times, it is idempotent.
+    pub fn shutdown(&mut self, now: Instant, rng: &mut dyn CryptoRngCore) -> Option<Vec<u8>> {
+        let packet = if self.state == State::Connected {
+            let key_id = self.send_keys.select(now);
+            let prefix = if self.is_tcp() { PREFIX_LEN } else { 0 };
+            let data = self.data.as_mut()?;
+            if let Some(id) = key_id {
+                data.set_primary(id);
+            }
+            let mut out = alloc::vec![0u8; prefix + 64 + crate::crypto::DataChannel::MAX_OVERHEAD];
+            let n = data.encrypt_occ_exit(out.get_mut(prefix..)?, rng).ok()?;
+            if prefix > 0 {
+                emit_prefix(n, &mut out).ok()?;
+            }
+            out.truncate(prefix + n);
+            Some(out)
+        } else {
+            None
+        };
+        self.exit(super::ExitReason::Shutdown);
+        packet
+    }
+
     pub(super) fn poll_keepalive(
         &mut self,
         now: Instant,

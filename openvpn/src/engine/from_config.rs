@@ -149,6 +149,7 @@ impl EngineConfig {
         e.tran_window_secs = u64::from(config.tran_window.max(1));
         e.ping_secs = Some(config.ping).filter(|p| *p > 0);
         e.ping_restart_secs = Some(config.ping_restart).filter(|p| *p > 0);
+        e.ping_exit_secs = Some(config.ping_exit).filter(|p| *p > 0);
         e.tun_mtu = u16::try_from(config.tun_mtu).unwrap_or(1500);
         e.max_packet_size = u16::try_from(config.max_packet_size.clamp(154, 2048)).unwrap_or(1250);
         Ok(e)

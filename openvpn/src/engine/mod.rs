@@ -91,13 +91,20 @@ pub enum ReconnectReason {
     DataError(String),
     /// The caller reported that the transport could not be opened.
     TransportFailed,
+    /// `AUTH_FAILED` while an auth-token was in use, or `AUTH_FAILED,SESSION:`/`TEMP`: the token is
+    /// dropped and the configured credentials are tried again.
+    AuthRetry(String),
 }
 
 /// Why the engine stopped for good.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ExitReason {
-    /// `AUTH_FAILED` (reason text).
+    /// `AUTH_FAILED` (reason text) for the configured credentials.
     AuthFailed(String),
+    /// Nothing authenticated arrived for `ping-exit` seconds.
+    PingExit,
+    /// The caller shut the engine down ([`Engine::shutdown`]).
+    Shutdown,
     /// `HALT` (message).
     Halt(String),
     /// The server certificate was refused: do not retry with the same configuration.
@@ -214,8 +221,10 @@ pub struct Engine {
     /// A server SOFT_RESET (key_id, plain packet) waiting for `poll_action`'s randomness.
     pending_soft_reset: Option<(KeyId, Vec<u8>)>,
     actions: VecDeque<Action>,
-    /// When the current session started (hand-window).
-    session_start: Instant,
+    /// When the current session's handshake must be done (hand-window, extended by AUTH_PENDING).
+    handshake_deadline: Instant,
+    /// The `auth-token` pushed by the server: replaces the password on renegotiations and reconnects.
+    auth_token: Option<String>,
     /// When the next attempt starts after a reconnect.
     restart_at: Option<Instant>,
     /// Whether that attempt moves to the next remote.
@@ -284,7 +293,8 @@ impl Engine {
             reneg_started: None,
             pending_soft_reset: None,
             actions: VecDeque::new(),
-            session_start: now,
+            handshake_deadline: now,
+            auth_token: None,
             restart_at: None,
             advance_remote: false,
             remote_index: 0,
@@ -341,7 +351,7 @@ impl Engine {
         self.reneg_started = None;
         self.pending_soft_reset = None;
         self.next_push_request = None;
-        self.session_start = now;
+        self.handshake_deadline = now + Duration::from_secs(self.config.hand_window_secs);
         self.last_received = now;
         self.restart_at = None;
         self.state = State::Handshake;
@@ -387,7 +397,7 @@ impl Engine {
         .to_text();
         let options = occ_options_string(self.transport(), self.config.tun_mtu);
         // A pushed auth-token replaces the password on renegotiations (§5.2).
-        let token = self.pushed.as_ref().and_then(|p| p.auth_token.as_deref());
+        let token = self.auth_token.as_deref();
         let (user, pass) = match &self.config.auth_user_pass {
             Some((u, p)) => (Some(u.as_str()), Some(token.unwrap_or(p.as_str()))),
             None => (None, None),

@@ -460,3 +460,58 @@ fn in_place_encapsulation_matches_the_copying_path() {
     let plain = server.open_in_place(&mut wire, at(5)).unwrap();
     assert_eq!(wire[plain], ip[..]);
 }
+
+#[test]
+fn auth_failed_retries_without_a_token_and_stops_with_real_credentials() {
+    let (mut s, _) = connected();
+    s.engine.auth_token = Some("SESS_ID_AT_x".into());
+    s.engine
+        .handle_message(at(10), b"AUTH_FAILED,token expired");
+    assert!(matches!(
+        s.engine.poll_action(at(10), &mut s.rng),
+        Some(Action::Reconnect(ReconnectReason::AuthRetry(_)))
+    ));
+    assert_eq!(s.engine.auth_token, None);
+    let (mut s, _) = connected();
+    s.engine.handle_message(at(10), b"AUTH_FAILED,bad password");
+    assert_eq!(
+        s.engine.poll_action(at(10), &mut s.rng),
+        Some(Action::Exit(ExitReason::AuthFailed("bad password".into())))
+    );
+    assert_eq!(s.engine.poll_at(), None);
+}
+
+#[test]
+fn auth_pending_extends_the_handshake_deadline() {
+    let mut s = setup();
+    let _ = send(s.engine.poll_action(at(0), &mut s.rng));
+    s.engine
+        .handle_message(at(50_000), b"AUTH_PENDING,timeout 120");
+    assert_eq!(s.engine.handshake_deadline, at(170_000));
+}
+
+#[test]
+fn ping_exit_stops_and_shutdown_sends_occ_exit() {
+    let (mut s, mut server) = connected();
+    s.engine.pushed.as_mut().unwrap().ping_exit = Some(5);
+    let mut t = 0;
+    let action = loop {
+        match s.engine.poll_action(at(t), &mut s.rng) {
+            Some(Action::SendToRemote(_)) => continue,
+            Some(a) => break a,
+            None => t = s.engine.poll_at().unwrap().as_millis(),
+        }
+    };
+    assert_eq!((action, t), (Action::Exit(ExitReason::PingExit), 5000));
+
+    let (mut s, _) = connected();
+    let mut pkt = s.engine.shutdown(at(1), &mut s.rng).unwrap();
+    let range = server.open_in_place(&mut pkt, at(1)).unwrap();
+    assert_eq!(pkt[range.clone()][..16], crate::crypto::payload::OCC_MAGIC);
+    assert_eq!(pkt[range][16], 6, "OCC_EXIT");
+    assert_eq!(
+        s.engine.poll_action(at(1), &mut s.rng),
+        Some(Action::Exit(ExitReason::Shutdown))
+    );
+    assert!(s.engine.shutdown(at(2), &mut s.rng).is_none());
+}

@@ -13,8 +13,7 @@ impl Engine {
         let since_rx = now.saturating_duration_since(self.last_received).as_secs();
         match self.state {
             State::Handshake => {
-                let elapsed = now.saturating_duration_since(self.session_start).as_secs();
-                if elapsed >= self.config.hand_window_secs {
+                if now >= self.handshake_deadline {
                     self.reconnect(now, ReconnectReason::HandshakeTimeout);
                     return;
                 }
@@ -40,10 +39,10 @@ impl Engine {
                 }
             }
             State::Connected => {
-                if let Some(limit) = self.ping_restart_secs() {
-                    if since_rx >= limit {
-                        self.reconnect(now, ReconnectReason::PingRestart);
-                    }
+                if self.ping_exit_secs().is_some_and(|limit| since_rx >= limit) {
+                    self.exit(super::ExitReason::PingExit);
+                } else if self.ping_restart_secs().is_some_and(|limit| since_rx >= limit) {
+                    self.reconnect(now, ReconnectReason::PingRestart);
                 }
             }
             State::Exited | State::Connecting => {}
@@ -55,6 +54,16 @@ impl Engine {
             .as_ref()
             .and_then(|p| p.ping)
             .or(self.config.ping_secs)
+            .filter(|s| *s > 0)
+            .map(u64::from)
+    }
+
+    /// `ping-exit` (pushed or configured): stop instead of reconnecting.
+    pub(super) fn ping_exit_secs(&self) -> Option<u64> {
+        self.pushed
+            .as_ref()
+            .and_then(|p| p.ping_exit)
+            .or(self.config.ping_exit_secs)
             .filter(|s| *s > 0)
             .map(u64::from)
     }
@@ -89,7 +98,7 @@ impl Engine {
         }
         match self.state {
             State::Handshake => {
-                take(self.session_start + Duration::from_secs(self.config.hand_window_secs));
+                take(self.handshake_deadline);
                 take(self.last_received + Duration::from_secs(PRE_PUSH_PING_RESTART_SECS));
                 if let Some(t) = self.next_push_request {
                     take(t);
@@ -100,6 +109,9 @@ impl Engine {
                     take(self.last_sent + Duration::from_secs(p));
                 }
                 if let Some(r) = self.ping_restart_secs() {
+                    take(self.last_received + Duration::from_secs(r));
+                }
+                if let Some(r) = self.ping_exit_secs() {
                     take(self.last_received + Duration::from_secs(r));
                 }
                 if let Some(t) = self.rekey_poll_at() {
