@@ -53,6 +53,7 @@ mod dns;
 mod forward;
 mod frag;
 mod icmp;
+mod icmp6;
 mod ip;
 mod mss;
 mod nat;

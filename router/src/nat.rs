@@ -84,14 +84,35 @@ impl Proto {
     }
 }
 
+/// An address family the table can translate: IPv4 (NAPT) or IPv6 (NAPT66 to the one tunnel address).
+pub(crate) trait NatAddress: Copy + Eq + fmt::Debug {
+    /// 64 bits of the address for the hash indexes.
+    fn hash_bits(self) -> u64;
+}
+
+impl NatAddress for Ipv4Address {
+    fn hash_bits(self) -> u64 {
+        u64::from(u32::from(self))
+    }
+}
+
+impl NatAddress for smoltcp::wire::Ipv6Address {
+    fn hash_bits(self) -> u64 {
+        let v = u128::from(self);
+        let low = u64::try_from(v & u128::from(u64::MAX)).unwrap_or(0);
+        let high = u64::try_from(v >> 64).unwrap_or(0);
+        low ^ mix(high)
+    }
+}
+
 /// One translated flow, as seen from the LAN.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct FlowKey {
+struct FlowKey<A> {
     proto: Proto,
-    private: Ipv4Address,
+    private: A,
     /// Source port, or ICMP echo identifier.
     private_port: u16,
-    remote: Ipv4Address,
+    remote: A,
     /// Destination port; 0 for ICMP.
     remote_port: u16,
 }
@@ -122,8 +143,8 @@ impl FlowState {
 }
 
 #[derive(Debug, Clone, Copy)]
-struct Entry {
-    key: FlowKey,
+struct Entry<A> {
+    key: FlowKey<A>,
     public_port: u16,
     state: FlowState,
     last_used: Instant,
@@ -134,8 +155,8 @@ struct Entry {
 
 /// The NAT table: `capacity` entries, allocated up front.
 #[derive(Debug)]
-pub(crate) struct NatTable {
-    slots: Vec<Option<Entry>>,
+pub(crate) struct NatTable<A: NatAddress = Ipv4Address> {
+    slots: Vec<Option<Entry<A>>>,
     free: Vec<u32>,
     out_heads: Vec<u32>,
     in_heads: Vec<u32>,
@@ -162,7 +183,7 @@ fn mix(mut x: u64) -> u64 {
     x ^ (x >> 31)
 }
 
-impl NatTable {
+impl<A: NatAddress> NatTable<A> {
     /// A table of `capacity` flows (clamped to 1..=[`MAX_TABLE_SIZE`]); `seed` keys the hash indexes.
     pub(crate) fn new(capacity: usize, seed: u64) -> Self {
         let capacity = capacity.clamp(1, MAX_TABLE_SIZE);
@@ -202,8 +223,8 @@ impl NatTable {
         self.len
     }
 
-    fn out_bucket(&self, k: &FlowKey) -> usize {
-        let a = u64::from(u32::from(k.private)) << 32 | u64::from(u32::from(k.remote));
+    fn out_bucket(&self, k: &FlowKey<A>) -> usize {
+        let a = k.private.hash_bits() ^ mix(k.remote.hash_bits()).rotate_left(32);
         let b = u64::from(k.private_port) << 32 | u64::from(k.remote_port) << 8 | k.proto as u64;
         let h = mix(mix(a ^ self.seed) ^ b);
         usize::try_from(h).unwrap_or(0) & self.mask
@@ -214,15 +235,15 @@ impl NatTable {
         usize::try_from(h).unwrap_or(0) & self.mask
     }
 
-    fn entry(&self, i: u32) -> Option<&Entry> {
+    fn entry(&self, i: u32) -> Option<&Entry<A>> {
         self.slots.get(usize::try_from(i).ok()?)?.as_ref()
     }
 
-    fn entry_mut(&mut self, i: u32) -> Option<&mut Entry> {
+    fn entry_mut(&mut self, i: u32) -> Option<&mut Entry<A>> {
         self.slots.get_mut(usize::try_from(i).ok()?)?.as_mut()
     }
 
-    fn find_out(&self, k: &FlowKey) -> Option<u32> {
+    fn find_out(&self, k: &FlowKey<A>) -> Option<u32> {
         let mut i = *self.out_heads.get(self.out_bucket(k))?;
         while i != NONE {
             let e = self.entry(i)?;
@@ -308,7 +329,7 @@ impl NatTable {
 
     fn insert(
         &mut self,
-        key: FlowKey,
+        key: FlowKey<A>,
         public_port: u16,
         state: FlowState,
         now: Instant,
@@ -387,7 +408,9 @@ impl NatTable {
     pub(crate) fn poll_at(&self) -> Option<Instant> {
         self.next_expiry
     }
+}
 
+impl NatTable<Ipv4Address> {
     /// Translates an outbound (LAN to tunnel) IPv4 packet in place: source address to `public`, source
     /// port (ICMP echo identifier) to the flow's public port, creating the mapping if needed.
     pub(crate) fn outbound(
@@ -599,7 +622,9 @@ impl NatTable {
         );
         Ok(e.key.private)
     }
+}
 
+impl<A: NatAddress> NatTable<A> {
     #[cfg(test)]
     fn check_invariants(&self) {
         let live: Vec<u32> = (0..self.slots.len())
@@ -782,3 +807,4 @@ fn rewrite(
 
 #[cfg(test)]
 mod tests;
+mod v6;

@@ -17,7 +17,7 @@ use rand_chacha::ChaCha20Rng;
 use smoltcp::time::{Duration, Instant};
 use smoltcp::wire::{
     ArpOperation, ArpRepr, EthernetAddress, EthernetFrame, EthernetProtocol, IpProtocol,
-    Ipv4Address, Ipv4Cidr,
+    Ipv4Address, Ipv4Cidr, Ipv6Address, Ipv6Cidr,
 };
 
 use self::emit::send_to_lan;
@@ -27,6 +27,7 @@ use crate::dns::DnsForwarder;
 use crate::forward::{Ipv6Neighbours, TunnelConfig, TunnelState};
 use crate::frag::{Direction, Fragmenter, Reassembler, Reassembly};
 use crate::icmp::{self, ErrorRateLimit, IcmpError, ECHO_REQUEST};
+use crate::icmp6;
 use crate::ip::{self, Ipv4Info};
 use crate::mss;
 use crate::nat::{NatError, NatTable};
@@ -144,6 +145,12 @@ pub struct RouterConfig {
     pub reassembly_max_datagrams: usize,
     /// ... and bytes they may hold in total (default 512 KiB).
     pub reassembly_max_bytes: usize,
+    /// IPv6 on the LAN (default true): answer Neighbor Discovery for the gateway and, while the tunnel
+    /// carries IPv6, advertise `private_ipv6` for SLAAC and route (NAT66 when `nat`) into the tunnel.
+    pub ipv6: bool,
+    /// The LAN's IPv6 /64; the gateway is its `::1`. `None` (default): a random unique local prefix
+    /// (RFC 4193) drawn in [`Router::new`].
+    pub private_ipv6: Option<Ipv6Cidr>,
 }
 
 impl RouterConfig {
@@ -165,6 +172,8 @@ impl RouterConfig {
             arp_pending_per_destination: 4,
             reassembly_max_datagrams: 32,
             reassembly_max_bytes: 512 * 1024,
+            ipv6: true,
+            private_ipv6: None,
         }
     }
 }
@@ -198,6 +207,13 @@ pub struct Router {
     dhcp: DhcpServer,
     dns: DnsForwarder,
     neighbours6: Ipv6Neighbours,
+    nat6: NatTable<Ipv6Address>,
+    /// The LAN's IPv6 prefix (the gateway is `::1`) and the gateway's link-local address.
+    lan6: Ipv6Cidr,
+    link_local6: Ipv6Address,
+    /// When the next router advertisement is due, and whether the last one made us a default router.
+    next_ra: Option<Instant>,
+    advertised: bool,
     rng: ChaCha20Rng,
     icmp_limit: ErrorRateLimit,
     ident: u16,
@@ -243,6 +259,11 @@ impl Router {
             ),
             dns: DnsForwarder::new(config.dns_max_in_flight),
             neighbours6: Ipv6Neighbours::new(64),
+            nat6: NatTable::new(config.nat_table_size, hash_key.rotate_left(29)),
+            lan6: config.private_ipv6.unwrap_or_else(|| random_ula(rng)),
+            link_local6: icmp6::link_local(config.private_mac),
+            next_ra: None,
+            advertised: false,
             rng: ChaCha20Rng::from_seed(seed),
             icmp_limit: ErrorRateLimit::new(),
             ident: 0,
@@ -287,6 +308,7 @@ impl Router {
             return;
         }
         self.nat.clear();
+        self.nat6.clear();
         self.dns = DnsForwarder::new(self.config.dns_max_in_flight);
         self.dns_servers.clear();
         if let TunnelState::Up(t) = &state {
@@ -297,6 +319,10 @@ impl Router {
                 }));
         }
         self.tunnel = state;
+        if self.config.ipv6 && (self.advertised || self.tunnel_ipv6().is_some()) {
+            // Announce (or withdraw) the default route at the next tick.
+            self.next_ra = Some(Instant::ZERO);
+        }
     }
 
     /// The next instant at which [`Router::tick`] has work, if any.
@@ -312,6 +338,7 @@ impl Router {
             },
             self.dns.poll_at(),
             self.neighbours6.poll_at(),
+            self.next_ra,
         ]
         .into_iter()
         .flatten()
@@ -326,6 +353,10 @@ impl Router {
         self.dhcp.expire(now);
         self.dns.expire(now);
         self.neighbours6.expire(now);
+        self.nat6.expire(now);
+        if self.next_ra.is_some_and(|at| at <= now) {
+            self.send_router_advert(now, out);
+        }
         let mut targets = [Ipv4Address::UNSPECIFIED; 8];
         let n = self.arp.tick(now, &mut targets);
         for &target in targets.get(..n).unwrap_or(&[]) {
@@ -353,6 +384,13 @@ impl Router {
             TunnelState::Up(t) => Some(t),
             TunnelState::Down => None,
         }
+    }
+
+    /// The tunnel's IPv6 address, when the tunnel is up and carries IPv6.
+    fn tunnel_ipv6(&self) -> Option<Ipv6Address> {
+        self.tunnel_config()
+            .and_then(|t| t.ipv6)
+            .map(|c| c.address())
     }
 
     fn tunnel_ipv4(&self) -> Option<Ipv4Address> {
@@ -411,7 +449,11 @@ impl Router {
             EthernetProtocol::Ipv4 if to_us || dst_mac.is_broadcast() => {
                 self.lan_v4(now, src_mac, eth.payload(), out)
             }
-            EthernetProtocol::Ipv6 if to_us => self.lan_v6(now, src_mac, eth.payload(), out),
+            EthernetProtocol::Ipv6
+                if self.config.ipv6 && (to_us || dst_mac.0[..2] == [0x33, 0x33]) =>
+            {
+                self.lan_v6(now, src_mac, eth.payload(), out)
+            }
             EthernetProtocol::Ipv4 | EthernetProtocol::Ipv6 => {
                 Verdict::Dropped(DropReason::NotForUs)
             }
@@ -780,3 +822,21 @@ mod ipv6;
 mod services;
 #[cfg(test)]
 mod tests;
+
+/// A random unique local /64 (RFC 4193 section 3.2: fd00::/8, 40-bit global ID, subnet 0).
+fn random_ula(rng: &mut impl CryptoRngCore) -> Ipv6Cidr {
+    let mut id = [0u8; 5];
+    rng.fill_bytes(&mut id);
+    let [a, b, c, d, e] = id;
+    let address = Ipv6Address::new(
+        u16::from_be_bytes([0xfd, a]),
+        u16::from_be_bytes([b, c]),
+        u16::from_be_bytes([d, e]),
+        0,
+        0,
+        0,
+        0,
+        1,
+    );
+    Ipv6Cidr::new(address, 64)
+}

@@ -7,9 +7,9 @@ use alloc::vec::Vec;
 use rand_chacha::rand_core::RngCore;
 use rand_chacha::ChaCha8Rng;
 use smoltcp::wire::{
-    ArpPacket, DhcpMessageType, DhcpPacket, DhcpRepr, EthernetRepr, Icmpv4Packet, IpAddress,
-    Ipv4Packet, Ipv6Address, Ipv6Cidr, Ipv6Packet, Ipv6Repr, TcpControl, TcpPacket, TcpRepr,
-    TcpSeqNumber, UdpPacket,
+    ArpPacket, DhcpMessageType, DhcpPacket, DhcpRepr, EthernetRepr, Icmpv4Packet, Icmpv6Packet,
+    Icmpv6Repr, IpAddress, Ipv4Packet, Ipv6Address, Ipv6Cidr, Ipv6Packet, Ipv6Repr, NdiscRepr,
+    RawHardwareAddress, TcpControl, TcpPacket, TcpRepr, TcpSeqNumber, UdpPacket, UdpRepr,
 };
 
 const GW_MAC: EthernetAddress = EthernetAddress([0x02, 0x00, 0x00, 0x00, 0x00, 0x01]);
@@ -895,75 +895,304 @@ fn the_tunnel_address_answers_ping() {
     assert_eq!(Ipv4Packet::new_checked(&reply[..]).unwrap().src_addr(), TUN);
 }
 
-fn ipv6_frame(src: Ipv6Address, dst: Ipv6Address) -> Vec<u8> {
+const LAN6: Ipv6Address = Ipv6Address::new(0xfd6f, 0x7876, 1, 0, 0, 0, 0, 0);
+const HOST6: Ipv6Address = Ipv6Address::new(0xfd6f, 0x7876, 1, 0, 0x5054, 0xff, 0xfe12, 0x3456);
+const REMOTE6: Ipv6Address = Ipv6Address::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1);
+const TUN6: Ipv6Address = Ipv6Address::new(0xfd00, 0x99, 0, 0, 0, 0, 0, 0x1000);
+
+/// A UDP/IPv6 packet with a valid checksum.
+fn udp6(
+    src: (Ipv6Address, u16),
+    dst: (Ipv6Address, u16),
+    payload: &[u8],
+    hop_limit: u8,
+) -> Vec<u8> {
     let repr = Ipv6Repr {
-        src_addr: src,
-        dst_addr: dst,
+        src_addr: src.0,
+        dst_addr: dst.0,
         next_header: IpProtocol::Udp,
-        payload_len: 8,
-        hop_limit: 64,
+        payload_len: 8 + payload.len(),
+        hop_limit,
     };
-    let mut buf = vec![0u8; 48];
+    let mut buf = vec![0u8; 48 + payload.len()];
     repr.emit(&mut Ipv6Packet::new_unchecked(&mut buf[..]));
-    ethernet(HOST_MAC, GW_MAC, EthernetProtocol::Ipv6, &buf)
+    UdpRepr {
+        src_port: src.1,
+        dst_port: dst.1,
+    }
+    .emit(
+        &mut UdpPacket::new_unchecked(&mut buf[40..]),
+        &IpAddress::Ipv6(src.0),
+        &IpAddress::Ipv6(dst.0),
+        payload.len(),
+        |b| b.copy_from_slice(payload),
+        &Default::default(),
+    );
+    buf
+}
+
+fn ipv6_frame(src: Ipv6Address, dst: Ipv6Address) -> Vec<u8> {
+    ethernet(
+        HOST_MAC,
+        GW_MAC,
+        EthernetProtocol::Ipv6,
+        &udp6((src, 4000), (dst, 53), b"q", 64),
+    )
+}
+
+fn udp6_ok(p: &[u8]) -> bool {
+    let ip = Ipv6Packet::new_checked(p).unwrap();
+    UdpPacket::new_checked(ip.payload())
+        .unwrap()
+        .verify_checksum(
+            &IpAddress::Ipv6(ip.src_addr()),
+            &IpAddress::Ipv6(ip.dst_addr()),
+        )
+}
+
+fn icmp6_of(frame_or_packet: &[u8]) -> Icmpv6Repr<'_> {
+    let p = Ipv6Packet::new_checked(frame_or_packet).unwrap();
+    let icmp = Icmpv6Packet::new_checked(p.payload()).unwrap();
+    Icmpv6Repr::parse(&p.src_addr(), &p.dst_addr(), &icmp, &Default::default()).unwrap()
+}
+
+fn v6_router() -> Router {
+    let mut r = router_with(|c| c.private_ipv6 = Some(Ipv6Cidr::new(LAN6, 64)));
+    let mut t = tunnel();
+    t.ipv6 = Some(Ipv6Cidr::new(TUN6, 64));
+    t.redirect_gateway_ipv6 = true;
+    r.set_tunnel(TunnelState::Up(t));
+    r
 }
 
 #[test]
 fn ipv6_enters_the_tunnel_only_when_pushed() {
-    let host6 = Ipv6Address::new(0xfd00, 0, 0, 1, 0, 0, 0, 0x50);
-    let remote6 = Ipv6Address::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1);
-    let mut r = up_router();
+    let mut r = router_with(|c| c.private_ipv6 = Some(Ipv6Cidr::new(LAN6, 64)));
+    r.set_tunnel(TunnelState::Up(tunnel()));
     let mut out = Out::default();
     assert_eq!(
-        r.handle_lan_frame(t0(), &ipv6_frame(host6, remote6), &mut out),
+        r.handle_lan_frame(t0(), &ipv6_frame(HOST6, REMOTE6), &mut out),
         Verdict::Dropped(DropReason::Ipv6NotRouted)
     );
-    assert!(out.tunnel.is_empty());
-    let mut t = tunnel();
-    t.ipv6 = Some(Ipv6Cidr::new(
-        Ipv6Address::new(0xfd00, 0, 0, 2, 0, 0, 0, 2),
-        64,
+    assert!(
+        out.tunnel.is_empty(),
+        "no IPv6 pushed: nothing enters the tunnel"
+    );
+    assert!(matches!(
+        icmp6_of(&out.lan[0][14..]),
+        Icmpv6Repr::DstUnreachable { .. }
     ));
-    t.redirect_gateway_ipv6 = true;
-    r.set_tunnel(TunnelState::Up(t));
-    assert_eq!(
-        r.handle_lan_frame(t0(), &ipv6_frame(host6, remote6), &mut out),
-        Verdict::Forwarded
-    );
-    assert_eq!(out.tunnel.len(), 1);
-    assert_eq!(
-        Ipv6Packet::new_checked(&out.tunnel[0][..])
-            .unwrap()
-            .hop_limit(),
-        63
-    );
     // Link-local traffic is never forwarded.
     let ll = Ipv6Address::new(0xfe80, 0, 0, 0, 0, 0, 0, 1);
+    let mut r = v6_router();
+    let mut out = Out::default();
     assert!(matches!(
-        r.handle_lan_frame(t0(), &ipv6_frame(ll, remote6), &mut out),
+        r.handle_lan_frame(t0(), &ipv6_frame(ll, REMOTE6), &mut out),
         Verdict::Dropped(_)
     ));
-    // The answer reaches the learned neighbour.
-    let repr = Ipv6Repr {
-        src_addr: remote6,
-        dst_addr: host6,
-        next_header: IpProtocol::Udp,
-        payload_len: 8,
-        hop_limit: 64,
-    };
-    let mut back = vec![0u8; 48];
-    repr.emit(&mut Ipv6Packet::new_unchecked(&mut back[..]));
+    assert!(out.tunnel.is_empty());
+}
+
+#[test]
+fn ipv6_nat66_round_trip() {
+    let mut r = v6_router();
     let mut out = Out::default();
     assert_eq!(
-        r.handle_tunnel_packet(t0(), &back, &mut out),
+        r.handle_lan_frame(t0(), &ipv6_frame(HOST6, REMOTE6), &mut out),
         Verdict::Forwarded
     );
+    let sent = &out.tunnel[0];
+    assert!(udp6_ok(sent));
+    let p = Ipv6Packet::new_checked(&sent[..]).unwrap();
+    assert_eq!((p.src_addr(), p.hop_limit()), (TUN6, 63));
+    let port = UdpPacket::new_checked(p.payload()).unwrap().src_port();
+    let answer = udp6((REMOTE6, 53), (TUN6, port), b"answer", 60);
+    let mut out = Out::default();
     assert_eq!(
-        EthernetFrame::new_checked(&out.lan[0][..])
-            .unwrap()
-            .dst_addr(),
-        HOST_MAC
+        r.handle_tunnel_packet(t0(), &answer, &mut out),
+        Verdict::Forwarded
     );
+    let eth = EthernetFrame::new_checked(&out.lan[0][..]).unwrap();
+    assert_eq!(
+        (eth.dst_addr(), eth.ethertype()),
+        (HOST_MAC, EthernetProtocol::Ipv6)
+    );
+    assert!(udp6_ok(eth.payload()));
+    let p = Ipv6Packet::new_checked(eth.payload()).unwrap();
+    assert_eq!(p.dst_addr(), HOST6);
+    assert_eq!(
+        UdpPacket::new_checked(p.payload()).unwrap().dst_port(),
+        4000
+    );
+    // Without a mapping: dropped.
+    let stray = udp6((REMOTE6, 53), (TUN6, port ^ 1), b"x", 60);
+    assert!(matches!(
+        r.handle_tunnel_packet(t0(), &stray, &mut Out::default()),
+        Verdict::Dropped(_)
+    ));
+}
+
+#[test]
+fn ipv6_too_big_and_hop_limit_get_icmpv6_errors() {
+    let mut r = v6_router();
+    let mut out = Out::default();
+    let big = udp6((HOST6, 1), (REMOTE6, 2), &[0u8; 1500 - 48], 64);
+    let frame = ethernet(HOST_MAC, GW_MAC, EthernetProtocol::Ipv6, &big);
+    assert_eq!(
+        r.handle_lan_frame(t0(), &frame, &mut out),
+        Verdict::Forwarded,
+        "fits MTU 1500"
+    );
+    let mut t = tunnel();
+    t.ipv6 = Some(Ipv6Cidr::new(TUN6, 64));
+    t.redirect_gateway_ipv6 = true;
+    t.mtu = 1400;
+    r.set_tunnel(TunnelState::Up(t));
+    let mut out = Out::default();
+    assert_eq!(
+        r.handle_lan_frame(t0(), &frame, &mut out),
+        Verdict::Dropped(DropReason::TooBig)
+    );
+    assert!(out.tunnel.is_empty());
+    let Icmpv6Repr::PktTooBig { mtu, .. } = icmp6_of(&out.lan[0][14..]) else {
+        panic!("not PTB")
+    };
+    assert_eq!(mtu, 1400);
+    let last_hop = udp6((HOST6, 1), (REMOTE6, 2), b"x", 1);
+    let mut out = Out::default();
+    let v = r.handle_lan_frame(
+        t0(),
+        &ethernet(HOST_MAC, GW_MAC, EthernetProtocol::Ipv6, &last_hop),
+        &mut out,
+    );
+    assert_eq!(v, Verdict::Dropped(DropReason::TtlExceeded));
+    assert!(matches!(
+        icmp6_of(&out.lan[0][14..]),
+        Icmpv6Repr::TimeExceeded { .. }
+    ));
+}
+
+#[test]
+fn neighbor_and_router_discovery() {
+    let mut r = v6_router();
+    let gw_ll = crate::icmp6::link_local(GW_MAC);
+    let host_ll = crate::icmp6::link_local(HOST_MAC);
+    // The host resolves the gateway's link-local address.
+    let ns = Icmpv6Repr::Ndisc(NdiscRepr::NeighborSolicit {
+        target_addr: gw_ll,
+        lladdr: Some(RawHardwareAddress::from_bytes(&HOST_MAC.0)),
+    });
+    let group = Ipv6Address::new(
+        0xff02,
+        0,
+        0,
+        0,
+        0,
+        1,
+        0xff00 | u16::from(GW_MAC.0[3]),
+        u16::from_be_bytes([GW_MAC.0[4], GW_MAC.0[5]]),
+    );
+    let frame = ndp_frame(
+        host_ll,
+        group,
+        &ns,
+        EthernetAddress([0x33, 0x33, 0xff, GW_MAC.0[3], GW_MAC.0[4], GW_MAC.0[5]]),
+    );
+    let mut out = Out::default();
+    assert_eq!(
+        r.handle_lan_frame(t0(), &frame, &mut out),
+        Verdict::Answered
+    );
+    let eth = EthernetFrame::new_checked(&out.lan[0][..]).unwrap();
+    assert_eq!(eth.dst_addr(), HOST_MAC);
+    let Icmpv6Repr::Ndisc(NdiscRepr::NeighborAdvert {
+        target_addr,
+        lladdr,
+        ..
+    }) = icmp6_of(eth.payload())
+    else {
+        panic!("not NA")
+    };
+    assert_eq!(
+        (target_addr, lladdr.unwrap().as_bytes()),
+        (gw_ll, &GW_MAC.0[..])
+    );
+
+    // Router solicitation -> advertisement with the LAN prefix, default router while IPv6 is carried.
+    let rs = Icmpv6Repr::Ndisc(NdiscRepr::RouterSolicit {
+        lladdr: Some(RawHardwareAddress::from_bytes(&HOST_MAC.0)),
+    });
+    let all_routers = Ipv6Address::new(0xff02, 0, 0, 0, 0, 0, 0, 2);
+    let frame = ndp_frame(
+        host_ll,
+        all_routers,
+        &rs,
+        EthernetAddress([0x33, 0x33, 0, 0, 0, 2]),
+    );
+    let mut out = Out::default();
+    assert_eq!(
+        r.handle_lan_frame(t0(), &frame, &mut out),
+        Verdict::Answered
+    );
+    let eth = EthernetFrame::new_checked(&out.lan[0][..]).unwrap();
+    let Icmpv6Repr::Ndisc(NdiscRepr::RouterAdvert {
+        router_lifetime,
+        prefix_info,
+        ..
+    }) = icmp6_of(eth.payload())
+    else {
+        panic!("not RA")
+    };
+    assert_eq!(router_lifetime.secs(), 1800);
+    assert_eq!(prefix_info.unwrap().prefix, LAN6);
+
+    // Unsolicited advertisements come from tick; the tunnel going down withdraws the default route once.
+    let mut out = Out::default();
+    r.tick(t0(), &mut out);
+    assert_eq!(out.lan.len(), 1, "the RA scheduled by set_tunnel");
+    r.set_tunnel(TunnelState::Down);
+    let mut out = Out::default();
+    r.tick(t0() + Duration::from_secs(1), &mut out);
+    let eth = EthernetFrame::new_checked(&out.lan[0][..]).unwrap();
+    let Icmpv6Repr::Ndisc(NdiscRepr::RouterAdvert {
+        router_lifetime, ..
+    }) = icmp6_of(eth.payload())
+    else {
+        panic!("not RA")
+    };
+    assert_eq!(router_lifetime.secs(), 0);
+    let mut out = Out::default();
+    r.tick(t0() + Duration::from_secs(1000), &mut out);
+    assert!(
+        out.lan.is_empty(),
+        "no more advertisements while IPv6 is not carried"
+    );
+}
+
+fn ndp_frame(
+    src: Ipv6Address,
+    dst: Ipv6Address,
+    repr: &Icmpv6Repr<'_>,
+    eth_dst: EthernetAddress,
+) -> Vec<u8> {
+    let mut icmp = vec![0u8; repr.buffer_len()];
+    repr.emit(
+        &src,
+        &dst,
+        &mut Icmpv6Packet::new_unchecked(&mut icmp[..]),
+        &Default::default(),
+    );
+    let ip = Ipv6Repr {
+        src_addr: src,
+        dst_addr: dst,
+        next_header: IpProtocol::Icmpv6,
+        payload_len: icmp.len(),
+        hop_limit: 255,
+    };
+    let mut packet = vec![0u8; 40 + icmp.len()];
+    ip.emit(&mut Ipv6Packet::new_unchecked(&mut packet[..]));
+    packet[40..].copy_from_slice(&icmp);
+    ethernet(HOST_MAC, eth_dst, EthernetProtocol::Ipv6, &packet)
 }
 
 #[test]
@@ -1030,7 +1259,7 @@ fn arp_gives_up_and_timers_drain() {
 #[test]
 fn never_panics_on_arbitrary_input() {
     let mut rng = ChaCha8Rng::seed_from_u64(0xbad);
-    let mut r = up_router();
+    let mut r = v6_router();
     let mut out = Out::default();
     let mut seeds: Vec<Vec<u8>> = vec![
         from_host(&udp((HOST, 45000), (GW, 53), &DNS_QUERY)),
@@ -1051,6 +1280,14 @@ fn never_panics_on_arbitrary_input() {
             EthernetAddress([0; 6]),
             GW,
             EthernetAddress::BROADCAST,
+        ),
+        ndp_frame(
+            crate::icmp6::link_local(HOST_MAC),
+            Ipv6Address::new(0xff02, 0, 0, 0, 0, 0, 0, 2),
+            &Icmpv6Repr::Ndisc(NdiscRepr::RouterSolicit {
+                lladdr: Some(RawHardwareAddress::from_bytes(&HOST_MAC.0)),
+            }),
+            EthernetAddress([0x33, 0x33, 0, 0, 0, 2]),
         ),
         ipv6_frame(
             Ipv6Address::new(0xfd00, 0, 0, 1, 0, 0, 0, 0x50),
