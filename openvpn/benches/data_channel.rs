@@ -3,7 +3,9 @@
 //!
 //! Run with `cargo bench -p openvpn --bench data_channel`.
 
-use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::{
+    black_box, criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput,
+};
 use openvpn::crypto::{DataChannel, DataCipher, DataKey, Digest, ReplayWindow, Role};
 use openvpn::time::Instant;
 use openvpn::wire::KeyId;
@@ -51,29 +53,45 @@ fn bench_data_channel(c: &mut Criterion) {
 
             let (mut client, _) = channel_pair(cipher);
             group.bench_function(BenchmarkId::new(format!("{cipher}/encrypt"), size), |b| {
+                // The zero-copy path: the payload already sits in the packet buffer.
+                let at = client.headroom().unwrap();
+                buf[at..at + size].copy_from_slice(&payload);
                 b.iter(|| {
                     client
-                        .encrypt(black_box(&payload), &mut buf, &mut rng)
+                        .encrypt_in_place(black_box(&mut buf), size, &mut rng)
                         .unwrap()
                 })
             });
 
-            let (mut client, mut server) = channel_pair(cipher);
-            let mut now = 0u64;
+            let (mut client, _) = channel_pair(cipher);
             group.bench_function(
-                BenchmarkId::new(format!("{cipher}/encrypt+decrypt"), size),
+                BenchmarkId::new(format!("{cipher}/encrypt_copy"), size),
                 |b| {
                     b.iter(|| {
-                        let n = client
+                        client
                             .encrypt(black_box(&payload), &mut buf, &mut rng)
-                            .unwrap();
-                        now += 1;
-                        server
-                            .decrypt(&mut buf[..n], Instant::from_millis(now))
                             .unwrap()
                     })
                 },
             );
+
+            let (mut client, mut server) = channel_pair(cipher);
+            let mut now = 0u64;
+            group.bench_function(BenchmarkId::new(format!("{cipher}/decrypt"), size), |b| {
+                b.iter_batched_ref(
+                    || {
+                        let mut packet = vec![0u8; size + DataChannel::MAX_OVERHEAD];
+                        let n = client.encrypt(&payload, &mut packet, &mut rng).unwrap();
+                        packet.truncate(n);
+                        packet
+                    },
+                    |packet| {
+                        now += 1;
+                        server.decrypt(packet, Instant::from_millis(now)).unwrap()
+                    },
+                    BatchSize::SmallInput,
+                )
+            });
         }
     }
     group.finish();
@@ -104,15 +122,28 @@ fn bench_raw_ring(c: &mut Criterion) {
                     .unwrap()
                 })
             });
-            group.bench_function(BenchmarkId::new(format!("{name}/seal+open"), size), |b| {
-                b.iter(|| {
-                    let tag = key
-                        .seal_in_place_separate_tag(nonce(), aead::Aad::from(ad), &mut buf)
-                        .unwrap();
-                    key.open_in_place_separate_tag(nonce(), aead::Aad::from(ad), tag, &mut buf, 0..)
+            group.bench_function(BenchmarkId::new(format!("{name}/open"), size), |b| {
+                b.iter_batched_ref(
+                    || {
+                        let mut sealed = vec![0x45u8; size];
+                        let tag = key
+                            .seal_in_place_separate_tag(nonce(), aead::Aad::from(ad), &mut sealed)
+                            .unwrap();
+                        (sealed, tag)
+                    },
+                    |(sealed, tag)| {
+                        key.open_in_place_separate_tag(
+                            nonce(),
+                            aead::Aad::from(ad),
+                            *tag,
+                            sealed,
+                            0..,
+                        )
                         .map(|p| p.len())
                         .unwrap()
-                })
+                    },
+                    BatchSize::SmallInput,
+                )
             });
         }
     }
