@@ -85,15 +85,23 @@ netlab_up() {
     ip -n "$NS_DHCP" link set eth0 up
 
     "$NETLAB_ROOT/scripts/interop/make-pki.sh" "$NETLAB_WORK/pki" || return 1
-    NETLAB_CLIENT_OVPN=$("$NETLAB_ROOT/scripts/interop/client.sh" "$NETLAB_WORK/pki" "$NETLAB_WORK" lab \
-        $NETLAB_SRV_PUB AES-256-GCM v2) || return 1
-    NETLAB_DISK=$NETLAB_WORK/config.img
-    "$NETLAB_ROOT/build/config-disk" make "$NETLAB_CLIENT_OVPN" -o "$NETLAB_DISK" 2>"$NETLAB_WORK/config-disk.log" \
-        || { cat "$NETLAB_WORK/config-disk.log"; return 1; }
+    NETLAB_DISK=$(netlab_disk lab) || return 1
     # For --no-nat: the server routes the LAN into the tunnel and iroutes it to this client.
     mkdir -p "$NETLAB_WORK/ccd"
     echo "iroute 192.168.60.0 255.255.255.0" > "$NETLAB_WORK/ccd/$NETLAB_CN"
     cp "$NETLAB_WORK/ccd/$NETLAB_CN" "$NETLAB_WORK/ccd/${NETLAB_CN// /_}"
+}
+
+# netlab_disk NAME [CLIENT LINE...]: a client .ovpn (tls-crypt-v2, AES-256-GCM, everything inline, extra
+# lines appended) made into a config disk with build/config-disk; prints the disk's path.
+netlab_disk() {
+    local name=$1 ovpn disk=$NETLAB_WORK/$1.img
+    shift
+    ovpn=$("$NETLAB_ROOT/scripts/interop/client.sh" "$NETLAB_WORK/pki" "$NETLAB_WORK" "$name" \
+        $NETLAB_SRV_PUB AES-256-GCM v2 "$@") || return 1
+    "$NETLAB_ROOT/build/config-disk" make "$ovpn" -o "$disk" >"$NETLAB_WORK/$name.disk.log" 2>&1 \
+        || { cat "$NETLAB_WORK/$name.disk.log" >&2; return 1; }
+    echo "$disk"
 }
 
 # netlab_bg NAME CMD...: starts CMD in the background, output in $NETLAB_WORK/NAME.log, pid remembered.
@@ -104,20 +112,36 @@ netlab_bg() {
     eval "NETLAB_PID_${name//-/_}=$!"
 }
 
-# netlab_services: the server (OpenVPN, then dnsmasq on its tunnel address) and the host behind it.
-netlab_services() {
-    local conf
+# netlab_server_start [SERVER LINE...]: the openvpn 2.6 server (scripts/interop/server.sh: tls-crypt-v2,
+# AES-256-GCM, topology subnet 10.8.0.0/24, pushes route 10.9.0.0/24 and DNS 10.8.0.1; the LAN routed to
+# the client through client-config-dir for --no-nat) plus extra lines; waits until it is ready.
+netlab_server_start() {
+    local conf i
     conf=$("$NETLAB_ROOT/scripts/interop/server.sh" "$NETLAB_WORK/pki" "$NETLAB_WORK" lab $NETLAB_SRV_PUB \
-        AES-256-GCM server v2 "client-config-dir $NETLAB_WORK/ccd" "route 192.168.60.0 255.255.255.0") || return 1
+        AES-256-GCM server v2 "client-config-dir $NETLAB_WORK/ccd" "route 192.168.60.0 255.255.255.0" "$@") \
+        || return 1
+    [ -f "$NETLAB_WORK/openvpn.log" ] && cat "$NETLAB_WORK/openvpn.log" >> "$NETLAB_WORK/openvpn.old.log"
     netlab_bg openvpn ip netns exec "$NS_SRV" openvpn --config "$conf"
-    local i
     for i in $(seq 100); do
-        grep -q "Initialization Sequence Completed" "$NETLAB_WORK/openvpn.log" && break
+        grep -q "Initialization Sequence Completed" "$NETLAB_WORK/openvpn.log" && return 0
         sleep 0.1
     done
-    grep -q "Initialization Sequence Completed" "$NETLAB_WORK/openvpn.log" || { echo "netlab: openvpn server did not start"; tail -5 "$NETLAB_WORK/openvpn.log"; return 1; }
+    echo "netlab: openvpn server did not start"; tail -5 "$NETLAB_WORK/openvpn.log"; return 1
+}
+
+# netlab_server_stop: stops the openvpn server.
+netlab_server_stop() {
+    kill "$NETLAB_PID_openvpn" 2>/dev/null
+    wait "$NETLAB_PID_openvpn" 2>/dev/null
+}
+
+# netlab_services: the server (OpenVPN, then dnsmasq on its tunnel address) and the host behind it.
+netlab_services() {
+    local i
+    netlab_server_start || return 1
     netlab_bg dnsmasq ip netns exec "$NS_SRV" dnsmasq --keep-in-foreground --no-resolv --no-hosts --pid-file= \
-        --listen-address=$NETLAB_SRV_TUN --bind-interfaces --address=/behind.oxvpn.test/$NETLAB_BEHIND --log-queries --log-facility=-
+        --listen-address=$NETLAB_SRV_TUN --bind-dynamic --address=/behind.oxvpn.test/$NETLAB_BEHIND \
+        --log-queries --log-facility=-
     netlab_bg http ip netns exec "$NS_BEHIND" python3 -m http.server 8080 --bind $NETLAB_BEHIND --directory "$NETLAB_WORK/www"
     for i in $(seq 50); do
         netlab_in "$NS_BEHIND" bash -c "exec 3<>/dev/tcp/$NETLAB_BEHIND/8080" 2>/dev/null && return 0
@@ -126,8 +150,10 @@ netlab_services() {
     echo "netlab: http server behind the server did not start"; return 1
 }
 
-# netlab_vm_start "BOOT ARGS": boots build/oxvpn.elf in $NS_VM with the config disk; console in $NETLAB_SERIAL.
+# netlab_vm_start "BOOT ARGS" [DISK]: boots build/oxvpn.elf in $NS_VM with the config disk (default: the one
+# netlab_up made); console in $NETLAB_SERIAL, QEMU's pid in $NETLAB_QEMU_PID.
 netlab_vm_start() {
+    local disk=${2:-$NETLAB_DISK}
     local args="--ipv4=$NETLAB_VM_PUB/24 --ipv4-gateway=$NETLAB_SRV_PUB --private-ipv4=$NETLAB_GW/24 $1"
     : > "$NETLAB_SERIAL"
     NETLAB_VM_STARTED=$(date +%s.%N)
@@ -136,7 +162,7 @@ netlab_vm_start() {
         -netdev tap,id=lan,ifname=tap-lan,script=no,downscript=no \
         -device virtio-net-pci,netdev=pub,mac=$NETLAB_PUB_MAC,romfile= \
         -device virtio-net-pci,netdev=lan,mac=$NETLAB_LAN_MAC,romfile= \
-        -drive "file=$NETLAB_DISK,if=none,format=raw,id=cfg,readonly=on" -device virtio-blk-pci,drive=cfg \
+        -drive "file=$disk,if=none,format=raw,id=cfg,readonly=on" -device virtio-blk-pci,drive=cfg \
         >"$NETLAB_SERIAL" 2>"$NETLAB_WORK/qemu.err" &
     NETLAB_QEMU_PID=$!
     netlab_pids+=($NETLAB_QEMU_PID)
@@ -157,6 +183,30 @@ netlab_wait_tunnel() {
         [ $(( $(date +%s) - start )) -ge "$limit" ] && return 1
         sleep 0.2
     done
+}
+
+# netlab_wait_console PATTERN COUNT SECONDS: waits until the console holds COUNT lines matching PATTERN.
+netlab_wait_console() {
+    local pattern=$1 count=$2 limit=$3 start
+    start=$(date +%s)
+    while [ "$(grep -c -- "$pattern" "$NETLAB_SERIAL")" -lt "$count" ]; do
+        [ $(( $(date +%s) - start )) -ge "$limit" ] && return 1
+        sleep 0.2
+    done
+}
+
+# netlab_vm_wait_exit SECONDS: waits for QEMU to leave; its exit status in $NETLAB_VM_STATUS ("running" if it
+# did not). Not in a $(...) subshell: only this shell can wait for QEMU.
+netlab_vm_wait_exit() {
+    local limit=$1 start
+    start=$(date +%s)
+    NETLAB_VM_STATUS=running
+    while kill -0 "$NETLAB_QEMU_PID" 2>/dev/null; do
+        [ $(( $(date +%s) - start )) -ge "$limit" ] && return 1
+        sleep 0.2
+    done
+    wait "$NETLAB_QEMU_PID"; NETLAB_VM_STATUS=$?
+    NETLAB_QEMU_PID=
 }
 
 # netlab_vm_stop: stops QEMU (started by netlab_vm_start).

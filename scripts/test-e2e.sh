@@ -170,6 +170,28 @@ EOF
     else
         fail "LAN reached a destination outside the pushed routes"
     fi
+
+    # The server goes away: the image reconnects, the LAN keeps its gateway, and tunnel traffic gets an
+    # ICMP unreachable at once rather than hanging. The server comes back: so does the tunnel.
+    netlab_server_stop
+    if netlab_wait_console "STATE RECONNECTING" 1 30; then
+        t0=$(date +%s.%N)
+        T=10 lan curl -s -o /dev/null --connect-timeout 8 "http://$NETLAB_BEHIND:8080/probe"; code=$?
+        secs=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
+        if ping_ok "$NS_LAN" $NETLAB_GW && [ "$code" = 7 ]; then
+            pass "tunnel down: console says RECONNECTING, the LAN still pings the gateway, a connect through the tunnel is refused in $secs s (curl exit 7: ICMP unreachable)"
+        else
+            fail "tunnel down: gateway ping or fast refusal (curl exit $code after $secs s)"
+        fi
+        netlab_server_start >/dev/null
+        if netlab_wait_console "Initialization Sequence Completed" 2 90 && ping_ok "$NS_LAN" $NETLAB_BEHIND; then
+            pass "reconnect: server restarted, tunnel up again, LAN host pings $NETLAB_BEHIND"
+        else
+            fail "reconnect: no second tunnel within 90 s"
+        fi
+    else
+        fail "server stopped: no RECONNECTING within 30 s"
+    fi
     netlab_vm_stop
 fi
 
@@ -181,15 +203,59 @@ if boot "--no-nat" "no-nat"; then
     netlab_vm_stop
 fi
 
+# --- proto tcp ----------------------------------------------------------------------------------------
+netlab_server_stop
+if netlab_server_start "proto tcp4-server" >/dev/null && tcpdisk=$(netlab_disk tcp "proto tcp"); then
+    netlab_vm_start "--nat" "$tcpdisk"
+    if t=$(netlab_wait_tunnel "$TUNNEL_TIMEOUT"); then
+        head -c $((8 << 20)) /dev/urandom > "$work/www/tcp.bin"
+        want=$(sha256sum < "$work/www/tcp.bin" | cut -d' ' -f1)
+        got=$(T=60 lan curl -s "http://$NETLAB_BEHIND:8080/tcp.bin" | sha256sum | cut -d' ' -f1)
+        ping_ok "$NS_LAN" $NETLAB_BEHIND && [ "$got" = "$want" ] \
+            && pass "proto tcp: tunnel up in $t s, LAN host pings $NETLAB_BEHIND and downloads 8 MB with equal sha256" \
+            || fail "proto tcp: ping or 8 MB download through the TCP tunnel"
+    else
+        fail "proto tcp: no tunnel within ${TUNNEL_TIMEOUT}s"; tail -5 "$NETLAB_SERIAL"
+    fi
+    netlab_vm_stop
+else
+    fail "proto tcp: server or config disk"
+fi
+
+# --- fatal errors leave with the documented exit codes -------------------------------------------------
+netlab_server_stop
+if netlab_server_start "script-security 2" "auth-user-pass-verify $PWD/scripts/interop/check-user.sh via-file" >/dev/null \
+    && baddisk=$(netlab_disk badpass $'<auth-user-pass>\nalice\nwrong\n</auth-user-pass>'); then
+    netlab_vm_start "--nat" "$baddisk"
+    netlab_vm_wait_exit 60; status=$NETLAB_VM_STATUS
+    if [ "$status" = 39 ] && grep -q "STATE EXITING.*AuthFailed" "$NETLAB_SERIAL"; then
+        pass "AUTH_FAILED: console says EXITING, QEMU status 39 (exit code 0x13, fatal protocol error)"
+    else
+        fail "AUTH_FAILED: QEMU status $status"; tail -5 "$NETLAB_SERIAL"
+    fi
+    netlab_vm_stop
+else
+    fail "AUTH_FAILED: server or config disk"
+fi
+printf 'client\ndev tap\nremote %s 1194\n' $NETLAB_SRV_PUB > "$work/bad.img"
+truncate -s 512 "$work/bad.img"
+netlab_vm_start "--nat" "$work/bad.img"
+netlab_vm_wait_exit 30; status=$NETLAB_VM_STATUS
+if [ "$status" = 37 ] && grep -q "config: line 2" "$NETLAB_SERIAL"; then
+    pass "bad config (dev tap): console names line 2, QEMU status 37 (exit code 0x12)"
+else
+    fail "bad config: QEMU status $status"; tail -3 "$NETLAB_SERIAL"
+fi
+
 # --- the public side carried nothing but OpenVPN ----------------------------------------------------
 sleep 1
 kill "$NETLAB_PID_tcpdump" 2>/dev/null; wait "$NETLAB_PID_tcpdump" 2>/dev/null
 total=$(tcpdump -n -r "$work/public.pcap" 2>/dev/null | wc -l)
-ovpn=$(tcpdump -n -r "$work/public.pcap" "udp and host $NETLAB_SRV_PUB and host $NETLAB_VM_PUB and port 1194" 2>/dev/null | wc -l)
+ovpn=$(tcpdump -n -r "$work/public.pcap" "(udp or tcp) and host $NETLAB_SRV_PUB and host $NETLAB_VM_PUB and port 1194" 2>/dev/null | wc -l)
 # Leaks: anything the image sent that is not ARP or OpenVPN to the server's port, and any frame at all
 # carrying a LAN, tunnel or behind-the-server address in the clear. (The namespaces' own link-local
 # chatter, e.g. an IGMP report from the bridge, is neither.)
-other=$(tcpdump -n -e -r "$work/public.pcap" "not arp and not (udp and host $NETLAB_SRV_PUB and host $NETLAB_VM_PUB and port 1194) and (ether src $NETLAB_PUB_MAC or net 192.168.60.0/24 or net 10.8.0.0/24 or net 10.9.0.0/24)" 2>/dev/null)
+other=$(tcpdump -n -e -r "$work/public.pcap" "not arp and not ((udp or tcp) and host $NETLAB_SRV_PUB and host $NETLAB_VM_PUB and port 1194) and (ether src $NETLAB_PUB_MAC or net 192.168.60.0/24 or net 10.8.0.0/24 or net 10.9.0.0/24)" 2>/dev/null)
 if [ "$ovpn" -gt 0 ] && [ -z "$other" ]; then
     pass "no leak: $total frames on the public bridge, $ovpn OpenVPN packets $NETLAB_VM_PUB <-> $NETLAB_SRV_PUB:1194, none else from the image or with a LAN/tunnel address"
 else
