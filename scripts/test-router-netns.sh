@@ -110,7 +110,8 @@ stop_router() {
 }
 tun_rx() { ip netns exec "$SRV" cat "/sys/class/net/$TUN/statistics/rx_packets"; }
 
-start_router 10.77.0.1/24 10.99.0.2/24 10.99.0.1 1400
+start_router 10.77.0.1/24 10.99.0.2/24 10.99.0.1 1400 --ipv6 fd00:99::1000/64
+ip -n "$SRV" addr add fd00:99::1/64 dev "$TUN" nodad
 
 # The far side: a DNS server and a TCP peer that records who connected.
 ip netns exec "$SRV" dnsmasq --conf-file=/dev/null --keep-in-foreground --bind-interfaces \
@@ -204,7 +205,39 @@ kill -USR2 "$pump_pid"
 sleep 0.3
 ip netns exec "$LAN" busybox ping -c 2 -W 2 10.99.0.1 >/dev/null || fail "no ping after the tunnel came back"
 
-# 7. NAT off and no redirect-gateway: plain routing of the pushed route only (the far side routes the LAN
+# 7. IPv6: the LAN host configures itself from the router's advertisement (SLAAC) and reaches the far side
+#    through NAT66; the far side sees the tunnel's IPv6 address.
+lan6=
+for _ in $(seq 50); do
+    lan6=$(ip -n "$LAN" -6 addr show dev "$TAP" scope global 2>/dev/null | awk '/inet6/ && !/tentative/ {sub("/.*", "", $2); print $2; exit}')
+    [ -n "$lan6" ] && ip -n "$LAN" -6 route show default | grep -q "via fe80::" && break
+    sleep 0.2
+done
+[ -n "$lan6" ] || fail "no SLAAC address from the router advertisement"
+ip -n "$LAN" -6 route show default | grep -q "via fe80::" || fail "no IPv6 default route from the router advertisement"
+ip netns exec "$LAN" busybox ping -6 -c 2 -W 2 fd00:99::1 >/dev/null || fail "no IPv6 ping through the tunnel"
+ip netns exec "$SRV" python3 -c '
+import socket, sys
+s = socket.socket(socket.AF_INET6); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("fd00:99::1", 5006)); s.listen(1); s.settimeout(20)
+c, peer = s.accept(); data = b""
+while True:
+    d = c.recv(65536)
+    if not d: break
+    data += d
+open(sys.argv[1], "w").write(peer[0] + " " + str(len(data)))
+' "$tmp/peer6" &
+server6=$!
+sleep 0.5
+timeout 30 ip netns exec "$LAN" python3 -c '
+import socket
+c = socket.create_connection(("fd00:99::1", 5006), timeout=20)
+c.sendall(bytes(range(256)) * 12000); c.close()
+' || fail "IPv6 TCP through NAT66"
+wait "$server6" || fail "IPv6 TCP peer"
+[ "$(cat "$tmp/peer6")" = "fd00:99::1000 3072000" ] || fail "IPv6 far side saw: $(cat "$tmp/peer6")"
+
+# 8. NAT off and no redirect-gateway: plain routing of the pushed route only (the far side routes the LAN
 #    back, like an OpenVPN server with `iroute`); other destinations never enter the tunnel.
 stop_router
 start_router 10.77.0.1/24 10.99.0.2/24 10.99.0.1 1400 --no-nat --route 10.99.0.0/24
@@ -222,4 +255,4 @@ if ip netns exec "$LAN" busybox ping -c 2 -W 1 10.55.0.1 >/dev/null 2>&1; then f
 [ "$rx_before" = "$(tun_rx)" ] || fail "a destination outside the pushed routes entered the tunnel"
 grep -q "NoRoute" "$tmp/router.log" || fail "router did not report NoRoute"
 
-echo "test-router-netns: ok (DHCP $lease_ip, ping, DNS, traceroute, 2x20 MB TCP via NAT at MTU 1400, no leak while down; no-NAT routing, unpushed route refused)"
+echo "test-router-netns: ok (DHCP $lease_ip, ping, DNS, traceroute, 2x20 MB TCP via NAT at MTU 1400, no leak while down; SLAAC $lan6 + NAT66 TCP; no-NAT routing, unpushed route refused)"

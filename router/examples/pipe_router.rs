@@ -3,7 +3,8 @@
 //! kind 1 = IP packet of the tunnel); `scripts/test-router-netns.sh` attaches a TAP device (the LAN) and
 //! a TUN device (standing in for the OpenVPN tunnel) to those pipes.
 //!
-//! Usage: `pipe_router GATEWAY/PREFIX TUNNEL/PREFIX DNS MTU [--no-nat] [--route NET/PREFIX]...`
+//! Usage: `pipe_router GATEWAY/PREFIX TUNNEL/PREFIX DNS MTU [--no-nat] [--route NET/PREFIX]...
+//! [--ipv6 TUNNEL6/PREFIX]`
 //! (without `--route`, redirect-gateway is on). Send `kind 2` (any length) to bring the tunnel down and
 //! `kind 3` to bring it back up.
 
@@ -15,8 +16,8 @@ use std::time::{Duration as WallDuration, Instant as WallClock};
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use router::{
-    EthernetAddress, Instant, Ipv4Cidr, Router, RouterConfig, Sink, TunnelConfig, TunnelState,
-    Verdict,
+    EthernetAddress, Instant, Ipv4Cidr, Ipv6Cidr, Router, RouterConfig, Sink, TunnelConfig,
+    TunnelState, Verdict,
 };
 
 struct Records<W: Write>(W);
@@ -64,6 +65,18 @@ fn main() {
     while let Some(a) = rest.next() {
         match a.as_str() {
             "--no-nat" => config.nat = false,
+            "--ipv6" => {
+                let (a, p) = rest
+                    .next()
+                    .expect("--ipv6 ADDRESS/PREFIX")
+                    .split_once('/')
+                    .expect("ADDRESS/PREFIX");
+                tunnel.ipv6 = Some(Ipv6Cidr::new(
+                    a.parse().expect("IPv6 address"),
+                    p.parse().expect("prefix"),
+                ));
+                tunnel.redirect_gateway_ipv6 = true;
+            }
             "--route" => {
                 tunnel.redirect_gateway = false;
                 tunnel
