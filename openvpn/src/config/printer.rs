@@ -80,6 +80,13 @@ fn control_channel(out: &mut String, cc: &ControlChannel) {
     }
 }
 
+/// `name value`, unless `value` is the default.
+fn number<T: PartialEq + core::fmt::Display>(out: &mut String, name: &str, value: T, default: T) {
+    if value != default {
+        line(out, &[name, &format!("{value}")]);
+    }
+}
+
 fn hex_fingerprint(fp: &[u8; 32]) -> String {
     let mut s = String::with_capacity(96);
     for (i, b) in fp.iter().enumerate() {
@@ -91,8 +98,9 @@ fn hex_fingerprint(fp: &[u8; 32]) -> String {
     s
 }
 
-/// Writes `config` as config text.
+/// Writes `config` as config text. Settings equal to OpenVPN's defaults are left out.
 pub fn print(config: &Config) -> String {
+    let d = Config::default();
     let mut out = String::with_capacity(8192);
     let o = &mut out;
     line(o, &["client"]);
@@ -115,31 +123,39 @@ pub fn print(config: &Config) -> String {
     if config.remote_random {
         line(o, &["remote-random"]);
     }
-    line(
-        o,
-        &[
-            "connect-retry",
-            &format!("{}", config.connect_retry),
-            &format!("{}", config.connect_retry_max_delay),
-        ],
-    );
+    if (config.connect_retry, config.connect_retry_max_delay)
+        != (d.connect_retry, d.connect_retry_max_delay)
+    {
+        let first = format!("{}", config.connect_retry);
+        line(
+            o,
+            &[
+                "connect-retry",
+                &first,
+                &format!("{}", config.connect_retry_max_delay),
+            ],
+        );
+    }
     if let Some(max) = config.connect_retry_max {
         line(o, &["connect-retry-max", &format!("{max}")]);
     }
-    line(
+    number(
         o,
-        &[
-            "server-poll-timeout",
-            &format!("{}", config.server_poll_timeout),
-        ],
+        "server-poll-timeout",
+        config.server_poll_timeout,
+        d.server_poll_timeout,
     );
 
     let ciphers: alloc::vec::Vec<&str> = config.data_ciphers.iter().map(|c| c.name()).collect();
-    line(o, &["data-ciphers", &ciphers.join(":")]);
+    if config.data_ciphers != d.data_ciphers {
+        line(o, &["data-ciphers", &ciphers.join(":")]);
+    }
     if let Some(fallback) = config.data_ciphers_fallback {
         line(o, &["data-ciphers-fallback", fallback.name()]);
     }
-    line(o, &["auth", config.auth.name()]);
+    if config.auth != d.auth {
+        line(o, &["auth", config.auth.name()]);
+    }
     control_channel(o, &config.control_channel);
 
     let tls = &config.tls;
@@ -231,20 +247,15 @@ pub fn print(config: &Config) -> String {
         AuthRetry::Interact => line(o, &["auth-retry", "interact"]),
     }
 
-    let numbers: [(&str, u64); 8] = [
-        ("reneg-sec", u64::from(config.reneg_sec)),
-        ("reneg-bytes", config.reneg_bytes),
-        ("reneg-pkts", config.reneg_pkts),
-        ("hand-window", u64::from(config.hand_window)),
-        ("tran-window", u64::from(config.tran_window)),
-        ("tls-timeout", u64::from(config.tls_timeout)),
-        ("ping", u64::from(config.ping)),
-        ("ping-restart", u64::from(config.ping_restart)),
-    ];
-    for (name, value) in numbers {
-        line(o, &[name, &format!("{value}")]);
-    }
-    line(o, &["ping-exit", &format!("{}", config.ping_exit)]);
+    number(o, "reneg-sec", config.reneg_sec, d.reneg_sec);
+    number(o, "reneg-bytes", config.reneg_bytes, d.reneg_bytes);
+    number(o, "reneg-pkts", config.reneg_pkts, d.reneg_pkts);
+    number(o, "hand-window", config.hand_window, d.hand_window);
+    number(o, "tran-window", config.tran_window, d.tran_window);
+    number(o, "tls-timeout", config.tls_timeout, d.tls_timeout);
+    number(o, "ping", config.ping, d.ping);
+    number(o, "ping-restart", config.ping_restart, d.ping_restart);
+    number(o, "ping-exit", config.ping_exit, d.ping_exit);
     if let Some(i) = config.inactive {
         line(
             o,
@@ -255,12 +266,11 @@ pub fn print(config: &Config) -> String {
             ],
         );
     }
-    line(
+    number(
         o,
-        &[
-            "explicit-exit-notify",
-            &format!("{}", config.explicit_exit_notify),
-        ],
+        "explicit-exit-notify",
+        config.explicit_exit_notify,
+        d.explicit_exit_notify,
     );
 
     match config.compression {
@@ -272,26 +282,30 @@ pub fn print(config: &Config) -> String {
         Compression::Lz4 => line(o, &["compress", "lz4"]),
         Compression::Lz4V2 => line(o, &["compress", "lz4-v2"]),
     }
-    let allow = match config.allow_compression {
-        AllowCompression::No => "no",
-        AllowCompression::Asym => "asym",
-        AllowCompression::Yes => "yes",
-    };
-    line(o, &["allow-compression", allow]);
-    line(o, &["tun-mtu", &format!("{}", config.tun_mtu)]);
-    line(o, &["mssfix", &format!("{}", config.mssfix)]);
-    line(
+    match config.allow_compression {
+        AllowCompression::No => {}
+        AllowCompression::Asym => line(o, &["allow-compression", "asym"]),
+        AllowCompression::Yes => line(o, &["allow-compression", "yes"]),
+    }
+    number(o, "tun-mtu", config.tun_mtu, d.tun_mtu);
+    number(o, "mssfix", config.mssfix, d.mssfix);
+    number(
         o,
-        &["max-packet-size", &format!("{}", config.max_packet_size)],
+        "max-packet-size",
+        config.max_packet_size,
+        d.max_packet_size,
     );
-    line(
-        o,
-        &[
-            "replay-window",
-            &format!("{}", config.replay_window.0),
-            &format!("{}", config.replay_window.1),
-        ],
-    );
+    if config.replay_window != d.replay_window {
+        let (packets, seconds) = config.replay_window;
+        line(
+            o,
+            &[
+                "replay-window",
+                &format!("{packets}"),
+                &format!("{seconds}"),
+            ],
+        );
+    }
 
     for r in &config.routes {
         let metric = r.metric.map(|m| format!("{m}"));
@@ -345,6 +359,6 @@ pub fn print(config: &Config) -> String {
     if config.float {
         line(o, &["float"]);
     }
-    line(o, &["verb", &format!("{}", config.verb)]);
+    number(o, "verb", config.verb, d.verb);
     out
 }
