@@ -4,8 +4,8 @@
 # in namespace oxv-interop-srv, ovpn-ping in oxv-interop-cli, joined by a veth pair (10.99.0.0/24).
 # Cases: AES-256-GCM and AES-128-GCM over tls-crypt-v2 (the core path), a server certificate without EKU
 # serverAuth that `remote-cert-tls server` must refuse, verify-x509-name and peer-fingerprint, then ChaCha20, tls-crypt, tls-auth SHA256, plain TLS,
-# a TLS 1.2-only server, AES-256-CBC, TCP, renegotiation under traffic (server- and client-initiated) and
-# username/password (right and wrong).
+# a TLS 1.2-only server, AES-256-CBC, TCP, renegotiation under traffic (server- and client-initiated), a server
+# restart under a running client, and username/password (right and wrong).
 # One result line per case; non-zero exit if any case fails.
 set -u
 cd "$(dirname "$0")/.."
@@ -146,6 +146,31 @@ run_case tcp-tls-auth ok AES-128-GCM server auth $CLIENT_CIPHERS "proto tcp4-ser
 # Renegotiation under continuous traffic (one echo every 0.2 s for 16 s): server- and client-initiated.
 PING_ARGS="--count 80 --interval 0.2 --timeout 40" run_case reneg-server rekey AES-256-GCM server v2 $CLIENT_CIPHERS "reneg-sec 6"
 PING_ARGS="--count 80 --interval 0.2 --timeout 40" run_case reneg-client rekey AES-256-GCM server v2 $CLIENT_CIPHERS -- "reneg-sec 6"
+# The server restarts under a running client: ping-restart notices, the engine reconnects by itself and
+# the echoes come back on the new session.
+server_restart_case() {
+    local name=server-restart client out rc
+    [[ $name =~ ${INTEROP_ONLY:-.} ]] || return 0
+    start_server $name $SRV_ADDR AES-256-GCM server v2 || { echo "interop $name: FAILED (server did not start)"; failed=1; return; }
+    client=$(scripts/interop/client.sh "$work/pki" "$work" $name $SRV_ADDR $CLIENT_CIPHERS v2)
+    out=$work/$name.ping.log
+    timeout 90 ip netns exec $NS_CLI "$ping_bin" "$client" --count 40 --interval 1 --timeout 75 >"$out" 2>&1 &
+    local ping_pid=$!
+    for _ in $(seq 100); do grep -q "^reply" "$out" 2>/dev/null && break; sleep 0.1; done
+    sleep 2
+    stop_server
+    sleep 3
+    start_server $name-2 $SRV_ADDR AES-256-GCM server v2 || { echo "interop $name: FAILED (restart)"; failed=1; }
+    wait $ping_pid
+    rc=$?
+    stop_server
+    if [ $rc -eq 0 ] && sed -n '/^reconnect: /,$p' "$out" | grep -q "^reply"; then
+        echo "interop $name: ok ($(grep -m1 '^reconnect: ' "$out"), then $(sed -n '/^reconnect: /,$p' "$out" | grep -c '^reply') replies; $(grep '^rtt summary' "$out"))"
+    else
+        echo "interop $name: FAILED (exit $rc)"; tail -15 "$out" | sed 's/^/    /'; failed=1
+    fi
+}
+server_restart_case
 run_case user-pass-wrong 'refuse:AuthFailed' AES-256-GCM server v2 $CLIENT_CIPHERS "${VERIFY[@]}" -- "$BADPASS"
 
 if [ $failed -eq 0 ]; then echo "interop: ok"; else echo "interop: FAILED"; exit 1; fi
