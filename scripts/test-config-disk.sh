@@ -42,7 +42,8 @@ grep -q 'line 4: `auth-user-pass`' "$tmp/bom.err" || fail "bare auth-user-pass e
 # UTF-16LE (Windows editors) is decoded; the disk holds UTF-8.
 "$tool" make "$corpus/valid/utf16le-windows.ovpn" -o "$tmp/utf16.img" --auth-user-pass "$corpus/files/userpass.txt" >/dev/null 2>&1 \
     || fail "UTF-16LE config not converted"
-head -c 7 "$tmp/utf16.img" | grep -q '^client' || fail "the UTF-16 disk does not start with UTF-8 text"
+head -c 5 "$tmp/utf16.img" | grep -q '^# oxv' || fail "the UTF-16 disk does not start with UTF-8 text"
+grep -aq '^client$' "$tmp/utf16.img" || fail "the UTF-16 disk lacks the client directive"
 
 # 3. A bad config exits 1 and names the line; a junk disk exits 4; usage errors exit 2.
 set +e

@@ -196,7 +196,16 @@ fn print_warnings(source: &Path, parsed: &Parsed) {
 fn make(args: &Args) -> Result<(), Failure> {
     let parsed = parse_ovpn(&args.input, args.credentials.as_ref())?;
     print_warnings(&args.input, &parsed);
-    let text = config::print(&parsed.config);
+    let name = args
+        .input
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let text = format!(
+        "# oxvpn config disk made by config-disk from {}\n{}",
+        name.replace(['\n', '\r'], " "),
+        config::print(&parsed.config)
+    );
     // The disk must be exactly what the image accepts: parse it the image's way before writing.
     let check =
         config::parse(&text, &mut InlineOnly).map_err(|e| refused(&args.input, &e, None))?;
