@@ -6,7 +6,8 @@
 #        | veth 10.9.0.0/24
 #   $NETLAB-srv     10.60.0.1   Debian's openvpn 2.6 server (tls-crypt-v2, AES-256-GCM, topology subnet,
 #        |                      tunnel 10.8.0.0/24, server 10.8.0.1, push route 10.9.0.0/24, push DNS
-#        |                      10.8.0.1 where dnsmasq answers behind.oxvpn.test = 10.9.0.2)
+#        |                      10.8.0.1 where dnsmasq answers behind.oxvpn.test = 10.9.0.2; optionally
+#        |                      dnsmasq on 10.60.0.1 for public DHCP and vpn.oxvpn.test = 10.60.0.1)
 #        | veth
 #   $NETLAB-vm: [br-pub] -- tap-pub ==== QEMU: build/oxvpn.elf ==== tap-lan -- [br-lan]
 #                                       public 10.60.0.2/24        private gateway 192.168.60.1/24
@@ -93,12 +94,13 @@ netlab_up() {
 }
 
 # netlab_disk NAME [CLIENT LINE...]: a client .ovpn (tls-crypt-v2, AES-256-GCM, everything inline, extra
-# lines appended) made into a config disk with build/config-disk; prints the disk's path.
+# lines appended; `remote $NETLAB_REMOTE`, default the server's address) made into a config disk with
+# build/config-disk; prints the disk's path.
 netlab_disk() {
     local name=$1 ovpn disk=$NETLAB_WORK/$1.img
     shift
     ovpn=$("$NETLAB_ROOT/scripts/interop/client.sh" "$NETLAB_WORK/pki" "$NETLAB_WORK" "$name" \
-        $NETLAB_SRV_PUB AES-256-GCM v2 "$@") || return 1
+        "${NETLAB_REMOTE:-$NETLAB_SRV_PUB}" AES-256-GCM v2 "$@") || return 1
     "$NETLAB_ROOT/build/config-disk" make "$ovpn" -o "$disk" >"$NETLAB_WORK/$name.disk.log" 2>&1 \
         || { cat "$NETLAB_WORK/$name.disk.log" >&2; return 1; }
     echo "$disk"
@@ -150,11 +152,23 @@ netlab_services() {
     echo "netlab: http server behind the server did not start"; return 1
 }
 
+# netlab_public_dns: dnsmasq on the server's public address: DHCP for the public side (router and DNS
+# server $NETLAB_SRV_PUB) and the name vpn.oxvpn.test = $NETLAB_SRV_PUB, for `remote` by host name.
+netlab_public_dns() {
+    netlab_bg pubdns ip netns exec "$NS_SRV" dnsmasq --keep-in-foreground --no-resolv --no-hosts --pid-file= \
+        --listen-address=$NETLAB_SRV_PUB --bind-dynamic --address=/vpn.oxvpn.test/$NETLAB_SRV_PUB \
+        --dhcp-range=10.60.0.100,10.60.0.150,1h --dhcp-option=option:router,$NETLAB_SRV_PUB \
+        --dhcp-option=option:dns-server,$NETLAB_SRV_PUB --dhcp-leasefile="$NETLAB_WORK/leases" \
+        --log-queries --log-dhcp --log-facility=-
+}
+
 # netlab_vm_start "BOOT ARGS" [DISK]: boots build/oxvpn.elf in $NS_VM with the config disk (default: the one
-# netlab_up made); console in $NETLAB_SERIAL, QEMU's pid in $NETLAB_QEMU_PID.
+# netlab_up made); console in $NETLAB_SERIAL, QEMU's pid in $NETLAB_QEMU_PID. The public side is static
+# ($NETLAB_VM_PUB) unless NETLAB_PUBLIC_ARGS says otherwise (e.g. --dhcp).
 netlab_vm_start() {
     local disk=${2:-$NETLAB_DISK}
-    local args="--ipv4=$NETLAB_VM_PUB/24 --ipv4-gateway=$NETLAB_SRV_PUB --private-ipv4=$NETLAB_GW/24 $1"
+    local public=${NETLAB_PUBLIC_ARGS:---ipv4=$NETLAB_VM_PUB/24 --ipv4-gateway=$NETLAB_SRV_PUB}
+    local args="$public --private-ipv4=$NETLAB_GW/24 $1"
     : > "$NETLAB_SERIAL"
     NETLAB_VM_STARTED=$(date +%s.%N)
     ip netns exec "$NS_VM" "$NETLAB_ROOT/scripts/qemu.sh" -M "${MACHINE:-q35}" -a "$args" -- \

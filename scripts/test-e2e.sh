@@ -10,7 +10,12 @@
 #   NAT on (`--nat`: the host behind the server sees the tunnel address) and off (`--no-nat`: the server
 #   routes the LAN with `route` + a client-config-dir `iroute`; the host behind sees the LAN address)
 #   no leak: a LAN destination outside the pushed routes is refused, and a capture on the public bridge
-#   during the whole test holds only OpenVPN packets between the image and the server's port (and ARP)
+#   (through all cases above and below up to proto tcp) holds nothing from the image but ARP and OpenVPN
+#   packets to the server's port, and no frame with a LAN or tunnel address
+#   reconnect: server stopped -> RECONNECTING, the LAN still reaches its gateway and gets ICMP unreachable
+#   for tunnel traffic; server back -> tunnel up again
+#   proto tcp; `remote` by host name with --resolver, and with public DHCP (DNS server from the lease)
+#   fatal errors: AUTH_FAILED -> QEMU status 39 (0x13), a refused config line -> 37 (0x12)
 # Bounded (every step has a timeout); cleans up in a trap. Exit status non-zero if any assertion fails.
 set -u
 cd "$(dirname "$0")/.."
@@ -222,6 +227,45 @@ else
     fail "proto tcp: server or config disk"
 fi
 
+# --- the public side carried nothing but OpenVPN (the capture ends before the public DNS/DHCP case) ---
+sleep 1
+kill "$NETLAB_PID_tcpdump" 2>/dev/null; wait "$NETLAB_PID_tcpdump" 2>/dev/null
+total=$(tcpdump -n -r "$work/public.pcap" 2>/dev/null | wc -l)
+ovpn=$(tcpdump -n -r "$work/public.pcap" "(udp or tcp) and host $NETLAB_SRV_PUB and host $NETLAB_VM_PUB and port 1194" 2>/dev/null | wc -l)
+# Leaks: anything the image sent that is not ARP or OpenVPN to the server's port, and any frame at all
+# carrying a LAN, tunnel or behind-the-server address in the clear. (The namespaces' own link-local
+# chatter, e.g. an IGMP report from the bridge, is neither.)
+other=$(tcpdump -n -e -r "$work/public.pcap" "not arp and not ((udp or tcp) and host $NETLAB_SRV_PUB and host $NETLAB_VM_PUB and port 1194) and (ether src $NETLAB_PUB_MAC or net 192.168.60.0/24 or net 10.8.0.0/24 or net 10.9.0.0/24)" 2>/dev/null)
+if [ "$ovpn" -gt 0 ] && [ -z "$other" ]; then
+    pass "no leak: $total frames on the public bridge, $ovpn OpenVPN packets $NETLAB_VM_PUB <-> $NETLAB_SRV_PUB:1194, none else from the image or with a LAN/tunnel address"
+else
+    fail "public bridge carried non-OpenVPN traffic: $(echo "$other" | head -5 | tr '\n' ';')"
+fi
+
+# --- remote by host name: --resolver, then public DHCP with the lease's DNS server ----------------------
+netlab_server_stop
+netlab_public_dns
+if netlab_server_start >/dev/null && namedisk=$(NETLAB_REMOTE=vpn.oxvpn.test netlab_disk byname); then
+    netlab_vm_start "--nat --resolver=$NETLAB_SRV_PUB" "$namedisk"
+    if t=$(netlab_wait_tunnel "$TUNNEL_TIMEOUT") && grep -q "remote resolved to $NETLAB_SRV_PUB" "$NETLAB_SERIAL" \
+        && ping_ok "$NS_LAN" $NETLAB_BEHIND; then
+        pass "remote vpn.oxvpn.test resolved via --resolver=$NETLAB_SRV_PUB, tunnel up in $t s, LAN pings $NETLAB_BEHIND"
+    else
+        fail "remote by host name with --resolver"; tail -5 "$NETLAB_SERIAL"
+    fi
+    netlab_vm_stop
+    NETLAB_PUBLIC_ARGS=--dhcp netlab_vm_start "--nat" "$namedisk"
+    if t=$(netlab_wait_tunnel "$TUNNEL_TIMEOUT") && grep -q "dhcp lease 10.60.0.1[0-5][0-9]" "$NETLAB_SERIAL" \
+        && grep -q "remote resolved to $NETLAB_SRV_PUB" "$NETLAB_SERIAL" && ping_ok "$NS_LAN" $NETLAB_BEHIND; then
+        pass "public DHCP: $(grep -o 'dhcp lease [0-9./]*' "$NETLAB_SERIAL"), remote resolved with the lease's DNS server, tunnel up in $t s, LAN pings $NETLAB_BEHIND"
+    else
+        fail "public DHCP + DNS from the lease"; tail -5 "$NETLAB_SERIAL"
+    fi
+    netlab_vm_stop
+else
+    fail "remote by host name: server or config disk"
+fi
+
 # --- fatal errors leave with the documented exit codes -------------------------------------------------
 netlab_server_stop
 if netlab_server_start "script-security 2" "auth-user-pass-verify $PWD/scripts/interop/check-user.sh via-file" >/dev/null \
@@ -245,21 +289,6 @@ if [ "$status" = 37 ] && grep -q "config: line 2" "$NETLAB_SERIAL"; then
     pass "bad config (dev tap): console names line 2, QEMU status 37 (exit code 0x12)"
 else
     fail "bad config: QEMU status $status"; tail -3 "$NETLAB_SERIAL"
-fi
-
-# --- the public side carried nothing but OpenVPN ----------------------------------------------------
-sleep 1
-kill "$NETLAB_PID_tcpdump" 2>/dev/null; wait "$NETLAB_PID_tcpdump" 2>/dev/null
-total=$(tcpdump -n -r "$work/public.pcap" 2>/dev/null | wc -l)
-ovpn=$(tcpdump -n -r "$work/public.pcap" "(udp or tcp) and host $NETLAB_SRV_PUB and host $NETLAB_VM_PUB and port 1194" 2>/dev/null | wc -l)
-# Leaks: anything the image sent that is not ARP or OpenVPN to the server's port, and any frame at all
-# carrying a LAN, tunnel or behind-the-server address in the clear. (The namespaces' own link-local
-# chatter, e.g. an IGMP report from the bridge, is neither.)
-other=$(tcpdump -n -e -r "$work/public.pcap" "not arp and not ((udp or tcp) and host $NETLAB_SRV_PUB and host $NETLAB_VM_PUB and port 1194) and (ether src $NETLAB_PUB_MAC or net 192.168.60.0/24 or net 10.8.0.0/24 or net 10.9.0.0/24)" 2>/dev/null)
-if [ "$ovpn" -gt 0 ] && [ -z "$other" ]; then
-    pass "no leak: $total frames on the public bridge, $ovpn OpenVPN packets $NETLAB_VM_PUB <-> $NETLAB_SRV_PUB:1194, none else from the image or with a LAN/tunnel address"
-else
-    fail "public bridge carried non-OpenVPN traffic: $(echo "$other" | head -5 | tr '\n' ';')"
 fi
 
 elapsed=$(( $(date +%s) - started ))
