@@ -1,14 +1,36 @@
 //! The sans-IO OpenVPN client engine: one entry point for the whole protocol.
 //!
-//! Layer: protocol state machine. Events in: [`Engine::receive`] (a datagram from the remote),
-//! [`Engine::encapsulate`] (an IP packet for the tunnel), [`Engine::poll_action`] (time passes).
-//! Actions out: [`Action`]s (bytes for the remote, tunnel up, reconnect, exit) and decrypted IP packets
-//! returned in place from `receive`. [`Engine::poll_at`] says when to call again. The engine never reads
-//! a clock, a random source or a socket: `now` is an argument, randomness comes from the caller's
-//! `CryptoRngCore`, and the data path writes into caller buffers without allocating.
+//! Layer: protocol state machine. Events in: [`Engine::receive`] (a datagram, or one TCP frame, from the
+//! remote), [`Engine::encapsulate`] / [`Engine::encapsulate_in_place`] (an IP packet for the tunnel),
+//! [`Engine::transport_ready`] / [`Engine::transport_failed`], and [`Engine::poll_action`] (time passes).
+//! Actions out: [`Action`]s (open a transport, bytes for the remote, tunnel up, reconnect, exit) and
+//! decrypted IP packets returned in place from `receive`. [`Engine::poll_at`] says when to call again. The
+//! engine never reads a clock, a random source or a socket: `now` is an argument, randomness comes from the
+//! caller's `CryptoRngCore` (rustls draws its own from ring's `SystemRandom`), and the data path writes
+//! into caller buffers without allocating.
 //!
 //! Time: `now` is the caller's monotonic [`Instant`]; the wall clock (Unix seconds, for replay ids and
 //! certificate validity) is given once at construction and advanced with `now`.
+//!
+//! The I/O loop around it:
+//!
+//! ```ignore
+//! let mut engine = Engine::new(EngineConfig::from_config(&config)?, now, unix_secs, &mut rng)?;
+//! loop {
+//!     while let Some(action) = engine.poll_action(now, &mut rng) {
+//!         match action {
+//!             Action::Connect(remote) => { /* resolve, bind UDP or connect TCP */ engine.transport_ready(now) }
+//!             Action::SendToRemote(bytes) => socket.send(&bytes),        // TCP: already length-prefixed
+//!             Action::TunnelUp(pushed) => { /* addresses, routes, DNS, MTU from `pushed` */ }
+//!             Action::Reconnect(reason) => { /* drop tunnel state; a Connect follows */ }
+//!             Action::Exit(reason) => return,
+//!         }
+//!     }
+//!     // Wait for a datagram, a packet from the LAN, or engine.poll_at().
+//!     if let Received::Packet(ip) = engine.receive(now, &mut datagram) { lan.send(ip) }  // in place
+//!     let n = engine.encapsulate(now, ip_from_lan, &mut out, &mut rng)?; socket.send(&out[..n]);
+//! }
+//! ```
 
 mod config;
 mod connect;
