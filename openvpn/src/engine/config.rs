@@ -6,6 +6,7 @@ use alloc::vec::Vec;
 
 use super::RemoteSpec;
 use crate::crypto::{Compression, Digest, KeyDirection, KEY2_LEN};
+use crate::session::PullFilter;
 use crate::tls::TlsSettings;
 
 /// Control-channel protection with its key bytes (§2.3-2.7).
@@ -52,6 +53,12 @@ impl core::fmt::Debug for ControlProtection {
 pub struct EngineConfig {
     /// The `remote` list, tried in order.
     pub remotes: Vec<RemoteSpec>,
+    /// `remote-random`: shuffle the remotes once at start.
+    pub remote_random: bool,
+    /// `pull-filter`s, in config order.
+    pub pull_filters: Vec<PullFilter>,
+    /// `route-nopull`: drop pushed routes, redirection and DNS settings.
+    pub route_nopull: bool,
     /// `connect-retry N`: seconds between attempts after a failure.
     pub connect_retry_secs: u64,
     /// `connect-retry N MAX`: cap of the doubling retry delay.
@@ -99,6 +106,9 @@ impl EngineConfig {
     pub fn new(protection: ControlProtection, tls: TlsSettings) -> Self {
         EngineConfig {
             remotes: Vec::new(),
+            remote_random: false,
+            pull_filters: Vec::new(),
+            route_nopull: false,
             connect_retry_secs: 5,
             connect_retry_max_delay_secs: 300,
             connect_retry_max: None,

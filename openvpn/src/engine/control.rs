@@ -126,7 +126,11 @@ impl Engine {
                 log::info!("server AUTH_PENDING {text}");
                 let secs = text
                     .split(',')
-                    .find_map(|kv| kv.trim().strip_prefix("timeout ").and_then(|n| n.trim().parse::<u64>().ok()))
+                    .find_map(|kv| {
+                        kv.trim()
+                            .strip_prefix("timeout ")
+                            .and_then(|n| n.trim().parse::<u64>().ok())
+                    })
                     .unwrap_or(self.config.hand_window_secs);
                 let until = now + core::time::Duration::from_secs(secs);
                 if until > self.handshake_deadline {

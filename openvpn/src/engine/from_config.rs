@@ -13,7 +13,7 @@ use crate::config::{
 };
 use crate::crypto::{Compression, Digest, KeyDirection};
 use crate::keys::{self, PrivateKeyFormat};
-use crate::session::Transport;
+use crate::session::{FilterAction, PullFilter, Transport};
 use crate::tls::{ClientKeyDer, ServerChecks, TlsSettings, X509NameCheck};
 
 /// Why a config cannot drive the engine; each names the directive.
@@ -120,9 +120,24 @@ impl EngineConfig {
                 peer_fingerprints: t.peer_fingerprints.clone(),
             },
             tls12_only: t.version_max.is_some_and(|v| v <= TlsVersion::V1_2),
+            tls13_only: t.version_min.is_some_and(|v| v >= TlsVersion::V1_3),
         };
         let mut e = EngineConfig::new(protection, tls);
         e.remotes = remotes;
+        e.remote_random = config.remote_random;
+        e.route_nopull = config.route_nopull;
+        e.pull_filters = config
+            .pull_filters
+            .iter()
+            .map(|f| PullFilter {
+                action: match f.action {
+                    config::PullFilterAction::Accept => FilterAction::Accept,
+                    config::PullFilterAction::Ignore => FilterAction::Ignore,
+                    config::PullFilterAction::Reject => FilterAction::Reject,
+                },
+                text: f.text.clone(),
+            })
+            .collect();
         e.connect_retry_secs = u64::from(config.connect_retry);
         e.connect_retry_max_delay_secs = u64::from(config.connect_retry_max_delay);
         e.connect_retry_max = config.connect_retry_max;

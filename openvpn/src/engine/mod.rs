@@ -328,7 +328,13 @@ impl Engine {
             plain: Vec::with_capacity(CONTROL_BUF),
             stats: Stats::default(),
         };
-        let _ = rng;
+        if engine.config.remote_random {
+            // Fisher-Yates with the caller's randomness.
+            for i in (1..engine.config.remotes.len()).rev() {
+                let j = usize::try_from(rng.next_u32()).unwrap_or(0) % (i + 1);
+                engine.config.remotes.swap(i, j);
+            }
+        }
         engine.request_connect();
         Ok(engine)
     }
@@ -364,7 +370,10 @@ impl Engine {
         }
         self.key = None;
         self.server_keys = None;
-        self.push = PushAccumulator::new();
+        self.push = PushAccumulator::with_filters(
+            self.config.pull_filters.clone(),
+            self.config.route_nopull,
+        );
         self.pushed = None;
         self.data = None;
         self.negotiated = None;

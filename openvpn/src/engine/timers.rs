@@ -41,7 +41,10 @@ impl Engine {
             State::Connected => {
                 if self.ping_exit_secs().is_some_and(|limit| since_rx >= limit) {
                     self.exit(super::ExitReason::PingExit);
-                } else if self.ping_restart_secs().is_some_and(|limit| since_rx >= limit) {
+                } else if self
+                    .ping_restart_secs()
+                    .is_some_and(|limit| since_rx >= limit)
+                {
                     self.reconnect(now, ReconnectReason::PingRestart);
                 }
             }

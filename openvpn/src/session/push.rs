@@ -15,6 +15,8 @@ pub enum PushError {
     BadOption(&'static str),
     /// The continuation parts exceeded the size limit.
     TooLong,
+    /// A `pull-filter reject` matched a pushed option.
+    Rejected,
 }
 
 impl fmt::Display for PushError {
@@ -23,6 +25,7 @@ impl fmt::Display for PushError {
             PushError::NotPushReply => f.write_str("pushed options: not a PUSH_REPLY"),
             PushError::BadOption(name) => write!(f, "pushed option `{name}`: bad argument"),
             PushError::TooLong => f.write_str("pushed options: reply too long"),
+            PushError::Rejected => f.write_str("pushed option refused by pull-filter reject"),
         }
     }
 }
@@ -291,12 +294,45 @@ fn num<T: core::str::FromStr>(s: Option<&str>, opt: &'static str) -> Result<T, P
         .ok_or(PushError::BadOption(opt))
 }
 
+/// What a `pull-filter` does with the pushed options it matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FilterAction {
+    /// Apply the option (and stop looking at later filters).
+    Accept,
+    /// Drop the option silently.
+    Ignore,
+    /// Refuse the whole push (the client reconnects).
+    Reject,
+}
+
+/// A `pull-filter ACTION "text"`: matches pushed options that start with `text`; the first match wins.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PullFilter {
+    /// What to do.
+    pub action: FilterAction,
+    /// The option prefix to match.
+    pub text: String,
+}
+
+/// Options `route-nopull` drops: routes, redirection and DNS settings.
+const ROUTE_NOPULL: &[&str] = &[
+    "route",
+    "route-ipv6",
+    "redirect-gateway",
+    "redirect-private",
+    "dhcp-option",
+    "block-outside-dns",
+    "dns",
+];
+
 /// Collects PUSH_REPLY parts (`push-continuation 2` = more follow, `1` = last) and yields the config
-/// once the final part arrives.
+/// once the final part arrives. `pull-filter`s and `route-nopull` apply to every option.
 #[derive(Debug, Clone, Default)]
 pub struct PushAccumulator {
     config: PushedConfig,
     bytes: usize,
+    filters: Vec<PullFilter>,
+    route_nopull: bool,
 }
 
 /// Upper bound on the total size of all parts of one reply.
@@ -306,6 +342,39 @@ impl PushAccumulator {
     /// An empty accumulator.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An accumulator applying `pull-filter`s (in config order) and `route-nopull`.
+    pub fn with_filters(filters: Vec<PullFilter>, route_nopull: bool) -> Self {
+        PushAccumulator {
+            filters,
+            route_nopull,
+            ..Self::default()
+        }
+    }
+
+    /// Whether `opt` survives the filters; `Err` for a `reject` match.
+    fn admit(&self, opt: &str) -> Result<bool, PushError> {
+        if let Some(f) = self
+            .filters
+            .iter()
+            .find(|f| opt.starts_with(f.text.as_str()))
+        {
+            match f.action {
+                FilterAction::Accept => {}
+                FilterAction::Ignore => {
+                    log::info!("pushed option ignored by pull-filter: {opt}");
+                    return Ok(false);
+                }
+                FilterAction::Reject => return Err(PushError::Rejected),
+            }
+        }
+        let name = opt.split_ascii_whitespace().next().unwrap_or("");
+        if self.route_nopull && ROUTE_NOPULL.contains(&name) {
+            log::info!("pushed option ignored by route-nopull: {opt}");
+            return Ok(false);
+        }
+        Ok(true)
     }
 
     /// Feeds one `PUSH_REPLY,...` message. Returns the complete config after the last part.
@@ -321,14 +390,62 @@ impl PushAccumulator {
         for opt in rest.split(',').map(str::trim).filter(|o| !o.is_empty()) {
             if let Some(v) = opt.strip_prefix("push-continuation") {
                 more = v.trim() == "2";
+                continue;
             }
-            self.config.apply(opt)?;
+            if self.admit(opt)? {
+                self.config.apply(opt)?;
+            }
         }
         if more {
             return Ok(None);
         }
         self.bytes = 0;
         Ok(Some(core::mem::take(&mut self.config)))
+    }
+}
+
+#[cfg(test)]
+mod filter_tests {
+    use super::*;
+
+    #[test]
+    fn pull_filters_and_route_nopull() {
+        let filters = alloc::vec![
+            PullFilter {
+                action: FilterAction::Accept,
+                text: "route 10.9.".into()
+            },
+            PullFilter {
+                action: FilterAction::Ignore,
+                text: "route".into()
+            },
+            PullFilter {
+                action: FilterAction::Ignore,
+                text: "dhcp-option DNS".into()
+            },
+        ];
+        let mut acc = PushAccumulator::with_filters(filters, false);
+        let c = acc
+            .feed("PUSH_REPLY,route 10.9.0.0 255.255.255.0,route 10.10.0.0 255.255.0.0,dhcp-option DNS 1.1.1.1,ping 3")
+            .unwrap()
+            .unwrap();
+        assert_eq!(c.routes.len(), 1);
+        assert!(c.dns.is_empty());
+        assert_eq!(c.ping, Some(3));
+        let reject = alloc::vec![PullFilter {
+            action: FilterAction::Reject,
+            text: "redirect-gateway".into()
+        }];
+        assert_eq!(
+            PushAccumulator::with_filters(reject, false).feed("PUSH_REPLY,redirect-gateway def1"),
+            Err(PushError::Rejected)
+        );
+        let c = PushAccumulator::with_filters(Vec::new(), true)
+            .feed("PUSH_REPLY,route 10.9.0.0,redirect-gateway def1,dhcp-option DNS 10.8.0.1,ifconfig 10.8.0.2 255.255.255.0")
+            .unwrap()
+            .unwrap();
+        assert!(c.routes.is_empty() && c.redirect_gateway.is_none() && c.dns.is_empty());
+        assert!(c.ifconfig.is_some());
     }
 }
 

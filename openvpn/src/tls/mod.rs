@@ -60,6 +60,8 @@ pub struct TlsSettings {
     pub checks: ServerChecks,
     /// `tls-version-max 1.2`: offer TLS 1.2 only.
     pub tls12_only: bool,
+    /// `tls-version-min 1.3`: offer TLS 1.3 only.
+    pub tls13_only: bool,
 }
 
 /// The client private key with its DER container type.
@@ -93,7 +95,9 @@ pub fn client_config(
     let algs = provider.signature_verification_algorithms;
     let verifier =
         verifier::OpenVpnServerVerifier::new(&settings.ca, algs, settings.checks.clone())?;
-    let versions: &[&rustls::SupportedProtocolVersion] = if settings.tls12_only {
+    let versions: &[&rustls::SupportedProtocolVersion] = if settings.tls13_only {
+        &[&rustls::version::TLS13]
+    } else if settings.tls12_only {
         &[&rustls::version::TLS12]
     } else {
         &[&rustls::version::TLS13, &rustls::version::TLS12]
