@@ -4,13 +4,13 @@
 //! Whatever arrives, the router must not panic and must never emit a packet over the tunnel MTU.
 #![no_main]
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use libfuzzer_sys::fuzz_target;
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use router::{
-    Duration, EthernetAddress, Instant, Ipv4Address, Ipv4Cidr, Router, RouterConfig, Sink, TunnelConfig, TunnelState,
+    Duration, EthernetAddress, Instant, Ipv4Address, Ipv4Cidr, Ipv6Cidr, Router, RouterConfig, Sink, TunnelConfig, TunnelState,
 };
 
 const MTU: u16 = 1400;
@@ -31,10 +31,15 @@ fuzz_target!(|data: &[u8]| {
     config.nat_table_size = 64;
     let nat = data.first().is_none_or(|b| b & 1 == 0);
     config.nat = nat;
+    config.private_ipv6 = Some(Ipv6Cidr::new(Ipv6Addr::new(0xfd6f, 0x7876, 1, 0, 0, 0, 0, 0), 64));
     let mut router = Router::new(config, &mut ChaCha20Rng::from_seed([3; 32]));
     let mut tunnel = TunnelConfig::new(Ipv4Cidr::new(Ipv4Address::new(10, 200, 0, 2), 24));
     tunnel.redirect_gateway = true;
     tunnel.mtu = MTU;
+    if data.first().is_some_and(|b| b & 2 != 0) {
+        tunnel.ipv6 = Some(Ipv6Cidr::new(Ipv6Addr::new(0xfd00, 0x99, 0, 0, 0, 0, 0, 0x1000), 64));
+        tunnel.redirect_gateway_ipv6 = true;
+    }
     tunnel.dns_servers.push(IpAddr::V4(Ipv4Addr::new(10, 200, 0, 1)));
     router.set_tunnel(TunnelState::Up(tunnel.clone()));
     let mut out = Checked;

@@ -171,6 +171,9 @@ impl Router {
                 else {
                     return Verdict::Dropped(DropReason::Malformed);
                 };
+                if len > usize::from(self.config.lan_mtu) {
+                    return Verdict::Dropped(DropReason::TooBig);
+                }
                 self.neighbours6.learn(src, src_mac, now);
                 self.emit_aux6(src_mac, len, out);
                 Verdict::Answered
@@ -324,6 +327,10 @@ impl Router {
                 else {
                     return Verdict::Dropped(DropReason::Malformed);
                 };
+                let mtu = self.tunnel_config().map_or(1500, |t| t.effective_mtu());
+                if n > usize::from(mtu) {
+                    return Verdict::Dropped(DropReason::TooBig);
+                }
                 self.stats.to_tunnel += 1;
                 out.tunnel_packet(self.aux.get(ETH..ETH + n).unwrap_or(&[]));
                 return Verdict::Answered;

@@ -1073,6 +1073,51 @@ fn ipv6_too_big_and_hop_limit_get_icmpv6_errors() {
 }
 
 #[test]
+fn the_tunnel_ipv6_address_answers_ping_within_the_mtu() {
+    let mut r = v6_router();
+    let ping = |len: usize| {
+        let repr = Icmpv6Repr::EchoRequest {
+            ident: 1,
+            seq_no: 1,
+            data: &vec![7u8; len],
+        };
+        let mut icmp = vec![0u8; repr.buffer_len()];
+        repr.emit(
+            &REMOTE6,
+            &TUN6,
+            &mut Icmpv6Packet::new_unchecked(&mut icmp[..]),
+            &Default::default(),
+        );
+        let ip = Ipv6Repr {
+            src_addr: REMOTE6,
+            dst_addr: TUN6,
+            next_header: IpProtocol::Icmpv6,
+            payload_len: icmp.len(),
+            hop_limit: 60,
+        };
+        let mut p = vec![0u8; 40 + icmp.len()];
+        ip.emit(&mut Ipv6Packet::new_unchecked(&mut p[..]));
+        p[40..].copy_from_slice(&icmp);
+        p
+    };
+    let mut out = Out::default();
+    assert_eq!(
+        r.handle_tunnel_packet(t0(), &ping(56), &mut out),
+        Verdict::Answered
+    );
+    assert!(matches!(
+        icmp6_of(&out.tunnel[0]),
+        Icmpv6Repr::EchoReply { ident: 1, .. }
+    ));
+    let mut out = Out::default();
+    assert_eq!(
+        r.handle_tunnel_packet(t0(), &ping(1600), &mut out),
+        Verdict::Dropped(DropReason::TooBig)
+    );
+    assert!(out.tunnel.is_empty(), "never more than the tunnel MTU");
+}
+
+#[test]
 fn neighbor_and_router_discovery() {
     let mut r = v6_router();
     let gw_ll = crate::icmp6::link_local(GW_MAC);
