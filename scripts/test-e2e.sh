@@ -14,6 +14,7 @@
 #   packets to the server's port, and no frame with a LAN or tunnel address
 #   reconnect: server stopped -> RECONNECTING, the LAN still reaches its gateway and gets ICMP unreachable
 #   for tunnel traffic; server back -> tunnel up again
+#   renegotiation every 4 s (server reneg-sec) under a ping flow without loss
 #   proto tcp; `remote` by host name with --resolver, and with public DHCP (DNS server from the lease)
 #   fatal errors: AUTH_FAILED -> QEMU status 39 (0x13), a refused config line -> 37 (0x12)
 # Bounded (every step has a timeout); cleans up in a trap. Exit status non-zero if any assertion fails.
@@ -183,10 +184,13 @@ EOF
         t0=$(date +%s.%N)
         T=10 lan curl -s -o /dev/null --connect-timeout 8 "http://$NETLAB_BEHIND:8080/probe"; code=$?
         secs=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
-        if ping_ok "$NS_LAN" $NETLAB_GW && [ "$code" = 7 ]; then
-            pass "tunnel down: console says RECONNECTING, the LAN still pings the gateway, a connect through the tunnel is refused in $secs s (curl exit 7: ICMP unreachable)"
+        rm -f "$work/lease"
+        LEASE_FILE=$work/lease timeout 20 ip netns exec "$NS_DHCP" busybox udhcpc -i eth0 -n -q -t 5 -T 2 \
+            -s "$work/udhcpc.sh" >>"$work/udhcpc.log" 2>&1
+        if ping_ok "$NS_LAN" $NETLAB_GW && [ -s "$work/lease" ] && [ "$code" = 7 ]; then
+            pass "tunnel down: console says RECONNECTING, the LAN still pings the gateway and gets DHCP leases, a connect through the tunnel is refused in $secs s (curl exit 7: ICMP unreachable)"
         else
-            fail "tunnel down: gateway ping or fast refusal (curl exit $code after $secs s)"
+            fail "tunnel down: gateway ping, DHCP lease ('$(cat "$work/lease" 2>/dev/null)') or fast refusal (curl exit $code after $secs s)"
         fi
         netlab_server_start >/dev/null
         if netlab_wait_console "Initialization Sequence Completed" 2 90 && ping_ok "$NS_LAN" $NETLAB_BEHIND; then
@@ -206,6 +210,27 @@ if boot "--no-nat" "no-nat"; then
         && pass "NAT off: ping LAN host -> $NETLAB_BEHIND works and arrives from the LAN address $NETLAB_LAN_HOST (server iroute)" \
         || fail "NAT off: routed ping from $NETLAB_LAN_HOST"
     netlab_vm_stop
+fi
+
+# --- renegotiation under traffic: the server renews the data keys every 4 s --------------------------------
+netlab_server_stop
+if netlab_server_start "reneg-sec 4" >/dev/null; then
+    netlab_vm_start "--nat"
+    if netlab_wait_tunnel "$TUNNEL_TIMEOUT" >/dev/null; then
+        T=30 lan busybox ping -c 60 -i 0.2 -W 2 $NETLAB_BEHIND >"$work/reneg-ping.log" 2>&1
+        got=$(grep -o "[0-9]* packets received" "$work/reneg-ping.log" | cut -d' ' -f1)
+        renegs=$(grep -c "TLS: soft reset" "$work/openvpn.log")
+        if [ "${got:-0}" -ge 58 ] && [ "$renegs" -ge 2 ]; then
+            pass "renegotiation: $renegs server-initiated key renegotiations during 12 s of pings, ${got}/60 replies"
+        else
+            fail "renegotiation: ${got:-0}/60 ping replies, $renegs renegotiations"
+        fi
+    else
+        fail "renegotiation: no tunnel"
+    fi
+    netlab_vm_stop
+else
+    fail "renegotiation: server"
 fi
 
 # --- proto tcp ----------------------------------------------------------------------------------------
