@@ -109,7 +109,29 @@ impl Engine {
                 // A rejected token or a temporary/session failure is retried with the real credentials
                 // (§8.1); a plain failure of the configured credentials stops.
                 let had_token = self.auth_token.take().is_some();
-                if had_token || reason.starts_with("SESSION:") || reason.starts_with("TEMP") {
+                if let Some(temp) = reason.strip_prefix("TEMP") {
+                    // `TEMP[backoff N,advance no|addr|remote]:msg` (IV_PROTO bit 8).
+                    let flags = temp
+                        .strip_prefix('[')
+                        .and_then(|t| t.split_once(']'))
+                        .map_or("", |(f, _)| f);
+                    let mut advance = true;
+                    let mut backoff = None;
+                    for flag in flags.split(',').map(str::trim) {
+                        if let Some(n) = flag.strip_prefix("backoff ") {
+                            backoff = n.trim().parse::<u64>().ok();
+                        } else if flag == "advance no" {
+                            advance = false;
+                        }
+                    }
+                    self.reconnect_to(now, ReconnectReason::AuthRetry(reason.to_string()), advance);
+                    if let (Some(secs), Some(at)) = (backoff, self.restart_at) {
+                        let wanted = now + core::time::Duration::from_secs(secs);
+                        if wanted > at {
+                            self.restart_at = Some(wanted);
+                        }
+                    }
+                } else if had_token || reason.starts_with("SESSION:") {
                     self.reconnect(now, ReconnectReason::AuthRetry(reason.to_string()));
                 } else {
                     self.exit(ExitReason::AuthFailed(reason.to_string()));

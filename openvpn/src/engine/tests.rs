@@ -515,3 +515,20 @@ fn ping_exit_stops_and_shutdown_sends_occ_exit() {
     );
     assert!(s.engine.shutdown(at(2), &mut s.rng).is_none());
 }
+
+#[test]
+fn auth_failed_temp_honours_backoff_and_advance() {
+    let (mut s, _) = connected();
+    s.engine
+        .handle_message(at(10), b"AUTH_FAILED,TEMP[backoff 30,advance no]:try later");
+    assert!(matches!(
+        s.engine.poll_action(at(10), &mut s.rng),
+        Some(Action::Reconnect(ReconnectReason::AuthRetry(_)))
+    ));
+    assert_eq!(s.engine.poll_at(), Some(at(30_010)));
+    assert_eq!(
+        s.engine.poll_action(at(30_010), &mut s.rng),
+        Some(Action::Connect(remote("192.0.2.1"))),
+        "same remote"
+    );
+}

@@ -8,6 +8,10 @@ use alloc::string::String;
 pub const IV_PROTO_DATA_V2: u32 = 1 << 1;
 /// IV_PROTO bit 2: the server may push without waiting for PUSH_REQUEST.
 pub const IV_PROTO_REQUEST_PUSH: u32 = 1 << 2;
+/// IV_PROTO bit 4: understands `AUTH_PENDING,timeout N`.
+pub const IV_PROTO_AUTH_PENDING_KW: u32 = 1 << 4;
+/// IV_PROTO bit 8: understands `AUTH_FAILED,TEMP[flags]:msg`.
+pub const IV_PROTO_AUTH_FAIL_TEMP: u32 = 1 << 8;
 
 /// The outer transport, as it appears in the options string.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,9 +40,13 @@ pub struct PeerInfo<'a> {
 }
 
 impl PeerInfo<'_> {
-    /// IV_PROTO: DATA_V2 | REQUEST_PUSH. No TLS_KEY_EXPORT (rustls' unbuffered API has no exporter, so
-    /// keys come from the legacy PRF), no cc-exit, no dyn-tls-crypt, no AUTH_PENDING keywords.
-    pub const IV_PROTO: u32 = IV_PROTO_DATA_V2 | IV_PROTO_REQUEST_PUSH;
+    /// IV_PROTO: DATA_V2 | REQUEST_PUSH | AUTH_PENDING_KW | AUTH_FAIL_TEMP = 278. No TLS_KEY_EXPORT
+    /// (rustls' unbuffered API has no exporter, so keys come from the legacy PRF), no cc-exit (exit
+    /// notification goes as OCC EXIT), no dyn-tls-crypt, no `dns` option.
+    pub const IV_PROTO: u32 = IV_PROTO_DATA_V2
+        | IV_PROTO_REQUEST_PUSH
+        | IV_PROTO_AUTH_PENDING_KW
+        | IV_PROTO_AUTH_FAIL_TEMP;
 
     /// The `KEY=VALUE\n` text.
     pub fn to_text(&self) -> String {
@@ -91,7 +99,7 @@ mod tests {
         };
         assert_eq!(
             pi.to_text(),
-            "IV_VER=oxvpn-0.1\nIV_PLAT=oxvpn\nIV_MTU=1600\nIV_NCP=2\nIV_CIPHERS=AES-256-GCM:AES-128-GCM\nIV_PROTO=6\n"
+            "IV_VER=oxvpn-0.1\nIV_PLAT=oxvpn\nIV_MTU=1600\nIV_NCP=2\nIV_CIPHERS=AES-256-GCM:AES-128-GCM\nIV_PROTO=278\n"
         );
         let pi = PeerInfo {
             ciphers: "AES-256-GCM",
