@@ -171,6 +171,11 @@ server_restart_case() {
     fi
 }
 server_restart_case
+# auth-gen-token: the password is accepted once, so the renegotiations must authenticate with the token.
+rm -f "$work/oxv-check-user-once.done"
+VERIFY_ONCE=("script-security 2" "auth-user-pass-verify $root/scripts/interop/check-user-once.sh via-file" "auth-gen-token" "hand-window 3" "tmp-dir $work/tmp")
+mkdir -p "$work/tmp"
+PING_ARGS="--count 70 --interval 0.2 --timeout 40" run_case auth-token-reneg rekey AES-256-GCM server v2 $CLIENT_CIPHERS "${VERIFY_ONCE[@]}" "reneg-sec 6" -- "$USERPASS"
 run_case user-pass-wrong 'refuse:AuthFailed' AES-256-GCM server v2 $CLIENT_CIPHERS "${VERIFY[@]}" -- "$BADPASS"
 
 if [ $failed -eq 0 ]; then echo "interop: ok"; else echo "interop: FAILED"; exit 1; fi
