@@ -132,6 +132,11 @@ run_case x509-name ok AES-256-GCM server v2 $CLIENT_CIPHERS -- 'verify-x509-name
 run_case x509-name-wrong 'refuse:CertificateRejected' AES-256-GCM server v2 $CLIENT_CIPHERS -- 'verify-x509-name oxvpn-other name'
 FP=$(openssl x509 -in "$work/pki/server.crt" -noout -fingerprint -sha256 | cut -d= -f2)
 NO_CA=1 run_case peer-fingerprint ok AES-256-GCM server v2 $CLIENT_CIPHERS -- "peer-fingerprint $FP"
+# Key types: an RSA-4096 server certificate, RSA-4096 / P-384 / Ed25519 client keys.
+run_case rsa4096-server ok AES-256-GCM server-rsa v2 $CLIENT_CIPHERS
+CLIENT_CERT=client-rsa run_case rsa4096-client ok AES-256-GCM server v2 $CLIENT_CIPHERS
+CLIENT_CERT=client-p384 run_case p384-client ok AES-256-GCM server v2 $CLIENT_CIPHERS
+CLIENT_CERT=client-ed25519 run_case ed25519-client ok AES-256-GCM server v2 $CLIENT_CIPHERS
 # Other protections, ciphers and TLS versions the engine already drives.
 run_case chacha20-poly1305 ok CHACHA20-POLY1305 server v2 $CLIENT_CIPHERS
 run_case tls-crypt ok AES-256-GCM server crypt $CLIENT_CIPHERS

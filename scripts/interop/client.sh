@@ -17,8 +17,9 @@ conf=$work/$name.client.ovpn
     echo "verb 3"
     # NO_CA=1 leaves out <ca> (peer-fingerprint setups).
     [ -n "${NO_CA:-}" ] || { echo "<ca>"; cat "$pki/ca.crt"; echo "</ca>"; }
-    echo "<cert>"; cat "$pki/client.crt"; echo "</cert>"
-    echo "<key>"; cat "$pki/client.key"; echo "</key>"
+    # CLIENT_CERT=NAME picks another client certificate/key pair from the PKI (default: client).
+    echo "<cert>"; cat "$pki/${CLIENT_CERT:-client}.crt"; echo "</cert>"
+    echo "<key>"; cat "$pki/${CLIENT_CERT:-client}.key"; echo "</key>"
     case $prot in
         v2) echo "<tls-crypt-v2>"; cat "$pki/v2-client.key"; echo "</tls-crypt-v2>" ;;
         crypt) echo "<tls-crypt>"; cat "$pki/ta.key"; echo "</tls-crypt>" ;;

@@ -6,6 +6,7 @@
 #   v2-server.key     `openvpn --genkey tls-crypt-v2-server`
 #   v2-client.key     `openvpn --genkey tls-crypt-v2-client`
 #   ta.key            `openvpn --genkey secret` (tls-crypt, tls-auth)
+#   server-rsa, client-rsa, client-p384, client-ed25519   other key types (RSA-4096, P-384, Ed25519)
 # Usage: make-pki.sh DIR
 set -euo pipefail
 dir=$1
@@ -18,8 +19,13 @@ ossl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out ca.key
 ossl req -x509 -new -key ca.key -sha256 -days $days -subj "/CN=oxvpn interop CA" \
     -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" -out ca.crt
 
-issue() { # name cn eku
-    ossl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1.key"
+issue() { # name cn eku [key algorithm: ec (default) | rsa4096 | ed25519 | p384]
+    case ${4:-ec} in
+        ec) ossl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1.key" ;;
+        p384) ossl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-384 -out "$1.key" ;;
+        rsa4096) ossl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:4096 -out "$1.key" ;;
+        ed25519) ossl genpkey -algorithm ED25519 -out "$1.key" ;;
+    esac
     ossl req -new -key "$1.key" -subj "/CN=$2" -out "$1.csr"
     printf 'basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyAgreement\nextendedKeyUsage=%s\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n' "$3" > "$1.ext"
     ossl x509 -req -in "$1.csr" -CA ca.crt -CAkey ca.key -CAcreateserial -sha256 -days $days -extfile "$1.ext" -out "$1.crt"
@@ -29,6 +35,12 @@ issue server "oxvpn interop server" serverAuth
 issue client "oxvpn interop client" clientAuth
 # A server certificate WITHOUT serverAuth (for the remote-cert-tls negative case).
 issue badserver "oxvpn interop client-as-server" clientAuth
+# Other key types: an RSA-4096 server (a certificate flight spanning several control packets) and
+# RSA-4096, P-384 and Ed25519 client keys.
+issue server-rsa "oxvpn interop server" serverAuth rsa4096
+issue client-rsa "oxvpn interop client rsa" clientAuth rsa4096
+issue client-p384 "oxvpn interop client p384" clientAuth p384
+issue client-ed25519 "oxvpn interop client ed25519" clientAuth ed25519
 
 openvpn --genkey secret ta.key >/dev/null
 openvpn --genkey tls-crypt-v2-server v2-server.key >/dev/null
