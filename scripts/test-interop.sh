@@ -4,7 +4,7 @@
 # in namespace oxv-interop-srv, ovpn-ping in oxv-interop-cli, joined by a veth pair (10.99.0.0/24).
 # Cases: AES-256-GCM and AES-128-GCM over tls-crypt-v2 (the core path), a server certificate without EKU
 # serverAuth that `remote-cert-tls server` must refuse, verify-x509-name and peer-fingerprint, then ChaCha20, tls-crypt, tls-auth SHA256, plain TLS,
-# a TLS 1.2-only server, AES-256-CBC, TCP, renegotiation under traffic (server- and client-initiated), a server
+# a TLS 1.2-only server, AES-256-CBC, pushed compression stubs, IPv6 and TCP transports, renegotiation under traffic (server- and client-initiated), a server
 # restart under a running client, and username/password (right and wrong).
 # One result line per case; non-zero exit if any case fails.
 set -u
@@ -14,6 +14,8 @@ NS_SRV=oxv-interop-srv
 NS_CLI=oxv-interop-cli
 SRV_ADDR=10.99.0.1
 CLI_ADDR=10.99.0.2
+SRV_ADDR6=fd99::1
+CLI_ADDR6=fd99::2
 
 # OVPN_PING overrides the client binary; otherwise build (a no-op after `make tools`) and use the release one.
 ping_bin=${OVPN_PING:-}
@@ -39,6 +41,8 @@ ip netns add $NS_SRV && ip netns add $NS_CLI || { echo "interop: FAILED (netns)"
 ip link add oxvi-s netns $NS_SRV type veth peer name oxvi-c netns $NS_CLI
 ip -n $NS_SRV addr add $SRV_ADDR/24 dev oxvi-s
 ip -n $NS_CLI addr add $CLI_ADDR/24 dev oxvi-c
+ip -n $NS_SRV addr add $SRV_ADDR6/64 dev oxvi-s nodad
+ip -n $NS_CLI addr add $CLI_ADDR6/64 dev oxvi-c nodad
 for ns in $NS_SRV $NS_CLI; do
     ip -n $ns link set lo up
 done
@@ -84,7 +88,7 @@ run_case() {
     if ! start_server "$name" $SRV_ADDR "$sciphers" "$cert" "$prot" "${server_extra[@]}"; then
         echo "interop $name: FAILED (server did not start)"; failed=1; stop_server; return
     fi
-    client=$(scripts/interop/client.sh "$work/pki" "$work" "$name" $SRV_ADDR "$cciphers" "$prot" "${client_extra[@]}")
+    client=$(scripts/interop/client.sh "$work/pki" "$work" "$name" "${CLIENT_REMOTE:-$SRV_ADDR}" "$cciphers" "$prot" "${client_extra[@]}")
     out=$work/$name.ping.log
     # shellcheck disable=SC2086
     timeout 60 ip netns exec $NS_CLI "$ping_bin" "$client" ${PING_ARGS:---count 3 --timeout 20} >"$out" 2>&1
@@ -145,6 +149,12 @@ run_case plain-tls ok AES-256-GCM server none $CLIENT_CIPHERS
 run_case tls12-server ok AES-256-GCM server v2 $CLIENT_CIPHERS "tls-version-max 1.2"
 run_case aes-256-cbc ok AES-256-CBC server v2 AES-256-GCM:AES-256-CBC
 run_case user-pass ok AES-256-GCM server v2 $CLIENT_CIPHERS "${VERIFY[@]}" -- "$USERPASS"
+# Compression framing pushed by the server (oxvpn never compresses): stub-v2 and comp-lzo no.
+run_case compress-stub-v2 ok AES-256-GCM server v2 $CLIENT_CIPHERS "compress stub-v2" 'push "compress stub-v2"'
+run_case comp-lzo-no ok AES-256-GCM server v2 $CLIENT_CIPHERS "comp-lzo no" 'push "comp-lzo no"'
+# IPv6 outer transport (udp6, tcp6).
+CLIENT_REMOTE=$SRV_ADDR6 run_case udp6 ok AES-256-GCM server v2 $CLIENT_CIPHERS "proto udp6" "local $SRV_ADDR6" -- "proto udp6"
+CLIENT_REMOTE=$SRV_ADDR6 run_case tcp6 ok AES-256-GCM server v2 $CLIENT_CIPHERS "proto tcp6-server" "local $SRV_ADDR6" -- "proto tcp6"
 # TCP transport (2-byte framing): tls-crypt-v2 and tls-auth.
 run_case tcp-tls-crypt-v2 ok AES-256-GCM server v2 $CLIENT_CIPHERS "proto tcp4-server" -- "proto tcp"
 run_case tcp-tls-auth ok AES-128-GCM server auth $CLIENT_CIPHERS "proto tcp4-server" -- "proto tcp"
