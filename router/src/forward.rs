@@ -99,8 +99,9 @@ pub enum TunnelState {
 /// How long a LAN IPv6 neighbour learned from its traffic stays valid.
 pub const IPV6_NEIGHBOUR_LIFETIME: Duration = Duration::from_secs(300);
 
-/// IPv6 neighbours learned from the source of packets the LAN sent us (there is no Neighbor Discovery
-/// here): answers from the tunnel reach only hosts that talked first. Bounded; the stalest entry goes.
+/// IPv6 neighbours on the LAN, learned from the packets and solicitations they send (the router does
+/// not solicit them itself): answers from the tunnel reach hosts that talked first, which NAT66 flows
+/// always did. Bounded; the stalest entry goes.
 #[derive(Debug)]
 pub(crate) struct Ipv6Neighbours {
     entries: Vec<(Ipv6Address, EthernetAddress, Instant)>,

@@ -37,10 +37,12 @@
 //! }
 //! ```
 //!
-//! Files, one concern each: `arp` (neighbour cache, pending queue), `icmp` (echo replies, errors), `ip`
-//! and `checksum` (header checks, incremental checksums), `forward` (pushed routes, tunnel state),
-//! `nat` (source NAT), `frag` (fragmentation, reassembly), `mss` (MSS clamping), `dhcp` (DHCPv4
-//! server), `dns` (DNS forwarder), `router` (the entry points tying them together).
+//! Files, one concern each: `arp` (neighbour cache, pending queue), `icmp` (echo replies, errors),
+//! `icmp6` (Neighbor Discovery, router advertisements, ICMPv6 errors), `ip` and `checksum` (header
+//! checks, incremental checksums), `forward` (pushed routes, tunnel state), `nat` (source NAT; `nat/v6`
+//! NAT66), `frag` (fragmentation, reassembly), `mss` (MSS clamping), `dhcp` (DHCPv4 server), `dns` (DNS
+//! forwarder), `router` (the entry points; `router/services` gateway services, `router/ipv6`,
+//! `router/emit` LAN output).
 #![no_std]
 #![forbid(unsafe_code)]
 

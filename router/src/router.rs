@@ -76,7 +76,8 @@ pub enum DropReason {
     TunnelDown,
     /// The tunnel does not route this destination; ICMP network unreachable was sent.
     NoRoute,
-    /// IPv6 the tunnel does not carry (no IPv6 pushed, not routed, or no known LAN neighbour).
+    /// IPv6 the tunnel does not carry (no IPv6 pushed, not routed, or no known LAN neighbour); from the
+    /// LAN, ICMPv6 destination unreachable was sent.
     Ipv6NotRouted,
     /// TTL (hop limit) ran out; ICMP time exceeded was sent (IPv4).
     TtlExceeded,
