@@ -4,7 +4,7 @@
 //! Layer: part of the [`Router`] state machine (same rules: no clock, no I/O, replies built in `aux`).
 
 use smoltcp::time::Instant;
-use smoltcp::wire::{EthernetAddress, EthernetProtocol, IpProtocol, Ipv4Address};
+use smoltcp::wire::{DhcpMessageType, EthernetAddress, EthernetProtocol, IpProtocol, Ipv4Address};
 
 use super::emit::udp_payload;
 use super::{
@@ -101,6 +101,16 @@ impl Router {
         let Some(reply) = self.dhcp.handle_payload(now, payload) else {
             return Verdict::Consumed;
         };
+        // dnsmasq-style lines: what a LAN user looks for when a host has no address.
+        let mac = reply.client_mac;
+        match reply.message_type {
+            DhcpMessageType::Ack if !reply.your_ip.is_unspecified() => {
+                log::info!("DHCPACK {} to {mac}", reply.your_ip)
+            }
+            DhcpMessageType::Offer => log::debug!("DHCPOFFER {} to {mac}", reply.your_ip),
+            DhcpMessageType::Nak => log::info!("DHCPNAK to {mac}"),
+            _ => {}
+        }
         let dns = self.config.dns_forwarder.then_some(self.gateway());
         let Some(len) = self
             .aux
