@@ -17,7 +17,6 @@ mod idle;
 mod init;
 mod logger;
 mod net;
-mod pushed;
 mod remote;
 mod selftest;
 mod status;

@@ -1,7 +1,8 @@
 //! The server's PUSH_REPLY as the router needs it: addresses, routes, DNS servers, MTU and MSS clamp.
 //!
-//! Layer: kernel glue, pure translation between the `openvpn` and `router` crates' types (neither depends on
-//! the other). It also logs the pushed configuration, one option per line, as OpenVPN does at verb 3.
+//! Layer: pure translation between the `openvpn` and `router` crates' types (neither depends on the other),
+//! host-tested in the kernel lib. It also logs the pushed configuration, one option per line, as OpenVPN
+//! does at verb 3.
 
 use alloc::vec::Vec;
 use core::net::{IpAddr, Ipv4Addr};
@@ -133,4 +134,134 @@ pub fn log(pushed: &PushedConfig, tunnel: &TunnelConfig) {
         tunnel.routes.len(),
         tunnel.redirect_gateway,
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use openvpn::session::push::RedirectGateway;
+    use openvpn::session::Route;
+
+    fn v4(a: u8, b: u8, c: u8, d: u8) -> Ipv4Addr {
+        Ipv4Addr::new(a, b, c, d)
+    }
+
+    fn route(net: Ipv4Addr, mask: Ipv4Addr) -> Route {
+        Route {
+            network: net,
+            netmask: mask,
+            gateway: None,
+            metric: None,
+        }
+    }
+
+    /// What the e2e server (scripts/interop/server.sh) pushes.
+    fn subnet_push() -> PushedConfig {
+        PushedConfig {
+            topology: Topology::Subnet,
+            ifconfig: Some((v4(10, 8, 0, 2), v4(255, 255, 255, 0))),
+            routes: alloc::vec![route(v4(10, 9, 0, 0), v4(255, 255, 255, 0))],
+            dns: alloc::vec![IpAddr::V4(v4(10, 8, 0, 1))],
+            cipher: Some("AES-256-GCM".into()),
+            ..PushedConfig::default()
+        }
+    }
+
+    #[test]
+    fn prefix_lengths() {
+        assert_eq!(prefix_len(v4(0, 0, 0, 0)), Some(0));
+        assert_eq!(prefix_len(v4(255, 255, 255, 255)), Some(32));
+        assert_eq!(prefix_len(v4(255, 255, 252, 0)), Some(22));
+        assert_eq!(prefix_len(v4(255, 0, 255, 0)), None);
+        assert_eq!(prefix_len(v4(0, 0, 0, 255)), None);
+    }
+
+    #[test]
+    fn subnet_topology_as_openvpn_pushes_it() {
+        let t = tunnel_config(&subnet_push(), 1500, 1492);
+        assert_eq!(t.ipv4, Some(Ipv4Cidr::new(v4(10, 8, 0, 2), 24)));
+        assert_eq!(t.routes, [Ipv4Cidr::new(v4(10, 9, 0, 0), 24)]);
+        assert_eq!(t.dns_servers, [IpAddr::V4(v4(10, 8, 0, 1))]);
+        assert!(!t.redirect_gateway && !t.redirect_gateway_ipv6);
+        assert_eq!(t.mtu, 1500);
+        // OpenVPN 2.6 with mssfix 1492 and AES-256-GCM: 1492 - 28 - 24 - 40.
+        assert_eq!(t.mss_clamp, Some(1400));
+        assert!(t.routes_ipv4(v4(10, 9, 0, 7)) && t.routes_ipv4(v4(10, 8, 0, 1)));
+        assert!(!t.routes_ipv4(v4(10, 60, 0, 1)));
+    }
+
+    #[test]
+    fn net30_and_p2p() {
+        let mut p = subnet_push();
+        p.topology = Topology::Net30;
+        p.ifconfig = Some((v4(10, 8, 0, 6), v4(10, 8, 0, 5)));
+        assert_eq!(
+            tunnel_config(&p, 1500, 1492).ipv4,
+            Some(Ipv4Cidr::new(v4(10, 8, 0, 6), 30))
+        );
+        p.topology = Topology::P2p;
+        let t = tunnel_config(&p, 1500, 1492);
+        assert_eq!(t.ipv4, Some(Ipv4Cidr::new(v4(10, 8, 0, 6), 32)));
+        assert!(t.routes_ipv4(v4(10, 8, 0, 5)), "the p2p peer is routed");
+    }
+
+    #[test]
+    fn malformed_masks_route_nothing() {
+        let mut p = subnet_push();
+        p.ifconfig = Some((v4(10, 8, 0, 2), v4(255, 0, 255, 0)));
+        p.routes.push(route(v4(172, 16, 0, 0), v4(255, 0, 255, 0)));
+        let t = tunnel_config(&p, 1500, 1492);
+        assert_eq!(t.ipv4, None);
+        assert_eq!(t.routes, [Ipv4Cidr::new(v4(10, 9, 0, 0), 24)]);
+    }
+
+    #[test]
+    fn redirect_gateway_flags() {
+        let mut p = subnet_push();
+        p.redirect_gateway = Some(RedirectGateway {
+            def1: true,
+            ..RedirectGateway::default()
+        });
+        let t = tunnel_config(&p, 1500, 1492);
+        assert!(t.redirect_gateway && !t.redirect_gateway_ipv6);
+        assert!(t.routes_ipv4(v4(198, 51, 100, 7)));
+        p.redirect_gateway = Some(RedirectGateway {
+            ipv6: true,
+            no_ipv4: true,
+            ..RedirectGateway::default()
+        });
+        let t = tunnel_config(&p, 1500, 1492);
+        assert!(!t.redirect_gateway && t.redirect_gateway_ipv6);
+    }
+
+    #[test]
+    fn mtu_and_mss() {
+        let mut p = subnet_push();
+        assert_eq!(
+            tunnel_config(&p, 1500, 0).mss_clamp,
+            None,
+            "mssfix 0 is off"
+        );
+        assert_eq!(
+            tunnel_config(&p, 1500, 70_000).mss_clamp,
+            None,
+            "absurd mssfix ignored"
+        );
+        p.tun_mtu = Some(1400);
+        assert_eq!(
+            tunnel_config(&p, 1500, 1492).mtu,
+            1400,
+            "a pushed tun-mtu wins"
+        );
+        p.cipher = Some("AES-256-CBC".into());
+        assert_eq!(
+            tunnel_config(&p, 1500, 1492).mss_clamp,
+            Some(1492 - 28 - CBC_OVERHEAD - 40)
+        );
+        assert_eq!(
+            tunnel_config(&p, 1500, 60).mss_clamp,
+            Some(0),
+            "never underflows"
+        );
+    }
 }

@@ -21,11 +21,11 @@ use openvpn::engine::{Action, Engine, EngineConfig, Received};
 use openvpn::time::Instant as EngineInstant;
 use oxvpn_kernel::args::BootArgs;
 use oxvpn_kernel::exit::{exit, ExitCode};
+use oxvpn_kernel::pushed;
 use router::{Instant, Router, Sink, TunnelState};
 use smoltcp::iface::{Interface, SocketSet};
 
 use crate::entropy::KernelRng;
-use crate::pushed;
 use crate::remote::{Remote, RemoteEvent};
 use crate::status::{State, Status};
 
