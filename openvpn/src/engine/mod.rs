@@ -185,6 +185,40 @@ impl fmt::Display for SendError {
     }
 }
 
+/// The connection state, named as OpenVPN's management interface names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EngineState {
+    /// Waiting for the caller to open the transport ([`Action::Connect`]).
+    Connecting,
+    /// Our reset is out; waiting for the server's (`WAIT`).
+    Wait,
+    /// TLS handshake and key-method 2 running (`AUTH`).
+    Auth,
+    /// Key-method 2 done; waiting for the PUSH_REPLY (`GET_CONFIG`).
+    GetConfig,
+    /// The tunnel is up (`CONNECTED`).
+    Connected,
+    /// Waiting out the retry delay before the next attempt (`RECONNECTING`).
+    Reconnecting,
+    /// Stopped for good (`EXITING`).
+    Exiting,
+}
+
+impl EngineState {
+    /// OpenVPN's name for the state.
+    pub fn name(self) -> &'static str {
+        match self {
+            EngineState::Connecting => "CONNECTING",
+            EngineState::Wait => "WAIT",
+            EngineState::Auth => "AUTH",
+            EngineState::GetConfig => "GET_CONFIG",
+            EngineState::Connected => "CONNECTED",
+            EngineState::Reconnecting => "RECONNECTING",
+            EngineState::Exiting => "EXITING",
+        }
+    }
+}
+
 /// Counters for diagnostics.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Stats {
@@ -337,6 +371,23 @@ impl Engine {
         }
         engine.request_connect();
         Ok(engine)
+    }
+
+    /// Where the connection is, in OpenVPN's state names (for status output).
+    pub fn state(&self) -> EngineState {
+        if self.restart_at.is_some() {
+            return EngineState::Reconnecting;
+        }
+        match self.state {
+            State::Connecting => EngineState::Connecting,
+            State::Connected => EngineState::Connected,
+            State::Exited => EngineState::Exiting,
+            State::Handshake => match self.key.as_ref().map(KeyState::phase) {
+                None | Some(Phase::PreStart) => EngineState::Wait,
+                Some(Phase::Tls) | Some(Phase::SentKey) => EngineState::Auth,
+                Some(Phase::GotKey) => EngineState::GetConfig,
+            },
+        }
     }
 
     /// The configuration pushed by the server, once the tunnel is up.

@@ -102,7 +102,9 @@ fn send(action: Option<Action>) -> Vec<u8> {
 #[test]
 fn first_packet_is_v3_reset_with_wkc_and_early_negotiation() {
     let mut s = setup();
+    assert_eq!(s.engine.state(), EngineState::Connecting);
     let pkt = send(s.engine.poll_action(at(0), &mut s.rng));
+    assert_eq!(s.engine.state(), EngineState::Wait);
     assert_eq!(pkt[0], 0x50);
     assert_eq!(pkt.len(), 54 + s.wkc.len());
     let (id, plain) = open_client_packet(&s.kc, &s.wkc, &pkt);
@@ -202,6 +204,7 @@ fn resend_wkc_makes_message_1_a_wkc_v1_with_ack_and_client_hello() {
     let mut pkt = server_reset(&s.kc, client_sid, server_sid, 1);
     assert_eq!(s.engine.receive(at(10), &mut pkt), Received::Consumed);
     let third = send(s.engine.poll_action(at(10), &mut s.rng));
+    assert_eq!(s.engine.state(), EngineState::Auth);
     assert_eq!(third[0], 0x58, "P_CONTROL_WKC_V1");
     assert!(
         third.len() <= 1250 - 28,
