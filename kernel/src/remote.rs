@@ -32,6 +32,8 @@ const UDP_PACKETS: usize = 512;
 const UDP_BYTES: usize = 1 << 20;
 /// Bytes the TCP socket buffers each way.
 const TCP_BYTES: usize = 256 << 10;
+/// Poll interval while a DNS query or a TCP handshake is in flight.
+const CONNECTING_POLL_US: u64 = 5_000;
 /// How long a TCP connect (and an unacknowledged send) may take before the attempt fails.
 const TCP_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -358,8 +360,14 @@ impl Remote {
         }
     }
 
-    /// Whether [`poll`](Self::poll) has something to advance without new input (a pending state change).
-    pub fn wants_poll(&self) -> bool {
-        matches!(self.phase, Phase::WaitNetwork(_) | Phase::Open(..))
+    /// How soon [`poll`](Self::poll) should run again without new input, in microseconds: at once for a
+    /// pending state change, every few milliseconds while a DNS answer or a TCP handshake may have landed
+    /// in the sockets (smoltcp does not say when a query completes), else `None`.
+    pub fn poll_delay_us(&self) -> Option<u64> {
+        match self.phase {
+            Phase::WaitNetwork(_) | Phase::Open(..) => Some(0),
+            Phase::Resolving(..) | Phase::TcpConnecting(_) => Some(CONNECTING_POLL_US),
+            Phase::Idle | Phase::Ready(..) => None,
+        }
     }
 }

@@ -264,12 +264,18 @@ impl Tunnel {
     /// When [`poll`](Self::poll) is next due without new input, in monotonic microseconds (`Some(now)`
     /// when work is waiting).
     pub fn poll_at(&self, now_us: u64, sockets: &mut SocketSet<'static>) -> Option<u64> {
-        if self.remote.wants_poll() || self.remote.rx_pending(sockets) {
+        if self.remote.rx_pending(sockets) {
             return Some(now_us);
         }
-        self.engine
+        let remote = self
+            .remote
+            .poll_delay_us()
+            .map(|d| now_us.saturating_add(d));
+        let engine = self
+            .engine
             .poll_at()
-            .map(|at| at.as_millis().saturating_mul(1000))
+            .map(|at| at.as_millis().saturating_mul(1000));
+        [remote, engine].into_iter().flatten().min()
     }
 }
 
