@@ -161,12 +161,12 @@ run_case tcp-tls-auth ok AES-128-GCM server auth $CLIENT_CIPHERS "proto tcp4-ser
 # Renegotiation under continuous traffic (one echo every 0.2 s for 16 s): server- and client-initiated.
 PING_ARGS="--count 80 --interval 0.2 --timeout 40" run_case reneg-server rekey AES-256-GCM server v2 $CLIENT_CIPHERS "reneg-sec 6"
 PING_ARGS="--count 80 --interval 0.2 --timeout 40" run_case reneg-client rekey AES-256-GCM server v2 $CLIENT_CIPHERS -- "reneg-sec 6"
-# The server restarts under a running client: ping-restart notices, the engine reconnects by itself and
-# the echoes come back on the new session.
+# The server restarts under a running client: its explicit-exit-notify RESTART (or else ping-restart) makes
+# the engine reconnect by itself, and the echoes come back on the new session.
 server_restart_case() {
     local name=server-restart client out rc
     [[ $name =~ ${INTEROP_ONLY:-.} ]] || return 0
-    start_server $name $SRV_ADDR AES-256-GCM server v2 || { echo "interop $name: FAILED (server did not start)"; failed=1; return; }
+    start_server $name $SRV_ADDR AES-256-GCM server v2 "explicit-exit-notify 1" || { echo "interop $name: FAILED (server did not start)"; failed=1; return; }
     client=$(scripts/interop/client.sh "$work/pki" "$work" $name $SRV_ADDR $CLIENT_CIPHERS v2)
     out=$work/$name.ping.log
     timeout 90 ip netns exec $NS_CLI "$ping_bin" "$client" --count 40 --interval 1 --timeout 75 >"$out" 2>&1 &
