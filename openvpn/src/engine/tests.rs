@@ -535,3 +535,99 @@ fn auth_failed_temp_honours_backoff_and_advance() {
         "same remote"
     );
 }
+
+/// Wraps a plain server control packet with Kc (server role).
+fn server_packet(kc: &[u8; 256], repr: &ControlRepr<'_>, counter: u32) -> Vec<u8> {
+    let mut plain = alloc::vec![0u8; repr.buffer_len()];
+    repr.emit(&mut plain).unwrap();
+    let mut out = alloc::vec![0u8; plain.len() + 64];
+    let n = TlsCrypt::server(kc)
+        .wrap(
+            &plain,
+            ReplayId {
+                counter,
+                time: UNIX as u32,
+            },
+            &mut out,
+        )
+        .unwrap();
+    out.truncate(n);
+    out
+}
+
+#[test]
+fn server_soft_reset_starts_a_renegotiation_on_the_next_key_id() {
+    let mut s = setup();
+    let reset = send(s.engine.poll_action(at(0), &mut s.rng));
+    let client_sid = SessionId(reset[1..9].try_into().unwrap());
+    let server_sid = SessionId([7; 8]);
+    let mut pkt = server_reset(&s.kc, client_sid, server_sid, 1);
+    s.engine.receive(at(1), &mut pkt);
+    while s.engine.poll_action(at(1), &mut s.rng).is_some() {}
+    // Pretend the tunnel came up on key_id 0.
+    let key2 = [0x5a; 256];
+    let client = DataKey::new(
+        DataCipher::Aes256Gcm,
+        &key2,
+        Role::Client,
+        KeyId::ZERO,
+        Some(0),
+        ReplayWindow::default(),
+    );
+    let mut channel = DataChannel::new();
+    channel.install(client.unwrap());
+    s.engine.data = Some(channel);
+    s.engine.negotiated = Some((DataCipher::Aes256Gcm, Some(0)));
+    s.engine.state = State::Connected;
+    s.engine.pushed = Some(PushedConfig::default());
+
+    let key1 = KeyId::new(1).unwrap();
+    let soft = ControlRepr {
+        opcode: Opcode::ControlSoftResetV1,
+        key_id: key1,
+        session_id: server_sid,
+        acks: AckBlock::EMPTY,
+        message_id: Some(0),
+        payload: &[],
+    };
+    let mut pkt = server_packet(&s.kc, &soft, 2);
+    assert_eq!(s.engine.receive(at(1000), &mut pkt), Received::Consumed);
+    let ours = send(s.engine.poll_action(at(1000), &mut s.rng));
+    let (_, plain) = open_client_packet(&s.kc, &s.wkc, &ours);
+    let repr = ControlRepr::parse_bytes(&plain).unwrap();
+    assert_eq!(
+        (repr.opcode, repr.key_id, repr.message_id),
+        (Opcode::ControlSoftResetV1, key1, Some(0))
+    );
+    assert_eq!(
+        (repr.acks.ids(), repr.acks.remote_session_id()),
+        (&[0u32][..], Some(server_sid))
+    );
+    let hello = send(s.engine.poll_action(at(1000), &mut s.rng));
+    let (_, plain) = open_client_packet(&s.kc, &s.wkc, &hello);
+    let repr = ControlRepr::parse_bytes(&plain).unwrap();
+    assert_eq!(
+        (repr.opcode, repr.key_id, repr.message_id),
+        (Opcode::ControlV1, key1, Some(1))
+    );
+    assert_eq!(
+        repr.payload[..3],
+        [0x16, 0x03, 0x01],
+        "fresh TLS ClientHello"
+    );
+    assert!(
+        s.engine.is_connected(),
+        "the old key keeps the tunnel up meanwhile"
+    );
+    // A SOFT_RESET that skips a key_id is out of sync and ignored.
+    let mut stray = server_packet(
+        &s.kc,
+        &ControlRepr {
+            key_id: KeyId::new(3).unwrap(),
+            ..soft
+        },
+        3,
+    );
+    s.engine.receive(at(1001), &mut stray);
+    assert!(s.engine.pending_soft_reset.is_none());
+}
