@@ -84,6 +84,11 @@ boot() { # ARGS LABEL
 
 # --- NAT on --------------------------------------------------------------------------------------
 if boot "--nat" "nat"; then
+    states=$(grep -o "STATE [A-Z_]*" "$NETLAB_SERIAL" | cut -d' ' -f2 | tr '\n' ' ')
+    [ "$states" = "CONNECTING WAIT AUTH GET_CONFIG ASSIGN_IP CONNECTED " ] \
+        && pass "console state lines as OpenVPN's: $states" || fail "state lines: $states"
+    grep -q "pushed: route 10.9.0.0 255.255.255.0" "$NETLAB_SERIAL" && grep -q "pushed: dhcp-option DNS 10.8.0.1" "$NETLAB_SERIAL" \
+        && pass "console logs the pushed config (route 10.9.0.0/24, DNS 10.8.0.1)" || fail "pushed config not logged"
     ping_ok "$NS_LAN" $NETLAB_SRV_TUN && pass "ping LAN host -> server tunnel address $NETLAB_SRV_TUN" \
         || fail "ping LAN host -> $NETLAB_SRV_TUN"
     ping_ok "$NS_LAN" $NETLAB_BEHIND && pass "ping LAN host -> host behind the server $NETLAB_BEHIND" \

@@ -65,11 +65,6 @@ impl Status {
         Status { state: None }
     }
 
-    /// The last reported state.
-    pub fn current(&self) -> Option<State> {
-        self.state
-    }
-
     /// Reports `state` with a detail (remote, reason, address), once per change.
     pub fn set(&mut self, state: State, detail: fmt::Arguments<'_>) {
         if self.state == Some(state) {

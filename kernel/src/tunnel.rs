@@ -17,7 +17,7 @@ use core::net::Ipv4Addr;
 
 use drivers::clock;
 use openvpn::config::{self, InlineOnly};
-use openvpn::engine::{Action, Engine, EngineConfig, Received};
+use openvpn::engine::{Action, Engine, EngineConfig, EngineState, Received};
 use openvpn::time::Instant as EngineInstant;
 use oxvpn_kernel::args::BootArgs;
 use oxvpn_kernel::exit::{exit, ExitCode};
@@ -154,19 +154,15 @@ impl Tunnel {
             ..
         } = self;
         let mut sink = EchoSink { lan, echo };
-        let mut control = false;
         let result = remote.receive(sockets, rx, RX_BURST, |datagram| {
             match engine.receive(now, datagram) {
                 Received::Packet(ip) => {
                     router.handle_tunnel_packet(rnow, ip, &mut sink);
                 }
-                Received::Consumed => control = true,
+                Received::Consumed => show_handshake(status, engine.state()),
                 Received::Dropped => {}
             }
         });
-        if control && status.current() == Some(State::Wait) {
-            status.set(State::Auth, format_args!("TLS handshake"));
-        }
         for packet in core::mem::take(&mut self.echo) {
             self.send_packet(now_us, &packet, sockets);
         }
@@ -202,6 +198,7 @@ impl Tunnel {
                 break;
             }
         }
+        show_handshake(&mut self.status, self.engine.state());
     }
 
     fn act(
@@ -276,6 +273,15 @@ impl Tunnel {
             .poll_at()
             .map(|at| at.as_millis().saturating_mul(1000));
         [remote, engine].into_iter().flatten().min()
+    }
+}
+
+/// Reports the handshake's inner states (the others come with the engine's actions).
+fn show_handshake(status: &mut Status, state: EngineState) {
+    match state {
+        EngineState::Auth => status.set(State::Auth, format_args!("TLS handshake, key-method 2")),
+        EngineState::GetConfig => status.set(State::GetConfig, format_args!("PUSH_REQUEST")),
+        _ => {}
     }
 }
 
