@@ -46,6 +46,9 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 started=$(date +%s)
+# Whole-test bound (each step has its own timeout too): the trap cleans up.
+( sleep "${E2E_TIMEOUT:-600}" && echo "e2e: FAIL (over ${E2E_TIMEOUT:-600}s)" && kill -TERM $$ ) 2>/dev/null &
+netlab_pids+=($!)
 
 netlab_up >"$work/setup.log" 2>&1 || { cat "$work/setup.log"; echo "e2e: FAIL (network setup)"; exit 1; }
 netlab_services || { echo "e2e: FAIL (server side)"; exit 1; }
