@@ -2,10 +2,11 @@
 //! handshake time and the pushed configuration, then pings the server's tunnel address through the tunnel
 //! with hand-built ICMP echo requests. Exit status 0 only if echo replies came back.
 //!
-//! Usage: ovpn-ping CONFIG [--count N] [--timeout S] [--interval S]
+//! Usage: ovpn-ping CONFIG [--count N] [--timeout S] [--interval S] [--impair PCT]
 
 mod conf;
 mod icmp;
+mod impair;
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream, ToSocketAddrs, UdpSocket};
@@ -83,6 +84,17 @@ impl Link {
         }
     }
 
+    /// Sends bytes the engine produced (already framed for TCP), through the UDP impairment if any.
+    fn send_impaired(&mut self, impair: &mut impair::Impair, bytes: &[u8]) {
+        if let Link::Udp(_) = self {
+            for d in impair.outgoing(bytes) {
+                self.send(&d);
+            }
+        } else {
+            self.send(bytes);
+        }
+    }
+
     /// Sends bytes the engine produced (already framed for TCP).
     fn send(&mut self, bytes: &[u8]) {
         let _ = match self {
@@ -157,6 +169,7 @@ struct Args {
     count: u32,
     timeout: Duration,
     interval: Duration,
+    impair: u32,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -167,6 +180,7 @@ fn parse_args() -> Result<Args, String> {
         count: 3,
         timeout: Duration::from_secs(30),
         interval: Duration::from_secs(1),
+        impair: 0,
     };
     while let Some(a) = it.next() {
         let mut num = |name: &str| -> Result<f64, String> {
@@ -178,6 +192,7 @@ fn parse_args() -> Result<Args, String> {
             "--count" => args.count = num("--count")? as u32,
             "--timeout" => args.timeout = Duration::from_secs_f64(num("--timeout")?),
             "--interval" => args.interval = Duration::from_secs_f64(num("--interval")?),
+            "--impair" => args.impair = num("--impair")? as u32,
             "-h" | "--help" => return Err(String::new()),
             _ if config.is_none() && !a.starts_with("--") => config = Some(PathBuf::from(a)),
             _ => return Err(format!("unknown argument {a}")),
@@ -243,7 +258,9 @@ fn main() -> ExitCode {
             if !e.is_empty() {
                 eprintln!("ovpn-ping: {e}");
             }
-            eprintln!("usage: ovpn-ping CONFIG [--count N] [--timeout S] [--interval S]");
+            eprintln!(
+                "usage: ovpn-ping CONFIG [--count N] [--timeout S] [--interval S] [--impair PCT]"
+            );
             return ExitCode::from(2);
         }
     };
@@ -260,6 +277,7 @@ fn main() -> ExitCode {
 fn run(args: &Args) -> Result<bool, String> {
     let cfg = conf::load(&args.config)?;
     let mut link = Link::None;
+    let mut impair = impair::Impair::new(args.impair, 0x5eed_0f_0c7a);
     let start = std::time::Instant::now();
     let now = || Instant::from_millis(start.elapsed().as_millis() as u64);
     let unix = SystemTime::now()
@@ -298,7 +316,7 @@ fn run(args: &Args) -> Result<bool, String> {
                         engine.transport_failed(now());
                     }
                 },
-                Action::SendToRemote(bytes) => link.send(&bytes),
+                Action::SendToRemote(bytes) => link.send_impaired(&mut impair, &bytes),
                 Action::TunnelUp(config) => {
                     println!("handshake {} ms", start.elapsed().as_millis());
                     print_pushed(&config);
@@ -337,7 +355,7 @@ fn run(args: &Args) -> Result<bool, String> {
                 };
                 match result {
                     Ok(range) => {
-                        link.send(&out[range]);
+                        link.send_impaired(&mut impair, &out[range]);
                         sent.push(std::time::Instant::now());
                     }
                     Err(e) => println!("send failed: {e}"),
@@ -361,11 +379,20 @@ fn run(args: &Args) -> Result<bool, String> {
         if tunnel.is_some() && sent.len() < args.count as usize {
             wait = wait.min(next_echo.saturating_duration_since(t));
         }
+        let udp = matches!(link, Link::Udp(_));
         let alive = link.receive(wait, &mut buf, |packet| {
-            if let Received::Packet(ip) = engine.receive(now(), packet) {
-                let Some((_, gw)) = tunnel else { return };
+            let delivered = if udp {
+                impair.incoming(packet)
+            } else {
+                vec![packet.to_vec()]
+            };
+            for mut packet in delivered {
+                let Received::Packet(ip) = engine.receive(now(), &mut packet) else {
+                    continue;
+                };
+                let Some((_, gw)) = tunnel else { continue };
                 let Some(seq) = icmp::echo_reply_seq(ip, gw, ident) else {
-                    return;
+                    continue;
                 };
                 if let Some(at) = sent.get(usize::from(seq)) {
                     let rtt = at.elapsed();
