@@ -277,7 +277,7 @@ fn main() -> ExitCode {
 fn run(args: &Args) -> Result<bool, String> {
     let cfg = conf::load(&args.config)?;
     let mut link = Link::None;
-    let mut impair = impair::Impair::new(args.impair, 0x5eed_0f_0c7a);
+    let mut impair = impair::Impair::new(args.impair, 0x5eed_0f0c_7a00);
     let start = std::time::Instant::now();
     let now = || Instant::from_millis(start.elapsed().as_millis() as u64);
     let unix = SystemTime::now()
