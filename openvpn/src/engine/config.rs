@@ -71,6 +71,8 @@ pub struct EngineConfig {
     pub tls: TlsSettings,
     /// `data-ciphers`, canonical names, in preference order (only ciphers the data channel implements).
     pub data_ciphers: Vec<String>,
+    /// `data-ciphers-fallback` (or `cipher`): the cipher for servers that push none.
+    pub data_ciphers_fallback: Option<String>,
     /// `auth`: the HMAC digest of CBC data ciphers (ignored by AEAD ciphers).
     pub auth: Digest,
     /// `auth-user-pass` (username, password).
@@ -115,6 +117,7 @@ impl EngineConfig {
             protection,
             tls,
             data_ciphers: alloc::vec![String::from("AES-256-GCM"), String::from("AES-128-GCM")],
+            data_ciphers_fallback: None,
             auth: Digest::Sha1,
             auth_user_pass: None,
             compression: Compression::None,

@@ -176,16 +176,21 @@ impl Engine {
         if let Some(t) = &config.auth_token {
             self.auth_token = Some(t.clone());
         }
+        // A server without cipher negotiation pushes no `cipher`: then `data-ciphers-fallback` applies
+        // (OpenVPN's old default BF-CBC is not implemented).
+        let pushed = config.cipher.is_some();
         let cipher_name = config
             .cipher
             .clone()
+            .or_else(|| self.config.data_ciphers_fallback.clone())
             .unwrap_or_else(|| String::from("BF-CBC"));
-        // Accept only a cipher from our own list (§5.5).
+        // Accept only a cipher from our own list (§5.5), or the configured fallback.
         let ours = self
             .config
             .data_ciphers
             .iter()
-            .any(|c| c.eq_ignore_ascii_case(&cipher_name));
+            .any(|c| c.eq_ignore_ascii_case(&cipher_name))
+            || (!pushed && self.config.data_ciphers_fallback.is_some());
         let Some(cipher) = DataCipher::from_name(&cipher_name, self.config.auth).filter(|_| ours)
         else {
             self.reconnect(

@@ -147,6 +147,7 @@ impl EngineConfig {
             .map(|c| String::from(c.name()))
             .collect::<Vec<_>>();
         e.auth = digest(config.auth);
+        e.data_ciphers_fallback = config.data_ciphers_fallback.map(|c| String::from(c.name()));
         e.auth_user_pass = match &config.auth_user_pass {
             None => None,
             Some(AuthUserPass::Credentials(c)) => Some((c.username.clone(), c.password.clone())),

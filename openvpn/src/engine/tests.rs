@@ -631,3 +631,39 @@ fn server_soft_reset_starts_a_renegotiation_on_the_next_key_id() {
     s.engine.receive(at(1001), &mut stray);
     assert!(s.engine.pending_soft_reset.is_none());
 }
+
+#[test]
+fn server_without_cipher_push_uses_data_ciphers_fallback() {
+    for fallback in [None, Some("AES-256-CBC")] {
+        let mut s = setup();
+        s.engine.config.data_ciphers_fallback = fallback.map(Into::into);
+        let reset = send(s.engine.poll_action(at(0), &mut s.rng));
+        let client_sid = SessionId(reset[1..9].try_into().unwrap());
+        let mut pkt = server_reset(&s.kc, client_sid, SessionId([7; 8]), 1);
+        s.engine.receive(at(1), &mut pkt);
+        while s.engine.poll_action(at(1), &mut s.rng).is_some() {}
+        s.engine.server_keys = Some(crate::session::ServerKeySource {
+            random1: [1; 32],
+            random2: [2; 32],
+        });
+        s.engine.apply_push(
+            at(2),
+            PushedConfig {
+                peer_id: Some(1),
+                ..Default::default()
+            },
+        );
+        let action = s.engine.poll_action(at(2), &mut s.rng);
+        match fallback {
+            Some(_) => {
+                assert!(matches!(action, Some(Action::TunnelUp(_))), "{action:?}");
+                let key = s.engine.data.as_ref().unwrap().primary().unwrap();
+                assert_eq!(key.cipher().name(), "AES-256-CBC");
+            }
+            None => assert!(
+                matches!(action, Some(Action::Reconnect(ReconnectReason::BadPush(_)))),
+                "{action:?}"
+            ),
+        }
+    }
+}
