@@ -24,7 +24,11 @@ impl Engine {
             Ok(Inbound::Ip(range)) => {
                 self.last_received = now;
                 match datagram.get(range) {
-                    Some(p) => Received::Packet(p),
+                    Some(p) => {
+                        self.stats.packets_in += 1;
+                        self.stats.bytes_in += p.len() as u64;
+                        Received::Packet(p)
+                    }
                     None => Received::Dropped,
                 }
             }
@@ -78,6 +82,8 @@ impl Engine {
         }
         let n = n + prefix;
         self.last_sent = now;
+        self.stats.packets_out += 1;
+        self.stats.bytes_out += ip_packet.len() as u64;
         Ok(n)
     }
 
@@ -122,6 +128,8 @@ impl Engine {
             emit_prefix(sealed.len(), at).map_err(|_| SendError::BufferTooSmall)?;
         }
         self.last_sent = now;
+        self.stats.packets_out += 1;
+        self.stats.bytes_out += payload_len as u64;
         Ok(if prefix > 0 {
             sealed.start..end
         } else {

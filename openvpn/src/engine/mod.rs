@@ -232,6 +232,14 @@ pub struct Stats {
     pub pings_received: u64,
     /// Completed renegotiations (new data keys installed after the first).
     pub renegotiations: u64,
+    /// Tunnel packets received (decrypted IP packets returned by `receive`).
+    pub packets_in: u64,
+    /// Bytes of those IP packets.
+    pub bytes_in: u64,
+    /// Tunnel packets sent (`encapsulate`, `encapsulate_in_place`).
+    pub packets_out: u64,
+    /// Bytes of those IP packets.
+    pub bytes_out: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
