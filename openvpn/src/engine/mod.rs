@@ -113,6 +113,9 @@ pub enum ReconnectReason {
     DataError(String),
     /// The caller reported that the transport could not be opened.
     TransportFailed,
+    /// The server certificate failed verification (chain, validity at the wall-clock time,
+    /// `remote-cert-tls`, `verify-x509-name`, `peer-fingerprint`, ...); the text names the check.
+    CertificateRejected(String),
     /// `AUTH_FAILED` while an auth-token was in use, or `AUTH_FAILED,SESSION:`/`TEMP`: the token is
     /// dropped and the configured credentials are tried again.
     AuthRetry(String),
@@ -129,8 +132,8 @@ pub enum ExitReason {
     Shutdown,
     /// `HALT` (message).
     Halt(String),
-    /// The server certificate was refused: do not retry with the same configuration.
-    CertificateRejected(String),
+    /// The TLS client could not be set up from the configuration.
+    TlsSetup(String),
     /// `connect-retry-max` rounds over the remotes failed.
     RetriesExhausted,
 }
@@ -448,7 +451,7 @@ impl Engine {
         let tls = match TlsClient::new(self.tls_config.clone()) {
             Ok(t) => t,
             Err(e) => {
-                self.exit(ExitReason::CertificateRejected(e.to_string()));
+                self.exit(ExitReason::TlsSetup(e.to_string()));
                 return;
             }
         };

@@ -356,7 +356,10 @@ fn data_round_trip_in_caller_buffers() {
     );
     assert_eq!(s.engine.stats().data_dropped, 1);
     let st = s.engine.stats();
-    assert_eq!((st.packets_out, st.bytes_out, st.packets_in, st.bytes_in), (1, 60, 1, 52));
+    assert_eq!(
+        (st.packets_out, st.bytes_out, st.packets_in, st.bytes_in),
+        (1, 60, 1, 52)
+    );
 }
 
 #[test]

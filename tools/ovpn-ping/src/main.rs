@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use openvpn::engine::{Action, Engine, Received, RemoteSpec, StreamDeframer};
+use openvpn::engine::{Action, Engine, Received, ReconnectReason, RemoteSpec, StreamDeframer};
 use openvpn::session::PushedConfig;
 use openvpn::session::Transport;
 use openvpn::time::Instant;
@@ -331,6 +331,10 @@ fn run(args: &Args) -> Result<bool, String> {
                 Action::Reconnect(reason) => {
                     println!("reconnect: {reason:?}");
                     tunnel = None;
+                    // The engine would retry (as OpenVPN does); a test client reports it at once.
+                    if let ReconnectReason::CertificateRejected(what) = reason {
+                        return Err(what);
+                    }
                 }
                 Action::Exit(reason) => {
                     println!("exit: {reason:?}");
