@@ -163,6 +163,7 @@ PING_ARGS="--count 20 --interval 0.3 --timeout 55 --impair 20" run_case impaired
 # Renegotiation under continuous traffic (one echo every 0.2 s for 16 s): server- and client-initiated.
 PING_ARGS="--count 80 --interval 0.2 --timeout 40" run_case reneg-server rekey AES-256-GCM server v2 $CLIENT_CIPHERS "reneg-sec 6"
 PING_ARGS="--count 80 --interval 0.2 --timeout 40" run_case reneg-client rekey AES-256-GCM server v2 $CLIENT_CIPHERS -- "reneg-sec 6"
+PING_ARGS="--count 80 --interval 0.2 --timeout 40" run_case reneg-pkts rekey AES-256-GCM server v2 $CLIENT_CIPHERS -- "reneg-pkts 60"
 # The server restarts under a running client: its explicit-exit-notify RESTART (or else ping-restart) makes
 # the engine reconnect by itself, and the echoes come back on the new session.
 server_restart_case() {

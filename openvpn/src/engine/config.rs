@@ -83,6 +83,10 @@ pub struct EngineConfig {
     pub tls_timeout_ms: u64,
     /// `reneg-sec`: renegotiate the data key after this many seconds (0 = never from our side).
     pub reneg_secs: u64,
+    /// `reneg-bytes`: renegotiate after this many data bytes on a key (0 = off).
+    pub reneg_bytes: u64,
+    /// `reneg-pkts`: renegotiate after this many data packets on a key (0 = off).
+    pub reneg_packets: u64,
     /// `tran-window`: how long the previous data key stays valid after a renegotiation, seconds.
     pub tran_window_secs: u64,
     /// `hand-window`: the whole handshake (through PUSH_REPLY) must finish within this, seconds.
@@ -125,6 +129,8 @@ impl EngineConfig {
             hand_window_secs: 60,
             reneg_secs: 3600,
             tran_window_secs: 3600,
+            reneg_bytes: 0,
+            reneg_packets: 0,
             ping_secs: None,
             ping_restart_secs: None,
             ping_exit_secs: None,

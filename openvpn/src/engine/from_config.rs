@@ -162,6 +162,8 @@ impl EngineConfig {
         e.tls_timeout_ms = u64::from(config.tls_timeout.max(1)) * 1000;
         e.hand_window_secs = u64::from(config.hand_window.max(1));
         e.reneg_secs = u64::from(config.reneg_sec);
+        e.reneg_bytes = config.reneg_bytes;
+        e.reneg_packets = config.reneg_pkts;
         e.tran_window_secs = u64::from(config.tran_window.max(1));
         e.ping_secs = Some(config.ping).filter(|p| *p > 0);
         e.ping_restart_secs = Some(config.ping_restart).filter(|p| *p > 0);

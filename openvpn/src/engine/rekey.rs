@@ -216,7 +216,18 @@ impl Engine {
         let due = self.config.reneg_secs > 0
             && now >= self.key_started + Duration::from_secs(self.config.reneg_secs);
         let exhausted = self.data.as_ref().is_some_and(|d| d.needs_renegotiation());
-        if due || exhausted {
+        // reneg-bytes / reneg-pkts count both directions of the newest key (§9).
+        let newest = self
+            .send_keys
+            .newest
+            .and_then(|k| self.data.as_ref()?.key(k.key_id).map(|d| d.stats()));
+        let used_up = newest.is_some_and(|st| {
+            let bytes = st.sent_bytes.saturating_add(st.received_bytes);
+            let packets = st.sent_packets.saturating_add(st.received_packets);
+            (self.config.reneg_bytes > 0 && bytes >= self.config.reneg_bytes)
+                || (self.config.reneg_packets > 0 && packets >= self.config.reneg_packets)
+        });
+        if due || exhausted || used_up {
             let next = self.key.as_ref().map_or(KeyId::ZERO, |k| k.key_id()).next();
             self.start_renegotiation(now, rng, next, None);
         }
