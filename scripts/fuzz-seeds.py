@@ -226,6 +226,22 @@ def openvpn_seeds(v):
     write("engine", "send-before-up", b"\x00" + record(6, ipv4("10.8.0.2", "10.8.0.1", 1,
                                                                   icmp_echo("10.8.0.2", "10.8.0.1", 1, 1))))
 
+    # The connected engine: authenticated data (IP, ping, OCC), control messages through TLS, time, replays.
+    ip = ipv4("10.8.0.1", "10.8.0.2", 1, icmp_echo("10.8.0.1", "10.8.0.2", 1, 1))
+    ping = h("2a187bf3641eb4cb07ed2d0a981fc748")
+    occ_exit = h("287f346bd4ef7a812d56b8d3afc5459c") + b"\x06"
+    write("engine_connected", "data-ping-occ", record(3, ip) + record(3, ping) + record(7, b"") + record(6, ip)
+          + bytes([5, 12, 0]) + record(3, occ_exit))
+    write("engine_connected", "push-update",
+          record(4, b"PUSH_REPLY,route 10.9.0.0 255.255.255.0,ping 5,ping-restart 20,push-continuation 2")
+          + record(4, b"PUSH_REPLY,ifconfig 10.8.0.9 255.255.255.0,peer-id 9,cipher AES-128-GCM")
+          + bytes([5, 30, 0]) + record(3, ip))
+    for name, msg in [("restart", b"RESTART,[N]server restarting"), ("auth-failed", b"AUTH_FAILED,expired"),
+                      ("halt", b"HALT,bye"), ("info", b"INFO,OPEN_URL:https://example.com"),
+                      ("exit", b"EXIT"), ("auth-pending", b"AUTH_PENDING,timeout 30")]:
+        write("engine_connected", "msg-" + name, record(4, msg) + bytes([5, 2, 0]) + bytes([5, 70, 0]))
+    write("engine_connected", "idle-timeout", bytes([5, 61, 0]) + bytes([5, 61, 0]) + record(3, ip))
+
     # Reliability layer: queue, transmit, deliver, ack in order; then with loss and duplication.
     write("reliable", "in-order", bytes([0, 0, 200, 1, 100, 1, 100, 2, 0, 2, 0, 5, 0, 5, 0]))
     write("reliable", "loss-dup", bytes([0, 0, 250, 1, 50, 1, 50, 1, 50, 4, 0, 3, 0, 2, 0, 8, 40, 1, 50,
