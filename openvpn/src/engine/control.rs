@@ -216,16 +216,14 @@ impl Engine {
             .map(|c| c.split_ascii_whitespace().collect::<Vec<_>>())
         {
             None => self.config.compression,
+            // Only the framing stubs are supported (§6.5): oxvpn never compresses and cannot decompress.
             Some(words) => match words.as_slice() {
-                ["comp-lzo", ..] => Compression::LzoStub,
-                ["compress", "stub-v2" | "lz4-v2"] => Compression::StubV2,
-                ["compress"] | ["compress", "stub" | "lz4" | "lzo"] => Compression::Stub,
+                ["comp-lzo", "no"] => Compression::LzoStub,
+                ["compress", "stub-v2"] => Compression::StubV2,
+                ["compress"] | ["compress", "stub"] => Compression::Stub,
                 _ => {
-                    log::warn!(
-                        "pushed compression `{}` not understood, none used",
-                        words.join(" ")
-                    );
-                    Compression::None
+                    self.exit(ExitReason::CompressionRequired(words.join(" ")));
+                    return;
                 }
             },
         };

@@ -136,6 +136,9 @@ pub enum ExitReason {
     TlsSetup(String),
     /// `connect-retry-max` rounds over the remotes failed.
     RetriesExhausted,
+    /// The server pushed real compression (`compress lz4`, `comp-lzo yes`, ...), which oxvpn does not
+    /// implement: set `compress stub-v2` or `allow-compression no` on the server.
+    CompressionRequired(String),
 }
 
 /// What the caller must do.

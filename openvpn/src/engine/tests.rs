@@ -672,3 +672,29 @@ fn server_without_cipher_push_uses_data_ciphers_fallback() {
         }
     }
 }
+
+#[test]
+fn real_compression_pushed_is_a_clear_exit() {
+    let mut s = setup();
+    let reset = send(s.engine.poll_action(at(0), &mut s.rng));
+    let client_sid = SessionId(reset[1..9].try_into().unwrap());
+    let mut pkt = server_reset(&s.kc, client_sid, SessionId([7; 8]), 1);
+    s.engine.receive(at(1), &mut pkt);
+    while s.engine.poll_action(at(1), &mut s.rng).is_some() {}
+    s.engine.server_keys = Some(crate::session::ServerKeySource {
+        random1: [1; 32],
+        random2: [2; 32],
+    });
+    let pushed = PushedConfig {
+        cipher: Some("AES-256-GCM".into()),
+        compression: Some("compress lz4-v2".into()),
+        ..Default::default()
+    };
+    s.engine.apply_push(at(2), pushed);
+    assert_eq!(
+        s.engine.poll_action(at(2), &mut s.rng),
+        Some(Action::Exit(ExitReason::CompressionRequired(
+            "compress lz4-v2".into()
+        )))
+    );
+}
