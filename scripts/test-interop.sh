@@ -54,7 +54,7 @@ scripts/interop/make-pki.sh "$work/pki" || { echo "interop: FAILED (PKI generati
 start_server() { # name ciphers cert protection [extra server lines...]
     local name=$1 conf
     conf=$(scripts/interop/server.sh "$work/pki" "$work" "$@" ) || return 1
-    ip netns exec $NS_SRV openvpn --config "$conf" --log "$work/$name.server.log" &
+    ip netns exec $NS_SRV openvpn --config "$conf" --log "$work/$name.server.log" >"$work/$name.server.out" 2>&1 &
     server_pid=$!
     for _ in $(seq 50); do
         grep -q "Initialization Sequence Completed" "$work/$name.server.log" 2>/dev/null && return 0
@@ -152,6 +152,7 @@ run_case user-pass ok AES-256-GCM server v2 $CLIENT_CIPHERS "${VERIFY[@]}" -- "$
 # Compression framing pushed by the server (oxvpn never compresses): stub-v2 and comp-lzo no.
 run_case compress-stub-v2 ok AES-256-GCM server v2 $CLIENT_CIPHERS "compress stub-v2" 'push "compress stub-v2"'
 run_case comp-lzo-no ok AES-256-GCM server v2 $CLIENT_CIPHERS "comp-lzo no" 'push "comp-lzo no"'
+run_case compress-lz4-refused 'refuse:CompressionRequired' AES-256-GCM server v2 $CLIENT_CIPHERS "allow-compression yes" "compress lz4-v2" 'push "compress lz4-v2"'
 # IPv6 outer transport (udp6, tcp6).
 CLIENT_REMOTE=$SRV_ADDR6 run_case udp6 ok AES-256-GCM server v2 $CLIENT_CIPHERS "proto udp6" "local $SRV_ADDR6" -- "proto udp6"
 CLIENT_REMOTE=$SRV_ADDR6 run_case tcp6 ok AES-256-GCM server v2 $CLIENT_CIPHERS "proto tcp6-server" "local $SRV_ADDR6" -- "proto tcp6"
