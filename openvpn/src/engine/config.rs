@@ -53,6 +53,9 @@ impl core::fmt::Debug for ControlProtection {
 pub struct EngineConfig {
     /// The `remote` list, tried in order.
     pub remotes: Vec<RemoteSpec>,
+    /// Per-remote control-channel protection (`<connection>` blocks), index-aligned with `remotes`;
+    /// `None` or a missing entry means `protection`.
+    pub remote_protection: Vec<Option<ControlProtection>>,
     /// `remote-random`: shuffle the remotes once at start.
     pub remote_random: bool,
     /// `pull-filter`s, in config order.
@@ -112,6 +115,7 @@ impl EngineConfig {
     pub fn new(protection: ControlProtection, tls: TlsSettings) -> Self {
         EngineConfig {
             remotes: Vec::new(),
+            remote_protection: Vec::new(),
             remote_random: false,
             pull_filters: Vec::new(),
             route_nopull: false,

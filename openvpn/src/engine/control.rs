@@ -7,10 +7,7 @@
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
-use super::{
-    Action, ControlProtection, Engine, EngineConfig, EngineError, ExitReason, ReconnectReason,
-    State,
-};
+use super::{Action, ControlProtection, Engine, EngineError, ExitReason, ReconnectReason, State};
 use super::{HandshakeError, KeyEvent, KeyState, CONTROL_BUF, PUSH_REQUEST_FIRST};
 use crate::crypto::control::ControlWrap;
 use crate::crypto::{Compression, DataChannel, DataCipher, Digest};
@@ -256,7 +253,7 @@ impl Engine {
 
     pub(super) fn poll_control_packet(&mut self, now: Instant) -> Option<Vec<u8>> {
         let max = self.control_payload_room();
-        let wkc_len = match &self.config.protection {
+        let wkc_len = match self.protection() {
             ControlProtection::TlsCryptV2 { wkc, .. } => wkc.len(),
             _ => 0,
         };
@@ -286,7 +283,7 @@ impl Engine {
     /// TLS payload room per control packet (§4): `max-packet-size` minus IP/UDP, wrapping, header, a full
     /// piggy-backed ACK block and the message-id.
     pub(super) fn control_payload_room(&self) -> usize {
-        let wrap = match &self.config.protection {
+        let wrap = match self.protection() {
             ControlProtection::None => 0,
             ControlProtection::TlsAuth { digest, .. } => {
                 8 + match digest {
@@ -309,8 +306,9 @@ impl Engine {
     }
 }
 
-pub(super) fn new_wrap(config: &EngineConfig) -> Result<ControlWrap, EngineError> {
-    Ok(match &config.protection {
+/// The control-channel wrapping for `protection`, with fresh replay state.
+pub(super) fn new_wrap(protection: &ControlProtection) -> Result<ControlWrap, EngineError> {
+    Ok(match protection {
         ControlProtection::None => ControlWrap::none(),
         ControlProtection::TlsAuth {
             key,

@@ -45,8 +45,8 @@ impl fmt::Display for FromConfigError {
 }
 
 impl EngineConfig {
-    /// The engine configuration for `config` with all its remotes. A `<connection>` block's own
-    /// control-channel key applies to every remote (the first block that has one wins).
+    /// The engine configuration for `config` with all its remotes; a `<connection>` block's own
+    /// control-channel key applies to that remote only.
     pub fn from_config(config: &Config) -> Result<EngineConfig, FromConfigError> {
         if config.remotes.is_empty() {
             return Err(FromConfigError::NoRemote);
@@ -65,31 +65,17 @@ impl EngineConfig {
                 },
             })
             .collect();
-        let channel = config
+        let protection = protection_of(&config.control_channel, config.auth)?;
+        let remote_protection = config
             .remotes
             .iter()
-            .find_map(|r| r.control_channel.as_ref())
-            .unwrap_or(&config.control_channel);
-        let protection = match channel {
-            ControlChannel::None => ControlProtection::None,
-            ControlChannel::TlsAuth { key, direction } => ControlProtection::TlsAuth {
-                key: *key.as_bytes(),
-                direction: match direction {
-                    keys::KeyDirection::Bidirectional => KeyDirection::Bidirectional,
-                    keys::KeyDirection::Normal => KeyDirection::Normal,
-                    keys::KeyDirection::Inverse => KeyDirection::Inverse,
-                },
-                digest: digest(config.auth),
-            },
-            ControlChannel::TlsCrypt(key) => ControlProtection::TlsCrypt {
-                key: *key.as_bytes(),
-            },
-            ControlChannel::TlsCryptV2(key) => ControlProtection::TlsCryptV2 {
-                kc: *key.kc.as_bytes(),
-                wkc: key.wkc.clone(),
-            },
-            ControlChannel::Unread { .. } => return Err(FromConfigError::UnreadKeyFile),
-        };
+            .map(|r| {
+                r.control_channel
+                    .as_ref()
+                    .map(|c| protection_of(c, config.auth))
+                    .transpose()
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let t = &config.tls;
         if t.ca.is_empty() && t.peer_fingerprints.is_empty() {
             return Err(FromConfigError::NoCa);
@@ -124,6 +110,7 @@ impl EngineConfig {
         };
         let mut e = EngineConfig::new(protection, tls);
         e.remotes = remotes;
+        e.remote_protection = remote_protection;
         e.remote_random = config.remote_random;
         e.route_nopull = config.route_nopull;
         e.pull_filters = config
@@ -172,6 +159,34 @@ impl EngineConfig {
         e.max_packet_size = u16::try_from(config.max_packet_size.clamp(154, 2048)).unwrap_or(1250);
         Ok(e)
     }
+}
+
+/// The engine's form of a control-channel setting.
+fn protection_of(
+    channel: &ControlChannel,
+    auth: config::Digest,
+) -> Result<ControlProtection, FromConfigError> {
+    let protection = match channel {
+        ControlChannel::None => ControlProtection::None,
+        ControlChannel::TlsAuth { key, direction } => ControlProtection::TlsAuth {
+            key: *key.as_bytes(),
+            direction: match direction {
+                keys::KeyDirection::Bidirectional => KeyDirection::Bidirectional,
+                keys::KeyDirection::Normal => KeyDirection::Normal,
+                keys::KeyDirection::Inverse => KeyDirection::Inverse,
+            },
+            digest: digest(auth),
+        },
+        ControlChannel::TlsCrypt(key) => ControlProtection::TlsCrypt {
+            key: *key.as_bytes(),
+        },
+        ControlChannel::TlsCryptV2(key) => ControlProtection::TlsCryptV2 {
+            kc: *key.kc.as_bytes(),
+            wkc: key.wkc.clone(),
+        },
+        ControlChannel::Unread { .. } => return Err(FromConfigError::UnreadKeyFile),
+    };
+    Ok(protection)
 }
 
 fn digest(d: config::Digest) -> Digest {

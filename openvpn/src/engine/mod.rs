@@ -344,7 +344,10 @@ impl Engine {
         let clock = WallClock::new(unix_secs);
         let tls_config =
             tls::client_config(&config.tls, clock.clone()).map_err(EngineError::Tls)?;
-        let wrap = new_wrap(&config)?;
+        let wrap = new_wrap(&config.protection)?;
+        for p in config.remote_protection.iter().flatten() {
+            new_wrap(p)?;
+        }
         let mut engine = Engine {
             config,
             tls_config,
@@ -378,9 +381,12 @@ impl Engine {
         };
         if engine.config.remote_random {
             // Fisher-Yates with the caller's randomness.
-            for i in (1..engine.config.remotes.len()).rev() {
+            let n = engine.config.remotes.len();
+            engine.config.remote_protection.resize(n, None);
+            for i in (1..n).rev() {
                 let j = usize::try_from(rng.next_u32()).unwrap_or(0) % (i + 1);
                 engine.config.remotes.swap(i, j);
+                engine.config.remote_protection.swap(i, j);
             }
         }
         engine.request_connect();
@@ -430,7 +436,7 @@ impl Engine {
     /// Starts a fresh session: new session id, key_id 0, fresh wrapping replay state (§14.1).
     fn start_session(&mut self, now: Instant, rng: &mut dyn CryptoRngCore) {
         self.clock.set(self.unix_now(now));
-        if let Ok(wrap) = new_wrap(&self.config) {
+        if let Ok(wrap) = new_wrap(self.protection()) {
             self.wrap = wrap;
         }
         self.key = None;
@@ -461,7 +467,7 @@ impl Engine {
         let local_sid = SessionId::random(rng);
         let client_keys = ClientKeySource::random(rng);
         let km2 = self.key_method2_message(&client_keys);
-        let reset = match self.config.protection {
+        let reset = match self.protection() {
             ControlProtection::TlsCryptV2 { .. } => Opcode::ControlHardResetClientV3,
             _ => Opcode::ControlHardResetClientV2,
         };
@@ -536,6 +542,15 @@ impl Engine {
         self.restart_at = Some(now + self.retry_delay());
         self.advance_remote = advance;
         self.actions.push_back(Action::Reconnect(reason));
+    }
+
+    /// The control-channel protection of the current remote (a `<connection>` block may have its own).
+    fn protection(&self) -> &ControlProtection {
+        self.config
+            .remote_protection
+            .get(self.remote_index)
+            .and_then(Option::as_ref)
+            .unwrap_or(&self.config.protection)
     }
 
     fn transport(&self) -> session::Transport {

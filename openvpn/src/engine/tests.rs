@@ -698,3 +698,34 @@ fn real_compression_pushed_is_a_clear_exit() {
         )))
     );
 }
+
+#[test]
+fn connection_blocks_keep_their_own_control_protection() {
+    let mut s = setup();
+    // The second remote uses tls-crypt with its own key; the first keeps tls-crypt-v2.
+    s.engine.config.remote_protection =
+        alloc::vec![None, Some(ControlProtection::TlsCrypt { key: [0x42; 256] })];
+    let first = send(s.engine.poll_action(at(0), &mut s.rng));
+    assert_eq!(first[0], 0x50, "tls-crypt-v2 reset on the first remote");
+    s.engine.transport_failed(at(1));
+    let mut t = 1;
+    loop {
+        match s.engine.poll_action(at(t), &mut s.rng) {
+            Some(Action::Connect(r)) => {
+                assert_eq!(r.host, "192.0.2.2");
+                s.engine.transport_ready(at(t));
+            }
+            Some(Action::SendToRemote(p)) => {
+                assert_eq!(
+                    p[0], 0x38,
+                    "plain HARD_RESET_CLIENT_V2 wrapped with tls-crypt"
+                );
+                let mut out = alloc::vec![0u8; p.len()];
+                assert!(TlsCrypt::server(&[0x42; 256]).unwrap(&p, &mut out).is_ok());
+                break;
+            }
+            Some(_) => {}
+            None => t = s.engine.poll_at().unwrap().as_millis(),
+        }
+    }
+}
