@@ -241,6 +241,21 @@ impl PushedConfig {
                 }
                 _ => log::debug!("pushed option ignored: {line}"),
             },
+            // 2.6 `dns` option: `dns server N address A[:port] [A ...]`, `dns search-domains D ...`.
+            // Other `dns server N` settings (dnssec, transport, sni, resolve-domains) are ignored.
+            "dns" => match (a(0), a(2)) {
+                (Some("server"), Some("address")) => {
+                    for addr in args.iter().skip(3) {
+                        self.dns.push(
+                            dns_address(addr).ok_or(PushError::BadOption("dns server address"))?,
+                        );
+                    }
+                }
+                (Some("search-domains"), _) => self
+                    .domains
+                    .extend(args.iter().skip(1).map(|d| d.to_string())),
+                _ => log::debug!("pushed option ignored: {line}"),
+            },
             "peer-id" => {
                 let id: u32 = num(a(0), "peer-id")?;
                 if id > 0x00ff_ffff {
@@ -287,6 +302,21 @@ fn ip6_prefix(s: Option<&str>, opt: &'static str) -> Result<(Ipv6Addr, u8), Push
         return Err(PushError::BadOption(opt));
     }
     Ok((addr, bits))
+}
+
+/// A `dns server` address: `1.2.3.4`, `1.2.3.4:53`, `fd00::1`, `[fd00::1]:53`.
+fn dns_address(s: &str) -> Option<IpAddr> {
+    if let Ok(ip) = s.parse() {
+        return Some(ip);
+    }
+    if let Some(rest) = s.strip_prefix('[') {
+        return rest.split_once(']').and_then(|(ip, _)| ip.parse().ok());
+    }
+    s.rsplit_once(':').and_then(|(ip, port)| {
+        port.parse::<u16>()
+            .ok()
+            .and(ip.parse::<Ipv4Addr>().ok().map(IpAddr::V4))
+    })
 }
 
 fn num<T: core::str::FromStr>(s: Option<&str>, opt: &'static str) -> Result<T, PushError> {
@@ -393,7 +423,15 @@ impl PushAccumulator {
                 continue;
             }
             if self.admit(opt)? {
-                self.config.apply(opt)?;
+                match self.config.apply(opt) {
+                    Ok(()) => {}
+                    // Without these the tunnel cannot work: refuse the push.
+                    Err(
+                        e @ PushError::BadOption("ifconfig" | "peer-id" | "cipher" | "topology"),
+                    ) => return Err(e),
+                    // OpenVPN only warns about other malformed pushed options and goes on.
+                    Err(e) => log::warn!("{e}: `{opt}` ignored"),
+                }
             }
         }
         if more {
@@ -526,6 +564,31 @@ mod tests {
             PushAccumulator::new().feed("PUSH_REPLY").unwrap(),
             Some(PushedConfig::default())
         );
+    }
+
+    #[test]
+    fn dns_option_servers_and_domains() {
+        let c = PushAccumulator::new()
+            .feed("PUSH_REPLY,dns server 0 address 10.8.0.1 [fd00::53]:5353 10.8.0.2:53,dns server 0 dnssec yes,dns search-domains a.example b.example")
+            .unwrap()
+            .unwrap();
+        let v6: IpAddr = "fd00::53".parse().unwrap();
+        assert_eq!(
+            c.dns,
+            [
+                IpAddr::V4(Ipv4Addr::new(10, 8, 0, 1)),
+                v6,
+                IpAddr::V4(Ipv4Addr::new(10, 8, 0, 2))
+            ]
+        );
+        assert_eq!(c.domains, ["a.example", "b.example"]);
+        // A malformed non-essential option is skipped, as OpenVPN does.
+        let c = PushAccumulator::new()
+            .feed("PUSH_REPLY,dns server 0 address nonsense,ping 5")
+            .unwrap()
+            .unwrap();
+        assert!(c.dns.is_empty());
+        assert_eq!(c.ping, Some(5));
     }
 
     #[test]
