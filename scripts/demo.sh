@@ -9,7 +9,7 @@
 # running: try `ip netns exec oxv-demo-lan bash`) and cleans up.
 #
 # Environment: DEMO_EXIT=1 (or no terminal on stdin) exits after the showcase; DEMO_NAT=0 boots with
-# --no-nat (the server routes the LAN); MACHINE=pc|q35 (default q35; the NICs are virtio-net-pci);
+# --no-nat (the server routes the LAN); MACHINE=pc|q35|microvm (default q35);
 # ACCEL=tcg|kvm; ARGS=extra boot arguments (e.g. --verb=5).
 set -u
 cd "$(dirname "$0")/.."

@@ -171,12 +171,15 @@ netlab_vm_start() {
     local args="$public --private-ipv4=$NETLAB_GW/24 $1"
     : > "$NETLAB_SERIAL"
     NETLAB_VM_STARTED=$(date +%s.%N)
+    # PCI devices on pc/q35; virtio-mmio on microvm (qemu.sh lists them on the command line).
+    local net=virtio-net-pci blk=virtio-blk-pci rom=,romfile=
+    if [ "${MACHINE:-q35}" = microvm ]; then net=virtio-net-device blk=virtio-blk-device rom=; fi
     ip netns exec "$NS_VM" "$NETLAB_ROOT/scripts/qemu.sh" -M "${MACHINE:-q35}" -a "$args" -- \
         -netdev tap,id=pub,ifname=tap-pub,script=no,downscript=no \
         -netdev tap,id=lan,ifname=tap-lan,script=no,downscript=no \
-        -device virtio-net-pci,netdev=pub,mac=$NETLAB_PUB_MAC,romfile= \
-        -device virtio-net-pci,netdev=lan,mac=$NETLAB_LAN_MAC,romfile= \
-        -drive "file=$disk,if=none,format=raw,id=cfg,readonly=on" -device virtio-blk-pci,drive=cfg \
+        -device $net,netdev=pub,mac=$NETLAB_PUB_MAC$rom \
+        -device $net,netdev=lan,mac=$NETLAB_LAN_MAC$rom \
+        -drive "file=$disk,if=none,format=raw,id=cfg,readonly=on" -device $blk,drive=cfg \
         >"$NETLAB_SERIAL" 2>"$NETLAB_WORK/qemu.err" &
     NETLAB_QEMU_PID=$!
     netlab_pids+=($NETLAB_QEMU_PID)

@@ -78,7 +78,7 @@ boot() { # ARGS LABEL
     netlab_vm_start "$1"
     local t
     if t=$(netlab_wait_tunnel "$TUNNEL_TIMEOUT"); then
-        pass "$2: tunnel up $t s after starting QEMU (TCG: ${ACCEL:-tcg}), console says 'Initialization Sequence Completed'"
+        pass "$2: tunnel up $t s after starting QEMU (${MACHINE:-q35}, ${ACCEL:-tcg}), console says 'Initialization Sequence Completed'"
         return 0
     fi
     fail "$2: no tunnel within ${TUNNEL_TIMEOUT}s"; tail -20 "$NETLAB_SERIAL"
