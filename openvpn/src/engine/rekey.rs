@@ -8,7 +8,6 @@
 //! for 60 s after a renegotiation starts, giving the server time for deferred authentication, and switches
 //! at once when renegotiations come faster than that.
 
-use alloc::vec::Vec;
 use core::time::Duration;
 
 use rand_core::CryptoRngCore;
@@ -244,19 +243,18 @@ impl Engine {
         if let Some(started) = self.reneg_started {
             return Some(started + Duration::from_secs(self.config.hand_window_secs));
         }
-        let mut at: Vec<Instant> = Vec::new();
-        if self.config.reneg_secs > 0 {
-            at.push(self.key_started + Duration::from_secs(self.config.reneg_secs));
-        }
-        if let Some((_, expires)) = self.send_keys.previous {
-            at.push(expires);
-        }
-        if let (Some(n), Some(_)) = (self.send_keys.newest, self.send_keys.previous) {
-            if n.deferred_until > Instant::ZERO {
-                at.push(n.deferred_until);
-            }
-        }
-        at.into_iter().min()
+        // Called on every pass of the caller's I/O loop (through `poll_at`), so no allocation here.
+        let reneg = (self.config.reneg_secs > 0)
+            .then(|| self.key_started + Duration::from_secs(self.config.reneg_secs));
+        let lame_duck_expires = self.send_keys.previous.map(|(_, expires)| expires);
+        let deferred = match (self.send_keys.newest, self.send_keys.previous) {
+            (Some(n), Some(_)) if n.deferred_until > Instant::ZERO => Some(n.deferred_until),
+            _ => None,
+        };
+        [reneg, lame_duck_expires, deferred]
+            .into_iter()
+            .flatten()
+            .min()
     }
 }
 
