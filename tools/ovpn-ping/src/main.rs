@@ -359,8 +359,9 @@ fn run(args: &Args) -> Result<bool, String> {
                 };
                 match result {
                     Ok(range) => {
-                        link.send_impaired(&mut impair, &out[range]);
+                        // Timestamp before the send: the reply may be read before this thread runs again.
                         sent.push(std::time::Instant::now());
+                        link.send_impaired(&mut impair, &out[range]);
                     }
                     Err(e) => println!("send failed: {e}"),
                 }
