@@ -40,7 +40,8 @@ impl RngCore for Constant {
 impl CryptoRng for Constant {}
 
 fn v2_key() -> ([u8; 256], Vec<u8>) {
-    let key = openvpn::keys::tls_crypt_v2::TlsCryptV2ClientKey::parse(V2_CLIENT_KEY).expect("test key");
+    let key =
+        openvpn::keys::tls_crypt_v2::TlsCryptV2ClientKey::parse(V2_CLIENT_KEY).expect("test key");
     (*key.kc.as_bytes(), key.wkc)
 }
 
@@ -50,7 +51,11 @@ fn drain(engine: &mut Engine, now: Instant, rng: &mut Constant) {
         match engine.poll_action(now, rng) {
             None => return,
             Some(Action::SendToRemote(bytes)) => {
-                assert!(!bytes.is_empty() && bytes.len() <= 4096 + 2, "datagram of {} bytes", bytes.len());
+                assert!(
+                    !bytes.is_empty() && bytes.len() <= 4096 + 2,
+                    "datagram of {} bytes",
+                    bytes.len()
+                );
             }
             Some(Action::Connect(_)) => engine.transport_ready(now),
             Some(_) => {}
@@ -60,7 +65,9 @@ fn drain(engine: &mut Engine, now: Instant, rng: &mut Constant) {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&mode, mut rest)) = data.split_first() else { return };
+    let Some((&mode, mut rest)) = data.split_first() else {
+        return;
+    };
     let protection = match mode % 4 {
         0 | 3 => ControlProtection::None,
         1 => ControlProtection::TlsCrypt { key: [0x3c; 256] },
@@ -69,24 +76,42 @@ fuzz_target!(|data: &[u8]| {
             ControlProtection::TlsCryptV2 { kc, wkc }
         }
     };
-    let tls = TlsSettings { ca: vec![CA_DER.to_vec()], ..Default::default() };
+    let tls = TlsSettings {
+        ca: vec![CA_DER.to_vec()],
+        ..Default::default()
+    };
     let mut config = EngineConfig::new(protection, tls);
-    let transport = if mode % 4 == 3 { Transport::Tcp4 } else { Transport::Udp4 };
+    let transport = if mode % 4 == 3 {
+        Transport::Tcp4
+    } else {
+        Transport::Udp4
+    };
     config.remotes = vec![
-        RemoteSpec { host: "192.0.2.1".into(), port: 1194, transport },
-        RemoteSpec { host: "192.0.2.2".into(), port: 1194, transport },
+        RemoteSpec {
+            host: "192.0.2.1".into(),
+            port: 1194,
+            transport,
+        },
+        RemoteSpec {
+            host: "192.0.2.2".into(),
+            port: 1194,
+            transport,
+        },
     ];
     config.connect_retry_max = Some(3);
     let mut rng = Constant;
     let mut now = Instant::ZERO;
-    let Ok(mut engine) = Engine::new(config, now, UNIX, &mut rng) else { panic!("fixed config is valid") };
+    let Ok(mut engine) = Engine::new(config, now, UNIX, &mut rng) else {
+        panic!("fixed config is valid")
+    };
     drain(&mut engine, now, &mut rng);
 
     let mut out = vec![0u8; 2048];
     while let [kind, hi, lo, tail @ ..] = rest {
         if kind % 8 == 5 {
             // Time passes: `hi` seconds and `lo` * 4 ms; no payload.
-            now = now + core::time::Duration::from_millis(u64::from(*hi) * 1000 + u64::from(*lo) * 4);
+            now =
+                now + core::time::Duration::from_millis(u64::from(*hi) * 1000 + u64::from(*lo) * 4);
             rest = tail;
             drain(&mut engine, now, &mut rng);
             continue;

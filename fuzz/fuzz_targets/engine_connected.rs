@@ -70,6 +70,10 @@ fuzz_target!(|data: &[u8]| {
         }
         w.now_ms += 1;
         w.step();
-        let _ = (w.engine.poll_at(), w.engine.stats(), w.engine.pushed_config());
+        let _ = (
+            w.engine.poll_at(),
+            w.engine.stats(),
+            w.engine.pushed_config(),
+        );
     }
 });

@@ -28,14 +28,23 @@ struct Link {
 
 impl Link {
     fn transmit(&mut self, max_payload: usize) -> bool {
-        let Some(p) = self.send.poll_transmit(self.now_ms, max_payload) else { return false };
-        assert!(p.retransmit || p.payload.len() <= max_payload, "new packet over the size asked for");
+        let Some(p) = self.send.poll_transmit(self.now_ms, max_payload) else {
+            return false;
+        };
+        assert!(
+            p.retransmit || p.payload.len() <= max_payload,
+            "new packet over the size asked for"
+        );
         self.to_recv.push_back((p.id, p.payload.to_vec()));
         true
     }
 
     fn deliver(&mut self, index: usize, duplicate: bool) {
-        let pkt = if duplicate { self.to_recv.get(index).cloned() } else { self.to_recv.remove(index) };
+        let pkt = if duplicate {
+            self.to_recv.get(index).cloned()
+        } else {
+            self.to_recv.remove(index)
+        };
         let Some((id, payload)) = pkt else { return };
         let _ = self.recv.on_packet(id, &payload);
         self.recv.drain_in_order(&mut self.delivered);
@@ -45,7 +54,11 @@ impl Link {
     }
 
     fn ack(&mut self, index: usize, duplicate: bool) {
-        let id = if duplicate { self.to_send.get(index).copied() } else { self.to_send.remove(index) };
+        let id = if duplicate {
+            self.to_send.get(index).copied()
+        } else {
+            self.to_send.remove(index)
+        };
         if let Some(id) = id {
             self.send.on_ack(id);
         }
@@ -53,7 +66,9 @@ impl Link {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&mode, ops)) = data.split_first() else { return };
+    let Some((&mode, ops)) = data.split_first() else {
+        return;
+    };
     let hostile = mode & 1 == 1;
     let mut link = Link {
         send: ReliableSend::new(P_CONTROL_V1),
@@ -75,7 +90,12 @@ fuzz_target!(|data: &[u8]| {
         match kind % 10 {
             0 => {
                 // The TLS layer writes `arg` bytes of a recognisable stream.
-                let bytes: Vec<u8> = (0..arg).map(|_| { counter = counter.wrapping_add(1); counter }).collect();
+                let bytes: Vec<u8> = (0..arg)
+                    .map(|_| {
+                        counter = counter.wrapping_add(1);
+                        counter
+                    })
+                    .collect();
                 link.send.queue_stream(&bytes);
                 link.sent.extend_from_slice(&bytes);
             }
@@ -99,7 +119,9 @@ fuzz_target!(|data: &[u8]| {
             _ => {
                 if hostile {
                     // Forged: an arbitrary id near the window edges, or an ACK for anything.
-                    let id = u32::from(arg).wrapping_sub(16).wrapping_add(link.recv.expected());
+                    let id = u32::from(arg)
+                        .wrapping_sub(16)
+                        .wrapping_add(link.recv.expected());
                     if kind & 0x10 == 0 {
                         let _ = link.recv.on_packet(id, &[arg; 3]);
                         link.recv.drain_in_order(&mut link.delivered);
@@ -107,7 +129,10 @@ fuzz_target!(|data: &[u8]| {
                         link.send.on_ack(id);
                     }
                 } else {
-                    let acks = link.recv.take_acks(usize::from(arg) % (MAX_ACKS_PER_PACKET + 1), kind & 0x10 != 0);
+                    let acks = link.recv.take_acks(
+                        usize::from(arg) % (MAX_ACKS_PER_PACKET + 1),
+                        kind & 0x10 != 0,
+                    );
                     assert!(acks.len() <= MAX_ACKS_PER_PACKET);
                     link.to_send.extend(acks);
                 }
@@ -120,8 +145,14 @@ fuzz_target!(|data: &[u8]| {
             link.to_send.pop_front();
         }
         if !hostile {
-            assert!(link.sent.starts_with(&link.delivered), "delivered bytes that were not sent in order");
-            assert!(link.send.unacked_len() <= SEND_WINDOW as usize, "send window overrun");
+            assert!(
+                link.sent.starts_with(&link.delivered),
+                "delivered bytes that were not sent in order"
+            );
+            assert!(
+                link.send.unacked_len() <= SEND_WINDOW as usize,
+                "send window overrun"
+            );
         }
         let _ = link.send.poll_at();
         let _ = link.send.wants_transmit(link.now_ms);
@@ -147,7 +178,14 @@ fuzz_target!(|data: &[u8]| {
             link.ack(0, false);
         }
     }
-    assert_eq!(link.delivered.len(), link.sent.len(), "stream not delivered over a loss-free channel");
+    assert_eq!(
+        link.delivered.len(),
+        link.sent.len(),
+        "stream not delivered over a loss-free channel"
+    );
     assert_eq!(link.delivered, link.sent);
-    assert!(link.send.is_idle(), "sender still has unacknowledged packets");
+    assert!(
+        link.send.is_idle(),
+        "sender still has unacknowledged packets"
+    );
 });

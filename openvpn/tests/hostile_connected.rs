@@ -68,7 +68,9 @@ fn live() -> isize {
 // --- tests ------------------------------------------------------------------------------------------------
 
 fn ip_packet(seq: u8) -> Vec<u8> {
-    let mut p = vec![0x45, 0, 0, 40, 0, u8::from(seq), 0, 0, 64, 17, 0, 0, 10, 8, 0, 1, 10, 8, 0, 2];
+    let mut p = vec![
+        0x45, 0, 0, 40, 0, seq, 0, 0, 64, 17, 0, 0, 10, 8, 0, 1, 10, 8, 0, 2,
+    ];
     p.extend([seq; 20]);
     p
 }
@@ -97,17 +99,33 @@ fn replayed_and_rekeyed_data_packets_are_dropped_and_counted() {
     // Every recorded packet again, in reverse order: all replays.
     for d in recorded.iter().rev() {
         let mut d = d.clone();
-        assert_eq!(w.engine.receive(w.now(), &mut d), Received::Dropped, "replay accepted");
+        assert_eq!(
+            w.engine.receive(w.now(), &mut d),
+            Received::Dropped,
+            "replay accepted"
+        );
     }
-    assert_eq!(w.engine.stats().data_dropped, before + 20, "replays are counted");
+    assert_eq!(
+        w.engine.stats().data_dropped,
+        before + 20,
+        "replays are counted"
+    );
     // The same packets with another key_id: no such key, dropped and counted.
     for (i, d) in recorded.iter().enumerate() {
         let mut d = d.clone();
         let key_id = 1 + u8::try_from(i % 7).expect("small");
         d[0] = (d[0] & !7) | key_id;
-        assert_eq!(w.engine.receive(w.now(), &mut d), Received::Dropped, "wrong key_id accepted");
+        assert_eq!(
+            w.engine.receive(w.now(), &mut d),
+            Received::Dropped,
+            "wrong key_id accepted"
+        );
     }
-    assert_eq!(w.engine.stats().data_dropped, before + 40, "wrong key_id packets are counted");
+    assert_eq!(
+        w.engine.stats().data_dropped,
+        before + 40,
+        "wrong key_id packets are counted"
+    );
     // One flipped bit anywhere: authentication fails.
     let mut d = w.server.seal(&ip_packet(99));
     let last = d.len() - 1;
@@ -137,8 +155,19 @@ fn forged_acks_and_control_packets_for_the_live_session_change_nothing() {
             2 => (Opcode::ControlV1, Some(100 + attacker.next_u32() % 50)),
             _ => (Opcode::ControlHardResetServerV2, Some(0)),
         };
-        let session_id = if i % 2 == 0 { w.server.sid } else { SessionId([0x66; 8]) };
-        let repr = ControlRepr { opcode, key_id: KeyId::ZERO, session_id, acks, message_id, payload: &payload };
+        let session_id = if i % 2 == 0 {
+            w.server.sid
+        } else {
+            SessionId([0x66; 8])
+        };
+        let repr = ControlRepr {
+            opcode,
+            key_id: KeyId::ZERO,
+            session_id,
+            acks,
+            message_id,
+            payload: &payload,
+        };
         let mut pkt = vec![0u8; repr.buffer_len()];
         let n = repr.emit(&mut pkt).expect("emit");
         let _ = w.engine.receive(w.now(), &mut pkt[..n]);
@@ -147,8 +176,15 @@ fn forged_acks_and_control_packets_for_the_live_session_change_nothing() {
             w.step();
         }
     }
-    assert!(w.engine.is_connected(), "forged control traffic tore the tunnel down");
-    assert!(w.events.is_empty(), "forged control traffic made the engine act: {:?}", w.events);
+    assert!(
+        w.engine.is_connected(),
+        "forged control traffic tore the tunnel down"
+    );
+    assert!(
+        w.events.is_empty(),
+        "forged control traffic made the engine act: {:?}",
+        w.events
+    );
     assert_eq!(w.server_sends(&ip_packet(7)), vec![ip_packet(7)]);
 }
 
@@ -171,7 +207,10 @@ fn oversized_control_message_through_tls_is_refused_without_harm() {
             break;
         }
     }
-    assert!(w.server.pending.is_empty() && w.server.send.is_idle(), "the client took all of it");
+    assert!(
+        w.server.pending.is_empty() && w.server.send.is_idle(),
+        "the client took all of it"
+    );
     assert!(w.engine.is_connected());
     assert_eq!(w.server_sends(&ip_packet(8)), vec![ip_packet(8)]);
     // What the engine holds afterwards, against an engine that saw only the handshake.
@@ -180,12 +219,21 @@ fn oversized_control_message_through_tls_is_refused_without_harm() {
     println!("engine heap: {baseline} B after the handshake, {after} B after 649 KiB of oversized messages");
     // What remains is buffer capacity (a TLS record's worth, the same after 64 KiB or 640 KiB), not the
     // messages themselves.
-    assert!(after - baseline < 48 * 1024, "the engine keeps {} bytes of it", after - baseline);
+    assert!(
+        after - baseline < 48 * 1024,
+        "the engine keeps {} bytes of it",
+        after - baseline
+    );
 }
 
 /// The bytes the engine owns: the live heap it frees when dropped (the test is single-threaded).
 fn engine_heap(w: World) -> isize {
-    let World { engine, server, events, .. } = w;
+    let World {
+        engine,
+        server,
+        events,
+        ..
+    } = w;
     assert!(events.is_empty(), "unexpected engine actions: {events:?}");
     drop(server);
     let with = live();
@@ -220,9 +268,16 @@ fn garbage_flood_on_a_live_tunnel_keeps_memory_flat() {
     let high = PEAK.with(Cell::get) - before;
     let stats = w.engine.stats();
     println!("live tunnel flood: heap before {before} B, after {after} B, high-water +{high} B, {stats:?}");
-    assert!(after - before < 64 * 1024, "heap grew by {} bytes", after - before);
+    assert!(
+        after - before < 64 * 1024,
+        "heap grew by {} bytes",
+        after - before
+    );
     assert!(high < 256 * 1024, "high-water +{high} bytes");
-    assert!(stats.data_dropped >= 10_000, "garbage data packets are counted: {stats:?}");
+    assert!(
+        stats.data_dropped >= 10_000,
+        "garbage data packets are counted: {stats:?}"
+    );
     assert!(w.engine.is_connected());
     assert_eq!(w.server_sends(&ip_packet(9)), vec![ip_packet(9)]);
 }

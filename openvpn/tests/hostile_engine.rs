@@ -78,12 +78,26 @@ fn at(ms: u64) -> Instant {
     Instant::from_millis(ms)
 }
 
-fn engine(protection: ControlProtection, transport: Transport, rng: &mut ChaCha8Rng) -> (Engine, [u8; 8]) {
-    let tls = TlsSettings { ca: vec![CA_DER.to_vec()], ..Default::default() };
+fn engine(
+    protection: ControlProtection,
+    transport: Transport,
+    rng: &mut ChaCha8Rng,
+) -> (Engine, [u8; 8]) {
+    let tls = TlsSettings {
+        ca: vec![CA_DER.to_vec()],
+        ..Default::default()
+    };
     let mut config = EngineConfig::new(protection, tls);
-    config.remotes = vec![RemoteSpec { host: "192.0.2.1".into(), port: 1194, transport }];
+    config.remotes = vec![RemoteSpec {
+        host: "192.0.2.1".into(),
+        port: 1194,
+        transport,
+    }];
     let mut engine = Engine::new(config, at(0), UNIX, rng).expect("valid config");
-    assert!(matches!(engine.poll_action(at(0), rng), Some(Action::Connect(_))));
+    assert!(matches!(
+        engine.poll_action(at(0), rng),
+        Some(Action::Connect(_))
+    ));
     engine.transport_ready(at(0));
     let reset = match engine.poll_action(at(0), rng) {
         Some(Action::SendToRemote(p)) => p,
@@ -142,7 +156,11 @@ fn hostile(i: u64, client_sid: [u8; 8], rng: &mut ChaCha8Rng) -> Vec<u8> {
         // control packets below use, so that some session takes them in).
         1 => {
             p.push(8 << 3);
-            p.extend(if i % 16 == 1 { SERVER_SID.to_vec() } else { random(8) });
+            p.extend(if i % 16 == 1 {
+                SERVER_SID.to_vec()
+            } else {
+                random(8)
+            });
             p.push(1);
             p.extend([0, 0, 0, 0]);
             p.extend(client_sid);
@@ -158,7 +176,11 @@ fn hostile(i: u64, client_sid: [u8; 8], rng: &mut ChaCha8Rng) -> Vec<u8> {
                 p.extend(random(4));
             }
             if n > 0 {
-                p.extend(if i % 16 == 2 { client_sid.to_vec() } else { random(8) });
+                p.extend(if i % 16 == 2 {
+                    client_sid.to_vec()
+                } else {
+                    random(8)
+                });
             }
         }
         // A P_CONTROL_V1 at a message id in or beyond the receive window, with a maximum-size payload.
@@ -168,14 +190,22 @@ fn hostile(i: u64, client_sid: [u8; 8], rng: &mut ChaCha8Rng) -> Vec<u8> {
             p.push(4 << 3);
             p.extend(SERVER_SID);
             p.push(0);
-            let id = if i % 4096 == 4091 { 1 } else { 2 + u32::from(random(1)[0] % 38) };
+            let id = if i % 4096 == 4091 {
+                1
+            } else {
+                2 + u32::from(random(1)[0] % 38)
+            };
             p.extend(id.to_be_bytes());
             p.extend(random(1400));
         }
         // A data packet (P_DATA_V1 / V2) for any key_id: no data key exists.
         4 => {
             let key_id = u8::try_from(i % 8).unwrap_or(0) & 7;
-            p.push(if i % 16 == 4 { (6 << 3) | key_id } else { (9 << 3) | key_id });
+            p.push(if i % 16 == 4 {
+                (6 << 3) | key_id
+            } else {
+                (9 << 3) | key_id
+            });
             p.extend(random(60));
         }
         // A control packet for a wrong key_id (a SOFT_RESET before any session is up).
@@ -243,31 +273,55 @@ const HIGH_WATER_BOUND: isize = 512 * 1024;
 fn plain_tls_flood_keeps_memory_flat() {
     let (before, after, high, engine) = flood(ControlProtection::None, Transport::Udp4);
     let stats = engine.stats();
-    println!("plain TLS flood: heap before {before} B, after {after} B, high-water +{high} B, {stats:?}");
-    assert!(after - before < LIVE_GROWTH_BOUND, "heap grew by {} bytes", after - before);
+    println!(
+        "plain TLS flood: heap before {before} B, after {after} B, high-water +{high} B, {stats:?}"
+    );
+    assert!(
+        after - before < LIVE_GROWTH_BOUND,
+        "heap grew by {} bytes",
+        after - before
+    );
     assert!(high < HIGH_WATER_BOUND, "heap high-water +{high} bytes");
-    assert!(stats.control_dropped > 1000, "malformed control packets are counted: {stats:?}");
+    assert!(
+        stats.control_dropped > 1000,
+        "malformed control packets are counted: {stats:?}"
+    );
     assert!(!engine.is_connected());
 }
 
 #[test]
 fn tls_crypt_v2_flood_is_rejected_and_counted() {
-    let key = openvpn::keys::tls_crypt_v2::TlsCryptV2ClientKey::parse(V2_CLIENT_KEY).expect("test key");
-    let protection = ControlProtection::TlsCryptV2 { kc: *key.kc.as_bytes(), wkc: key.wkc.clone() };
+    let key =
+        openvpn::keys::tls_crypt_v2::TlsCryptV2ClientKey::parse(V2_CLIENT_KEY).expect("test key");
+    let protection = ControlProtection::TlsCryptV2 {
+        kc: *key.kc.as_bytes(),
+        wkc: key.wkc.clone(),
+    };
     let (before, after, high, engine) = flood(protection, Transport::Udp4);
     let stats = engine.stats();
     println!("tls-crypt-v2 flood: heap before {before} B, after {after} B, high-water +{high} B, {stats:?}");
-    assert!(after - before < LIVE_GROWTH_BOUND, "heap grew by {} bytes", after - before);
+    assert!(
+        after - before < LIVE_GROWTH_BOUND,
+        "heap grew by {} bytes",
+        after - before
+    );
     assert!(high < HIGH_WATER_BOUND, "heap high-water +{high} bytes");
     // Every control datagram fails authentication: 5 of the 8 kinds are control packets, plus garbage.
-    assert!(stats.control_dropped >= 60_000 * 5 / 8, "unauthenticated control packets are counted: {stats:?}");
+    assert!(
+        stats.control_dropped >= 60_000 * 5 / 8,
+        "unauthenticated control packets are counted: {stats:?}"
+    );
 }
 
 #[test]
 fn tcp_flood_keeps_memory_flat() {
     let (before, after, high, _) = flood(ControlProtection::None, Transport::Tcp4);
     println!("TCP flood: heap before {before} B, after {after} B, high-water +{high} B");
-    assert!(after - before < LIVE_GROWTH_BOUND, "heap grew by {} bytes", after - before);
+    assert!(
+        after - before < LIVE_GROWTH_BOUND,
+        "heap grew by {} bytes",
+        after - before
+    );
     assert!(high < HIGH_WATER_BOUND, "heap high-water +{high} bytes");
 }
 

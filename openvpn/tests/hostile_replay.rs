@@ -29,7 +29,10 @@ impl Model {
             None => true,
             Some(h) if id > h => true,
             Some(h) if h - id >= self.size || self.seen.contains_key(&id) => false,
-            Some(_) => !self.seen.range(id + 1..).any(|(_, &t)| now - t > self.window_ms),
+            Some(_) => !self
+                .seen
+                .range(id + 1..)
+                .any(|(_, &t)| now - t > self.window_ms),
         };
         if ok {
             self.seen.insert(id, now);
@@ -44,7 +47,11 @@ fn window_matches_model_up_to_and_across_the_wrap() {
     for round in 0..100 {
         let size = [1u32, 8, 64, 128][round % 4];
         let mut window = ReplayWindow::new(size, Duration::from_millis(2000));
-        let mut model = Model { size, window_ms: 2000, seen: BTreeMap::new() };
+        let mut model = Model {
+            size,
+            window_ms: 2000,
+            seen: BTreeMap::new(),
+        };
         let mut next = u32::MAX - 5000;
         let mut now = 0u64;
         for _ in 0..4000 {
@@ -65,12 +72,23 @@ fn window_matches_model_up_to_and_across_the_wrap() {
                 _ => next.saturating_sub(rng.next_u32()),
             };
             let got = window.update(0, id, Instant::from_millis(now));
-            assert_eq!(got.is_ok(), model.accept(id, now), "round {round} size {size} id {id} next {next}");
+            assert_eq!(
+                got.is_ok(),
+                model.accept(id, now),
+                "round {round} size {size} id {id} next {next}"
+            );
         }
         // Whatever happened, once u32::MAX is in, nothing is ever accepted again.
-        if window.update(0, u32::MAX, Instant::from_millis(now)).is_ok() || model.seen.contains_key(&u32::MAX) {
+        if window
+            .update(0, u32::MAX, Instant::from_millis(now))
+            .is_ok()
+            || model.seen.contains_key(&u32::MAX)
+        {
             for id in [0, 1, 2, size, u32::MAX - size, u32::MAX] {
-                assert!(window.update(0, id, Instant::from_millis(now)).is_err(), "id {id} after u32::MAX");
+                assert!(
+                    window.update(0, id, Instant::from_millis(now)).is_err(),
+                    "id {id} after u32::MAX"
+                );
             }
         }
     }
@@ -81,7 +99,10 @@ fn rejections_are_counted() {
     let mut window = ReplayWindow::default();
     let t = Instant::from_millis(1);
     assert_eq!(window.update(0, u32::MAX - 1, t), Ok(()));
-    assert_eq!(window.update(0, u32::MAX - 1, t), Err(ReplayError::Duplicate));
+    assert_eq!(
+        window.update(0, u32::MAX - 1, t),
+        Err(ReplayError::Duplicate)
+    );
     assert_eq!(window.update(0, 0, t), Err(ReplayError::ZeroId));
     assert_eq!(window.update(0, 1, t), Err(ReplayError::OutsideWindow));
     assert_eq!(window.update(0, u32::MAX, t), Ok(()));

@@ -12,8 +12,8 @@ use std::net::{IpAddr, Ipv4Addr};
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 use router::{
-    Duration, EthernetAddress, Instant, Ipv4Address, Ipv4Cidr, Router, RouterConfig, Sink, TunnelConfig,
-    TunnelState,
+    Duration, EthernetAddress, Instant, Ipv4Address, Ipv4Cidr, Router, RouterConfig, Sink,
+    TunnelConfig, TunnelState,
 };
 
 struct Counting;
@@ -71,11 +71,19 @@ struct Counter {
 
 impl Sink for Counter {
     fn lan_frame(&mut self, frame: &[u8]) {
-        assert!(frame.len() >= 14 && frame.len() <= 1514, "LAN frame of {} bytes", frame.len());
+        assert!(
+            frame.len() >= 14 && frame.len() <= 1514,
+            "LAN frame of {} bytes",
+            frame.len()
+        );
         self.lan += 1;
     }
     fn tunnel_packet(&mut self, packet: &[u8]) {
-        assert!(!packet.is_empty() && packet.len() <= 1400, "tunnel packet of {} bytes", packet.len());
+        assert!(
+            !packet.is_empty() && packet.len() <= 1400,
+            "tunnel packet of {} bytes",
+            packet.len()
+        );
         self.tunnel += 1;
     }
 }
@@ -110,7 +118,14 @@ fn ipv4(src: [u8; 4], dst: [u8; 4], proto: u8, payload: &[u8], id: u16, frag: u1
 }
 
 /// A transport segment (`header` with a zero checksum at `csum_at`, then `body`) with its checksum.
-fn l4(src: [u8; 4], dst: [u8; 4], proto: u8, mut header: Vec<u8>, csum_at: usize, body: &[u8]) -> Vec<u8> {
+fn l4(
+    src: [u8; 4],
+    dst: [u8; 4],
+    proto: u8,
+    mut header: Vec<u8>,
+    csum_at: usize,
+    body: &[u8],
+) -> Vec<u8> {
     header.extend_from_slice(body);
     let len = u16::try_from(header.len()).expect("small segment");
     let mut pseudo = Vec::with_capacity(12 + header.len());
@@ -198,18 +213,38 @@ fn hostile(i: u64, rng: &mut ChaCha20Rng) -> Event {
             arp.extend([10, 8, 0, 1]);
             Event::Lan(eth([0xff; 6], mac, 0x0806, &arp))
         }
-        2 => Event::Lan(eth(ROUTER_MAC, mac, 0x0800, &udp(host, public, port, 53, b"flood"))),
-        3 => Event::Lan(eth(ROUTER_MAC, mac, 0x0800, &tcp_syn(host, public, port, 443))),
+        2 => Event::Lan(eth(
+            ROUTER_MAC,
+            mac,
+            0x0800,
+            &udp(host, public, port, 53, b"flood"),
+        )),
+        3 => Event::Lan(eth(
+            ROUTER_MAC,
+            mac,
+            0x0800,
+            &tcp_syn(host, public, port, 443),
+        )),
         4 => {
             let q = dns_query(u16::try_from(r & 0xffff).unwrap_or(0), rng.next_u32());
-            Event::Lan(eth(ROUTER_MAC, mac, 0x0800, &udp(host, [10, 8, 0, 1], port, 53, &q)))
+            Event::Lan(eth(
+                ROUTER_MAC,
+                mac,
+                0x0800,
+                &udp(host, [10, 8, 0, 1], port, 53, &q),
+            ))
         }
         5 => {
             // A first fragment (MF set) of a datagram whose rest never comes, from either side.
             let id = u16::try_from(r & 0xffff).unwrap_or(0);
             let body = vec![0x5a; 1000];
             if r & 0x100 == 0 {
-                Event::Lan(eth(ROUTER_MAC, mac, 0x0800, &ipv4(host, public, 17, &body, id, 0x2000)))
+                Event::Lan(eth(
+                    ROUTER_MAC,
+                    mac,
+                    0x0800,
+                    &ipv4(host, public, 17, &body, id, 0x2000),
+                ))
             } else {
                 Event::Tunnel(ipv4(public, TUNNEL_ADDR, 17, &body, id, 0x2000))
             }
@@ -243,7 +278,9 @@ fn run(nat: bool) {
     let mut tunnel = TunnelConfig::new(Ipv4Cidr::new(Ipv4Address::new(10, 200, 0, 2), 24));
     tunnel.redirect_gateway = true;
     tunnel.mtu = 1400;
-    tunnel.dns_servers.push(IpAddr::V4(Ipv4Addr::new(10, 200, 0, 1)));
+    tunnel
+        .dns_servers
+        .push(IpAddr::V4(Ipv4Addr::new(10, 200, 0, 1)));
     router.set_tunnel(TunnelState::Up(tunnel));
     let mut out = Counter::default();
     let mut rng = ChaCha20Rng::from_seed([0xba; 32]);
@@ -284,8 +321,15 @@ fn run(nat: bool) {
     );
     assert!(router.nat_mappings() <= 2048 && router.dhcp_leases() <= 253);
     assert!(full < 8 << 20, "tables hold {full} bytes");
-    assert!(after - full < 128 << 10, "heap grew by {} bytes once the tables were full", after - full);
-    assert!(high < 1 << 20, "high-water +{high} bytes above the full tables");
+    assert!(
+        after - full < 128 << 10,
+        "heap grew by {} bytes once the tables were full",
+        after - full
+    );
+    assert!(
+        high < 1 << 20,
+        "high-water +{high} bytes above the full tables"
+    );
     assert!(out.tunnel > 0 && out.lan > 0, "the router kept working");
 }
 

@@ -64,7 +64,10 @@ impl Server {
             )
             .expect("server certificate");
         let mut rng = ChaCha8Rng::seed_from_u64(0x5e);
-        let mut randoms = Km2Randoms { random1: [0; 32], random2: [0; 32] };
+        let mut randoms = Km2Randoms {
+            random1: [0; 32],
+            random2: [0; 32],
+        };
         rng.fill_bytes(&mut randoms.random1);
         rng.fill_bytes(&mut randoms.random2);
         Server {
@@ -107,7 +110,8 @@ impl Server {
                 self.client_sid.get_or_insert(repr.session_id);
                 if self.recv.on_packet(id, &[]) == RecvOutcome::Accepted {
                     let _ = self.recv.pop_in_order();
-                    self.send.queue_packet(Opcode::ControlHardResetServerV2 as u8, Vec::new());
+                    self.send
+                        .queue_packet(Opcode::ControlHardResetServerV2 as u8, Vec::new());
                 }
             }
             Opcode::ControlV1 => {
@@ -141,7 +145,9 @@ impl Server {
 
     fn on_plaintext(&mut self) {
         if !self.sent_km2 {
-            let Ok(km2) = KeyMethod2::parse(&self.plain, true) else { return };
+            let Ok(km2) = KeyMethod2::parse(&self.plain, true) else {
+                return;
+            };
             let (Some(Ok(pre_master)), Ok(random1), Ok(random2), Some(client_sid)) = (
                 km2.pre_master.map(<[u8; 48]>::try_from),
                 km2.random1.try_into(),
@@ -152,7 +158,8 @@ impl Server {
                 return;
             };
             let client = Km2Randoms { random1, random2 };
-            let key2 = derive_key2_legacy(&pre_master, &client, &self.randoms, &client_sid, &self.sid);
+            let key2 =
+                derive_key2_legacy(&pre_master, &client, &self.randoms, &client_sid, &self.sid);
             let key = DataKey::new(
                 DataCipher::Aes256Gcm,
                 &key2,
@@ -206,7 +213,9 @@ impl Server {
             self.tls.write_tls(&mut stream).expect("TLS output");
         }
         self.send.queue_stream(&stream);
-        let Some(client_sid) = self.client_sid.filter(|_| !self.broken) else { return out };
+        let Some(client_sid) = self.client_sid.filter(|_| !self.broken) else {
+            return out;
+        };
         while let Some(p) = self.send.poll_transmit(now_ms, 1000) {
             let mut acks = AckBlock::new(client_sid);
             for id in self.recv.take_acks(4, false) {
@@ -248,7 +257,9 @@ impl Server {
 
     /// An IP packet from the server into the tunnel.
     pub fn seal(&mut self, ip: &[u8]) -> Vec<u8> {
-        let Some(channel) = self.data.as_mut() else { return Vec::new() };
+        let Some(channel) = self.data.as_mut() else {
+            return Vec::new();
+        };
         let mut out = vec![0u8; ip.len() + DataChannel::MAX_OVERHEAD];
         let n = channel.encrypt(ip, &mut out, &mut self.rng).unwrap_or(0);
         out.truncate(n);
@@ -273,12 +284,25 @@ pub struct World {
 impl World {
     /// An engine configured for the server (plain TLS, the test CA), not started yet.
     pub fn new() -> World {
-        let tls = TlsSettings { ca: vec![CA_DER.to_vec()], ..Default::default() };
+        let tls = TlsSettings {
+            ca: vec![CA_DER.to_vec()],
+            ..Default::default()
+        };
         let mut config = EngineConfig::new(ControlProtection::None, tls);
-        config.remotes = vec![RemoteSpec { host: "192.0.2.1".into(), port: 1194, transport: Transport::Udp4 }];
+        config.remotes = vec![RemoteSpec {
+            host: "192.0.2.1".into(),
+            port: 1194,
+            transport: Transport::Udp4,
+        }];
         let mut rng = ChaCha8Rng::seed_from_u64(42);
         let engine = Engine::new(config, Instant::ZERO, UNIX, &mut rng).expect("engine");
-        World { engine, server: Server::new(), rng, now_ms: 0, events: Vec::new() }
+        World {
+            engine,
+            server: Server::new(),
+            rng,
+            now_ms: 0,
+            events: Vec::new(),
+        }
     }
 
     /// `now_ms` as an engine instant.
@@ -293,7 +317,9 @@ impl World {
         let mut received = Vec::new();
         // Bounded: an engine that never stops producing actions is a bug.
         for _ in 0..1000 {
-            let Some(action) = self.engine.poll_action(now, &mut self.rng) else { break };
+            let Some(action) = self.engine.poll_action(now, &mut self.rng) else {
+                break;
+            };
             match action {
                 Action::Connect(_) => self.engine.transport_ready(now),
                 Action::SendToRemote(mut d) => {
