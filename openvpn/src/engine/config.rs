@@ -100,6 +100,8 @@ pub struct EngineConfig {
     pub ping_restart_secs: Option<u32>,
     /// Local `ping-exit` (overridden by a pushed one).
     pub ping_exit_secs: Option<u32>,
+    /// `inactive SECONDS [BYTES]`.
+    pub inactive: Option<(u64, u64)>,
     /// `tun-mtu`.
     pub tun_mtu: u16,
     /// `max-packet-size` (control-channel MTU, §4), bytes.
@@ -138,6 +140,7 @@ impl EngineConfig {
             ping_secs: None,
             ping_restart_secs: None,
             ping_exit_secs: None,
+            inactive: None,
             tun_mtu: 1500,
             max_packet_size: 1250,
             peer_info_version: String::from(concat!("oxvpn-", env!("CARGO_PKG_VERSION"))),

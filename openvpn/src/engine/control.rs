@@ -242,6 +242,9 @@ impl Engine {
         }
         self.state = State::Connected;
         self.failures = 0;
+        self.last_activity = now;
+        self.window_start = now;
+        self.window_bytes = 0;
         self.last_received = now;
         log::info!(
             "tunnel up: cipher {cipher_name}, peer-id {:?}",

@@ -27,6 +27,7 @@ impl Engine {
                     Some(p) => {
                         self.stats.packets_in += 1;
                         self.stats.bytes_in += p.len() as u64;
+                        self.tunnel_activity(now, p.len());
                         Received::Packet(p)
                     }
                     None => Received::Dropped,
@@ -84,6 +85,7 @@ impl Engine {
         self.last_sent = now;
         self.stats.packets_out += 1;
         self.stats.bytes_out += ip_packet.len() as u64;
+        self.tunnel_activity(now, ip_packet.len());
         Ok(n)
     }
 
@@ -130,6 +132,7 @@ impl Engine {
         self.last_sent = now;
         self.stats.packets_out += 1;
         self.stats.bytes_out += payload_len as u64;
+        self.tunnel_activity(now, payload_len);
         Ok(if prefix > 0 {
             sealed.start..end
         } else {

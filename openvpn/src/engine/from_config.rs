@@ -155,6 +155,7 @@ impl EngineConfig {
         e.ping_secs = Some(config.ping).filter(|p| *p > 0);
         e.ping_restart_secs = Some(config.ping_restart).filter(|p| *p > 0);
         e.ping_exit_secs = Some(config.ping_exit).filter(|p| *p > 0);
+        e.inactive = config.inactive.map(|i| (u64::from(i.seconds), i.bytes));
         e.tun_mtu = u16::try_from(config.tun_mtu).unwrap_or(1500);
         e.max_packet_size = u16::try_from(config.max_packet_size.clamp(154, 2048)).unwrap_or(1250);
         Ok(e)

@@ -128,6 +128,8 @@ pub enum ExitReason {
     AuthFailed(String),
     /// Nothing authenticated arrived for `ping-exit` seconds.
     PingExit,
+    /// No (or too little) tunnel traffic for `inactive` seconds.
+    Inactive,
     /// The caller shut the engine down ([`Engine::shutdown`]).
     Shutdown,
     /// `HALT` (message).
@@ -305,6 +307,11 @@ pub struct Engine {
     transport_up: bool,
     /// Failed attempts since the last working tunnel (retry backoff, connect-retry-max).
     failures: u32,
+    /// Last tunnel packet in or out (`inactive`).
+    last_activity: Instant,
+    /// Start of the current `inactive N BYTES` window and the bytes seen in it.
+    window_start: Instant,
+    window_bytes: u64,
     last_received: Instant,
     last_sent: Instant,
     next_push_request: Option<Instant>,
@@ -373,6 +380,9 @@ impl Engine {
             remote_index: 0,
             transport_up: false,
             failures: 0,
+            last_activity: now,
+            window_start: now,
+            window_bytes: 0,
             last_received: now,
             last_sent: now,
             next_push_request: None,

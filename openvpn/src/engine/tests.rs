@@ -729,3 +729,31 @@ fn connection_blocks_keep_their_own_control_protection() {
         }
     }
 }
+
+#[test]
+fn inactive_exits_without_tunnel_traffic() {
+    for packet_at in [None, Some(20_000u64)] {
+        let (mut s, mut server) = connected();
+        s.engine.pushed.as_mut().unwrap().ping_restart = Some(0);
+        s.engine.config.inactive = Some((30, 0));
+        let mut reply = seal(&mut server, &[0x45u8; 40], &mut s.rng);
+        let mut t = 0;
+        let action = loop {
+            if packet_at.is_some_and(|p| t >= p) && !reply.is_empty() {
+                // A tunnel packet (not a keepalive) restarts the inactivity timer.
+                assert!(matches!(
+                    s.engine.receive(at(t), &mut reply),
+                    Received::Packet(_)
+                ));
+                reply.clear();
+            }
+            match s.engine.poll_action(at(t), &mut s.rng) {
+                Some(Action::SendToRemote(_)) => continue,
+                Some(a) => break a,
+                None => t = s.engine.poll_at().unwrap().as_millis(),
+            }
+        };
+        let expected = packet_at.map_or(30_000, |p| p + 30_000);
+        assert_eq!((action, t), (Action::Exit(ExitReason::Inactive), expected));
+    }
+}

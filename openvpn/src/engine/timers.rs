@@ -39,7 +39,9 @@ impl Engine {
                 }
             }
             State::Connected => {
-                if self.ping_exit_secs().is_some_and(|limit| since_rx >= limit) {
+                if self.inactive_expired(now) {
+                    self.exit(super::ExitReason::Inactive);
+                } else if self.ping_exit_secs().is_some_and(|limit| since_rx >= limit) {
                     self.exit(super::ExitReason::PingExit);
                 } else if self
                     .ping_restart_secs()
@@ -59,6 +61,33 @@ impl Engine {
             .or(self.config.ping_secs)
             .filter(|s| *s > 0)
             .map(u64::from)
+    }
+
+    /// Records tunnel traffic for `inactive`.
+    pub(super) fn tunnel_activity(&mut self, now: Instant, bytes: usize) {
+        self.last_activity = now;
+        self.window_bytes = self.window_bytes.saturating_add(bytes as u64);
+    }
+
+    /// `inactive N [BYTES]` (§ man page): no tunnel packet for N seconds, or fewer than BYTES in an
+    /// N-second window.
+    fn inactive_expired(&mut self, now: Instant) -> bool {
+        let Some((secs, bytes)) = self.config.inactive.filter(|(s, _)| *s > 0) else {
+            return false;
+        };
+        let window = Duration::from_secs(secs);
+        if bytes == 0 {
+            return now >= self.last_activity + window;
+        }
+        if now < self.window_start + window {
+            return false;
+        }
+        if self.window_bytes < bytes {
+            return true;
+        }
+        self.window_start = now;
+        self.window_bytes = 0;
+        false
     }
 
     /// `ping-exit` (pushed or configured): stop instead of reconnecting.
@@ -116,6 +145,14 @@ impl Engine {
                 }
                 if let Some(r) = self.ping_exit_secs() {
                     take(self.last_received + Duration::from_secs(r));
+                }
+                if let Some((secs, bytes)) = self.config.inactive.filter(|(s, _)| *s > 0) {
+                    let from = if bytes == 0 {
+                        self.last_activity
+                    } else {
+                        self.window_start
+                    };
+                    take(from + Duration::from_secs(secs));
                 }
                 if let Some(t) = self.rekey_poll_at() {
                     take(t);
