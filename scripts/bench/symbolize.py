@@ -43,6 +43,11 @@ def main() -> int:
             total += n
             total_execs += e
     print(f"guest instructions executed: {total}, translation blocks run: {total_execs}")
+    # The allocator entry points' first blocks run once per call: heap allocations during the run.
+    allocs = sum(execs[n] for n in ("__rustc::__rust_alloc", "__rustc::__rust_alloc_zeroed",
+                                   "__rustc::__rust_realloc", "__rust_alloc", "__rust_alloc_zeroed",
+                                   "__rust_realloc"))
+    print(f"heap allocations (calls of __rust_alloc, _zeroed, __rust_realloc): {allocs}")
     print(f"{'insns':>6} {'instructions':>13} {'blocks':>6} {'blocks run':>12}  function")
     order = execs if os.environ.get("SORT") == "blocks" else insns
     for name, _ in order.most_common(top):
