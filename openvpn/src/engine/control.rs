@@ -47,6 +47,21 @@ impl Engine {
             {
                 self.last_received = now;
                 self.pending_soft_reset = Some((next, plain.to_vec()));
+            } else if let Some(old) = self.old_key.as_mut().filter(|o| o.key_id() == repr.key_id) {
+                // The previous key's control channel still ACKs late retransmissions and carries
+                // messages the server sent on it (§9: the lame duck stays valid).
+                self.last_received = now;
+                if old.on_packet(&repr, now.as_millis()).is_ok() {
+                    let mut messages = Vec::new();
+                    while let Some(event) = old.pop_event() {
+                        if let KeyEvent::Message(bytes) = event {
+                            messages.push(bytes);
+                        }
+                    }
+                    for bytes in messages {
+                        self.handle_message(now, &bytes);
+                    }
+                }
             } else {
                 log::debug!("control packet for key_id {} ignored", repr.key_id);
             }
@@ -260,9 +275,16 @@ impl Engine {
             ControlProtection::TlsCryptV2 { wkc, .. } => wkc.len(),
             _ => 0,
         };
-        let key = self.key.as_mut()?;
         let mut plain = core::mem::take(&mut self.plain);
-        let produced = key.poll_packet(now.as_millis(), max, wkc_len, &mut plain);
+        let mut produced = false;
+        if let Some(key) = self.key.as_mut() {
+            produced = key.poll_packet(now.as_millis(), max, wkc_len, &mut plain);
+        }
+        if !produced {
+            if let Some(old) = self.old_key.as_mut() {
+                produced = old.poll_packet(now.as_millis(), max, wkc_len, &mut plain);
+            }
+        }
         let result = if produced {
             let unix = self.unix_now_u32(now);
             let mut out = alloc::vec![0u8; plain.len() + 128 + wkc_len];

@@ -290,6 +290,8 @@ pub struct Engine {
     key_started: Instant,
     /// When the running renegotiation started (hand-window), if one runs.
     reneg_started: Option<Instant>,
+    /// The previous key state's control channel during the transition window.
+    old_key: Option<KeyState>,
     /// A server SOFT_RESET (key_id, plain packet) waiting for `poll_action`'s randomness.
     pending_soft_reset: Option<(KeyId, Vec<u8>)>,
     actions: VecDeque<Action>,
@@ -372,6 +374,7 @@ impl Engine {
             key_started: now,
             reneg_started: None,
             pending_soft_reset: None,
+            old_key: None,
             actions: VecDeque::new(),
             handshake_deadline: now,
             auth_token: None,
@@ -462,6 +465,7 @@ impl Engine {
         self.key_started = now;
         self.reneg_started = None;
         self.pending_soft_reset = None;
+        self.old_key = None;
         self.next_push_request = None;
         self.handshake_deadline = now + Duration::from_secs(self.config.hand_window_secs);
         self.last_received = now;
@@ -542,6 +546,7 @@ impl Engine {
         log::warn!("reconnecting: {reason:?}");
         let was_connected = self.state == State::Connected;
         self.key = None;
+        self.old_key = None;
         self.data = None;
         self.pushed = None;
         self.state = State::Connecting;

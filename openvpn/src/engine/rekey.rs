@@ -163,6 +163,8 @@ impl Engine {
         let mut key = KeyState::new_client(start, tls, client_keys, km2);
         self.reneg_started = Some(now);
         self.key_started = now;
+        // The current key state becomes the lame duck's control channel (late ACKs, messages).
+        self.old_key = self.key.take();
         if let Some(plain) = server_reset {
             if let Ok(repr) = ControlRepr::parse_bytes(plain) {
                 if let Err(e) = key.on_packet(&repr, now.as_millis()) {
@@ -210,6 +212,7 @@ impl Engine {
                     data.remove(prev.key_id);
                 }
                 self.send_keys.previous = None;
+                self.old_key = None;
             }
         }
         let due = self.config.reneg_secs > 0

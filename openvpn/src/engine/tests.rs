@@ -624,6 +624,15 @@ fn server_soft_reset_starts_a_renegotiation_on_the_next_key_id() {
         s.engine.is_connected(),
         "the old key keeps the tunnel up meanwhile"
     );
+    // A late retransmission on the old key_id 0 is still acknowledged by its control channel.
+    while s.engine.poll_action(at(1000), &mut s.rng).is_some() {}
+    let mut late = server_reset(&s.kc, client_sid, server_sid, 4);
+    assert_eq!(s.engine.receive(at(1002), &mut late), Received::Consumed);
+    let ack = send(s.engine.poll_action(at(1002), &mut s.rng));
+    let (_, plain) = open_client_packet(&s.kc, &s.wkc, &ack);
+    let repr = ControlRepr::parse_bytes(&plain).unwrap();
+    assert_eq!((repr.opcode, repr.key_id), (Opcode::AckV1, KeyId::ZERO));
+    assert!(repr.acks.ids().contains(&0));
     // A SOFT_RESET that skips a key_id is out of sync and ignored.
     let mut stray = server_packet(
         &s.kc,

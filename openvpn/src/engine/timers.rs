@@ -128,6 +128,9 @@ impl Engine {
         if let Some(ms) = self.key.as_ref().and_then(KeyState::poll_at_ms) {
             take(Instant::from_millis(ms));
         }
+        if let Some(ms) = self.old_key.as_ref().and_then(KeyState::poll_at_ms) {
+            take(Instant::from_millis(ms));
+        }
         match self.state {
             State::Handshake => {
                 take(self.handshake_deadline);
