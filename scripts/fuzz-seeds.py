@@ -146,6 +146,26 @@ def router_seeds():
     ]
     big = icmp_echo(lan, "8.8.4.4", 8, 1, data=b"\xaa" * 1460)
     seeds["lan-over-mtu"] = [record(0, eth(ROUTER_MAC, HOST_MAC, 0x0800, ipv4(lan, "8.8.4.4", 1, big)))]
+    # router_services: the payloads only; the target wraps them (kinds in its header).
+    discover = dhcp_discover()[14 + 28:]
+    request = dhcp_request("10.8.0.1", "10.8.0.2")[14 + 28:]
+    query = dns_query("example.com")
+    answer = bytearray(query)
+    answer[2:4] = b"\x81\x80"
+    answer[6:8] = b"\x00\x01"
+    answer += b"\xc0\x0c\x00\x01\x00\x01\x00\x00\x00\x3c\x00\x04\x5d\xb8\xd8\x22"
+    services = {
+        "dhcp": record(0, discover) + record(0, request) + bytes([7, 0, 10]),
+        "dns-forward-answer": record(1, query) + record(2, bytes(answer)),
+        "dns-timeout": record(1, query) + bytes([7, 40, 0]) * 3,
+        "icmp-error-nat": record(6, b"\x9c\x41\x00\x35hello") + record(3, b"\x03\x03"),
+        "frag-needed": record(6, b"\x9c\x42\x00\x35" + b"x" * 1300) + record(3, b"\x03\x04\x00\x00\x02\x40"),
+        "fragments": record(5, b"\x42\x42\x20\x00\x11" + b"a" * 800) + record(5, b"\x42\x42\x00\x64\x11" + b"b" * 200)
+        + record(4, b"\x43\x43\x20\x00\x01" + b"c" * 600) + record(4, b"\x43\x43\x00\x4b\x01" + b"d" * 100),
+    }
+    for name, data in services.items():
+        write("router_services", name, b"\x00" + data)
+        write("router_services", name + "-nonat", b"\x01" + data)
     for name, records in seeds.items():
         # First byte: even = NAT on (the target's convention).
         write("router_frame", name, b"\x00" + b"".join(records))
