@@ -2,8 +2,9 @@
 # Guest profile of the router VM under load: where the image spends its instructions while iperf3 pushes
 # TCP through it (TCG only: the profile comes from a QEMU TCG plugin, scripts/bench/tcg-profile.c).
 #
-# Usage: scripts/bench/profile.sh [up|down|udp64] [SECONDS]
-#   up     iperf3 TCP LAN -> server (default); down: -R; udp64: UDP, 64-byte payloads, -b 1G
+# Usage: scripts/bench/profile.sh [up|down|udp64|idle] [SECONDS]
+#   up     iperf3 TCP LAN -> server (default); down: -R; udp64: UDP, 64-byte payloads, -b 1G;
+#   idle   no load: the tunnel up and nothing else (what wakes the VM)
 # Boots build/oxvpn.elf (or $KERNEL) on the scripts/netlab.sh network (namespaces oxv-bench-p-*) with the plugin loaded,
 # runs the load, stops QEMU (the plugin writes its counts at exit) and prints the top functions by executed
 # guest instructions (scripts/bench/symbolize.py), plus the throughput iperf3 saw (the plugin's counters slow
@@ -22,7 +23,8 @@ case $mode in
     up) iperf_args=() ;;
     down) iperf_args=(-R) ;;
     udp64) iperf_args=(-u -l 64 -b 1G) ;;
-    *) echo "profile: mode is up, down or udp64" >&2; exit 2 ;;
+    idle) iperf_args=() ;;
+    *) echo "profile: mode is up, down, udp64 or idle" >&2; exit 2 ;;
 esac
 [ "${ACCEL:-tcg}" = tcg ] || { echo "profile: needs ACCEL=tcg (TCG plugin)" >&2; exit 2; }
 
@@ -59,9 +61,13 @@ if [ "${PERF:-0}" = 1 ]; then
     perf record -q -F 2000 -p "$NETLAB_QEMU_PID" -o "$work/perf.data" -- sleep "$secs" >/dev/null 2>&1 &
     perf_pid=$!
 fi
-timeout $((secs + 30)) ip netns exec "$NS_LAN" iperf3 -c $NETLAB_SRV_TUN -t "$secs" "${iperf_args[@]}" \
-    >"$work/iperf.txt" 2>&1
-grep -E "receiver|sender" "$work/iperf.txt" | tail -2
+if [ "$mode" = idle ]; then
+    sleep "$secs"
+else
+    timeout $((secs + 30)) ip netns exec "$NS_LAN" iperf3 -c $NETLAB_SRV_TUN -t "$secs" "${iperf_args[@]}" \
+        >"$work/iperf.txt" 2>&1
+    grep -E "receiver|sender" "$work/iperf.txt" | tail -2
+fi
 if [ "${PERF:-0}" = 1 ]; then
     wait "$perf_pid"
     netlab_vm_stop
