@@ -153,6 +153,8 @@ run_case user-pass ok AES-256-GCM server v2 $CLIENT_CIPHERS "${VERIFY[@]}" -- "$
 run_case compress-stub-v2 ok AES-256-GCM server v2 $CLIENT_CIPHERS "compress stub-v2" 'push "compress stub-v2"'
 run_case comp-lzo-no ok AES-256-GCM server v2 $CLIENT_CIPHERS "comp-lzo no" 'push "comp-lzo no"'
 run_case compress-lz4-refused 'refuse:CompressionRequired' AES-256-GCM server v2 $CLIENT_CIPHERS "allow-compression yes" "compress lz4-v2" 'push "compress lz4-v2"'
+# IPv6 inside the tunnel: ifconfig-ipv6 pushed, ICMPv6 echo to the server's tunnel address.
+PING_ARGS="--count 3 --timeout 20 --ipv6" run_case ipv6-in-tunnel ok AES-256-GCM server v2 $CLIENT_CIPHERS "server-ipv6 fd00:8::/64"
 # IPv6 outer transport (udp6, tcp6).
 CLIENT_REMOTE=$SRV_ADDR6 run_case udp6 ok AES-256-GCM server v2 $CLIENT_CIPHERS "proto udp6" "local $SRV_ADDR6" -- "proto udp6"
 CLIENT_REMOTE=$SRV_ADDR6 run_case tcp6 ok AES-256-GCM server v2 $CLIENT_CIPHERS "proto tcp6-server" "local $SRV_ADDR6" -- "proto tcp6"

@@ -82,3 +82,77 @@ mod tests {
         assert_eq!(echo_reply_seq(&p, b, 0x1235), None);
     }
 }
+
+/// An ICMPv6 echo request from `src` to `dst` (RFC 4443; checksum over the RFC 8200 pseudo-header).
+pub fn echo_request_v6(
+    src: std::net::Ipv6Addr,
+    dst: std::net::Ipv6Addr,
+    ident: u16,
+    seq: u16,
+) -> Vec<u8> {
+    let icmp_len = 8 + PAYLOAD_LEN;
+    let mut p = vec![0u8; 40 + icmp_len];
+    p[0] = 0x60;
+    p[4..6].copy_from_slice(&(icmp_len as u16).to_be_bytes());
+    p[6] = 58; // ICMPv6
+    p[7] = 64; // hop limit
+    p[8..24].copy_from_slice(&src.octets());
+    p[24..40].copy_from_slice(&dst.octets());
+    p[40] = 128; // echo request
+    p[44..46].copy_from_slice(&ident.to_be_bytes());
+    p[46..48].copy_from_slice(&seq.to_be_bytes());
+    for (i, b) in p[48..].iter_mut().enumerate() {
+        *b = i as u8;
+    }
+    let c = checksum_v6(&p[8..40], &p[40..]);
+    p[42..44].copy_from_slice(&c.to_be_bytes());
+    p
+}
+
+fn checksum_v6(addrs: &[u8], icmp: &[u8]) -> u16 {
+    let mut pseudo = addrs.to_vec();
+    pseudo.extend_from_slice(&(icmp.len() as u32).to_be_bytes());
+    pseudo.extend_from_slice(&[0, 0, 0, 58]);
+    pseudo.extend_from_slice(icmp);
+    checksum(&pseudo)
+}
+
+/// If `packet` is an ICMPv6 echo reply from `from` with identifier `ident`, its sequence number.
+pub fn echo_reply_seq_v6(packet: &[u8], from: std::net::Ipv6Addr, ident: u16) -> Option<u16> {
+    if packet.first()? >> 4 != 6 || *packet.get(6)? != 58 || packet.get(8..24)? != from.octets() {
+        return None;
+    }
+    let icmp = packet.get(40..)?;
+    if *icmp.first()? != 129 || checksum_v6(packet.get(8..40)?, icmp) != 0 {
+        return None;
+    }
+    if icmp.get(4..6)? != ident.to_be_bytes() {
+        return None;
+    }
+    Some(u16::from_be_bytes([*icmp.get(6)?, *icmp.get(7)?]))
+}
+
+#[cfg(test)]
+mod tests_v6 {
+    use super::*;
+    use std::net::Ipv6Addr;
+
+    #[test]
+    fn v6_request_and_reply() {
+        let (a, b): (Ipv6Addr, Ipv6Addr) = (
+            "fd00:8::1000".parse().unwrap(),
+            "fd00:8::1".parse().unwrap(),
+        );
+        let mut p = echo_request_v6(a, b, 0x4242, 3);
+        assert_eq!(checksum_v6(&p[8..40], &p[40..]), 0);
+        // The reply the server's kernel would send.
+        p[8..24].copy_from_slice(&b.octets());
+        p[24..40].copy_from_slice(&a.octets());
+        p[40] = 129;
+        p[42..44].copy_from_slice(&[0, 0]);
+        let c = checksum_v6(&p[8..40], &p[40..]);
+        p[42..44].copy_from_slice(&c.to_be_bytes());
+        assert_eq!(echo_reply_seq_v6(&p, b, 0x4242), Some(3));
+        assert_eq!(echo_reply_seq_v6(&p, a, 0x4242), None);
+    }
+}

@@ -2,14 +2,14 @@
 //! handshake time and the pushed configuration, then pings the server's tunnel address through the tunnel
 //! with hand-built ICMP echo requests. Exit status 0 only if echo replies came back.
 //!
-//! Usage: ovpn-ping CONFIG [--count N] [--timeout S] [--interval S] [--impair PCT]
+//! Usage: ovpn-ping CONFIG [--count N] [--timeout S] [--interval S] [--impair PCT] [--ipv6]
 
 mod conf;
 mod icmp;
 mod impair;
 
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpStream, ToSocketAddrs, UdpSocket};
+use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs, UdpSocket};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -170,6 +170,7 @@ struct Args {
     timeout: Duration,
     interval: Duration,
     impair: u32,
+    ipv6: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -181,6 +182,7 @@ fn parse_args() -> Result<Args, String> {
         timeout: Duration::from_secs(30),
         interval: Duration::from_secs(1),
         impair: 0,
+        ipv6: false,
     };
     while let Some(a) = it.next() {
         let mut num = |name: &str| -> Result<f64, String> {
@@ -193,6 +195,7 @@ fn parse_args() -> Result<Args, String> {
             "--timeout" => args.timeout = Duration::from_secs_f64(num("--timeout")?),
             "--interval" => args.interval = Duration::from_secs_f64(num("--interval")?),
             "--impair" => args.impair = num("--impair")? as u32,
+            "--ipv6" => args.ipv6 = true,
             "-h" | "--help" => return Err(String::new()),
             _ if config.is_none() && !a.starts_with("--") => config = Some(PathBuf::from(a)),
             _ => return Err(format!("unknown argument {a}")),
@@ -259,7 +262,7 @@ fn main() -> ExitCode {
                 eprintln!("ovpn-ping: {e}");
             }
             eprintln!(
-                "usage: ovpn-ping CONFIG [--count N] [--timeout S] [--interval S] [--impair PCT]"
+                "usage: ovpn-ping CONFIG [--count N] [--timeout S] [--interval S] [--impair PCT] [--ipv6]"
             );
             return ExitCode::from(2);
         }
@@ -289,7 +292,7 @@ fn run(args: &Args) -> Result<bool, String> {
 
     let deadline = start + args.timeout;
     let ident = (std::process::id() & 0xffff) as u16;
-    let mut tunnel: Option<(Ipv4Addr, Ipv4Addr)> = None;
+    let mut tunnel: Option<(IpAddr, IpAddr)> = None;
     let mut sent: Vec<std::time::Instant> = Vec::new();
     let mut rtts: Vec<Duration> = Vec::new();
     let mut next_echo = std::time::Instant::now();
@@ -320,12 +323,22 @@ fn run(args: &Args) -> Result<bool, String> {
                 Action::TunnelUp(config) => {
                     println!("handshake {} ms", start.elapsed().as_millis());
                     print_pushed(&config);
-                    match (config.local_address(), config.gateway()) {
-                        (Some(a), Some(g)) => {
+                    let ends = if args.ipv6 {
+                        config
+                            .ifconfig_ipv6
+                            .and_then(|(a, _, g)| Some((IpAddr::V6(a), IpAddr::V6(g?))))
+                    } else {
+                        config
+                            .local_address()
+                            .zip(config.gateway())
+                            .map(|(a, g)| (IpAddr::V4(a), IpAddr::V4(g)))
+                    };
+                    match ends {
+                        Some((a, g)) => {
                             println!("pinging {g} from {a}");
                             tunnel = Some((a, g));
                         }
-                        _ => return Err("pushed config has no ifconfig / gateway".into()),
+                        None => return Err("pushed config has no ifconfig(-ipv6) / gateway".into()),
                     }
                 }
                 Action::Reconnect(reason) => {
@@ -346,7 +359,11 @@ fn run(args: &Args) -> Result<bool, String> {
         if let Some((local, gw)) = tunnel {
             if sent.len() < args.count as usize && t >= next_echo {
                 let seq = sent.len() as u16;
-                let pkt = icmp::echo_request(local, gw, ident, seq);
+                let pkt = match (local, gw) {
+                    (IpAddr::V6(a), IpAddr::V6(g)) => icmp::echo_request_v6(a, g, ident, seq),
+                    (IpAddr::V4(a), IpAddr::V4(g)) => icmp::echo_request(a, g, ident, seq),
+                    _ => return Err("mixed address families".into()),
+                };
                 // Odd echoes go through the zero-copy path, even ones through the copying one.
                 let result = match engine.data_headroom() {
                     Some(head) if seq % 2 == 1 => {
@@ -396,7 +413,11 @@ fn run(args: &Args) -> Result<bool, String> {
                     continue;
                 };
                 let Some((_, gw)) = tunnel else { continue };
-                let Some(seq) = icmp::echo_reply_seq(ip, gw, ident) else {
+                let reply = match gw {
+                    IpAddr::V4(g) => icmp::echo_reply_seq(ip, g, ident),
+                    IpAddr::V6(g) => icmp::echo_reply_seq_v6(ip, g, ident),
+                };
+                let Some(seq) = reply else {
                     continue;
                 };
                 if let Some(at) = sent.get(usize::from(seq)) {
