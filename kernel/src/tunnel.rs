@@ -29,10 +29,11 @@ use crate::entropy::KernelRng;
 use crate::remote::{Remote, RemoteEvent};
 use crate::status::{State, Status};
 
-/// Largest datagram taken from the remote (OpenVPN's own packets stay far below).
-const RX_BUF: usize = 4096;
-/// Largest encrypted packet: the LAN's 1500-byte IP packet plus the data channel and TCP framing.
-const TX_BUF: usize = 2048;
+/// Largest datagram taken from the remote: any UDP payload (a pushed `tun-mtu` may exceed 1500).
+const RX_BUF: usize = 65536;
+/// Largest encrypted packet: any IP packet (up to the tunnel MTU the router enforces) plus the data
+/// channel's overhead (`Engine::encapsulate` asks for 106 bytes) and the TCP length prefix.
+const TX_BUF: usize = 65536 + 128;
 /// Datagrams taken from the remote per main-loop pass before the LAN gets its turn.
 const RX_BURST: usize = 128;
 /// Packets the router may address to the tunnel while it handles a packet from it (ICMP errors).
@@ -244,6 +245,8 @@ impl Tunnel {
             Action::Reconnect(reason) => {
                 self.status
                     .set(State::Reconnecting, format_args!("{reason:?}"));
+                log::info!("engine: {:?}", self.engine.stats());
+                log::info!("router: {:?}", router.stats());
                 if core::mem::take(&mut self.up) {
                     router.set_tunnel(TunnelState::Down);
                 }
