@@ -15,7 +15,8 @@
 #   start (QEMU / the openvpn process) to `Initialization Sequence Completed`; host CPU when idle over 10 s;
 #   wall and CPU time of one connect (handshake) of oxvpn's engine (build/ovpn-ping) and of openvpn; the
 #   smallest guest memory that still passes traffic (bisection); image size; and the data channel next to
-#   the raw AEAD (cargo bench -p openvpn: criterion at 1400 bytes and the interleaved ratio bench).
+#   the raw AEAD (cargo bench -p openvpn: criterion at 1400 bytes and the interleaved ratio bench), and the
+#   client-side CPU of one TLS handshake against an in-memory server (cargo bench --bench handshake).
 #
 # Environment: BENCH_SECONDS (iperf3 run length, default 5), BENCH_MEM_LOW/BENCH_MEM_HIGH (bisection range in
 # MiB, default 8..64), BENCH_CARGO=0 (skip cargo bench), ACCEL (tcg|kvm, passed to scripts/qemu.sh),
@@ -222,11 +223,13 @@ ip netns del "$NS_REF" 2>/dev/null
 
 # --- the data channel next to the raw AEAD ----------------------------------------------------------------
 if [ "${BENCH_CARGO:-1}" != 0 ]; then
-    say "cargo bench -p openvpn (criterion, 1400 bytes; interleaved ratio)"
+    say "cargo bench -p openvpn (criterion, 1400 bytes; interleaved ratio; handshake)"
     cargo bench -q -p openvpn --bench data_channel -- --warm-up-time 1 --measurement-time 2 '/1400$' \
         >"$work/criterion.log" 2>&1 || say "criterion bench failed (see $work/criterion.log)"
     cargo bench -q -p openvpn --bench data_channel_ratio >"$work/ratio.log" 2>&1 \
         || say "ratio bench failed (see $work/ratio.log)"
+    cargo bench -q -p openvpn --bench handshake -- --warm-up-time 1 --measurement-time 3 \
+        >"$work/handshake.log" 2>&1 || say "handshake bench failed (see $work/handshake.log)"
     grep '^ratio ' "$work/ratio.log" >"$work/ratio" 2>/dev/null
 fi
 

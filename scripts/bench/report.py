@@ -35,13 +35,18 @@ def mib(v):
     return "-" if v is None else f"{v / 1048576:.2f} MiB"
 
 
-def criterion_mean(base, group, func, size):
-    path = os.path.join(base, group, func.replace("/", "_"), str(size), "new", "estimates.json")
+def criterion_estimate(path):
+    """The figure criterion prints: the slope estimate when it sampled linearly, else the mean (ns)."""
     try:
         with open(path) as f:
-            return json.load(f)["mean"]["point_estimate"]
-    except (OSError, ValueError, KeyError):
+            est = json.load(f)
+        return (est.get("slope") or est["mean"])["point_estimate"]
+    except (OSError, ValueError, KeyError, TypeError):
         return None
+
+
+def criterion_mean(base, group, func, size):
+    return criterion_estimate(os.path.join(base, group, func.replace("/", "_"), str(size), "new", "estimates.json"))
 
 
 def main() -> int:
@@ -91,6 +96,12 @@ def main() -> int:
     row("one connect (engine in build/ovpn-ping, native): wall ms", g("engine.connect_ms"), g("ref.connect_ms"))
     row("one connect: client CPU ms (user+sys, incl. startup)", g("engine.connect_cpu_ms"),
         g("ref.connect_cpu_ms"))
+    for ver in ("TLS1.3", "TLS1.2"):
+        path = os.path.join(crit_dir or "", "handshake_client_cpu", f"{ver}-P256", "new", "estimates.json")
+        ns = criterion_estimate(path)
+        if ns is not None:
+            lines.append(f"| engine's {ver} handshake, client CPU, in-memory server (cargo bench --bench "
+                         f"handshake), µs | {ns / 1000:.0f} (native) | | |")
     row("idle host CPU over 10 s, tunnel up, % of a core", g("vm.idle_cpu"), g("ref.idle_cpu"))
     fail = g("vm.min_mem_fail").replace("|", "/")
     why = "" if fail == "-" else f" (one MiB less: `{fail.split('] ', 1)[-1]}`)"
@@ -133,7 +144,7 @@ def main() -> int:
         if crit:
             dc += [
                 "",
-                "Criterion means at 1400 bytes (`cargo bench -p openvpn --bench data_channel -- "
+                "Criterion estimates at 1400 bytes (`cargo bench -p openvpn --bench data_channel -- "
                 "--measurement-time 2 '/1400$'`; the benches run one after the other, so load from other "
                 "processes can skew a ratio; the interleaved table above is the one to trust):",
                 "",
