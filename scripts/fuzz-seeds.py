@@ -199,6 +199,13 @@ def openvpn_seeds(v):
     tcp = h(v["real_tls_crypt"]["client_reset"]["packet"])
     write("control_packet", "tcp-framed-reset", struct.pack(">H", len(tcp)) + tcp)
 
+    # TCP streams: real packets with their 2-byte length prefixes, back to back, then a zero-length frame.
+    pkts = [h(v["real_tls_crypt"]["client_reset"]["packet"]), h(v["real_gcm"]["packet"]), h(v["plain_ack"])]
+    stream = b"".join(struct.pack(">H", len(p)) + p for p in pkts)
+    write("tcp_stream", "three-packets", b"\x07" + stream)
+    write("tcp_stream", "zero-length", b"\x00" + stream + b"\x00\x00" + stream)
+    write("tcp_stream", "big-frame", b"\x40" + struct.pack(">H", 3000) + bytes(range(256)) * 12)
+
     data = {
         "c2s-ping": v["real_prf"]["c2s_ping_packet"],
         "aes-gcm": v["real_gcm"]["packet"],
