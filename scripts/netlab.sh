@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The namespaced test network of the demo (scripts/demo.sh) and the end-to-end test (scripts/test-e2e.sh).
-# Source it, then call the netlab_* functions; every name it creates starts with $NETLAB (oxv-demo, oxv-e2e).
+# Source it, then call the netlab_* functions; every name it creates starts with $NETLAB (oxv-demo, or
+# oxv-e2e-PID so that runs of the test at the same time do not meet; netlab_up removes the namespaces of
+# runs whose process is gone).
 #
 #   $NETLAB-behind  10.9.0.2    host behind the server: HTTP (python3 -m http.server :8080), TCP sink :5001
 #        | veth 10.9.0.0/24
@@ -236,8 +238,15 @@ netlab_vm_stop() {
 }
 
 netlab_down_namespaces() {
-    local ns
+    local ns pid
     for ns in $(netlab_namespaces); do ip netns del "$ns" 2>/dev/null; done
+    # Leftovers of killed runs: $NETLAB is BASE-PID, and PID no longer runs.
+    if [[ $NETLAB =~ ^(.*)-[0-9]+$ ]]; then
+        for ns in $(ip netns list | awk '{ print $1 }' | grep -E "^${BASH_REMATCH[1]}-[0-9]+-[a-z]+$"); do
+            pid=${ns#"${BASH_REMATCH[1]}"-}; pid=${pid%%-*}
+            kill -0 "$pid" 2>/dev/null || { ip netns del "$ns" 2>/dev/null; rm -rf "/etc/netns/$ns"; }
+        done
+    fi
     rm -rf "/etc/netns/$NS_LAN"
     return 0
 }

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # End to end: the image as a VPN router between a LAN and Debian's unmodified openvpn 2.6 server, on the
-# namespaced network of scripts/netlab.sh (namespaces oxv-e2e-*). One result line per assertion:
+# namespaced network of scripts/netlab.sh (namespaces oxv-e2e-PID-*). One result line per assertion:
 #   tunnel up (time from starting QEMU to `Initialization Sequence Completed`)
 #   ping from the LAN host to the server's tunnel address and to a host behind the server
 #   DNS: the LAN host asks the gateway; the answer comes from dnsmasq behind the tunnel
@@ -16,11 +16,11 @@
 #   for tunnel traffic; server back -> tunnel up again
 #   renegotiation every 4 s (server reneg-sec) under a ping flow without loss
 #   proto tcp; `remote` by host name with --resolver, and with public DHCP (DNS server from the lease)
-#   fatal errors: AUTH_FAILED -> QEMU status 39 (0x13), a refused config line -> 37 (0x12)
+#   fatal errors: AUTH_FAILED and HALT -> QEMU status 39 (0x13), a refused config line -> 37 (0x12)
 # Bounded (every step has a timeout); cleans up in a trap. Exit status non-zero if any assertion fails.
 set -u
 cd "$(dirname "$0")/.."
-NETLAB=oxv-e2e
+NETLAB=oxv-e2e-$$
 # shellcheck source=scripts/netlab.sh
 source scripts/netlab.sh
 SIZE_MB=${E2E_SIZE_MB:-50}
@@ -222,7 +222,7 @@ fi
 
 # --- renegotiation under traffic: the server renews the data keys every 4 s --------------------------------
 netlab_server_stop
-if netlab_server_start "reneg-sec 4" >/dev/null; then
+if netlab_server_start "reneg-sec 4" "management 127.0.0.1 7505" >/dev/null; then
     netlab_vm_start "--nat"
     if netlab_wait_tunnel "$TUNNEL_TIMEOUT" >/dev/null; then
         T=30 lan busybox ping -c 60 -i 0.2 -W 2 $NETLAB_BEHIND >"$work/reneg-ping.log" 2>&1
@@ -232,6 +232,16 @@ if netlab_server_start "reneg-sec 4" >/dev/null; then
             pass "renegotiation: $renegs server-initiated key renegotiations during 12 s of pings, ${got}/60 replies"
         else
             fail "renegotiation: ${got:-0}/60 ping replies, $renegs renegotiations"
+        fi
+        # The server's management interface tells the client to HALT: the image stops for good.
+        mgmt() { { printf '%s\n' "$1"; sleep 1; printf 'quit\n'; } | timeout 5 ip netns exec "$NS_SRV" busybox nc 127.0.0.1 7505; }
+        cid=$(mgmt "status 2" | awk -F, '$1 == "CLIENT_LIST" { print $11; exit }')
+        mgmt "client-kill $cid HALT" >"$work/mgmt.log" 2>&1
+        netlab_vm_wait_exit 30; status=$NETLAB_VM_STATUS
+        if [ "$status" = 39 ] && grep -q "STATE EXITING.*Halt" "$NETLAB_SERIAL"; then
+            pass "HALT from the server (client-kill $cid HALT): console says EXITING, QEMU status 39"
+        else
+            fail "HALT from the server: QEMU status $status (client id '$cid': $(tr '\n' ' ' < "$work/mgmt.log"))"
         fi
     else
         fail "renegotiation: no tunnel"
