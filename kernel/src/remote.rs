@@ -220,8 +220,7 @@ impl Remote {
                     Ok(addrs) => {
                         let Some(addr) = addrs.iter().find_map(|a| match a {
                             IpAddress::Ipv4(a) => Some(*a),
-                            #[allow(unreachable_patterns)]
-                            _ => None,
+                            IpAddress::Ipv6(_) => None,
                         }) else {
                             return Some(RemoteEvent::Failed(RemoteError::Resolve));
                         };
