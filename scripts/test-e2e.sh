@@ -15,7 +15,8 @@
 #   reconnect: server stopped -> RECONNECTING, the LAN still reaches its gateway and gets ICMP unreachable
 #   for tunnel traffic; server back -> tunnel up again
 #   renegotiation every 4 s (server reneg-sec) under a ping flow without loss
-#   proto tcp; `remote` by host name with --resolver, and with public DHCP (DNS server from the lease)
+#   proto tcp; `remote` by host name with --resolver, and with public DHCP (DNS server from the lease); a
+#   remote list whose first name does not resolve
 #   fatal errors: AUTH_FAILED and HALT -> QEMU status 39 (0x13), a refused config line -> 37 (0x12)
 # Bounded (every step has a timeout); cleans up in a trap. Exit status non-zero if any assertion fails.
 set -u
@@ -305,6 +306,19 @@ if netlab_server_start >/dev/null && namedisk=$(NETLAB_REMOTE=vpn.oxvpn.test net
         fail "public DHCP + DNS from the lease"; tail -5 "$NETLAB_SERIAL"
     fi
     netlab_vm_stop
+    # Two remotes: the first name does not resolve, the engine moves on to the second.
+    if faildisk=$(NETLAB_REMOTE=nosuch.oxvpn.test netlab_disk failover "remote $NETLAB_SRV_PUB 1194" "connect-retry 1"); then
+        netlab_vm_start "--nat --resolver=$NETLAB_SRV_PUB" "$faildisk"
+        if t=$(netlab_wait_tunnel "$TUNNEL_TIMEOUT") && grep -q "STATE RESOLVE nosuch.oxvpn.test" "$NETLAB_SERIAL" \
+            && grep -q "remote: DNS lookup found no IPv4 address" "$NETLAB_SERIAL" && ping_ok "$NS_LAN" $NETLAB_BEHIND; then
+            pass "remote list: nosuch.oxvpn.test does not resolve, the second remote $NETLAB_SRV_PUB works (tunnel up in $t s)"
+        else
+            fail "remote list failover"; grep -E "STATE|remote" "$NETLAB_SERIAL" | tail -6
+        fi
+        netlab_vm_stop
+    else
+        fail "remote list failover: config disk"
+    fi
 else
     fail "remote by host name: server or config disk"
 fi
