@@ -127,7 +127,7 @@ netlab_server_start() {
     [ -f "$NETLAB_WORK/openvpn.log" ] && cat "$NETLAB_WORK/openvpn.log" >> "$NETLAB_WORK/openvpn.old.log"
     netlab_bg openvpn ip netns exec "$NS_SRV" openvpn --config "$conf"
     for i in $(seq 100); do
-        grep -q "Initialization Sequence Completed" "$NETLAB_WORK/openvpn.log" && return 0
+        grep -q "Initialization Sequence Completed" "$NETLAB_WORK/openvpn.log" 2>/dev/null && return 0
         sleep 0.1
     done
     echo "netlab: openvpn server did not start"; tail -5 "$NETLAB_WORK/openvpn.log"; return 1
