@@ -193,11 +193,13 @@ EOF
         t0=$(date +%s.%N)
         T=10 lan curl -s -o /dev/null --connect-timeout 8 "http://$NETLAB_BEHIND:8080/probe"; code=$?
         secs=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
+        # A DNS query while down must not leave on the public side either (the capture checks it below).
+        T=10 lan busybox nslookup -type=a behind.oxvpn.test $NETLAB_GW >"$work/dns-down.log" 2>&1
         rm -f "$work/lease"
         LEASE_FILE=$work/lease timeout 20 ip netns exec "$NS_DHCP" busybox udhcpc -i eth0 -n -q -t 5 -T 2 \
             -s "$work/udhcpc.sh" >>"$work/udhcpc.log" 2>&1
-        if ping_ok "$NS_LAN" $NETLAB_GW && [ -s "$work/lease" ] && [ "$code" = 7 ]; then
-            pass "tunnel down: console says RECONNECTING, the LAN still pings the gateway and gets DHCP leases, a connect through the tunnel is refused in $secs s (curl exit 7: ICMP unreachable)"
+        if ping_ok "$NS_LAN" $NETLAB_GW && [ -s "$work/lease" ] && [ "$code" = 7 ] && grep -q SERVFAIL "$work/dns-down.log"; then
+            pass "tunnel down: console says RECONNECTING, the LAN still pings the gateway and gets DHCP leases, DNS answers SERVFAIL, a connect through the tunnel is refused in $secs s (curl exit 7: ICMP unreachable)"
         else
             fail "tunnel down: gateway ping, DHCP lease ('$(cat "$work/lease" 2>/dev/null)') or fast refusal (curl exit $code after $secs s)"
         fi
