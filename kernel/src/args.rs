@@ -18,7 +18,7 @@ oxvpn: OpenVPN-compatible VPN router unikernel. Boot arguments (QEMU -append \".
   --resolver=IP                DNS resolver for `remote` host names (default: from DHCP)
   --private-ipv4=CIDR          address and prefix of the private (LAN) NIC, e.g. 10.8.0.3/24
   --private-ipv4-gateway=IP    address LAN hosts use as their gateway (default: the --private-ipv4 address)
-  --nat | --no-nat             source-NAT LAN traffic to the tunnel address (default: off)
+  --nat | --no-nat             source-NAT LAN traffic to the tunnel address (default: on)
   --nat-table-size=N           NAT table entries (default 2048)
   --service-mac=MAC            pick the service NIC by its MAC (default: the first virtio-net NIC)
   --private-mac=MAC            pick the private NIC by its MAC (default: the second one)
@@ -150,7 +150,7 @@ pub struct BootArgs {
     pub private_ipv4: Option<Ipv4Cidr>,
     /// `--private-ipv4-gateway`.
     pub private_ipv4_gateway: Option<Ipv4Addr>,
-    /// `--nat` / `--no-nat` (default off).
+    /// `--nat` / `--no-nat` (default on: the server then needs no `iroute` for the LAN).
     pub nat: bool,
     /// `--nat-table-size`.
     pub nat_table_size: usize,
@@ -179,7 +179,7 @@ impl Default for BootArgs {
             resolver: None,
             private_ipv4: None,
             private_ipv4_gateway: None,
-            nat: false,
+            nat: true,
             nat_table_size: DEFAULT_NAT_TABLE_SIZE,
             service_mac: None,
             private_mac: None,
@@ -363,6 +363,7 @@ mod tests {
         assert_eq!(a, BootArgs::default());
         assert_eq!(a.verb.level(), 3);
         assert_eq!(a.nat_table_size, 2048);
+        assert!(a.nat, "NAT is on by default");
         assert!(a.service_dhcp());
     }
 
