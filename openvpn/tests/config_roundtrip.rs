@@ -199,8 +199,15 @@ fn generate(rng: &mut Rng, m: &Material) -> Config {
     ];
     t.version_min = rng.chance(50).then(|| *rng.pick(&versions));
     t.version_max = rng.chance(30).then(|| *rng.pick(&versions[2..]));
-    t.cipher_list = rng.chance(30).then(|| rng.text());
-    t.ciphersuites = rng.chance(30).then(|| rng.text());
+    // Names rustls implements (others are dropped with a warning, see the config's tls-cipher test).
+    let tls12 = [
+        "ECDHE-ECDSA-AES256-GCM-SHA384",
+        "TLS-ECDHE-RSA-WITH-AES-128-GCM-SHA256",
+        "ECDHE-RSA-CHACHA20-POLY1305",
+    ];
+    let tls13 = ["TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256"];
+    t.cipher_list = rng.chance(30).then(|| rng.pick(&tls12).to_string());
+    t.ciphersuites = rng.chance(30).then(|| rng.pick(&tls13).to_string());
 
     c.auth_user_pass = match rng.below(if with_cert { 4 } else { 3 }) {
         0 => Some(AuthUserPass::Prompt),

@@ -147,6 +147,8 @@ pub enum ErrorKind {
     Unsupported,
     /// No cipher in `data-ciphers` is supported, so no data channel could be negotiated.
     NoUsableCipher,
+    /// `tls-cipher`/`tls-ciphersuites` name no suite rustls implements for any allowed TLS version.
+    NoUsableTlsSuite,
     /// An `auth` digest other than SHA1, SHA256, SHA384, SHA512.
     UnsupportedDigest,
     /// A `tls-version-max` below 1.2 (rustls speaks TLS 1.2 and 1.3 only).
@@ -208,6 +210,11 @@ impl fmt::Display for ErrorKind {
             ErrorKind::NoUsableCipher => f.write_str(
                 "no supported data cipher (supported: AES-128-GCM, AES-192-GCM, AES-256-GCM, CHACHA20-POLY1305, \
                  AES-128-CBC, AES-192-CBC, AES-256-CBC)",
+            ),
+            ErrorKind::NoUsableTlsSuite => f.write_str(
+                "no cipher suite rustls implements for the allowed TLS versions (TLS 1.2: ECDHE-ECDSA/ECDHE-RSA \
+                 with AES128-GCM, AES256-GCM or CHACHA20-POLY1305; TLS 1.3: TLS_AES_128_GCM_SHA256, \
+                 TLS_AES_256_GCM_SHA384, TLS_CHACHA20_POLY1305_SHA256)",
             ),
             ErrorKind::UnsupportedDigest => f.write_str("unsupported digest (supported: SHA1, SHA256, SHA384, SHA512)"),
             ErrorKind::TlsVersionTooOld => f.write_str("TLS versions below 1.2 are not supported"),
@@ -296,6 +303,10 @@ pub enum WarningKind {
     PushedInstead,
     /// TLS tuning (groups, curves, profiles) that rustls decides itself with safe defaults.
     NotApplied,
+    /// `tls-cipher`/`tls-ciphersuites`: names that are unknown or not implemented by rustls were dropped.
+    TlsSuiteDropped,
+    /// `tls-cipher`/`tls-ciphersuites`: no listed suite is implemented, so that TLS version is not offered.
+    TlsVersionNotOffered,
 }
 
 impl fmt::Display for WarningKind {
@@ -315,6 +326,13 @@ impl fmt::Display for WarningKind {
             }
             WarningKind::PushedInstead => "the tunnel address and routes come from the server's push; ignored",
             WarningKind::NotApplied => "TLS tuning not applied: rustls uses its own safe defaults",
+            WarningKind::TlsSuiteDropped => {
+                "cipher suite unknown or not implemented by rustls (ECDHE with AES-GCM or ChaCha20-Poly1305 \
+                 only); dropped from the list"
+            }
+            WarningKind::TlsVersionNotOffered => {
+                "no listed cipher suite is implemented by rustls; this TLS version is not offered"
+            }
         })
     }
 }

@@ -14,7 +14,7 @@ use crate::config::{
 use crate::crypto::{Compression, Digest, KeyDirection};
 use crate::keys::{self, PrivateKeyFormat};
 use crate::session::{FilterAction, PullFilter, Transport};
-use crate::tls::{ClientKeyDer, ServerChecks, TlsSettings, X509NameCheck};
+use crate::tls::{suites, ClientKeyDer, ServerChecks, TlsSettings, X509NameCheck};
 
 /// Why a config cannot drive the engine; each names the directive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,6 +107,16 @@ impl EngineConfig {
             },
             tls12_only: t.version_max.is_some_and(|v| v <= TlsVersion::V1_2),
             tls13_only: t.version_min.is_some_and(|v| v >= TlsVersion::V1_3),
+            // Names rustls lacks were reported by the parser (a warning naming the line); a list that
+            // leaves no suite at all was refused there.
+            tls12_suites: t
+                .cipher_list
+                .as_deref()
+                .map(|l| suites::tls12_suites(l).ids),
+            tls13_suites: t
+                .ciphersuites
+                .as_deref()
+                .map(|l| suites::tls13_suites(l).ids),
         };
         let mut e = EngineConfig::new(protection, tls);
         e.remotes = remotes;

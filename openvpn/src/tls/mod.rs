@@ -7,6 +7,7 @@
 
 mod clock;
 mod session;
+pub mod suites;
 pub mod verifier;
 pub mod x509;
 
@@ -32,6 +33,8 @@ pub enum TlsConfigError {
     BadClientKey,
     /// The TLS protocol versions could not be set.
     Versions,
+    /// `tls-cipher`/`tls-ciphersuites` leave no cipher suite for the allowed TLS versions.
+    NoSuites,
 }
 
 impl fmt::Display for TlsConfigError {
@@ -43,6 +46,9 @@ impl fmt::Display for TlsConfigError {
                 "cert/key: client key rejected (unsupported type or not matching cert)"
             }
             TlsConfigError::Versions => "tls-version: unsupported protocol versions",
+            TlsConfigError::NoSuites => {
+                "tls-cipher/tls-ciphersuites: no supported cipher suite for the allowed TLS versions"
+            }
         })
     }
 }
@@ -62,6 +68,11 @@ pub struct TlsSettings {
     pub tls12_only: bool,
     /// `tls-version-min 1.3`: offer TLS 1.3 only.
     pub tls13_only: bool,
+    /// `tls-cipher`: the TLS 1.2 suites to offer, as IANA ids in preference order ([`suites`]); `None` =
+    /// rustls' defaults, empty = TLS 1.2 is not offered.
+    pub tls12_suites: Option<Vec<u16>>,
+    /// `tls-ciphersuites`: the TLS 1.3 suites, as for [`tls12_suites`](Self::tls12_suites).
+    pub tls13_suites: Option<Vec<u16>>,
 }
 
 /// The client private key with its DER container type.
@@ -91,17 +102,30 @@ pub fn client_config(
     settings: &TlsSettings,
     clock: WallClock,
 ) -> Result<Arc<ClientConfig>, TlsConfigError> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut provider = rustls::crypto::ring::default_provider();
+    let tls13 = restrict(
+        &provider.cipher_suites,
+        rustls::ProtocolVersion::TLSv1_3,
+        settings.tls13_suites.as_deref(),
+    );
+    let tls12 = restrict(
+        &provider.cipher_suites,
+        rustls::ProtocolVersion::TLSv1_2,
+        settings.tls12_suites.as_deref(),
+    );
+    let offer13 = !settings.tls12_only && !tls13.is_empty();
+    let offer12 = !settings.tls13_only && !tls12.is_empty();
+    let versions: &[&rustls::SupportedProtocolVersion] = match (offer13, offer12) {
+        (true, true) => &[&rustls::version::TLS13, &rustls::version::TLS12],
+        (true, false) => &[&rustls::version::TLS13],
+        (false, true) => &[&rustls::version::TLS12],
+        (false, false) => return Err(TlsConfigError::NoSuites),
+    };
+    provider.cipher_suites = tls13.into_iter().chain(tls12).collect();
+    let provider = Arc::new(provider);
     let algs = provider.signature_verification_algorithms;
     let verifier =
         verifier::OpenVpnServerVerifier::new(&settings.ca, algs, settings.checks.clone())?;
-    let versions: &[&rustls::SupportedProtocolVersion] = if settings.tls13_only {
-        &[&rustls::version::TLS13]
-    } else if settings.tls12_only {
-        &[&rustls::version::TLS12]
-    } else {
-        &[&rustls::version::TLS13, &rustls::version::TLS12]
-    };
     let builder = ClientConfig::builder_with_details(provider, Arc::new(clock))
         .with_protocol_versions(versions)
         .map_err(|_| TlsConfigError::Versions)?
@@ -124,4 +148,82 @@ pub fn client_config(
     // Every OpenVPN renegotiation is a fresh full handshake (§5.1): no resumption state.
     config.resumption = rustls::client::Resumption::disabled();
     Ok(Arc::new(config))
+}
+
+/// The provider's suites of one TLS version: all of them in the provider's order, or those `ids` names in
+/// the order of `ids` (unknown ids were dropped by [`suites`] already; any left are ignored here).
+fn restrict(
+    all: &[rustls::SupportedCipherSuite],
+    version: rustls::ProtocolVersion,
+    ids: Option<&[u16]>,
+) -> Vec<rustls::SupportedCipherSuite> {
+    let of_version = all.iter().filter(|s| s.version().version == version);
+    match ids {
+        None => of_version.copied().collect(),
+        Some(ids) => ids
+            .iter()
+            .filter_map(|id| {
+                of_version
+                    .clone()
+                    .find(|s| u16::from(s.suite()) == *id)
+                    .copied()
+            })
+            .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(tls12: Option<&[u16]>, tls13: Option<&[u16]>) -> TlsSettings {
+        TlsSettings {
+            checks: ServerChecks {
+                peer_fingerprints: alloc::vec![[0; 32]],
+                ..Default::default()
+            },
+            tls12_suites: tls12.map(<[u16]>::to_vec),
+            tls13_suites: tls13.map(<[u16]>::to_vec),
+            ..Default::default()
+        }
+    }
+
+    fn offered(settings: &TlsSettings) -> Vec<u16> {
+        let config = client_config(settings, WallClock::new(0)).unwrap();
+        config
+            .crypto_provider()
+            .cipher_suites
+            .iter()
+            .map(|s| u16::from(s.suite()))
+            .collect()
+    }
+
+    #[test]
+    fn default_offers_every_ring_suite() {
+        assert_eq!(offered(&settings(None, None)).len(), 9);
+    }
+
+    #[test]
+    fn restricted_lists_keep_their_order_and_version() {
+        // tls-cipher ECDHE-RSA-CHACHA20-POLY1305:ECDHE-ECDSA-AES256-GCM-SHA384, TLS 1.3 untouched.
+        let ids = offered(&settings(Some(&[0xcca8, 0xc02c]), None));
+        assert_eq!(ids, [0x1302, 0x1301, 0x1303, 0xcca8, 0xc02c]);
+        // tls-ciphersuites TLS_CHACHA20_POLY1305_SHA256 and an empty TLS 1.2 list: one suite in all.
+        assert_eq!(offered(&settings(Some(&[]), Some(&[0x1303]))), [0x1303]);
+    }
+
+    #[test]
+    fn no_suite_for_any_allowed_version_is_an_error() {
+        let both_empty = settings(Some(&[]), Some(&[]));
+        assert_eq!(
+            client_config(&both_empty, WallClock::new(0)).err(),
+            Some(TlsConfigError::NoSuites)
+        );
+        let mut tls12_only = settings(Some(&[]), None);
+        tls12_only.tls12_only = true;
+        assert_eq!(
+            client_config(&tls12_only, WallClock::new(0)).err(),
+            Some(TlsConfigError::NoSuites)
+        );
+    }
 }

@@ -28,6 +28,7 @@ impl Builder<'_> {
             return Err(ConfigError::whole_file(ErrorKind::NoRemote));
         }
         self.ciphers()?;
+        self.tls_suites()?;
         self.read_files_in_line_order()?;
 
         let global_cc = self.global.cc.take();
@@ -274,6 +275,60 @@ impl Builder<'_> {
             None => cipher,
         };
         Ok(())
+    }
+
+    /// `tls-cipher` (TLS 1.2) and `tls-ciphersuites` (TLS 1.3) against the suites rustls implements: names
+    /// it lacks are dropped with a warning; a list left empty turns its TLS version off (a warning), and
+    /// an error names the line when no allowed TLS version keeps a suite.
+    fn tls_suites(&mut self) -> Result<()> {
+        let tls = &self.config.tls;
+        let allow12 = tls.version_min.is_none_or(|v| v <= TlsVersion::V1_2);
+        let allow13 = tls.version_max.is_none_or(|v| v >= TlsVersion::V1_3);
+        let lists = [
+            (
+                "tls-cipher",
+                self.tls_cipher_line,
+                tls.cipher_list
+                    .as_deref()
+                    .map(crate::tls::suites::tls12_suites),
+                allow12,
+            ),
+            (
+                "tls-ciphersuites",
+                self.tls_ciphersuites_line,
+                tls.ciphersuites
+                    .as_deref()
+                    .map(crate::tls::suites::tls13_suites),
+                allow13,
+            ),
+        ];
+        let mut usable = [allow12, allow13];
+        let mut emptied = None;
+        for ((name, line, selection, allowed), usable) in lists.into_iter().zip(usable.iter_mut()) {
+            let Some(selection) = selection else { continue };
+            if selection.dropped > 0 {
+                self.warnings.push(Warning {
+                    line,
+                    directive: DirectiveName::new(name),
+                    reason: WarningKind::TlsSuiteDropped,
+                });
+            }
+            if selection.ids.is_empty() && allowed {
+                *usable = false;
+                emptied.get_or_insert((name, line));
+                self.warnings.push(Warning {
+                    line,
+                    directive: DirectiveName::new(name),
+                    reason: WarningKind::TlsVersionNotOffered,
+                });
+            }
+        }
+        match emptied {
+            Some((name, line)) if usable == [false, false] => {
+                Err(ConfigError::new(line, name, ErrorKind::NoUsableTlsSuite))
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Reads a file-valued directive: inline text, or the resolver's answer for its path. `None` when the

@@ -99,6 +99,9 @@ pub(super) struct Builder<'r> {
     data_ciphers: Option<(u32, String)>,
     fallback: Option<(u32, String)>,
     peer_fingerprints: Option<(u32, Source)>,
+    /// Lines of the `tls-cipher` / `tls-ciphersuites` that won (checked in `finish`).
+    tls_cipher_line: u32,
+    tls_ciphersuites_line: u32,
     last_line: u32,
 }
 
@@ -186,6 +189,8 @@ impl<'r> Builder<'r> {
             data_ciphers: None,
             fallback: None,
             peer_fingerprints: None,
+            tls_cipher_line: 0,
+            tls_ciphersuites_line: 0,
             last_line: 0,
         }
     }
@@ -490,8 +495,14 @@ impl<'r> Builder<'r> {
                 }
                 self.config.tls.version_max = Some(v);
             }
-            "tls-cipher" => self.config.tls.cipher_list = Some(String::from(arg(st, 0)?)),
-            "tls-ciphersuites" => self.config.tls.ciphersuites = Some(String::from(arg(st, 0)?)),
+            "tls-cipher" => {
+                self.config.tls.cipher_list = Some(String::from(arg(st, 0)?));
+                self.tls_cipher_line = st.line;
+            }
+            "tls-ciphersuites" => {
+                self.config.tls.ciphersuites = Some(String::from(arg(st, 0)?));
+                self.tls_ciphersuites_line = st.line;
+            }
             "auth-user-pass" => {
                 let source = match &st.body {
                     Body::Inline(text) => Some(Source::Inline(text.clone())),

@@ -150,3 +150,47 @@ fn argument_checks_name_the_line() {
         assert_eq!((e.line, e.kind), (8, kind), "{body}");
     }
 }
+
+#[test]
+fn tls_cipher_lists_against_rustls() {
+    // Supported names pass silently, in OpenSSL and IANA form.
+    let p = config("tls-cipher ECDHE-ECDSA-AES256-GCM-SHA384:TLS-ECDHE-RSA-WITH-AES-256-GCM-SHA384\ntls-ciphersuites TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256\n").unwrap();
+    assert!(p.warnings.is_empty(), "{:?}", p.warnings);
+    // Unknown and unimplemented (DHE, CBC) names are dropped with a warning naming the line.
+    let p =
+        config("\ntls-cipher TLS-DHE-RSA-WITH-AES-256-GCM-SHA384:ECDHE-RSA-AES128-GCM-SHA256\n")
+            .unwrap();
+    let w: alloc::vec::Vec<_> = p
+        .warnings
+        .iter()
+        .map(|w| (w.line, w.directive.as_str(), w.reason))
+        .collect();
+    assert_eq!(w, [(9, "tls-cipher", WarningKind::TlsSuiteDropped)]);
+    // Nothing left for TLS 1.2 while TLS 1.3 is allowed: TLS 1.2 is not offered (real configs list only
+    // DHE suites, and OpenVPN 2.6 then negotiates TLS 1.3 with a modern server).
+    let p = config("tls-cipher TLS-DHE-RSA-WITH-AES-256-GCM-SHA384\n").unwrap();
+    assert!(p
+        .warnings
+        .iter()
+        .any(|w| w.line == 8 && w.reason == WarningKind::TlsVersionNotOffered));
+    // ... but with `tls-version-max 1.2` nothing is left at all: an error naming the tls-cipher line.
+    let e = config("tls-version-max 1.2\ntls-cipher DHE-RSA-AES256-SHA:AES256-SHA\n").unwrap_err();
+    assert_eq!(
+        (e.line, e.directive.as_str(), e.kind),
+        (9, "tls-cipher", ErrorKind::NoUsableTlsSuite)
+    );
+    // The same for TLS 1.3 only.
+    let e = config("tls-ciphersuites TLS_AES_128_CCM_SHA256\ntls-version-min 1.3\n").unwrap_err();
+    assert_eq!(
+        (e.line, e.directive.as_str(), e.kind),
+        (8, "tls-ciphersuites", ErrorKind::NoUsableTlsSuite)
+    );
+    // Both lists empty: the first emptied list is named.
+    let e = config("tls-cipher AES256-SHA\ntls-ciphersuites bogus\n").unwrap_err();
+    assert_eq!((e.line, e.kind), (8, ErrorKind::NoUsableTlsSuite));
+    // OpenSSL keywords are not errors.
+    assert!(config("tls-cipher DEFAULT:@SECLEVEL=0\n")
+        .unwrap()
+        .warnings
+        .is_empty());
+}
