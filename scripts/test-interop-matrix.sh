@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Interop matrix (issue 6): oxvpn's engine (build/ovpn-ping) against Debian's unmodified `openvpn` 2.6 server,
 # {udp, tcp} x {tls-crypt-v2, tls-crypt, tls-auth SHA256, none} x {AES-256-GCM, CHACHA20-POLY1305, AES-256-CBC},
-# then tls-cipher / tls-ciphersuites restrictions checked in the server's log.
+# each client's explicit exit notification (OCC EXIT from Engine::shutdown) seen by the server, then
+# tls-cipher / tls-ciphersuites restrictions checked in the server's log.
 # Key types, user/password, the TLS 1.2-only server, renegotiation under load and the server restart are
 # cases of scripts/test-interop.sh and not repeated here.
 #
@@ -132,6 +133,7 @@ report() { # NAME RC EXPECTED_CIPHER: replies back and the pushed cipher is the 
     return 1
 }
 
+declare -A sessions # server name -> matrix clients run against it
 for transport in "${TRANSPORTS[@]}"; do
     for prot in "${PROTECTIONS[@]}"; do
         for cipher in AES-256-GCM CHACHA20-POLY1305 AES-256-CBC; do
@@ -140,9 +142,30 @@ for transport in "${TRANSPORTS[@]}"; do
             addr_var=addr_${transport}_${prot}
             run_client "$name" "${!addr_var}" "$prot" "$cipher" "$transport"
             report "$name" $? "$cipher"
+            sessions[srv-$transport-$prot]=$((${sessions[srv-$transport-$prot]:-0} + 1))
         done
     done
 done
+
+# Explicit exit notification: ovpn-ping ends with Engine::shutdown(), whose OCC EXIT the server must act on
+# at once for every session of the matrix (its log: "OCC exit message received by peer", then
+# "SIGUSR1[soft,remote-exit] received, client-instance restarting").
+if [ ${#sessions[@]} -gt 0 ]; then
+    sleep 0.5
+    ended=0 total=0 missing=()
+    for server in "${!sessions[@]}"; do
+        n=$(grep -c "SIGUSR1\[soft,remote-exit\]" "$work/$server.server.log")
+        total=$((total + sessions[$server]))
+        ended=$((ended + (n < sessions[$server] ? n : sessions[$server])))
+        [ "$n" -ge "${sessions[$server]}" ] || missing+=("$server: $n of ${sessions[$server]}")
+    done
+    if [ ${#missing[@]} -eq 0 ]; then
+        echo "interop-matrix exit-notify: ok ($ended/$total sessions ended by the client's OCC EXIT: 'OCC exit message received by peer', '[soft,remote-exit]')"
+    else
+        echo "interop-matrix exit-notify: FAILED ($ended/$total sessions ended by OCC EXIT; ${missing[*]})"
+        failed=1
+    fi
+fi
 
 # check_suite NAME RC SERVER SUITE: replies came back and the server's log shows the suite negotiated.
 check_suite() {

@@ -434,6 +434,12 @@ fn run(args: &Args) -> Result<bool, String> {
             engine.transport_failed(now());
         }
     }
+    // Explicit exit notification (OCC EXIT, as `explicit-exit-notify`): the server drops our session now
+    // instead of after its ping-restart.
+    if let Some(exit) = engine.shutdown(now(), &mut rng) {
+        link.send_impaired(&mut impair, &exit);
+        println!("exit notification sent");
+    }
     let stats = engine.stats();
     println!(
         "stats: renegotiations {} pings sent {} received {} control dropped {} data dropped {}",
