@@ -68,6 +68,9 @@ pub struct EngineConfig {
     pub connect_retry_max_delay_secs: u64,
     /// `connect-retry-max N`: give up after N rounds over the remotes (`None` = never).
     pub connect_retry_max: Option<u32>,
+    /// `server-poll-timeout N` (`connect-timeout`): seconds to wait for the server's first answer before
+    /// trying the next remote.
+    pub server_poll_timeout_secs: u64,
     /// Control-channel protection.
     pub protection: ControlProtection,
     /// TLS trust and client credentials.
@@ -124,6 +127,7 @@ impl EngineConfig {
             connect_retry_secs: 5,
             connect_retry_max_delay_secs: 300,
             connect_retry_max: None,
+            server_poll_timeout_secs: 120,
             protection,
             tls,
             data_ciphers: alloc::vec![String::from("AES-256-GCM"), String::from("AES-128-GCM")],

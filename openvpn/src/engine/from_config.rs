@@ -138,6 +138,7 @@ impl EngineConfig {
         e.connect_retry_secs = u64::from(config.connect_retry);
         e.connect_retry_max_delay_secs = u64::from(config.connect_retry_max_delay);
         e.connect_retry_max = config.connect_retry_max;
+        e.server_poll_timeout_secs = u64::from(config.server_poll_timeout.max(1));
         e.data_ciphers = config
             .data_ciphers
             .iter()

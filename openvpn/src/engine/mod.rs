@@ -113,6 +113,8 @@ pub enum ReconnectReason {
     DataError(String),
     /// The caller reported that the transport could not be opened.
     TransportFailed,
+    /// The server did not answer within `server-poll-timeout` (its first reset never came).
+    ServerPollTimeout,
     /// The server certificate failed verification (chain, validity at the wall-clock time,
     /// `remote-cert-tls`, `verify-x509-name`, `peer-fingerprint`, ...); the text names the check.
     CertificateRejected(String),
@@ -297,6 +299,8 @@ pub struct Engine {
     actions: VecDeque<Action>,
     /// When the current session's handshake must be done (hand-window, extended by AUTH_PENDING).
     handshake_deadline: Instant,
+    /// When the session gives up waiting for the server's first answer (`server-poll-timeout`).
+    server_poll_deadline: Instant,
     /// The `auth-token` pushed by the server: replaces the password on renegotiations and reconnects.
     auth_token: Option<String>,
     /// When the next attempt starts after a reconnect.
@@ -377,6 +381,7 @@ impl Engine {
             old_key: None,
             actions: VecDeque::new(),
             handshake_deadline: now,
+            server_poll_deadline: now,
             auth_token: None,
             restart_at: None,
             advance_remote: false,
@@ -468,6 +473,7 @@ impl Engine {
         self.old_key = None;
         self.next_push_request = None;
         self.handshake_deadline = now + Duration::from_secs(self.config.hand_window_secs);
+        self.server_poll_deadline = now + Duration::from_secs(self.config.server_poll_timeout_secs);
         self.last_received = now;
         self.restart_at = None;
         self.state = State::Handshake;

@@ -470,6 +470,43 @@ fn in_place_encapsulation_matches_the_copying_path() {
 }
 
 #[test]
+fn in_place_encapsulation_at_an_earlier_offset_starts_the_datagram_at_the_front() {
+    let (mut s, mut server) = connected();
+    let ip = [0x45u8; 100];
+    let head = s.engine.data_headroom().unwrap();
+    let mut buf = alloc::vec![0u8; head + ip.len() + crate::crypto::DataChannel::MAX_OVERHEAD];
+    // At the full headroom the unused compression prefix room shows as the range's start.
+    buf[head..head + ip.len()].copy_from_slice(&ip);
+    let first = s
+        .engine
+        .encapsulate_in_place_at(at(5), &mut buf, head, ip.len(), &mut s.rng)
+        .unwrap();
+    let skip = first.start;
+    let mut wire = buf[first].to_vec();
+    let plain = server.open_in_place(&mut wire, at(5)).unwrap();
+    assert_eq!(wire[plain], ip[..]);
+    // Written that much earlier, the datagram starts at buf[0] and still opens.
+    buf[head - skip..head - skip + ip.len()].copy_from_slice(&ip);
+    let second = s
+        .engine
+        .encapsulate_in_place_at(at(5), &mut buf, head - skip, ip.len(), &mut s.rng)
+        .unwrap();
+    assert_eq!(second.start, 0);
+    let mut wire = buf[second].to_vec();
+    assert_eq!(wire[..4], [0x48, 0, 0, 7]);
+    let plain = server.open_in_place(&mut wire, at(5)).unwrap();
+    assert_eq!(wire[plain], ip[..]);
+    // Less room than the key's header is refused before a packet-id is spent.
+    let stats = s.engine.stats().packets_out;
+    assert_eq!(
+        s.engine
+            .encapsulate_in_place_at(at(5), &mut buf, 1, ip.len(), &mut s.rng),
+        Err(SendError::BufferTooSmall)
+    );
+    assert_eq!(s.engine.stats().packets_out, stats);
+}
+
+#[test]
 fn auth_failed_retries_without_a_token_and_stops_with_real_credentials() {
     let (mut s, _) = connected();
     s.engine.auth_token = Some("SESS_ID_AT_x".into());
@@ -765,4 +802,187 @@ fn inactive_exits_without_tunnel_traffic() {
         let expected = packet_at.map_or(30_000, |p| p + 30_000);
         assert_eq!((action, t), (Action::Exit(ExitReason::Inactive), expected));
     }
+}
+
+/// Runs the engine's clock from `from_ms` until it asks for a transport; returns when and which host, with
+/// the reconnect reasons seen on the way.
+fn next_connect(s: &mut Setup, from_ms: u64) -> (u64, String, Vec<ReconnectReason>) {
+    let mut t = from_ms;
+    let mut reasons = Vec::new();
+    loop {
+        match s.engine.poll_action(at(t), &mut s.rng) {
+            Some(Action::Connect(r)) => return (t, r.host, reasons),
+            Some(Action::Reconnect(r)) => reasons.push(r),
+            Some(Action::SendToRemote(_)) => {}
+            Some(other) => panic!("at {t} ms: {other:?}"),
+            None => {
+                t = s.engine.poll_at().unwrap().as_millis();
+                assert!(t < 1_000_000, "no connect");
+            }
+        }
+    }
+}
+
+#[test]
+fn restart_with_n_moves_to_the_next_remote_and_without_keeps_it() {
+    // `RESTART,[N]…` (§8.1 control messages): reconnect to the next remote, 1 s after a working session.
+    let (mut s, _) = connected();
+    assert_eq!(s.engine.state().name(), "CONNECTED");
+    s.engine.handle_message(at(10), b"RESTART,[N]server moving");
+    assert_eq!(s.engine.state().name(), "RECONNECTING");
+    assert!(!s.engine.is_connected());
+    assert_eq!(
+        s.engine
+            .encapsulate(at(10), &[0x45; 20], &mut [0; 256], &mut s.rng),
+        Err(SendError::NotConnected)
+    );
+    let (t, host, reasons) = next_connect(&mut s, 10);
+    assert_eq!(
+        reasons,
+        [ReconnectReason::ServerRestart("[N]server moving".into())]
+    );
+    assert_eq!((t, host.as_str()), (1010, "192.0.2.2"));
+    // Plain `RESTART`: the same server again.
+    let (mut s, _) = connected();
+    s.engine
+        .handle_message(at(10), b"RESTART,server restarting");
+    let (t, host, reasons) = next_connect(&mut s, 10);
+    assert_eq!(
+        reasons,
+        [ReconnectReason::ServerRestart("server restarting".into())]
+    );
+    assert_eq!((t, host.as_str()), (1010, "192.0.2.1"));
+    assert_eq!(s.engine.state().name(), "CONNECTING");
+}
+
+#[test]
+fn halt_stops_for_good_and_exit_reconnects() {
+    let (mut s, _) = connected();
+    s.engine.handle_message(at(10), b"HALT,maintenance");
+    assert_eq!(
+        s.engine.poll_action(at(10), &mut s.rng),
+        Some(Action::Exit(ExitReason::Halt("maintenance".into())))
+    );
+    assert_eq!(s.engine.state().name(), "EXITING");
+    assert_eq!(s.engine.poll_at(), None);
+    assert_eq!(s.engine.poll_action(at(100_000), &mut s.rng), None);
+    // cc-exit `EXIT`: the server is going away; try again (next remote) like OpenVPN's SIGUSR1.
+    let (mut s, _) = connected();
+    s.engine.handle_message(at(10), b"EXIT");
+    let (t, host, reasons) = next_connect(&mut s, 10);
+    assert_eq!(reasons, [ReconnectReason::ServerExit]);
+    assert_eq!((t, host.as_str()), (1010, "192.0.2.2"));
+}
+
+#[test]
+fn auth_failed_session_reconnects_with_the_configured_credentials() {
+    // `AUTH_FAILED,SESSION:…` is retried even without a token (the session, not the password, failed).
+    let (mut s, _) = connected();
+    s.engine.config.auth_user_pass = Some(("alice".into(), "secret".into()));
+    s.engine
+        .handle_message(at(10), b"AUTH_FAILED,SESSION:session expired");
+    let (_, _, reasons) = next_connect(&mut s, 10);
+    assert_eq!(
+        reasons,
+        [ReconnectReason::AuthRetry("SESSION:session expired".into())]
+    );
+    assert_eq!(s.engine.auth_token, None);
+}
+
+#[test]
+fn info_and_unknown_messages_change_nothing() {
+    let (mut s, _) = connected();
+    s.engine.handle_message(at(10), b"INFO,hello there");
+    s.engine.handle_message(at(10), b"SOMETHING_NEW,x");
+    assert!(s.engine.is_connected());
+    assert!(!matches!(
+        s.engine.poll_action(at(10), &mut s.rng),
+        Some(Action::Reconnect(_) | Action::Exit(_))
+    ));
+}
+
+#[test]
+fn auth_pending_moves_the_hand_window_reconnect() {
+    // Without AUTH_PENDING the handshake times out at hand-window (60 s); with `timeout 120` at 50 s it
+    // lasts until 170 s, and then reconnects.
+    let mut s = setup();
+    // No server reset is simulated here, so server-poll-timeout (120 s) must not end the wait first.
+    s.engine.config.server_poll_timeout_secs = 1000;
+    let _ = send(s.engine.poll_action(at(0), &mut s.rng));
+    s.engine
+        .handle_message(at(50_000), b"AUTH_PENDING,timeout 120");
+    s.engine.last_received = at(100_000); // the server keeps answering
+    let (t, host, reasons) = next_connect(&mut s, 100_000);
+    assert_eq!(reasons, [ReconnectReason::HandshakeTimeout]);
+    // The deadline at 170 s, then connect-retry (5 s) to the next remote.
+    assert_eq!((t, host.as_str()), (175_000, "192.0.2.2"));
+}
+
+#[test]
+fn server_poll_timeout_tries_the_next_remote_when_the_server_is_silent() {
+    let mut s = setup();
+    s.engine.config.server_poll_timeout_secs = 10;
+    assert_eq!(s.engine.state().name(), "CONNECTING");
+    let _ = send(s.engine.poll_action(at(0), &mut s.rng));
+    assert_eq!(s.engine.state().name(), "WAIT");
+    let (t, host, reasons) = next_connect(&mut s, 0);
+    assert_eq!(reasons, [ReconnectReason::ServerPollTimeout]);
+    // 10 s of silence, then connect-retry (5 s) before the next remote.
+    assert_eq!((t, host.as_str()), (15_000, "192.0.2.2"));
+}
+
+#[test]
+fn server_poll_timeout_does_not_apply_once_the_server_answered() {
+    let (mut s, _) = connected();
+    s.engine.config.server_poll_timeout_secs = 1;
+    assert!(!s.engine.awaiting_server());
+    assert!(!matches!(
+        s.engine.poll_action(at(5_000), &mut s.rng),
+        Some(Action::Reconnect(_))
+    ));
+    assert!(s.engine.is_connected());
+}
+
+#[test]
+fn remote_random_shuffles_with_the_callers_rng() {
+    let order = |random: bool, seed: u64| {
+        let mut config = setup().engine.config.clone();
+        config.remotes = (1..=8)
+            .map(|i| remote(&alloc::format!("192.0.2.{i}")))
+            .collect();
+        config.remote_protection = Vec::new();
+        config.remote_random = random;
+        config.connect_retry_secs = 1;
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut engine = Engine::new(config, Instant::ZERO, UNIX, &mut rng).unwrap();
+        let mut hosts = Vec::new();
+        let mut t = 0;
+        while hosts.len() < 8 {
+            match engine.poll_action(at(t), &mut rng) {
+                Some(Action::Connect(r)) => {
+                    hosts.push(r.host);
+                    engine.transport_failed(at(t));
+                }
+                Some(_) => {}
+                None => t = engine.poll_at().unwrap().as_millis(),
+            }
+        }
+        hosts
+    };
+    let config_order: Vec<String> = (1..=8).map(|i| alloc::format!("192.0.2.{i}")).collect();
+    assert_eq!(order(false, 1), config_order);
+    let shuffled = order(true, 1);
+    assert_ne!(shuffled, config_order);
+    let mut sorted = shuffled.clone();
+    sorted.sort();
+    assert_eq!(
+        sorted, config_order,
+        "a permutation: every remote once per round"
+    );
+    assert_eq!(
+        order(true, 1),
+        shuffled,
+        "deterministic for the caller's rng"
+    );
+    assert_ne!(order(true, 2), shuffled);
 }

@@ -17,6 +17,10 @@ impl Engine {
                     self.reconnect(now, ReconnectReason::HandshakeTimeout);
                     return;
                 }
+                if self.awaiting_server() && now >= self.server_poll_deadline {
+                    self.reconnect(now, ReconnectReason::ServerPollTimeout);
+                    return;
+                }
                 if since_rx >= PRE_PUSH_PING_RESTART_SECS {
                     self.reconnect(now, ReconnectReason::PingRestart);
                     return;
@@ -52,6 +56,13 @@ impl Engine {
             }
             State::Exited | State::Connecting => {}
         }
+    }
+
+    /// No answer from the server yet in this session: our reset is out, theirs has not come.
+    pub(super) fn awaiting_server(&self) -> bool {
+        self.key
+            .as_ref()
+            .is_some_and(|k| k.phase() == super::key_state::Phase::PreStart)
     }
 
     pub(super) fn ping_secs(&self) -> Option<u64> {
@@ -134,6 +145,9 @@ impl Engine {
         match self.state {
             State::Handshake => {
                 take(self.handshake_deadline);
+                if self.awaiting_server() {
+                    take(self.server_poll_deadline);
+                }
                 take(self.last_received + Duration::from_secs(PRE_PUSH_PING_RESTART_SECS));
                 if let Some(t) = self.next_push_request {
                     take(t);
