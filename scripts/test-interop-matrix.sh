@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Interop matrix (issue 6): oxvpn's engine (build/ovpn-ping) against Debian's unmodified `openvpn` 2.6 server,
 # {udp, tcp} x {tls-crypt-v2, tls-crypt, tls-auth SHA256, none} x {AES-256-GCM, CHACHA20-POLY1305, AES-256-CBC},
-# each client's explicit exit notification (OCC EXIT from Engine::shutdown) seen by the server, then
-# tls-cipher / tls-ciphersuites restrictions checked in the server's log.
-# Key types, user/password, the TLS 1.2-only server, renegotiation under load and the server restart are
-# cases of scripts/test-interop.sh and not repeated here.
+# each client's explicit exit notification (OCC EXIT from Engine::shutdown) seen by the server,
+# tls-cipher / tls-ciphersuites restrictions checked in the server's log, and reneg-sec 10 under load.
+# Key types, user/password, the TLS 1.2-only server, server-initiated renegotiation and the server restart
+# are cases of scripts/test-interop.sh and not repeated here.
 #
 # One server per (protection, transport): eight `openvpn` processes, each on its own address and pool, all
 # offering the three ciphers; each client offers one cipher in `data-ciphers`, so NCP must pick that one
@@ -115,7 +115,7 @@ run_client() {
     client=$(scripts/interop/client.sh "$work/pki" "$work" "$name" "$addr" "$ciphers" "$prot" \
         "proto $transport" "$@") || return 99
     # shellcheck disable=SC2086
-    timeout 30 ip netns exec $NS_CLI "$ping_bin" "$client" ${PING_ARGS:---count 3 --interval 0.2 --timeout 15} \
+    timeout "${CLIENT_TIMEOUT:-30}" ip netns exec $NS_CLI "$ping_bin" "$client" ${PING_ARGS:---count 3 --interval 0.2 --timeout 15} \
         >"$work/$name.ping.log" 2>&1
 }
 
@@ -133,7 +133,7 @@ report() { # NAME RC EXPECTED_CIPHER: replies back and the pushed cipher is the 
     return 1
 }
 
-declare -A sessions # server name -> matrix clients run against it
+declare -A sessions=() # server name -> matrix clients run against it
 for transport in "${TRANSPORTS[@]}"; do
     for prot in "${PROTECTIONS[@]}"; do
         for cipher in AES-256-GCM CHACHA20-POLY1305 AES-256-CBC; do
@@ -203,5 +203,23 @@ if [[ tls13-one-suite =~ ${MATRIX_ONLY:-.} ]]; then
     run_client tls13-one-suite "$addr_udp_none" none AES-256-GCM udp "tls-ciphersuites TLS_CHACHA20_POLY1305_SHA256"
     check_suite tls13-one-suite $? srv-udp-none TLS_CHACHA20_POLY1305_SHA256
 fi
+
+# reneg-sec 10 under load (issue 6): 50 echoes a second for 24 s over the client's own 10-second
+# renegotiations (UDP and TCP); every echo must come back.
+for transport in udp tcp; do
+    name=reneg-sec-10-load-$transport
+    [[ $name =~ ${MATRIX_ONLY:-.} ]] || continue
+    addr_var=addr_${transport}_v2
+    CLIENT_TIMEOUT=55 PING_ARGS="--count 1200 --interval 0.02 --timeout 50" run_client $name "${!addr_var}" v2 AES-256-GCM $transport "reneg-sec 10"
+    rc=$?
+    replies=$(sed -n 's/^rtt summary: \([0-9]*\/[0-9]*\) replies.*/\1/p' "$work/$name.ping.log")
+    reneg=$(sed -n 's/^stats: renegotiations \([0-9]*\).*/\1/p' "$work/$name.ping.log")
+    if [ $rc -eq 0 ] && [ -n "$replies" ] && [ "${replies%/*}" = "${replies#*/}" ] && [ "${reneg:-0}" -ge 2 ]; then
+        echo "interop-matrix $name: ok ($replies replies, $reneg renegotiations, no loss)"
+    else
+        echo "interop-matrix $name: FAILED (exit $rc, replies ${replies:-none}, renegotiations ${reneg:-0})"
+        grep -v '^reply' "$work/$name.ping.log" | tail -8 | sed 's/^/    /'; failed=1
+    fi
+done
 
 if [ $failed -eq 0 ]; then echo "interop-matrix: ok"; else echo "interop-matrix: FAILED"; exit 1; fi
