@@ -986,3 +986,56 @@ fn remote_random_shuffles_with_the_callers_rng() {
     );
     assert_ne!(order(true, 2), shuffled);
 }
+
+#[test]
+fn from_config_maps_server_poll_timeout_connect_retry_and_tls_suites() {
+    let text = "client\nremote vpn.example.net 1194\nremote vpn2.example.net 443 tcp\nremote-random\n\
+        peer-fingerprint 00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF\n\
+        <auth-user-pass>\nu\np\n</auth-user-pass>\nserver-poll-timeout 7\nconnect-retry 2 40\nconnect-retry-max 3\n\
+        tls-cipher ECDHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-SHA\ntls-ciphersuites TLS_AES_128_GCM_SHA256\n";
+    let parsed = crate::config::parse(text, &mut crate::config::KeepPaths).unwrap();
+    let e = EngineConfig::from_config(&parsed.config).unwrap();
+    assert_eq!(e.server_poll_timeout_secs, 7);
+    assert_eq!(
+        (
+            e.connect_retry_secs,
+            e.connect_retry_max_delay_secs,
+            e.connect_retry_max
+        ),
+        (2, 40, Some(3))
+    );
+    assert!(e.remote_random);
+    assert_eq!(e.remotes.len(), 2);
+    assert_eq!(e.tls.tls12_suites.as_deref(), Some(&[0xc02f][..]));
+    assert_eq!(e.tls.tls13_suites.as_deref(), Some(&[0x1301][..]));
+    let mut rng = ChaCha8Rng::seed_from_u64(1);
+    assert!(Engine::new(e, Instant::ZERO, UNIX, &mut rng).is_ok());
+}
+
+#[test]
+fn connect_retry_doubles_every_five_failures_up_to_its_cap() {
+    let mut s = setup();
+    s.engine.config.connect_retry_secs = 2;
+    s.engine.config.connect_retry_max_delay_secs = 7;
+    let mut t = 0;
+    let mut gaps = Vec::new();
+    s.engine.transport_failed(at(0));
+    while gaps.len() < 12 {
+        match s.engine.poll_action(at(t), &mut s.rng) {
+            Some(Action::Connect(_)) => {
+                gaps.push(t);
+                s.engine.transport_failed(at(t));
+            }
+            Some(_) => {}
+            None => t = s.engine.poll_at().unwrap().as_millis(),
+        }
+    }
+    let delays: Vec<u64> = core::iter::once(gaps[0])
+        .chain(gaps.windows(2).map(|w| w[1] - w[0]))
+        .collect();
+    // Failures 1-4: 2 s; 5-9: 4 s; from 10: 8 s capped at 7 s.
+    assert_eq!(
+        delays,
+        [2000, 2000, 2000, 2000, 4000, 4000, 4000, 4000, 4000, 7000, 7000, 7000]
+    );
+}
