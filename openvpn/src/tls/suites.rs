@@ -94,7 +94,7 @@ fn select(
         } else if let Some(id) = lookup(name) {
             push_unique(&mut sel.ids, id);
         } else {
-            sel.dropped += 1;
+            sel.dropped = sel.dropped.saturating_add(1);
         }
     }
     sel.ids.retain(|id| !removed.contains(id));
