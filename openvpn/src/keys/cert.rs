@@ -43,14 +43,25 @@ impl Certificate {
     }
 }
 
+/// The TBSCertificate fields oxvpn looks at, as slices into the certificate's DER.
+pub(crate) struct TbsFields<'a> {
+    /// The subject Name element's content (its RDN SET elements).
+    pub subject: &'a [u8],
+    /// The whole SubjectPublicKeyInfo element.
+    pub spki: &'a [u8],
+    /// The content of the Extensions SEQUENCE: `Ok(None)` when absent, `Err(())` when the [3] element does
+    /// not hold a SEQUENCE (the server certificate checks then fail closed; the key match does not care).
+    pub extensions: Result<Option<&'a [u8]>, ()>,
+}
+
 /// Certificate ::= SEQUENCE { tbsCertificate, signatureAlgorithm, signatureValue };
 /// TBSCertificate ::= SEQUENCE { [0] version OPTIONAL, serialNumber, signature, issuer, validity, subject,
-/// subjectPublicKeyInfo, … } (RFC 5280 §4.1).
-fn spki_of(der: &[u8]) -> Option<&[u8]> {
-    let (cert, rest) = der::expect(der, tag::SEQUENCE)?;
-    if !rest.is_empty() {
-        return None;
-    }
+/// subjectPublicKeyInfo, …, [3] extensions OPTIONAL } (RFC 5280 §4.1). The one walk over a certificate that
+/// both the cert/key match here and the server certificate checks in `tls::x509` use.
+pub(crate) fn tbs_fields(der: &[u8]) -> Option<TbsFields<'_>> {
+    /// [3] EXPLICIT Extensions.
+    const EXTENSIONS: u8 = 0xa3;
+    let (cert, _) = der::expect(der, tag::SEQUENCE)?;
     let (tbs, _) = der::expect(cert.content, tag::SEQUENCE)?;
     let mut fields = tbs.content;
     let (first, after) = der::read(fields)?;
@@ -61,9 +72,25 @@ fn spki_of(der: &[u8]) -> Option<&[u8]> {
     let (_signature, fields) = der::expect(fields, tag::SEQUENCE)?;
     let (_issuer, fields) = der::expect(fields, tag::SEQUENCE)?;
     let (_validity, fields) = der::expect(fields, tag::SEQUENCE)?;
-    let (_subject, fields) = der::expect(fields, tag::SEQUENCE)?;
-    let (spki, _) = der::expect(fields, tag::SEQUENCE)?;
-    Some(spki.raw)
+    let (subject, fields) = der::expect(fields, tag::SEQUENCE)?;
+    let (spki, mut fields) = der::expect(fields, tag::SEQUENCE)?;
+    let mut extensions = Ok(None);
+    while let Some((tlv, rest)) = der::read(fields) {
+        if tlv.tag == EXTENSIONS {
+            extensions = der::expect(tlv.content, tag::SEQUENCE).map(|(seq, _)| Some(seq.content)).ok_or(());
+        }
+        fields = rest;
+    }
+    Some(TbsFields { subject: subject.content, spki: spki.raw, extensions })
+}
+
+/// The SubjectPublicKeyInfo of a certificate that is exactly one DER element.
+fn spki_of(der: &[u8]) -> Option<&[u8]> {
+    let (_, rest) = der::expect(der, tag::SEQUENCE)?;
+    if !rest.is_empty() {
+        return None;
+    }
+    tbs_fields(der).map(|tbs| tbs.spki)
 }
 
 /// Parses every certificate in PEM `text` (text around the blocks, such as `openssl x509 -text` output, is

@@ -10,7 +10,6 @@ use alloc::vec::Vec;
 
 use crate::keys::der::{self, tag};
 
-const EXTENSIONS: u8 = 0xa3; // [3] EXPLICIT Extensions
 const BOOLEAN: u8 = 0x01;
 const SET: u8 = 0x31;
 /// id-ce-keyUsage 2.5.29.15.
@@ -22,28 +21,8 @@ const OID_CN: &[u8] = &[0x55, 0x04, 0x03];
 
 /// The TBSCertificate fields after the version: (subject element content, extensions content if any).
 fn tbs_parts(cert: &[u8]) -> Option<(&[u8], Option<&[u8]>)> {
-    let (cert, _) = der::expect(cert, tag::SEQUENCE)?;
-    let (tbs, _) = der::expect(cert.content, tag::SEQUENCE)?;
-    let mut fields = tbs.content;
-    let (first, after) = der::read(fields)?;
-    if first.tag == tag::CONTEXT_0 {
-        fields = after;
-    }
-    let (_serial, fields) = der::expect(fields, tag::INTEGER)?;
-    let (_sig, fields) = der::expect(fields, tag::SEQUENCE)?;
-    let (_issuer, fields) = der::expect(fields, tag::SEQUENCE)?;
-    let (_validity, fields) = der::expect(fields, tag::SEQUENCE)?;
-    let (subject, mut fields) = der::expect(fields, tag::SEQUENCE)?;
-    let (_spki, rest) = der::expect(fields, tag::SEQUENCE)?;
-    fields = rest;
-    let mut extensions = None;
-    while let Some((tlv, rest)) = der::read(fields) {
-        if tlv.tag == EXTENSIONS {
-            extensions = Some(der::expect(tlv.content, tag::SEQUENCE)?.0.content);
-        }
-        fields = rest;
-    }
-    Some((subject.content, extensions))
+    let tbs = crate::keys::cert::tbs_fields(cert)?;
+    Some((tbs.subject, tbs.extensions.ok()?))
 }
 
 /// Short names OpenVPN prints for the usual attribute types (2.5.4.x and emailAddress).
