@@ -77,11 +77,17 @@ pub(crate) fn tbs_fields(der: &[u8]) -> Option<TbsFields<'_>> {
     let mut extensions = Ok(None);
     while let Some((tlv, rest)) = der::read(fields) {
         if tlv.tag == EXTENSIONS {
-            extensions = der::expect(tlv.content, tag::SEQUENCE).map(|(seq, _)| Some(seq.content)).ok_or(());
+            extensions = der::expect(tlv.content, tag::SEQUENCE)
+                .map(|(seq, _)| Some(seq.content))
+                .ok_or(());
         }
         fields = rest;
     }
-    Some(TbsFields { subject: subject.content, spki: spki.raw, extensions })
+    Some(TbsFields {
+        subject: subject.content,
+        spki: spki.raw,
+        extensions,
+    })
 }
 
 /// The SubjectPublicKeyInfo of a certificate that is exactly one DER element.
