@@ -30,6 +30,15 @@ use crate::entropy::KernelRng;
 const UDP_PACKETS: usize = 512;
 /// Bytes the UDP socket buffers each way.
 const UDP_BYTES: usize = 1 << 20;
+/// Bytes the UDP socket's transmit ring holds. Data packets are sealed in place in it
+/// ([`Remote::send_udp_with`], smoltcp's `send_with`).
+const UDP_TX_BYTES: usize = 256 << 10;
+/// Datagrams the transmit ring holds: enough that its metadata ring never fills before its bytes do
+/// (every datagram sent is at least 16 bytes; the smallest control packet has 22), because smoltcp
+/// 0.12's `send_with` (`PacketBuffer::enqueue_with_infallible`) commits the bytes before it finds the
+/// metadata ring full when it has to add wrap-around padding, and then leaves orphan bytes that shift
+/// every later datagram (seen as an iperf3 UDP flood through the VM that stopped all upload traffic).
+const UDP_TX_PACKETS: usize = UDP_TX_BYTES / 16 + 2;
 /// Bytes the TCP socket buffers each way.
 const TCP_BYTES: usize = 256 << 10;
 /// Poll interval while a DNS query or a TCP handshake is in flight.
@@ -119,8 +128,8 @@ impl Remote {
                 vec![0; UDP_BYTES],
             ),
             udp::PacketBuffer::new(
-                vec![udp::PacketMetadata::EMPTY; UDP_PACKETS],
-                vec![0; UDP_BYTES],
+                vec![udp::PacketMetadata::EMPTY; UDP_TX_PACKETS],
+                vec![0; UDP_TX_BYTES],
             ),
         );
         let mut tcp = tcp::Socket::new(
@@ -294,6 +303,30 @@ impl Remote {
                 }
                 socket.send_slice(bytes).is_ok_and(|n| n == bytes.len())
             }
+            _ => false,
+        }
+    }
+
+    /// Whether the transport is a ready UDP socket ([`send_udp_with`](Self::send_udp_with) works).
+    pub fn udp_ready(&self) -> bool {
+        matches!(self.phase, Phase::Ready(_, false))
+    }
+
+    /// Sends one UDP datagram written in place in the socket's transmit ring: `fill` gets a slot of
+    /// `max_size` bytes and returns the datagram's length, from the slot's start (no copy in between).
+    /// Returns false (without calling `fill`) when the transport is not a ready UDP socket or the ring
+    /// is full. `fill` returning 0 leaves an empty datagram: callers size the slot so that cannot happen.
+    pub fn send_udp_with(
+        &mut self,
+        sockets: &mut SocketSet<'static>,
+        max_size: usize,
+        fill: impl FnOnce(&mut [u8]) -> usize,
+    ) -> bool {
+        match self.phase {
+            Phase::Ready(endpoint, false) => sockets
+                .get_mut::<udp::Socket>(self.udp)
+                .send_with(max_size, endpoint, fill)
+                .is_ok(),
             _ => false,
         }
     }

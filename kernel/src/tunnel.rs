@@ -17,7 +17,8 @@ use core::net::Ipv4Addr;
 
 use drivers::clock;
 use openvpn::config::{self, InlineOnly};
-use openvpn::engine::{Action, Engine, EngineConfig, EngineState, Received};
+use openvpn::crypto::DataChannel;
+use openvpn::engine::{Action, Engine, EngineConfig, EngineState, Received, SendError};
 use openvpn::time::Instant as EngineInstant;
 use oxvpn_kernel::args::BootArgs;
 use oxvpn_kernel::exit::{exit, ExitCode};
@@ -53,6 +54,8 @@ pub struct Tunnel {
     tx: Box<[u8]>,
     /// Router output for the tunnel produced while handling tunnel input (sent right after).
     echo: Vec<Vec<u8>>,
+    /// The part of the engine's data headroom the last sealed packet did not use (see `seal_in_slot`).
+    seal_skip: usize,
 }
 
 fn engine_now(now_us: u64) -> EngineInstant {
@@ -111,12 +114,31 @@ impl Tunnel {
             rx: alloc::vec![0; RX_BUF].into_boxed_slice(),
             tx: alloc::vec![0; TX_BUF].into_boxed_slice(),
             echo: Vec::new(),
+            seal_skip: 0,
         }
     }
 
     /// Encrypts one IP packet from the LAN (the router's `tunnel_packet`) and sends it to the remote.
     /// Dropped while the tunnel is down or the socket is full.
+    ///
+    /// Over UDP the packet is copied once, behind the engine's data headroom in a slot of the UDP
+    /// socket's transmit ring, and sealed there in place (`Engine::encapsulate_in_place`): no
+    /// intermediate buffer. Over TCP (and before the tunnel is up) it goes through `Engine::encapsulate`.
     pub fn send_packet(&mut self, now_us: u64, packet: &[u8], sockets: &mut SocketSet<'static>) {
+        if let Some(headroom) = self.engine.data_headroom() {
+            if self.remote.udp_ready() {
+                let now = engine_now(now_us);
+                let engine = &mut self.engine;
+                let max = headroom
+                    .saturating_add(packet.len())
+                    .saturating_add(DataChannel::MAX_OVERHEAD);
+                let skip = &mut self.seal_skip;
+                self.remote.send_udp_with(sockets, max, |slot| {
+                    seal_in_slot(engine, now, slot, headroom, skip, packet)
+                });
+                return;
+            }
+        }
         match self
             .engine
             .encapsulate(engine_now(now_us), packet, &mut self.tx, &mut KernelRng)
@@ -277,6 +299,63 @@ impl Tunnel {
             .map(|at| at.as_millis().saturating_mul(1000));
         [remote, engine].into_iter().flatten().min()
     }
+}
+
+/// Writes `packet` into `slot` behind the engine's data headroom, seals it in place and returns the
+/// datagram's length (it starts at `slot[0]`), 0 when sealing failed (logged; the engine's data channel
+/// cannot break down between the check for its headroom and this call).
+///
+/// `data_headroom` leaves room for a compression prefix most packets do not get; `skip` is that unused
+/// part as the previous packet found it, so the packet is written that much earlier and the datagram
+/// starts at `slot[0]` without moving it. Should a packet need more room after all, it is written again at
+/// the full headroom (and the datagram moved to the front).
+fn seal_in_slot(
+    engine: &mut Engine,
+    now: EngineInstant,
+    slot: &mut [u8],
+    headroom: usize,
+    skip: &mut usize,
+    packet: &[u8],
+) -> usize {
+    let mut at = headroom.saturating_sub(*skip);
+    let sealed = match seal_at(engine, now, slot, at, packet) {
+        Err(SendError::BufferTooSmall) if at < headroom => {
+            at = headroom;
+            seal_at(engine, now, slot, at, packet)
+        }
+        other => other,
+    };
+    match sealed {
+        Ok(range) => {
+            let n = range.len();
+            if range.start > 0 {
+                if range.end > slot.len() {
+                    return 0;
+                }
+                slot.copy_within(range.clone(), 0);
+            }
+            *skip = headroom.saturating_sub(at).saturating_add(range.start);
+            n
+        }
+        Err(e) => {
+            log::warn!("tunnel: packet not sealed: {e}");
+            0
+        }
+    }
+}
+
+fn seal_at(
+    engine: &mut Engine,
+    now: EngineInstant,
+    slot: &mut [u8],
+    at: usize,
+    packet: &[u8],
+) -> Result<core::ops::Range<usize>, SendError> {
+    let payload = slot
+        .get_mut(at..at.saturating_add(packet.len()))
+        .ok_or(SendError::BufferTooSmall)?;
+    payload.copy_from_slice(packet);
+    engine.encapsulate_in_place_at(now, slot, at, packet.len(), &mut KernelRng)
 }
 
 /// Reports the handshake's inner states (the others come with the engine's actions).

@@ -131,15 +131,33 @@ impl DataChannel {
         payload_len: usize,
         rng: &mut R,
     ) -> Result<Range<usize>, DataError> {
+        let at = self.headroom().ok_or(DataError::NoKey)?;
+        self.encrypt_in_place_at(buf, at, payload_len, rng)
+    }
+
+    /// [`encrypt_in_place`](Self::encrypt_in_place) with the payload at `buf[at..][..payload_len]`, where
+    /// `at` may be less than [`headroom`](Self::headroom) by the compression prefix this packet does not
+    /// need (then the sealed packet starts closer to, or at, `buf[0]`). Too little room in front of the
+    /// payload is [`DataError::BufferTooSmall`], found before anything is consumed (packet-id).
+    pub fn encrypt_in_place_at<R: CryptoRngCore + ?Sized>(
+        &mut self,
+        buf: &mut [u8],
+        at: usize,
+        payload_len: usize,
+        rng: &mut R,
+    ) -> Result<Range<usize>, DataError> {
         let compression = self.compression;
         let key = self
             .primary
             .and_then(|id| self.keys.iter_mut().flatten().find(|k| k.key_id() == id));
         let key = key.ok_or(DataError::NoKey)?;
-        let at = key.headroom() + Compression::MAX_PREFIX;
-        let framed = compression.frame_in_place(buf, at..at + payload_len)?;
+        let end = at.checked_add(payload_len).ok_or(DataError::BufferTooSmall)?;
+        let framed = compression.frame_in_place(buf, at..end)?;
         // The sealed packet starts `headroom` bytes before the framed payload.
-        let start = framed.start - key.headroom();
+        let start = framed
+            .start
+            .checked_sub(key.headroom())
+            .ok_or(DataError::BufferTooSmall)?;
         let packet = buf.get_mut(start..).ok_or(DataError::BufferTooSmall)?;
         let len = key.seal_in_place(packet, framed.len(), rng)?;
         Ok(start..start + len)

@@ -107,6 +107,35 @@ impl Engine {
         payload_len: usize,
         rng: &mut dyn CryptoRngCore,
     ) -> Result<Range<usize>, SendError> {
+        self.seal_in_place(now, buf, None, payload_len, rng)
+    }
+
+    /// [`encapsulate_in_place`](Self::encapsulate_in_place) with the IP packet at `buf[at..]`: `at` may be
+    /// less than [`data_headroom`](Self::data_headroom) by the compression prefix the packet does not need
+    /// (the start of the returned range tells by how much: data headroom minus `at` plus that start is
+    /// the unused part), so that the datagram can start at `buf[0]`. Too little room is
+    /// [`SendError::BufferTooSmall`], before a packet-id is used (the payload may have been framed: write
+    /// it again at `data_headroom()` and retry).
+    pub fn encapsulate_in_place_at(
+        &mut self,
+        now: Instant,
+        buf: &mut [u8],
+        at: usize,
+        payload_len: usize,
+        rng: &mut dyn CryptoRngCore,
+    ) -> Result<Range<usize>, SendError> {
+        self.seal_in_place(now, buf, Some(at), payload_len, rng)
+    }
+
+    /// Both in-place variants: the payload at `at`, or at the data headroom of the key chosen now.
+    fn seal_in_place(
+        &mut self,
+        now: Instant,
+        buf: &mut [u8],
+        at: Option<usize>,
+        payload_len: usize,
+        rng: &mut dyn CryptoRngCore,
+    ) -> Result<Range<usize>, SendError> {
         let key_id = self.send_keys.select(now);
         let prefix = if self.is_tcp() { PREFIX_LEN } else { 0 };
         let data = self.data.as_mut().ok_or(SendError::NotConnected)?;
@@ -114,8 +143,14 @@ impl Engine {
             data.set_primary(id);
         }
         let body = buf.get_mut(prefix..).ok_or(SendError::BufferTooSmall)?;
-        let sealed = data
-            .encrypt_in_place(body, payload_len, rng)
+        let sealed = match at {
+            Some(at) => {
+                let at = at.checked_sub(prefix).ok_or(SendError::BufferTooSmall)?;
+                data.encrypt_in_place_at(body, at, payload_len, rng)
+            }
+            None => data.encrypt_in_place(body, payload_len, rng),
+        };
+        let sealed = sealed
             .map_err(|e| match e {
                 crate::crypto::DataError::BufferTooSmall => SendError::BufferTooSmall,
                 _ => SendError::Crypto,
