@@ -151,7 +151,9 @@ impl DataChannel {
             .primary
             .and_then(|id| self.keys.iter_mut().flatten().find(|k| k.key_id() == id));
         let key = key.ok_or(DataError::NoKey)?;
-        let end = at.checked_add(payload_len).ok_or(DataError::BufferTooSmall)?;
+        let end = at
+            .checked_add(payload_len)
+            .ok_or(DataError::BufferTooSmall)?;
         let framed = compression.frame_in_place(buf, at..end)?;
         // The sealed packet starts `headroom` bytes before the framed payload.
         let start = framed

@@ -150,11 +150,10 @@ impl Engine {
             }
             None => data.encrypt_in_place(body, payload_len, rng),
         };
-        let sealed = sealed
-            .map_err(|e| match e {
-                crate::crypto::DataError::BufferTooSmall => SendError::BufferTooSmall,
-                _ => SendError::Crypto,
-            })?;
+        let sealed = sealed.map_err(|e| match e {
+            crate::crypto::DataError::BufferTooSmall => SendError::BufferTooSmall,
+            _ => SendError::Crypto,
+        })?;
         // `sealed` is relative to `body`; the prefix goes right before it.
         let start = sealed.start + prefix;
         let end = sealed.end + prefix;
