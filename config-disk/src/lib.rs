@@ -6,6 +6,20 @@
 //! any input.
 #![no_std]
 #![forbid(unsafe_code)]
+// Panics must be unreachable from the network and the config disk (STYLE.md rule 6): outside tests no
+// unwrap/expect/panic!, no unchecked indexing and no lossy `as` casts.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::panic,
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        clippy::cast_possible_wrap
+    )
+)]
 
 extern crate alloc;
 

@@ -4,6 +4,20 @@
 //! are arguments, and every output goes into a buffer or an action the caller owns.
 #![no_std]
 #![forbid(unsafe_code)]
+// Panics must be unreachable from the network and the config disk (STYLE.md rule 6): outside tests no
+// unwrap/expect/panic!, no unchecked indexing and no lossy `as` casts.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::panic,
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        clippy::cast_possible_wrap
+    )
+)]
 
 extern crate alloc;
 
@@ -13,8 +27,8 @@ pub mod keys;
 pub mod reliable;
 pub mod tls;
 
+pub mod crypto;
+pub mod engine;
+pub mod session;
 pub mod time;
 pub mod wire;
-pub mod crypto;
-pub mod session;
-pub mod engine;

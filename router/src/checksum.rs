@@ -18,7 +18,8 @@ pub(crate) mod sum {
         let mut acc: u32 = 0;
         let mut chunks = data.chunks_exact(2);
         for w in &mut chunks {
-            acc += u32::from(u16::from_be_bytes([w[0], w[1]]));
+            let &[hi, lo] = w else { continue }; // chunks_exact(2): always two bytes
+            acc += u32::from(u16::from_be_bytes([hi, lo]));
             if acc > 0x8000_0000 {
                 acc = u32::from(fold(acc));
             }

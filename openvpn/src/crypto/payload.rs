@@ -31,6 +31,8 @@ pub const OCC_MTU_REPLY: u8 = 5;
 pub const OCC_EXIT: u8 = 6;
 
 /// The full OCC_EXIT plaintext (magic || 0x06).
+// Evaluated at compile time: an out-of-bounds index would fail the build, it cannot panic at run time.
+#[allow(clippy::indexing_slicing)]
 pub const OCC_EXIT_MESSAGE: [u8; 17] = {
     let mut m = [0u8; 17];
     let mut i = 0;
