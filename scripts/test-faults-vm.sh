@@ -40,7 +40,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 # Whole-test bound: the trap cleans up.
-( sleep "${FAULTS_VM_TIMEOUT:-400}"; kill -TERM $$ 2>/dev/null ) >/dev/null 2>&1 &
+# `&&`: when cleanup kills the sleep, the subshell must not go on to signal this script mid-cleanup.
+( sleep "${FAULTS_VM_TIMEOUT:-400}" && kill -TERM $$ 2>/dev/null ) >/dev/null 2>&1 &
 watchdog=$!
 
 NETLAB_REMOTE=$RELAY_ADDR netlab_up >"$work/setup.log" 2>&1 \
