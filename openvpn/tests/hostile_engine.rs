@@ -342,7 +342,5 @@ fn data_packets_without_keys_are_dropped_and_counted() {
             }
         }
     }
-    // Finding (fuzz-findings.md): before the first data key the engine drops data packets without
-    // counting them in `Stats::data_dropped`; only the drop itself is asserted here.
-    assert!(engine.stats().data_dropped <= n);
+    assert_eq!(engine.stats().data_dropped, n, "every drop before the first data key is counted");
 }

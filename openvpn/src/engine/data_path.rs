@@ -18,6 +18,8 @@ impl Engine {
         datagram: &'a mut [u8],
     ) -> Received<'a> {
         let Some(data) = self.data.as_mut() else {
+            // No data key yet (handshake, reconnect wait): a drop like any other unknown-key packet.
+            self.stats.data_dropped += 1;
             return Received::Dropped;
         };
         match data.decrypt(datagram, now) {
