@@ -5,9 +5,6 @@
 //! far over the 2048-byte limit through the real TLS session, and floods garbage. The tunnel must stay up,
 //! replays and forgeries must be dropped and counted, and the heap must stay flat.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-
 use openvpn::engine::Received;
 use openvpn::wire::{AckBlock, ControlRepr, KeyId, Opcode, SessionId};
 use rand_chacha::rand_core::{RngCore, SeedableRng};
@@ -19,51 +16,9 @@ use mem_server::{World, PEER_ID};
 
 // --- heap accounting --------------------------------------------------------------------------------------
 
-struct Counting;
-
-thread_local! {
-    static LIVE: Cell<isize> = const { Cell::new(0) };
-    static PEAK: Cell<isize> = const { Cell::new(0) };
-}
-
-fn account(delta: isize) {
-    let _ = LIVE.try_with(|live| {
-        let now = live.get() + delta;
-        live.set(now);
-        let _ = PEAK.try_with(|peak| peak.set(peak.get().max(now)));
-    });
-}
-
-fn size(bytes: usize) -> isize {
-    isize::try_from(bytes).unwrap_or(isize::MAX)
-}
-
-// SAFETY: forwards every call unchanged to the system allocator; the counters are const-initialised
-// thread-local Cells, whose access never allocates.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        account(size(layout.size()));
-        // SAFETY: same contract as our caller's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        account(-size(layout.size()));
-        // SAFETY: same contract as our caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        account(size(new_size) - size(layout.size()));
-        // SAFETY: same contract as our caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
-
-fn live() -> isize {
-    LIVE.with(Cell::get)
-}
+#[path = "support/heap_meter.rs"]
+mod heap_meter;
+use heap_meter::{live, peak, reset_peak};
 
 // --- tests ------------------------------------------------------------------------------------------------
 
@@ -262,10 +217,10 @@ fn garbage_flood_on_a_live_tunnel_keeps_memory_flat() {
     };
     flood(&mut w, &mut attacker, 5_000);
     let before = live();
-    PEAK.with(|p| p.set(before));
+    reset_peak();
     flood(&mut w, &mut attacker, 50_000);
     let after = live();
-    let high = PEAK.with(Cell::get) - before;
+    let high = peak() - before;
     let stats = w.engine.stats();
     println!("live tunnel flood: heap before {before} B, after {after} B, high-water +{high} B, {stats:?}");
     assert!(

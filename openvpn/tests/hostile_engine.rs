@@ -4,9 +4,6 @@
 //! length. Nothing may panic, drops are counted, and the heap stays flat: a counting global allocator
 //! measures the engine's live bytes and high-water mark before and after 60 000 hostile datagrams.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-
 use openvpn::engine::{Action, ControlProtection, Engine, EngineConfig, Received, RemoteSpec};
 use openvpn::session::Transport;
 use openvpn::time::Instant;
@@ -18,61 +15,9 @@ const CA_DER: &[u8] = include_bytes!("../src/engine/testdata/ca.der");
 const V2_CLIENT_KEY: &str = include_str!("../src/engine/testdata/v2-client.key");
 const UNIX: u64 = 1_800_000_000;
 
-struct Counting;
-
-thread_local! {
-    /// Live bytes allocated by this thread, and the most it ever held (since the last reset).
-    static LIVE: Cell<isize> = const { Cell::new(0) };
-    static PEAK: Cell<isize> = const { Cell::new(0) };
-}
-
-fn account(delta: isize) {
-    // `try_with`: thread-local storage may already be gone while a thread exits.
-    let _ = LIVE.try_with(|live| {
-        let now = live.get() + delta;
-        live.set(now);
-        let _ = PEAK.try_with(|peak| peak.set(peak.get().max(now)));
-    });
-}
-
-fn size(bytes: usize) -> isize {
-    isize::try_from(bytes).unwrap_or(isize::MAX)
-}
-
-// SAFETY: forwards every call unchanged to the system allocator; the counters are const-initialised
-// thread-local Cells, whose access never allocates.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        account(size(layout.size()));
-        // SAFETY: same contract as our caller's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        account(-size(layout.size()));
-        // SAFETY: same contract as our caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        account(size(new_size) - size(layout.size()));
-        // SAFETY: same contract as our caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
-
-fn live() -> isize {
-    LIVE.with(Cell::get)
-}
-
-fn reset_peak() {
-    PEAK.with(|p| p.set(live()));
-}
-
-fn peak() -> isize {
-    PEAK.with(Cell::get)
-}
+#[path = "support/heap_meter.rs"]
+mod heap_meter;
+use heap_meter::{live, peak, reset_peak};
 
 fn at(ms: u64) -> Instant {
     Instant::from_millis(ms)
@@ -342,5 +287,9 @@ fn data_packets_without_keys_are_dropped_and_counted() {
             }
         }
     }
-    assert_eq!(engine.stats().data_dropped, n, "every drop before the first data key is counted");
+    assert_eq!(
+        engine.stats().data_dropped,
+        n,
+        "every drop before the first data key is counted"
+    );
 }
