@@ -6,35 +6,16 @@
 use criterion::{
     black_box, criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput,
 };
-use openvpn::crypto::{DataChannel, DataCipher, DataKey, Digest, ReplayWindow, Role};
+use openvpn::crypto::{DataChannel, DataCipher, Digest};
 use openvpn::time::Instant;
-use openvpn::wire::KeyId;
 use rand_core::SeedableRng;
 use ring::aead;
 
-const SIZES: [usize; 3] = [64, 512, 1400];
+#[path = "support/channel.rs"]
+mod channel;
+use channel::channel_pair;
 
-fn channel_pair(cipher: DataCipher) -> (DataChannel, DataChannel) {
-    let mut key2 = [0u8; 256];
-    for (i, b) in key2.iter_mut().enumerate() {
-        *b = (i as u8).wrapping_mul(31).wrapping_add(7);
-    }
-    let key = |role| {
-        DataKey::new(
-            cipher,
-            &key2,
-            role,
-            KeyId::ZERO,
-            Some(0),
-            ReplayWindow::default(),
-        )
-        .unwrap()
-    };
-    let (mut c, mut s) = (DataChannel::new(), DataChannel::new());
-    c.install(key(Role::Client));
-    s.install(key(Role::Server));
-    (c, s)
-}
+const SIZES: [usize; 3] = [64, 512, 1400];
 
 fn bench_data_channel(c: &mut Criterion) {
     let ciphers = [

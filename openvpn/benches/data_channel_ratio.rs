@@ -11,37 +11,18 @@
 use std::hint::black_box;
 use std::time::Instant as Clock;
 
-use openvpn::crypto::{DataChannel, DataCipher, DataKey, Inbound, ReplayWindow, Role};
+use openvpn::crypto::{DataChannel, DataCipher, Inbound};
 use openvpn::time::Instant;
-use openvpn::wire::KeyId;
 use rand_core::SeedableRng;
 use ring::aead;
+
+#[path = "support/channel.rs"]
+mod channel;
+use channel::channel_pair;
 
 const SIZE: usize = 1400;
 const BATCH: usize = 64;
 const ROUNDS: usize = 400;
-
-fn channel_pair(cipher: DataCipher) -> (DataChannel, DataChannel) {
-    let mut key2 = [0u8; 256];
-    for (i, b) in key2.iter_mut().enumerate() {
-        *b = (i as u8).wrapping_mul(31).wrapping_add(7);
-    }
-    let key = |role| {
-        DataKey::new(
-            cipher,
-            &key2,
-            role,
-            KeyId::ZERO,
-            Some(0),
-            ReplayWindow::default(),
-        )
-        .unwrap()
-    };
-    let (mut c, mut s) = (DataChannel::new(), DataChannel::new());
-    c.install(key(Role::Client));
-    s.install(key(Role::Server));
-    (c, s)
-}
 
 /// Nanoseconds per call of `f` over one batch.
 fn per_call(mut f: impl FnMut(usize)) -> f64 {
