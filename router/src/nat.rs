@@ -82,6 +82,19 @@ impl Proto {
             _ => None,
         }
     }
+
+    /// (source port, destination port) of a TCP or UDP header at the start of `l4`, which must hold the
+    /// whole fixed header (20 bytes for TCP, 8 for UDP).
+    fn ports(self, l4: &[u8]) -> Result<(u16, u16), NatError> {
+        let min = if self == Proto::Tcp { 20 } else { 8 };
+        if l4.len() < min {
+            return Err(NatError::Truncated);
+        }
+        Ok((
+            be16(l4, 0).ok_or(NatError::Truncated)?,
+            be16(l4, 2).ok_or(NatError::Truncated)?,
+        ))
+    }
 }
 
 /// An address family the table can translate: IPv4 (NAPT) or IPv6 (NAPT66 to the one tunnel address).
@@ -425,16 +438,7 @@ impl NatTable<Ipv4Address> {
         let hl = info.header_len;
         let l4 = packet.get(hl..info.total_len).ok_or(NatError::Truncated)?;
         let (private_port, remote_port) = match proto {
-            Proto::Tcp | Proto::Udp => {
-                let min = if proto == Proto::Tcp { 20 } else { 8 };
-                if l4.len() < min {
-                    return Err(NatError::Truncated);
-                }
-                (
-                    be16(l4, 0).ok_or(NatError::Truncated)?,
-                    be16(l4, 2).ok_or(NatError::Truncated)?,
-                )
-            }
+            Proto::Tcp | Proto::Udp => proto.ports(l4)?,
             Proto::Icmp => match l4.first() {
                 Some(&ECHO_REQUEST) if l4.len() >= 8 => {
                     (be16(l4, 4).ok_or(NatError::Truncated)?, 0)
@@ -502,14 +506,9 @@ impl NatTable<Ipv4Address> {
         let l4 = packet.get(hl..info.total_len).ok_or(NatError::Truncated)?;
         let (public_port, remote_port) = match proto {
             Proto::Tcp | Proto::Udp => {
-                let min = if proto == Proto::Tcp { 20 } else { 8 };
-                if l4.len() < min {
-                    return Err(NatError::Truncated);
-                }
-                (
-                    be16(l4, 2).ok_or(NatError::Truncated)?,
-                    be16(l4, 0).ok_or(NatError::Truncated)?,
-                )
+                // Inbound, the destination port is ours (the public one) and the source the remote's.
+                let (source, destination) = proto.ports(l4)?;
+                (destination, source)
             }
             Proto::Icmp => match l4.first() {
                 Some(&ECHO_REPLY) if l4.len() >= 8 => (be16(l4, 4).ok_or(NatError::Truncated)?, 0),
