@@ -11,13 +11,14 @@
 use alloc::vec::Vec;
 use core::fmt;
 
-use drivers::virtio::net::{VirtioNet, VirtioTxToken, QUEUE_SIZE};
+use drivers::virtio::net::{VirtioNet, VirtioRxToken, VirtioTxToken, QUEUE_SIZE};
 use drivers::virtio::SomeTransport;
 use oxvpn_kernel::args::{BootArgs, Ipv4Cidr as ArgCidr};
 use oxvpn_kernel::nic_roles::{self, RoleError};
+use router::outer::UdpFlow;
 use router::{Router, RouterConfig, Sink};
 use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet, SocketStorage};
-use smoltcp::phy::{Device, RxToken};
+use smoltcp::phy::{Checksum, Device, DeviceCapabilities, TxToken};
 use smoltcp::socket::dhcpv4;
 use smoltcp::time::Instant;
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpCidr, Ipv4Cidr};
@@ -57,12 +58,71 @@ struct PublicSide {
     sockets: SocketSet<'static>,
 }
 
+/// A frame handler in front of smoltcp on the public NIC: true when it consumed the frame.
+type FastPath<'a> = &'a mut dyn FnMut(&mut [u8]) -> bool;
+
+/// The public NIC as smoltcp sees it. Received frames are offered to the tunnel's fast path first
+/// (`Tunnel::take_frame`: the server's datagrams are decrypted in the receive buffer); smoltcp gets the
+/// rest. smoltcp leaves UDP checksums on transmit to this device, which fills them in eight bytes a step
+/// (`router::outer::fill_udp_checksum`) instead of smoltcp's two; it still verifies received ones.
+struct PublicDevice<'a, 'f> {
+    nic: &'a mut Nic,
+    take: FastPath<'f>,
+}
+
+impl Device for PublicDevice<'_, '_> {
+    type RxToken<'b>
+        = VirtioRxToken<'b>
+    where
+        Self: 'b;
+    type TxToken<'b>
+        = ChecksumTx<'b>
+    where
+        Self: 'b;
+
+    fn receive(&mut self, now: Instant) -> Option<(Self::RxToken<'_>, Self::TxToken<'_>)> {
+        let (rx, tx) = self.nic.receive_unless(now, &mut *self.take)?;
+        Some((rx, ChecksumTx(tx)))
+    }
+
+    fn transmit(&mut self, now: Instant) -> Option<Self::TxToken<'_>> {
+        self.nic.transmit(now).map(ChecksumTx)
+    }
+
+    fn capabilities(&self) -> DeviceCapabilities {
+        let mut caps = self.nic.capabilities();
+        caps.checksum.udp = Checksum::Rx;
+        caps
+    }
+}
+
+/// A public NIC transmit token that fills in the UDP checksum smoltcp left out.
+struct ChecksumTx<'a>(VirtioTxToken<'a, SomeTransport<'static>>);
+
+impl TxToken for ChecksumTx<'_> {
+    fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
+        self.0.consume(len, |frame| {
+            let result = f(frame);
+            router::outer::fill_udp_checksum(frame);
+            result
+        })
+    }
+}
+
 impl PublicSide {
     fn new(mut device: Nic, now: Instant, seed: u64) -> Self {
         let mac = EthernetAddress(device.mac_address());
         let mut config = Config::new(HardwareAddress::Ethernet(mac));
         config.random_seed = seed;
-        let iface = Interface::new(config, &mut device, now);
+        // The interface keeps the capabilities it is created with: create it through the wrapper.
+        let iface = Interface::new(
+            config,
+            &mut PublicDevice {
+                nic: &mut device,
+                take: &mut |_| false,
+            },
+            now,
+        );
         let storage: Vec<SocketStorage<'static>> = (0..2).map(|_| SocketStorage::EMPTY).collect();
         Self {
             device,
@@ -71,10 +131,15 @@ impl PublicSide {
         }
     }
 
-    fn poll(&mut self, now: Instant) {
+    /// Runs smoltcp over the NIC, `take` getting each received frame first.
+    fn poll(&mut self, now: Instant, take: FastPath<'_>) {
         // Acknowledge first: an event after this raises a new edge (see drivers::ioapic).
         self.device.ack_interrupt();
-        self.iface.poll(now, &mut self.device, &mut self.sockets);
+        let mut device = PublicDevice {
+            nic: &mut self.device,
+            take,
+        };
+        self.iface.poll(now, &mut device, &mut self.sockets);
         self.device.refill();
     }
 
@@ -86,14 +151,24 @@ impl PublicSide {
     }
 }
 
-/// The router's output while handling one input: LAN frames go out on the private NIC, tunnel packets
-/// to the OpenVPN tunnel (dropped when there is none: no config disk).
-struct LanSink<'a, 'b> {
-    tx: Option<&'a mut VirtioTxToken<'b, SomeTransport<'static>>>,
-    tunnel: Option<(&'a mut Tunnel, &'a mut SocketSet<'static>, u64)>,
+/// Where the LAN's packets for the tunnel go: the tunnel, its sockets and, for the fast path, the public
+/// NIC and the tunnel's UDP flow on it.
+struct TunnelOut<'a> {
+    tunnel: &'a mut Tunnel,
+    sockets: &'a mut SocketSet<'static>,
+    public: &'a mut Nic,
+    flow: Option<UdpFlow>,
 }
 
-impl Sink for LanSink<'_, '_> {
+/// The router's output while handling one input: LAN frames go out on the private NIC, tunnel packets
+/// to the OpenVPN tunnel (dropped when there is none: no config disk).
+struct LanSink<'a, 'b, 'c> {
+    tx: Option<&'a mut VirtioTxToken<'b, SomeTransport<'static>>>,
+    tunnel: Option<&'a mut TunnelOut<'c>>,
+    now_us: u64,
+}
+
+impl Sink for LanSink<'_, '_, '_> {
     fn lan_frame(&mut self, frame: &[u8]) {
         if let Some(tx) = self.tx.as_deref_mut() {
             tx.send(frame);
@@ -101,8 +176,10 @@ impl Sink for LanSink<'_, '_> {
     }
 
     fn tunnel_packet(&mut self, packet: &[u8]) {
-        if let Some((tunnel, sockets, now_us)) = self.tunnel.as_mut() {
-            tunnel.send_packet(*now_us, packet, sockets);
+        if let Some(out) = self.tunnel.as_deref_mut() {
+            let fast = out.flow.as_ref().map(|flow| (&mut *out.public, flow));
+            out.tunnel
+                .send_packet(self.now_us, packet, out.sockets, fast);
         }
     }
 }
@@ -114,35 +191,35 @@ struct PrivateSide {
 }
 
 impl PrivateSide {
-    fn poll(&mut self, now: Instant, mut tunnel: Option<(&mut Tunnel, &mut SocketSet<'static>)>) {
+    fn poll(&mut self, now: Instant, mut tunnel: Option<TunnelOut<'_>>) {
         let Self { device, router } = self;
         let now_us = u64::try_from(now.total_micros()).unwrap_or(0);
         device.ack_interrupt();
         // At most one queue's worth per pass, so a flood on the LAN cannot starve the public side.
         for _ in 0..QUEUE_SIZE {
-            let Some((rx, mut tx)) = device.receive(now) else {
+            // The router rewrites forwarded packets in the receive buffer; the tunnel seals them in a
+            // transmit buffer of the public NIC (one copy, see `Tunnel::send_packet`).
+            let Some((frame, mut tx)) = device.receive_mut(now) else {
                 break;
             };
-            let tunnel = tunnel.as_mut().map(|(t, s)| (&mut **t, &mut **s, now_us));
-            rx.consume(|frame| {
-                router.handle_lan_frame(
-                    now,
-                    frame,
-                    &mut LanSink {
-                        tx: Some(&mut tx),
-                        tunnel,
-                    },
-                );
-            });
+            router.handle_lan_frame_in_place(
+                now,
+                frame,
+                &mut LanSink {
+                    tx: Some(&mut tx),
+                    tunnel: tunnel.as_mut(),
+                    now_us,
+                },
+            );
         }
         if router.poll_at().is_some_and(|at| at <= now) {
             let mut tx = device.transmit(now);
-            let tunnel = tunnel.as_mut().map(|(t, s)| (&mut **t, &mut **s, now_us));
             router.tick(
                 now,
                 &mut LanSink {
                     tx: tx.as_mut(),
-                    tunnel,
+                    tunnel: tunnel.as_mut(),
+                    now_us,
                 },
             );
         }
@@ -262,7 +339,7 @@ impl Network {
     /// Runs both interfaces: drains every received frame, answers what must be answered, sends what is
     /// queued, and applies DHCP events.
     pub fn poll(&mut self, now: Instant) {
-        self.public.poll(now);
+        self.poll_public(now);
         if let Some(handle) = self.dhcp {
             let event = self.public.sockets.get_mut::<dhcpv4::Socket>(handle).poll();
             match event {
@@ -290,7 +367,7 @@ impl Network {
                     self.dhcp_dns = config.dns_servers.first().copied();
                     self.leased = true;
                     // Answer ARP for the new address right away rather than at the next wake-up.
-                    self.public.poll(now);
+                    self.poll_public(now);
                 }
                 Some(dhcpv4::Event::Deconfigured) => {
                     self.public.iface.update_ip_addrs(|addrs| addrs.clear());
@@ -320,12 +397,51 @@ impl Network {
                 self.dhcp_dns,
             );
         }
-        let tunnel = self.tunnel.as_mut().map(|t| (t, &mut self.public.sockets));
+        let flow = self
+            .tunnel
+            .as_ref()
+            .and_then(|t| t.udp_flow(&self.public.iface));
+        let tunnel = self.tunnel.as_mut().map(|tunnel| TunnelOut {
+            tunnel,
+            sockets: &mut self.public.sockets,
+            public: &mut self.public.device,
+            flow,
+        });
         self.private.poll(now, tunnel);
         if self.tunnel.is_some() {
             // Send what the tunnel queued on the public sockets now rather than at the next wake-up.
-            self.public.poll(now);
+            self.poll_public(now);
         }
+    }
+
+    /// Polls the public side. Once the tunnel has a ready UDP transport, the server's datagrams take the
+    /// fast path ([`Tunnel::take_frame`]) straight from the public NIC's receive buffers to the private
+    /// NIC's transmit buffers, in arrival order with everything smoltcp gets.
+    fn poll_public(&mut self, now: Instant) {
+        let now_us = u64::try_from(now.total_micros()).unwrap_or(0);
+        let Network {
+            public,
+            private,
+            tunnel,
+            ..
+        } = self;
+        let Some((tunnel, flow)) = tunnel
+            .as_mut()
+            .and_then(|t| t.udp_flow(&public.iface).map(|flow| (t, flow)))
+        else {
+            public.poll(now, &mut |_| false);
+            return;
+        };
+        let PrivateSide { device, router } = private;
+        let mut tx = device.transmit(now);
+        let mut lan = |frame: &[u8]| {
+            if let Some(tx) = tx.as_mut() {
+                tx.send(frame);
+            }
+        };
+        public.poll(now, &mut |frame: &mut [u8]| {
+            tunnel.take_frame(now_us, frame, &flow, router, &mut lan)
+        });
     }
 
     /// Starts the OpenVPN tunnel for the config text `config` (see [`Tunnel::new`]).

@@ -312,6 +312,21 @@ impl Remote {
         matches!(self.phase, Phase::Ready(_, false))
     }
 
+    /// The ready UDP transport's server endpoint and local port (`None` over TCP or before it is ready):
+    /// what the public side's fast path picks out of received frames for the engine.
+    pub fn udp_flow(&self) -> Option<(Ipv4Addr, u16, u16)> {
+        match self.phase {
+            Phase::Ready(
+                IpEndpoint {
+                    addr: IpAddress::Ipv4(addr),
+                    port,
+                },
+                false,
+            ) => Some((addr, port, self.udp_port)),
+            _ => None,
+        }
+    }
+
     /// Sends one UDP datagram written in place in the socket's transmit ring: `fill` gets a slot of
     /// `max_size` bytes and returns the datagram's length, from the slot's start (no copy in between).
     /// Returns false (without calling `fill`) when the transport is not a ready UDP socket or the ring

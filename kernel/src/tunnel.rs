@@ -18,15 +18,19 @@ use core::net::Ipv4Addr;
 use drivers::clock;
 use openvpn::config::{self, InlineOnly};
 use openvpn::crypto::DataChannel;
-use openvpn::engine::{Action, Engine, EngineConfig, EngineState, Received, SendError};
+use openvpn::engine::{Action, Engine, EngineConfig, EngineState, Received, ReceivedAt, SendError};
 use openvpn::time::Instant as EngineInstant;
 use oxvpn_kernel::args::BootArgs;
 use oxvpn_kernel::exit::{exit, ExitCode};
 use oxvpn_kernel::pushed;
+use router::outer::{self, Matched, UdpFlow};
 use router::{Instant, Router, Sink, TunnelState};
 use smoltcp::iface::{Interface, SocketSet};
+use smoltcp::phy::Device;
+use smoltcp::wire::{EthernetAddress, HardwareAddress};
 
 use crate::entropy::KernelRng;
+use crate::net::Nic;
 use crate::remote::{Remote, RemoteEvent};
 use crate::status::{State, Status};
 
@@ -56,7 +60,16 @@ pub struct Tunnel {
     echo: Vec<Vec<u8>>,
     /// The part of the engine's data headroom the last sealed packet did not use (see `seal_in_slot`).
     seal_skip: usize,
+    /// Datagrams of the tunnel's UDP flow dropped by the fast path for a bad IPv4 or UDP checksum.
+    bad_checksums: u64,
+    /// Where frames to the server go: the source MAC of its last datagram that the engine accepted as an
+    /// authentic data packet (the server itself or the public side's gateway). Cleared on reconnect.
+    next_hop: Option<EthernetAddress>,
 }
+
+/// Largest frame the public NIC sends (Ethernet header + 1500-byte MTU). A datagram that would not fit
+/// is dropped, as smoltcp drops any datagram over the MTU.
+const FAST_FRAME_MAX: usize = 1514;
 
 fn engine_now(now_us: u64) -> EngineInstant {
     EngineInstant::from_micros(now_us)
@@ -115,26 +128,68 @@ impl Tunnel {
             tx: alloc::vec![0; TX_BUF].into_boxed_slice(),
             echo: Vec::new(),
             seal_skip: 0,
+            bad_checksums: 0,
+            next_hop: None,
         }
     }
 
     /// Encrypts one IP packet from the LAN (the router's `tunnel_packet`) and sends it to the remote.
     /// Dropped while the tunnel is down or the socket is full.
     ///
-    /// Over UDP the packet is copied once, behind the engine's data headroom in a slot of the UDP
-    /// socket's transmit ring, and sealed there in place (`Engine::encapsulate_in_place`): no
-    /// intermediate buffer. Over TCP (and before the tunnel is up) it goes through `Engine::encapsulate`.
-    pub fn send_packet(&mut self, now_us: u64, packet: &[u8], sockets: &mut SocketSet<'static>) {
+    /// With `fast` (the public NIC and the tunnel's UDP flow) and the next hop's MAC address known (from
+    /// the server's authenticated datagrams), the packet is copied once, behind the frame headers and the
+    /// engine's data headroom in a transmit buffer of the public NIC, sealed there in place
+    /// (`Engine::encapsulate_in_place_at`) and sent with headers written by `router::outer`: no
+    /// smoltcp socket, no other copy. Otherwise over UDP the same happens in a slot of smoltcp's UDP
+    /// transmit ring (smoltcp then copies the datagram into a transmit buffer). Over TCP (and before the
+    /// tunnel is up) it goes through `Engine::encapsulate`.
+    pub fn send_packet(
+        &mut self,
+        now_us: u64,
+        packet: &[u8],
+        sockets: &mut SocketSet<'static>,
+        fast: Option<(&mut Nic, &UdpFlow)>,
+    ) {
         if let Some(headroom) = self.engine.data_headroom() {
-            if self.remote.udp_ready() {
-                let now = engine_now(now_us);
+            let now = engine_now(now_us);
+            let max = headroom
+                .saturating_add(packet.len())
+                .saturating_add(DataChannel::MAX_OVERHEAD);
+            if let (Some((nic, flow)), Some(next_hop)) = (fast, self.next_hop) {
+                let Some(mut tx) = nic.transmit(router_now(now_us)) else {
+                    return; // transmit queue full: dropped like a full socket
+                };
+                // `max` is the worst case of any cipher; the frame gets what the MTU allows, and sealing
+                // finds out whether this key's real overhead fits.
+                let frame_max = max.saturating_add(outer::HEADERS_LEN).min(FAST_FRAME_MAX);
                 let engine = &mut self.engine;
-                let max = headroom
-                    .saturating_add(packet.len())
-                    .saturating_add(DataChannel::MAX_OVERHEAD);
+                let skip = &mut self.seal_skip;
+                tx.send_with(frame_max, |frame| {
+                    let Some(slot) = frame.get_mut(outer::HEADERS_LEN..) else {
+                        return 0;
+                    };
+                    match seal_in_slot(engine, now, slot, headroom, skip, packet) {
+                        Ok(n) => outer::write_udp_headers(frame, flow, next_hop, n).unwrap_or(0),
+                        Err(SendError::BufferTooSmall) => {
+                            log::trace!("tunnel: datagram over the public MTU dropped");
+                            0
+                        }
+                        Err(e) => {
+                            log::warn!("tunnel: packet not sealed: {e}");
+                            0
+                        }
+                    }
+                });
+                return;
+            }
+            if self.remote.udp_ready() {
+                let engine = &mut self.engine;
                 let skip = &mut self.seal_skip;
                 self.remote.send_udp_with(sockets, max, |slot| {
-                    seal_in_slot(engine, now, slot, headroom, skip, packet)
+                    seal_in_slot(engine, now, slot, headroom, skip, packet).unwrap_or_else(|e| {
+                        log::warn!("tunnel: packet not sealed: {e}");
+                        0
+                    })
                 });
                 return;
             }
@@ -150,6 +205,64 @@ impl Tunnel {
             }
             Err(e) => log::trace!("tunnel: packet dropped: {e}"),
         }
+    }
+
+    /// The tunnel's UDP flow on the public NIC once the transport is a ready UDP socket: frames matching
+    /// it go to [`take_frame`](Self::take_frame) instead of through smoltcp's socket.
+    pub fn udp_flow(&self, iface: &Interface) -> Option<UdpFlow> {
+        let (server, port, local_port) = self.remote.udp_flow()?;
+        let HardwareAddress::Ethernet(local_mac) = iface.hardware_addr() else {
+            return None;
+        };
+        Some(UdpFlow {
+            local_mac,
+            local: (iface.ipv4_addr()?, local_port),
+            remote: (server, port),
+        })
+    }
+
+    /// The public side's fast path, for one frame in the NIC's receive buffer: a datagram of `flow` is
+    /// handed to the engine where it lies (decrypted in place) and a decrypted packet to the router in
+    /// place too (`Router::handle_tunnel_packet_in_place`: its LAN frame is built in the same buffer and
+    /// copied once, into the private NIC's transmit buffer by `lan`). Returns false for any other frame,
+    /// which smoltcp then gets. This is [`poll`](Self::poll)'s input half without the socket's two copies
+    /// (into smoltcp's receive ring, out into `rx`) and without smoltcp's checksum and socket work.
+    pub fn take_frame(
+        &mut self,
+        now_us: u64,
+        frame: &mut [u8],
+        flow: &UdpFlow,
+        router: &mut Router,
+        lan: &mut dyn FnMut(&[u8]),
+    ) -> bool {
+        let payload = match outer::match_datagram(frame, flow) {
+            Matched::Other => return false,
+            Matched::BadChecksum => {
+                self.bad_checksums += 1;
+                log::trace!("remote: datagram with a bad checksum dropped");
+                return true;
+            }
+            Matched::Flow(payload) => payload,
+        };
+        let Some(datagram) = frame.get_mut(payload.clone()) else {
+            return true;
+        };
+        match self.engine.receive_in_place(engine_now(now_us), datagram) {
+            ReceivedAt::Packet(range) => {
+                if let Some(mac) = frame.get(6..12).map(EthernetAddress::from_bytes) {
+                    self.next_hop = Some(mac);
+                }
+                let packet = payload.start + range.start..payload.start + range.end;
+                let mut sink = EchoSink {
+                    lan,
+                    echo: &mut self.echo,
+                };
+                router.handle_tunnel_packet_in_place(router_now(now_us), frame, packet, &mut sink);
+            }
+            ReceivedAt::Consumed => show_handshake(&mut self.status, self.engine.state()),
+            ReceivedAt::Dropped => {}
+        }
+        true
     }
 
     /// One pass: transport progress, everything the remote sent (decrypted packets go through the router
@@ -187,7 +300,7 @@ impl Tunnel {
             }
         });
         for packet in core::mem::take(&mut self.echo) {
-            self.send_packet(now_us, &packet, sockets);
+            self.send_packet(now_us, &packet, sockets, None);
         }
         if let Err(e) = result {
             log::warn!("remote: {e}");
@@ -268,10 +381,17 @@ impl Tunnel {
                 self.status
                     .set(State::Reconnecting, format_args!("{reason:?}"));
                 log::info!("engine: {:?}", self.engine.stats());
+                if self.bad_checksums > 0 {
+                    log::info!(
+                        "remote: {} datagrams with bad checksums",
+                        self.bad_checksums
+                    );
+                }
                 log::info!("router: {:?}", router.stats());
                 if core::mem::take(&mut self.up) {
                     router.set_tunnel(TunnelState::Down);
                 }
+                self.next_hop = None;
                 self.remote.close(sockets);
             }
             Action::Exit(reason) => {
@@ -302,8 +422,9 @@ impl Tunnel {
 }
 
 /// Writes `packet` into `slot` behind the engine's data headroom, seals it in place and returns the
-/// datagram's length (it starts at `slot[0]`), 0 when sealing failed (logged; the engine's data channel
-/// cannot break down between the check for its headroom and this call).
+/// datagram's length (it starts at `slot[0]`), or why sealing failed (the engine's data channel cannot
+/// break down between the check for its headroom and this call; a slot too small for this key's
+/// overhead is [`SendError::BufferTooSmall`]).
 ///
 /// `data_headroom` leaves room for a compression prefix most packets do not get; `skip` is that unused
 /// part as the previous packet found it, so the packet is written that much earlier and the datagram
@@ -316,7 +437,7 @@ fn seal_in_slot(
     headroom: usize,
     skip: &mut usize,
     packet: &[u8],
-) -> usize {
+) -> Result<usize, SendError> {
     let mut at = headroom.saturating_sub(*skip);
     let sealed = match seal_at(engine, now, slot, at, packet) {
         Err(SendError::BufferTooSmall) if at < headroom => {
@@ -325,23 +446,16 @@ fn seal_in_slot(
         }
         other => other,
     };
-    match sealed {
-        Ok(range) => {
-            let n = range.len();
-            if range.start > 0 {
-                if range.end > slot.len() {
-                    return 0;
-                }
-                slot.copy_within(range.clone(), 0);
-            }
-            *skip = headroom.saturating_sub(at).saturating_add(range.start);
-            n
+    let range = sealed?;
+    let n = range.len();
+    if range.start > 0 {
+        if range.end > slot.len() {
+            return Err(SendError::BufferTooSmall);
         }
-        Err(e) => {
-            log::warn!("tunnel: packet not sealed: {e}");
-            0
-        }
+        slot.copy_within(range.clone(), 0);
     }
+    *skip = headroom.saturating_sub(at).saturating_add(range.start);
+    Ok(n)
 }
 
 fn seal_at(

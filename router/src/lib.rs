@@ -42,7 +42,8 @@
 //! checks, incremental checksums), `forward` (pushed routes, tunnel state), `nat` (source NAT; `nat/v6`
 //! NAT66), `frag` (fragmentation, reassembly), `mss` (MSS clamping), `dhcp` (DHCPv4 server), `dns` (DNS
 //! forwarder), `router` (the entry points; `router/services` gateway services, `router/ipv6`,
-//! `router/emit` LAN output).
+//! `router/emit` LAN output); `outer` is the public side's fast path (the tunnel's UDP datagrams picked out
+//! of received frames, UDP checksums filled in on transmit).
 #![no_std]
 #![forbid(unsafe_code)]
 // Panics must be unreachable from the network and the config disk (STYLE.md rule 6): outside tests no
@@ -73,6 +74,7 @@ mod icmp6;
 mod ip;
 mod mss;
 mod nat;
+pub mod outer;
 mod router;
 #[cfg(test)]
 mod testutil;

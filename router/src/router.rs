@@ -419,6 +419,88 @@ impl Router {
         self.count(v, "LAN")
     }
 
+    /// [`handle_lan_frame`](Self::handle_lan_frame) for a frame the caller lets the router rewrite: an
+    /// unfragmented IPv4 packet from a LAN host into the tunnel that fits the tunnel MTU is rewritten where
+    /// it lies (NAT, MSS clamp, TTL) and given to [`Sink::tunnel_packet`] from `frame` itself. Everything
+    /// else takes the copying path, and `frame` is then left unchanged.
+    pub fn handle_lan_frame_in_place<S: Sink>(
+        &mut self,
+        now: Instant,
+        frame: &mut [u8],
+        out: &mut S,
+    ) -> Verdict {
+        match self.lan_v4_in_place(now, frame, out) {
+            Some(v) => self.count(v, "LAN"),
+            None => self.handle_lan_frame(now, frame, out),
+        }
+    }
+
+    /// The in-place case of [`handle_lan_frame_in_place`](Self::handle_lan_frame_in_place): the checks
+    /// of `lan_frame`, `lan_v4` and `lan_forward` for a packet they would forward unfragmented, and their
+    /// rewrites; `None` before anything is changed when the packet needs the copying path.
+    fn lan_v4_in_place<S: Sink>(
+        &mut self,
+        now: Instant,
+        frame: &mut [u8],
+        out: &mut S,
+    ) -> Option<Verdict> {
+        let eth = EthernetFrame::new_checked(&*frame).ok()?;
+        let src_mac = eth.src_addr();
+        if !src_mac.is_unicast()
+            || src_mac == self.config.private_mac
+            || eth.dst_addr() != self.config.private_mac
+            || eth.ethertype() != EthernetProtocol::Ipv4
+        {
+            return None;
+        }
+        let info = ip::parse(frame.get(ETH..)?)?;
+        let len = info.total_len;
+        let lan = self.config.private_ipv4;
+        if len < info.header_len
+            || len > frame.len().saturating_sub(ETH)
+            || info.is_fragment()
+            || info.ttl <= 1
+            || info.dst == lan.address()
+            || info.dst.is_broadcast()
+            || Some(info.dst) == lan.broadcast()
+            || lan.contains_addr(&info.dst)
+            || info.dst.is_multicast()
+            || !self.is_lan_host(info.src)
+            || ip::is_martian(info.dst)
+            || Some(info.dst) == self.tunnel_ipv4()
+        {
+            return None;
+        }
+        let tunnel = self.tunnel_config()?;
+        let public = tunnel.ipv4.map(|c| c.address());
+        let mtu = tunnel.effective_mtu();
+        let max_mss = tunnel.ipv4_mss();
+        if !tunnel.routes_ipv4(info.dst)
+            || (self.config.nat && public.is_none())
+            || len > usize::from(mtu)
+        {
+            return None;
+        }
+        let datagram = frame.get_mut(ETH..ETH.checked_add(len)?)?;
+        if let (true, Some(public)) = (self.config.nat, public) {
+            if let Err(e) = self
+                .nat
+                .outbound(now, datagram, &info, public, &mut self.rng)
+            {
+                return Some(Verdict::Dropped(DropReason::Nat(e)));
+            }
+        }
+        if info.protocol == IpProtocol::Tcp {
+            if let Some(segment) = datagram.get_mut(info.header_len..) {
+                mss::clamp(segment, max_mss);
+            }
+        }
+        ip::decrement_ttl(datagram);
+        self.stats.to_tunnel += 1;
+        out.tunnel_packet(datagram);
+        Some(Verdict::Forwarded)
+    }
+
     /// Handles one decrypted IP packet (IPv4 or IPv6) from the tunnel.
     pub fn handle_tunnel_packet<S: Sink>(
         &mut self,
@@ -433,6 +515,115 @@ impl Router {
             _ => Verdict::Dropped(DropReason::Malformed),
         };
         self.count(v, "tunnel")
+    }
+
+    /// [`handle_tunnel_packet`](Self::handle_tunnel_packet) for the packet at `buf[packet]`, forwarded
+    /// without a copy where it can be: an unfragmented IPv4 packet for a LAN host (with NAT, for the
+    /// tunnel address) that fits the LAN MTU is rewritten where it lies (NAT, MSS clamp, TTL) and leaves
+    /// as the frame `buf[packet.start - 14..packet.end]`, its Ethernet header written over the 14 bytes in
+    /// front of the packet (which must be free: the engine's headers, `Engine::receive_in_place`).
+    /// Everything else (fragments, IPv6, the router's own services, errors) takes the copying path, and
+    /// `buf` is then left unchanged.
+    pub fn handle_tunnel_packet_in_place<S: Sink>(
+        &mut self,
+        now: Instant,
+        buf: &mut [u8],
+        packet: core::ops::Range<usize>,
+        out: &mut S,
+    ) -> Verdict {
+        match self.tunnel_v4_in_place(now, buf, packet.clone(), out) {
+            Some(v) => self.count(v, "tunnel"),
+            None => {
+                let bytes = buf.get(packet).unwrap_or(&[]);
+                self.handle_tunnel_packet(now, bytes, out)
+            }
+        }
+    }
+
+    /// The in-place case of [`handle_tunnel_packet_in_place`](Self::handle_tunnel_packet_in_place):
+    /// the same checks and rewrites as `tunnel_v4`, in the same order; `None` before anything is changed
+    /// when the packet needs the copying path.
+    fn tunnel_v4_in_place<S: Sink>(
+        &mut self,
+        now: Instant,
+        buf: &mut [u8],
+        packet: core::ops::Range<usize>,
+        out: &mut S,
+    ) -> Option<Verdict> {
+        let frame_start = packet.start.checked_sub(ETH)?;
+        let bytes = buf.get(packet.clone())?;
+        if bytes.first()? >> 4 != 4 {
+            return None;
+        }
+        let public = self.tunnel_ipv4();
+        let max_mss = self
+            .tunnel_config()?
+            .ipv4_mss()
+            .min(mss::ipv4_mss_for_mtu(self.config.lan_mtu));
+        let info = ip::parse(bytes)?;
+        let len = info.total_len;
+        if info.is_fragment()
+            || info.ttl <= 1
+            || len > usize::from(self.config.lan_mtu)
+            || len < info.header_len
+            || len > bytes.len()
+            || self.config.private_ipv4.contains_addr(&info.src)
+            || ip::is_martian(info.src)
+        {
+            return None;
+        }
+        let to_lan = self.is_lan_host(info.dst);
+        if !to_lan {
+            if !(self.config.nat && Some(info.dst) == public) {
+                return None;
+            }
+            // Not for the router's own services (`tunnel_local`): echo requests to the tunnel address and
+            // DNS answers for the forwarder take the copying path.
+            let l4 = bytes.get(info.header_len..len)?;
+            let own = match info.protocol {
+                IpProtocol::Tcp => false,
+                IpProtocol::Udp => crate::checksum::be16(l4, 0)? == DNS_PORT,
+                IpProtocol::Icmp => l4.first() == Some(&ECHO_REQUEST),
+                _ => true,
+            };
+            if own {
+                return None;
+            }
+        }
+        let frame = buf.get_mut(frame_start..packet.start.checked_add(len)?)?;
+        let datagram = frame.get_mut(ETH..)?;
+        let dst = if to_lan {
+            info.dst
+        } else {
+            match self.nat.inbound(now, datagram, &info) {
+                Ok(dst) => dst,
+                Err(e) => return Some(Verdict::Dropped(DropReason::Nat(e))),
+            }
+        };
+        if info.protocol == IpProtocol::Tcp {
+            if let Some(segment) = datagram.get_mut(info.header_len..) {
+                mss::clamp(segment, max_mss);
+            }
+        }
+        ip::decrement_ttl(datagram);
+        let Router {
+            aux,
+            arp,
+            config,
+            stats,
+            ..
+        } = self;
+        Some(send_to_lan(
+            arp,
+            config,
+            stats,
+            now,
+            L2::Resolve(dst),
+            frame,
+            len,
+            aux,
+            out,
+        ))
     }
 
     fn lan_frame<S: Sink>(&mut self, now: Instant, frame: &[u8], out: &mut S) -> Verdict {

@@ -193,6 +193,67 @@ impl<T: Transport> VirtioNet<T> {
     }
 }
 
+impl<T: Transport> VirtioNet<T> {
+    /// [`phy::Device::receive`] with a fast path in front: each received frame is first offered to
+    /// `take`, mutable, where the device put it; a frame `take` consumes (returns true for) goes back to
+    /// the device without a copy, and the first one it declines is returned as the usual token pair.
+    /// Frames stay in arrival order either way.
+    pub fn receive_unless(
+        &mut self,
+        _now: Instant,
+        take: &mut dyn FnMut(&mut [u8]) -> bool,
+    ) -> Option<(VirtioRxToken<'_>, VirtioTxToken<'_, T>)> {
+        let (slot, frame) = self.next_frame(take)?;
+        let frame = self.rx.buffers.get(usize::from(slot))?.get(frame)?;
+        Some((
+            VirtioRxToken { frame },
+            VirtioTxToken {
+                raw: &mut self.raw,
+                tx: &mut self.tx,
+                dropped: &mut self.tx_dropped,
+            },
+        ))
+    }
+
+    /// The next received frame, mutable in its receive buffer (for a caller that rewrites it where it
+    /// lies), with a transmit token for the answers. The buffer goes back to the device on the next call.
+    pub fn receive_mut(&mut self, _now: Instant) -> Option<(&mut [u8], VirtioTxToken<'_, T>)> {
+        let (slot, frame) = self.next_frame(&mut |_| false)?;
+        let frame = self.rx.buffers.get_mut(usize::from(slot))?.get_mut(frame)?;
+        Some((
+            frame,
+            VirtioTxToken {
+                raw: &mut self.raw,
+                tx: &mut self.tx,
+                dropped: &mut self.tx_dropped,
+            },
+        ))
+    }
+
+    /// Takes used receive buffers until `take` declines one: its slot and where the frame lies in it.
+    fn next_frame(
+        &mut self,
+        take: &mut dyn FnMut(&mut [u8]) -> bool,
+    ) -> Option<(u16, core::ops::Range<usize>)> {
+        loop {
+            self.refill();
+            Self::reclaim_tx(&mut self.raw, &mut self.tx);
+            let token = self.raw.poll_receive()?;
+            let slot = self.rx.posted.take(token)?;
+            let buffer = self.rx.buffers.get_mut(usize::from(slot))?;
+            // SAFETY: `buffer` is the one posted with `token`.
+            let completed = unsafe { self.raw.receive_complete(token, buffer) };
+            // Whatever happened, the buffer is ours again and goes back on the next call.
+            self.rx.to_refill.push(slot);
+            let (header_len, frame_len) = completed.ok()?;
+            let frame = header_len..header_len.checked_add(frame_len)?;
+            if !take(buffer.get_mut(frame.clone())?) {
+                return Some((slot, frame));
+            }
+        }
+    }
+}
+
 /// A received frame, borrowed from its receive buffer until consumed.
 pub struct VirtioRxToken<'a> {
     frame: &'a [u8],
@@ -217,6 +278,13 @@ impl<T: Transport> VirtioTxToken<'_, T> {
     /// frame is dropped and counted).
     fn emit<R, F: FnOnce(&mut [u8]) -> R>(&mut self, len: usize, f: F) -> (R, bool) {
         let len = len.min(ETHERNET_MTU);
+        self.emit_sized(len, |buffer| (f(buffer), len))
+    }
+
+    /// [`emit`](Self::emit) for a frame whose length `f` decides: `f` gets `max` bytes and returns its
+    /// result and the frame's length (at most `max`; 0 queues nothing and is not counted as a drop).
+    fn emit_sized<R, F: FnOnce(&mut [u8]) -> (R, usize)>(&mut self, max: usize, f: F) -> (R, bool) {
+        let max = max.min(ETHERNET_MTU);
         Self::reclaim(self);
         let slot = self.tx.free.pop();
         let prepared = slot.and_then(|slot| {
@@ -227,10 +295,18 @@ impl<T: Transport> VirtioTxToken<'_, T> {
         let Some((slot, buffer, header_len)) = prepared else {
             *self.dropped += 1;
             self.tx.free.extend(slot);
-            return (f(self.tx.scratch.get_mut(..len).unwrap_or(&mut [])), false);
+            return (
+                f(self.tx.scratch.get_mut(..max).unwrap_or(&mut [])).0,
+                false,
+            );
         };
-        let total = header_len.saturating_add(len).min(BUFFER_LEN);
-        let result = f(buffer.get_mut(header_len..total).unwrap_or(&mut []));
+        let end = header_len.saturating_add(max).min(BUFFER_LEN);
+        let (result, len) = f(buffer.get_mut(header_len..end).unwrap_or(&mut []));
+        if len == 0 {
+            self.tx.free.push(slot);
+            return (result, false);
+        }
+        let total = header_len.saturating_add(len.min(max)).min(BUFFER_LEN);
         let submitted = buffer.get(..total).unwrap_or(&[]);
         // SAFETY: the slot stays out of the free list, untouched, until `reclaim_tx` sees its token.
         let queued = match unsafe { self.raw.transmit_begin(submitted) } {
@@ -250,6 +326,13 @@ impl<T: Transport> VirtioTxToken<'_, T> {
             *self.dropped += 1;
         }
         (result, queued)
+    }
+
+    /// Lets `fill` write a frame of at most `max` bytes (an Ethernet frame without FCS) straight into a
+    /// transmit buffer and queues it with the length `fill` returns (0: nothing is sent). The token stays
+    /// usable. Returns whether a frame was queued (false also when the queue was full).
+    pub fn send_with(&mut self, max: usize, fill: impl FnOnce(&mut [u8]) -> usize) -> bool {
+        self.emit_sized(max, |buffer| ((), fill(buffer))).1
     }
 
     fn reclaim(&mut self) {
@@ -292,26 +375,8 @@ impl<T: Transport> phy::Device for VirtioNet<T> {
     where
         Self: 'a;
 
-    fn receive(&mut self, _now: Instant) -> Option<(Self::RxToken<'_>, Self::TxToken<'_>)> {
-        self.refill();
-        Self::reclaim_tx(&mut self.raw, &mut self.tx);
-        let token = self.raw.poll_receive()?;
-        let slot = self.rx.posted.take(token)?;
-        let buffer = self.rx.buffers.get_mut(usize::from(slot))?;
-        // SAFETY: `buffer` is the one posted with `token`.
-        let completed = unsafe { self.raw.receive_complete(token, buffer) };
-        // Whatever happened, the buffer is ours again and goes back on the next call.
-        self.rx.to_refill.push(slot);
-        let (header_len, frame_len) = completed.ok()?;
-        let frame = buffer.get(header_len..header_len.checked_add(frame_len)?)?;
-        Some((
-            VirtioRxToken { frame },
-            VirtioTxToken {
-                raw: &mut self.raw,
-                tx: &mut self.tx,
-                dropped: &mut self.tx_dropped,
-            },
-        ))
+    fn receive(&mut self, now: Instant) -> Option<(Self::RxToken<'_>, Self::TxToken<'_>)> {
+        self.receive_unless(now, &mut |_| false)
     }
 
     fn transmit(&mut self, _now: Instant) -> Option<Self::TxToken<'_>> {

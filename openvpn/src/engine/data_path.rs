@@ -6,46 +6,41 @@ use core::ops::Range;
 
 use rand_core::CryptoRngCore;
 
-use super::{Engine, Received, ReconnectReason, SendError, State};
+use super::{Engine, ReceivedAt, ReconnectReason, SendError, State};
 use crate::crypto::Inbound;
 use crate::time::Instant;
 use crate::wire::tcp::{emit_prefix, PREFIX_LEN};
 
 impl Engine {
-    pub(super) fn receive_data<'a>(
-        &mut self,
-        now: Instant,
-        datagram: &'a mut [u8],
-    ) -> Received<'a> {
+    pub(super) fn receive_data(&mut self, now: Instant, datagram: &mut [u8]) -> ReceivedAt {
         let Some(data) = self.data.as_mut() else {
             // No data key yet (handshake, reconnect wait): a drop like any other unknown-key packet.
             self.stats.data_dropped += 1;
-            return Received::Dropped;
+            return ReceivedAt::Dropped;
         };
         match data.decrypt(datagram, now) {
             Ok(Inbound::Ip(range)) => {
                 self.last_received = now;
-                match datagram.get(range) {
-                    Some(p) => {
-                        self.stats.packets_in += 1;
-                        self.stats.bytes_in += p.len() as u64;
-                        self.tunnel_activity(now, p.len());
-                        Received::Packet(p)
-                    }
-                    None => Received::Dropped,
+                if range.end > datagram.len() || range.start > range.end {
+                    return ReceivedAt::Dropped;
                 }
+                let len = range.len();
+                self.stats.packets_in += 1;
+                self.stats.bytes_in += len as u64;
+                self.tunnel_activity(now, len);
+                ReceivedAt::Packet(range)
             }
             Ok(Inbound::Ping) => {
                 self.last_received = now;
                 self.stats.pings_received += 1;
-                Received::Consumed
+                ReceivedAt::Consumed
             }
             Ok(inbound) => {
                 self.last_received = now;
                 if inbound.is_exit() {
                     self.reconnect(now, ReconnectReason::ServerExit);
                 }
-                Received::Consumed
+                ReceivedAt::Consumed
             }
             Err(e) => {
                 self.stats.data_dropped += 1;
@@ -53,7 +48,7 @@ impl Engine {
                     // Over TCP nothing is lost or reordered: a failure means a broken session (§1.1).
                     self.reconnect(now, ReconnectReason::DataError(alloc::format!("{e}")));
                 }
-                Received::Dropped
+                ReceivedAt::Dropped
             }
         }
     }

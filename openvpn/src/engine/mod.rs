@@ -174,6 +174,19 @@ pub enum Received<'a> {
     Dropped,
 }
 
+/// What [`Engine::receive_in_place`] found: [`Received`] with the packet named by where it lies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReceivedAt {
+    /// An IP packet from the tunnel, decrypted in place at this range of the caller's datagram buffer.
+    /// The bytes before it (headers, IV, tag) are free for the caller to overwrite, e.g. with the
+    /// Ethernet header of the frame that carries the packet on.
+    Packet(core::ops::Range<usize>),
+    /// A control packet or keepalive was consumed; call [`Engine::poll_action`].
+    Consumed,
+    /// Dropped (authentication, replay, unknown key, malformed); counted.
+    Dropped,
+}
+
 /// Why [`Engine::encapsulate`] could not encrypt a packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SendError {
@@ -582,17 +595,30 @@ impl Engine {
     /// Handles one datagram from the remote. Data packets are decrypted in place and returned;
     /// control packets are consumed (then call [`poll_action`](Self::poll_action)).
     pub fn receive<'a>(&mut self, now: Instant, datagram: &'a mut [u8]) -> Received<'a> {
+        match self.receive_in_place(now, datagram) {
+            ReceivedAt::Packet(range) => datagram
+                .get(range)
+                .map_or(Received::Dropped, Received::Packet),
+            ReceivedAt::Consumed => Received::Consumed,
+            ReceivedAt::Dropped => Received::Dropped,
+        }
+    }
+
+    /// [`receive`](Self::receive), returning where the decrypted packet lies in `datagram`, so that the
+    /// caller can reuse the bytes in front of it (the router writes the LAN frame's Ethernet header there
+    /// and sends the frame from the NIC's receive buffer the datagram arrived in).
+    pub fn receive_in_place(&mut self, now: Instant, datagram: &mut [u8]) -> ReceivedAt {
         let Some(first) = datagram.first().copied() else {
-            return Received::Dropped;
+            return ReceivedAt::Dropped;
         };
         let Ok(op) = OpKey::from_byte(first) else {
-            return Received::Dropped;
+            return ReceivedAt::Dropped;
         };
         if op.opcode.is_data() {
             return self.receive_data(now, datagram);
         }
         self.receive_control(now, datagram);
-        Received::Consumed
+        ReceivedAt::Consumed
     }
 
     /// Runs timers and returns the next action, or `None` when there is nothing to do before

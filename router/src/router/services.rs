@@ -274,11 +274,12 @@ impl Router {
         len: usize,
         out: &mut S,
     ) -> Option<Verdict> {
-        let ident = self.next_ident();
         let datagram = self.work.get(ETH..ETH + len)?;
         let l4 = datagram.get(info.header_len..)?;
         match info.protocol {
             IpProtocol::Icmp if l4.first() == Some(&ECHO_REQUEST) => {
+                let ident = self.next_ident();
+                let datagram = self.work.get(ETH..ETH + len)?;
                 let Some(n) = self
                     .aux
                     .get_mut(ETH..)
@@ -305,6 +306,9 @@ impl Router {
                     return None;
                 }
                 let client = self.dns.answer(now, info.src, dport, payload)?;
+                // The field itself: `payload` borrows `self.work`.
+                self.ident = self.ident.wrapping_add(1);
+                let ident = self.ident;
                 let answer_len = payload.len();
                 let body = self.aux.get_mut(ETH + 28..ETH + 28 + answer_len)?;
                 body.copy_from_slice(payload);

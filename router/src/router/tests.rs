@@ -1399,3 +1399,254 @@ fn ethernet_repr_round_trip_of_outputs() {
         assert_eq!(repr.src_addr, GW_MAC);
     }
 }
+
+/// The in-place entry point is the copying one without the copy: two routers fed the same inputs, one
+/// through `handle_tunnel_packet`, one through `handle_tunnel_packet_in_place` with the packet at an
+/// offset in a larger buffer, give the same verdicts, frames and tunnel packets, including for mutated
+/// and hostile packets; and forwarded frames really are sent from the caller's buffer.
+#[test]
+fn in_place_tunnel_input_matches_the_copying_path() {
+    let mut rng = ChaCha8Rng::seed_from_u64(0x1ace);
+    let mut copying = up_router();
+    let mut in_place = up_router();
+    // NAT mappings and ARP entries, the same in both.
+    let mut setup = vec![arp_frame(
+        ArpOperation::Reply,
+        HOST_MAC,
+        HOST,
+        GW_MAC,
+        GW,
+        GW_MAC,
+    )];
+    for port in 40000..40004u16 {
+        setup.push(from_host(&udp((HOST, port), (REMOTE, 7777), b"q")));
+        setup.push(from_host(&tcp(
+            (HOST, port),
+            (REMOTE, 443),
+            TcpControl::Syn,
+            false,
+            Some(1460),
+        )));
+    }
+    setup.push(from_host(&echo_request(HOST, REMOTE, 9, b"ping")));
+    setup.push(from_host(&udp((HOST, 45000), (GW, 53), &DNS_QUERY)));
+    let mut out_a = Out::default();
+    let mut out_b = Out::default();
+    for frame in &setup {
+        copying.handle_lan_frame(t0(), frame, &mut out_a);
+        in_place.handle_lan_frame(t0(), frame, &mut out_b);
+    }
+    assert_eq!(out_a.tunnel, out_b.tunnel);
+    // The public ports NAT chose, from what went into the tunnel.
+    let mut seeds: Vec<Vec<u8>> = Vec::new();
+    for sent in &out_a.tunnel {
+        let p = Ipv4Packet::new_checked(&sent[..]).unwrap();
+        let (src, dst) = (p.dst_addr(), p.src_addr());
+        match p.next_header() {
+            IpProtocol::Udp => {
+                let u = UdpPacket::new_checked(p.payload()).unwrap();
+                seeds.push(udp((src, u.dst_port()), (dst, u.src_port()), b"answer"));
+            }
+            IpProtocol::Tcp => {
+                let t = TcpPacket::new_checked(p.payload()).unwrap();
+                seeds.push(tcp(
+                    (src, t.dst_port()),
+                    (dst, t.src_port()),
+                    TcpControl::Syn,
+                    true,
+                    Some(1460),
+                ));
+            }
+            _ => {}
+        }
+    }
+    assert!(seeds.len() >= 8, "NAT mappings for the seeds");
+    seeds.push(udp((REMOTE, 7777), (HOST, 40000), b"routed to a LAN host"));
+    seeds.push(echo_request(REMOTE, TUN, 3, b"ping the tunnel address"));
+    seeds.push(udp((TUN_DNS, 53), (TUN, 50000), &DNS_QUERY));
+    seeds.push(big_udp(2500, false));
+    seeds.push(udp((HOST, 1), (TUN, 2), b"martian source"));
+    let mut ttl1 = udp((REMOTE, 7777), (HOST, 40000), b"ttl");
+    ttl1[8] = 1;
+    let c = crate::checksum::internet(&{
+        let mut h = ttl1[..20].to_vec();
+        h[10] = 0;
+        h[11] = 0;
+        h
+    });
+    ttl1[10..12].copy_from_slice(&c.to_be_bytes());
+    seeds.push(ttl1);
+    let info = ip::parse(&big_udp(2500, false)).unwrap();
+    let big = big_udp(2500, false);
+    let mut fr = Fragmenter::new(&big, &info, 600).unwrap();
+    let mut b = vec![0u8; 600];
+    while let Some(n) = fr.next_into(&mut b) {
+        seeds.push(b[..n].to_vec());
+    }
+    let mut forwarded_in_place = 0;
+    for step in 0..20_000u32 {
+        let now = t0() + Duration::from_millis(u64::from(step));
+        let mut packet = seeds[(rng.next_u32() as usize) % seeds.len()].clone();
+        match rng.next_u32() % 4 {
+            0 => packet.truncate((rng.next_u32() as usize) % (packet.len() + 1)),
+            1 => {
+                let i = (rng.next_u32() as usize) % packet.len();
+                packet[i] ^= 1 << (rng.next_u32() % 8);
+            }
+            _ => {}
+        }
+        let mut out_a = Out::default();
+        let mut out_b = Out::default();
+        let va = copying.handle_tunnel_packet(now, &packet, &mut out_a);
+        let offset = 14 + (rng.next_u32() as usize) % 40;
+        let mut buf = vec![0xa5u8; offset + packet.len() + (rng.next_u32() as usize) % 20];
+        buf[offset..offset + packet.len()].copy_from_slice(&packet);
+        let vb = in_place.handle_tunnel_packet_in_place(
+            now,
+            &mut buf,
+            offset..offset + packet.len(),
+            &mut out_b,
+        );
+        assert_eq!(va, vb, "step {step}");
+        assert_eq!(out_a.lan, out_b.lan, "step {step}");
+        assert_eq!(out_a.tunnel, out_b.tunnel, "step {step}");
+        if let [frame] = &out_b.lan[..] {
+            if buf[offset - 14..].starts_with(frame) {
+                forwarded_in_place += 1;
+            }
+        }
+    }
+    assert_eq!(copying.stats(), in_place.stats());
+    assert!(
+        forwarded_in_place > 2_000,
+        "only {forwarded_in_place} packets forwarded in place"
+    );
+    // Without room for the Ethernet header the packet is copied, with the same result.
+    let packet = udp((REMOTE, 7777), (HOST, 40000), b"no headroom");
+    let mut buf = packet.clone();
+    let mut out_a = Out::default();
+    let mut out_b = Out::default();
+    let len = buf.len();
+    assert_eq!(
+        copying.handle_tunnel_packet(t0(), &packet, &mut out_a),
+        in_place.handle_tunnel_packet_in_place(t0(), &mut buf, 0..len, &mut out_b)
+    );
+    assert_eq!(out_a.lan, out_b.lan);
+    assert_eq!(buf, packet, "left unchanged when copied");
+}
+
+/// The LAN side's in-place entry point against the copying one, as for the tunnel side: same verdicts,
+/// outputs and counters for valid, mutated and hostile frames; forwarded packets come from the frame.
+#[test]
+fn in_place_lan_input_matches_the_copying_path() {
+    let mut rng = ChaCha8Rng::seed_from_u64(0x1a4);
+    for nat in [true, false] {
+        let mut copying = router_with(|c| c.nat = nat);
+        let mut in_place = router_with(|c| c.nat = nat);
+        copying.set_tunnel(TunnelState::Up(tunnel()));
+        in_place.set_tunnel(TunnelState::Up(tunnel()));
+        let mut ttl1 = udp((HOST, 40001), (REMOTE, 7777), b"ttl");
+        ttl1[8] = 1;
+        ttl1[10..12].copy_from_slice(&[0, 0]);
+        let c = crate::checksum::internet(&ttl1[..20]);
+        ttl1[10..12].copy_from_slice(&c.to_be_bytes());
+        let mut seeds: Vec<Vec<u8>> = vec![
+            from_host(&udp((HOST, 40000), (REMOTE, 7777), b"hello")),
+            from_host(&tcp(
+                (HOST, 40000),
+                (REMOTE, 443),
+                TcpControl::Syn,
+                false,
+                Some(1460),
+            )),
+            from_host(&echo_request(HOST, REMOTE, 1, b"x")),
+            from_host(&echo_request(HOST, TUN, 1, b"x")),
+            from_host(&echo_request(HOST, GW, 1, b"x")),
+            from_host(&udp((HOST, 45000), (GW, 53), &DNS_QUERY)),
+            from_host(&udp(
+                (HOST, 45000),
+                (Ipv4Address::new(10, 8, 0, 9), 53),
+                b"lan",
+            )),
+            from_host(&udp(
+                (HOST, 1),
+                (Ipv4Address::new(127, 0, 0, 1), 2),
+                b"martian",
+            )),
+            from_host(&big_udp(2500, false)),
+            from_host(&big_udp(1490, true)),
+            from_host(&ttl1),
+            dhcp_frame(DhcpMessageType::Discover, None, None),
+            arp_frame(
+                ArpOperation::Request,
+                HOST_MAC,
+                HOST,
+                EthernetAddress([0; 6]),
+                GW,
+                EthernetAddress::BROADCAST,
+            ),
+            ethernet(
+                HOST_MAC,
+                EthernetAddress([0x52, 0, 0, 0, 0, 9]),
+                EthernetProtocol::Ipv4,
+                &udp((HOST, 40000), (REMOTE, 7777), b"not to our MAC"),
+            ),
+            ipv6_frame(
+                Ipv6Address::new(0xfd00, 0, 0, 1, 0, 0, 0, 0x50),
+                Ipv6Address::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1),
+            ),
+        ];
+        let info = ip::parse(&big_udp(2500, false)).unwrap();
+        let big = big_udp(2500, false);
+        let mut fr = Fragmenter::new(&big, &info, 600).unwrap();
+        let mut b = vec![0u8; 600];
+        while let Some(n) = fr.next_into(&mut b) {
+            seeds.push(from_host(&b[..n]));
+        }
+        let mut forwarded_in_place = 0;
+        for step in 0..20_000u32 {
+            let now = t0() + Duration::from_millis(u64::from(step));
+            let mut frame = seeds[(rng.next_u32() as usize) % seeds.len()].clone();
+            match rng.next_u32() % 4 {
+                0 => frame.truncate((rng.next_u32() as usize) % (frame.len() + 1)),
+                1 => {
+                    let i = (rng.next_u32() as usize) % frame.len();
+                    frame[i] ^= 1 << (rng.next_u32() % 8);
+                }
+                _ => {}
+            }
+            // Different source ports now and then: new NAT mappings, drawn from each router's rng.
+            if frame.len() > 36 && rng.next_u32() % 8 == 0 {
+                frame[35] = frame[35].wrapping_add(1);
+            }
+            let mut out_a = Out::default();
+            let mut out_b = Out::default();
+            let va = copying.handle_lan_frame(now, &frame, &mut out_a);
+            let mut buf = frame.clone();
+            let vb = in_place.handle_lan_frame_in_place(now, &mut buf, &mut out_b);
+            assert_eq!(va, vb, "nat {nat} step {step}");
+            assert_eq!(out_a.lan, out_b.lan, "nat {nat} step {step}");
+            assert_eq!(out_a.tunnel, out_b.tunnel, "nat {nat} step {step}");
+            if let [packet] = &out_b.tunnel[..] {
+                if buf.get(14..14 + packet.len()) == Some(&packet[..]) && buf != frame {
+                    forwarded_in_place += 1;
+                }
+            }
+            if va == Verdict::Dropped(DropReason::Malformed) || out_b.tunnel.is_empty() {
+                // Whatever was not forwarded in place is left as it was.
+                if !matches!(va, Verdict::Forwarded) {
+                    assert_eq!(
+                        buf, frame,
+                        "nat {nat} step {step}: changed but not forwarded"
+                    );
+                }
+            }
+        }
+        assert_eq!(copying.stats(), in_place.stats());
+        assert_eq!(copying.nat_mappings(), in_place.nat_mappings());
+        assert!(
+            forwarded_in_place > 2_000,
+            "nat {nat}: only {forwarded_in_place} packets forwarded in place"
+        );
+    }
+}
