@@ -412,6 +412,9 @@ impl Network {
             // Send what the tunnel queued on the public sockets now rather than at the next wake-up.
             self.poll_public(now);
         }
+        // One notification per NIC and pass for everything queued and posted in it.
+        self.public.device.flush();
+        self.private.device.flush();
     }
 
     /// Polls the public side. Once the tunnel has a ready UDP transport, the server's datagrams take the

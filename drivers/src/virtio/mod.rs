@@ -8,6 +8,7 @@ pub mod blk;
 pub mod hal;
 pub mod mmio;
 pub mod net;
+pub mod net_raw;
 pub mod pci;
 
 pub use hal::IdentityHal;

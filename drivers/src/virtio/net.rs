@@ -10,11 +10,10 @@ use alloc::vec;
 use alloc::vec::Vec;
 use core::fmt;
 
+use super::net_raw::NetQueues;
+use super::Transport;
 use smoltcp::phy::{self, DeviceCapabilities, Medium};
 use smoltcp::time::Instant;
-use virtio_drivers::device::net::VirtIONetRaw;
-
-use super::{IdentityHal, Transport};
 
 /// Descriptors per virtqueue; each buffer uses exactly one.
 pub const QUEUE_SIZE: usize = 128;
@@ -90,7 +89,7 @@ struct TxState {
 
 /// A virtio-net device driven through smoltcp's `phy::Device`.
 pub struct VirtioNet<T: Transport> {
-    raw: VirtIONetRaw<IdentityHal, T, QUEUE_SIZE>,
+    raw: NetQueues<T, QUEUE_SIZE>,
     rx: RxState,
     tx: TxState,
     /// Frames dropped because the transmit queue was full or refused them.
@@ -105,7 +104,7 @@ fn slot_index(slot: usize) -> u16 {
 impl<T: Transport> VirtioNet<T> {
     /// Initialises the device and posts every receive buffer.
     pub fn new(transport: T) -> Result<Self, NetInitError> {
-        let raw = VirtIONetRaw::new(transport).map_err(|_| NetInitError::Device)?;
+        let raw = NetQueues::new(transport).map_err(|_| NetInitError::Device)?;
         let mut net = Self {
             raw,
             rx: RxState {
@@ -144,6 +143,18 @@ impl<T: Transport> VirtioNet<T> {
         self.raw.enable_interrupts();
     }
 
+    /// Tells the device about the frames queued and the receive buffers posted since the last call (one
+    /// notification per batch rather than per frame; see `net_raw`). Call at the end of every pass.
+    pub fn flush(&mut self) {
+        self.refill();
+        self.raw.flush();
+    }
+
+    /// Notifications sent to the device so far.
+    pub fn notifications(&self) -> u64 {
+        self.raw.notifications
+    }
+
     /// Whether a received frame is waiting, so an idle loop must not halt.
     pub fn rx_pending(&self) -> bool {
         self.raw.poll_receive().is_some()
@@ -169,7 +180,7 @@ impl<T: Transport> VirtioNet<T> {
     }
 
     /// Returns finished transmit buffers to the free list.
-    fn reclaim_tx(raw: &mut VirtIONetRaw<IdentityHal, T, QUEUE_SIZE>, tx: &mut TxState) {
+    fn reclaim_tx(raw: &mut NetQueues<T, QUEUE_SIZE>, tx: &mut TxState) {
         while let Some(token) = raw.poll_transmit() {
             let Some((slot, len)) = tx
                 .in_flight
@@ -267,7 +278,7 @@ impl phy::RxToken for VirtioRxToken<'_> {
 
 /// Permission to send one frame.
 pub struct VirtioTxToken<'a, T: Transport> {
-    raw: &'a mut VirtIONetRaw<IdentityHal, T, QUEUE_SIZE>,
+    raw: &'a mut NetQueues<T, QUEUE_SIZE>,
     tx: &'a mut TxState,
     dropped: &'a mut u64,
 }
