@@ -28,7 +28,7 @@ NETLAB=oxv-bench
 # shellcheck source=scripts/netlab.sh
 source scripts/netlab.sh
 SECS=${BENCH_SECONDS:-5}
-MEM_LOW=${BENCH_MEM_LOW:-8}
+MEM_LOW=${BENCH_MEM_LOW:-4}
 MEM_HIGH=${BENCH_MEM_HIGH:-64}
 NS_REF=$NETLAB-ref
 REF_ADDR=10.60.0.3

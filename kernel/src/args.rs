@@ -23,12 +23,16 @@ oxvpn: OpenVPN-compatible VPN router unikernel. Boot arguments (QEMU -append \".
   --service-mac=MAC            pick the service NIC by its MAC (default: the first virtio-net NIC)
   --private-mac=MAC            pick the private NIC by its MAC (default: the second one)
   --verb=N                     log verbosity 0..11 as OpenVPN's --verb (default 3)
+  --busy-poll-us=N             poll the NICs for up to N us (0..1000) before halting (default 0)
   --help                       print this text and shut down
 Test only:
   --test-fault                 trigger a CPU exception (page fault) after boot
   --test-panic                 panic after boot
   --test-stack-overflow        recurse until the stack guard page faults
 ";
+
+/// Longest `--busy-poll-us`.
+pub const MAX_BUSY_POLL_US: u32 = 1000;
 
 /// Default `--nat-table-size` (MirageVPN's).
 pub const DEFAULT_NAT_TABLE_SIZE: usize = 2048;
@@ -160,6 +164,8 @@ pub struct BootArgs {
     pub private_mac: Option<Mac>,
     /// `--verb`.
     pub verb: Verb,
+    /// `--busy-poll-us`: how long the idle loop polls the NICs before it halts (0: halt at once).
+    pub busy_poll_us: u32,
     /// `--help`.
     pub help: bool,
     /// `--test-fault`.
@@ -184,6 +190,7 @@ impl Default for BootArgs {
             service_mac: None,
             private_mac: None,
             verb: Verb::DEFAULT,
+            busy_poll_us: 0,
             help: false,
             test_fault: false,
             test_panic: false,
@@ -260,6 +267,7 @@ const OPTIONS: &[&str] = &[
     "--service-mac",
     "--private-mac",
     "--verb",
+    "--busy-poll-us",
 ];
 
 fn value<'a, T: FromStr>(
@@ -336,6 +344,18 @@ pub fn parse(cmdline: &str) -> Result<BootArgs, ArgError<'_>> {
             }
             "--private-mac" => {
                 args.private_mac = Some(value(opt, v, "a MAC address such as 52:54:00:12:34:56")?)
+            }
+            "--busy-poll-us" => {
+                let expected = "a number of microseconds from 0 to 1000";
+                let us: u32 = value(opt, v, expected)?;
+                if us > MAX_BUSY_POLL_US {
+                    return Err(ArgError::Invalid {
+                        name: opt,
+                        value: v,
+                        expected,
+                    });
+                }
+                args.busy_poll_us = us;
             }
             _ => {
                 let level: u8 = value(opt, v, "a level from 0 to 11")?;
@@ -487,6 +507,16 @@ mod tests {
             parse("--verb=x").unwrap_err().to_string(),
             "boot argument --verb=x: expected a level from 0 to 11"
         );
+        assert_eq!(parse("--busy-poll-us=50").unwrap().busy_poll_us, 50);
+        assert_eq!(parse("--busy-poll-us=0").unwrap().busy_poll_us, 0);
+        assert_eq!(
+            parse("--busy-poll-us=1001").unwrap_err().to_string(),
+            "boot argument --busy-poll-us=1001: expected a number of microseconds from 0 to 1000"
+        );
+        assert!(matches!(
+            parse("--busy-poll-us=-1"),
+            Err(ArgError::Invalid { .. })
+        ));
         assert_eq!(
             parse("--frob").unwrap_err().to_string(),
             "unknown boot argument '--frob' (see --help)"

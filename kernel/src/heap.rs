@@ -12,8 +12,12 @@ use oxvpn_kernel::heap_region::{self, HeapRegion};
 #[global_allocator]
 static HEAP: LockedHeap = LockedHeap::empty();
 
-/// Smallest heap worth starting with (TLS, packet buffers, NAT table).
-pub const MIN_HEAP: u64 = 8 << 20;
+/// Smallest heap worth starting with. With the tunnel up about 2.5 MiB are in use (virtio buffers
+/// 1 MiB, the TCP transport's socket 512 KiB, the router's and the tunnel's work buffers, the UDP
+/// socket's rings, TLS); the rest is room for what the network can make the router hold, each bounded:
+/// reassembly (512 KiB), packets waiting for ARP, NAT and DNS tables, a renegotiation's second TLS
+/// session.
+pub const MIN_HEAP: u64 = 6 << 20;
 
 /// Picks the heap region from the PVH memory map (see `oxvpn_kernel::heap_region::choose`).
 pub fn choose(

@@ -108,7 +108,6 @@ enum Next {
 /// The main loop's state. Devices, the OpenVPN engine and the router join here as fields and get polled
 /// in [`MainLoop::poll`]; each reports its own next deadline and the loop sleeps until the earliest.
 struct MainLoop {
-    #[allow(dead_code)] // read by the device and engine code that joins the loop
     args: BootArgs,
     next_reseed: u64,
     /// Idle-timer self-test: when it was armed and for when (until devices give the loop real work).
@@ -132,7 +131,17 @@ impl MainLoop {
         loop {
             let now = clock::now_us();
             match self.poll(now) {
-                Next::WakeAt(deadline) => idle::wait_until(deadline),
+                Next::WakeAt(deadline) => {
+                    let busy_poll_us = self.args.busy_poll_us;
+                    if deadline > clock::now_us() {
+                        if let Some(network) = &mut self.network {
+                            if !network.prepare_halt(deadline, busy_poll_us) {
+                                continue;
+                            }
+                        }
+                    }
+                    idle::wait_until(deadline)
+                }
                 Next::Shutdown(code) => {
                     let (used, free) = heap::usage();
                     info!("heap: {} KiB used, {} MiB free", used >> 10, free >> 20);

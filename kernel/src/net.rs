@@ -11,6 +11,8 @@
 use alloc::vec::Vec;
 use core::fmt;
 
+use drivers::clock;
+
 use drivers::virtio::net::{VirtioNet, VirtioRxToken, VirtioTxToken, QUEUE_SIZE};
 use drivers::virtio::SomeTransport;
 use oxvpn_kernel::args::{BootArgs, Ipv4Cidr as ArgCidr};
@@ -467,10 +469,38 @@ impl Network {
             .min()
     }
 
+    /// Before the main loop halts until `deadline_us`: polls both NICs for up to `busy_poll_us`
+    /// (`--busy-poll-us`; a frame ends it), then turns their interrupts back on. Returns whether the loop
+    /// may halt: false when a frame is waiting (it arrived while polling, or before the interrupts were
+    /// on and so raised none).
+    pub fn prepare_halt(&mut self, deadline_us: u64, busy_poll_us: u32) -> bool {
+        if busy_poll_us > 0 {
+            let until = clock::now_us()
+                .saturating_add(u64::from(busy_poll_us))
+                .min(deadline_us);
+            while clock::now_us() < until {
+                if self.rx_pending() {
+                    return false;
+                }
+                core::hint::spin_loop();
+            }
+        }
+        self.public.device.set_interrupts(true);
+        self.private.device.set_interrupts(true);
+        !self.rx_pending()
+    }
+
+    fn rx_pending(&self) -> bool {
+        self.public.device.rx_pending() || self.private.device.rx_pending()
+    }
+
     /// One main-loop pass at `now_us` (monotonic microseconds): polls both sides and returns when the
     /// network next needs a pass if no device interrupt comes first (`None`: only a frame can create work).
     pub fn run(&mut self, now_us: u64) -> Option<u64> {
         let now = Instant::from_micros(i64::try_from(now_us).unwrap_or(i64::MAX));
+        // Busy: the loop polls, the devices need not interrupt (on again in `prepare_halt`).
+        self.public.device.set_interrupts(false);
+        self.private.device.set_interrupts(false);
         self.poll(now);
         let at = self
             .poll_at(now)

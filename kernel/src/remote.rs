@@ -26,13 +26,15 @@ use smoltcp::wire::{DnsQueryType, IpAddress, IpEndpoint};
 
 use crate::entropy::KernelRng;
 
-/// Datagrams the UDP socket buffers each way. A burst from the server lands here between two polls.
-const UDP_PACKETS: usize = 512;
-/// Bytes the UDP socket buffers each way.
-const UDP_BYTES: usize = 1 << 20;
-/// Bytes the UDP socket's transmit ring holds. Data packets are sealed in place in it
-/// ([`Remote::send_udp_with`], smoltcp's `send_with`).
-const UDP_TX_BYTES: usize = 256 << 10;
+/// Datagrams the UDP socket's receive ring holds. Over a ready UDP transport the server's datagrams
+/// bypass the socket (`Tunnel::take_frame` takes them from the NIC's receive buffers), so the ring only
+/// sees datagrams from other endpoints (dropped) and what arrives before the transport is ready.
+const UDP_PACKETS: usize = 64;
+/// Bytes the UDP socket's receive ring holds.
+const UDP_BYTES: usize = 64 << 10;
+/// Bytes the UDP socket's transmit ring holds: control packets, and data packets until the fast path
+/// knows the next hop (`Tunnel::send_packet`), sealed in place in it (smoltcp's `send_with`).
+const UDP_TX_BYTES: usize = 32 << 10;
 /// Datagrams the transmit ring holds: enough that its metadata ring never fills before its bytes do
 /// (every datagram sent is at least 16 bytes; the smallest control packet has 22), because smoltcp
 /// 0.12's `send_with` (`PacketBuffer::enqueue_with_infallible`) commits the bytes before it finds the

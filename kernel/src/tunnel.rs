@@ -376,6 +376,8 @@ impl Tunnel {
                     State::Connected,
                     format_args!("{} ms after boot", now_us / 1000),
                 );
+                let (used, free) = crate::heap::usage();
+                log::info!("heap: {} KiB used, {} KiB free", used >> 10, free >> 10);
             }
             Action::Reconnect(reason) => {
                 self.status

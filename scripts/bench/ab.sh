@@ -5,7 +5,9 @@
 #
 # Usage: scripts/bench/ab.sh KERNEL_A KERNEL_B [ROUNDS]   (default 3 rounds; each boot ~2*SECS+5 s)
 # Figures: iperf3 TCP LAN -> server and -R (Mbit/s), UDP 64-byte payloads received (packets/s), ping RTT to
-# the server's tunnel address (ms). BENCH_SECONDS sets the iperf3 run length (default 5).
+# the server's tunnel address (ms). BENCH_SECONDS sets the iperf3 run length (default 5). ARGS_A and ARGS_B
+# are each image's boot arguments (default --nat): the same image twice with ARGS_B="--nat --busy-poll-us=50"
+# compares two settings.
 set -u
 cd "$(dirname "$0")/../.."
 NETLAB=oxv-bench-ab
@@ -32,9 +34,9 @@ netlab_server_start >>"$work/setup.log" 2>&1 || { cat "$work/setup.log"; exit 1;
 netlab_bg iperf ip netns exec "$NS_SRV" iperf3 -s
 
 lan() { timeout $((secs + 30)) ip netns exec "$NS_LAN" "$@"; }
-measure() { # LABEL ELF
+measure() { # LABEL ELF BOOT_ARGS
     local label=$1 up down udp rtt
-    KERNEL=$2 netlab_vm_start "--nat"
+    KERNEL=$2 netlab_vm_start "$3"
     if ! netlab_wait_tunnel 60 >/dev/null; then
         echo "$label: no tunnel"; netlab_vm_stop; return
     fi
@@ -51,7 +53,10 @@ measure() { # LABEL ELF
 
 for round in $(seq "$rounds"); do
     if [ $((round % 2)) -eq 1 ]; then order="a b"; else order="b a"; fi
-    for k in $order; do measure "$k" "$work/$k.elf"; done
+    for k in $order; do
+        if [ "$k" = a ]; then args=${ARGS_A:---nat}; else args=${ARGS_B:---nat}; fi
+        measure "$k" "$work/$k.elf" "$args"
+    done
 done
 echo "median of $rounds rounds (A = $1, B = $2):"
 python3 - "$work/results" <<'EOF'

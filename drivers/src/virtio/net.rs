@@ -143,6 +143,12 @@ impl<T: Transport> VirtioNet<T> {
         self.raw.enable_interrupts();
     }
 
+    /// Turns the device's used-buffer interrupts on (before the CPU halts) or off (while the main loop
+    /// is busy and polls anyway: no interrupt per burst). Then check [`rx_pending`](Self::rx_pending).
+    pub fn set_interrupts(&mut self, on: bool) {
+        self.raw.set_interrupts(on);
+    }
+
     /// Tells the device about the frames queued and the receive buffers posted since the last call (one
     /// notification per batch rather than per frame; see `net_raw`). Call at the end of every pass.
     pub fn flush(&mut self) {

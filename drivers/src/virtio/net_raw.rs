@@ -100,8 +100,16 @@ impl<T: Transport, const N: usize> NetQueues<T, N> {
 
     /// Asks the device to interrupt when it uses buffers of either queue.
     pub fn enable_interrupts(&mut self) {
-        self.rx.set_dev_notify(true);
-        self.tx.set_dev_notify(true);
+        self.set_interrupts(true);
+    }
+
+    /// Asks the device for used-buffer interrupts or tells it not to send them
+    /// (`VIRTQ_AVAIL_F_NO_INTERRUPT`, §2.7.7): off while the driver polls anyway.
+    pub fn set_interrupts(&mut self, on: bool) {
+        self.rx.set_dev_notify(on);
+        self.tx.set_dev_notify(on);
+        // Visible before the caller looks at the used rings a last time before it halts.
+        fence(Ordering::SeqCst);
     }
 
     /// Whether a transmit descriptor is free.
