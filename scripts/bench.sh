@@ -19,7 +19,7 @@
 #   client-side CPU of one TLS handshake against an in-memory server (cargo bench --bench handshake).
 #
 # Environment: BENCH_SECONDS (iperf3 run length, default 5), BENCH_MEM_LOW/BENCH_MEM_HIGH (bisection range in
-# MiB, default 8..64), BENCH_CARGO=0 (skip cargo bench), ACCEL (tcg|kvm, passed to scripts/qemu.sh),
+# MiB, default 4..64), BENCH_CARGO=0 (skip cargo bench), ACCEL (tcg|kvm, passed to scripts/qemu.sh),
 # KEEP_WORK=1 (keep the logs), BENCH_OUT (default BENCHMARKS.md).
 set -u
 cd "$(dirname "$0")/.."

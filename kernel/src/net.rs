@@ -410,11 +410,18 @@ impl Network {
             flow,
         });
         self.private.poll(now, tunnel);
+        self.flush();
         if self.tunnel.is_some() {
             // Send what the tunnel queued on the public sockets now rather than at the next wake-up.
             self.poll_public(now);
         }
-        // One notification per NIC and pass for everything queued and posted in it.
+        self.flush();
+    }
+
+    /// Tells both NICs about what was queued and posted since the last flush: one notification per NIC
+    /// and burst rather than per frame, sent as each side's burst ends so that no frame waits for the
+    /// rest of the pass.
+    fn flush(&mut self) {
         self.public.device.flush();
         self.private.device.flush();
     }
@@ -447,6 +454,8 @@ impl Network {
         public.poll(now, &mut |frame: &mut [u8]| {
             tunnel.take_frame(now_us, frame, &flow, router, &mut lan)
         });
+        device.flush();
+        public.device.flush();
     }
 
     /// Starts the OpenVPN tunnel for the config text `config` (see [`Tunnel::new`]).

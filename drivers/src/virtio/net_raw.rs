@@ -158,7 +158,12 @@ impl<T: Transport, const N: usize> NetQueues<T, N> {
 
     /// Writes the (all-zero) virtio-net header at the front of `buffer`; returns its length.
     pub fn fill_buffer_header(&self, buffer: &mut [u8]) -> Result<usize, QueueError> {
-        buffer.get_mut(..HEADER_LEN).ok_or(QueueError)?.fill(0);
+        // A copy of a constant rather than `fill(0)`: two stores instead of a `memset` call (`rep stosb`,
+        // one emulated iteration per byte under TCG).
+        buffer
+            .get_mut(..HEADER_LEN)
+            .ok_or(QueueError)?
+            .copy_from_slice(&[0; HEADER_LEN]);
         Ok(HEADER_LEN)
     }
 
