@@ -5,7 +5,7 @@
 //! far over the 2048-byte limit through the real TLS session, and floods garbage. The tunnel must stay up,
 //! replays and forgeries must be dropped and counted, and the heap must stay flat.
 
-use openvpn::engine::Received;
+use openvpn::engine::{Received, ReceivedAt};
 use openvpn::wire::{AckBlock, ControlRepr, KeyId, Opcode, SessionId};
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -37,6 +37,43 @@ fn in_memory_server_brings_the_tunnel_up_both_ways() {
     assert_eq!(pushed.peer_id, Some(PEER_ID));
     assert_eq!(w.server_sends(&ip_packet(1)), vec![ip_packet(1)]);
     assert_eq!(w.client_sends(&ip_packet(2)), Some(ip_packet(2)));
+}
+
+#[test]
+fn receive_in_place_names_where_the_packet_was_decrypted() {
+    let mut w = World::connect();
+    for seq in 0..10u8 {
+        let mut d = w.server.seal(&ip_packet(seq));
+        let len = d.len();
+        let ReceivedAt::Packet(range) = w.engine.receive_in_place(w.now(), &mut d) else {
+            panic!("data packet {seq} not decrypted");
+        };
+        assert!(
+            range.end <= len && range.start >= 14,
+            "{range:?} of {len}: room for a frame header"
+        );
+        assert_eq!(&d[range], &ip_packet(seq)[..]);
+    }
+    // Replays, garbage and the empty datagram: dropped, never a range.
+    let mut replay = w.server.seal(&ip_packet(50));
+    let mut again = replay.clone();
+    assert!(matches!(
+        w.engine.receive_in_place(w.now(), &mut replay),
+        ReceivedAt::Packet(_)
+    ));
+    assert_eq!(
+        w.engine.receive_in_place(w.now(), &mut again),
+        ReceivedAt::Dropped
+    );
+    assert_eq!(
+        w.engine.receive_in_place(w.now(), &mut []),
+        ReceivedAt::Dropped
+    );
+    let mut garbage = vec![0x48u8; 100];
+    assert_eq!(
+        w.engine.receive_in_place(w.now(), &mut garbage),
+        ReceivedAt::Dropped
+    );
 }
 
 #[test]
