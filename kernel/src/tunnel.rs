@@ -355,6 +355,8 @@ impl Tunnel {
                     state,
                     format_args!("{}:{} {:?}", spec.host, spec.port, spec.transport),
                 );
+                // A new transport, perhaps to another server: its next hop is learnt afresh.
+                self.next_hop = None;
                 self.remote.connect(spec, sockets);
             }
             Action::SendToRemote(bytes) => {

@@ -156,11 +156,6 @@ impl<T: Transport> VirtioNet<T> {
         self.raw.flush();
     }
 
-    /// Notifications sent to the device so far.
-    pub fn notifications(&self) -> u64 {
-        self.raw.notifications
-    }
-
     /// Whether a received frame is waiting, so an idle loop must not halt.
     pub fn rx_pending(&self) -> bool {
         self.raw.poll_receive().is_some()

@@ -54,8 +54,6 @@ pub struct NetQueues<T: Transport, const N: usize> {
     /// Buffers added to each queue since the device was last notified.
     rx_unnotified: u16,
     tx_unnotified: u16,
-    /// Notifications sent, for the benchmarks' per-frame figures.
-    pub notifications: u64,
 }
 
 impl<T: Transport, const N: usize> NetQueues<T, N> {
@@ -84,7 +82,6 @@ impl<T: Transport, const N: usize> NetQueues<T, N> {
             tx,
             rx_unnotified: 0,
             tx_unnotified: 0,
-            notifications: 0,
         })
     }
 
@@ -223,7 +220,6 @@ impl<T: Transport, const N: usize> NetQueues<T, N> {
         // barrier, §2.7.13.3.1; x86 may reorder those).
         fence(Ordering::SeqCst);
         if self.tx.should_notify() {
-            self.notifications += 1;
             self.transport.notify(QUEUE_TRANSMIT);
         }
     }
@@ -232,7 +228,6 @@ impl<T: Transport, const N: usize> NetQueues<T, N> {
         self.rx_unnotified = 0;
         fence(Ordering::SeqCst);
         if self.rx.should_notify() {
-            self.notifications += 1;
             self.transport.notify(QUEUE_RECEIVE);
         }
     }
