@@ -101,14 +101,7 @@ fn arp_frame(
 fn answers_arp_for_the_gateway_only() {
     let mut r = router_with(|_| {});
     let mut out = Out::default();
-    let who_has = arp_frame(
-        ArpOperation::Request,
-        HOST_MAC,
-        HOST,
-        EthernetAddress([0; 6]),
-        GW,
-        EthernetAddress::BROADCAST,
-    );
+    let who_has = who_has_gateway();
     assert_eq!(
         r.handle_lan_frame(t0(), &who_has, &mut out),
         Verdict::Answered
@@ -1318,14 +1311,7 @@ fn never_panics_on_arbitrary_input() {
         )),
         from_host(&echo_request(HOST, GW, 1, b"x")),
         dhcp_frame(DhcpMessageType::Discover, None, None),
-        arp_frame(
-            ArpOperation::Request,
-            HOST_MAC,
-            HOST,
-            EthernetAddress([0; 6]),
-            GW,
-            EthernetAddress::BROADCAST,
-        ),
+        who_has_gateway(),
         ndp_frame(
             crate::icmp6::link_local(HOST_MAC),
             Ipv6Address::new(0xff02, 0, 0, 0, 0, 0, 0, 2),
@@ -1339,13 +1325,7 @@ fn never_panics_on_arbitrary_input() {
             Ipv6Address::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1),
         ),
     ];
-    let info = ip::parse(&big_udp(2500, false)).unwrap();
-    let big = big_udp(2500, false);
-    let mut fr = Fragmenter::new(&big, &info, 600).unwrap();
-    let mut b = vec![0u8; 600];
-    while let Some(n) = fr.next_into(&mut b) {
-        seeds.push(from_host(&b[..n]));
-    }
+    seeds.extend(big_udp_fragments(from_host));
     let mut accepted = 0usize;
     for step in 0..40_000u32 {
         let now = Instant::from_millis(i64::from(step) * 10);
@@ -1397,6 +1377,43 @@ fn ethernet_repr_round_trip_of_outputs() {
     for f in &out.lan {
         let repr = EthernetRepr::parse(&EthernetFrame::new_checked(&f[..]).unwrap()).unwrap();
         assert_eq!(repr.src_addr, GW_MAC);
+    }
+}
+
+/// The LAN host's broadcast ARP request for the gateway's address.
+fn who_has_gateway() -> Vec<u8> {
+    arp_frame(
+        ArpOperation::Request,
+        HOST_MAC,
+        HOST,
+        EthernetAddress([0; 6]),
+        GW,
+        EthernetAddress::BROADCAST,
+    )
+}
+
+/// The 600-byte fragments of a 2500-byte UDP datagram from the LAN host, each as `wrap` makes it.
+fn big_udp_fragments(wrap: impl Fn(&[u8]) -> Vec<u8>) -> Vec<Vec<u8>> {
+    let big = big_udp(2500, false);
+    let info = ip::parse(&big).unwrap();
+    let mut fr = Fragmenter::new(&big, &info, 600).unwrap();
+    let mut b = vec![0u8; 600];
+    let mut out = Vec::new();
+    while let Some(n) = fr.next_into(&mut b) {
+        out.push(wrap(&b[..n]));
+    }
+    out
+}
+
+/// Truncates `input` or flips one of its bits (each a quarter of the time), or leaves it.
+fn mutate(rng: &mut ChaCha8Rng, input: &mut Vec<u8>) {
+    match rng.next_u32() % 4 {
+        0 => input.truncate((rng.next_u32() as usize) % (input.len() + 1)),
+        1 if !input.is_empty() => {
+            let i = (rng.next_u32() as usize) % input.len();
+            input[i] ^= 1 << (rng.next_u32() % 8);
+        }
+        _ => {}
     }
 }
 
@@ -1476,25 +1493,12 @@ fn in_place_tunnel_input_matches_the_copying_path() {
     });
     ttl1[10..12].copy_from_slice(&c.to_be_bytes());
     seeds.push(ttl1);
-    let info = ip::parse(&big_udp(2500, false)).unwrap();
-    let big = big_udp(2500, false);
-    let mut fr = Fragmenter::new(&big, &info, 600).unwrap();
-    let mut b = vec![0u8; 600];
-    while let Some(n) = fr.next_into(&mut b) {
-        seeds.push(b[..n].to_vec());
-    }
+    seeds.extend(big_udp_fragments(<[u8]>::to_vec));
     let mut forwarded_in_place = 0;
     for step in 0..20_000u32 {
         let now = t0() + Duration::from_millis(u64::from(step));
         let mut packet = seeds[(rng.next_u32() as usize) % seeds.len()].clone();
-        match rng.next_u32() % 4 {
-            0 => packet.truncate((rng.next_u32() as usize) % (packet.len() + 1)),
-            1 => {
-                let i = (rng.next_u32() as usize) % packet.len();
-                packet[i] ^= 1 << (rng.next_u32() % 8);
-            }
-            _ => {}
-        }
+        mutate(&mut rng, &mut packet);
         let mut out_a = Out::default();
         let mut out_b = Out::default();
         let va = copying.handle_tunnel_packet(now, &packet, &mut out_a);
@@ -1577,14 +1581,7 @@ fn in_place_lan_input_matches_the_copying_path() {
             from_host(&big_udp(1490, true)),
             from_host(&ttl1),
             dhcp_frame(DhcpMessageType::Discover, None, None),
-            arp_frame(
-                ArpOperation::Request,
-                HOST_MAC,
-                HOST,
-                EthernetAddress([0; 6]),
-                GW,
-                EthernetAddress::BROADCAST,
-            ),
+            who_has_gateway(),
             ethernet(
                 HOST_MAC,
                 EthernetAddress([0x52, 0, 0, 0, 0, 9]),
@@ -1596,25 +1593,12 @@ fn in_place_lan_input_matches_the_copying_path() {
                 Ipv6Address::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1),
             ),
         ];
-        let info = ip::parse(&big_udp(2500, false)).unwrap();
-        let big = big_udp(2500, false);
-        let mut fr = Fragmenter::new(&big, &info, 600).unwrap();
-        let mut b = vec![0u8; 600];
-        while let Some(n) = fr.next_into(&mut b) {
-            seeds.push(from_host(&b[..n]));
-        }
+        seeds.extend(big_udp_fragments(from_host));
         let mut forwarded_in_place = 0;
         for step in 0..20_000u32 {
             let now = t0() + Duration::from_millis(u64::from(step));
             let mut frame = seeds[(rng.next_u32() as usize) % seeds.len()].clone();
-            match rng.next_u32() % 4 {
-                0 => frame.truncate((rng.next_u32() as usize) % (frame.len() + 1)),
-                1 => {
-                    let i = (rng.next_u32() as usize) % frame.len();
-                    frame[i] ^= 1 << (rng.next_u32() % 8);
-                }
-                _ => {}
-            }
+            mutate(&mut rng, &mut frame);
             // Different source ports now and then: new NAT mappings, drawn from each router's rng.
             if frame.len() > 36 && rng.next_u32() % 8 == 0 {
                 frame[35] = frame[35].wrapping_add(1);
