@@ -46,15 +46,15 @@ class UdpRelay:
         self.up = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # faces the server
         self.up.bind((args.listen[0], 0))
         self.client = None
-        self.queue = []  # (due, seq, direction, bytes)
+        self.queue = []  # (due, seq, direction, bytes, counter to add once sent or None)
         self.seq = 0
         self.recent_data = []  # server->client data packets, for replays
 
-    def schedule(self, direction, data, extra=0.0):
+    def schedule(self, direction, data, extra=0.0, counter=None):
         a = self.args
         delay = (a.delay_ms + self.rng.uniform(0, a.jitter_ms)) / 1000.0 + extra
         self.seq += 1
-        heapq.heappush(self.queue, (time.monotonic() + delay, self.seq, direction, data))
+        heapq.heappush(self.queue, (time.monotonic() + delay, self.seq, direction, data, counter))
 
     def on_packet(self, direction, data):
         a, rng, c = self.args, self.rng, self.c
@@ -77,8 +77,10 @@ class UdpRelay:
                 self.recent_data.append(data)
                 del self.recent_data[:-64]
             if self.recent_data and rng.random() < a.replay:
-                c.add("s2c_replayed")
-                self.schedule(direction, rng.choice(self.recent_data), rng.uniform(0.01, 0.5))
+                # Counted when sent: a replay still queued when the client stops never reached it.
+                self.schedule(
+                    direction, rng.choice(self.recent_data), rng.uniform(0.01, 0.5), "s2c_replayed"
+                )
             if rng.random() < a.garbage:
                 c.add("s2c_garbage")
                 junk = bytes(rng.getrandbits(8) for _ in range(rng.randint(1, 1500)))
@@ -87,13 +89,15 @@ class UdpRelay:
     def flush(self):
         now = time.monotonic()
         while self.queue and self.queue[0][0] <= now:
-            _, _, direction, data = heapq.heappop(self.queue)
+            _, _, direction, data, counter = heapq.heappop(self.queue)
             try:
                 if direction == "c2s":
                     self.up.sendto(data, self.args.upstream)
                 elif self.client is not None:
                     self.down.sendto(data, self.client)
                 self.c.add(f"{direction}_out")
+                if counter:
+                    self.c.add(counter)
             except OSError:
                 self.c.add(f"{direction}_send_error")  # server down (ICMP unreachable): like a loss
 
