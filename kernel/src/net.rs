@@ -12,7 +12,6 @@ use alloc::vec::Vec;
 use core::fmt;
 
 use drivers::clock;
-
 use drivers::virtio::net::{VirtioNet, VirtioRxToken, VirtioTxToken, QUEUE_SIZE};
 use drivers::virtio::SomeTransport;
 use oxvpn_kernel::args::{BootArgs, Ipv4Cidr as ArgCidr};
@@ -342,6 +341,7 @@ impl Network {
     /// queued, and applies DHCP events.
     pub fn poll(&mut self, now: Instant) {
         self.poll_public(now);
+        self.flush();
         if let Some(handle) = self.dhcp {
             let event = self.public.sockets.get_mut::<dhcpv4::Socket>(handle).poll();
             match event {
@@ -454,8 +454,6 @@ impl Network {
         public.poll(now, &mut |frame: &mut [u8]| {
             tunnel.take_frame(now_us, frame, &flow, router, &mut lan)
         });
-        device.flush();
-        public.device.flush();
     }
 
     /// Starts the OpenVPN tunnel for the config text `config` (see [`Tunnel::new`]).

@@ -63,7 +63,8 @@ pub struct Tunnel {
     /// Datagrams of the tunnel's UDP flow dropped by the fast path for a bad IPv4 or UDP checksum.
     bad_checksums: u64,
     /// Where frames to the server go: the source MAC of its last datagram that the engine accepted as an
-    /// authentic data packet (the server itself or the public side's gateway). Cleared on reconnect.
+    /// authentic data packet (the server itself or the public side's gateway). Forgotten on every
+    /// `Connect` (the fast path needs a ready transport, so a closed one never uses a stale value).
     next_hop: Option<EthernetAddress>,
 }
 
@@ -395,7 +396,6 @@ impl Tunnel {
                 if core::mem::take(&mut self.up) {
                     router.set_tunnel(TunnelState::Down);
                 }
-                self.next_hop = None;
                 self.remote.close(sockets);
             }
             Action::Exit(reason) => {

@@ -11,14 +11,19 @@
 
 use core::ops::Range;
 
-use smoltcp::wire::{EthernetAddress, Ipv4Address};
+use smoltcp::wire::{EthernetAddress, EthernetProtocol, IpProtocol, Ipv4Address};
 
-use crate::checksum::{be16, set_be16, sum};
+use crate::arp;
+use crate::checksum::{be16, bytes4, internet, patch16, set_be16};
+use crate::ip::{self, UDP_CHECKSUM};
 
 const ETH: usize = 14;
 const ETHERTYPE_IPV4: u16 = 0x0800;
 const PROTO_UDP: u8 = 17;
 const UDP_HEADER: usize = 8;
+/// The IPv4 flags/fragment-offset word and its DF bit.
+const FLAGS_FRAGMENT: usize = 6;
+const DONT_FRAGMENT: u16 = 0x4000;
 
 /// The UDP flow of the tunnel transport, as seen from the router: what a received frame must carry to
 /// go to the engine directly.
@@ -51,31 +56,19 @@ pub fn match_datagram(frame: &[u8], flow: &UdpFlow) -> Matched {
 }
 
 fn match_inner(frame: &[u8], flow: &UdpFlow) -> Option<Matched> {
-    if frame.get(..6)? != flow.local_mac.as_bytes() || be16(frame, 12)? != ETHERTYPE_IPV4 {
+    if frame.get(..6)? != flow.local_mac.as_bytes() {
         return Some(Matched::Other);
     }
-    let ip = frame.get(ETH..)?;
-    let first = *ip.first()?;
-    let header_len = usize::from(first & 0x0f) * 4;
-    if first >> 4 != 4 || header_len < 20 {
-        return Some(Matched::Other);
-    }
-    let header = ip.get(..header_len)?;
-    let total_len = usize::from(be16(header, 2)?);
-    let flags_offset = be16(header, 6)?;
-    let is_fragment = flags_offset & 0x3fff != 0; // MF or a fragment offset
-    if *header.get(9)? != PROTO_UDP
-        || is_fragment
-        || header.get(12..16)? != flow.remote.0.octets()
+    let (header, segment) = udp_unfragmented(frame)?;
+    if header.get(12..16)? != flow.remote.0.octets()
         || header.get(16..20)? != flow.local.0.octets()
+        || be16(segment, 0)? != flow.remote.1
+        || be16(segment, 2)? != flow.local.1
     {
         return Some(Matched::Other);
     }
-    let segment = ip.get(header_len..total_len)?;
-    if be16(segment, 0)? != flow.remote.1 || be16(segment, 2)? != flow.local.1 {
-        return Some(Matched::Other);
-    }
-    if sum::data(header) != 0xffff {
+    // The flow's own datagram from here on: whatever is wrong with it is a bad checksum.
+    if internet(header) != 0 {
         return Some(Matched::BadChecksum);
     }
     let udp_len = usize::from(be16(segment, 4)?);
@@ -83,22 +76,40 @@ fn match_inner(frame: &[u8], flow: &UdpFlow) -> Option<Matched> {
         return Some(Matched::BadChecksum);
     }
     let segment = segment.get(..udp_len)?;
-    if be16(segment, 6)? != 0 && udp_sum(header, segment)? != 0xffff {
+    if be16(segment, UDP_CHECKSUM)? != 0 && udp_checksum(header, segment)? != 0 {
         return Some(Matched::BadChecksum);
     }
-    let start = ETH + header_len + UDP_HEADER;
-    Some(Matched::Flow(start..ETH + header_len + udp_len))
+    let start = ETH + header.len();
+    Some(Matched::Flow(start + UDP_HEADER..start + udp_len))
 }
 
-/// The one's-complement sum of the UDP pseudo-header (addresses from the IPv4 `header`) and `segment`.
-fn udp_sum(header: &[u8], segment: &[u8]) -> Option<u16> {
-    let len = u16::try_from(segment.len()).ok()?;
-    Some(sum::combine(&[
-        sum::data(header.get(12..20)?),
-        u16::from(PROTO_UDP),
-        len,
-        sum::data(segment),
-    ]))
+/// The IPv4 header and the UDP part (up to the IPv4 total length) of an unfragmented Ethernet/IPv4/UDP
+/// frame; `None` for anything else or a frame shorter than its headers say. No checksum is looked at.
+fn udp_unfragmented(frame: &[u8]) -> Option<(&[u8], &[u8])> {
+    if be16(frame, 12)? != ETHERTYPE_IPV4 {
+        return None;
+    }
+    let packet = frame.get(ETH..)?;
+    let first = *packet.first()?;
+    let header_len = usize::from(first & 0x0f) * 4;
+    let total_len = usize::from(be16(packet, 2)?);
+    if first >> 4 != 4
+        || header_len < ip::HEADER_LEN
+        || *packet.get(9)? != PROTO_UDP
+        || be16(packet, FLAGS_FRAGMENT)? & 0x3fff != 0
+    // MF or a fragment offset
+    {
+        return None;
+    }
+    packet.get(..total_len)?.split_at_checked(header_len)
+}
+
+/// The complemented UDP checksum over the pseudo-header (addresses from the IPv4 `header`) and
+/// `segment`: 0 for a valid segment, the value to store for one whose checksum field is zero.
+fn udp_checksum(header: &[u8], segment: &[u8]) -> Option<u16> {
+    let src = Ipv4Address::from(bytes4(header, ip::SRC)?);
+    let dst = Ipv4Address::from(bytes4(header, ip::DST)?);
+    Some(ip::l4_checksum(src, dst, IpProtocol::Udp, segment))
 }
 
 /// Fills in the UDP checksum of `frame` if it is an unfragmented Ethernet/IPv4/UDP frame with a zero
@@ -109,33 +120,21 @@ pub fn fill_udp_checksum(frame: &mut [u8]) -> bool {
 }
 
 fn fill_inner(frame: &mut [u8]) -> Option<()> {
-    if be16(frame, 12)? != ETHERTYPE_IPV4 {
+    let (header, segment) = udp_unfragmented(frame)?;
+    let udp_len = usize::from(be16(segment, 4)?);
+    let segment = segment.get(..udp_len)?;
+    if udp_len < UDP_HEADER || be16(segment, UDP_CHECKSUM)? != 0 {
         return None;
     }
-    let ip = frame.get_mut(ETH..)?;
-    let first = *ip.first()?;
-    let header_len = usize::from(first & 0x0f) * 4;
-    if first >> 4 != 4 || header_len < 20 || *ip.get(9)? != PROTO_UDP {
-        return None;
-    }
-    let total_len = usize::from(be16(ip, 2)?);
-    if be16(ip, 6)? & 0x3fff != 0 {
-        return None;
-    }
-    let (header, rest) = ip.get_mut(..total_len)?.split_at_mut_checked(header_len)?;
-    let udp_len = usize::from(be16(rest, 4)?);
-    let segment = rest.get_mut(..udp_len)?;
-    if udp_len < UDP_HEADER || be16(segment, 6)? != 0 {
-        return None;
-    }
-    let check = !udp_sum(header, segment)?;
+    let check = udp_checksum(header, segment)?;
+    let at = ETH + header.len() + UDP_CHECKSUM;
     // A computed zero is sent as all ones (RFC 768): zero means "no checksum".
-    set_be16(segment, 6, if check == 0 { 0xffff } else { check })
+    set_be16(frame, at, if check == 0 { 0xffff } else { check })
 }
 
 /// Bytes in front of a datagram's payload in a frame [`write_udp_headers`] completes: Ethernet, IPv4
 /// without options, UDP.
-pub const HEADERS_LEN: usize = ETH + 20 + UDP_HEADER;
+pub const HEADERS_LEN: usize = ETH + ip::HEADER_LEN + UDP_HEADER;
 
 /// Writes the Ethernet, IPv4 and UDP headers of a datagram of `flow` (from `local` to `remote`, to the
 /// next hop `next_hop_mac`) whose `payload_len`-byte payload is already at `frame[HEADERS_LEN..]`, with
@@ -147,35 +146,14 @@ pub fn write_udp_headers(
     next_hop_mac: EthernetAddress,
     payload_len: usize,
 ) -> Option<usize> {
-    let udp_len = u16::try_from(payload_len.checked_add(UDP_HEADER)?).ok()?;
-    let total_len = udp_len.checked_add(20)?;
-    let frame_len = HEADERS_LEN.checked_add(payload_len)?;
-    let frame = frame.get_mut(..frame_len)?;
-    let (eth, ip) = frame.split_at_mut_checked(ETH)?;
-    eth.get_mut(..6)?.copy_from_slice(next_hop_mac.as_bytes());
-    eth.get_mut(6..12)?
-        .copy_from_slice(flow.local_mac.as_bytes());
-    set_be16(eth, 12, ETHERTYPE_IPV4)?;
-    let (header, segment) = ip.split_at_mut_checked(20)?;
-    header.copy_from_slice(&[
-        0x45, 0, 0, 0, 0, 0, 0x40, 0, 64, PROTO_UDP, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-    ]);
-    set_be16(header, 2, total_len)?;
-    header
-        .get_mut(12..16)?
-        .copy_from_slice(&flow.local.0.octets());
-    header
-        .get_mut(16..20)?
-        .copy_from_slice(&flow.remote.0.octets());
-    let check = !sum::data(header);
-    set_be16(header, 10, check)?;
-    set_be16(segment, 0, flow.local.1)?;
-    set_be16(segment, 2, flow.remote.1)?;
-    set_be16(segment, 4, udp_len)?;
-    set_be16(segment, 6, 0)?;
-    let check = !udp_sum(header, segment)?;
-    set_be16(segment, 6, if check == 0 { 0xffff } else { check })?;
-    Some(frame_len)
+    let packet = frame.get_mut(ETH..)?;
+    let len = ip::write_udp(packet, flow.local, flow.remote, payload_len, 0)?;
+    // `write_udp` leaves DF clear, as the router's own answers have it; smoltcp sets it.
+    let flags = be16(packet, FLAGS_FRAGMENT)?;
+    set_be16(packet, FLAGS_FRAGMENT, flags | DONT_FRAGMENT)?;
+    patch16(packet, ip::CHECKSUM, flags, flags | DONT_FRAGMENT, false);
+    arp::write_ethernet(frame, flow.local_mac, next_hop_mac, EthernetProtocol::Ipv4)?;
+    ETH.checked_add(len)
 }
 
 #[cfg(test)]

@@ -482,20 +482,18 @@ impl Router {
             return None;
         }
         let datagram = frame.get_mut(ETH..ETH.checked_add(len)?)?;
-        if let (true, Some(public)) = (self.config.nat, public) {
-            if let Err(e) = self
-                .nat
-                .outbound(now, datagram, &info, public, &mut self.rng)
-            {
-                return Some(Verdict::Dropped(DropReason::Nat(e)));
-            }
+        let nat_to = public.filter(|_| self.config.nat);
+        if let Err(v) = rewrite_to_tunnel(
+            &mut self.nat,
+            &mut self.rng,
+            now,
+            datagram,
+            &info,
+            nat_to,
+            max_mss,
+        ) {
+            return Some(v);
         }
-        if info.protocol == IpProtocol::Tcp {
-            if let Some(segment) = datagram.get_mut(info.header_len..) {
-                mss::clamp(segment, max_mss);
-            }
-        }
-        ip::decrement_ttl(datagram);
         self.stats.to_tunnel += 1;
         out.tunnel_packet(datagram);
         Some(Verdict::Forwarded)
@@ -592,20 +590,10 @@ impl Router {
         }
         let frame = buf.get_mut(frame_start..packet.start.checked_add(len)?)?;
         let datagram = frame.get_mut(ETH..)?;
-        let dst = if to_lan {
-            info.dst
-        } else {
-            match self.nat.inbound(now, datagram, &info) {
-                Ok(dst) => dst,
-                Err(e) => return Some(Verdict::Dropped(DropReason::Nat(e))),
-            }
+        let dst = match rewrite_from_tunnel(&mut self.nat, now, datagram, &info, to_lan, max_mss) {
+            Ok(dst) => dst,
+            Err(v) => return Some(v),
         };
-        if info.protocol == IpProtocol::Tcp {
-            if let Some(segment) = datagram.get_mut(info.header_len..) {
-                mss::clamp(segment, max_mss);
-            }
-        }
-        ip::decrement_ttl(datagram);
         let Router {
             aux,
             arp,
@@ -851,20 +839,18 @@ impl Router {
         let Some(whole) = ip::parse(datagram) else {
             return Verdict::Dropped(DropReason::Malformed);
         };
-        if let (true, Some(public)) = (self.config.nat, public) {
-            if let Err(e) = self
-                .nat
-                .outbound(now, datagram, &whole, public, &mut self.rng)
-            {
-                return Verdict::Dropped(DropReason::Nat(e));
-            }
+        let nat_to = public.filter(|_| self.config.nat);
+        if let Err(v) = rewrite_to_tunnel(
+            &mut self.nat,
+            &mut self.rng,
+            now,
+            datagram,
+            &whole,
+            nat_to,
+            max_mss,
+        ) {
+            return v;
         }
-        if whole.protocol == IpProtocol::Tcp {
-            if let Some(segment) = datagram.get_mut(whole.header_len..) {
-                mss::clamp(segment, max_mss);
-            }
-        }
-        ip::decrement_ttl(datagram);
         self.send_work_to_tunnel(len, &whole, mtu, out)
     }
 
@@ -963,20 +949,10 @@ impl Router {
         let Some(datagram) = self.work.get_mut(ETH..ETH + len) else {
             return Verdict::Dropped(DropReason::Malformed);
         };
-        let dst = if to_lan {
-            info.dst
-        } else {
-            match self.nat.inbound(now, datagram, &whole) {
-                Ok(dst) => dst,
-                Err(e) => return Verdict::Dropped(DropReason::Nat(e)),
-            }
+        let dst = match rewrite_from_tunnel(&mut self.nat, now, datagram, &whole, to_lan, max_mss) {
+            Ok(dst) => dst,
+            Err(v) => return v,
         };
-        if whole.protocol == IpProtocol::Tcp {
-            if let Some(segment) = datagram.get_mut(whole.header_len..) {
-                mss::clamp(segment, max_mss);
-            }
-        }
-        ip::decrement_ttl(datagram);
         if len > usize::from(self.config.lan_mtu) && whole.dont_frag {
             let lan_mtu = self.config.lan_mtu;
             return self.tunnel_error(
@@ -1007,6 +983,55 @@ impl Router {
             out,
         )
     }
+}
+
+/// The rewrites of an IPv4 packet from the LAN into the tunnel, where it lies (the copying and the
+/// in-place path share them): source NAT to `nat_to` when NAT is on, MSS clamp, TTL.
+fn rewrite_to_tunnel(
+    nat: &mut NatTable,
+    rng: &mut ChaCha20Rng,
+    now: Instant,
+    datagram: &mut [u8],
+    info: &Ipv4Info,
+    nat_to: Option<Ipv4Address>,
+    max_mss: u16,
+) -> Result<(), Verdict> {
+    if let Some(public) = nat_to {
+        nat.outbound(now, datagram, info, public, rng)
+            .map_err(|e| Verdict::Dropped(DropReason::Nat(e)))?;
+    }
+    clamp_and_age(datagram, info, max_mss);
+    Ok(())
+}
+
+/// The rewrites of an IPv4 packet from the tunnel onto the LAN, where it lies: NAT back to the LAN host
+/// unless it is already addressed to one (`to_lan`), MSS clamp, TTL. Returns the LAN destination.
+fn rewrite_from_tunnel(
+    nat: &mut NatTable,
+    now: Instant,
+    datagram: &mut [u8],
+    info: &Ipv4Info,
+    to_lan: bool,
+    max_mss: u16,
+) -> Result<Ipv4Address, Verdict> {
+    let dst = if to_lan {
+        info.dst
+    } else {
+        nat.inbound(now, datagram, info)
+            .map_err(|e| Verdict::Dropped(DropReason::Nat(e)))?
+    };
+    clamp_and_age(datagram, info, max_mss);
+    Ok(dst)
+}
+
+/// MSS clamp (TCP) and TTL decrement of a forwarded packet.
+fn clamp_and_age(datagram: &mut [u8], info: &Ipv4Info, max_mss: u16) {
+    if info.protocol == IpProtocol::Tcp {
+        if let Some(segment) = datagram.get_mut(info.header_len..) {
+            mss::clamp(segment, max_mss);
+        }
+    }
+    ip::decrement_ttl(datagram);
 }
 
 mod emit;

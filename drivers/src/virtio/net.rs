@@ -140,7 +140,7 @@ impl<T: Transport> VirtioNet<T> {
 
     /// Asks the device to interrupt when it uses a buffer (virtio 1.2 §2.7.10).
     pub fn enable_interrupts(&mut self) {
-        self.raw.enable_interrupts();
+        self.raw.set_interrupts(true);
     }
 
     /// Turns the device's used-buffer interrupts on (before the CPU halts) or off (while the main loop
@@ -150,7 +150,7 @@ impl<T: Transport> VirtioNet<T> {
     }
 
     /// Tells the device about the frames queued and the receive buffers posted since the last call (one
-    /// notification per batch rather than per frame; see `net_raw`). Call at the end of every pass.
+    /// notification per batch rather than per frame; see `net_raw`). Call when a burst of work ends.
     pub fn flush(&mut self) {
         self.refill();
         self.raw.flush();

@@ -95,11 +95,6 @@ impl<T: Transport, const N: usize> NetQueues<T, N> {
         let _ = self.transport.ack_interrupt();
     }
 
-    /// Asks the device to interrupt when it uses buffers of either queue.
-    pub fn enable_interrupts(&mut self) {
-        self.set_interrupts(true);
-    }
-
     /// Asks the device for used-buffer interrupts or tells it not to send them
     /// (`VIRTQ_AVAIL_F_NO_INTERRUPT`, §2.7.7): off while the driver polls anyway.
     pub fn set_interrupts(&mut self, on: bool) {
