@@ -91,11 +91,13 @@ fuzz_target!(|data: &[u8]| {
             host: "192.0.2.1".into(),
             port: 1194,
             transport,
+            server_poll_timeout_secs: None,
         },
         RemoteSpec {
             host: "192.0.2.2".into(),
             port: 1194,
             transport,
+            server_poll_timeout_secs: None,
         },
     ];
     config.connect_retry_max = Some(3);

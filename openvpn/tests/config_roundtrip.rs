@@ -134,6 +134,7 @@ fn generate(rng: &mut Rng, m: &Material) -> Config {
             port: 1 + rng.below(65535) as u16,
             proto: *rng.pick(&protos),
             control_channel: cc,
+            server_poll_timeout: rng.chance(30).then(|| rng.u32()),
         });
     }
     c.remote_random = rng.chance(50);

@@ -23,6 +23,7 @@ fn remote(host: &str) -> RemoteSpec {
         host: host.into(),
         port: 1194,
         transport: Transport::Udp4,
+        server_poll_timeout_secs: None,
     }
 }
 

@@ -273,3 +273,61 @@ fn garbage_flood_on_a_live_tunnel_keeps_memory_flat() {
     assert!(w.engine.is_connected());
     assert_eq!(w.server_sends(&ip_packet(9)), vec![ip_packet(9)]);
 }
+
+/// Issue 13: without tls-auth/tls-crypt, a blind spoofer who knows only the server's address and port
+/// sends one 14-byte HARD_RESET_SERVER_V2 (message id 0, empty ACK block) as soon as the client's reset
+/// is out. The client must not adopt the spoofer's session id: the real server's reset, which
+/// acknowledges our reset under our session id, still brings the tunnel up at once.
+#[test]
+fn a_spoofed_server_reset_without_our_session_id_is_ignored() {
+    let spoofed = |sid: [u8; 8]| {
+        let mut p = vec![(Opcode::ControlHardResetServerV2 as u8) << 3];
+        p.extend(sid);
+        p.push(0); // empty ACK block
+        p.extend(0u32.to_be_bytes()); // message id 0
+        assert_eq!(p.len(), 14);
+        p
+    };
+    let mut w = World::new();
+    let now = w.now();
+    // The engine's reset goes out and reaches the server; the spoofer is faster than the server.
+    while let Some(action) = w.engine.poll_action(now, &mut w.rng) {
+        match action {
+            openvpn::engine::Action::Connect(_) => w.engine.transport_ready(now),
+            openvpn::engine::Action::SendToRemote(mut d) => {
+                let _ = w.server.receive(&mut d);
+            }
+            _ => {}
+        }
+    }
+    let mut sink = Vec::new();
+    w.deliver(spoofed([0xee; 8]), &mut sink);
+    // A spoofed reset that acknowledges id 0 but names another session is ignored too.
+    let mut forged = ControlRepr {
+        opcode: Opcode::ControlHardResetServerV2,
+        key_id: KeyId::ZERO,
+        session_id: SessionId([0xdd; 8]),
+        acks: AckBlock::new(SessionId([0x11; 8])),
+        message_id: Some(0),
+        payload: &[],
+    };
+    forged.acks.try_push(0);
+    let mut buf = vec![0u8; forged.buffer_len()];
+    let n = forged.emit(&mut buf).unwrap();
+    buf.truncate(n);
+    w.deliver(buf, &mut sink);
+    // The real server answers; the handshake completes in a few rounds, not at hand-window (60 s).
+    for _ in 0..200 {
+        w.step();
+        if w.engine.is_connected() {
+            break;
+        }
+        w.now_ms += 10;
+    }
+    assert!(
+        w.engine.is_connected(),
+        "handshake stalled after a spoofed reset (at {} ms)",
+        w.now_ms
+    );
+    assert!(w.now_ms < 2_000);
+}

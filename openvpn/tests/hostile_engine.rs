@@ -37,6 +37,7 @@ fn engine(
         host: "192.0.2.1".into(),
         port: 1194,
         transport,
+        server_poll_timeout_secs: None,
     }];
     let mut engine = Engine::new(config, at(0), UNIX, rng).expect("valid config");
     assert!(matches!(

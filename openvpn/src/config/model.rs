@@ -104,6 +104,9 @@ pub struct Remote {
     pub proto: Proto,
     /// A `<connection>` block's own tls-auth/tls-crypt/tls-crypt-v2, overriding [`Config::control_channel`].
     pub control_channel: Option<ControlChannel>,
+    /// A `<connection>` block's own `connect-timeout`/`server-poll-timeout`, seconds, overriding
+    /// [`Config::server_poll_timeout`] for this remote only.
+    pub server_poll_timeout: Option<u32>,
 }
 
 /// A data-channel cipher oxvpn implements (wire reference §6.2, §6.3).

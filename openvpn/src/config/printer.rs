@@ -110,15 +110,19 @@ pub fn print(config: &Config) -> String {
     }
     for remote in &config.remotes {
         let port = format!("{}", remote.port);
-        match &remote.control_channel {
-            None => line(o, &["remote", &remote.host, &port, remote.proto.as_arg()]),
-            Some(cc) => {
-                o.push_str("<connection>\n");
-                line(o, &["remote", &remote.host, &port, remote.proto.as_arg()]);
-                control_channel(o, cc);
-                o.push_str("</connection>\n");
-            }
+        if remote.control_channel.is_none() && remote.server_poll_timeout.is_none() {
+            line(o, &["remote", &remote.host, &port, remote.proto.as_arg()]);
+            continue;
         }
+        o.push_str("<connection>\n");
+        line(o, &["remote", &remote.host, &port, remote.proto.as_arg()]);
+        if let Some(cc) = &remote.control_channel {
+            control_channel(o, cc);
+        }
+        if let Some(secs) = remote.server_poll_timeout {
+            line(o, &["connect-timeout", &format!("{secs}")]);
+        }
+        o.push_str("</connection>\n");
     }
     if config.remote_random {
         line(o, &["remote-random"]);

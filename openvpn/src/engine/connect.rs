@@ -20,6 +20,9 @@ pub struct RemoteSpec {
     pub port: u16,
     /// Transport and address family to use.
     pub transport: Transport,
+    /// This remote's own `connect-timeout` (its `<connection>` block), seconds; `None` uses
+    /// [`EngineConfig::server_poll_timeout_secs`](super::EngineConfig::server_poll_timeout_secs).
+    pub server_poll_timeout_secs: Option<u64>,
 }
 
 impl Engine {

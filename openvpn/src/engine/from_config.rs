@@ -63,6 +63,7 @@ impl EngineConfig {
                     Proto::Tcp | Proto::Tcp4 => Transport::Tcp4,
                     Proto::Tcp6 => Transport::Tcp6,
                 },
+                server_poll_timeout_secs: r.server_poll_timeout.map(|s| u64::from(s.max(1))),
             })
             .collect();
         let protection = protection_of(&config.control_channel, config.auth)?;

@@ -87,6 +87,9 @@ pub struct KeyState {
     events: VecDeque<KeyEvent>,
     /// Set once any authenticated packet from the server arrived (for the burst reschedule).
     heard_from_peer: bool,
+    /// Before the server's session id is known: the sender session id of the packet that acknowledged
+    /// our reset while naming our session id (only the real server can: it saw our reset).
+    reset_acked_by: Option<SessionId>,
 }
 
 impl fmt::Debug for KeyState {
@@ -129,6 +132,7 @@ impl KeyState {
             km2: Some(km2),
             events: VecDeque::new(),
             heard_from_peer: false,
+            reset_acked_by: None,
         }
     }
 
@@ -176,9 +180,20 @@ impl KeyState {
     /// Handles an unwrapped control packet of this key_id from the server.
     pub fn on_packet(&mut self, repr: &ControlRepr<'_>, now_ms: u64) -> Result<(), HandshakeError> {
         // ACKs must name our session (§2.1); the wrapping already authenticated the packet.
-        if let Some(sid) = repr.acks.remote_session_id() {
-            if sid != self.local_sid {
+        let acks_name_us = match repr.acks.remote_session_id() {
+            Some(sid) if sid != self.local_sid => return Ok(()),
+            Some(_) => true,
+            None => false,
+        };
+        if self.remote_sid.is_none() {
+            // Until the server's session id is known, only a packet that names our session id (which a
+            // blind spoofer cannot know without tls-auth/tls-crypt) moves anything: an empty ACK block
+            // proves nothing, and adopting its sender's id would lock the real server out.
+            if !acks_name_us && self.reset_acked_by != Some(repr.session_id) {
                 return Ok(());
+            }
+            if acks_name_us && repr.acks.ids().contains(&0) {
+                self.reset_acked_by = Some(repr.session_id);
             }
         }
         if let Some(remote) = self.remote_sid {
@@ -209,6 +224,10 @@ impl KeyState {
                     return Ok(());
                 }
                 if self.remote_sid.is_none() {
+                    // Accept the server's reset only from the session that acknowledged ours.
+                    if self.reset_acked_by != Some(repr.session_id) {
+                        return Ok(());
+                    }
                     self.remote_sid = Some(repr.session_id);
                 }
                 if self.recv.on_packet(message_id, &[]) != crate::reliable::RecvOutcome::Accepted {

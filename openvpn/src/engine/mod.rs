@@ -486,7 +486,11 @@ impl Engine {
         self.old_key = None;
         self.next_push_request = None;
         self.handshake_deadline = now + Duration::from_secs(self.config.hand_window_secs);
-        self.server_poll_deadline = now + Duration::from_secs(self.config.server_poll_timeout_secs);
+        let poll_secs = self
+            .current_remote()
+            .and_then(|r| r.server_poll_timeout_secs)
+            .unwrap_or(self.config.server_poll_timeout_secs);
+        self.server_poll_deadline = now + Duration::from_secs(poll_secs);
         self.last_received = now;
         self.restart_at = None;
         self.state = State::Handshake;

@@ -71,6 +71,7 @@ fn remote(host: &str) -> RemoteSpec {
         host: host.into(),
         port: 1194,
         transport: crate::session::Transport::Udp4,
+        server_poll_timeout_secs: None,
     }
 }
 
@@ -929,6 +930,39 @@ fn server_poll_timeout_tries_the_next_remote_when_the_server_is_silent() {
     assert_eq!(reasons, [ReconnectReason::ServerPollTimeout]);
     // 10 s of silence, then connect-retry (5 s) before the next remote.
     assert_eq!((t, host.as_str()), (15_000, "192.0.2.2"));
+}
+
+#[test]
+fn a_connection_blocks_connect_timeout_applies_to_that_remote_only() {
+    // Issue 13: the first block's `connect-timeout 3` gave up the second remote's attempt after 3 s too.
+    let text = "client\n<connection>\nremote 192.0.2.1 1194\nconnect-timeout 3\n</connection>\n\
+        <connection>\nremote 192.0.2.2 1194\n</connection>\n<auth-user-pass>\nu\np\n</auth-user-pass>\n\
+        peer-fingerprint 00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF\n";
+    let parsed = crate::config::parse(text, &mut crate::config::KeepPaths).unwrap();
+    assert!(
+        parsed.warnings.is_empty(),
+        "no 'applies to every connection' warning: {:?}",
+        parsed.warnings
+    );
+    let e = EngineConfig::from_config(&parsed.config).unwrap();
+    assert_eq!(e.server_poll_timeout_secs, 120);
+    assert_eq!(e.remotes[0].server_poll_timeout_secs, Some(3));
+    assert_eq!(e.remotes[1].server_poll_timeout_secs, None);
+
+    let mut s = setup();
+    s.engine.config.remotes[0].server_poll_timeout_secs = Some(3);
+    let _ = send(s.engine.poll_action(at(0), &mut s.rng));
+    let (t, host, reasons) = next_connect(&mut s, 0);
+    assert_eq!(reasons, [ReconnectReason::ServerPollTimeout]);
+    // 3 s of silence, then connect-retry (5 s) before the second remote.
+    assert_eq!((t, host.as_str()), (8_000, "192.0.2.2"));
+    s.engine.transport_ready(at(t));
+    let _ = send(s.engine.poll_action(at(t), &mut s.rng));
+    // The second remote has the global 120 s, not the first block's 3 s: its attempt lasts until
+    // hand-window (60 s) ends it.
+    let (t2, host2, reasons2) = next_connect(&mut s, t);
+    assert_eq!(reasons2, [ReconnectReason::HandshakeTimeout]);
+    assert_eq!((t2, host2.as_str()), (t + 60_000 + 5_000, "192.0.2.1"));
 }
 
 #[test]

@@ -293,6 +293,7 @@ impl World {
             host: "192.0.2.1".into(),
             port: 1194,
             transport: Transport::Udp4,
+            server_poll_timeout_secs: None,
         }];
         let mut rng = ChaCha8Rng::seed_from_u64(42);
         let engine = Engine::new(config, Instant::ZERO, UNIX, &mut rng).expect("engine");

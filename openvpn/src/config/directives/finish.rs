@@ -39,9 +39,13 @@ impl Builder<'_> {
         };
         let pending = core::mem::take(&mut self.remotes);
         for remote in pending {
-            let (block_cc, block_direction) = match &remote.block {
-                Some(scope) => (scope.cc.clone(), scope.key_direction),
-                None => (None, None),
+            let (block_cc, block_direction, server_poll_timeout) = match &remote.block {
+                Some(scope) => (
+                    scope.cc.clone(),
+                    scope.key_direction,
+                    scope.server_poll_timeout,
+                ),
+                None => (None, None, None),
             };
             let control_channel = match block_cc {
                 Some(cc) => Some(self.control_channel(&cc, block_direction.or(global_direction))?),
@@ -52,6 +56,7 @@ impl Builder<'_> {
                 port: remote.port.or(self.global.port).unwrap_or(1194),
                 proto: remote.proto.or(self.global.proto).unwrap_or_default(),
                 control_channel,
+                server_poll_timeout,
             });
         }
 

@@ -65,6 +65,9 @@ struct Scope {
     key_direction: Option<KeyDirection>,
     port: Option<u16>,
     proto: Option<Proto>,
+    /// `connect-timeout` / `server-poll-timeout` inside a `<connection>` block (the global one is in
+    /// [`Config::server_poll_timeout`]).
+    server_poll_timeout: Option<u32>,
 }
 
 #[derive(Debug, Clone)]
@@ -318,8 +321,12 @@ impl<'r> Builder<'r> {
             }
             "server-poll-timeout" | "connect-timeout" => {
                 max_args(st, 1)?;
-                self.config.server_poll_timeout = number(st, 0)?;
-                self.in_block_warning(st, block.is_some());
+                let secs = number(st, 0)?;
+                // A block's timeout stays in that block (OpenVPN's <connection> semantics).
+                match block {
+                    Some(state) => state.scope.server_poll_timeout = Some(secs),
+                    None => self.config.server_poll_timeout = secs,
+                }
             }
             "cipher" => self.cipher = Some((st.line, String::from(arg(st, 0)?))),
             "data-ciphers" | "ncp-ciphers" => {
