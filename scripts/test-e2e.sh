@@ -16,7 +16,8 @@
 #   for tunnel traffic; server back -> tunnel up again
 #   renegotiation every 4 s (server reneg-sec) under a ping flow without loss
 #   proto tcp; `remote` by host name with --resolver, and with public DHCP (DNS server from the lease); a
-#   remote list whose first name does not resolve
+#   remote list whose first name does not resolve; failover past a dead first remote (on the link, behind the gateway;
+#   <connection> blocks, a remote list, remote-random) on the first attempt to the working one
 #   fatal errors: AUTH_FAILED and HALT -> QEMU status 39 (0x13), a refused config line -> 37 (0x12)
 # Bounded (every step has a timeout); cleans up in a trap. Exit status non-zero if any assertion fails.
 set -u
@@ -323,6 +324,43 @@ if netlab_server_start >/dev/null && namedisk=$(NETLAB_REMOTE=vpn.oxvpn.test net
     fi
 else
     fail "remote by host name: server or config disk"
+fi
+
+# --- failover: a dead first remote never holds back the next one ------------------------------------------
+# No host answers at $DEAD_LINK (on the public link: its ARP never resolves) or at $DEAD_ROUTED (behind the
+# gateway). The image must give the dead remote up after its connect-timeout and reach the server on its
+# first attempt there (before the fix the dead neighbour's datagram blocked the transmit queue for good).
+DEAD_LINK=10.60.0.99 DEAD_ROUTED=198.51.100.9
+failover_case() { # LABEL FIRST_DEAD(- when the order is random) REMOTE(- for none) CLIENT LINE...
+    local label=$1 first=$2 remote=$3 disk t
+    shift 3
+    if ! disk=$(NETLAB_REMOTE=$remote netlab_disk "fo-$label" "connect-retry 1" "$@"); then
+        fail "failover $label: config disk"; return
+    fi
+    netlab_vm_start "--nat" "$disk"
+    if t=$(netlab_wait_tunnel 40) && ping_ok "$NS_LAN" $NETLAB_BEHIND \
+        && { [ "$first" = - ] || grep -m1 "STATE WAIT" "$NETLAB_SERIAL" | grep -q "WAIT $first:1194"; } \
+        && [ "$(grep -c "STATE WAIT $NETLAB_SRV_PUB:1194" "$NETLAB_SERIAL")" = 1 ]; then
+        local order dead
+        order=$(grep -o "STATE WAIT [0-9.]*" "$NETLAB_SERIAL" | cut -d' ' -f3 | tr '\n' ' ')
+        dead=$(grep -c "STATE RECONNECTING ServerPollTimeout" "$NETLAB_SERIAL")
+        pass "failover $label: tried ${order% }; $dead dead attempt(s) given up after connect-timeout 3, then the server answered the first attempt to it; tunnel up in $t s, LAN pings $NETLAB_BEHIND"
+    else
+        fail "failover $label: no tunnel within 40 s, or not on the first attempt to the server"; grep -E "STATE|remote|engine" "$NETLAB_SERIAL" | tail -8
+    fi
+    netlab_vm_stop
+}
+netlab_server_stop
+if netlab_server_start >/dev/null; then
+    failover_case "connection-blocks" $DEAD_LINK - \
+        $'<connection>\nremote '$DEAD_LINK$' 1194\nconnect-timeout 3\n</connection>' \
+        $'<connection>\nremote '$NETLAB_SRV_PUB$' 1194\n</connection>'
+    failover_case "remote-list" $DEAD_LINK $DEAD_LINK "remote $NETLAB_SRV_PUB 1194" "connect-timeout 3"
+    failover_case "remote-random" - $DEAD_LINK "remote $DEAD_ROUTED 1194" "remote $NETLAB_SRV_PUB 1194" \
+        "remote-random" "connect-timeout 3"
+    failover_case "routed" $DEAD_ROUTED $DEAD_ROUTED "remote $NETLAB_SRV_PUB 1194" "connect-timeout 3"
+else
+    fail "failover: server"
 fi
 
 # --- fatal errors leave with the documented exit codes -------------------------------------------------

@@ -160,7 +160,11 @@ impl Remote {
         self.phase = Phase::WaitNetwork(spec);
     }
 
-    /// Closes the transport (TCP: reset; UDP: forget the endpoint, drop queued datagrams).
+    /// Closes the transport (TCP: reset; UDP: forget the endpoint, drop queued datagrams both ways).
+    ///
+    /// The UDP socket is unbound, which empties its transmit ring too: smoltcp keeps a datagram whose
+    /// next hop never answers ARP at the head of the ring for good, and every datagram queued behind it,
+    /// to the next remote as well, would wait with it (a dead on-link first remote stalled failover).
     pub fn close(&mut self, sockets: &mut SocketSet<'static>) {
         if let Phase::Resolving(_, query) = &self.phase {
             sockets
@@ -171,8 +175,7 @@ impl Remote {
         if tcp.is_open() {
             tcp.abort();
         }
-        let udp = sockets.get_mut::<udp::Socket>(self.udp);
-        while udp.recv().is_ok() {}
+        sockets.get_mut::<udp::Socket>(self.udp).close();
         self.deframer.reset();
         self.phase = Phase::Idle;
     }

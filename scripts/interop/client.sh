@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Writes a standard client .ovpn with everything inline and prints its path.
 # Usage: client.sh PKI_DIR WORK_DIR NAME REMOTE_ADDR DATA_CIPHERS PROTECTION [EXTRA_LINE...]
+#   REMOTE_ADDR - : no `remote` line (the EXTRA_LINEs hold <connection> blocks).
 #   PROTECTION as in server.sh; EXTRA_LINEs are appended verbatim (e.g. an <auth-user-pass> block).
 set -euo pipefail
 pki=$1 work=$2 name=$3 remote=$4 ciphers=$5 prot=$6
@@ -10,7 +11,8 @@ conf=$work/$name.client.ovpn
     echo "client"
     echo "dev tun"
     echo "proto udp"
-    echo "remote $remote 1194"
+    # REMOTE_ADDR "-" leaves the remote line out (the extra lines bring <connection> blocks).
+    [ "$remote" = - ] || echo "remote $remote 1194"
     echo "nobind"
     echo "remote-cert-tls server"
     echo "data-ciphers $ciphers"
