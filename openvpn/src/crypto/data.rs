@@ -592,6 +592,11 @@ impl DataKey {
                             .len()
                     }
                 };
+                // A plaintext without a whole packet-id is refused here, before the replay window sees
+                // the padding bytes where the packet-id would be.
+                if plain_len < PACKET_ID_LEN {
+                    return Err(DataError::Truncated);
+                }
                 let pid: [u8; 4] = body
                     .get(..PACKET_ID_LEN)
                     .and_then(|b| b.try_into().ok())
@@ -840,5 +845,78 @@ mod tests {
             Some(DataCipher::Aes256Cbc(Digest::Sha512))
         );
         assert_eq!(DataCipher::from_name("BF-CBC", Digest::Sha1), None);
+    }
+}
+
+#[cfg(test)]
+mod cbc_short_plaintext {
+    use super::*;
+    use rand_core::SeedableRng;
+
+    /// A CBC data packet from the server (key_id 0, P_DATA_V1) whose decrypted message is exactly `msg`
+    /// (packet-id included, PKCS#7 padding added here) under a valid HMAC.
+    fn forge_cbc(key2: &[u8; KEY2_LEN], msg: &[u8]) -> std::vec::Vec<u8> {
+        let digest = Digest::Sha256;
+        let key = cipher_slot(key2, 1).get(..32).unwrap();
+        let hkey = digest.hmac_key(hmac_slot(key2, 1));
+        let iv = [0x33u8; CBC_BLOCK];
+        let mut body = [0u8; 64];
+        body[..msg.len()].copy_from_slice(msg);
+        let ct = cbc::Encryptor::<Aes256>::inner_iv_init(
+            Aes256::new_from_slice(key).unwrap(),
+            &iv.into(),
+        )
+        .encrypt_padded_mut::<Pkcs7>(&mut body, msg.len())
+        .unwrap()
+        .to_vec();
+        let mut mac = hmac::Context::with_key(&hkey);
+        mac.update(&iv);
+        mac.update(&ct);
+        let mut packet = std::vec![0x30u8]; // P_DATA_V1, key_id 0
+        packet.extend_from_slice(mac.sign().as_ref());
+        packet.extend_from_slice(&iv);
+        packet.extend_from_slice(&ct);
+        packet
+    }
+
+    extern crate std;
+
+    #[test]
+    fn cbc_plaintext_shorter_than_a_packet_id_leaves_the_replay_window_alone() {
+        let key2 = [0x42u8; KEY2_LEN];
+        let cipher = DataCipher::Aes256Cbc(Digest::Sha256);
+        let mut client = DataKey::new(
+            cipher,
+            &key2,
+            Role::Client,
+            KeyId::ZERO,
+            None,
+            ReplayWindow::default(),
+        )
+        .unwrap();
+        // Three bytes decrypt to [0, 0, 1] + 13 bytes of padding 0x0d: the bytes where a packet-id would
+        // be read say 0x0000010d.
+        let mut short = forge_cbc(&key2, &[0, 0, 1]);
+        assert_eq!(
+            client.open_in_place(&mut short, Instant::ZERO),
+            Err(DataError::Truncated)
+        );
+        assert_eq!(client.stats().received_packets, 0);
+        // The server's real packet with that packet-id is still accepted.
+        let mut server = DataKey::new(
+            cipher,
+            &key2,
+            Role::Server,
+            KeyId::ZERO,
+            None,
+            ReplayWindow::default(),
+        )
+        .unwrap();
+        server.next_packet_id = Some(0x0000_010d);
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+        let mut out = [0u8; 128];
+        let n = server.seal(&[0x45, 1, 2, 3], &mut out, &mut rng).unwrap();
+        let r = client.open_in_place(&mut out[..n], Instant::ZERO).unwrap();
+        assert_eq!(out[r], [0x45, 1, 2, 3]);
     }
 }
