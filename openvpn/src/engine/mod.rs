@@ -81,6 +81,9 @@ pub enum EngineError {
     NoDataCipher,
     /// No `remote` is configured.
     NoRemote,
+    /// `auth-user-pass` or the peer-info strings contain a NUL byte (the server would cut the string
+    /// there and pass the rest on).
+    EmbeddedNul,
 }
 
 impl fmt::Display for EngineError {
@@ -90,6 +93,9 @@ impl fmt::Display for EngineError {
             EngineError::TlsCryptV2Key => f.write_str("tls-crypt-v2: client key rejected"),
             EngineError::NoDataCipher => f.write_str("data-ciphers: no supported cipher"),
             EngineError::NoRemote => f.write_str("remote: none configured"),
+            EngineError::EmbeddedNul => {
+                f.write_str("auth-user-pass or peer-info: NUL byte in a string sent to the server")
+            }
         }
     }
 }
@@ -367,6 +373,15 @@ impl Engine {
         {
             return Err(EngineError::NoDataCipher);
         }
+        let sent = [
+            config.auth_user_pass.as_ref().map(|(u, _)| u.as_str()),
+            config.auth_user_pass.as_ref().map(|(_, p)| p.as_str()),
+            Some(config.peer_info_version.as_str()),
+            Some(config.peer_info_platform.as_str()),
+        ];
+        if sent.iter().flatten().any(|s| s.contains('\0')) {
+            return Err(EngineError::EmbeddedNul);
+        }
         let clock = WallClock::new(unix_secs);
         let tls_config =
             tls::client_config(&config.tls, clock.clone()).map_err(EngineError::Tls)?;
@@ -499,7 +514,13 @@ impl Engine {
         };
         let local_sid = SessionId::random(rng);
         let client_keys = ClientKeySource::random(rng);
-        let km2 = self.key_method2_message(&client_keys);
+        let km2 = match self.key_method2_message(&client_keys) {
+            Ok(m) => m,
+            Err(e) => {
+                self.km2_refused(now, e);
+                return;
+            }
+        };
         let reset = match self.protection() {
             ControlProtection::TlsCryptV2 { .. } => Opcode::ControlHardResetClientV3,
             _ => Opcode::ControlHardResetClientV2,
@@ -514,7 +535,18 @@ impl Engine {
         self.key = Some(KeyState::new_client(start, tls, client_keys, km2));
     }
 
-    fn key_method2_message(&self, keys: &ClientKeySource) -> Vec<u8> {
+    /// Our key-method-2 message could not be built (a NUL byte in a string: only a pushed auth-token can
+    /// still hold one once [`Engine::new`] checked the configuration). The token is dropped and the
+    /// session starts again with the configured credentials.
+    fn km2_refused(&mut self, now: Instant, e: session::Km2Error) {
+        self.auth_token = None;
+        self.reconnect(
+            now,
+            ReconnectReason::Handshake(HandshakeError::KeyMethod2(e)),
+        );
+    }
+
+    fn key_method2_message(&self, keys: &ClientKeySource) -> Result<Vec<u8>, session::Km2Error> {
         let ciphers: Vec<&str> = self
             .config
             .data_ciphers

@@ -144,7 +144,13 @@ impl Engine {
             }
         };
         let client_keys = ClientKeySource::random(rng);
-        let km2 = self.key_method2_message(&client_keys);
+        let km2 = match self.key_method2_message(&client_keys) {
+            Ok(m) => m,
+            Err(e) => {
+                self.km2_refused(now, e);
+                return;
+            }
+        };
         log::info!(
             "renegotiating: key_id {key_id} ({})",
             if server_reset.is_some() {

@@ -1039,3 +1039,33 @@ fn connect_retry_doubles_every_five_failures_up_to_its_cap() {
         [2000, 2000, 2000, 2000, 4000, 4000, 4000, 4000, 4000, 7000, 7000, 7000]
     );
 }
+
+#[test]
+fn nul_bytes_in_credentials_or_peer_info_are_refused_at_start() {
+    let base = || {
+        let mut config = EngineConfig::new(
+            ControlProtection::None,
+            TlsSettings {
+                ca: alloc::vec![CA_DER.to_vec()],
+                ..Default::default()
+            },
+        );
+        config.remotes = alloc::vec![remote("192.0.2.1")];
+        config
+    };
+    let mut rng = ChaCha8Rng::seed_from_u64(1);
+    let mut ok = base();
+    ok.auth_user_pass = Some(("alice".into(), "pw".into()));
+    assert!(Engine::new(ok, Instant::ZERO, UNIX, &mut rng).is_ok());
+    let mut bad = [base(), base(), base(), base()];
+    bad[0].auth_user_pass = Some(("al\0ice".into(), "pw".into()));
+    bad[1].auth_user_pass = Some(("alice".into(), "p\0w".into()));
+    bad[2].peer_info_version = "1\0IV_X=2".into();
+    bad[3].peer_info_platform = "x\0".into();
+    for config in bad {
+        assert_eq!(
+            Engine::new(config, Instant::ZERO, UNIX, &mut rng).err(),
+            Some(EngineError::EmbeddedNul)
+        );
+    }
+}
