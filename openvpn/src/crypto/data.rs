@@ -398,6 +398,12 @@ impl DataKey {
         }
     }
 
+    /// Test hook: the next packet-id to send.
+    #[cfg(test)]
+    pub(crate) fn set_next_packet_id(&mut self, id: u32) {
+        self.next_packet_id = Some(id);
+    }
+
     fn take_packet_id(&mut self) -> Result<u32, DataError> {
         let id = self.next_packet_id.ok_or(DataError::PacketIdExhausted)?;
         self.next_packet_id = id.checked_add(1);

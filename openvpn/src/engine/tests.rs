@@ -1069,3 +1069,82 @@ fn nul_bytes_in_credentials_or_peer_info_are_refused_at_start() {
         );
     }
 }
+
+/// A connected engine whose key_id 0 control channel is live (the server's reset arrived), with an
+/// AES-256-GCM data key on key_id 0 installed as the newest send key.
+fn connected_with_control() -> Setup {
+    let mut s = setup();
+    let reset = send(s.engine.poll_action(at(0), &mut s.rng));
+    let client_sid = SessionId(reset[1..9].try_into().unwrap());
+    let mut pkt = server_reset(&s.kc, client_sid, SessionId([7; 8]), 1);
+    s.engine.receive(at(1), &mut pkt);
+    while s.engine.poll_action(at(1), &mut s.rng).is_some() {}
+    let client = DataKey::new(
+        DataCipher::Aes256Gcm,
+        &[0x5a; 256],
+        Role::Client,
+        KeyId::ZERO,
+        Some(0),
+        ReplayWindow::default(),
+    );
+    let mut channel = DataChannel::new();
+    channel.install(client.unwrap());
+    let e = &mut s.engine;
+    e.data = Some(channel);
+    e.negotiated = Some((DataCipher::Aes256Gcm, Some(0)));
+    e.send_keys.newest = Some(rekey::SendKey {
+        key_id: KeyId::ZERO,
+        deferred_until: at(0),
+    });
+    e.state = State::Connected;
+    e.pushed = Some(PushedConfig::default());
+    e.key_started = at(1);
+    s
+}
+
+/// The server's key-method-2 answer for the running renegotiation: installs its data key.
+fn finish_renegotiation(s: &mut Setup, now: Instant) {
+    let server = ServerKeySource {
+        random1: [1; 32],
+        random2: [2; 32],
+    };
+    s.engine.finish_renegotiation(now, &server);
+    assert!(s.engine.reneg_started.is_none(), "renegotiation finished");
+}
+
+fn current_key_id(s: &Setup) -> u8 {
+    s.engine.key.as_ref().unwrap().key_id().value()
+}
+
+fn data_key_mut(s: &mut Setup, key_id: u8) -> &mut DataKey {
+    s.engine
+        .data
+        .as_mut()
+        .unwrap()
+        .key_mut(KeyId::new(key_id).unwrap())
+        .unwrap()
+}
+
+#[test]
+fn packet_id_near_wrap_starts_exactly_one_renegotiation() {
+    let mut s = connected_with_control();
+    assert_eq!(current_key_id(&s), 0);
+    data_key_mut(&mut s, 0).set_next_packet_id(crate::crypto::data::PACKET_ID_RENEGOTIATE_AT);
+    while s.engine.poll_action(at(2000), &mut s.rng).is_some() {}
+    assert_eq!(current_key_id(&s), 1, "packet-id trigger renegotiates");
+    finish_renegotiation(&mut s, at(3000));
+    // The new key is younger than its deferred window, the old one is worn out: no second renegotiation,
+    // and sending moves to the new key at once.
+    for ms in [3000, 4000, 30_000] {
+        while s.engine.poll_action(at(ms), &mut s.rng).is_some() {}
+        assert_eq!(current_key_id(&s), 1, "a second renegotiation at {ms} ms");
+    }
+    assert_eq!(s.engine.stats().renegotiations, 1);
+    let mut out = [0u8; 200];
+    let n = s
+        .engine
+        .encapsulate(at(30_000), &[0x45; 40], &mut out, &mut s.rng)
+        .unwrap();
+    assert!(n > 40);
+    assert_eq!(out[0] & 7, 1, "sent with the new key");
+}
