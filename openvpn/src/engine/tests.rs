@@ -1148,3 +1148,91 @@ fn packet_id_near_wrap_starts_exactly_one_renegotiation() {
     assert!(n > 40);
     assert_eq!(out[0] & 7, 1, "sent with the new key");
 }
+
+#[test]
+fn aead_usage_limit_starts_exactly_one_renegotiation() {
+    let mut s = connected_with_control();
+    // A 1400-byte packet is 88 blocks plus one for the packet: 89 per packet, the trigger at 200.
+    let limits = crate::crypto::UsageLimits {
+        renegotiate_usage: 200,
+        ..data_key_mut(&mut s, 0).usage_limits()
+    };
+    data_key_mut(&mut s, 0).set_usage_limits(limits);
+    let mut out = [0u8; 1600];
+    let ip = [0x45u8; 1400];
+    for (i, ms) in [2000u64, 2100, 2200].into_iter().enumerate() {
+        while s.engine.poll_action(at(ms), &mut s.rng).is_some() {}
+        assert_eq!(current_key_id(&s), 0, "no renegotiation below the limit");
+        s.engine
+            .encapsulate(at(ms), &ip, &mut out, &mut s.rng)
+            .unwrap();
+        assert_eq!(
+            s.engine
+                .data
+                .as_ref()
+                .unwrap()
+                .key(KeyId::ZERO)
+                .unwrap()
+                .stats()
+                .sent_usage,
+            89 * (i as u64 + 1)
+        );
+    }
+    // 267 > 200: one renegotiation, however often the engine is polled and packets are sent meanwhile.
+    for ms in [2300u64, 2400, 2500] {
+        while s.engine.poll_action(at(ms), &mut s.rng).is_some() {}
+        assert_eq!(current_key_id(&s), 1);
+        s.engine
+            .encapsulate(at(ms), &ip, &mut out, &mut s.rng)
+            .unwrap();
+    }
+    finish_renegotiation(&mut s, at(3000));
+    for ms in [3000u64, 4000, 30_000] {
+        while s.engine.poll_action(at(ms), &mut s.rng).is_some() {}
+        assert_eq!(current_key_id(&s), 1, "a second renegotiation at {ms} ms");
+        s.engine
+            .encapsulate(at(ms), &ip, &mut out, &mut s.rng)
+            .unwrap();
+        assert_eq!(out[0] & 7, 1, "the worn-out key is given up");
+    }
+    assert_eq!(s.engine.stats().renegotiations, 1);
+}
+
+#[test]
+fn failed_decryptions_renegotiate_then_the_key_is_refused() {
+    let mut s = connected_with_control();
+    let limits = crate::crypto::UsageLimits {
+        renegotiate_usage: u64::MAX,
+        renegotiate_failures: 3,
+        refuse_failures: 5,
+    };
+    data_key_mut(&mut s, 0).set_usage_limits(limits);
+    let mut server = DataKey::new(
+        DataCipher::Aes256Gcm,
+        &[0x5a; 256],
+        Role::Server,
+        KeyId::ZERO,
+        Some(0),
+        ReplayWindow::default(),
+    )
+    .unwrap();
+    let ip = [0x45u8; 40];
+    for failures in 1..=5u64 {
+        let good = seal(&mut server, &ip, &mut s.rng);
+        let mut forged = good.clone();
+        *forged.last_mut().unwrap() ^= 1;
+        let now = at(2000 + failures);
+        assert_eq!(s.engine.receive(now, &mut forged), Received::Dropped);
+        while s.engine.poll_action(now, &mut s.rng).is_some() {}
+        // Renegotiation from the third failure on, exactly one.
+        assert_eq!(current_key_id(&s), u8::from(failures >= 3), "{failures}");
+        let mut good = good;
+        let got = s.engine.receive(now, &mut good);
+        if failures < 5 {
+            assert_eq!(got, Received::Packet(&ip[..]), "{failures}");
+        } else {
+            assert_eq!(got, Received::Dropped, "key refused after 5 failures");
+        }
+    }
+    assert_eq!(s.engine.stats().data_dropped, 6);
+}
