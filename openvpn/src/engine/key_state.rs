@@ -21,6 +21,9 @@ pub enum HandshakeError {
     KeyMethod2(Km2Error),
     /// The server's reset carried malformed early-negotiation TLVs (§2.7: fatal).
     BadEarlyNegotiation,
+    /// More than [`MAX_SEND_QUEUE`](crate::reliable::MAX_SEND_QUEUE) bytes wait to be sent: the peer does
+    /// not acknowledge what we send.
+    SendQueueFull,
 }
 
 impl fmt::Display for HandshakeError {
@@ -30,6 +33,9 @@ impl fmt::Display for HandshakeError {
             HandshakeError::KeyMethod2(e) => write!(f, "{e}"),
             HandshakeError::BadEarlyNegotiation => {
                 f.write_str("server reset: malformed early-negotiation TLV")
+            }
+            HandshakeError::SendQueueFull => {
+                f.write_str("control channel: send queue full, the peer acknowledges nothing")
             }
         }
     }
@@ -164,8 +170,16 @@ impl KeyState {
 
     /// Queues a control message (`PUSH_REQUEST`, `EXIT`) as one TLS write.
     pub fn send_message(&mut self, text: &str) -> Result<(), HandshakeError> {
-        self.tls.write(session::message::encode(text));
+        self.tls
+            .write(session::message::encode(text))
+            .map_err(|_| HandshakeError::SendQueueFull)?;
         self.pump_tls()
+    }
+
+    /// Bytes waiting to be sent: plaintext writes waiting for TLS and TLS bytes not yet cut into packets
+    /// (each part at most [`MAX_SEND_QUEUE`](crate::reliable::MAX_SEND_QUEUE)).
+    pub fn queued_bytes(&self) -> usize {
+        self.tls.queued_bytes() + self.send.stream_len()
     }
 
     /// True when every reliable packet we sent has been acknowledged.
@@ -248,14 +262,18 @@ impl KeyState {
         self.tls.process().map_err(HandshakeError::Tls)?;
         if !self.tls.is_handshaking() {
             if let Some(km2) = self.km2.take() {
-                self.tls.write(km2);
+                self.tls
+                    .write(km2)
+                    .map_err(|_| HandshakeError::SendQueueFull)?;
                 self.phase = Phase::SentKey;
                 self.tls.process().map_err(HandshakeError::Tls)?;
             }
         }
         let out = self.tls.take_outgoing();
         if !out.is_empty() {
-            self.send.queue_stream(&out);
+            self.send
+                .queue_stream(&out)
+                .map_err(|_| HandshakeError::SendQueueFull)?;
         }
         while let Some(record) = self.tls.pop_record() {
             if self.phase == Phase::SentKey {

@@ -1236,3 +1236,33 @@ fn failed_decryptions_renegotiate_then_the_key_is_refused() {
     }
     assert_eq!(s.engine.stats().data_dropped, 6);
 }
+
+#[test]
+fn control_writes_stop_at_the_send_queue_cap_when_the_server_never_answers() {
+    let mut s = setup();
+    let _reset = send(s.engine.poll_action(at(0), &mut s.rng));
+    let key = s.engine.key.as_mut().unwrap();
+    // The server never answers nor ACKs: every write waits. 4 MB of messages are tried.
+    let text = "x".repeat(1000);
+    let mut result = Ok(());
+    let mut accepted = 0;
+    for _ in 0..4096 {
+        result = key.send_message(&text);
+        if result.is_err() {
+            break;
+        }
+        accepted += 1;
+    }
+    assert_eq!(result, Err(HandshakeError::SendQueueFull));
+    assert!(key.queued_bytes() <= crate::reliable::MAX_SEND_QUEUE);
+    assert_eq!(accepted, crate::reliable::MAX_SEND_QUEUE / 1001);
+    // The engine treats it as a failed handshake of the key state.
+    s.engine
+        .handshake_failed(at(1), HandshakeError::SendQueueFull);
+    assert_eq!(
+        s.engine.poll_action(at(1), &mut s.rng),
+        Some(Action::Reconnect(ReconnectReason::Handshake(
+            HandshakeError::SendQueueFull
+        )))
+    );
+}

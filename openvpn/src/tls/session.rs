@@ -11,6 +11,8 @@ use rustls::pki_types::ServerName;
 use rustls::unbuffered::{ConnectionState, EncodeError, EncryptError, UnbufferedStatus};
 use rustls::ClientConfig;
 
+use crate::reliable::MAX_SEND_QUEUE;
+
 /// Why the TLS session failed.
 #[derive(Debug, Clone, PartialEq)]
 pub enum TlsError {
@@ -20,6 +22,8 @@ pub enum TlsError {
     Tls(rustls::Error),
     /// The peer closed the TLS session.
     Closed,
+    /// A write would queue more than [`MAX_SEND_QUEUE`](crate::reliable::MAX_SEND_QUEUE) plaintext bytes.
+    QueueFull,
 }
 
 impl fmt::Display for TlsError {
@@ -28,6 +32,7 @@ impl fmt::Display for TlsError {
             TlsError::Start => f.write_str("TLS: could not start the session"),
             TlsError::Tls(e) => write!(f, "TLS: {e}"),
             TlsError::Closed => f.write_str("TLS: peer closed the session"),
+            TlsError::QueueFull => f.write_str("TLS: too much plaintext waiting to be sent"),
         }
     }
 }
@@ -41,6 +46,8 @@ pub struct TlsClient {
     outgoing: Vec<u8>,
     /// Plaintext writes waiting for the handshake to allow application data; one TLS write each.
     app_out: VecDeque<Vec<u8>>,
+    /// Bytes in `app_out` (at most [`MAX_SEND_QUEUE`]).
+    app_out_len: usize,
     /// Decrypted application-data records, one entry per record.
     app_in: VecDeque<Vec<u8>>,
     closed: bool,
@@ -68,6 +75,7 @@ impl TlsClient {
             incoming: Vec::new(),
             outgoing: Vec::new(),
             app_out: VecDeque::new(),
+            app_out_len: 0,
             app_in: VecDeque::new(),
             closed: false,
         })
@@ -84,8 +92,21 @@ impl TlsClient {
     }
 
     /// Queues one application write (a key-method-2 message or a NUL-terminated control message).
-    pub fn write(&mut self, plaintext: Vec<u8>) {
+    /// Refused when the writes waiting for the handshake would exceed
+    /// [`MAX_SEND_QUEUE`](crate::reliable::MAX_SEND_QUEUE) bytes.
+    pub fn write(&mut self, plaintext: Vec<u8>) -> Result<(), TlsError> {
+        let queued = self.app_out_len.saturating_add(plaintext.len());
+        if queued > MAX_SEND_QUEUE {
+            return Err(TlsError::QueueFull);
+        }
+        self.app_out_len = queued;
         self.app_out.push_back(plaintext);
+        Ok(())
+    }
+
+    /// Plaintext bytes written and not yet encrypted, plus TLS bytes not yet taken.
+    pub fn queued_bytes(&self) -> usize {
+        self.app_out_len + self.outgoing.len()
     }
 
     /// TLS bytes to hand to the reliability layer.
@@ -154,6 +175,7 @@ impl TlsClient {
                         encrypt_all(&mut self.app_out, &mut self.outgoing, |d, o| {
                             w.encrypt(d, o)
                         });
+                        self.app_out_len = 0;
                     }
                     tx.done();
                 }
@@ -161,6 +183,7 @@ impl TlsClient {
                     encrypt_all(&mut self.app_out, &mut self.outgoing, |d, o| {
                         w.encrypt(d, o)
                     });
+                    self.app_out_len = 0;
                     done = true;
                 }
                 Ok(ConnectionState::PeerClosed) | Ok(ConnectionState::Closed) => {
