@@ -250,6 +250,16 @@ enum DirectionKey {
     },
 }
 
+/// The implicit IV comes from the key material: wiped with the key (ring's and the `aes` crate's keys wipe
+/// themselves).
+impl Drop for DirectionKey {
+    fn drop(&mut self) {
+        if let DirectionKey::Aead { implicit_iv, .. } = self {
+            zeroize::Zeroize::zeroize(implicit_iv);
+        }
+    }
+}
+
 impl DirectionKey {
     fn new(
         cipher: DataCipher,

@@ -6,6 +6,8 @@ use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 use core::fmt;
 
+use zeroize::Zeroize;
+
 use crate::reliable::{ReliableRecv, ReliableSend, MAX_ACKS_PER_PACKET, MAX_ACKS_PIGGYBACK};
 use crate::session::{self, ClientKeySource, KeyMethod2, Km2Error, ServerKeySource};
 use crate::tls::{TlsClient, TlsError};
@@ -101,6 +103,21 @@ impl fmt::Debug for KeyState {
             .field("key_id", &self.key_id)
             .field("phase", &self.phase)
             .finish()
+    }
+}
+
+/// The key-method-2 message not yet handed to TLS and messages not yet taken are wiped (pre-master,
+/// password, auth-token); `client_keys` wipes itself.
+impl Drop for KeyState {
+    fn drop(&mut self) {
+        if let Some(km2) = self.km2.as_mut() {
+            km2.zeroize();
+        }
+        for event in self.events.iter_mut() {
+            if let KeyEvent::Message(bytes) = event {
+                bytes.zeroize();
+            }
+        }
     }
 }
 
@@ -275,20 +292,28 @@ impl KeyState {
                 .queue_stream(&out)
                 .map_err(|_| HandshakeError::SendQueueFull)?;
         }
-        while let Some(record) = self.tls.pop_record() {
-            if self.phase == Phase::SentKey {
-                // The server's key-method-2 message is its first application record (§5.2).
-                let km2 = KeyMethod2::parse(&record, false).map_err(HandshakeError::KeyMethod2)?;
-                let keys = km2
-                    .server_key_source()
-                    .ok_or(HandshakeError::KeyMethod2(Km2Error::Truncated))?;
-                self.events.push_back(KeyEvent::ServerKeys(keys));
-                self.phase = Phase::GotKey;
-                continue;
-            }
-            for msg in session::split_messages(&record) {
-                self.events.push_back(KeyEvent::Message(msg.to_vec()));
-            }
+        while let Some(mut record) = self.tls.pop_record() {
+            let result = self.on_record(&record);
+            // The server's randoms, a PUSH_REPLY's auth-token: nothing stays in freed memory.
+            record.zeroize();
+            result?;
+        }
+        Ok(())
+    }
+
+    fn on_record(&mut self, record: &[u8]) -> Result<(), HandshakeError> {
+        if self.phase == Phase::SentKey {
+            // The server's key-method-2 message is its first application record (§5.2).
+            let km2 = KeyMethod2::parse(record, false).map_err(HandshakeError::KeyMethod2)?;
+            let keys = km2
+                .server_key_source()
+                .ok_or(HandshakeError::KeyMethod2(Km2Error::Truncated))?;
+            self.events.push_back(KeyEvent::ServerKeys(keys));
+            self.phase = Phase::GotKey;
+            return Ok(());
+        }
+        for msg in session::split_messages(record) {
+            self.events.push_back(KeyEvent::Message(msg.to_vec()));
         }
         Ok(())
     }

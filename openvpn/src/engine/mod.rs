@@ -321,7 +321,7 @@ pub struct Engine {
     /// When the session gives up waiting for the server's first answer (`server-poll-timeout`).
     server_poll_deadline: Instant,
     /// The `auth-token` pushed by the server: replaces the password on renegotiations and reconnects.
-    auth_token: Option<String>,
+    auth_token: Option<session::AuthToken>,
     /// When the next attempt starts after a reconnect.
     restart_at: Option<Instant>,
     /// Whether that attempt moves to the next remote.

@@ -8,6 +8,7 @@
 
 use alloc::vec::Vec;
 use core::fmt;
+use zeroize::Zeroize;
 
 /// Length of the client's pre-master secret.
 pub const PRE_MASTER_LEN: usize = 48;
@@ -63,6 +64,21 @@ impl fmt::Debug for ClientKeySource {
     }
 }
 
+impl Zeroize for ClientKeySource {
+    fn zeroize(&mut self) {
+        self.pre_master.zeroize();
+        self.random1.zeroize();
+        self.random2.zeroize();
+    }
+}
+
+/// Wiped when dropped: the pre-master and randoms make the data keys.
+impl Drop for ClientKeySource {
+    fn drop(&mut self) {
+        self.zeroize();
+    }
+}
+
 impl ClientKeySource {
     /// Fresh random key source.
     pub fn random(rng: &mut dyn rand_core::CryptoRngCore) -> Self {
@@ -79,7 +95,7 @@ impl ClientKeySource {
 }
 
 /// The server's key source.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct ServerKeySource {
     /// random1.
     pub random1: [u8; RANDOM_LEN],
@@ -87,8 +103,29 @@ pub struct ServerKeySource {
     pub random2: [u8; RANDOM_LEN],
 }
 
-/// A parsed key-method-2 message; strings exclude their NUL.
-#[derive(Debug, Clone, PartialEq, Eq)]
+impl fmt::Debug for ServerKeySource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ServerKeySource(..)")
+    }
+}
+
+impl Zeroize for ServerKeySource {
+    fn zeroize(&mut self) {
+        self.random1.zeroize();
+        self.random2.zeroize();
+    }
+}
+
+/// Wiped when dropped: the randoms make the data keys.
+impl Drop for ServerKeySource {
+    fn drop(&mut self) {
+        self.zeroize();
+    }
+}
+
+/// A parsed key-method-2 message; strings exclude their NUL. `Debug` shows the options, username and
+/// peer-info, never the pre-master, randoms or password.
+#[derive(Clone, PartialEq, Eq)]
 pub struct KeyMethod2<'a> {
     /// Client pre-master (client messages only).
     pub pre_master: Option<&'a [u8]>,
@@ -104,6 +141,19 @@ pub struct KeyMethod2<'a> {
     pub password: &'a [u8],
     /// Peer-info `KEY=VALUE\n` lines (empty if absent).
     pub peer_info: &'a [u8],
+}
+
+impl fmt::Debug for KeyMethod2<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let text = |b: &[u8]| alloc::string::String::from_utf8_lossy(b).into_owned();
+        f.debug_struct("KeyMethod2")
+            .field("pre_master", &self.pre_master.map(|_| "<redacted>"))
+            .field("options", &text(self.options))
+            .field("username", &text(self.username))
+            .field("password", &format_args!("<{} bytes>", self.password.len()))
+            .field("peer_info", &text(self.peer_info))
+            .finish_non_exhaustive()
+    }
 }
 
 impl<'a> KeyMethod2<'a> {

@@ -11,6 +11,8 @@ use rustls::pki_types::ServerName;
 use rustls::unbuffered::{ConnectionState, EncodeError, EncryptError, UnbufferedStatus};
 use rustls::ClientConfig;
 
+use zeroize::Zeroize;
+
 use crate::reliable::MAX_SEND_QUEUE;
 
 /// Why the TLS session failed.
@@ -58,6 +60,14 @@ impl fmt::Debug for TlsClient {
         f.debug_struct("TlsClient")
             .field("handshaking", &self.is_handshaking())
             .finish()
+    }
+}
+
+/// Plaintext still queued either way (a key-method-2 message, a PUSH_REPLY with an auth-token) is wiped.
+impl Drop for TlsClient {
+    fn drop(&mut self) {
+        self.app_out.iter_mut().for_each(Zeroize::zeroize);
+        self.app_in.iter_mut().for_each(Zeroize::zeroize);
     }
 }
 
@@ -114,7 +124,7 @@ impl TlsClient {
         core::mem::take(&mut self.outgoing)
     }
 
-    /// The next decrypted application record.
+    /// The next decrypted application record (the caller wipes it once read if it may hold secrets).
     pub fn pop_record(&mut self) -> Option<Vec<u8>> {
         self.app_in.pop_front()
     }
@@ -208,7 +218,7 @@ fn encrypt_all(
     outgoing: &mut Vec<u8>,
     mut encrypt: impl FnMut(&[u8], &mut [u8]) -> Result<usize, EncryptError>,
 ) {
-    while let Some(data) = app_out.pop_front() {
+    while let Some(mut data) = app_out.pop_front() {
         let start = outgoing.len();
         outgoing.resize(start + data.len() + 256, 0);
         loop {
@@ -227,5 +237,7 @@ fn encrypt_all(
                 }
             }
         }
+        // The plaintext (key-method 2: pre-master, password) is not needed once encrypted.
+        data.zeroize();
     }
 }
