@@ -96,8 +96,9 @@ fuzz_target!(|data: &[u8]| {
                         counter
                     })
                     .collect();
-                link.send.queue_stream(&bytes);
-                link.sent.extend_from_slice(&bytes);
+                if link.send.queue_stream(&bytes).is_ok() {
+                    link.sent.extend_from_slice(&bytes);
+                }
             }
             1 => {
                 let _ = link.transmit(usize::from(arg % 128) + 1);

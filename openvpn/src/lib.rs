@@ -32,3 +32,6 @@ pub mod engine;
 pub mod session;
 pub mod time;
 pub mod wire;
+
+#[cfg(test)]
+mod hygiene_tests;

@@ -339,6 +339,20 @@ impl fmt::Debug for Credentials {
     }
 }
 
+impl zeroize::Zeroize for Credentials {
+    fn zeroize(&mut self) {
+        self.username.zeroize();
+        self.password.zeroize();
+    }
+}
+
+/// Wiped when dropped.
+impl Drop for Credentials {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(self);
+    }
+}
+
 /// Where `auth-user-pass` credentials come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AuthUserPass {

@@ -93,7 +93,7 @@ impl DataChannel {
         self.keys.iter().flatten().find(|k| k.key_id() == key_id)
     }
 
-    fn key_mut(&mut self, key_id: KeyId) -> Option<&mut DataKey> {
+    pub(crate) fn key_mut(&mut self, key_id: KeyId) -> Option<&mut DataKey> {
         self.keys
             .iter_mut()
             .flatten()

@@ -31,6 +31,48 @@ pub const CBC_BLOCK: usize = 16;
 /// When the send packet-id reaches this value the key must be renegotiated (PACKET_ID_WRAP_TRIGGER).
 pub const PACKET_ID_RENEGOTIATE_AT: u32 = 0xFF00_0000;
 
+/// The AES-GCM usage bound `q + s <= 2^36 - 1` (packets plus 16-byte plaintext blocks protected by one
+/// key), which keeps the forgery probability under 2^-57 (OpenVPN 2.7, after the CFRG AEAD-limits draft).
+pub const AEAD_USAGE_BOUND: u64 = (1 << 36) - 1;
+/// An AES-GCM key is renegotiated once its usage in either direction reaches 7/8 of
+/// [`AEAD_USAGE_BOUND`], leaving room for the renegotiation to finish (OpenVPN 2.7's trigger).
+pub const AEAD_RENEGOTIATE_AT: u64 = AEAD_USAGE_BOUND / 8 * 7;
+/// Received packets that failed authentication with one key before it is renegotiated (2^35, half the
+/// integrity limit, as OpenVPN 2.7).
+pub const FAILURES_RENEGOTIATE_AT: u64 = 1 << 35;
+/// Received packets that failed authentication with one key after which the key decrypts nothing more
+/// (2^36, the integrity limit OpenVPN 2.7 and DTLS 1.3 use).
+pub const FAILURES_REFUSE_AT: u64 = 1 << 36;
+
+/// When a data key is worn out: its usage (packets plus plaintext blocks, per direction) and the received
+/// packets that failed authentication. [`UsageLimits::for_cipher`] gives OpenVPN 2.7's values; tests lower
+/// them with [`DataKey::set_usage_limits`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UsageLimits {
+    /// Renegotiate once the packets plus 16-byte blocks sealed, or opened, reach this (`u64::MAX`: never;
+    /// only AES-GCM has a bound that matters).
+    pub renegotiate_usage: u64,
+    /// Renegotiate once this many received packets failed authentication.
+    pub renegotiate_failures: u64,
+    /// Refuse to open packets with the key once this many failed authentication.
+    pub refuse_failures: u64,
+}
+
+impl UsageLimits {
+    /// OpenVPN 2.7's limits for `cipher`: the usage trigger for AES-GCM only (ChaCha20-Poly1305's bound is
+    /// out of reach, AES-CBC with HMAC has none at 128-bit blocks), the failure limits for every cipher.
+    pub const fn for_cipher(cipher: DataCipher) -> UsageLimits {
+        UsageLimits {
+            renegotiate_usage: match cipher {
+                DataCipher::Aes128Gcm | DataCipher::Aes256Gcm => AEAD_RENEGOTIATE_AT,
+                _ => u64::MAX,
+            },
+            renegotiate_failures: FAILURES_RENEGOTIATE_AT,
+            refuse_failures: FAILURES_REFUSE_AT,
+        }
+    }
+}
+
 /// A negotiable data-channel cipher.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum DataCipher {
@@ -155,6 +197,9 @@ pub enum DataError {
     BadFraming,
     /// No key is installed for sending.
     NoKey,
+    /// The key saw too many packets fail authentication ([`UsageLimits::refuse_failures`]) and opens
+    /// nothing more.
+    IntegrityLimit,
 }
 
 impl fmt::Display for DataError {
@@ -176,6 +221,9 @@ impl fmt::Display for DataError {
             }
             DataError::BadFraming => f.write_str("unexpected compression framing byte"),
             DataError::NoKey => f.write_str("no data-channel key installed"),
+            DataError::IntegrityLimit => {
+                f.write_str("data key refused: too many packets failed authentication")
+            }
         }
     }
 }
@@ -200,6 +248,16 @@ enum DirectionKey {
         hmac: hmac::Key,
         digest: Digest,
     },
+}
+
+/// The implicit IV comes from the key material: wiped with the key (ring's and the `aes` crate's keys wipe
+/// themselves).
+impl Drop for DirectionKey {
+    fn drop(&mut self) {
+        if let DirectionKey::Aead { implicit_iv, .. } = self {
+            zeroize::Zeroize::zeroize(implicit_iv);
+        }
+    }
 }
 
 impl DirectionKey {
@@ -249,6 +307,13 @@ impl DirectionKey {
     }
 }
 
+/// AEAD usage of one packet with `len` plaintext bytes: its 16-byte blocks plus one for the packet (the
+/// `s + q` of the usage bound). A shift and two adds on the data path.
+#[inline]
+fn usage(len: usize) -> u64 {
+    ((len as u64).saturating_add(15) >> 4) + 1
+}
+
 fn nonce(packet_id: [u8; 4], implicit_iv: &[u8; 8]) -> aead::Nonce {
     let mut n = [0u8; aead::NONCE_LEN];
     let (a, b) = n.split_at_mut(PACKET_ID_LEN);
@@ -285,6 +350,10 @@ pub struct KeyStats {
     pub received_bytes: u64,
     /// Packets that failed authentication.
     pub auth_failures: u64,
+    /// AEAD usage of the sending direction: packets sealed plus their 16-byte plaintext blocks.
+    pub sent_usage: u64,
+    /// AEAD usage of the receiving direction: packets opened plus their 16-byte plaintext blocks.
+    pub received_usage: u64,
 }
 
 /// The data-channel state of one key_id: both directions' keys, the send packet-id and the replay window.
@@ -298,6 +367,7 @@ pub struct DataKey {
     next_packet_id: Option<u32>,
     replay: ReplayWindow,
     stats: KeyStats,
+    limits: UsageLimits,
 }
 
 impl fmt::Debug for DataKey {
@@ -338,6 +408,7 @@ impl DataKey {
             next_packet_id: Some(1),
             replay,
             stats: KeyStats::default(),
+            limits: UsageLimits::for_cipher(cipher),
         })
     }
 
@@ -356,15 +427,30 @@ impl DataKey {
         self.stats
     }
 
+    /// The usage limits in force.
+    pub fn usage_limits(&self) -> UsageLimits {
+        self.limits
+    }
+
+    /// Replaces the usage limits (lower them to exercise the triggers in tests).
+    pub fn set_usage_limits(&mut self, limits: UsageLimits) {
+        self.limits = limits;
+    }
+
     /// Replays rejected so far.
     pub fn replays_rejected(&self) -> u64 {
         self.replay.rejected()
     }
 
-    /// True once the send packet-id reached 0xFF000000: the session must renegotiate a new key (§6.4).
+    /// True once the key is worn out and the session must renegotiate a new one: the send packet-id
+    /// reached 0xFF000000 (§6.4), the AEAD usage of either direction reached
+    /// [`UsageLimits::renegotiate_usage`], or [`UsageLimits::renegotiate_failures`] received packets
+    /// failed authentication.
     pub fn needs_renegotiation(&self) -> bool {
         self.next_packet_id
             .is_none_or(|id| id >= PACKET_ID_RENEGOTIATE_AT)
+            || self.stats.sent_usage.max(self.stats.received_usage) >= self.limits.renegotiate_usage
+            || self.stats.auth_failures >= self.limits.renegotiate_failures
     }
 
     /// Header length of sealed packets (1 for P_DATA_V1, 4 for P_DATA_V2).
@@ -396,6 +482,12 @@ impl DataKey {
                 d + (plain / CBC_BLOCK + 1) * CBC_BLOCK
             }
         }
+    }
+
+    /// Test hook: the next packet-id to send.
+    #[cfg(test)]
+    pub(crate) fn set_next_packet_id(&mut self, id: u32) {
+        self.next_packet_id = Some(id);
     }
 
     fn take_packet_id(&mut self) -> Result<u32, DataError> {
@@ -486,6 +578,7 @@ impl DataKey {
         }
         self.stats.sent_packets = self.stats.sent_packets.saturating_add(1);
         self.stats.sent_bytes = self.stats.sent_bytes.saturating_add(payload_len as u64);
+        self.stats.sent_usage = self.stats.sent_usage.saturating_add(usage(payload_len));
         Ok(total)
     }
 
@@ -510,6 +603,9 @@ impl DataKey {
         packet: &mut [u8],
         now: Instant,
     ) -> Result<Range<usize>, DataError> {
+        if self.stats.auth_failures >= self.limits.refuse_failures {
+            return Err(DataError::IntegrityLimit);
+        }
         let hdr = DataPacket::new_checked(&*packet)
             .map_err(|_| DataError::NotData)?
             .header_len();
@@ -528,6 +624,7 @@ impl DataKey {
             .map_err(DataError::Replay)?;
         self.stats.received_packets = self.stats.received_packets.saturating_add(1);
         self.stats.received_bytes = self.stats.received_bytes.saturating_add(range.len() as u64);
+        self.stats.received_usage = self.stats.received_usage.saturating_add(usage(range.len()));
         Ok(range)
     }
 
@@ -592,6 +689,11 @@ impl DataKey {
                             .len()
                     }
                 };
+                // A plaintext without a whole packet-id is refused here, before the replay window sees
+                // the padding bytes where the packet-id would be.
+                if plain_len < PACKET_ID_LEN {
+                    return Err(DataError::Truncated);
+                }
                 let pid: [u8; 4] = body
                     .get(..PACKET_ID_LEN)
                     .and_then(|b| b.try_into().ok())
@@ -840,5 +942,167 @@ mod tests {
             Some(DataCipher::Aes256Cbc(Digest::Sha512))
         );
         assert_eq!(DataCipher::from_name("BF-CBC", Digest::Sha1), None);
+    }
+}
+
+#[cfg(test)]
+mod cbc_short_plaintext {
+    use super::*;
+    use rand_core::SeedableRng;
+
+    /// A CBC data packet from the server (key_id 0, P_DATA_V1) whose decrypted message is exactly `msg`
+    /// (packet-id included, PKCS#7 padding added here) under a valid HMAC.
+    fn forge_cbc(key2: &[u8; KEY2_LEN], msg: &[u8]) -> std::vec::Vec<u8> {
+        let digest = Digest::Sha256;
+        let key = cipher_slot(key2, 1).get(..32).unwrap();
+        let hkey = digest.hmac_key(hmac_slot(key2, 1));
+        let iv = [0x33u8; CBC_BLOCK];
+        let mut body = [0u8; 64];
+        body[..msg.len()].copy_from_slice(msg);
+        let ct = cbc::Encryptor::<Aes256>::inner_iv_init(
+            Aes256::new_from_slice(key).unwrap(),
+            &iv.into(),
+        )
+        .encrypt_padded_mut::<Pkcs7>(&mut body, msg.len())
+        .unwrap()
+        .to_vec();
+        let mut mac = hmac::Context::with_key(&hkey);
+        mac.update(&iv);
+        mac.update(&ct);
+        let mut packet = std::vec![0x30u8]; // P_DATA_V1, key_id 0
+        packet.extend_from_slice(mac.sign().as_ref());
+        packet.extend_from_slice(&iv);
+        packet.extend_from_slice(&ct);
+        packet
+    }
+
+    extern crate std;
+
+    #[test]
+    fn cbc_plaintext_shorter_than_a_packet_id_leaves_the_replay_window_alone() {
+        let key2 = [0x42u8; KEY2_LEN];
+        let cipher = DataCipher::Aes256Cbc(Digest::Sha256);
+        let mut client = DataKey::new(
+            cipher,
+            &key2,
+            Role::Client,
+            KeyId::ZERO,
+            None,
+            ReplayWindow::default(),
+        )
+        .unwrap();
+        // Three bytes decrypt to [0, 0, 1] + 13 bytes of padding 0x0d: the bytes where a packet-id would
+        // be read say 0x0000010d.
+        let mut short = forge_cbc(&key2, &[0, 0, 1]);
+        assert_eq!(
+            client.open_in_place(&mut short, Instant::ZERO),
+            Err(DataError::Truncated)
+        );
+        assert_eq!(client.stats().received_packets, 0);
+        // The server's real packet with that packet-id is still accepted.
+        let mut server = DataKey::new(
+            cipher,
+            &key2,
+            Role::Server,
+            KeyId::ZERO,
+            None,
+            ReplayWindow::default(),
+        )
+        .unwrap();
+        server.next_packet_id = Some(0x0000_010d);
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+        let mut out = [0u8; 128];
+        let n = server.seal(&[0x45, 1, 2, 3], &mut out, &mut rng).unwrap();
+        let r = client.open_in_place(&mut out[..n], Instant::ZERO).unwrap();
+        assert_eq!(out[r], [0x45, 1, 2, 3]);
+    }
+}
+
+#[cfg(test)]
+mod usage_limits {
+    use super::*;
+    use rand_core::SeedableRng;
+
+    fn pair(cipher: DataCipher) -> (DataKey, DataKey) {
+        let key2 = [0x42u8; KEY2_LEN];
+        let make = |role| {
+            DataKey::new(
+                cipher,
+                &key2,
+                role,
+                KeyId::ZERO,
+                Some(1),
+                ReplayWindow::default(),
+            )
+            .unwrap()
+        };
+        (make(Role::Client), make(Role::Server))
+    }
+
+    #[test]
+    fn usage_counts_packets_and_blocks_both_ways() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+        let (mut client, mut server) = pair(DataCipher::Aes256Gcm);
+        assert_eq!(client.usage_limits().renegotiate_usage, AEAD_RENEGOTIATE_AT);
+        // 0, 1, 16 and 17 bytes: 0 + 1 + 1 + 2 blocks, plus one per packet.
+        for len in [0usize, 1, 16, 17] {
+            let mut buf = [0u8; 128];
+            let n = server.seal(&[7; 17][..len], &mut buf, &mut rng).unwrap();
+            client.open_in_place(&mut buf[..n], Instant::ZERO).unwrap();
+        }
+        assert_eq!(server.stats().sent_usage, 8);
+        assert_eq!(client.stats().received_usage, 8);
+        assert_eq!(client.stats().sent_usage, 0);
+        assert!(!client.needs_renegotiation());
+        let limits = UsageLimits {
+            renegotiate_usage: 9,
+            ..client.usage_limits()
+        };
+        client.set_usage_limits(limits);
+        server.set_usage_limits(limits);
+        assert!(!client.needs_renegotiation() && !server.needs_renegotiation());
+        let mut buf = [0u8; 128];
+        let n = server.seal(&[], &mut buf, &mut rng).unwrap();
+        assert!(server.needs_renegotiation(), "sending side reached 9");
+        client.open_in_place(&mut buf[..n], Instant::ZERO).unwrap();
+        assert!(client.needs_renegotiation(), "receiving side reached 9");
+        // Ciphers without a usage bound that matters never trigger on usage.
+        for cipher in [
+            DataCipher::ChaCha20Poly1305,
+            DataCipher::Aes256Cbc(Digest::Sha256),
+        ] {
+            assert_eq!(UsageLimits::for_cipher(cipher).renegotiate_usage, u64::MAX);
+        }
+    }
+
+    #[test]
+    fn failed_authentications_renegotiate_then_refuse_the_key() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(2);
+        let (mut client, mut server) = pair(DataCipher::ChaCha20Poly1305);
+        client.set_usage_limits(UsageLimits {
+            renegotiate_usage: u64::MAX,
+            renegotiate_failures: 2,
+            refuse_failures: 4,
+        });
+        let mut forged = |client: &mut DataKey, rng: &mut rand_chacha::ChaCha8Rng| {
+            let mut buf = [0u8; 128];
+            let n = server.seal(&[1, 2, 3, 4], &mut buf, rng).unwrap();
+            let good = buf;
+            buf[n - 1] ^= 1;
+            let forged = client.open_in_place(&mut buf[..n], Instant::ZERO);
+            (forged, good, n)
+        };
+        for failures in 1..=4u64 {
+            let (result, mut good, n) = forged(&mut client, &mut rng);
+            assert_eq!(result, Err(DataError::Auth));
+            assert_eq!(client.stats().auth_failures, failures);
+            assert_eq!(client.needs_renegotiation(), failures >= 2, "{failures}");
+            let opened = client.open_in_place(&mut good[..n], Instant::ZERO);
+            if failures < 4 {
+                assert!(opened.is_ok(), "genuine packet after {failures} failures");
+            } else {
+                assert_eq!(opened, Err(DataError::IntegrityLimit));
+            }
+        }
     }
 }

@@ -30,7 +30,7 @@ pub mod tls_crypt_v2;
 
 pub use channel::DataChannel;
 pub use control::{ControlWrap, UnwrapError, WrapError};
-pub use data::{DataCipher, DataError, DataKey, Role};
+pub use data::{DataCipher, DataError, DataKey, Role, UsageLimits};
 pub use key2::{Digest, KeyDirection, KEY2_LEN};
 pub use payload::{Compression, Inbound};
 pub use replay::{ReplayError, ReplayWindow};

@@ -5,6 +5,7 @@ use super::key2::KEY2_LEN;
 use crate::wire::SessionId;
 use hmac::{Hmac, Mac};
 use md5::Md5;
+use zeroize::Zeroize;
 
 /// Seed label of the master secret.
 pub const MASTER_SECRET_LABEL: &[u8] = b"OpenVPN master secret";
@@ -92,14 +93,14 @@ pub fn derive_key2_legacy(
     server: &Km2Randoms,
     client_sid: &SessionId,
     server_sid: &SessionId,
-) -> [u8; KEY2_LEN] {
+) -> zeroize::Zeroizing<[u8; KEY2_LEN]> {
     let mut master = [0u8; 48];
     tls1_prf(
         pre_master,
         &[MASTER_SECRET_LABEL, &client.random1, &server.random1],
         &mut master,
     );
-    let mut key2 = [0u8; KEY2_LEN];
+    let mut key2 = zeroize::Zeroizing::new([0u8; KEY2_LEN]);
     tls1_prf(
         &master,
         &[
@@ -109,9 +110,9 @@ pub fn derive_key2_legacy(
             client_sid.as_bytes(),
             server_sid.as_bytes(),
         ],
-        &mut key2,
+        &mut *key2,
     );
-    master.fill(0);
+    master.zeroize();
     key2
 }
 

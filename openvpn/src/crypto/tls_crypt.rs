@@ -173,8 +173,12 @@ impl TlsCrypt {
 
 /// The dynamic tls-crypt key for renegotiations (§2.9): the 256-byte TLS-EKM output
 /// (label "EXPORTER-OpenVPN-dynamic-tls-crypt") XORed with the original wrapping key, if any.
-pub fn dynamic_key(ekm: &[u8; KEY2_LEN], original: Option<&[u8; KEY2_LEN]>) -> [u8; KEY2_LEN] {
-    let mut key = *ekm;
+/// Wiped when the returned wrapper is dropped.
+pub fn dynamic_key(
+    ekm: &[u8; KEY2_LEN],
+    original: Option<&[u8; KEY2_LEN]>,
+) -> zeroize::Zeroizing<[u8; KEY2_LEN]> {
+    let mut key = zeroize::Zeroizing::new(*ekm);
     if let Some(orig) = original {
         for (k, o) in key.iter_mut().zip(orig) {
             *k ^= o;

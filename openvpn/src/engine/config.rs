@@ -3,6 +3,9 @@
 
 use alloc::string::String;
 use alloc::vec::Vec;
+use core::fmt;
+
+use zeroize::Zeroize;
 
 use super::RemoteSpec;
 use crate::crypto::{Compression, Digest, KeyDirection, KEY2_LEN};
@@ -48,8 +51,31 @@ impl core::fmt::Debug for ControlProtection {
     }
 }
 
-/// Engine configuration.
-#[derive(Debug, Clone)]
+impl Zeroize for ControlProtection {
+    fn zeroize(&mut self) {
+        match self {
+            ControlProtection::None => {}
+            ControlProtection::TlsAuth { key, .. } | ControlProtection::TlsCrypt { key } => {
+                key.zeroize()
+            }
+            ControlProtection::TlsCryptV2 { kc, wkc } => {
+                kc.zeroize();
+                wkc.zeroize();
+            }
+        }
+    }
+}
+
+/// The control-channel keys are wiped when dropped.
+impl Drop for ControlProtection {
+    fn drop(&mut self) {
+        self.zeroize();
+    }
+}
+
+/// Engine configuration. Wiped when dropped (password, control-channel keys, client key); `Debug` shows
+/// everything else.
+#[derive(Clone)]
 pub struct EngineConfig {
     /// The `remote` list, tried in order.
     pub remotes: Vec<RemoteSpec>,
@@ -113,6 +139,72 @@ pub struct EngineConfig {
     pub peer_info_version: String,
     /// `IV_PLAT` announced in peer-info.
     pub peer_info_platform: String,
+}
+
+impl Zeroize for EngineConfig {
+    fn zeroize(&mut self) {
+        if let Some((user, pass)) = self.auth_user_pass.as_mut() {
+            user.zeroize();
+            pass.zeroize();
+        }
+        self.protection.zeroize();
+        for p in self.remote_protection.iter_mut().flatten() {
+            p.zeroize();
+        }
+        if let Some(key) = self.tls.client_key.as_mut() {
+            key.zeroize();
+        }
+    }
+}
+
+impl Drop for EngineConfig {
+    fn drop(&mut self) {
+        self.zeroize();
+    }
+}
+
+impl fmt::Debug for EngineConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let credentials = self
+            .auth_user_pass
+            .as_ref()
+            .map(|(user, _)| (user, "<redacted>"));
+        f.debug_struct("EngineConfig")
+            .field("remotes", &self.remotes)
+            .field("remote_protection", &self.remote_protection)
+            .field("remote_random", &self.remote_random)
+            .field("pull_filters", &self.pull_filters)
+            .field("route_nopull", &self.route_nopull)
+            .field("connect_retry_secs", &self.connect_retry_secs)
+            .field(
+                "connect_retry_max_delay_secs",
+                &self.connect_retry_max_delay_secs,
+            )
+            .field("connect_retry_max", &self.connect_retry_max)
+            .field("server_poll_timeout_secs", &self.server_poll_timeout_secs)
+            .field("protection", &self.protection)
+            .field("tls", &self.tls)
+            .field("data_ciphers", &self.data_ciphers)
+            .field("data_ciphers_fallback", &self.data_ciphers_fallback)
+            .field("auth", &self.auth)
+            .field("auth_user_pass", &credentials)
+            .field("compression", &self.compression)
+            .field("tls_timeout_ms", &self.tls_timeout_ms)
+            .field("reneg_secs", &self.reneg_secs)
+            .field("reneg_bytes", &self.reneg_bytes)
+            .field("reneg_packets", &self.reneg_packets)
+            .field("tran_window_secs", &self.tran_window_secs)
+            .field("hand_window_secs", &self.hand_window_secs)
+            .field("ping_secs", &self.ping_secs)
+            .field("ping_restart_secs", &self.ping_restart_secs)
+            .field("ping_exit_secs", &self.ping_exit_secs)
+            .field("inactive", &self.inactive)
+            .field("tun_mtu", &self.tun_mtu)
+            .field("max_packet_size", &self.max_packet_size)
+            .field("peer_info_version", &self.peer_info_version)
+            .field("peer_info_platform", &self.peer_info_platform)
+            .finish()
+    }
 }
 
 impl EngineConfig {

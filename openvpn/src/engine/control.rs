@@ -7,6 +7,8 @@
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
+use zeroize::Zeroize;
+
 use super::{Action, ControlProtection, Engine, EngineError, ExitReason, ReconnectReason, State};
 use super::{HandshakeError, KeyEvent, KeyState, CONTROL_BUF, PUSH_REQUEST_FIRST};
 use crate::crypto::control::ControlWrap;
@@ -58,8 +60,9 @@ impl Engine {
                             messages.push(bytes);
                         }
                     }
-                    for bytes in messages {
+                    for mut bytes in messages {
                         self.handle_message(now, &bytes);
+                        bytes.zeroize();
                     }
                 }
             } else {
@@ -103,7 +106,11 @@ impl Engine {
                         self.next_push_request = Some(now + PUSH_REQUEST_FIRST);
                     }
                 }
-                KeyEvent::Message(bytes) => self.handle_message(now, &bytes),
+                KeyEvent::Message(mut bytes) => {
+                    self.handle_message(now, &bytes);
+                    // A PUSH_REPLY may carry the auth-token.
+                    bytes.zeroize();
+                }
             }
             if self.state == State::Exited {
                 return;

@@ -64,7 +64,7 @@ impl Engine {
         out: &mut [u8],
         rng: &mut dyn CryptoRngCore,
     ) -> Result<usize, SendError> {
-        let key_id = self.send_keys.select(now);
+        let key_id = self.send_key_id(now);
         let prefix = if self.is_tcp() { PREFIX_LEN } else { 0 };
         let data = self.data.as_mut().ok_or(SendError::NotConnected)?;
         if let Some(id) = key_id {
@@ -133,7 +133,7 @@ impl Engine {
         payload_len: usize,
         rng: &mut dyn CryptoRngCore,
     ) -> Result<Range<usize>, SendError> {
-        let key_id = self.send_keys.select(now);
+        let key_id = self.send_key_id(now);
         let prefix = if self.is_tcp() { PREFIX_LEN } else { 0 };
         let data = self.data.as_mut().ok_or(SendError::NotConnected)?;
         if let Some(id) = key_id {
@@ -176,7 +176,7 @@ impl Engine {
     /// is how a 2.6 server learns the client left; send it once or a few times, it is idempotent.
     pub fn shutdown(&mut self, now: Instant, rng: &mut dyn CryptoRngCore) -> Option<Vec<u8>> {
         let packet = if self.state == State::Connected {
-            let key_id = self.send_keys.select(now);
+            let key_id = self.send_key_id(now);
             let prefix = if self.is_tcp() { PREFIX_LEN } else { 0 };
             let data = self.data.as_mut()?;
             if let Some(id) = key_id {
@@ -208,7 +208,7 @@ impl Engine {
         if now.saturating_duration_since(self.last_sent).as_secs() < ping {
             return None;
         }
-        let key_id = self.send_keys.select(now);
+        let key_id = self.send_key_id(now);
         let data = self.data.as_mut()?;
         if let Some(id) = key_id {
             data.set_primary(id);

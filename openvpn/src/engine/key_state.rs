@@ -6,6 +6,8 @@ use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 use core::fmt;
 
+use zeroize::Zeroize;
+
 use crate::reliable::{ReliableRecv, ReliableSend, MAX_ACKS_PER_PACKET, MAX_ACKS_PIGGYBACK};
 use crate::session::{self, ClientKeySource, KeyMethod2, Km2Error, ServerKeySource};
 use crate::tls::{TlsClient, TlsError};
@@ -21,6 +23,9 @@ pub enum HandshakeError {
     KeyMethod2(Km2Error),
     /// The server's reset carried malformed early-negotiation TLVs (§2.7: fatal).
     BadEarlyNegotiation,
+    /// More than [`MAX_SEND_QUEUE`](crate::reliable::MAX_SEND_QUEUE) bytes wait to be sent: the peer does
+    /// not acknowledge what we send.
+    SendQueueFull,
 }
 
 impl fmt::Display for HandshakeError {
@@ -30,6 +35,9 @@ impl fmt::Display for HandshakeError {
             HandshakeError::KeyMethod2(e) => write!(f, "{e}"),
             HandshakeError::BadEarlyNegotiation => {
                 f.write_str("server reset: malformed early-negotiation TLV")
+            }
+            HandshakeError::SendQueueFull => {
+                f.write_str("control channel: send queue full, the peer acknowledges nothing")
             }
         }
     }
@@ -101,6 +109,21 @@ impl fmt::Debug for KeyState {
     }
 }
 
+/// The key-method-2 message not yet handed to TLS and messages not yet taken are wiped (pre-master,
+/// password, auth-token); `client_keys` wipes itself.
+impl Drop for KeyState {
+    fn drop(&mut self) {
+        if let Some(km2) = self.km2.as_mut() {
+            km2.zeroize();
+        }
+        for event in self.events.iter_mut() {
+            if let KeyEvent::Message(bytes) = event {
+                bytes.zeroize();
+            }
+        }
+    }
+}
+
 impl KeyState {
     /// Starts a key state: queues our reset with message-id 0 and prepares TLS and the key-method-2
     /// message (see [`KeyStart`]).
@@ -168,8 +191,16 @@ impl KeyState {
 
     /// Queues a control message (`PUSH_REQUEST`, `EXIT`) as one TLS write.
     pub fn send_message(&mut self, text: &str) -> Result<(), HandshakeError> {
-        self.tls.write(session::message::encode(text));
+        self.tls
+            .write(session::message::encode(text))
+            .map_err(|_| HandshakeError::SendQueueFull)?;
         self.pump_tls()
+    }
+
+    /// Bytes waiting to be sent: plaintext writes waiting for TLS and TLS bytes not yet cut into packets
+    /// (each part at most [`MAX_SEND_QUEUE`](crate::reliable::MAX_SEND_QUEUE)).
+    pub fn queued_bytes(&self) -> usize {
+        self.tls.queued_bytes() + self.send.stream_len()
     }
 
     /// True when every reliable packet we sent has been acknowledged.
@@ -267,29 +298,41 @@ impl KeyState {
         self.tls.process().map_err(HandshakeError::Tls)?;
         if !self.tls.is_handshaking() {
             if let Some(km2) = self.km2.take() {
-                self.tls.write(km2);
+                self.tls
+                    .write(km2)
+                    .map_err(|_| HandshakeError::SendQueueFull)?;
                 self.phase = Phase::SentKey;
                 self.tls.process().map_err(HandshakeError::Tls)?;
             }
         }
         let out = self.tls.take_outgoing();
         if !out.is_empty() {
-            self.send.queue_stream(&out);
+            self.send
+                .queue_stream(&out)
+                .map_err(|_| HandshakeError::SendQueueFull)?;
         }
-        while let Some(record) = self.tls.pop_record() {
-            if self.phase == Phase::SentKey {
-                // The server's key-method-2 message is its first application record (§5.2).
-                let km2 = KeyMethod2::parse(&record, false).map_err(HandshakeError::KeyMethod2)?;
-                let keys = km2
-                    .server_key_source()
-                    .ok_or(HandshakeError::KeyMethod2(Km2Error::Truncated))?;
-                self.events.push_back(KeyEvent::ServerKeys(keys));
-                self.phase = Phase::GotKey;
-                continue;
-            }
-            for msg in session::split_messages(&record) {
-                self.events.push_back(KeyEvent::Message(msg.to_vec()));
-            }
+        while let Some(mut record) = self.tls.pop_record() {
+            let result = self.on_record(&record);
+            // The server's randoms, a PUSH_REPLY's auth-token: nothing stays in freed memory.
+            record.zeroize();
+            result?;
+        }
+        Ok(())
+    }
+
+    fn on_record(&mut self, record: &[u8]) -> Result<(), HandshakeError> {
+        if self.phase == Phase::SentKey {
+            // The server's key-method-2 message is its first application record (§5.2).
+            let km2 = KeyMethod2::parse(record, false).map_err(HandshakeError::KeyMethod2)?;
+            let keys = km2
+                .server_key_source()
+                .ok_or(HandshakeError::KeyMethod2(Km2Error::Truncated))?;
+            self.events.push_back(KeyEvent::ServerKeys(keys));
+            self.phase = Phase::GotKey;
+            return Ok(());
+        }
+        for msg in session::split_messages(record) {
+            self.events.push_back(KeyEvent::Message(msg.to_vec()));
         }
         Ok(())
     }

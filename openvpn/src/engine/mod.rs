@@ -81,6 +81,9 @@ pub enum EngineError {
     NoDataCipher,
     /// No `remote` is configured.
     NoRemote,
+    /// `auth-user-pass` or the peer-info strings contain a NUL byte (the server would cut the string
+    /// there and pass the rest on).
+    EmbeddedNul,
 }
 
 impl fmt::Display for EngineError {
@@ -90,6 +93,9 @@ impl fmt::Display for EngineError {
             EngineError::TlsCryptV2Key => f.write_str("tls-crypt-v2: client key rejected"),
             EngineError::NoDataCipher => f.write_str("data-ciphers: no supported cipher"),
             EngineError::NoRemote => f.write_str("remote: none configured"),
+            EngineError::EmbeddedNul => {
+                f.write_str("auth-user-pass or peer-info: NUL byte in a string sent to the server")
+            }
         }
     }
 }
@@ -315,7 +321,7 @@ pub struct Engine {
     /// When the session gives up waiting for the server's first answer (`server-poll-timeout`).
     server_poll_deadline: Instant,
     /// The `auth-token` pushed by the server: replaces the password on renegotiations and reconnects.
-    auth_token: Option<String>,
+    auth_token: Option<session::AuthToken>,
     /// When the next attempt starts after a reconnect.
     restart_at: Option<Instant>,
     /// Whether that attempt moves to the next remote.
@@ -366,6 +372,15 @@ impl Engine {
             .all(|c| DataCipher::from_name(c, config.auth).is_none())
         {
             return Err(EngineError::NoDataCipher);
+        }
+        let sent = [
+            config.auth_user_pass.as_ref().map(|(u, _)| u.as_str()),
+            config.auth_user_pass.as_ref().map(|(_, p)| p.as_str()),
+            Some(config.peer_info_version.as_str()),
+            Some(config.peer_info_platform.as_str()),
+        ];
+        if sent.iter().flatten().any(|s| s.contains('\0')) {
+            return Err(EngineError::EmbeddedNul);
         }
         let clock = WallClock::new(unix_secs);
         let tls_config =
@@ -503,7 +518,13 @@ impl Engine {
         };
         let local_sid = SessionId::random(rng);
         let client_keys = ClientKeySource::random(rng);
-        let km2 = self.key_method2_message(&client_keys);
+        let km2 = match self.key_method2_message(&client_keys) {
+            Ok(m) => m,
+            Err(e) => {
+                self.km2_refused(now, e);
+                return;
+            }
+        };
         let reset = match self.protection() {
             ControlProtection::TlsCryptV2 { .. } => Opcode::ControlHardResetClientV3,
             _ => Opcode::ControlHardResetClientV2,
@@ -518,7 +539,18 @@ impl Engine {
         self.key = Some(KeyState::new_client(start, tls, client_keys, km2));
     }
 
-    fn key_method2_message(&self, keys: &ClientKeySource) -> Vec<u8> {
+    /// Our key-method-2 message could not be built (a NUL byte in a string: only a pushed auth-token can
+    /// still hold one once [`Engine::new`] checked the configuration). The token is dropped and the
+    /// session starts again with the configured credentials.
+    fn km2_refused(&mut self, now: Instant, e: session::Km2Error) {
+        self.auth_token = None;
+        self.reconnect(
+            now,
+            ReconnectReason::Handshake(HandshakeError::KeyMethod2(e)),
+        );
+    }
+
+    fn key_method2_message(&self, keys: &ClientKeySource) -> Result<Vec<u8>, session::Km2Error> {
         let ciphers: Vec<&str> = self
             .config
             .data_ciphers

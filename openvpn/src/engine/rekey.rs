@@ -48,6 +48,26 @@ impl SendKeys {
 }
 
 impl Engine {
+    /// The key_id to encrypt with at `now`: [`SendKeys::select`], except that a lame duck that is worn
+    /// out (packet-id near its wrap, usage limit reached) is given up for the newest key at once, even
+    /// inside the newest key's deferred window. Only a lookup while the lame duck is chosen.
+    pub(super) fn send_key_id(&self, now: Instant) -> Option<KeyId> {
+        let id = self.send_keys.select(now)?;
+        match self.send_keys.newest {
+            Some(newest)
+                if newest.key_id != id
+                    && self
+                        .data
+                        .as_ref()
+                        .and_then(|d| d.key(id))
+                        .is_none_or(DataKey::needs_renegotiation) =>
+            {
+                Some(newest.key_id)
+            }
+            _ => Some(id),
+        }
+    }
+
     /// `min(hand-window, reneg-sec / 2)`: how long a new key waits before it is preferred for sending.
     fn deferred_window(&self) -> Duration {
         let reneg = if self.config.reneg_secs == 0 {
@@ -144,7 +164,13 @@ impl Engine {
             }
         };
         let client_keys = ClientKeySource::random(rng);
-        let km2 = self.key_method2_message(&client_keys);
+        let km2 = match self.key_method2_message(&client_keys) {
+            Ok(m) => m,
+            Err(e) => {
+                self.km2_refused(now, e);
+                return;
+            }
+        };
         log::info!(
             "renegotiating: key_id {key_id} ({})",
             if server_reset.is_some() {
@@ -217,13 +243,16 @@ impl Engine {
         }
         let due = self.config.reneg_secs > 0
             && now >= self.key_started + Duration::from_secs(self.config.reneg_secs);
-        let exhausted = self.data.as_ref().is_some_and(|d| d.needs_renegotiation());
-        // reneg-bytes / reneg-pkts count both directions of the newest key (§9).
+        // Every trigger looks at the newest key only: the lame duck that triggered the renegotiation
+        // before stays worn out until it expires, and must not start another one.
         let newest = self
             .send_keys
             .newest
-            .and_then(|k| self.data.as_ref()?.key(k.key_id).map(|d| d.stats()));
-        let used_up = newest.is_some_and(|st| {
+            .and_then(|k| self.data.as_ref()?.key(k.key_id));
+        // Packet-id near its wrap (§6.4).
+        let exhausted = newest.is_some_and(DataKey::needs_renegotiation);
+        // reneg-bytes / reneg-pkts count both directions of the newest key (§9).
+        let used_up = newest.map(DataKey::stats).is_some_and(|st| {
             let bytes = st.sent_bytes.saturating_add(st.received_bytes);
             let packets = st.sent_packets.saturating_add(st.received_packets);
             (self.config.reneg_bytes > 0 && bytes >= self.config.reneg_bytes)

@@ -1073,3 +1073,230 @@ fn connect_retry_doubles_every_five_failures_up_to_its_cap() {
         [2000, 2000, 2000, 2000, 4000, 4000, 4000, 4000, 4000, 7000, 7000, 7000]
     );
 }
+
+#[test]
+fn nul_bytes_in_credentials_or_peer_info_are_refused_at_start() {
+    let base = || {
+        let mut config = EngineConfig::new(
+            ControlProtection::None,
+            TlsSettings {
+                ca: alloc::vec![CA_DER.to_vec()],
+                ..Default::default()
+            },
+        );
+        config.remotes = alloc::vec![remote("192.0.2.1")];
+        config
+    };
+    let mut rng = ChaCha8Rng::seed_from_u64(1);
+    let mut ok = base();
+    ok.auth_user_pass = Some(("alice".into(), "pw".into()));
+    assert!(Engine::new(ok, Instant::ZERO, UNIX, &mut rng).is_ok());
+    let mut bad = [base(), base(), base(), base()];
+    bad[0].auth_user_pass = Some(("al\0ice".into(), "pw".into()));
+    bad[1].auth_user_pass = Some(("alice".into(), "p\0w".into()));
+    bad[2].peer_info_version = "1\0IV_X=2".into();
+    bad[3].peer_info_platform = "x\0".into();
+    for config in bad {
+        assert_eq!(
+            Engine::new(config, Instant::ZERO, UNIX, &mut rng).err(),
+            Some(EngineError::EmbeddedNul)
+        );
+    }
+}
+
+/// A connected engine whose key_id 0 control channel is live (the server's reset arrived), with an
+/// AES-256-GCM data key on key_id 0 installed as the newest send key.
+fn connected_with_control() -> Setup {
+    let mut s = setup();
+    let reset = send(s.engine.poll_action(at(0), &mut s.rng));
+    let client_sid = SessionId(reset[1..9].try_into().unwrap());
+    let mut pkt = server_reset(&s.kc, client_sid, SessionId([7; 8]), 1);
+    s.engine.receive(at(1), &mut pkt);
+    while s.engine.poll_action(at(1), &mut s.rng).is_some() {}
+    let client = DataKey::new(
+        DataCipher::Aes256Gcm,
+        &[0x5a; 256],
+        Role::Client,
+        KeyId::ZERO,
+        Some(0),
+        ReplayWindow::default(),
+    );
+    let mut channel = DataChannel::new();
+    channel.install(client.unwrap());
+    let e = &mut s.engine;
+    e.data = Some(channel);
+    e.negotiated = Some((DataCipher::Aes256Gcm, Some(0)));
+    e.send_keys.newest = Some(rekey::SendKey {
+        key_id: KeyId::ZERO,
+        deferred_until: at(0),
+    });
+    e.state = State::Connected;
+    e.pushed = Some(PushedConfig::default());
+    e.key_started = at(1);
+    s
+}
+
+/// The server's key-method-2 answer for the running renegotiation: installs its data key.
+fn finish_renegotiation(s: &mut Setup, now: Instant) {
+    let server = ServerKeySource {
+        random1: [1; 32],
+        random2: [2; 32],
+    };
+    s.engine.finish_renegotiation(now, &server);
+    assert!(s.engine.reneg_started.is_none(), "renegotiation finished");
+}
+
+fn current_key_id(s: &Setup) -> u8 {
+    s.engine.key.as_ref().unwrap().key_id().value()
+}
+
+fn data_key_mut(s: &mut Setup, key_id: u8) -> &mut DataKey {
+    s.engine
+        .data
+        .as_mut()
+        .unwrap()
+        .key_mut(KeyId::new(key_id).unwrap())
+        .unwrap()
+}
+
+#[test]
+fn packet_id_near_wrap_starts_exactly_one_renegotiation() {
+    let mut s = connected_with_control();
+    assert_eq!(current_key_id(&s), 0);
+    data_key_mut(&mut s, 0).set_next_packet_id(crate::crypto::data::PACKET_ID_RENEGOTIATE_AT);
+    while s.engine.poll_action(at(2000), &mut s.rng).is_some() {}
+    assert_eq!(current_key_id(&s), 1, "packet-id trigger renegotiates");
+    finish_renegotiation(&mut s, at(3000));
+    // The new key is younger than its deferred window, the old one is worn out: no second renegotiation,
+    // and sending moves to the new key at once.
+    for ms in [3000, 4000, 30_000] {
+        while s.engine.poll_action(at(ms), &mut s.rng).is_some() {}
+        assert_eq!(current_key_id(&s), 1, "a second renegotiation at {ms} ms");
+    }
+    assert_eq!(s.engine.stats().renegotiations, 1);
+    let mut out = [0u8; 200];
+    let n = s
+        .engine
+        .encapsulate(at(30_000), &[0x45; 40], &mut out, &mut s.rng)
+        .unwrap();
+    assert!(n > 40);
+    assert_eq!(out[0] & 7, 1, "sent with the new key");
+}
+
+#[test]
+fn aead_usage_limit_starts_exactly_one_renegotiation() {
+    let mut s = connected_with_control();
+    // A 1400-byte packet is 88 blocks plus one for the packet: 89 per packet, the trigger at 200.
+    let limits = crate::crypto::UsageLimits {
+        renegotiate_usage: 200,
+        ..data_key_mut(&mut s, 0).usage_limits()
+    };
+    data_key_mut(&mut s, 0).set_usage_limits(limits);
+    let mut out = [0u8; 1600];
+    let ip = [0x45u8; 1400];
+    for (i, ms) in [2000u64, 2100, 2200].into_iter().enumerate() {
+        while s.engine.poll_action(at(ms), &mut s.rng).is_some() {}
+        assert_eq!(current_key_id(&s), 0, "no renegotiation below the limit");
+        s.engine
+            .encapsulate(at(ms), &ip, &mut out, &mut s.rng)
+            .unwrap();
+        assert_eq!(
+            s.engine
+                .data
+                .as_ref()
+                .unwrap()
+                .key(KeyId::ZERO)
+                .unwrap()
+                .stats()
+                .sent_usage,
+            89 * (i as u64 + 1)
+        );
+    }
+    // 267 > 200: one renegotiation, however often the engine is polled and packets are sent meanwhile.
+    for ms in [2300u64, 2400, 2500] {
+        while s.engine.poll_action(at(ms), &mut s.rng).is_some() {}
+        assert_eq!(current_key_id(&s), 1);
+        s.engine
+            .encapsulate(at(ms), &ip, &mut out, &mut s.rng)
+            .unwrap();
+    }
+    finish_renegotiation(&mut s, at(3000));
+    for ms in [3000u64, 4000, 30_000] {
+        while s.engine.poll_action(at(ms), &mut s.rng).is_some() {}
+        assert_eq!(current_key_id(&s), 1, "a second renegotiation at {ms} ms");
+        s.engine
+            .encapsulate(at(ms), &ip, &mut out, &mut s.rng)
+            .unwrap();
+        assert_eq!(out[0] & 7, 1, "the worn-out key is given up");
+    }
+    assert_eq!(s.engine.stats().renegotiations, 1);
+}
+
+#[test]
+fn failed_decryptions_renegotiate_then_the_key_is_refused() {
+    let mut s = connected_with_control();
+    let limits = crate::crypto::UsageLimits {
+        renegotiate_usage: u64::MAX,
+        renegotiate_failures: 3,
+        refuse_failures: 5,
+    };
+    data_key_mut(&mut s, 0).set_usage_limits(limits);
+    let mut server = DataKey::new(
+        DataCipher::Aes256Gcm,
+        &[0x5a; 256],
+        Role::Server,
+        KeyId::ZERO,
+        Some(0),
+        ReplayWindow::default(),
+    )
+    .unwrap();
+    let ip = [0x45u8; 40];
+    for failures in 1..=5u64 {
+        let good = seal(&mut server, &ip, &mut s.rng);
+        let mut forged = good.clone();
+        *forged.last_mut().unwrap() ^= 1;
+        let now = at(2000 + failures);
+        assert_eq!(s.engine.receive(now, &mut forged), Received::Dropped);
+        while s.engine.poll_action(now, &mut s.rng).is_some() {}
+        // Renegotiation from the third failure on, exactly one.
+        assert_eq!(current_key_id(&s), u8::from(failures >= 3), "{failures}");
+        let mut good = good;
+        let got = s.engine.receive(now, &mut good);
+        if failures < 5 {
+            assert_eq!(got, Received::Packet(&ip[..]), "{failures}");
+        } else {
+            assert_eq!(got, Received::Dropped, "key refused after 5 failures");
+        }
+    }
+    assert_eq!(s.engine.stats().data_dropped, 6);
+}
+
+#[test]
+fn control_writes_stop_at_the_send_queue_cap_when_the_server_never_answers() {
+    let mut s = setup();
+    let _reset = send(s.engine.poll_action(at(0), &mut s.rng));
+    let key = s.engine.key.as_mut().unwrap();
+    // The server never answers nor ACKs: every write waits. 4 MB of messages are tried.
+    let text = "x".repeat(1000);
+    let mut result = Ok(());
+    let mut accepted = 0;
+    for _ in 0..4096 {
+        result = key.send_message(&text);
+        if result.is_err() {
+            break;
+        }
+        accepted += 1;
+    }
+    assert_eq!(result, Err(HandshakeError::SendQueueFull));
+    assert!(key.queued_bytes() <= crate::reliable::MAX_SEND_QUEUE);
+    assert_eq!(accepted, crate::reliable::MAX_SEND_QUEUE / 1001);
+    // The engine treats it as a failed handshake of the key state.
+    s.engine
+        .handshake_failed(at(1), HandshakeError::SendQueueFull);
+    assert_eq!(
+        s.engine.poll_action(at(1), &mut s.rng),
+        Some(Action::Reconnect(ReconnectReason::Handshake(
+            HandshakeError::SendQueueFull
+        )))
+    );
+}

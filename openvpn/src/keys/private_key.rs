@@ -73,6 +73,19 @@ impl fmt::Debug for PrivateKey {
     }
 }
 
+impl zeroize::Zeroize for PrivateKey {
+    fn zeroize(&mut self) {
+        self.der.zeroize();
+    }
+}
+
+/// Wiped when dropped.
+impl Drop for PrivateKey {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(self);
+    }
+}
+
 impl PrivateKey {
     /// Parses the first private key in PEM `text` (an `EC PARAMETERS` block before it is skipped).
     pub fn parse(text: &str) -> Result<Self, KeyError> {

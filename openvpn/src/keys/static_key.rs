@@ -73,6 +73,19 @@ impl fmt::Debug for StaticKey {
     }
 }
 
+impl zeroize::Zeroize for StaticKey {
+    fn zeroize(&mut self) {
+        self.bytes.zeroize();
+    }
+}
+
+/// Wiped when dropped.
+impl Drop for StaticKey {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(self);
+    }
+}
+
 impl StaticKey {
     /// Wraps raw key bytes.
     pub fn from_bytes(bytes: [u8; STATIC_KEY_LEN]) -> Self {

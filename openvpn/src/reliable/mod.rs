@@ -25,5 +25,15 @@ pub const MAX_ACKS_PIGGYBACK: usize = 4;
 pub const MAX_ACKS_PER_PACKET: usize = 8;
 /// Fast retransmit after ACKs for this many later ids (`N_ACK_RETRANSMIT`, §4).
 pub const FAST_RETRANSMIT_ACKS: u8 = 3;
+/// Most bytes waiting to be sent in one key state's control channel: TLS ciphertext not yet cut into
+/// packets ([`ReliableSend::queue_stream`]), and separately plaintext writes waiting for TLS. A peer that
+/// never acknowledges stops the sender here; the key state then fails instead of growing without bound.
+/// The largest legitimate flight (a client certificate chain) is a few KiB.
+pub const MAX_SEND_QUEUE: usize = 64 * 1024;
+
+/// [`ReliableSend::queue_stream`] refused bytes: [`MAX_SEND_QUEUE`] would be exceeded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueFull;
+
 /// Default initial retransmit timeout (`--tls-timeout 2`), milliseconds.
 pub const DEFAULT_RETRANSMIT_MS: u64 = 2000;

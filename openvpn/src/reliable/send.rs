@@ -4,7 +4,7 @@
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 
-use super::{DEFAULT_RETRANSMIT_MS, FAST_RETRANSMIT_ACKS, SEND_WINDOW};
+use super::{QueueFull, DEFAULT_RETRANSMIT_MS, FAST_RETRANSMIT_ACKS, MAX_SEND_QUEUE, SEND_WINDOW};
 
 /// A reliable control packet waiting for its ACK.
 #[derive(Debug, Clone)]
@@ -89,9 +89,14 @@ impl ReliableSend {
         id
     }
 
-    /// Appends TLS ciphertext to the stream; it is cut into packets as the window allows.
-    pub fn queue_stream(&mut self, bytes: &[u8]) {
+    /// Appends TLS ciphertext to the stream; it is cut into packets as the window allows. Refused, with
+    /// nothing queued, when the stream would exceed [`MAX_SEND_QUEUE`] bytes.
+    pub fn queue_stream(&mut self, bytes: &[u8]) -> Result<(), QueueFull> {
+        if self.stream.len().saturating_add(bytes.len()) > MAX_SEND_QUEUE {
+            return Err(QueueFull);
+        }
         self.stream.extend(bytes.iter().copied());
+        Ok(())
     }
 
     /// Makes the next packet cut from the stream use `opcode` (P_CONTROL_WKC_V1 after RESEND_WKC, §2.7).

@@ -94,8 +94,8 @@ fn converge(seed: u64, loss: u32, dup: u32) -> u64 {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let (mut a, mut b) = (End::new(), End::new());
     let (data_a, data_b) = (stream(&mut rng, 5000), stream(&mut rng, 3000));
-    a.send.queue_stream(&data_a);
-    b.send.queue_stream(&data_b);
+    a.send.queue_stream(&data_a).unwrap();
+    b.send.queue_stream(&data_b).unwrap();
     let (mut ab, mut ba) = (
         Link {
             in_flight: Vec::new(),
@@ -169,7 +169,7 @@ fn very_lossy_link_converges() {
 #[test]
 fn window_limits_outstanding_packets() {
     let mut s = ReliableSend::new(P_CONTROL);
-    s.queue_stream(&[0u8; 1000]);
+    s.queue_stream(&[0u8; 1000]).unwrap();
     let mut ids = Vec::new();
     while let Some(p) = s.poll_transmit(0, 100) {
         ids.push(p.id);
@@ -205,7 +205,7 @@ fn retransmit_backs_off_exponentially() {
 #[test]
 fn fast_retransmit_after_three_later_acks() {
     let mut s = ReliableSend::new(P_CONTROL);
-    s.queue_stream(&[1u8; 40]);
+    s.queue_stream(&[1u8; 40]).unwrap();
     while s.poll_transmit(0, 10).is_some() {}
     for id in 1..4 {
         s.on_ack(id);
@@ -234,4 +234,34 @@ fn receiver_window_duplicates_and_acks() {
     assert!(r.take_acks(8, true).is_empty());
     assert_eq!(r.on_packet(2, b"c"), RecvOutcome::Accepted);
     assert_eq!(r.take_acks(4, false), [2, 1, 0]);
+}
+
+#[test]
+fn stream_queue_stops_at_its_cap_when_nothing_is_acknowledged() {
+    let mut s = ReliableSend::new(P_CONTROL);
+    let chunk = [7u8; 1000];
+    let mut queued = 0;
+    let mut refused = 0;
+    // A peer that never ACKs: the window fills after 6 packets and everything else stays queued.
+    for _ in 0..4096 {
+        match s.queue_stream(&chunk) {
+            Ok(()) => queued += chunk.len(),
+            Err(QueueFull) => refused += 1,
+        }
+        while s.poll_transmit(0, 100).is_some() {}
+    }
+    assert!(refused > 0, "4 MB queued without an ACK");
+    assert!(s.stream_len() <= MAX_SEND_QUEUE);
+    assert!(s.stream_len() > MAX_SEND_QUEUE - chunk.len());
+    assert_eq!(
+        queued,
+        s.stream_len() + 6 * 100,
+        "refused chunks are not queued in part"
+    );
+    // Room again once ACKs let the stream drain.
+    for id in 0..6 {
+        s.on_ack(id);
+    }
+    while s.poll_transmit(0, 100).is_some() {}
+    assert_eq!(s.queue_stream(&chunk[..500]), Ok(()));
 }

@@ -8,6 +8,7 @@
 
 use alloc::vec::Vec;
 use core::fmt;
+use zeroize::Zeroize;
 
 /// Length of the client's pre-master secret.
 pub const PRE_MASTER_LEN: usize = 48;
@@ -29,6 +30,8 @@ pub enum Km2Error {
     BadStringLength,
     /// A non-empty string is not NUL-terminated.
     MissingNul,
+    /// A string contains a NUL byte before its end (the peer would cut it there and pass the rest on).
+    EmbeddedNul,
 }
 
 impl fmt::Display for Km2Error {
@@ -39,6 +42,7 @@ impl fmt::Display for Km2Error {
             Km2Error::BadKeyMethod => "key-method-2 message: key method is not 2",
             Km2Error::BadStringLength => "key-method-2 message: string length past the end",
             Km2Error::MissingNul => "key-method-2 message: string not NUL-terminated",
+            Km2Error::EmbeddedNul => "key-method-2 message: NUL byte inside a string",
         })
     }
 }
@@ -60,6 +64,21 @@ impl fmt::Debug for ClientKeySource {
     }
 }
 
+impl Zeroize for ClientKeySource {
+    fn zeroize(&mut self) {
+        self.pre_master.zeroize();
+        self.random1.zeroize();
+        self.random2.zeroize();
+    }
+}
+
+/// Wiped when dropped: the pre-master and randoms make the data keys.
+impl Drop for ClientKeySource {
+    fn drop(&mut self) {
+        self.zeroize();
+    }
+}
+
 impl ClientKeySource {
     /// Fresh random key source.
     pub fn random(rng: &mut dyn rand_core::CryptoRngCore) -> Self {
@@ -76,7 +95,7 @@ impl ClientKeySource {
 }
 
 /// The server's key source.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct ServerKeySource {
     /// random1.
     pub random1: [u8; RANDOM_LEN],
@@ -84,8 +103,29 @@ pub struct ServerKeySource {
     pub random2: [u8; RANDOM_LEN],
 }
 
-/// A parsed key-method-2 message; strings exclude their NUL.
-#[derive(Debug, Clone, PartialEq, Eq)]
+impl fmt::Debug for ServerKeySource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ServerKeySource(..)")
+    }
+}
+
+impl Zeroize for ServerKeySource {
+    fn zeroize(&mut self) {
+        self.random1.zeroize();
+        self.random2.zeroize();
+    }
+}
+
+/// Wiped when dropped: the randoms make the data keys.
+impl Drop for ServerKeySource {
+    fn drop(&mut self) {
+        self.zeroize();
+    }
+}
+
+/// A parsed key-method-2 message; strings exclude their NUL. `Debug` shows the options, username and
+/// peer-info, never the pre-master, randoms or password.
+#[derive(Clone, PartialEq, Eq)]
 pub struct KeyMethod2<'a> {
     /// Client pre-master (client messages only).
     pub pre_master: Option<&'a [u8]>,
@@ -101,6 +141,19 @@ pub struct KeyMethod2<'a> {
     pub password: &'a [u8],
     /// Peer-info `KEY=VALUE\n` lines (empty if absent).
     pub peer_info: &'a [u8],
+}
+
+impl fmt::Debug for KeyMethod2<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let text = |b: &[u8]| alloc::string::String::from_utf8_lossy(b).into_owned();
+        f.debug_struct("KeyMethod2")
+            .field("pre_master", &self.pre_master.map(|_| "<redacted>"))
+            .field("options", &text(self.options))
+            .field("username", &text(self.username))
+            .field("password", &format_args!("<{} bytes>", self.password.len()))
+            .field("peer_info", &text(self.peer_info))
+            .finish_non_exhaustive()
+    }
 }
 
 impl<'a> KeyMethod2<'a> {
@@ -151,7 +204,11 @@ pub fn emit_client(
     username: Option<&str>,
     password: Option<&str>,
     peer_info: &str,
-) -> Vec<u8> {
+) -> Result<Vec<u8>, Km2Error> {
+    let strings = [Some(options), username, password, Some(peer_info)];
+    if strings.iter().flatten().any(|s| s.contains('\0')) {
+        return Err(Km2Error::EmbeddedNul);
+    }
     let mut out = Vec::with_capacity(
         5 + PRE_MASTER_LEN + 2 * RANDOM_LEN + options.len() + peer_info.len() + 16,
     );
@@ -170,7 +227,7 @@ pub fn emit_client(
             Some(peer_info)
         },
     );
-    out
+    Ok(out)
 }
 
 fn put_string(out: &mut Vec<u8>, s: Option<&str>) {
@@ -209,6 +266,7 @@ impl<'a> Reader<'a> {
         }
         let s = self.take(len).map_err(|_| Km2Error::BadStringLength)?;
         match s.split_last() {
+            Some((0, body)) if body.contains(&0) => Err(Km2Error::EmbeddedNul),
             Some((0, body)) => Ok(body),
             _ => Err(Km2Error::MissingNul),
         }
@@ -247,7 +305,8 @@ mod tests {
             Some("alice"),
             Some("secret123"),
             core::str::from_utf8(m.peer_info).unwrap(),
-        );
+        )
+        .unwrap();
         assert_eq!(rebuilt, bytes);
     }
 
@@ -294,9 +353,50 @@ mod tests {
             random1: [2; 32],
             random2: [3; 32],
         };
-        let m = emit_client(&keys, "V4", None, None, "");
+        let m = emit_client(&keys, "V4", None, None, "").unwrap();
         assert_eq!(&m[m.len() - 6..], &[0, 0, 0, 0, 0, 0]);
         let p = KeyMethod2::parse(&m, true).unwrap();
         assert_eq!(p.options, b"V4");
+    }
+
+    #[test]
+    fn nul_bytes_inside_strings_are_refused_both_ways() {
+        let keys = ClientKeySource {
+            pre_master: [1; 48],
+            random1: [2; 32],
+            random2: [3; 32],
+        };
+        // A NUL would end the string early on the server, which passes the rest on (e.g. to a script).
+        for (user, pass, info) in [
+            ("al\0ice", "pw", "IV_VER=1\n"),
+            ("alice", "p\0w", "IV_VER=1\n"),
+            ("alice", "pw", "IV_VER=1\n\0IV_X=2\n"),
+        ] {
+            assert_eq!(
+                emit_client(&keys, "V4", Some(user), Some(pass), info),
+                Err(Km2Error::EmbeddedNul),
+                "{user:?} {pass:?} {info:?}"
+            );
+        }
+        assert_eq!(
+            emit_client(&keys, "V4\0x", None, None, ""),
+            Err(Km2Error::EmbeddedNul)
+        );
+        let good = emit_client(&keys, "V4", Some("alice"), Some("pw"), "IV_VER=1\n").unwrap();
+        assert!(KeyMethod2::parse(&good, true).is_ok());
+        // The same message with one byte of each string turned into a NUL (lengths unchanged).
+        for needle in [&b"alice"[..], b"pw", b"IV_VER", b"V4"] {
+            let at = good
+                .windows(needle.len())
+                .rposition(|w| w == needle)
+                .unwrap();
+            let mut bad = good.clone();
+            bad[at + 1] = 0;
+            assert_eq!(
+                KeyMethod2::parse(&bad, true),
+                Err(Km2Error::EmbeddedNul),
+                "{needle:?}"
+            );
+        }
     }
 }

@@ -15,7 +15,8 @@ pub use key_method2::{
 pub use message::{split_messages, ControlMessage};
 pub use peer_info::{occ_options_string, PeerInfo, Transport};
 pub use push::{
-    FilterAction, PullFilter, PushAccumulator, PushError, PushedConfig, Route, Route6, Topology,
+    AuthToken, FilterAction, PullFilter, PushAccumulator, PushError, PushedConfig, Route, Route6,
+    Topology,
 };
 #[cfg(test)]
 mod testvec;

@@ -121,9 +121,52 @@ pub struct PushedConfig {
     /// `protocol-flags dyn-tls-crypt`.
     pub dyn_tls_crypt: bool,
     /// `auth-token T`.
-    pub auth_token: Option<String>,
+    pub auth_token: Option<AuthToken>,
     /// `comp-lzo`/`compress` was pushed (framing requested).
     pub compression: Option<String>,
+}
+
+/// A pushed `auth-token`: it stands in for the password, so it is wiped when dropped and `Debug` does not
+/// show it.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct AuthToken(String);
+
+impl AuthToken {
+    /// The token text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<&str> for AuthToken {
+    fn from(token: &str) -> Self {
+        AuthToken(String::from(token))
+    }
+}
+
+impl core::ops::Deref for AuthToken {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for AuthToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "AuthToken(<redacted, {} bytes>)", self.0.len())
+    }
+}
+
+impl zeroize::Zeroize for AuthToken {
+    fn zeroize(&mut self) {
+        self.0.zeroize();
+    }
+}
+
+impl Drop for AuthToken {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(self);
+    }
 }
 
 impl PushedConfig {
@@ -279,7 +322,7 @@ impl PushedConfig {
                 }
             }
             "key-derivation" => self.tls_ekm = a(0) == Some("tls-ekm"),
-            "auth-token" => self.auth_token = a(0).map(ToString::to_string),
+            "auth-token" => self.auth_token = a(0).map(AuthToken::from),
             "comp-lzo" | "compress" => self.compression = Some(line.to_string()),
             "push-continuation" => {}
             _ => log::info!("pushed option ignored: {name}"),

@@ -53,8 +53,9 @@ impl fmt::Display for TlsConfigError {
     }
 }
 
-/// What the TLS layer needs from the configuration, all as DER.
-#[derive(Debug, Clone, Default)]
+/// What the TLS layer needs from the configuration, all as DER. `Debug` shows the certificates' count
+/// and the key's type and length, not the key.
+#[derive(Clone, Default)]
 pub struct TlsSettings {
     /// `ca`: trust anchors for the server chain.
     pub ca: Vec<Vec<u8>>,
@@ -75,8 +76,27 @@ pub struct TlsSettings {
     pub tls13_suites: Option<Vec<u16>>,
 }
 
-/// The client private key with its DER container type.
-#[derive(Debug, Clone)]
+impl fmt::Debug for TlsSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TlsSettings")
+            .field("ca", &format_args!("{} certificates", self.ca.len()))
+            .field(
+                "client_chain",
+                &format_args!("{} certificates", self.client_chain.len()),
+            )
+            .field("client_key", &self.client_key)
+            .field("checks", &self.checks)
+            .field("tls12_only", &self.tls12_only)
+            .field("tls13_only", &self.tls13_only)
+            .field("tls12_suites", &self.tls12_suites)
+            .field("tls13_suites", &self.tls13_suites)
+            .finish()
+    }
+}
+
+/// The client private key with its DER container type. Wiped when dropped; `Debug` shows the type and
+/// length only.
+#[derive(Clone)]
 pub enum ClientKeyDer {
     /// PKCS#8 `PrivateKeyInfo` (`BEGIN PRIVATE KEY`).
     Pkcs8(Vec<u8>),
@@ -84,6 +104,39 @@ pub enum ClientKeyDer {
     Sec1(Vec<u8>),
     /// PKCS#1 `RSAPrivateKey` (`BEGIN RSA PRIVATE KEY`).
     Pkcs1(Vec<u8>),
+}
+
+impl ClientKeyDer {
+    fn der(&self) -> &Vec<u8> {
+        match self {
+            ClientKeyDer::Pkcs8(d) | ClientKeyDer::Sec1(d) | ClientKeyDer::Pkcs1(d) => d,
+        }
+    }
+}
+
+impl fmt::Debug for ClientKeyDer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = match self {
+            ClientKeyDer::Pkcs8(_) => "Pkcs8",
+            ClientKeyDer::Sec1(_) => "Sec1",
+            ClientKeyDer::Pkcs1(_) => "Pkcs1",
+        };
+        write!(f, "{kind}(<redacted, {} bytes>)", self.der().len())
+    }
+}
+
+impl zeroize::Zeroize for ClientKeyDer {
+    fn zeroize(&mut self) {
+        match self {
+            ClientKeyDer::Pkcs8(d) | ClientKeyDer::Sec1(d) | ClientKeyDer::Pkcs1(d) => d.zeroize(),
+        }
+    }
+}
+
+impl Drop for ClientKeyDer {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(self);
+    }
 }
 
 impl ClientKeyDer {

@@ -11,6 +11,10 @@ use rustls::pki_types::ServerName;
 use rustls::unbuffered::{ConnectionState, EncodeError, EncryptError, UnbufferedStatus};
 use rustls::ClientConfig;
 
+use zeroize::Zeroize;
+
+use crate::reliable::MAX_SEND_QUEUE;
+
 /// Why the TLS session failed.
 #[derive(Debug, Clone, PartialEq)]
 pub enum TlsError {
@@ -20,6 +24,8 @@ pub enum TlsError {
     Tls(rustls::Error),
     /// The peer closed the TLS session.
     Closed,
+    /// A write would queue more than [`MAX_SEND_QUEUE`](crate::reliable::MAX_SEND_QUEUE) plaintext bytes.
+    QueueFull,
 }
 
 impl fmt::Display for TlsError {
@@ -28,6 +34,7 @@ impl fmt::Display for TlsError {
             TlsError::Start => f.write_str("TLS: could not start the session"),
             TlsError::Tls(e) => write!(f, "TLS: {e}"),
             TlsError::Closed => f.write_str("TLS: peer closed the session"),
+            TlsError::QueueFull => f.write_str("TLS: too much plaintext waiting to be sent"),
         }
     }
 }
@@ -41,6 +48,8 @@ pub struct TlsClient {
     outgoing: Vec<u8>,
     /// Plaintext writes waiting for the handshake to allow application data; one TLS write each.
     app_out: VecDeque<Vec<u8>>,
+    /// Bytes in `app_out` (at most [`MAX_SEND_QUEUE`]).
+    app_out_len: usize,
     /// Decrypted application-data records, one entry per record.
     app_in: VecDeque<Vec<u8>>,
     closed: bool,
@@ -51,6 +60,14 @@ impl fmt::Debug for TlsClient {
         f.debug_struct("TlsClient")
             .field("handshaking", &self.is_handshaking())
             .finish()
+    }
+}
+
+/// Plaintext still queued either way (a key-method-2 message, a PUSH_REPLY with an auth-token) is wiped.
+impl Drop for TlsClient {
+    fn drop(&mut self) {
+        self.app_out.iter_mut().for_each(Zeroize::zeroize);
+        self.app_in.iter_mut().for_each(Zeroize::zeroize);
     }
 }
 
@@ -68,6 +85,7 @@ impl TlsClient {
             incoming: Vec::new(),
             outgoing: Vec::new(),
             app_out: VecDeque::new(),
+            app_out_len: 0,
             app_in: VecDeque::new(),
             closed: false,
         })
@@ -84,8 +102,21 @@ impl TlsClient {
     }
 
     /// Queues one application write (a key-method-2 message or a NUL-terminated control message).
-    pub fn write(&mut self, plaintext: Vec<u8>) {
+    /// Refused when the writes waiting for the handshake would exceed
+    /// [`MAX_SEND_QUEUE`](crate::reliable::MAX_SEND_QUEUE) bytes.
+    pub fn write(&mut self, plaintext: Vec<u8>) -> Result<(), TlsError> {
+        let queued = self.app_out_len.saturating_add(plaintext.len());
+        if queued > MAX_SEND_QUEUE {
+            return Err(TlsError::QueueFull);
+        }
+        self.app_out_len = queued;
         self.app_out.push_back(plaintext);
+        Ok(())
+    }
+
+    /// Plaintext bytes written and not yet encrypted, plus TLS bytes not yet taken.
+    pub fn queued_bytes(&self) -> usize {
+        self.app_out_len + self.outgoing.len()
     }
 
     /// TLS bytes to hand to the reliability layer.
@@ -93,7 +124,7 @@ impl TlsClient {
         core::mem::take(&mut self.outgoing)
     }
 
-    /// The next decrypted application record.
+    /// The next decrypted application record (the caller wipes it once read if it may hold secrets).
     pub fn pop_record(&mut self) -> Option<Vec<u8>> {
         self.app_in.pop_front()
     }
@@ -154,6 +185,7 @@ impl TlsClient {
                         encrypt_all(&mut self.app_out, &mut self.outgoing, |d, o| {
                             w.encrypt(d, o)
                         });
+                        self.app_out_len = 0;
                     }
                     tx.done();
                 }
@@ -161,6 +193,7 @@ impl TlsClient {
                     encrypt_all(&mut self.app_out, &mut self.outgoing, |d, o| {
                         w.encrypt(d, o)
                     });
+                    self.app_out_len = 0;
                     done = true;
                 }
                 Ok(ConnectionState::PeerClosed) | Ok(ConnectionState::Closed) => {
@@ -185,7 +218,7 @@ fn encrypt_all(
     outgoing: &mut Vec<u8>,
     mut encrypt: impl FnMut(&[u8], &mut [u8]) -> Result<usize, EncryptError>,
 ) {
-    while let Some(data) = app_out.pop_front() {
+    while let Some(mut data) = app_out.pop_front() {
         let start = outgoing.len();
         outgoing.resize(start + data.len() + 256, 0);
         loop {
@@ -204,5 +237,7 @@ fn encrypt_all(
                 }
             }
         }
+        // The plaintext (key-method 2: pre-master, password) is not needed once encrypted.
+        data.zeroize();
     }
 }

@@ -205,14 +205,20 @@ impl Server {
     pub fn poll(&mut self, now_ms: u64) -> Vec<Vec<u8>> {
         let mut out = Vec::new();
         let mut stream = Vec::new();
-        if !self.pending.is_empty() {
-            let n = std::io::Write::write(&mut self.tls.writer(), &self.pending).unwrap_or(0);
+        // Plaintext goes into TLS 16 KiB at a time while little is queued, so that the TLS output stays
+        // under the reliability layer's send-queue cap.
+        if !self.pending.is_empty() && self.send.stream_len() < 16 * 1024 {
+            let chunk = self.pending.len().min(16 * 1024);
+            let n =
+                std::io::Write::write(&mut self.tls.writer(), &self.pending[..chunk]).unwrap_or(0);
             self.pending.drain(..n);
         }
         while self.tls.wants_write() {
             self.tls.write_tls(&mut stream).expect("TLS output");
         }
-        self.send.queue_stream(&stream);
+        self.send
+            .queue_stream(&stream)
+            .expect("server send queue under its cap");
         let Some(client_sid) = self.client_sid.filter(|_| !self.broken) else {
             return out;
         };
