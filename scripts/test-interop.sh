@@ -4,7 +4,7 @@
 # in namespace oxv-interop-srv, ovpn-ping in oxv-interop-cli, joined by a veth pair (10.99.0.0/24).
 # Cases: AES-256-GCM and AES-128-GCM over tls-crypt-v2 (the core path), a server certificate without EKU
 # serverAuth that `remote-cert-tls server` must refuse, verify-x509-name and peer-fingerprint, then ChaCha20, tls-crypt, tls-auth SHA256, plain TLS,
-# a TLS 1.2-only server, AES-256-CBC, pushed compression stubs, IPv6 and TCP transports, renegotiation under traffic (server- and client-initiated), a server
+# topologies net30 / net30 with client-to-client / p2p with --target, a TLS 1.2-only server, AES-256-CBC, pushed compression stubs, IPv6 and TCP transports, renegotiation under traffic (server- and client-initiated), a server
 # restart under a running client, and username/password (right and wrong).
 # One result line per case; non-zero exit if any case fails.
 set -u
@@ -97,7 +97,7 @@ run_case() {
     case $expect in
         ok)
             if [ $rc -eq 0 ]; then
-                detail=$(grep -E "^(handshake|pushed: cipher|rtt summary)" "$out" | sed 's/^pushed: //' | tr '\n' ' ')
+                detail=$(grep -E "^(handshake|pushed: cipher|pinging|rtt summary)" "$out" | sed 's/^pushed: //' | tr '\n' ' ')
                 echo "interop $name: ok ($detail)"
             else
                 echo "interop $name: FAILED (ovpn-ping exit $rc)"; sed 's/^/    /' "$out" | tail -20
@@ -146,6 +146,11 @@ run_case chacha20-poly1305 ok CHACHA20-POLY1305 server v2 $CLIENT_CIPHERS
 run_case tls-crypt ok AES-256-GCM server crypt $CLIENT_CIPHERS
 run_case tls-auth-sha256 ok AES-256-GCM server auth $CLIENT_CIPHERS
 run_case plain-tls ok AES-256-GCM server none $CLIENT_CIPHERS
+# Topologies: net30 (the ifconfig peer answers nothing: the server's address is the host route it pushes),
+# net30 with client-to-client (the tunnel network is pushed), and --target picking the address by hand.
+run_case net30 ok AES-256-GCM server v2 $CLIENT_CIPHERS "topology net30"
+run_case net30-c2c ok AES-256-GCM server v2 $CLIENT_CIPHERS "topology net30" "client-to-client"
+PING_ARGS="--count 3 --timeout 20 --target 10.8.0.1" run_case target ok AES-256-GCM server v2 $CLIENT_CIPHERS "topology p2p"
 run_case tls12-server ok AES-256-GCM server v2 $CLIENT_CIPHERS "tls-version-max 1.2"
 run_case aes-256-cbc ok AES-256-CBC server v2 AES-256-GCM:AES-256-CBC
 run_case user-pass ok AES-256-GCM server v2 $CLIENT_CIPHERS "${VERIFY[@]}" -- "$USERPASS"

@@ -1,12 +1,15 @@
 //! ovpn-ping: connects to an OpenVPN server with oxvpn's sans-IO engine over a real UDP socket, prints the
 //! handshake time and the pushed configuration, then pings the server's tunnel address through the tunnel
-//! with hand-built ICMP echo requests. Exit status 0 only if echo replies came back.
+//! with hand-built ICMP echo requests (`--target IP` pings another address through the tunnel; see
+//! `target.rs` for how the server's address is found in each topology). Exit status 0 only if echo replies
+//! came back.
 //!
-//! Usage: ovpn-ping CONFIG [--count N] [--timeout S] [--interval S] [--impair PCT] [--ipv6]
+//! Usage: ovpn-ping CONFIG [--count N] [--timeout S] [--interval S] [--impair PCT] [--ipv6] [--target IP]
 
 mod conf;
 mod icmp;
 mod impair;
+mod target;
 
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs, UdpSocket};
@@ -171,6 +174,7 @@ struct Args {
     interval: Duration,
     impair: u32,
     ipv6: bool,
+    target: Option<IpAddr>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -183,6 +187,7 @@ fn parse_args() -> Result<Args, String> {
         interval: Duration::from_secs(1),
         impair: 0,
         ipv6: false,
+        target: None,
     };
     while let Some(a) = it.next() {
         let mut num = |name: &str| -> Result<f64, String> {
@@ -196,6 +201,13 @@ fn parse_args() -> Result<Args, String> {
             "--interval" => args.interval = Duration::from_secs_f64(num("--interval")?),
             "--impair" => args.impair = num("--impair")? as u32,
             "--ipv6" => args.ipv6 = true,
+            "--target" => {
+                let v = it.next().ok_or("--target: expects an IP address")?;
+                args.target = Some(
+                    v.parse()
+                        .map_err(|_| format!("--target: '{v}' is not an IP address"))?,
+                );
+            }
             "-h" | "--help" => return Err(String::new()),
             _ if config.is_none() && !a.starts_with("--") => config = Some(PathBuf::from(a)),
             _ => return Err(format!("unknown argument {a}")),
@@ -262,7 +274,7 @@ fn main() -> ExitCode {
                 eprintln!("ovpn-ping: {e}");
             }
             eprintln!(
-                "usage: ovpn-ping CONFIG [--count N] [--timeout S] [--interval S] [--impair PCT] [--ipv6]"
+                "usage: ovpn-ping CONFIG [--count N] [--timeout S] [--interval S] [--impair PCT] [--ipv6] [--target IP]"
             );
             return ExitCode::from(2);
         }
@@ -323,23 +335,9 @@ fn run(args: &Args) -> Result<bool, String> {
                 Action::TunnelUp(config) => {
                     println!("handshake {} ms", start.elapsed().as_millis());
                     print_pushed(&config);
-                    let ends = if args.ipv6 {
-                        config
-                            .ifconfig_ipv6
-                            .and_then(|(a, _, g)| Some((IpAddr::V6(a), IpAddr::V6(g?))))
-                    } else {
-                        config
-                            .local_address()
-                            .zip(config.gateway())
-                            .map(|(a, g)| (IpAddr::V4(a), IpAddr::V4(g)))
-                    };
-                    match ends {
-                        Some((a, g)) => {
-                            println!("pinging {g} from {a}");
-                            tunnel = Some((a, g));
-                        }
-                        None => return Err("pushed config has no ifconfig(-ipv6) / gateway".into()),
-                    }
+                    let t = target::pick(&config, args.ipv6, args.target)?;
+                    println!("pinging {} from {} ({})", t.remote, t.local, t.why);
+                    tunnel = Some((t.local, t.remote));
                 }
                 Action::Reconnect(reason) => {
                     println!("reconnect: {reason:?}");
