@@ -17,7 +17,7 @@
 #   renegotiation every 4 s (server reneg-sec) under a ping flow without loss
 #   proto tcp; `remote` by host name with --resolver, and with public DHCP (DNS server from the lease); a
 #   remote list whose first name does not resolve; failover past a dead first remote (on the link, behind the gateway;
-#   <connection> blocks, a remote list, remote-random) on the first attempt to the working one
+#   <connection> blocks, TCP then UDP, a remote list, remote-random) on the first attempt to the working one
 #   fatal errors: AUTH_FAILED and HALT -> QEMU status 39 (0x13), a refused config line -> 37 (0x12)
 # Bounded (every step has a timeout); cleans up in a trap. Exit status non-zero if any assertion fails.
 set -u
@@ -339,12 +339,12 @@ failover_case() { # LABEL FIRST_DEAD(- when the order is random) REMOTE(- for no
     fi
     netlab_vm_start "--nat" "$disk"
     if t=$(netlab_wait_tunnel 40) && ping_ok "$NS_LAN" $NETLAB_BEHIND \
-        && { [ "$first" = - ] || grep -m1 "STATE WAIT" "$NETLAB_SERIAL" | grep -q "WAIT $first:1194"; } \
-        && [ "$(grep -c "STATE WAIT $NETLAB_SRV_PUB:1194" "$NETLAB_SERIAL")" = 1 ]; then
+        && { [ "$first" = - ] || grep -m1 "STATE CONNECTING" "$NETLAB_SERIAL" | grep -q "CONNECTING $first:1194"; } \
+        && [ "$(grep -c "STATE CONNECTING $NETLAB_SRV_PUB:1194" "$NETLAB_SERIAL")" = 1 ]; then
         local order dead
-        order=$(grep -o "STATE WAIT [0-9.]*" "$NETLAB_SERIAL" | cut -d' ' -f3 | tr '\n' ' ')
-        dead=$(grep -c "STATE RECONNECTING ServerPollTimeout" "$NETLAB_SERIAL")
-        pass "failover $label: tried ${order% }; $dead dead attempt(s) given up after connect-timeout 3, then the server answered the first attempt to it; tunnel up in $t s, LAN pings $NETLAB_BEHIND"
+        order=$(grep -o "STATE CONNECTING [0-9.:]* [A-Za-z0-9]*" "$NETLAB_SERIAL" | cut -d' ' -f3,4 | tr '\n' ',')
+        dead=$(grep -o "STATE RECONNECTING [A-Za-z]*" "$NETLAB_SERIAL" | cut -d' ' -f3 | tr '\n' ' ')
+        pass "failover $label: tried ${order%,}; dead attempts given up (${dead% }), then the server answered the first attempt to it; tunnel up in $t s, LAN pings $NETLAB_BEHIND"
     else
         fail "failover $label: no tunnel within 40 s, or not on the first attempt to the server"; grep -E "STATE|remote|engine" "$NETLAB_SERIAL" | tail -8
     fi
@@ -355,6 +355,10 @@ if netlab_server_start >/dev/null; then
     failover_case "connection-blocks" $DEAD_LINK - \
         $'<connection>\nremote '$DEAD_LINK$' 1194\nconnect-timeout 3\n</connection>' \
         $'<connection>\nremote '$NETLAB_SRV_PUB$' 1194\n</connection>'
+    # A TCP remote whose SYN never leaves (no ARP answer) is given up after its block's connect-timeout.
+    failover_case "tcp-then-udp" $DEAD_LINK - \
+        $'<connection>\nremote '$DEAD_LINK$' 1194 tcp\nconnect-timeout 3\n</connection>' \
+        $'<connection>\nremote '$NETLAB_SRV_PUB$' 1194 udp\n</connection>'
     failover_case "remote-list" $DEAD_LINK $DEAD_LINK "remote $NETLAB_SRV_PUB 1194" "connect-timeout 3"
     failover_case "remote-random" - $DEAD_LINK "remote $DEAD_ROUTED 1194" "remote $NETLAB_SRV_PUB 1194" \
         "remote-random" "connect-timeout 3"

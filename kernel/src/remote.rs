@@ -45,7 +45,8 @@ const UDP_TX_PACKETS: usize = UDP_TX_BYTES / 16 + 2;
 const TCP_BYTES: usize = 256 << 10;
 /// Poll interval while a DNS query or a TCP handshake is in flight.
 const CONNECTING_POLL_US: u64 = 5_000;
-/// How long a TCP connect (and an unacknowledged send) may take before the attempt fails.
+/// How long an unacknowledged send may wait before the TCP connection fails, and a TCP connect too unless
+/// the remote has its own `connect-timeout` (OpenVPN's timeout for the TCP handshake).
 const TCP_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Why the transport could not be opened or broke.
@@ -98,8 +99,8 @@ enum Phase {
     WaitNetwork(RemoteSpec),
     /// DNS query in flight.
     Resolving(RemoteSpec, QueryHandle),
-    /// Address known; open the transport once the interface has an address.
-    Open(IpEndpoint, bool),
+    /// Address known; open the transport once the interface has an address (the TCP connect timeout).
+    Open(IpEndpoint, bool, Duration),
     /// TCP handshake in flight.
     TcpConnecting(IpEndpoint),
     /// Usable.
@@ -119,6 +120,12 @@ pub struct Remote {
 /// An ephemeral port (RFC 6335 dynamic range).
 fn ephemeral_port() -> u16 {
     49152 + u16::try_from(KernelRng.next_u32() % 16384).unwrap_or(0)
+}
+
+/// The TCP connect timeout for `spec`: its `<connection>` block's `connect-timeout`, else [`TCP_TIMEOUT`].
+fn connect_timeout(spec: &RemoteSpec) -> Duration {
+    spec.server_poll_timeout_secs
+        .map_or(TCP_TIMEOUT, |s| Duration::from_secs(s.clamp(1, 300)))
 }
 
 impl Remote {
@@ -198,9 +205,13 @@ impl Remote {
                         return Some(RemoteEvent::Failed(RemoteError::Ipv6Unsupported))
                     }
                 };
+                let timeout = connect_timeout(&spec);
                 if let Ok(addr) = spec.host.parse::<Ipv4Addr>() {
-                    self.phase =
-                        Phase::Open(IpEndpoint::new(IpAddress::Ipv4(addr), spec.port), tcp);
+                    self.phase = Phase::Open(
+                        IpEndpoint::new(IpAddress::Ipv4(addr), spec.port),
+                        tcp,
+                        timeout,
+                    );
                     return self.poll(iface, sockets, resolver);
                 }
                 if !has_address {
@@ -239,19 +250,23 @@ impl Remote {
                             return Some(RemoteEvent::Failed(RemoteError::Resolve));
                         };
                         let tcp = spec.transport == Transport::Tcp4;
-                        self.phase =
-                            Phase::Open(IpEndpoint::new(IpAddress::Ipv4(addr), spec.port), tcp);
+                        self.phase = Phase::Open(
+                            IpEndpoint::new(IpAddress::Ipv4(addr), spec.port),
+                            tcp,
+                            connect_timeout(&spec),
+                        );
                         Some(RemoteEvent::Resolved(addr))
                     }
                 }
             }
-            Phase::Open(endpoint, tcp) => {
+            Phase::Open(endpoint, tcp, timeout) => {
                 if !has_address {
-                    self.phase = Phase::Open(endpoint, tcp);
+                    self.phase = Phase::Open(endpoint, tcp, timeout);
                     return None;
                 }
                 if tcp {
                     let socket = sockets.get_mut::<tcp::Socket>(self.tcp);
+                    socket.set_timeout(Some(timeout));
                     match socket.connect(iface.context(), endpoint, ephemeral_port()) {
                         Ok(()) => {
                             self.phase = Phase::TcpConnecting(endpoint);
@@ -271,6 +286,7 @@ impl Remote {
             Phase::TcpConnecting(endpoint) => {
                 let socket = sockets.get_mut::<tcp::Socket>(self.tcp);
                 if socket.may_send() {
+                    socket.set_timeout(Some(TCP_TIMEOUT));
                     self.phase = Phase::Ready(endpoint, true);
                     Some(RemoteEvent::Ready(endpoint))
                 } else if !socket.is_open() {
