@@ -177,7 +177,8 @@ fn generate(rng: &mut Rng, m: &Material) -> Config {
         }
         t.key = Some(m.key.clone());
     }
-    if rng.chance(20) {
+    // crl-verify needs `ca` (its signatures are checked with the chain's keys).
+    if rng.chance(20) && (!t.ca.is_empty() || !t.unread_files.is_empty()) {
         t.crls = vec![m.crl.clone()];
     }
     t.remote_cert_tls = rng.chance(50).then_some(RemoteCertTls::Server);

@@ -165,6 +165,10 @@ pub enum ErrorKind {
     CertWithoutKey,
     /// Neither a client certificate nor `auth-user-pass`: the server would have nothing to authenticate.
     NoClientAuth,
+    /// `crl-verify DIR dir`: a directory of files named by revoked serials, which a config disk cannot carry.
+    CrlDirectory,
+    /// `crl-verify` with only `peer-fingerprint`: a CRL's signature is checked with the `ca` chain's keys.
+    CrlWithoutCa,
     /// A file referenced by path could not be used.
     File(FileErrorKind),
     /// The contents of a key, certificate or credentials file are not usable.
@@ -232,6 +236,14 @@ impl fmt::Display for ErrorKind {
             ErrorKind::NoClientAuth => {
                 f.write_str("neither `cert`/`key` nor `auth-user-pass`: the client has no credentials")
             }
+            ErrorKind::CrlDirectory => f.write_str(
+                "`crl-verify DIR dir` (a directory of files named by revoked serial numbers) cannot be carried \
+                 on a config disk: give the CA's CRL file instead (`crl-verify crl.pem`)",
+            ),
+            ErrorKind::CrlWithoutCa => f.write_str(
+                "crl-verify needs `ca`: a CRL's signature is checked with the keys of the CA chain, and \
+                 peer-fingerprint alone has none",
+            ),
             ErrorKind::File(kind) => fmt::Display::fmt(kind, f),
             ErrorKind::Key(kind) => fmt::Display::fmt(kind, f),
         }

@@ -172,11 +172,7 @@ pub fn print(config: &Config) -> String {
         block(o, "key", &key.to_pem());
     }
     if !tls.crls.is_empty() {
-        let mut pem = String::new();
-        for crl in &tls.crls {
-            crate::keys::pem::encode("X509 CRL", crl, &mut pem);
-        }
-        block(o, "crl-verify", &pem);
+        block(o, "crl-verify", &crate::keys::crl::crls_to_pem(&tls.crls));
     }
     for (directive, path) in &tls.unread_files {
         line(o, &[directive, path]);

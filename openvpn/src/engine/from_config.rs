@@ -27,6 +27,9 @@ pub enum FromConfigError {
     NoCa,
     /// `auth-user-pass` without inline credentials (a prompt or an unread file).
     AuthUserPassNotInline,
+    /// A certificate file (`ca`, `cert`, `key`, `extra-certs`, `crl-verify`) was referenced by path and not
+    /// read: running without it would drop a check (or the client certificate).
+    UnreadCertificateFile,
 }
 
 impl fmt::Display for FromConfigError {
@@ -39,6 +42,9 @@ impl fmt::Display for FromConfigError {
             FromConfigError::NoCa => f.write_str("ca: required (or peer-fingerprint)"),
             FromConfigError::AuthUserPassNotInline => {
                 f.write_str("auth-user-pass: credentials must be inline")
+            }
+            FromConfigError::UnreadCertificateFile => {
+                f.write_str("ca/cert/key/extra-certs/crl-verify: file not read")
             }
         }
     }
@@ -80,6 +86,9 @@ impl EngineConfig {
         if t.ca.is_empty() && t.peer_fingerprints.is_empty() {
             return Err(FromConfigError::NoCa);
         }
+        if !t.unread_files.is_empty() {
+            return Err(FromConfigError::UnreadCertificateFile);
+        }
         let tls = TlsSettings {
             ca: t.ca.iter().map(|c| c.der().to_vec()).collect(),
             client_chain: t.cert_chain.iter().map(|c| c.der().to_vec()).collect(),
@@ -104,6 +113,7 @@ impl EngineConfig {
                     (v.name.clone(), kind)
                 }),
                 peer_fingerprints: t.peer_fingerprints.clone(),
+                crls: t.crls.clone(),
             },
             tls12_only: t.version_max.is_some_and(|v| v <= TlsVersion::V1_2),
             tls13_only: t.version_min.is_some_and(|v| v >= TlsVersion::V1_3),

@@ -13,7 +13,7 @@ pub mod x509;
 
 pub use clock::WallClock;
 pub use session::{TlsClient, TlsError};
-pub use verifier::{ServerChecks, X509NameCheck};
+pub use verifier::{rejection_reason, ServerChecks, X509NameCheck};
 
 use alloc::sync::Arc;
 use alloc::vec::Vec;
@@ -35,6 +35,10 @@ pub enum TlsConfigError {
     Versions,
     /// `tls-cipher`/`tls-ciphersuites` leave no cipher suite for the allowed TLS versions.
     NoSuites,
+    /// A `crl-verify` list is not a usable CRL (the config parser refuses these first).
+    BadCrl,
+    /// `crl-verify` without `ca`: a CRL's signature can only be checked with the chain's keys.
+    CrlWithoutCa,
 }
 
 impl fmt::Display for TlsConfigError {
@@ -49,6 +53,10 @@ impl fmt::Display for TlsConfigError {
             TlsConfigError::NoSuites => {
                 "tls-cipher/tls-ciphersuites: no supported cipher suite for the allowed TLS versions"
             }
+            TlsConfigError::BadCrl => "crl-verify: not a usable certificate revocation list",
+            TlsConfigError::CrlWithoutCa => {
+                "crl-verify needs ca: a CRL's signature is checked with the CA chain's keys"
+            }
         })
     }
 }
@@ -62,7 +70,8 @@ pub struct TlsSettings {
     pub client_chain: Vec<Vec<u8>>,
     /// `key`: the client private key (PKCS#8, SEC1 or PKCS#1 DER).
     pub client_key: Option<ClientKeyDer>,
-    /// `remote-cert-tls`, `remote-cert-ku`, `remote-cert-eku`, `verify-x509-name`, `peer-fingerprint`.
+    /// `remote-cert-tls`, `remote-cert-ku`, `remote-cert-eku`, `verify-x509-name`, `peer-fingerprint`,
+    /// `crl-verify`.
     pub checks: ServerChecks,
     /// `tls-version-max 1.2`: offer TLS 1.2 only.
     pub tls12_only: bool,

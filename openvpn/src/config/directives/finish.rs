@@ -55,6 +55,7 @@ impl Builder<'_> {
             });
         }
 
+        let mut crl_line = None;
         if let Some(ca) = self.ca.take() {
             if let Some(text) = self.read(&ca, "ca")? {
                 self.config.tls.ca =
@@ -63,22 +64,10 @@ impl Builder<'_> {
         }
         if let Some(crl) = self.crl.take() {
             if let Some(text) = self.read(&crl, "crl-verify")? {
-                let blocks =
-                    keys::pem::blocks(&text).map_err(|e| key_error(crl.line, "crl-verify", e))?;
-                let crls: Vec<Vec<u8>> = blocks
-                    .into_iter()
-                    .filter(|b| b.label == "X509 CRL")
-                    .map(|b| b.der)
-                    .collect();
-                if crls.is_empty() {
-                    return Err(key_error(
-                        crl.line,
-                        "crl-verify",
-                        KeyError::MissingPemBlock("X509 CRL"),
-                    ));
-                }
-                self.config.tls.crls = crls;
+                self.config.tls.crls = keys::crl::parse_crls(&text)
+                    .map_err(|e| key_error(crl.line, "crl-verify", e))?;
             }
+            crl_line = Some(crl.line);
         }
         if let Some((line, source)) = self.peer_fingerprints.take() {
             let Source::Inline(text) = source else {
@@ -105,10 +94,18 @@ impl Builder<'_> {
                 ));
             }
         }
-        let has_ca = self.config.tls.ca.len() + self.config.tls.peer_fingerprints.len() > 0
+        let ca_given = !self.config.tls.ca.is_empty()
             || self.config.tls.unread_files.iter().any(|(d, _)| d == "ca");
-        if !has_ca {
+        if !ca_given && self.config.tls.peer_fingerprints.is_empty() {
             return Err(ConfigError::whole_file(ErrorKind::NoServerVerification));
+        }
+        if let (Some(line), false) = (crl_line, ca_given) {
+            // Only a chain to `ca` holds the keys that sign the CRLs.
+            return Err(ConfigError::new(
+                line,
+                "crl-verify",
+                ErrorKind::CrlWithoutCa,
+            ));
         }
 
         match (self.cert.take(), self.key.take()) {

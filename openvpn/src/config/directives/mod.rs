@@ -408,9 +408,12 @@ impl<'r> Builder<'r> {
             "key" => set_file(&mut self.key, st)?,
             "extra-certs" => set_file(&mut self.extra_certs, st)?,
             "crl-verify" => {
-                if st.args.get(1).is_some_and(|a| a == "dir") {
-                    return Err(err(st, ErrorKind::Unsupported));
+                match st.args.get(1).map(String::as_str) {
+                    None => {}
+                    Some("dir") => return Err(err(st, ErrorKind::CrlDirectory)),
+                    Some(_) => return Err(err(st, ErrorKind::InvalidArgument)),
                 }
+                max_args(st, 2)?;
                 set_file(&mut self.crl, st)?;
             }
             "pkcs12" => return Err(err(st, ErrorKind::Pkcs12)),
