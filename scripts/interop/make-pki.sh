@@ -10,6 +10,7 @@
 #   revoked.crt/.key  a server certificate (EKU serverAuth) that the CRLs below revoke
 #   crl.pem           CRL (version 2) from the CA revoking revoked.crt; crl-v1.pem the same as a version 1 CRL
 #   crl-other.pem     CRL from the CA revoking another certificate (badserver.crt) only
+#   crl-server.pem    CRL from the CA revoking server.crt (the netlab server's certificate: scripts/test-e2e.sh)
 # Usage: make-pki.sh DIR
 set -euo pipefail
 dir=$1
@@ -66,6 +67,7 @@ crl() { # out version(1|2) revoked-cert
 crl crl.pem 2 revoked.crt
 crl crl-v1.pem 1 revoked.crt
 crl crl-other.pem 2 badserver.crt
+crl crl-server.pem 2 server.crt
 
 openvpn --genkey secret ta.key >/dev/null
 openvpn --genkey tls-crypt-v2-server v2-server.key >/dev/null
