@@ -188,12 +188,8 @@ pub fn print(config: &Config) -> String {
     if tls.remote_cert_tls.is_some() {
         line(o, &["remote-cert-tls", "server"]);
     }
-    if !tls.remote_cert_ku.is_empty() {
-        let values: alloc::vec::Vec<String> = tls
-            .remote_cert_ku
-            .iter()
-            .map(|k| format!("{k:#06x}"))
-            .collect();
+    if let Some(ku) = &tls.remote_cert_ku {
+        let values: alloc::vec::Vec<String> = ku.iter().map(|k| format!("{k:#06x}")).collect();
         let mut words = alloc::vec!["remote-cert-ku"];
         words.extend(values.iter().map(String::as_str));
         line(o, &words);
@@ -217,6 +213,9 @@ pub fn print(config: &Config) -> String {
     }
     if let Some(c) = &tls.cipher_list {
         line(o, &["tls-cipher", c]);
+    }
+    if let Some(g) = &tls.groups {
+        line(o, &["tls-groups", g]);
     }
     if let Some(c) = &tls.ciphersuites {
         line(o, &["tls-ciphersuites", c]);

@@ -127,6 +127,7 @@ impl EngineConfig {
                 .ciphersuites
                 .as_deref()
                 .map(|l| suites::tls13_suites(l).ids),
+            kx_groups: t.groups.as_deref().map(|l| suites::groups(l).ids),
         };
         let mut e = EngineConfig::new(protection, tls);
         e.remotes = remotes;
@@ -173,6 +174,7 @@ impl EngineConfig {
         e.reneg_bytes = config.reneg_bytes;
         e.reneg_packets = config.reneg_pkts;
         e.tran_window_secs = u64::from(config.tran_window.max(1));
+        e.replay_window = (config.replay_window.0, u64::from(config.replay_window.1));
         e.ping_secs = Some(config.ping).filter(|p| *p > 0);
         e.ping_restart_secs = Some(config.ping_restart).filter(|p| *p > 0);
         e.ping_exit_secs = Some(config.ping_exit).filter(|p| *p > 0);

@@ -49,8 +49,9 @@ pub enum X509NameCheck {
 pub struct ServerChecks {
     /// `remote-cert-tls server`: EKU serverAuth and a key usage must be present.
     pub remote_cert_tls_server: bool,
-    /// `remote-cert-ku`: the key usage must contain one of these values (bitwise).
-    pub remote_cert_ku: Vec<u16>,
+    /// `remote-cert-ku`: the key usage must contain one of these values (bitwise); `Some` of an empty list
+    /// (the directive without values) requires the key usage extension to be present.
+    pub remote_cert_ku: Option<Vec<u16>>,
     /// `remote-cert-eku`: this EKU (OID or name) must be present.
     pub remote_cert_eku: Option<String>,
     /// `verify-x509-name`.
@@ -206,13 +207,9 @@ impl OpenVpnServerVerifier {
                 return Err(CertificateError::InvalidPurpose);
             }
         }
-        if !c.remote_cert_ku.is_empty() {
+        if let Some(wanted) = &c.remote_cert_ku {
             let ku = x509::key_usage(der).ok_or(CertificateError::InvalidPurpose)?;
-            if !c
-                .remote_cert_ku
-                .iter()
-                .any(|want| *want != 0 && ku & want == *want)
-            {
+            if !wanted.is_empty() && !wanted.iter().any(|want| *want != 0 && ku & want == *want) {
                 return Err(CertificateError::InvalidPurpose);
             }
         }
@@ -448,7 +445,7 @@ mod tests {
         );
         let ku = |want: u16| {
             verifier(ServerChecks {
-                remote_cert_ku: alloc::vec![want],
+                remote_cert_ku: Some(alloc::vec![want]),
                 ..Default::default()
             })
             .check_leaf(SERVER)

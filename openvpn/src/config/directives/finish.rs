@@ -276,7 +276,8 @@ impl Builder<'_> {
 
     /// `tls-cipher` (TLS 1.2) and `tls-ciphersuites` (TLS 1.3) against the suites rustls implements: names
     /// it lacks are dropped with a warning; a list left empty turns its TLS version off (a warning), and
-    /// an error names the line when no allowed TLS version keeps a suite.
+    /// an error names the line when no allowed TLS version keeps a suite. `tls-groups` likewise: unknown
+    /// groups dropped with a warning, an error when none is left.
     fn tls_suites(&mut self) -> Result<()> {
         let tls = &self.config.tls;
         let allow12 = tls.version_min.is_none_or(|v| v <= TlsVersion::V1_2);
@@ -320,12 +321,28 @@ impl Builder<'_> {
                 });
             }
         }
-        match emptied {
-            Some((name, line)) if usable == [false, false] => {
-                Err(ConfigError::new(line, name, ErrorKind::NoUsableTlsSuite))
-            }
-            _ => Ok(()),
+        if let (Some((name, line)), [false, false]) = (emptied, usable) {
+            return Err(ConfigError::new(line, name, ErrorKind::NoUsableTlsSuite));
         }
+        if let Some(list) = &self.config.tls.groups {
+            let line = self.tls_groups_line;
+            let selection = crate::tls::suites::groups(list);
+            if selection.dropped > 0 {
+                self.warnings.push(Warning {
+                    line,
+                    directive: DirectiveName::new("tls-groups"),
+                    reason: WarningKind::TlsGroupDropped,
+                });
+            }
+            if selection.ids.is_empty() {
+                return Err(ConfigError::new(
+                    line,
+                    "tls-groups",
+                    ErrorKind::NoUsableTlsGroup,
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Reads a file-valued directive: inline text, or the resolver's answer for its path. `None` when the

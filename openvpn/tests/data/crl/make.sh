@@ -5,6 +5,8 @@
 #   server-revoked.crt/.key  server certificate from root, serial 0x1002
 #   int.crt                  intermediate CA from root, serial 0x2001
 #   server-int.crt/.key      server certificate from the intermediate, serial 0x3001
+#   server-noku.crt/.key     server certificate from root without a key usage extension, serial 0x1004
+#                            (for `remote-cert-ku` without values, tests/security_directives.rs)
 #   root-revokes-server.crl       v2 CRL from root revoking 0x1002
 #   root-revokes-other.crl        v2 CRL from root revoking 0x1003 (a serial nobody uses)
 #   root-revokes-int.crl          v2 CRL from root revoking the intermediate 0x2001
@@ -29,11 +31,13 @@ ca_cert() { # name subject
         -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
         -addext "subjectKeyIdentifier=hash" -out "$1.crt"
 }
-issue() { # name cn ca serial [ca]
+issue() { # name cn ca serial [ca|noku]
     ossl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1.key"
     ossl req -new -key "$1.key" -subj "/CN=$2" -out "$work/$1.csr"
     if [ "${5:-}" = ca ]; then
         printf 'basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n' > "$work/$1.ext"
+    elif [ "${5:-}" = noku ]; then
+        printf 'basicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n' > "$work/$1.ext"
     else
         printf 'basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyAgreement\nextendedKeyUsage=serverAuth\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n' > "$work/$1.ext"
     fi
@@ -71,6 +75,7 @@ ca_cert impostor "/CN=oxvpn crl root"
 issue server-good "oxvpn crl server" root 0x1001
 issue server-revoked "oxvpn crl server" root 0x1002
 issue other "oxvpn crl other" root 0x1003
+issue server-noku "oxvpn crl server" root 0x1004 noku
 issue int "oxvpn crl intermediate" root 0x2001 ca
 issue server-int "oxvpn crl server" int 0x3001
 
