@@ -129,8 +129,8 @@ impl OpenVpnServerVerifier {
         })
     }
 
-    /// The version 1 CRLs against every certificate of a path webpki built: a CRL whose issuer is the
-    /// certificate's issuer must verify with that issuer's key (an intermediate's key usage, if present,
+    /// The version 1 CRLs against every certificate of a path webpki built: the newest CRL whose issuer is
+    /// the certificate's issuer must verify with that issuer's key (an intermediate's key usage, if present,
     /// must allow cRLSign), must not be past its nextUpdate and must not list the certificate's serial.
     fn check_v1_crls(&self, path: &VerifiedPath<'_>, now: UnixTime) -> Result<(), webpki::Error> {
         let mut chain: Vec<&webpki::Cert<'_>> = Vec::new();
@@ -138,7 +138,8 @@ impl OpenVpnServerVerifier {
         chain.extend(path.intermediate_certificates());
         for (depth, cert) in chain.iter().enumerate() {
             let issuer = chain.get(depth + 1);
-            for crl in self.crls_v1.iter().filter(|c| c.issuer() == cert.issuer()) {
+            // The newest CRL of the issuer (the list is sorted newest first), as OpenSSL picks it.
+            if let Some(crl) = self.crls_v1.iter().find(|c| c.issuer() == cert.issuer()) {
                 let Some(v1) = crl.v1() else { continue };
                 let spki = match issuer {
                     Some(issuer) => {
