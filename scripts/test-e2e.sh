@@ -18,6 +18,7 @@
 #   proto tcp; `remote` by host name with --resolver, and with public DHCP (DNS server from the lease); a
 #   remote list whose first name does not resolve; failover past a dead first remote (on the link, behind the gateway;
 #   <connection> blocks, TCP then UDP, a remote list, remote-random) on the first attempt to the working one
+#   crl-verify with a CRL revoking the server's certificate: the console names the revocation, no tunnel
 #   fatal errors: AUTH_FAILED and HALT -> QEMU status 39 (0x13), a refused config line -> 37 (0x12)
 # Bounded (every step has a timeout); cleans up in a trap. Exit status non-zero if any assertion fails.
 set -u
@@ -365,6 +366,25 @@ if netlab_server_start >/dev/null; then
     failover_case "routed" $DEAD_ROUTED $DEAD_ROUTED "remote $NETLAB_SRV_PUB 1194" "connect-timeout 3"
 else
     fail "failover: server"
+fi
+
+# --- crl-verify: the server's certificate is revoked --------------------------------------------------
+# A certificate refusal is not fatal (as in OpenVPN, the client retries: the CRL, the clock or the server may
+# change), so the image names the revocation on the console, never brings the tunnel up and stays running.
+netlab_server_stop
+if netlab_server_start >/dev/null \
+    && crldisk=$(netlab_disk crl "<crl-verify>"$'\n'"$(cat "$work/pki/crl-server.pem")"$'\n'"</crl-verify>"); then
+    netlab_vm_start "--nat" "$crldisk"
+    if netlab_wait_console ": server certificate revoked (crl-verify)" 1 30 && sleep 3 \
+        && grep -q "STATE RECONNECTING CertificateRejected" "$NETLAB_SERIAL" \
+        && ! grep -q "Initialization Sequence Completed" "$NETLAB_SERIAL" && kill -0 "$NETLAB_QEMU_PID" 2>/dev/null; then
+        pass "crl-verify: the server's revoked certificate is refused, console: '$(grep -m1 -o 'WARN.*server certificate revoked (crl-verify)' "$NETLAB_SERIAL" | tr -s ' ')', then RECONNECTING; no tunnel, the image keeps running"
+    else
+        fail "crl-verify: revocation not on the console, or the tunnel came up"; tail -8 "$NETLAB_SERIAL"
+    fi
+    netlab_vm_stop
+else
+    fail "crl-verify: server or config disk"
 fi
 
 # --- fatal errors leave with the documented exit codes -------------------------------------------------

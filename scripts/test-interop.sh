@@ -3,8 +3,9 @@
 # A throwaway ECDSA PKI and tls-crypt-v2 keys are made with openssl and `openvpn --genkey`; the server runs
 # in namespace oxv-interop-srv, ovpn-ping in oxv-interop-cli, joined by a veth pair (10.99.0.0/24).
 # Cases: AES-256-GCM and AES-128-GCM over tls-crypt-v2 (the core path), a server certificate without EKU
-# serverAuth that `remote-cert-tls server` must refuse, verify-x509-name and peer-fingerprint, then ChaCha20, tls-crypt, tls-auth SHA256, plain TLS,
-# topologies net30 / net30 with client-to-client / p2p with --target, a TLS 1.2-only server, AES-256-CBC, pushed compression stubs, IPv6 and TCP transports, renegotiation under traffic (server- and client-initiated), a server
+# serverAuth that `remote-cert-tls server` must refuse, verify-x509-name and peer-fingerprint, crl-verify (a revoked
+# server certificate refused), then ChaCha20, tls-crypt, tls-auth SHA256, plain TLS, topologies net30 / net30 with
+# client-to-client / p2p with --target, a TLS 1.2-only server, AES-256-CBC, pushed compression stubs, IPv6 and TCP transports, renegotiation under traffic (server- and client-initiated), a server
 # restart under a running client, and username/password (right and wrong).
 # One result line per case; non-zero exit if any case fails.
 set -u
@@ -136,6 +137,16 @@ run_case x509-name ok AES-256-GCM server v2 $CLIENT_CIPHERS -- 'verify-x509-name
 run_case x509-name-wrong 'refuse:CertificateRejected' AES-256-GCM server v2 $CLIENT_CIPHERS -- 'verify-x509-name oxvpn-other name'
 FP=$(openssl x509 -in "$work/pki/server.crt" -noout -fingerprint -sha256 | cut -d= -f2)
 NO_CA=1 run_case peer-fingerprint ok AES-256-GCM server v2 $CLIENT_CIPHERS -- "peer-fingerprint $FP"
+# crl-verify (issue 13): a server certificate the CA's CRL revokes is refused with a line naming the
+# revocation (version 2 and version 1 CRLs); the good server with the same CRL, and the revoked one with a
+# CRL revoking another certificate, connect.
+CRL=$'<crl-verify>\n'"$(cat "$work/pki/crl.pem")"$'\n</crl-verify>'
+CRL_V1=$'<crl-verify>\n'"$(cat "$work/pki/crl-v1.pem")"$'\n</crl-verify>'
+CRL_OTHER=$'<crl-verify>\n'"$(cat "$work/pki/crl-other.pem")"$'\n</crl-verify>'
+run_case crl-revoked 'refuse:server certificate revoked \(crl-verify\)' AES-256-GCM revoked v2 $CLIENT_CIPHERS -- "$CRL"
+run_case crl-v1-revoked 'refuse:server certificate revoked \(crl-verify\)' AES-256-GCM revoked v2 $CLIENT_CIPHERS -- "$CRL_V1"
+run_case crl-good ok AES-256-GCM server v2 $CLIENT_CIPHERS -- "$CRL"
+run_case crl-other ok AES-256-GCM revoked v2 $CLIENT_CIPHERS -- "$CRL_OTHER"
 # Key types: an RSA-4096 server certificate, RSA-4096 / P-384 / Ed25519 client keys.
 run_case rsa4096-server ok AES-256-GCM server-rsa v2 $CLIENT_CIPHERS
 CLIENT_CERT=client-rsa run_case rsa4096-client ok AES-256-GCM server v2 $CLIENT_CIPHERS

@@ -277,6 +277,10 @@ impl Remote {
                 } else {
                     let socket = sockets.get_mut::<udp::Socket>(self.udp);
                     if !socket.is_open() {
+                        // A fresh source port for every connection (as OpenVPN's `nobind` client): a server
+                        // that still holds the previous session for the old port would otherwise answer
+                        // the new session's reset from the old one.
+                        self.udp_port = ephemeral_port();
                         let _ = socket.bind(self.udp_port);
                     }
                     self.phase = Phase::Ready(endpoint, false);

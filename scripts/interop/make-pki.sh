@@ -7,6 +7,10 @@
 #   v2-client.key     `openvpn --genkey tls-crypt-v2-client`
 #   ta.key            `openvpn --genkey secret` (tls-crypt, tls-auth)
 #   server-rsa, client-rsa, client-p384, client-ed25519   other key types (RSA-4096, P-384, Ed25519)
+#   revoked.crt/.key  a server certificate (EKU serverAuth) that the CRLs below revoke
+#   crl.pem           CRL (version 2) from the CA revoking revoked.crt; crl-v1.pem the same as a version 1 CRL
+#   crl-other.pem     CRL from the CA revoking another certificate (badserver.crt) only
+#   crl-server.pem    CRL from the CA revoking server.crt (the netlab server's certificate: scripts/test-e2e.sh)
 # Usage: make-pki.sh DIR
 set -euo pipefail
 dir=$1
@@ -41,6 +45,29 @@ issue server-rsa "oxvpn interop server" serverAuth rsa4096
 issue client-rsa "oxvpn interop client rsa" clientAuth rsa4096
 issue client-p384 "oxvpn interop client p384" clientAuth p384
 issue client-ed25519 "oxvpn interop client ed25519" clientAuth ed25519
+
+# crl-verify: a server certificate to revoke, and CRLs made by `openssl ca` with a minimal config.
+issue revoked "oxvpn interop server" serverAuth
+crl() { # out version(1|2) revoked-cert
+    local d=crl-$1.d
+    mkdir -p "$d"
+    : > "$d/index.txt"
+    {
+        printf '[ca]\ndefault_ca = this\n[this]\ndatabase = %s/index.txt\n' "$d"
+        printf 'certificate = ca.crt\nprivate_key = ca.key\ndefault_md = sha256\ndefault_crl_days = %s\n' $days
+        if [ "$2" = 2 ]; then
+            echo 01 > "$d/crlnumber"
+            printf 'crlnumber = %s/crlnumber\ncrl_extensions = crl_ext\n[crl_ext]\nauthorityKeyIdentifier = keyid:always\n' "$d"
+        fi
+    } > "$d/ca.cnf"
+    ossl ca -config "$d/ca.cnf" -revoke "$3"
+    ossl ca -config "$d/ca.cnf" -gencrl -out "$1"
+    rm -rf "$d"
+}
+crl crl.pem 2 revoked.crt
+crl crl-v1.pem 1 revoked.crt
+crl crl-other.pem 2 badserver.crt
+crl crl-server.pem 2 server.crt
 
 openvpn --genkey secret ta.key >/dev/null
 openvpn --genkey tls-crypt-v2-server v2-server.key >/dev/null

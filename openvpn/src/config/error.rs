@@ -149,6 +149,8 @@ pub enum ErrorKind {
     NoUsableCipher,
     /// `tls-cipher`/`tls-ciphersuites` name no suite rustls implements for any allowed TLS version.
     NoUsableTlsSuite,
+    /// `tls-groups` names no key exchange group rustls implements.
+    NoUsableTlsGroup,
     /// An `auth` digest other than SHA1, SHA256, SHA384, SHA512.
     UnsupportedDigest,
     /// A `tls-version-max` below 1.2 (rustls speaks TLS 1.2 and 1.3 only).
@@ -165,6 +167,10 @@ pub enum ErrorKind {
     CertWithoutKey,
     /// Neither a client certificate nor `auth-user-pass`: the server would have nothing to authenticate.
     NoClientAuth,
+    /// `crl-verify DIR dir`: a directory of files named by revoked serials, which a config disk cannot carry.
+    CrlDirectory,
+    /// `crl-verify` with only `peer-fingerprint`: a CRL's signature is checked with the `ca` chain's keys.
+    CrlWithoutCa,
     /// A file referenced by path could not be used.
     File(FileErrorKind),
     /// The contents of a key, certificate or credentials file are not usable.
@@ -216,6 +222,9 @@ impl fmt::Display for ErrorKind {
                  with AES128-GCM, AES256-GCM or CHACHA20-POLY1305; TLS 1.3: TLS_AES_128_GCM_SHA256, \
                  TLS_AES_256_GCM_SHA384, TLS_CHACHA20_POLY1305_SHA256)",
             ),
+            ErrorKind::NoUsableTlsGroup => {
+                f.write_str("no key exchange group rustls implements (supported: X25519, secp256r1, secp384r1)")
+            }
             ErrorKind::UnsupportedDigest => f.write_str("unsupported digest (supported: SHA1, SHA256, SHA384, SHA512)"),
             ErrorKind::TlsVersionTooOld => f.write_str("TLS versions below 1.2 are not supported"),
             ErrorKind::ConflictingControlChannel => {
@@ -232,6 +241,14 @@ impl fmt::Display for ErrorKind {
             ErrorKind::NoClientAuth => {
                 f.write_str("neither `cert`/`key` nor `auth-user-pass`: the client has no credentials")
             }
+            ErrorKind::CrlDirectory => f.write_str(
+                "`crl-verify DIR dir` (a directory of files named by revoked serial numbers) cannot be carried \
+                 on a config disk: give the CA's CRL file instead (`crl-verify crl.pem`)",
+            ),
+            ErrorKind::CrlWithoutCa => f.write_str(
+                "crl-verify needs `ca`: a CRL's signature is checked with the keys of the CA chain, and \
+                 peer-fingerprint alone has none",
+            ),
             ErrorKind::File(kind) => fmt::Display::fmt(kind, f),
             ErrorKind::Key(kind) => fmt::Display::fmt(kind, f),
         }
@@ -301,8 +318,12 @@ pub enum WarningKind {
     KeyMatchUnchecked,
     /// Point-to-point or client-side address/route setting: the address comes from the server's push.
     PushedInstead,
-    /// TLS tuning (groups, curves, profiles) that rustls decides itself with safe defaults.
-    NotApplied,
+    /// `tls-cert-profile legacy`/`insecure`: rustls accepts only what `preferred` allows.
+    CertProfileStricter,
+    /// `tls-groups`: names of groups rustls does not implement were dropped (others remain).
+    TlsGroupDropped,
+    /// `auth-nocache`: the credentials are inline in the config, so they stay in memory.
+    CredentialsStayInline,
     /// `tls-cipher`/`tls-ciphersuites`: names that are unknown or not implemented by rustls were dropped.
     TlsSuiteDropped,
     /// `tls-cipher`/`tls-ciphersuites`: no listed suite is implemented, so that TLS version is not offered.
@@ -325,7 +346,18 @@ impl fmt::Display for WarningKind {
                 "the private key carries no public key; its match with the certificate was not checked"
             }
             WarningKind::PushedInstead => "the tunnel address and routes come from the server's push; ignored",
-            WarningKind::NotApplied => "TLS tuning not applied: rustls uses its own safe defaults",
+            WarningKind::CertProfileStricter => {
+                "rustls accepts only SHA-2 signatures and RSA keys of 2048 bits or more (the `preferred` \
+                 profile), stricter than asked"
+            }
+            WarningKind::TlsGroupDropped => {
+                "key exchange group not implemented by rustls (X25519, secp256r1, secp384r1 are); dropped \
+                 from the list"
+            }
+            WarningKind::CredentialsStayInline => {
+                "the credentials are inline in the config and stay in memory for reconnects (as OpenVPN keeps \
+                 inline credentials); an auth-token pushed by the server is used for renegotiations"
+            }
             WarningKind::TlsSuiteDropped => {
                 "cipher suite unknown or not implemented by rustls (ECDHE with AES-GCM or ChaCha20-Poly1305 \
                  only); dropped from the list"

@@ -15,15 +15,18 @@
 //! * **Ignored with a [`Warning`]**: what only matters to an OpenVPN process on a host (`persist-tun`,
 //!   `nobind`, `resolv-retry`, `user`, `script-security`, `up`/`down`, `block-outside-dns`, `dhcp-option`,
 //!   `log`, `status`, `mute`, …), obsolete no-ops (`keysize`, `tun-mtu-extra`, `key-method 2`), client-side
-//!   addresses the server pushes anyway (`ifconfig`, `topology`), TLS tuning rustls decides (`tls-groups`),
-//!   unsupported ciphers in a list that still has a supported one, and unknown directives listed in
-//!   `ignore-unknown-option` or written as `setenv opt`.
+//!   addresses the server pushes anyway (`ifconfig`, `topology`), `ecdh-curve` (ignored by OpenVPN 2.6
+//!   with OpenSSL 3 as well), unsupported ciphers or groups in a list that still has a supported one, and
+//!   unknown directives listed in `ignore-unknown-option` or written as `setenv opt`.
+//! * **Applied with a warning**: `tls-cert-profile legacy`/`insecure` (rustls is stricter: `preferred`),
+//!   `auth-nocache` (inline credentials stay in memory, as in OpenVPN).
 //! * **Translated with a warning**: `ns-cert-type server` -> `remote-cert-tls server`; `tls-remote X` ->
 //!   `verify-x509-name X name` (subject when X holds `=`); compression is accepted as framing only.
 //! * **Refused** (a [`ConfigError`] naming the line): anything that would weaken or silently change the
 //!   connection if ignored: `secret` (static-key mode), `dev tap`, server-mode directives, `askpass`,
 //!   encrypted keys, `pkcs12`, `data-ciphers` with no supported cipher, `auth` digests other than SHA1/2,
-//!   `tls-version-max` below 1.2, `verify-hash`, `tls-verify`, `fragment` (changes the data-channel
+//!   `tls-version-max` below 1.2, `tls-cert-profile suiteb`, `crl-verify DIR dir`, `crl-verify` without
+//!   `ca`, a CRL that does not parse, `verify-hash`, `tls-verify`, `fragment` (changes the data-channel
 //!   framing), `http-proxy`/`socks-proxy`, unknown directives, and a config that is not a TLS client with a
 //!   `remote`, a way to verify the server (`ca` or `peer-fingerprint`) and client credentials.
 

@@ -477,8 +477,9 @@ pub struct Tls {
     pub peer_fingerprints: Vec<[u8; 32]>,
     /// `remote-cert-tls server` (or the obsolete `ns-cert-type server`).
     pub remote_cert_tls: Option<RemoteCertTls>,
-    /// `remote-cert-ku`: acceptable key-usage values (any one must match).
-    pub remote_cert_ku: Vec<u16>,
+    /// `remote-cert-ku`: acceptable key-usage values (any one must match); an empty list (the directive
+    /// without values) requires the key usage extension to be present.
+    pub remote_cert_ku: Option<Vec<u16>>,
     /// `remote-cert-eku`: required extended key usage (OID or OpenSSL name).
     pub remote_cert_eku: Option<String>,
     /// `verify-x509-name` (or the obsolete `tls-remote`, as `name`).
@@ -491,6 +492,8 @@ pub struct Tls {
     pub cipher_list: Option<String>,
     /// `tls-ciphersuites` (TLS 1.3), kept as written.
     pub ciphersuites: Option<String>,
+    /// `tls-groups` (key exchange groups), kept as written.
+    pub groups: Option<String>,
     /// Paths not read yet (only with [`super::KeepPaths`]): `(directive, path)`.
     pub unread_files: Vec<(String, String)>,
 }

@@ -176,11 +176,7 @@ pub fn print(config: &Config) -> String {
         block(o, "key", &key.to_pem());
     }
     if !tls.crls.is_empty() {
-        let mut pem = String::new();
-        for crl in &tls.crls {
-            crate::keys::pem::encode("X509 CRL", crl, &mut pem);
-        }
-        block(o, "crl-verify", &pem);
+        block(o, "crl-verify", &crate::keys::crl::crls_to_pem(&tls.crls));
     }
     for (directive, path) in &tls.unread_files {
         line(o, &[directive, path]);
@@ -196,12 +192,8 @@ pub fn print(config: &Config) -> String {
     if tls.remote_cert_tls.is_some() {
         line(o, &["remote-cert-tls", "server"]);
     }
-    if !tls.remote_cert_ku.is_empty() {
-        let values: alloc::vec::Vec<String> = tls
-            .remote_cert_ku
-            .iter()
-            .map(|k| format!("{k:#06x}"))
-            .collect();
+    if let Some(ku) = &tls.remote_cert_ku {
+        let values: alloc::vec::Vec<String> = ku.iter().map(|k| format!("{k:#06x}")).collect();
         let mut words = alloc::vec!["remote-cert-ku"];
         words.extend(values.iter().map(String::as_str));
         line(o, &words);
@@ -225,6 +217,9 @@ pub fn print(config: &Config) -> String {
     }
     if let Some(c) = &tls.cipher_list {
         line(o, &["tls-cipher", c]);
+    }
+    if let Some(g) = &tls.groups {
+        line(o, &["tls-groups", g]);
     }
     if let Some(c) = &tls.ciphersuites {
         line(o, &["tls-ciphersuites", c]);

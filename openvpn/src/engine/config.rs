@@ -121,6 +121,8 @@ pub struct EngineConfig {
     pub reneg_packets: u64,
     /// `tran-window`: how long the previous data key stays valid after a renegotiation, seconds.
     pub tran_window_secs: u64,
+    /// `replay-window N [T]`: the data channel's replay window, packets and seconds (OpenVPN's 64, 15).
+    pub replay_window: (u32, u64),
     /// `hand-window`: the whole handshake (through PUSH_REPLY) must finish within this, seconds.
     pub hand_window_secs: u64,
     /// Local `ping` (overridden by a pushed one).
@@ -231,6 +233,7 @@ impl EngineConfig {
             hand_window_secs: 60,
             reneg_secs: 3600,
             tran_window_secs: 3600,
+            replay_window: (64, 15),
             reneg_bytes: 0,
             reneg_packets: 0,
             ping_secs: None,

@@ -82,11 +82,12 @@ impl Engine {
     pub(super) fn handshake_failed(&mut self, now: Instant, e: HandshakeError) {
         // A refused certificate is retried like OpenVPN does (the next remote, the clock or the server may
         // be fixed meanwhile), with its own reason so the caller can show what failed.
-        if let HandshakeError::Tls(tls::TlsError::Tls(rustls::Error::InvalidCertificate(c))) = &e {
-            let what = alloc::format!("server certificate rejected: {c:?}");
-            log::warn!("{what}");
-            self.reconnect(now, ReconnectReason::CertificateRejected(what));
-            return;
+        if let HandshakeError::Tls(tls::TlsError::Tls(tls_error)) = &e {
+            if let Some(what) = tls::rejection_reason(tls_error) {
+                log::warn!("{what}");
+                self.reconnect(now, ReconnectReason::CertificateRejected(what));
+                return;
+            }
         }
         self.reconnect(now, ReconnectReason::Handshake(e));
     }

@@ -27,6 +27,9 @@ pub enum FromConfigError {
     NoCa,
     /// `auth-user-pass` without inline credentials (a prompt or an unread file).
     AuthUserPassNotInline,
+    /// A certificate file (`ca`, `cert`, `key`, `extra-certs`, `crl-verify`) was referenced by path and not
+    /// read: running without it would drop a check (or the client certificate).
+    UnreadCertificateFile,
 }
 
 impl fmt::Display for FromConfigError {
@@ -39,6 +42,9 @@ impl fmt::Display for FromConfigError {
             FromConfigError::NoCa => f.write_str("ca: required (or peer-fingerprint)"),
             FromConfigError::AuthUserPassNotInline => {
                 f.write_str("auth-user-pass: credentials must be inline")
+            }
+            FromConfigError::UnreadCertificateFile => {
+                f.write_str("ca/cert/key/extra-certs/crl-verify: file not read")
             }
         }
     }
@@ -81,6 +87,9 @@ impl EngineConfig {
         if t.ca.is_empty() && t.peer_fingerprints.is_empty() {
             return Err(FromConfigError::NoCa);
         }
+        if !t.unread_files.is_empty() {
+            return Err(FromConfigError::UnreadCertificateFile);
+        }
         let tls = TlsSettings {
             ca: t.ca.iter().map(|c| c.der().to_vec()).collect(),
             client_chain: t.cert_chain.iter().map(|c| c.der().to_vec()).collect(),
@@ -105,6 +114,7 @@ impl EngineConfig {
                     (v.name.clone(), kind)
                 }),
                 peer_fingerprints: t.peer_fingerprints.clone(),
+                crls: t.crls.clone(),
             },
             tls12_only: t.version_max.is_some_and(|v| v <= TlsVersion::V1_2),
             tls13_only: t.version_min.is_some_and(|v| v >= TlsVersion::V1_3),
@@ -118,6 +128,7 @@ impl EngineConfig {
                 .ciphersuites
                 .as_deref()
                 .map(|l| suites::tls13_suites(l).ids),
+            kx_groups: t.groups.as_deref().map(|l| suites::groups(l).ids),
         };
         let mut e = EngineConfig::new(protection, tls);
         e.remotes = remotes;
@@ -164,6 +175,7 @@ impl EngineConfig {
         e.reneg_bytes = config.reneg_bytes;
         e.reneg_packets = config.reneg_pkts;
         e.tran_window_secs = u64::from(config.tran_window.max(1));
+        e.replay_window = (config.replay_window.0, u64::from(config.replay_window.1));
         e.ping_secs = Some(config.ping).filter(|p| *p > 0);
         e.ping_restart_secs = Some(config.ping_restart).filter(|p| *p > 0);
         e.ping_exit_secs = Some(config.ping_exit).filter(|p| *p > 0);

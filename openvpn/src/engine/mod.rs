@@ -122,7 +122,8 @@ pub enum ReconnectReason {
     /// The server did not answer within `server-poll-timeout` (its first reset never came).
     ServerPollTimeout,
     /// The server certificate failed verification (chain, validity at the wall-clock time,
-    /// `remote-cert-tls`, `verify-x509-name`, `peer-fingerprint`, ...); the text names the check.
+    /// `remote-cert-tls`, `verify-x509-name`, `peer-fingerprint`, `crl-verify`, ...); the text names the
+    /// check (a revocation reads "server certificate revoked (crl-verify)").
     CertificateRejected(String),
     /// `AUTH_FAILED` while an auth-token was in use, or `AUTH_FAILED,SESSION:`/`TEMP`: the token is
     /// dropped and the configured credentials are tried again.

@@ -109,7 +109,10 @@ impl Engine {
             Role::Client,
             key.key_id(),
             peer_id,
-            ReplayWindow::default(),
+            ReplayWindow::new(
+                self.config.replay_window.0,
+                core::time::Duration::from_secs(self.config.replay_window.1),
+            ),
         ) {
             Ok(k) => k,
             Err(e) => {

@@ -41,6 +41,50 @@ pub enum KeyError {
     MissingUsername,
     /// The credentials hold a username but no password line.
     MissingPassword,
+    /// A `crl-verify` revocation list is not usable.
+    BadCrl(CrlProblem),
+}
+
+/// Why a certificate revocation list (`crl-verify`) was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CrlProblem {
+    /// The DER is not an RFC 5280 CertificateList.
+    Malformed,
+    /// A version other than 1 and 2.
+    UnsupportedVersion,
+    /// A version 1 CRL carries extensions (only version 2 may).
+    ExtensionsInVersion1,
+    /// A version 2 CRL without nextUpdate (RFC 5280 §5.1.2.5 requires it).
+    MissingNextUpdate,
+    /// A delta CRL (only complete CRLs are supported).
+    Delta,
+    /// An indirect CRL (entries for another issuer's certificates).
+    Indirect,
+    /// A CRL partitioned by revocation reason.
+    ReasonPartitioned,
+    /// A critical extension the verifier does not understand.
+    UnknownCriticalExtension,
+}
+
+impl fmt::Display for CrlProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            CrlProblem::Malformed => "not a valid X.509 CRL (RFC 5280 CertificateList)",
+            CrlProblem::UnsupportedVersion => "unsupported CRL version (1 and 2 are supported)",
+            CrlProblem::ExtensionsInVersion1 => "a version 1 CRL must not carry extensions",
+            CrlProblem::MissingNextUpdate => "a version 2 CRL without nextUpdate is not supported",
+            CrlProblem::Delta => "delta CRLs are not supported: give the complete CRL",
+            CrlProblem::Indirect => {
+                "indirect CRLs (entries for another CA's certificates) are not supported"
+            }
+            CrlProblem::ReasonPartitioned => {
+                "CRLs partitioned by revocation reason are not supported"
+            }
+            CrlProblem::UnknownCriticalExtension => {
+                "the CRL has a critical extension that is not understood"
+            }
+        })
+    }
 }
 
 impl fmt::Display for KeyError {
@@ -76,6 +120,7 @@ impl fmt::Display for KeyError {
             KeyError::MissingPassword => f.write_str(
                 "the credentials have a username but no password line; the image cannot prompt for it",
             ),
+            KeyError::BadCrl(problem) => write!(f, "certificate revocation list refused: {problem}"),
         }
     }
 }

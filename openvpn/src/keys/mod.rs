@@ -7,6 +7,7 @@
 
 pub mod base64;
 pub mod cert;
+pub mod crl;
 pub mod der;
 mod error;
 pub mod pem;
@@ -15,7 +16,7 @@ pub mod static_key;
 pub mod tls_crypt_v2;
 
 pub use cert::{parse_chain, Certificate};
-pub use error::KeyError;
+pub use error::{CrlProblem, KeyError};
 pub use private_key::{PrivateKey, PrivateKeyFormat, PublicKey};
 pub use static_key::{KeyDirection, KeySlices, StaticKey, STATIC_KEY_LEN};
 pub use tls_crypt_v2::TlsCryptV2ClientKey;

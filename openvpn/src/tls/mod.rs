@@ -13,7 +13,7 @@ pub mod x509;
 
 pub use clock::WallClock;
 pub use session::{TlsClient, TlsError};
-pub use verifier::{ServerChecks, X509NameCheck};
+pub use verifier::{rejection_reason, ServerChecks, X509NameCheck};
 
 use alloc::sync::Arc;
 use alloc::vec::Vec;
@@ -35,6 +35,12 @@ pub enum TlsConfigError {
     Versions,
     /// `tls-cipher`/`tls-ciphersuites` leave no cipher suite for the allowed TLS versions.
     NoSuites,
+    /// `tls-groups` names no key exchange group rustls implements.
+    NoGroups,
+    /// A `crl-verify` list is not a usable CRL (the config parser refuses these first).
+    BadCrl,
+    /// `crl-verify` without `ca`: a CRL's signature can only be checked with the chain's keys.
+    CrlWithoutCa,
 }
 
 impl fmt::Display for TlsConfigError {
@@ -48,6 +54,11 @@ impl fmt::Display for TlsConfigError {
             TlsConfigError::Versions => "tls-version: unsupported protocol versions",
             TlsConfigError::NoSuites => {
                 "tls-cipher/tls-ciphersuites: no supported cipher suite for the allowed TLS versions"
+            }
+            TlsConfigError::NoGroups => "tls-groups: no supported key exchange group",
+            TlsConfigError::BadCrl => "crl-verify: not a usable certificate revocation list",
+            TlsConfigError::CrlWithoutCa => {
+                "crl-verify needs ca: a CRL's signature is checked with the CA chain's keys"
             }
         })
     }
@@ -63,7 +74,8 @@ pub struct TlsSettings {
     pub client_chain: Vec<Vec<u8>>,
     /// `key`: the client private key (PKCS#8, SEC1 or PKCS#1 DER).
     pub client_key: Option<ClientKeyDer>,
-    /// `remote-cert-tls`, `remote-cert-ku`, `remote-cert-eku`, `verify-x509-name`, `peer-fingerprint`.
+    /// `remote-cert-tls`, `remote-cert-ku`, `remote-cert-eku`, `verify-x509-name`, `peer-fingerprint`,
+    /// `crl-verify`.
     pub checks: ServerChecks,
     /// `tls-version-max 1.2`: offer TLS 1.2 only.
     pub tls12_only: bool,
@@ -74,6 +86,9 @@ pub struct TlsSettings {
     pub tls12_suites: Option<Vec<u16>>,
     /// `tls-ciphersuites`: the TLS 1.3 suites, as for [`tls12_suites`](Self::tls12_suites).
     pub tls13_suites: Option<Vec<u16>>,
+    /// `tls-groups`: the key exchange groups to offer, as IANA NamedGroup ids in preference order
+    /// ([`suites::groups`]); `None` = rustls' defaults (X25519, P-256, P-384).
+    pub kx_groups: Option<Vec<u16>>,
 }
 
 impl fmt::Debug for TlsSettings {
@@ -175,6 +190,16 @@ pub fn client_config(
         (false, false) => return Err(TlsConfigError::NoSuites),
     };
     provider.cipher_suites = tls13.into_iter().chain(tls12).collect();
+    if let Some(ids) = &settings.kx_groups {
+        let all = core::mem::take(&mut provider.kx_groups);
+        provider.kx_groups = ids
+            .iter()
+            .filter_map(|id| all.iter().find(|g| u16::from(g.name()) == *id).copied())
+            .collect();
+        if provider.kx_groups.is_empty() {
+            return Err(TlsConfigError::NoGroups);
+        }
+    }
     let provider = Arc::new(provider);
     let algs = provider.signature_verification_algorithms;
     let verifier =
@@ -263,6 +288,27 @@ mod tests {
         assert_eq!(ids, [0x1302, 0x1301, 0x1303, 0xcca8, 0xc02c]);
         // tls-ciphersuites TLS_CHACHA20_POLY1305_SHA256 and an empty TLS 1.2 list: one suite in all.
         assert_eq!(offered(&settings(Some(&[]), Some(&[0x1303]))), [0x1303]);
+    }
+
+    #[test]
+    fn tls_groups_restrict_the_key_exchange() {
+        let groups = |ids: Option<&[u16]>| {
+            let mut s = settings(None, None);
+            s.kx_groups = ids.map(<[u16]>::to_vec);
+            client_config(&s, WallClock::new(0)).map(|c| {
+                c.crypto_provider()
+                    .kx_groups
+                    .iter()
+                    .map(|g| u16::from(g.name()))
+                    .collect::<Vec<_>>()
+            })
+        };
+        assert_eq!(groups(None), Ok(alloc::vec![0x001d, 0x0017, 0x0018]));
+        assert_eq!(
+            groups(Some(&[0x0018, 0x001d])),
+            Ok(alloc::vec![0x0018, 0x001d])
+        );
+        assert_eq!(groups(Some(&[0x0019])), Err(TlsConfigError::NoGroups));
     }
 
     #[test]

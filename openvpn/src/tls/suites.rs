@@ -6,6 +6,7 @@
 //! TLS 1.3 (`TLS_AES_256_GCM_SHA384`). rustls has only ECDHE key exchange with AEAD suites, so DHE, RSA key
 //! transport, CBC and CAMELLIA names are dropped (the caller warns). OpenSSL's keywords `DEFAULT`, `HIGH`,
 //! `ALL` mean every suite; `!NAME`/`-NAME` remove a suite; `+NAME` and `@SECLEVEL=n` change nothing here.
+//! `tls-groups` names the key exchange groups the same way (X25519, P-256, P-384 are rustls' three).
 
 use alloc::vec::Vec;
 
@@ -50,6 +51,14 @@ const TLS13: &[(u16, &str)] = &[
     (0x1303, "TLS_CHACHA20_POLY1305_SHA256"),
 ];
 
+/// Key exchange groups rustls (ring) implements: IANA NamedGroup id and the names OpenSSL and OpenVPN
+/// accept for it in `tls-groups` (OpenVPN maps `secp256r1` to OpenSSL's `prime256v1`).
+const GROUPS: &[(u16, &[&str])] = &[
+    (0x001d, &["X25519"]),
+    (0x0017, &["secp256r1", "prime256v1", "P-256"]),
+    (0x0018, &["secp384r1", "P-384"]),
+];
+
 /// OpenSSL cipher-string keywords that select every suite we have.
 const ALL_KEYWORDS: &[&str] = &[
     "DEFAULT", "HIGH", "ALL", "AESGCM", "ECDHE", "EECDH", "TLSV1.2",
@@ -72,6 +81,22 @@ pub fn tls12_suites(list: &str) -> SuiteSelection {
 /// The TLS 1.3 suites of a `tls-ciphersuites` list (`:`-separated, case-insensitive).
 pub fn tls13_suites(list: &str) -> SuiteSelection {
     select(list, TLS13.iter().map(|(id, _)| *id), tls13_id)
+}
+
+/// The key exchange groups of a `tls-groups` list (`:`-separated, case-insensitive), in the list's order:
+/// NamedGroup ids; names of groups rustls lacks (X448, secp521r1, ffdhe*, ...) are dropped and counted.
+pub fn groups(list: &str) -> SuiteSelection {
+    let mut sel = SuiteSelection::default();
+    for name in list.split(':').map(str::trim).filter(|n| !n.is_empty()) {
+        match GROUPS
+            .iter()
+            .find(|(_, names)| names.iter().any(|n| n.eq_ignore_ascii_case(name)))
+        {
+            Some((id, _)) => push_unique(&mut sel.ids, *id),
+            None => sel.dropped = sel.dropped.saturating_add(1),
+        }
+    }
+    sel
 }
 
 fn select(
@@ -172,6 +197,14 @@ mod tests {
         let sel = tls13_suites("TLS_AES_128_CCM_SHA256:TLS_AES_128_GCM_SHA256");
         assert_eq!(sel.ids, [0x1301]);
         assert_eq!(sel.dropped, 1);
+    }
+
+    #[test]
+    fn tls_groups_names() {
+        let sel = groups("secp384r1:X448:x25519:prime256v1:P-256:ffdhe2048");
+        assert_eq!(sel.ids, [0x0018, 0x001d, 0x0017]);
+        assert_eq!(sel.dropped, 2);
+        assert!(groups("secp521r1").ids.is_empty());
     }
 
     #[test]

@@ -4,19 +4,34 @@
 //! `remote-cert-tls server` requires the extended key usage TLS Web Server Authentication and a key usage
 //! to be present (plain webpki would accept a certificate without EKU); `remote-cert-ku` and
 //! `remote-cert-eku` check those extensions explicitly.
+//!
+//! `crl-verify` as OpenVPN 2.6 with OpenSSL does it (`X509_V_FLAG_CRL_CHECK_ALL`, and its verify callback
+//! letting "unable to get certificate CRL" pass): every certificate of the chain whose issuer has a CRL is
+//! checked against it, at every depth; a revoked certificate, a CRL whose signature does not verify with its
+//! issuer's key and a CRL past its nextUpdate refuse the server; a depth whose issuer has no CRL given is
+//! not checked. Version 2 CRLs are webpki's (`RevocationOptions`); version 1 CRLs, which webpki does not
+//! read, are checked here on the path webpki built.
 
 use alloc::string::String;
 use alloc::vec::Vec;
+use core::time::Duration;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::WebPkiSupportedAlgorithms;
-use rustls::pki_types::{CertificateDer, ServerName, TrustAnchor, UnixTime};
-use rustls::{CertificateError, DigitallySignedStruct, Error, SignatureScheme};
+use rustls::pki_types::{
+    CertificateDer, ServerName, SignatureVerificationAlgorithm, TrustAnchor, UnixTime,
+};
+use rustls::{
+    CertRevocationListError, CertificateError, DigitallySignedStruct, Error, SignatureScheme,
+};
+use webpki::{
+    CertRevocationList, ExpirationPolicy, RevocationCheckDepth, RevocationOptions,
+    RevocationOptionsBuilder, UnknownStatusPolicy, VerifiedPath,
+};
 
 use super::{x509, TlsConfigError};
-
-/// id-kp-serverAuth, 1.3.6.1.5.5.7.3.1, DER value bytes.
-const EKU_SERVER_AUTH: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x01];
+use crate::keys::crl::{Crl, V1};
+use crate::keys::der::{self, tag};
 
 /// Which part of the certificate `verify-x509-name` compares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,15 +49,22 @@ pub enum X509NameCheck {
 pub struct ServerChecks {
     /// `remote-cert-tls server`: EKU serverAuth and a key usage must be present.
     pub remote_cert_tls_server: bool,
-    /// `remote-cert-ku`: the key usage must contain one of these values (bitwise).
-    pub remote_cert_ku: Vec<u16>,
+    /// `remote-cert-ku`: the key usage must contain one of these values (bitwise); `Some` of an empty list
+    /// (the directive without values) requires the key usage extension to be present.
+    pub remote_cert_ku: Option<Vec<u16>>,
     /// `remote-cert-eku`: this EKU (OID or name) must be present.
     pub remote_cert_eku: Option<String>,
     /// `verify-x509-name`.
     pub verify_x509_name: Option<(String, X509NameCheck)>,
     /// `peer-fingerprint`: SHA-256 fingerprints of acceptable server certificates.
     pub peer_fingerprints: Vec<[u8; 32]>,
+    /// `crl-verify`: revocation lists (DER, checked by the config parser), applied at every depth of the
+    /// chain. Needs `ca`: the CRLs' signatures are checked with the keys of the chain.
+    pub crls: Vec<Vec<u8>>,
 }
+
+/// A check webpki runs on each candidate path it built.
+type PathCheck<'a> = dyn Fn(&VerifiedPath<'_>) -> Result<(), webpki::Error> + 'a;
 
 /// The verifier installed into rustls by [`super::client_config`].
 #[derive(Debug)]
@@ -50,9 +72,15 @@ pub struct OpenVpnServerVerifier {
     anchors: Vec<TrustAnchor<'static>>,
     algs: WebPkiSupportedAlgorithms,
     checks: ServerChecks,
+    /// Version 2 CRLs, newest first: webpki checks a certificate against the first one from its issuer,
+    /// and OpenSSL prefers the most recent CRL too.
+    crls_v2: Vec<CertRevocationList<'static>>,
+    /// Version 1 CRLs, newest first.
+    crls_v1: Vec<Crl>,
 }
 
-/// Accepts any extended key usage: without `remote-cert-tls`/`remote-cert-eku` OpenVPN does not look.
+/// Accepts any extended key usage in the chain: `remote-cert-tls`/`remote-cert-eku` look at the server's own
+/// certificate only, in [`OpenVpnServerVerifier::check_leaf`], as OpenVPN does.
 struct AnyEku;
 
 impl webpki::ExtendedKeyUsageValidator for AnyEku {
@@ -71,6 +99,9 @@ impl OpenVpnServerVerifier {
         if ca.is_empty() && checks.peer_fingerprints.is_empty() {
             return Err(TlsConfigError::NoCa);
         }
+        if ca.is_empty() && !checks.crls.is_empty() {
+            return Err(TlsConfigError::CrlWithoutCa);
+        }
         let mut anchors = Vec::with_capacity(ca.len());
         for der in ca {
             let cert = CertificateDer::from(der.as_slice());
@@ -78,11 +109,84 @@ impl OpenVpnServerVerifier {
                 webpki::anchor_from_trusted_cert(&cert).map_err(|_| TlsConfigError::BadCa)?;
             anchors.push(anchor.to_owned());
         }
+        let mut crls = checks
+            .crls
+            .iter()
+            .map(|der| Crl::from_der(der).map_err(|_| TlsConfigError::BadCrl))
+            .collect::<Result<Vec<_>, _>>()?;
+        crls.sort_by_key(|c| core::cmp::Reverse(c.this_update()));
+        let crls_v2 = crls
+            .iter()
+            .filter_map(|c| c.v2().cloned().map(CertRevocationList::from))
+            .collect();
+        crls.retain(|c| c.v1().is_some());
         Ok(OpenVpnServerVerifier {
             anchors,
             algs,
             checks,
+            crls_v2,
+            crls_v1: crls,
         })
+    }
+
+    /// The version 1 CRLs against every certificate of a path webpki built: the newest CRL whose issuer is
+    /// the certificate's issuer must verify with that issuer's key (an intermediate's key usage, if present,
+    /// must allow cRLSign), must not be past its nextUpdate and must not list the certificate's serial.
+    fn check_v1_crls(&self, path: &VerifiedPath<'_>, now: UnixTime) -> Result<(), webpki::Error> {
+        let mut chain: Vec<&webpki::Cert<'_>> = Vec::new();
+        chain.push(path.end_entity());
+        chain.extend(path.intermediate_certificates());
+        for (depth, cert) in chain.iter().enumerate() {
+            let issuer = chain.get(depth + 1);
+            // The newest CRL of the issuer (the list is sorted newest first), as OpenSSL picks it.
+            if let Some(crl) = self.crls_v1.iter().find(|c| c.issuer() == cert.issuer()) {
+                let Some(v1) = crl.v1() else { continue };
+                let spki = match issuer {
+                    Some(issuer) => {
+                        let der = issuer.der();
+                        if x509::key_usage(der.as_ref()).is_some_and(|ku| ku & KU_CRL_SIGN == 0) {
+                            return Err(webpki::Error::IssuerNotCrlSigner);
+                        }
+                        let full = issuer.subject_public_key_info();
+                        der::expect(full.as_ref(), tag::SEQUENCE)
+                            .map(|(seq, _)| seq.content.to_vec())
+                            .ok_or(webpki::Error::BadDer)?
+                    }
+                    None => path.anchor().subject_public_key_info.as_ref().to_vec(),
+                };
+                verify_v1_signature(self.algs.all, v1, &spki)?;
+                if let Some(next) = crl.next_update() {
+                    if now.as_secs() >= next {
+                        return Err(webpki::Error::CrlExpired {
+                            time: now,
+                            next_update: UnixTime::since_unix_epoch(Duration::from_secs(next)),
+                        });
+                    }
+                }
+                if v1.revokes(cert.serial()) {
+                    return Err(webpki::Error::CertRevoked);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// webpki's revocation options for the version 2 CRLs (`None` without any).
+    fn revocation<'a>(
+        &self,
+        crls: &'a [&'a CertRevocationList<'a>],
+    ) -> Option<RevocationOptions<'a>> {
+        Some(
+            RevocationOptionsBuilder::new(crls)
+                .ok()?
+                .with_depth(RevocationCheckDepth::Chain)
+                // A depth whose issuer has no CRL is not checked, as OpenVPN lets OpenSSL's "unable to
+                // get certificate CRL" pass.
+                .with_status_policy(UnknownStatusPolicy::Allow)
+                // OpenSSL refuses a CRL past its nextUpdate ("CRL has expired"), so does OpenVPN.
+                .with_expiration_policy(ExpirationPolicy::Enforce)
+                .build(),
+        )
     }
 
     /// OpenVPN's own checks on the end-entity certificate (after the chain, or instead of it).
@@ -104,13 +208,9 @@ impl OpenVpnServerVerifier {
                 return Err(CertificateError::InvalidPurpose);
             }
         }
-        if !c.remote_cert_ku.is_empty() {
+        if let Some(wanted) = &c.remote_cert_ku {
             let ku = x509::key_usage(der).ok_or(CertificateError::InvalidPurpose)?;
-            if !c
-                .remote_cert_ku
-                .iter()
-                .any(|want| *want != 0 && ku & want == *want)
-            {
+            if !wanted.is_empty() && !wanted.iter().any(|want| *want != 0 && ku & want == *want) {
                 return Err(CertificateError::InvalidPurpose);
             }
         }
@@ -146,27 +246,22 @@ impl ServerCertVerifier for OpenVpnServerVerifier {
     ) -> Result<ServerCertVerified, Error> {
         if !self.anchors.is_empty() {
             let cert = webpki::EndEntityCert::try_from(end_entity).map_err(pki_error)?;
-            let chain = if self.checks.remote_cert_tls_server {
-                cert.verify_for_usage(
-                    self.algs.all,
-                    &self.anchors,
-                    intermediates,
-                    now,
-                    webpki::KeyUsage::required(EKU_SERVER_AUTH),
-                    None,
-                    None,
-                )
-            } else {
-                cert.verify_for_usage(
-                    self.algs.all,
-                    &self.anchors,
-                    intermediates,
-                    now,
-                    AnyEku,
-                    None,
-                    None,
-                )
-            };
+            let crls: Vec<&CertRevocationList<'_>> = self.crls_v2.iter().collect();
+            let revocation = self.revocation(&crls);
+            let v1 = |path: &VerifiedPath<'_>| self.check_v1_crls(path, now);
+            let verify_path: Option<&PathCheck<'_>> = (!self.crls_v1.is_empty()).then_some(&v1);
+            // Extended key usage is OpenVPN's business at depth 0 only (`check_leaf`): webpki's
+            // `KeyUsage::required` would also demand serverAuth from every intermediate, and CA
+            // certificates usually carry no EKU at all.
+            let chain = cert.verify_for_usage(
+                self.algs.all,
+                &self.anchors,
+                intermediates,
+                now,
+                AnyEku,
+                revocation,
+                verify_path,
+            );
             chain.map_err(pki_error)?;
         }
         self.check_leaf(end_entity.as_ref())
@@ -197,18 +292,95 @@ impl ServerCertVerifier for OpenVpnServerVerifier {
     }
 }
 
+/// The text the engine logs when the server's certificate chain was refused (`None` for other TLS errors).
+/// A revocation names `crl-verify`, so the log says which directive turned the server away.
+pub fn rejection_reason(e: &Error) -> Option<String> {
+    use alloc::format;
+    Some(match e {
+        Error::InvalidCertificate(CertificateError::Revoked) => {
+            String::from("server certificate revoked (crl-verify)")
+        }
+        Error::InvalidCertificate(
+            CertificateError::ExpiredRevocationList
+            | CertificateError::ExpiredRevocationListContext { .. },
+        ) => String::from(
+            "server certificate rejected: the crl-verify CRL of its issuer has expired (past its \
+             nextUpdate): install a current CRL",
+        ),
+        Error::InvalidCertRevocationList(CertRevocationListError::BadSignature) => String::from(
+            "server certificate rejected: a crl-verify CRL naming its issuer is not signed by that \
+             issuer's key",
+        ),
+        Error::InvalidCertRevocationList(c) => {
+            format!("server certificate rejected: crl-verify CRL unusable: {c:?}")
+        }
+        Error::InvalidCertificate(c) => format!("server certificate rejected: {c:?}"),
+        _ => return None,
+    })
+}
+
+/// keyUsage cRLSign (bit 6) in [`x509::key_usage`]'s representation.
+const KU_CRL_SIGN: u16 = 0x02;
+
+/// A version 1 CRL's signature with its issuer's SubjectPublicKeyInfo (content of the SEQUENCE), as webpki
+/// verifies signed data: the algorithm whose signature and public-key identifiers both match.
+fn verify_v1_signature(
+    algs: &[&dyn SignatureVerificationAlgorithm],
+    v1: &V1,
+    spki: &[u8],
+) -> Result<(), webpki::Error> {
+    let (key_algorithm, rest) = der::expect(spki, tag::SEQUENCE).ok_or(webpki::Error::BadDer)?;
+    let (key, _) = der::expect(rest, tag::BIT_STRING).ok_or(webpki::Error::BadDer)?;
+    let key = der::bit_string_bytes(key.content).ok_or(webpki::Error::BadDer)?;
+    let alg = algs.iter().find(|alg| {
+        alg.signature_alg_id().as_ref() == v1.algorithm.as_slice()
+            && alg.public_key_alg_id().as_ref() == key_algorithm.content
+    });
+    match alg {
+        Some(alg) => alg
+            .verify_signature(key, &v1.tbs, &v1.signature)
+            .map_err(|_| webpki::Error::InvalidCrlSignatureForPublicKey),
+        None => Err(webpki::Error::UnsupportedCrlSignatureAlgorithmContext(
+            webpki::UnsupportedSignatureAlgorithmContext {
+                signature_algorithm_id: v1.algorithm.clone(),
+                supported_algorithms: algs.iter().map(|a| a.signature_alg_id()).collect(),
+            },
+        )),
+    }
+}
+
 fn pki_error(e: webpki::Error) -> Error {
     use webpki::Error as E;
-    Error::InvalidCertificate(match e {
-        E::BadDer | E::BadDerTime => CertificateError::BadEncoding,
-        E::CertExpired { .. } => CertificateError::Expired,
-        E::CertNotValidYet { .. } => CertificateError::NotValidYet,
-        E::CertRevoked => CertificateError::Revoked,
-        E::UnknownIssuer => CertificateError::UnknownIssuer,
-        E::InvalidSignatureForPublicKey => CertificateError::BadSignature,
-        E::RequiredEkuNotFoundContext(_) => CertificateError::InvalidPurpose,
-        _ => CertificateError::ApplicationVerificationFailure,
-    })
+    let crl = |e| Error::InvalidCertRevocationList(e);
+    let cert = |e| Error::InvalidCertificate(e);
+    match e {
+        E::BadDer | E::BadDerTime => cert(CertificateError::BadEncoding),
+        E::CertExpired { .. } => cert(CertificateError::Expired),
+        E::CertNotValidYet { .. } => cert(CertificateError::NotValidYet),
+        E::CertRevoked => cert(CertificateError::Revoked),
+        E::UnknownRevocationStatus => cert(CertificateError::UnknownRevocationStatus),
+        E::CrlExpired { time, next_update } => {
+            cert(CertificateError::ExpiredRevocationListContext { time, next_update })
+        }
+        E::UnknownIssuer => cert(CertificateError::UnknownIssuer),
+        E::InvalidSignatureForPublicKey => cert(CertificateError::BadSignature),
+        E::RequiredEkuNotFoundContext(_) => cert(CertificateError::InvalidPurpose),
+        E::InvalidCrlSignatureForPublicKey => crl(CertRevocationListError::BadSignature),
+        E::IssuerNotCrlSigner => crl(CertRevocationListError::IssuerInvalidForCrl),
+        E::UnsupportedCrlSignatureAlgorithmContext(cx) => crl(
+            CertRevocationListError::UnsupportedSignatureAlgorithmContext {
+                signature_algorithm_id: cx.signature_algorithm_id,
+                supported_algorithms: cx.supported_algorithms,
+            },
+        ),
+        E::UnsupportedCrlSignatureAlgorithmForPublicKeyContext(cx) => crl(
+            CertRevocationListError::UnsupportedSignatureAlgorithmForPublicKeyContext {
+                signature_algorithm_id: cx.signature_algorithm_id,
+                public_key_algorithm_id: cx.public_key_algorithm_id,
+            },
+        ),
+        _ => cert(CertificateError::ApplicationVerificationFailure),
+    }
 }
 
 #[cfg(test)]
@@ -274,7 +446,7 @@ mod tests {
         );
         let ku = |want: u16| {
             verifier(ServerChecks {
-                remote_cert_ku: alloc::vec![want],
+                remote_cert_ku: Some(alloc::vec![want]),
                 ..Default::default()
             })
             .check_leaf(SERVER)

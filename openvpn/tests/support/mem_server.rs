@@ -53,14 +53,19 @@ pub struct Server {
 impl Server {
     /// A server waiting for a client reset.
     pub fn new() -> Server {
+        Server::with_cert(vec![SERVER_DER.to_vec()], SERVER_KEY_DER.to_vec())
+    }
+
+    /// A server presenting `chain` (DER, leaf first) with its PKCS#8 DER key.
+    pub fn with_cert(chain: Vec<Vec<u8>>, key_pkcs8: Vec<u8>) -> Server {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let config = rustls::ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .expect("protocol versions")
             .with_no_client_auth()
             .with_single_cert(
-                vec![CertificateDer::from(SERVER_DER.to_vec())],
-                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(SERVER_KEY_DER.to_vec())),
+                chain.into_iter().map(CertificateDer::from).collect(),
+                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key_pkcs8)),
             )
             .expect("server certificate");
         let mut rng = ChaCha8Rng::seed_from_u64(0x5e);
@@ -301,11 +306,16 @@ impl World {
             transport: Transport::Udp4,
             server_poll_timeout_secs: None,
         }];
+        World::with(config, UNIX, Server::new())
+    }
+
+    /// An engine made from `config`, started at Unix time `unix`, and its server.
+    pub fn with(config: EngineConfig, unix: u64, server: Server) -> World {
         let mut rng = ChaCha8Rng::seed_from_u64(42);
-        let engine = Engine::new(config, Instant::ZERO, UNIX, &mut rng).expect("engine");
+        let engine = Engine::new(config, Instant::ZERO, unix, &mut rng).expect("engine");
         World {
             engine,
-            server: Server::new(),
+            server,
             rng,
             now_ms: 0,
             events: Vec::new(),

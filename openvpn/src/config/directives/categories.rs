@@ -125,10 +125,9 @@ pub(super) const NO_EFFECT: &[&str] = &[
     "no-iv",
     "use-prediction-resistance",
     "occ-mtu-test",
+    // OpenVPN 2.6 built with OpenSSL 3 ignores it too ("use --tls-groups").
+    "ecdh-curve",
 ];
-
-/// TLS tuning rustls decides itself.
-pub(super) const TLS_TUNING: &[&str] = &["tls-groups", "ecdh-curve", "tls-cert-profile"];
 
 /// Pushed by the server in client mode; a client-side value is ignored.
 pub(super) const PUSHED: &[&str] = &[

@@ -60,6 +60,7 @@ impl Builder<'_> {
             });
         }
 
+        let mut crl_line = None;
         if let Some(ca) = self.ca.take() {
             if let Some(text) = self.read(&ca, "ca")? {
                 self.config.tls.ca =
@@ -68,22 +69,10 @@ impl Builder<'_> {
         }
         if let Some(crl) = self.crl.take() {
             if let Some(text) = self.read(&crl, "crl-verify")? {
-                let blocks =
-                    keys::pem::blocks(&text).map_err(|e| key_error(crl.line, "crl-verify", e))?;
-                let crls: Vec<Vec<u8>> = blocks
-                    .into_iter()
-                    .filter(|b| b.label == "X509 CRL")
-                    .map(|b| b.der)
-                    .collect();
-                if crls.is_empty() {
-                    return Err(key_error(
-                        crl.line,
-                        "crl-verify",
-                        KeyError::MissingPemBlock("X509 CRL"),
-                    ));
-                }
-                self.config.tls.crls = crls;
+                self.config.tls.crls = keys::crl::parse_crls(&text)
+                    .map_err(|e| key_error(crl.line, "crl-verify", e))?;
             }
+            crl_line = Some(crl.line);
         }
         if let Some((line, source)) = self.peer_fingerprints.take() {
             let Source::Inline(text) = source else {
@@ -110,10 +99,18 @@ impl Builder<'_> {
                 ));
             }
         }
-        let has_ca = self.config.tls.ca.len() + self.config.tls.peer_fingerprints.len() > 0
+        let ca_given = !self.config.tls.ca.is_empty()
             || self.config.tls.unread_files.iter().any(|(d, _)| d == "ca");
-        if !has_ca {
+        if !ca_given && self.config.tls.peer_fingerprints.is_empty() {
             return Err(ConfigError::whole_file(ErrorKind::NoServerVerification));
+        }
+        if let (Some(line), false) = (crl_line, ca_given) {
+            // Only a chain to `ca` holds the keys that sign the CRLs.
+            return Err(ConfigError::new(
+                line,
+                "crl-verify",
+                ErrorKind::CrlWithoutCa,
+            ));
         }
 
         match (self.cert.take(), self.key.take()) {
@@ -284,7 +281,8 @@ impl Builder<'_> {
 
     /// `tls-cipher` (TLS 1.2) and `tls-ciphersuites` (TLS 1.3) against the suites rustls implements: names
     /// it lacks are dropped with a warning; a list left empty turns its TLS version off (a warning), and
-    /// an error names the line when no allowed TLS version keeps a suite.
+    /// an error names the line when no allowed TLS version keeps a suite. `tls-groups` likewise: unknown
+    /// groups dropped with a warning, an error when none is left.
     fn tls_suites(&mut self) -> Result<()> {
         let tls = &self.config.tls;
         let allow12 = tls.version_min.is_none_or(|v| v <= TlsVersion::V1_2);
@@ -328,12 +326,28 @@ impl Builder<'_> {
                 });
             }
         }
-        match emptied {
-            Some((name, line)) if usable == [false, false] => {
-                Err(ConfigError::new(line, name, ErrorKind::NoUsableTlsSuite))
-            }
-            _ => Ok(()),
+        if let (Some((name, line)), [false, false]) = (emptied, usable) {
+            return Err(ConfigError::new(line, name, ErrorKind::NoUsableTlsSuite));
         }
+        if let Some(list) = &self.config.tls.groups {
+            let line = self.tls_groups_line;
+            let selection = crate::tls::suites::groups(list);
+            if selection.dropped > 0 {
+                self.warnings.push(Warning {
+                    line,
+                    directive: DirectiveName::new("tls-groups"),
+                    reason: WarningKind::TlsGroupDropped,
+                });
+            }
+            if selection.ids.is_empty() {
+                return Err(ConfigError::new(
+                    line,
+                    "tls-groups",
+                    ErrorKind::NoUsableTlsGroup,
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Reads a file-valued directive: inline text, or the resolver's answer for its path. `None` when the

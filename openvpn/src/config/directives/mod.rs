@@ -105,6 +105,8 @@ pub(super) struct Builder<'r> {
     /// Lines of the `tls-cipher` / `tls-ciphersuites` that won (checked in `finish`).
     tls_cipher_line: u32,
     tls_ciphersuites_line: u32,
+    /// Line of the `tls-groups` that won.
+    tls_groups_line: u32,
     last_line: u32,
 }
 
@@ -194,6 +196,7 @@ impl<'r> Builder<'r> {
             peer_fingerprints: None,
             tls_cipher_line: 0,
             tls_ciphersuites_line: 0,
+            tls_groups_line: 0,
             last_line: 0,
         }
     }
@@ -415,9 +418,12 @@ impl<'r> Builder<'r> {
             "key" => set_file(&mut self.key, st)?,
             "extra-certs" => set_file(&mut self.extra_certs, st)?,
             "crl-verify" => {
-                if st.args.get(1).is_some_and(|a| a == "dir") {
-                    return Err(err(st, ErrorKind::Unsupported));
+                match st.args.get(1).map(String::as_str) {
+                    None => {}
+                    Some("dir") => return Err(err(st, ErrorKind::CrlDirectory)),
+                    Some(_) => return Err(err(st, ErrorKind::InvalidArgument)),
                 }
+                max_args(st, 2)?;
                 set_file(&mut self.crl, st)?;
             }
             "pkcs12" => return Err(err(st, ErrorKind::Pkcs12)),
@@ -445,7 +451,8 @@ impl<'r> Builder<'r> {
                             .map_err(|_| err(st, ErrorKind::InvalidArgument))?,
                     );
                 }
-                self.config.tls.remote_cert_ku = usages;
+                // Without values OpenVPN requires the key usage extension to be present.
+                self.config.tls.remote_cert_ku = Some(usages);
             }
             "remote-cert-eku" => {
                 max_args(st, 1)?;
@@ -510,6 +517,23 @@ impl<'r> Builder<'r> {
                 self.config.tls.ciphersuites = Some(String::from(arg(st, 0)?));
                 self.tls_ciphersuites_line = st.line;
             }
+            "tls-groups" => {
+                max_args(st, 1)?;
+                self.config.tls.groups = Some(String::from(arg(st, 0)?));
+                self.tls_groups_line = st.line;
+            }
+            "tls-cert-profile" => {
+                max_args(st, 1)?;
+                match arg(st, 0)? {
+                    // SHA-2 signatures, RSA of 2048 bits or more: exactly what rustls' verifier accepts.
+                    "preferred" => {}
+                    // These also allow SHA-1 (and `insecure` shorter RSA keys); rustls never does.
+                    "legacy" | "insecure" => self.warn(st, WarningKind::CertProfileStricter),
+                    // Suite B (ECDSA P-256/P-384 only) is not implemented: refusing it beats ignoring it.
+                    "suiteb" => return Err(err(st, ErrorKind::Unsupported)),
+                    _ => return Err(err(st, ErrorKind::InvalidArgument)),
+                }
+            }
             "auth-user-pass" => {
                 let source = match &st.body {
                     Body::Inline(text) => Some(Source::Inline(text.clone())),
@@ -530,7 +554,10 @@ impl<'r> Builder<'r> {
                     source,
                 });
             }
-            "auth-nocache" => self.config.auth_nocache = true,
+            "auth-nocache" => {
+                self.config.auth_nocache = true;
+                self.warn(st, WarningKind::CredentialsStayInline);
+            }
             "auth-retry" => {
                 self.config.auth_retry = match arg(st, 0)? {
                     "none" => AuthRetry::None,
@@ -635,6 +662,10 @@ impl<'r> Builder<'r> {
                 max_args(st, 2)?;
                 let packets = number(st, 0)?;
                 let secs = optional_number(st, 1)?.unwrap_or(15);
+                // OpenVPN's bounds (MAX_SEQ_BACKTRACK, MAX_TIME_BACKTRACK).
+                if packets > 65_536 || secs > 600 {
+                    return Err(err(st, ErrorKind::InvalidNumber));
+                }
                 self.config.replay_window = (packets, secs);
             }
             "route" => {
@@ -741,8 +772,6 @@ impl<'r> Builder<'r> {
             self.warn(st, WarningKind::HostOnly);
         } else if NO_EFFECT.contains(&name) {
             self.warn(st, WarningKind::NoEffect);
-        } else if TLS_TUNING.contains(&name) {
-            self.warn(st, WarningKind::NotApplied);
         } else if PUSHED.contains(&name) {
             self.warn(st, WarningKind::PushedInstead);
         } else if SERVER_ONLY.contains(&name) {
