@@ -254,6 +254,23 @@ mod tests {
     }
 
     #[test]
+    fn server_side_client_key_generation() {
+        use crate::keys::{Metadata, ServerKey, ServerKeyKind, StaticKey, TlsCryptV2ClientKey};
+        let file = ServerKey::from_bytes(ServerKeyKind::TlsCryptV2, counting::<128>());
+        let server = TlsCryptV2ServerKey::new(file.as_bytes());
+        let meta = Metadata::User(b"alice".to_vec());
+        let wkc = server
+            .wrap_client_key(&counting::<256>(), &meta.encode().unwrap())
+            .unwrap();
+        let key =
+            TlsCryptV2ClientKey::from_parts(StaticKey::from_bytes(counting::<256>()), wkc).unwrap();
+        let parsed = TlsCryptV2ClientKey::parse(&key.to_pem()).unwrap();
+        let (kc, raw) = server.unwrap_client_key(&parsed.wkc).unwrap();
+        assert_eq!(kc, counting::<256>());
+        assert_eq!(Metadata::decode(&raw), Ok(meta));
+    }
+
+    #[test]
     fn client_key_validation() {
         let kc = counting::<256>();
         assert!(TlsCryptV2Client::new(&kc, &hex(T4_WKC)).is_ok());

@@ -35,6 +35,10 @@ pub enum KeyError {
     BadTlsCryptV2Key,
     /// This is a tls-crypt-v2 *server* key; the client needs the client key made from it.
     TlsCryptV2ServerKey,
+    /// A tls-crypt-v2 server key or auth-token key file whose body is not 128 bytes.
+    BadServerKeyLength,
+    /// tls-crypt-v2 metadata (type byte included) is empty or longer than the 734 bytes a WKc can carry.
+    BadTlsCryptV2Metadata,
     /// A `peer-fingerprint` is not 32 colon-separated hex bytes (SHA-256).
     BadFingerprint,
     /// An inline `<auth-user-pass>` or credentials file has no username line.
@@ -115,6 +119,10 @@ impl fmt::Display for KeyError {
             KeyError::TlsCryptV2ServerKey => f.write_str(
                 "this is a tls-crypt-v2 server key; give the client key made with `openvpn --tls-crypt-v2 server.key --genkey tls-crypt-v2-client`",
             ),
+            KeyError::BadServerKeyLength => f.write_str("the server key body is not 128 bytes (truncated or not a server key)"),
+            KeyError::BadTlsCryptV2Metadata => {
+                f.write_str("tls-crypt-v2 metadata must be 1..=734 bytes including its type byte")
+            }
             KeyError::BadFingerprint => f.write_str("a fingerprint must be 32 hex bytes separated by colons (SHA-256)"),
             KeyError::MissingUsername => f.write_str("the credentials have no username line"),
             KeyError::MissingPassword => f.write_str(
