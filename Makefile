@@ -2,7 +2,7 @@
 #
 #   make setup   install what the build and the tests need (rustup component, Debian packages)
 #   make image   build/oxvpn.elf, the bootable PVH kernel
-#   make tools   build/config-disk and build/ovpn-ping (host tools)
+#   make tools   build/config-disk, build/ovpn-ping and build/ovpn-keys (host tools)
 #   make run     the demo: OpenVPN server in a namespace, the router in QEMU, a LAN host using the tunnel
 #   make test    host unit tests, then every scripts/test-*.sh (in-QEMU, interop, end to end)
 
@@ -38,8 +38,8 @@ image: setup $(BUILD)/ring-none/Cargo.toml
 
 tools: setup
 	@mkdir -p $(BUILD)
-	$(CARGO) build --release -p config-disk -p ovpn-ping
-	cp target/release/config-disk target/release/ovpn-ping $(BUILD)/
+	$(CARGO) build --release -p config-disk -p ovpn-ping -p ovpn-keys
+	cp target/release/config-disk target/release/ovpn-ping target/release/ovpn-keys $(BUILD)/
 
 run: image tools
 	scripts/demo.sh
