@@ -10,6 +10,7 @@
 #   `genkey tls-crypt-v2-client --metadata timestamp:T` key); build/ovpn-ping works with a profile too; a
 #   revoked client is refused by the server (crl-verify of the PKI's crl.pem);
 # - tls-crypt and tls-auth with an `ovpn-keys genkey secret` key, Debian's server and client;
+# - Ed25519 and RSA 2048 PKIs: Debian's server and client, and build/ovpn-ping;
 # - the router image boots with a config disk made from a profile and passes traffic (scripts/netlab.sh with
 #   the server's PKI files replaced by ovpn-keys outputs).
 # One result line per check; non-zero exit if any fails.
@@ -205,6 +206,25 @@ for mode in tls-crypt tls-auth; do
         check "openvpn-$mode" "our static key on both Debian openvpn ends: connected, ping answered" client_connects alice-$mode alice-$mode.ovpn
     else
         fail "openvpn-$mode" "server did not start"; tail -8 $mode.server.log | sed 's/^/    /'
+    fi
+    stop_server
+done
+
+# --- the other key types: an Ed25519 and an RSA 2048 PKI, Debian's server and client, and ovpn-ping ------------
+for kt in ed25519 rsa2048; do
+    { "$K" pki init pki-$kt --key-type $kt && "$K" pki server vpn --pki pki-$kt \
+        && "$K" server-config --pki pki-$kt -o server-$kt.conf \
+        && "$K" profile dave --pki pki-$kt --remote $SRV_ADDR 1194 udp -o dave-$kt.ovpn; } >pki-$kt.log 2>&1 \
+        || { fail "pki-$kt" "$(tail -1 pki-$kt.log)"; continue; }
+    if start_server $kt server-$kt.conf; then
+        if client_connects dave-$kt dave-$kt.ovpn \
+            && timeout 30 ip netns exec $NS_CLI "$root/build/ovpn-ping" dave-$kt.ovpn --count 2 --timeout 15 >dave-$kt.ping.log 2>&1; then
+            ok "pki-$kt" "$kt CA and certificates: Debian openvpn client and ovpn-ping connected, pings answered"
+        else
+            fail "pki-$kt"; tail -5 dave-$kt.ping.log 2>/dev/null | sed 's/^/    ovpn-ping: /'
+        fi
+    else
+        fail "pki-$kt" "server did not start"; tail -8 $kt.server.log | sed 's/^/    /'
     fi
     stop_server
 done

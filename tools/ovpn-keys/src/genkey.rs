@@ -286,3 +286,48 @@ fn key_algorithm(key: &openvpn::keys::PublicKey) -> String {
         PublicKey::Ec(_) => "ECDSA".into(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metadata_arguments() {
+        assert_eq!(
+            parse_metadata("user:YWxpY2U=").unwrap(),
+            Metadata::User(b"alice".to_vec())
+        );
+        assert_eq!(
+            parse_metadata("timestamp:1700000000").unwrap(),
+            Metadata::Timestamp(1_700_000_000)
+        );
+        assert!(matches!(
+            parse_metadata("timestamp").unwrap(),
+            Metadata::Timestamp(t) if t > 1_700_000_000
+        ));
+        assert!(matches!(parse_metadata("user:@@"), Err(Failure::Input(_))));
+        assert!(matches!(
+            parse_metadata("timestamp:x"),
+            Err(Failure::Input(_))
+        ));
+        assert!(matches!(parse_metadata("other"), Err(Failure::Usage(_))));
+        let long = base64::encode_lines(&[0; 734]).replace('\n', "");
+        assert!(matches!(
+            parse_metadata(&format!("user:{long}")),
+            Err(Failure::Input(_))
+        ));
+    }
+
+    #[test]
+    fn client_keys_unwrap_to_their_metadata() {
+        let server = new_server_key(ServerKeyKind::TlsCryptV2);
+        let meta = Metadata::Timestamp(42);
+        let key = new_client_key(&server, &meta).unwrap();
+        let (kc, raw) = TlsCryptV2ServerKey::new(server.as_bytes())
+            .unwrap_client_key(&key.wkc)
+            .unwrap();
+        assert_eq!(&kc, key.kc.as_bytes());
+        assert_eq!(Metadata::decode(&raw), Ok(meta));
+        assert_eq!(format_time(1_700_000_000), "2023-11-14T22:13:20Z");
+    }
+}

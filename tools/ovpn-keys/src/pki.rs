@@ -63,7 +63,13 @@ impl KeyType {
     fn generate(self) -> Outcome<KeyPair> {
         let made = match self {
             KeyType::P256 => KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256),
-            KeyType::Ed25519 => KeyPair::generate_for(&rcgen::PKCS_ED25519),
+            KeyType::Ed25519 => KeyPair::generate_for(&rcgen::PKCS_ED25519).and_then(|k| {
+                let v1 = ed25519_pkcs8_v1(k.serialized_der())
+                    .ok_or(rcgen::Error::CouldNotParseKeyPair)?;
+                let mut pem = String::new();
+                openvpn::keys::pem::encode("PRIVATE KEY", &v1, &mut pem);
+                KeyPair::from_pkcs8_pem_and_sign_algo(&pem, &rcgen::PKCS_ED25519)
+            }),
             KeyType::Rsa2048 => {
                 use rsa::pkcs8::{EncodePrivateKey, LineEnding};
                 let key = rsa::RsaPrivateKey::new(&mut OsRng, 2048)
@@ -76,6 +82,21 @@ impl KeyType {
         };
         made.map_err(|e| Failure::Input(format!("key generation failed: {e}")))
     }
+}
+
+/// ring writes Ed25519 keys as PKCS#8 v2 (RFC 5958, public key included), which OpenSSL 3.0 (Debian's
+/// `openvpn`) cannot load; RFC 8410 §7's v1 form holds only the 32-byte seed behind a fixed prefix.
+fn ed25519_pkcs8_v1(v2: &[u8]) -> Option<Vec<u8>> {
+    const V2_PREFIX: [u8; 16] = [
+        0x30, 0x51, 0x02, 0x01, 0x01, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04,
+        0x20,
+    ];
+    const V1_PREFIX: [u8; 16] = [
+        0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04,
+        0x20,
+    ];
+    let seed = v2.strip_prefix(&V2_PREFIX)?.get(..32)?;
+    Some([&V1_PREFIX[..], seed].concat())
 }
 
 /// What a certificate is for.
@@ -511,5 +532,52 @@ pub fn describe_crl(text: &str) {
                 serials.join(", ")
             }
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ed25519_keys_are_pkcs8_v1() {
+        let key = KeyType::Ed25519.generate().unwrap();
+        let der = key.serialized_der();
+        assert_eq!(der.len(), 48);
+        assert_eq!(&der[..5], &[0x30, 0x2e, 0x02, 0x01, 0x00]);
+        assert_eq!(KeyType::of(&key), KeyType::Ed25519);
+        let pem = key.serialize_pem();
+        assert!(openvpn::keys::PrivateKey::parse(&pem).is_ok());
+    }
+
+    #[test]
+    fn hex_round_trips_and_names_are_checked() {
+        assert_eq!(unhex(&hex(&[0, 0xab, 0x7f])), Some(vec![0, 0xab, 0x7f]));
+        assert_eq!(unhex("abc"), None);
+        assert!(check_name("alice@example.com").is_ok());
+        assert!(check_name("../etc").is_err());
+        assert!(check_name("a b").is_err());
+        assert!(check_name("").is_err());
+    }
+
+    #[test]
+    fn pki_issue_revoke_list() {
+        let dir = std::env::temp_dir().join(format!("ovpn-keys-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        init(&dir, KeyType::P256, 30, "test CA", false).unwrap();
+        assert!(init(&dir, KeyType::P256, 30, "test CA", false).is_err());
+        let mut pki = Pki::open(&dir).unwrap();
+        pki.issue(Role::Client, "alice", 10).unwrap();
+        assert!(pki.issue(Role::Client, "alice", 10).is_err());
+        pki.revoke("alice").unwrap();
+        let pki = Pki::open(&dir).unwrap();
+        assert_eq!(pki.entries.len(), 1);
+        assert!(pki.entries[0].revoked.is_some());
+        // The engine's CRL parser reads what rcgen wrote, with alice's serial in it.
+        let text = std::fs::read_to_string(pki.crl_path()).unwrap();
+        let ders = openvpn::keys::crl::parse_crls(&text).unwrap();
+        let crl = openvpn::keys::crl::Crl::from_der(&ders[0]).unwrap();
+        assert!(crl.v2().is_some());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

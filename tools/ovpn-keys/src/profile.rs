@@ -231,3 +231,23 @@ pub fn server_config(o: &ServerOptions<'_>) -> Outcome {
     );
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subnets_and_remotes() {
+        let (net, mask) = parse_subnet("10.8.0.7/24").unwrap();
+        assert_eq!(
+            (net.to_string(), mask.to_string()),
+            ("10.8.0.0".into(), "255.255.255.0".into())
+        );
+        assert!(parse_subnet("10.8.0.0/30").is_err());
+        assert!(parse_subnet("10.8.0.0").is_err());
+        assert!(Remote::parse("vpn.example.com", "443", "tcp").is_ok());
+        assert!(Remote::parse("vpn.example.com", "0", "udp").is_err());
+        assert!(Remote::parse("vpn.example.com", "1194", "icmp").is_err());
+        assert!(Remote::parse("a b", "1194", "udp").is_err());
+    }
+}
