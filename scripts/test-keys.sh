@@ -84,7 +84,7 @@ engine_reads() {
 expect_fail() { # NAME CODE REGEX CMD...: CMD must exit CODE with a message matching REGEX
     local name=$1 code=$2 regex=$3 msg rc
     shift 3
-    msg=$("$@" 2>&1); rc=$?
+    msg=$("$@" 2>&1 >/dev/null); rc=$?
     if [ $rc -eq "$code" ] && grep -Eq "$regex" <<<"$msg"; then ok "$name" "exit $rc: $msg"
     else fail "$name" "exit $rc, wanted $code: $msg"; fi
 }

@@ -102,6 +102,11 @@ pub fn genkey(
     metadata: Option<&str>,
     force: bool,
 ) -> Outcome {
+    if kind != "tls-crypt-v2-client" && (server_key.is_some() || metadata.is_some()) {
+        return Err(Failure::Usage(
+            "--server-key and --metadata only apply to tls-crypt-v2-client".into(),
+        ));
+    }
     let text = match kind {
         "secret" | "tls-auth" | "tls-crypt" => new_static_key().to_pem(),
         "tls-crypt-v2-server" => new_server_key(ServerKeyKind::TlsCryptV2).to_pem(),
@@ -125,11 +130,6 @@ pub fn genkey(
             )))
         }
     };
-    if kind != "tls-crypt-v2-client" && (server_key.is_some() || metadata.is_some()) {
-        return Err(Failure::Usage(
-            "--server-key and --metadata only apply to tls-crypt-v2-client".into(),
-        ));
-    }
     files::write_new(file, &text, Secrecy::Secret, force)?;
     println!("wrote {} ({kind})", file.display());
     Ok(())
