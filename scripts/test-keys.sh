@@ -231,7 +231,9 @@ done
 ip netns del $NS_SRV 2>/dev/null; ip netns del $NS_CLI 2>/dev/null
 
 # --- the router image with a config disk made from a profile ---------------------------------------------------
-if [ -f "$root/build/oxvpn.elf" ] && [ -z "${KEYS_SKIP_IMAGE:-}" ]; then
+if [ -n "${KEYS_SKIP_IMAGE:-}" ]; then
+    echo "keys router-image: skipped (KEYS_SKIP_IMAGE set)"
+elif [ -f "$root/build/oxvpn.elf" ]; then
     # shellcheck source=netlab.sh
     . "$root/scripts/netlab.sh"
     netlab_init "$work/lab"
