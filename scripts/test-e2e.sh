@@ -17,7 +17,8 @@
 #   renegotiation every 4 s (server reneg-sec) under a ping flow without loss
 #   proto tcp; `remote` by host name with --resolver, and with public DHCP (DNS server from the lease); a
 #   remote list whose first name does not resolve; failover past a dead first remote (on the link, behind the gateway;
-#   <connection> blocks, TCP then UDP, a remote list, remote-random) on the first attempt to the working one
+#   <connection> blocks, TCP then UDP, a remote list, remote-random, a dead DNS resolver) on the first attempt to
+#   the working one
 #   crl-verify with a CRL revoking the server's certificate: the console names the revocation, no tunnel
 #   fatal errors: AUTH_FAILED and HALT -> QEMU status 39 (0x13), a refused config line -> 37 (0x12)
 # Bounded (every step has a timeout); cleans up in a trap. Exit status non-zero if any assertion fails.
@@ -338,12 +339,12 @@ failover_case() { # LABEL FIRST_DEAD(- when the order is random) REMOTE(- for no
     if ! disk=$(NETLAB_REMOTE=$remote netlab_disk "fo-$label" "connect-retry 1" "$@"); then
         fail "failover $label: config disk"; return
     fi
-    netlab_vm_start "--nat" "$disk"
+    netlab_vm_start "--nat ${FAILOVER_ARGS:-}" "$disk"
     if t=$(netlab_wait_tunnel 40) && ping_ok "$NS_LAN" $NETLAB_BEHIND \
-        && { [ "$first" = - ] || grep -m1 "STATE CONNECTING" "$NETLAB_SERIAL" | grep -q "CONNECTING $first:1194"; } \
+        && { [ "$first" = - ] || grep -m1 -E "STATE (CONNECTING|RESOLVE)" "$NETLAB_SERIAL" | grep -qE "(CONNECTING|RESOLVE) $first:1194"; } \
         && [ "$(grep -c "STATE CONNECTING $NETLAB_SRV_PUB:1194" "$NETLAB_SERIAL")" = 1 ]; then
         local order dead
-        order=$(grep -o "STATE CONNECTING [0-9.:]* [A-Za-z0-9]*" "$NETLAB_SERIAL" | cut -d' ' -f3,4 | tr '\n' ',')
+        order=$(grep -oE "STATE (CONNECTING|RESOLVE) [a-z0-9.:]* [A-Za-z0-9]*" "$NETLAB_SERIAL" | cut -d' ' -f3,4 | tr '\n' ',')
         dead=$(grep -o "STATE RECONNECTING [A-Za-z]*" "$NETLAB_SERIAL" | cut -d' ' -f3 | tr '\n' ' ')
         pass "failover $label: tried ${order%,}; dead attempts given up (${dead% }), then the server answered the first attempt to it; tunnel up in $t s, LAN pings $NETLAB_BEHIND"
     else
@@ -364,6 +365,10 @@ if netlab_server_start >/dev/null; then
     failover_case "remote-random" - $DEAD_LINK "remote $DEAD_ROUTED 1194" "remote $NETLAB_SRV_PUB 1194" \
         "remote-random" "connect-timeout 3"
     failover_case "routed" $DEAD_ROUTED $DEAD_ROUTED "remote $NETLAB_SRV_PUB 1194" "connect-timeout 3"
+    # The DNS path: the resolver itself is a dead on-link address; the name's lookup fails (smoltcp gives a
+    # query up after 10 s) and the next remote, an address, is not held back by it.
+    FAILOVER_ARGS="--resolver=$DEAD_LINK" failover_case "dead-resolver" vpn.oxvpn.test vpn.oxvpn.test \
+        "remote $NETLAB_SRV_PUB 1194" "connect-timeout 3"
 else
     fail "failover: server"
 fi

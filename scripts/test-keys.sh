@@ -10,6 +10,7 @@
 #   `genkey tls-crypt-v2-client --metadata timestamp:T` key); build/ovpn-ping works with a profile too; a
 #   revoked client is refused by the server (crl-verify of the PKI's crl.pem);
 # - tls-crypt and tls-auth with an `ovpn-keys genkey secret` key, Debian's server and client;
+# - `server-config --proto tcp` with a TCP profile: Debian's server and client, and build/ovpn-ping;
 # - Ed25519 and RSA 2048 PKIs: Debian's server and client, and build/ovpn-ping;
 # - the router image boots with a config disk made from a profile and passes traffic (scripts/netlab.sh with
 #   the server's PKI files replaced by ovpn-keys outputs).
@@ -209,6 +210,24 @@ for mode in tls-crypt tls-auth; do
     fi
     stop_server
 done
+
+# --- server-config --proto tcp: Debian's server over TCP, a TCP profile with Debian's client and ovpn-ping --------
+if "$K" server-config --pki pki --proto tcp -o server-tcp.conf >/dev/null 2>&1 \
+    && "$K" profile erin --pki pki --remote $SRV_ADDR 1194 tcp -o erin-tcp.ovpn >/dev/null 2>&1; then
+    if start_server tcp server-tcp.conf; then
+        if client_connects erin-tcp erin-tcp.ovpn \
+            && timeout 30 ip netns exec $NS_CLI "$root/build/ovpn-ping" erin-tcp.ovpn --count 2 --timeout 15 >erin-tcp.ping.log 2>&1; then
+            ok "server-config-tcp" "$(grep -m1 -o 'proto [a-z0-9-]*' server-tcp.conf); Debian openvpn client and ovpn-ping over TCP connected, pings answered"
+        else
+            fail "server-config-tcp"; tail -5 erin-tcp.ping.log 2>/dev/null | sed 's/^/    ovpn-ping: /'
+        fi
+    else
+        fail "server-config-tcp" "server did not start"; tail -8 tcp.server.log | sed 's/^/    /'
+    fi
+    stop_server
+else
+    fail "server-config-tcp" "ovpn-keys server-config --proto tcp or profile failed"
+fi
 
 # --- the other key types: an Ed25519 and an RSA 2048 PKI, Debian's server and client, and ovpn-ping ------------
 for kt in ed25519 rsa2048; do
