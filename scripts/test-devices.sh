@@ -62,7 +62,7 @@ make_disk() {
 
 # A small real config, and a large one (a real config with inline keys plus comment lines, ~80 KiB) whose
 # disk takes several virtio-blk requests.
-corpus=/work/shared/corpus/real-configs
+corpus=$PWD/../shared/corpus/real-configs  # shared/ beside the checkout, as in CI
 small=$corpus/blackvpn--australia-tcp.ovpn
 large_src=$corpus/cryptostorm--sydney-tcp-ecc.ovpn
 if [ ! -f "$small" ] || [ ! -f "$large_src" ]; then
