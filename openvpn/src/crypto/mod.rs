@@ -11,7 +11,8 @@
 //! - [`key2`]: the 256-byte `key2` layout, key directions and digests.
 //! - [`prf`]: the TLS 1.0 PRF and the legacy key-method-2 derivation of key2.
 //! - [`tls_auth`], [`tls_crypt`], [`tls_crypt_v2`]: control-packet wrap/unwrap.
-//! - [`control`]: [`ControlWrap`], one entry point for all control-channel protections with replay state.
+//! - [`control`]: [`ControlWrap`], one entry point for all control-channel protections with replay state;
+//!   its `WrapError` / `UnwrapError` live in `wrap_error`, which the wrapping modules import instead.
 //! - [`replay`]: [`ReplayWindow`], the sliding replay window used by both channels.
 //! - [`data`]: [`DataKey`], one key_id's data-channel cipher state (AEAD tag-first, CBC + HMAC).
 //! - [`payload`]: compression framing markers, keepalive ping and OCC messages.
@@ -27,6 +28,7 @@ pub mod replay;
 pub mod tls_auth;
 pub mod tls_crypt;
 pub mod tls_crypt_v2;
+mod wrap_error;
 
 pub use channel::DataChannel;
 pub use control::{ControlWrap, UnwrapError, WrapError};

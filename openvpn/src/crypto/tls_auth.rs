@@ -8,8 +8,8 @@
 //! This module converts between that layout and the plain layout of `wire::control`; replay state is kept
 //! by the caller (see `crypto::control`).
 
-use super::control::{UnwrapError, WrapError};
 use super::key2::{hmac_slot, Digest, KeyDirection, KEY2_LEN};
+use super::wrap_error::{UnwrapError, WrapError};
 use crate::wire::control::HEADER_LEN;
 use crate::wire::ReplayId;
 use ring::hmac;

@@ -8,8 +8,8 @@
 //! The same construction (with an empty header) protects renegotiations under dynamic tls-crypt (§2.9).
 //! Directions are fixed by role: the client sends with keys[1] and receives with keys[0] (§2.5).
 
-use super::control::{UnwrapError, WrapError};
 use super::key2::{cipher_slot, hmac_slot, KeyDirection, KEY2_LEN};
+use super::wrap_error::{UnwrapError, WrapError};
 use crate::wire::control::HEADER_LEN;
 use crate::wire::ReplayId;
 use aes::cipher::{InnerIvInit, KeyInit, StreamCipher};

@@ -9,9 +9,9 @@
 //!
 //! The client never opens WKc; [`TlsCryptV2ServerKey`] exists for tests and server-side tooling.
 
-use super::control::{UnwrapError, WrapError};
 use super::key2::KEY2_LEN;
 use super::tls_crypt::TlsCrypt;
+use super::wrap_error::{UnwrapError, WrapError};
 use crate::wire::{OpKey, ReplayId};
 use aes::cipher::KeyInit;
 use aes::Aes256;

@@ -6,8 +6,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use openvpn::crypto::TlsCryptV2ServerKey;
 use openvpn::keys::{
-    base64, crl, Metadata, PrivateKey, ServerKey, ServerKeyKind, StaticKey, TlsCryptV2ClientKey,
-    SERVER_KEY_LEN, STATIC_KEY_LEN,
+    base64, Metadata, ServerKey, ServerKeyKind, StaticKey, TlsCryptV2ClientKey, SERVER_KEY_LEN,
+    STATIC_KEY_LEN,
 };
 use rand_core::{OsRng, RngCore};
 
@@ -136,7 +136,7 @@ pub fn genkey(
 }
 
 /// A short name for what the text holds, from its first recognised block.
-fn describe_kind(text: &str) -> Option<String> {
+pub fn describe_kind(text: &str) -> Option<String> {
     if text.contains("-----BEGIN OpenVPN Static key V1-----") {
         return Some("OpenVPN static key V1 (tls-auth / tls-crypt)".into());
     }
@@ -182,108 +182,6 @@ pub fn describe_metadata(meta: &Metadata) -> String {
         Metadata::Other(kind, bytes) => {
             format!("unknown type 0x{kind:02x}, {} bytes", bytes.len())
         }
-    }
-}
-
-/// `show FILE [--server-key FILE]`.
-pub fn show(file: &Path, server_key: Option<&Path>) -> Outcome {
-    let text = files::read_text(file)?;
-    let kind = describe_kind(&text).ok_or_else(|| {
-        Failure::input(
-            file,
-            "not a key, certificate or CRL file (no PEM block found)",
-        )
-    })?;
-    println!("{}: {kind}", file.display());
-    let bad = |e: openvpn::keys::KeyError| Failure::input(file, e);
-    match kind.as_str() {
-        k if k.starts_with("OpenVPN static key") => {
-            StaticKey::parse(&text).map_err(bad)?;
-            println!(
-                "  2048 bits (256 bytes), usable with tls-auth (any key-direction) and tls-crypt"
-            );
-        }
-        "tls-crypt-v2 server key" => {
-            ServerKey::parse(&text, ServerKeyKind::TlsCryptV2).map_err(bad)?;
-            println!("  128 bytes; wraps client keys (genkey tls-crypt-v2-client --server-key)");
-        }
-        "auth-token server key" => {
-            ServerKey::parse(&text, ServerKeyKind::AuthToken).map_err(bad)?;
-            println!("  128 bytes; signs auth-tokens (`auth-gen-token-secret` on a server)");
-        }
-        "tls-crypt-v2 client key" => {
-            let key = TlsCryptV2ClientKey::parse(&text).map_err(bad)?;
-            println!(
-                "  Kc 256 bytes, WKc {} bytes (metadata {} bytes, type byte included)",
-                key.wkc.len(),
-                key.wkc.len().saturating_sub(290)
-            );
-            match server_key {
-                Some(path) => {
-                    let server = read_server_key(path)?;
-                    let (kc, raw) = TlsCryptV2ServerKey::new(server.as_bytes())
-                        .unwrap_client_key(&key.wkc)
-                        .map_err(|e| {
-                            Failure::input(
-                                file,
-                                format!("{e} ({} is not the key that wrapped it)", path.display()),
-                            )
-                        })?;
-                    if kc != *key.kc.as_bytes() {
-                        return Err(Failure::input(
-                            file,
-                            "the wrapped Kc differs from the Kc in the file",
-                        ));
-                    }
-                    println!("  wrapped by {}: yes", path.display());
-                    match Metadata::decode(&raw) {
-                        Ok(meta) => println!("  metadata: {}", describe_metadata(&meta)),
-                        Err(_) => println!("  metadata: none"),
-                    }
-                }
-                None => println!("  metadata: encrypted (give --server-key FILE to decode it)"),
-            }
-        }
-        "X.509 certificate" => {
-            let chain = openvpn::keys::parse_chain(&text).map_err(bad)?;
-            println!("  {} certificate(s)", chain.len());
-            crate::pki::describe_certificates(&text);
-        }
-        "certificate revocation list" => {
-            for der in crl::parse_crls(&text).map_err(bad)? {
-                let list = crl::Crl::from_der(&der).map_err(|e| Failure::input(file, e))?;
-                println!(
-                    "  version {}, this update {}, next update {}",
-                    if list.v1().is_some() { 1 } else { 2 },
-                    format_time(list.this_update()),
-                    list.next_update()
-                        .map(format_time)
-                        .unwrap_or_else(|| "none".into())
-                );
-            }
-            crate::pki::describe_crl(&text);
-        }
-        "private key" => {
-            let key = PrivateKey::parse(&text).map_err(bad)?;
-            let algorithm = match key.public_key().map_err(bad)? {
-                Some(k) => key_algorithm(&k),
-                None => "EC (public point not stored)".into(),
-            };
-            println!("  {algorithm}, {:?} encoding", key.format);
-        }
-        _ => {}
-    }
-    Ok(())
-}
-
-fn key_algorithm(key: &openvpn::keys::PublicKey) -> String {
-    use openvpn::keys::PublicKey;
-    match key {
-        PublicKey::Ed25519(_) => "Ed25519".into(),
-        PublicKey::Rsa { modulus, .. } => format!("RSA {} bits", modulus.len() * 8),
-        PublicKey::Ec(point) if point.len() == 65 => "ECDSA P-256".into(),
-        PublicKey::Ec(point) if point.len() == 97 => "ECDSA P-384".into(),
-        PublicKey::Ec(_) => "ECDSA".into(),
     }
 }
 

@@ -9,6 +9,7 @@ mod files;
 mod genkey;
 mod pki;
 mod profile;
+mod show;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -152,7 +153,7 @@ fn run(raw: &[String]) -> Outcome {
             a.metadata.as_deref(),
             a.force,
         ),
-        ["show", file] => genkey::show(Path::new(file), a.server_key.as_deref()),
+        ["show", file] => show::show(Path::new(file), a.server_key.as_deref()),
         ["pki", "init", dir] => {
             let key_type = match &a.key_type {
                 Some(t) => pki::KeyType::parse(t)?,

@@ -131,7 +131,7 @@ pub struct Pki {
     pub entries: Vec<Entry>,
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
@@ -482,57 +482,6 @@ pub fn init(dir: &Path, key_type: KeyType, days: i64, cn: &str, force: bool) -> 
         key_type
     );
     Ok(())
-}
-
-/// Prints subject, issuer, serial, validity and EKU of each certificate in `text` (for `show`).
-pub fn describe_certificates(text: &str) {
-    for pem in x509_parser::pem::Pem::iter_from_buffer(text.as_bytes()).flatten() {
-        let Ok(cert) = pem.parse_x509() else { continue };
-        println!("  subject {}", cert.subject());
-        println!("    issuer {}", cert.issuer());
-        println!(
-            "    serial {}",
-            cert.raw_serial_as_string().replace(':', "")
-        );
-        println!(
-            "    valid {} .. {}",
-            cert.validity().not_before,
-            cert.validity().not_after
-        );
-        if let Ok(Some(eku)) = cert.extended_key_usage() {
-            let e = eku.value;
-            println!(
-                "    extended key usage:{}{}",
-                if e.server_auth { " serverAuth" } else { "" },
-                if e.client_auth { " clientAuth" } else { "" }
-            );
-        }
-        if cert.is_ca() {
-            println!("    CA certificate");
-        }
-    }
-}
-
-/// Prints the revoked serials of each CRL in `text` (for `show`).
-pub fn describe_crl(text: &str) {
-    for pem in x509_parser::pem::Pem::iter_from_buffer(text.as_bytes()).flatten() {
-        let Ok((_, crl)) = x509_parser::parse_x509_crl(&pem.contents) else {
-            continue;
-        };
-        println!("  issuer {}", crl.issuer());
-        let serials: Vec<String> = crl
-            .iter_revoked_certificates()
-            .map(|r| hex(r.raw_serial()))
-            .collect();
-        println!(
-            "  revoked serials: {}",
-            if serials.is_empty() {
-                "none".into()
-            } else {
-                serials.join(", ")
-            }
-        );
-    }
 }
 
 #[cfg(test)]
