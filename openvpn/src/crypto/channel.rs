@@ -105,11 +105,6 @@ impl DataChannel {
         self.primary.and_then(|id| self.key(id))
     }
 
-    /// True when the primary key's packet-id is near exhaustion and a renegotiation must start.
-    pub fn needs_renegotiation(&self) -> bool {
-        self.primary().is_some_and(DataKey::needs_renegotiation)
-    }
-
     /// Upper bound of the bytes the data channel adds around a payload: P_DATA_V2 header, HMAC-SHA512,
     /// CBC IV, packet-id, a full padding block and two framing bytes. A buffer of
     /// `payload + MAX_OVERHEAD` always suffices for [`encrypt`](Self::encrypt).

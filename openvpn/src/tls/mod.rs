@@ -105,6 +105,7 @@ impl fmt::Debug for TlsSettings {
             .field("tls13_only", &self.tls13_only)
             .field("tls12_suites", &self.tls12_suites)
             .field("tls13_suites", &self.tls13_suites)
+            .field("kx_groups", &self.kx_groups)
             .finish()
     }
 }

@@ -48,8 +48,6 @@ pub struct TlsClient {
     outgoing: Vec<u8>,
     /// Plaintext writes waiting for the handshake to allow application data; one TLS write each.
     app_out: VecDeque<Vec<u8>>,
-    /// Bytes in `app_out` (at most [`MAX_SEND_QUEUE`]).
-    app_out_len: usize,
     /// Decrypted application-data records, one entry per record.
     app_in: VecDeque<Vec<u8>>,
     closed: bool,
@@ -85,7 +83,6 @@ impl TlsClient {
             incoming: Vec::new(),
             outgoing: Vec::new(),
             app_out: VecDeque::new(),
-            app_out_len: 0,
             app_in: VecDeque::new(),
             closed: false,
         })
@@ -105,18 +102,21 @@ impl TlsClient {
     /// Refused when the writes waiting for the handshake would exceed
     /// [`MAX_SEND_QUEUE`](crate::reliable::MAX_SEND_QUEUE) bytes.
     pub fn write(&mut self, plaintext: Vec<u8>) -> Result<(), TlsError> {
-        let queued = self.app_out_len.saturating_add(plaintext.len());
-        if queued > MAX_SEND_QUEUE {
+        if self.app_out_len().saturating_add(plaintext.len()) > MAX_SEND_QUEUE {
             return Err(TlsError::QueueFull);
         }
-        self.app_out_len = queued;
         self.app_out.push_back(plaintext);
         Ok(())
     }
 
     /// Plaintext bytes written and not yet encrypted, plus TLS bytes not yet taken.
     pub fn queued_bytes(&self) -> usize {
-        self.app_out_len + self.outgoing.len()
+        self.app_out_len() + self.outgoing.len()
+    }
+
+    /// Bytes in `app_out` (at most [`MAX_SEND_QUEUE`]; a handful of writes during the handshake).
+    fn app_out_len(&self) -> usize {
+        self.app_out.iter().map(Vec::len).sum()
     }
 
     /// TLS bytes to hand to the reliability layer.
@@ -185,7 +185,6 @@ impl TlsClient {
                         encrypt_all(&mut self.app_out, &mut self.outgoing, |d, o| {
                             w.encrypt(d, o)
                         });
-                        self.app_out_len = 0;
                     }
                     tx.done();
                 }
@@ -193,7 +192,6 @@ impl TlsClient {
                     encrypt_all(&mut self.app_out, &mut self.outgoing, |d, o| {
                         w.encrypt(d, o)
                     });
-                    self.app_out_len = 0;
                     done = true;
                 }
                 Ok(ConnectionState::PeerClosed) | Ok(ConnectionState::Closed) => {
