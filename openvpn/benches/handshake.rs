@@ -1,4 +1,4 @@
-//! Client-side CPU of one TLS handshake as the engine runs it: `tls::client_config` + `TlsClient` (rustls
+//! Client-side CPU of one TLS handshake as the engine runs it: `tls::client_config` + `TlsSession` (rustls
 //! unbuffered, ring, the engine's own server-certificate verifier) against an in-memory rustls server that
 //! asks for a client certificate, as an OpenVPN server does. Only the time spent in the client's calls is
 //! counted (criterion `iter_custom`); the server's share is excluded. ECDSA P-256 certificates from a
@@ -16,7 +16,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use openvpn::keys::pem;
-use openvpn::tls::{self, ClientKeyDer, TlsClient, TlsSettings, WallClock};
+use openvpn::tls::{self, KeyDer, TlsSession, TlsSettings, WallClock};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::{UnbufferedServerConnection, WebPkiClientVerifier};
 use rustls::unbuffered::{ConnectionState, UnbufferedStatus};
@@ -68,7 +68,7 @@ done"#;
     })
 }
 
-/// The peer: rustls' unbuffered server, driven the way `TlsClient` drives the client.
+/// The peer: rustls' unbuffered server, driven the way `TlsSession` drives the client.
 struct Server {
     conn: UnbufferedServerConnection,
     incoming: Vec<u8>,
@@ -125,7 +125,7 @@ fn handshake(
         outgoing: Vec::new(),
     };
     let t = Instant::now();
-    let mut client = TlsClient::new(client_config.clone()).expect("client");
+    let mut client = TlsSession::client(client_config.clone()).expect("client");
     client.process().expect("client hello");
     let mut to_server = client.take_outgoing();
     let mut client_time = t.elapsed();
@@ -159,10 +159,10 @@ fn bench_handshake(c: &mut Criterion) {
 
     let settings = TlsSettings {
         ca: vec![pki.ca.clone()],
-        client_chain: vec![pki.client_cert.clone()],
-        client_key: Some(ClientKeyDer::Pkcs8(pki.client_key.clone())),
-        checks: tls::ServerChecks {
-            remote_cert_tls_server: true,
+        cert_chain: vec![pki.client_cert.clone()],
+        key: Some(KeyDer::Pkcs8(pki.client_key.clone())),
+        checks: tls::PeerChecks {
+            remote_cert_tls: Some(tls::CertPurpose::Server),
             ..Default::default()
         },
         ..Default::default()

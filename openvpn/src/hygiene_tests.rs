@@ -13,7 +13,7 @@ use crate::crypto::{Digest, KeyDirection};
 use crate::engine::{ControlProtection, EngineConfig};
 use crate::keys::StaticKey;
 use crate::session::{ClientKeySource, KeyMethod2, PushedConfig, ServerKeySource};
-use crate::tls::{ClientKeyDer, TlsSettings};
+use crate::tls::{KeyDer, TlsSettings};
 
 const PASSWORD: &str = "hunter2-s3cret";
 /// How `Debug` prints the start of [`PASSWORD`] as bytes.
@@ -33,9 +33,9 @@ fn assert_no_secret(text: &str) {
 
 #[test]
 fn debug_output_shows_no_key_password_or_token() {
-    let der = ClientKeyDer::Pkcs8(key_bytes::<200>().to_vec());
+    let der = KeyDer::Pkcs8(key_bytes::<200>().to_vec());
     let tls = TlsSettings {
-        client_key: Some(der.clone()),
+        key: Some(der.clone()),
         ..Default::default()
     };
     let mut config = EngineConfig::new(
@@ -151,15 +151,15 @@ fn zeroize_wipes_key_material() {
         }
     }
 
-    let mut der = ClientKeyDer::Sec1(key_bytes::<100>().to_vec());
+    let mut der = KeyDer::Sec1(key_bytes::<100>().to_vec());
     der.zeroize();
-    let (ClientKeyDer::Pkcs8(d) | ClientKeyDer::Sec1(d) | ClientKeyDer::Pkcs1(d)) = &der;
+    let (KeyDer::Pkcs8(d) | KeyDer::Sec1(d) | KeyDer::Pkcs1(d)) = &der;
     assert!(d.is_empty());
 
     let mut config = EngineConfig::new(
         ControlProtection::TlsCrypt { key: key_bytes() },
         TlsSettings {
-            client_key: Some(ClientKeyDer::Pkcs8(key_bytes::<64>().to_vec())),
+            key: Some(KeyDer::Pkcs8(key_bytes::<64>().to_vec())),
             ..Default::default()
         },
     );
@@ -171,7 +171,7 @@ fn zeroize_wipes_key_material() {
         &config.protection,
         ControlProtection::TlsCrypt { key } if key.iter().all(|&b| b == 0)
     ));
-    assert!(matches!(&config.tls.client_key, Some(ClientKeyDer::Pkcs8(d)) if d.is_empty()));
+    assert!(matches!(&config.tls.key, Some(KeyDer::Pkcs8(d)) if d.is_empty()));
 
     let mut credentials = Credentials {
         username: "alice".into(),

@@ -153,7 +153,7 @@ impl Zeroize for EngineConfig {
         for p in self.remote_protection.iter_mut().flatten() {
             p.zeroize();
         }
-        if let Some(key) = self.tls.client_key.as_mut() {
+        if let Some(key) = self.tls.key.as_mut() {
             key.zeroize();
         }
     }

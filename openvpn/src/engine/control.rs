@@ -98,8 +98,8 @@ impl Engine {
                 return;
             };
             match event {
-                KeyEvent::ServerKeys(keys) if self.state == State::Connected => {
-                    self.finish_renegotiation(now, &keys);
+                KeyEvent::ServerKeys(_) if self.state == State::Connected => {
+                    self.finish_renegotiation(now);
                 }
                 KeyEvent::ServerKeys(keys) => {
                     self.server_keys = Some(keys);
@@ -107,6 +107,8 @@ impl Engine {
                         self.next_push_request = Some(now + PUSH_REQUEST_FIRST);
                     }
                 }
+                // Only a server-side key state reports a client's key-method-2 message.
+                KeyEvent::ClientKeys(_) => {}
                 KeyEvent::Message(mut bytes) => {
                     self.handle_message(now, &bytes);
                     // A PUSH_REPLY may carry the auth-token.
@@ -247,14 +249,14 @@ impl Engine {
                 }
             },
         };
-        let (Some(key), Some(server)) = (self.key.take(), self.server_keys.clone()) else {
+        let (Some(key), true) = (self.key.take(), self.server_keys.is_some()) else {
             return;
         };
         self.negotiated = Some((cipher, config.peer_id));
         let mut channel = DataChannel::new();
         channel.set_compression(compression);
         self.data = Some(channel);
-        let installed = self.install_data_key(now, &key, &server);
+        let installed = self.install_data_key(now, &key);
         self.key = Some(key);
         if !installed {
             self.reconnect(

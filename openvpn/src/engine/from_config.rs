@@ -14,7 +14,7 @@ use crate::config::{
 use crate::crypto::{Compression, Digest, KeyDirection};
 use crate::keys::{self, PrivateKeyFormat};
 use crate::session::{FilterAction, PullFilter, Transport};
-use crate::tls::{suites, ClientKeyDer, ServerChecks, TlsSettings, X509NameCheck};
+use crate::tls::{suites, CertPurpose, KeyDer, PeerChecks, TlsSettings, X509NameCheck};
 
 /// Why a config cannot drive the engine; each names the directive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,17 +92,17 @@ impl EngineConfig {
         }
         let tls = TlsSettings {
             ca: t.ca.iter().map(|c| c.der().to_vec()).collect(),
-            client_chain: t.cert_chain.iter().map(|c| c.der().to_vec()).collect(),
-            client_key: t.key.as_ref().map(|k| {
+            cert_chain: t.cert_chain.iter().map(|c| c.der().to_vec()).collect(),
+            key: t.key.as_ref().map(|k| {
                 let der = k.der().to_vec();
                 match k.format {
-                    PrivateKeyFormat::Pkcs8 => ClientKeyDer::Pkcs8(der),
-                    PrivateKeyFormat::Sec1 => ClientKeyDer::Sec1(der),
-                    PrivateKeyFormat::Pkcs1 => ClientKeyDer::Pkcs1(der),
+                    PrivateKeyFormat::Pkcs8 => KeyDer::Pkcs8(der),
+                    PrivateKeyFormat::Sec1 => KeyDer::Sec1(der),
+                    PrivateKeyFormat::Pkcs1 => KeyDer::Pkcs1(der),
                 }
             }),
-            checks: ServerChecks {
-                remote_cert_tls_server: t.remote_cert_tls == Some(RemoteCertTls::Server),
+            checks: PeerChecks {
+                remote_cert_tls: t.remote_cert_tls.map(|RemoteCertTls::Server| CertPurpose::Server),
                 remote_cert_ku: t.remote_cert_ku.clone(),
                 remote_cert_eku: t.remote_cert_eku.clone(),
                 verify_x509_name: t.verify_x509_name.as_ref().map(|v| {

@@ -37,7 +37,6 @@ mod connect;
 mod control;
 mod data_path;
 mod from_config;
-mod key_state;
 mod rekey;
 mod stream;
 mod timers;
@@ -46,7 +45,7 @@ pub use config::{ControlProtection, EngineConfig};
 pub use connect::RemoteSpec;
 use control::new_wrap;
 pub use from_config::FromConfigError;
-pub use key_state::{HandshakeError, KeyEvent, KeyStart, KeyState, Phase};
+pub use crate::peer::{HandshakeError, KeyEvent, KeyStart, KeyState, Phase};
 pub use stream::{BadFrame, StreamDeframer};
 
 use alloc::collections::VecDeque;
@@ -66,7 +65,7 @@ use crate::session::{
     ServerKeySource,
 };
 use crate::time::Instant;
-use crate::tls::{self, TlsClient, TlsConfigError, WallClock};
+use crate::tls::{self, TlsSession, TlsConfigError, WallClock};
 use crate::wire::tcp::{emit_prefix, PREFIX_LEN};
 use crate::wire::{KeyId, OpKey, Opcode, SessionId};
 
@@ -307,7 +306,7 @@ pub struct Engine {
     /// The cipher and peer-id from the PUSH_REPLY, reused for every renegotiated key.
     negotiated: Option<(DataCipher, Option<u32>)>,
     /// The data keys to send with (newest, lame duck).
-    send_keys: rekey::SendKeys,
+    send_keys: crate::peer::SendKeys,
     /// When the current key state started (reneg-sec, deferred window).
     key_started: Instant,
     /// When the running renegotiation started (hand-window), if one runs.
@@ -403,7 +402,7 @@ impl Engine {
             pushed: None,
             data: None,
             negotiated: None,
-            send_keys: rekey::SendKeys::default(),
+            send_keys: crate::peer::SendKeys::default(),
             key_started: now,
             reneg_started: None,
             pending_soft_reset: None,
@@ -495,7 +494,7 @@ impl Engine {
         self.pushed = None;
         self.data = None;
         self.negotiated = None;
-        self.send_keys = rekey::SendKeys::default();
+        self.send_keys = crate::peer::SendKeys::default();
         self.key_started = now;
         self.reneg_started = None;
         self.pending_soft_reset = None;
@@ -510,7 +509,7 @@ impl Engine {
         self.last_received = now;
         self.restart_at = None;
         self.state = State::Handshake;
-        let tls = match TlsClient::new(self.tls_config.clone()) {
+        let tls = match TlsSession::client(self.tls_config.clone()) {
             Ok(t) => t,
             Err(e) => {
                 self.exit(ExitReason::TlsSetup(e.to_string()));

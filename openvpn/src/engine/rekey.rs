@@ -13,59 +13,16 @@ use core::time::Duration;
 use rand_core::CryptoRngCore;
 
 use super::{Engine, KeyStart, KeyState, ReconnectReason, State};
-use crate::crypto::prf::{derive_key2_legacy, Km2Randoms};
 use crate::crypto::{DataKey, ReplayWindow, Role};
-use crate::session::{ClientKeySource, ServerKeySource};
+use crate::session::ClientKeySource;
 use crate::time::Instant;
-use crate::tls::TlsClient;
+use crate::tls::TlsSession;
 use crate::wire::{ControlRepr, KeyId, Opcode};
 
-/// A data key the engine may send with: its key_id and when its deferred-auth window ends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct SendKey {
-    pub key_id: KeyId,
-    pub deferred_until: Instant,
-}
-
-/// The newest data key and the lame duck of the previous negotiation.
-#[derive(Debug, Clone, Copy, Default)]
-pub(super) struct SendKeys {
-    pub newest: Option<SendKey>,
-    pub previous: Option<(SendKey, Instant)>,
-}
-
-impl SendKeys {
-    /// The key_id to encrypt with at `now`.
-    pub fn select(&self, now: Instant) -> Option<KeyId> {
-        let newest = self.newest?;
-        match self.previous {
-            Some((prev, _)) if now < newest.deferred_until && now >= prev.deferred_until => {
-                Some(prev.key_id)
-            }
-            _ => Some(newest.key_id),
-        }
-    }
-}
-
 impl Engine {
-    /// The key_id to encrypt with at `now`: [`SendKeys::select`], except that a lame duck that is worn
-    /// out (packet-id near its wrap, usage limit reached) is given up for the newest key at once, even
-    /// inside the newest key's deferred window. Only a lookup while the lame duck is chosen.
+    /// The key_id to encrypt with at `now` ([`SendKeys::send_key_id`]).
     pub(super) fn send_key_id(&self, now: Instant) -> Option<KeyId> {
-        let id = self.send_keys.select(now)?;
-        match self.send_keys.newest {
-            Some(newest)
-                if newest.key_id != id
-                    && self
-                        .data
-                        .as_ref()
-                        .and_then(|d| d.key(id))
-                        .is_none_or(DataKey::needs_renegotiation) =>
-            {
-                Some(newest.key_id)
-            }
-            _ => Some(id),
-        }
+        self.send_keys.send_key_id(self.data.as_ref(), now)
     }
 
     /// `min(hand-window, reneg-sec / 2)`: how long a new key waits before it is preferred for sending.
@@ -83,26 +40,10 @@ impl Engine {
         &mut self,
         now: Instant,
         key: &KeyState,
-        server: &ServerKeySource,
     ) -> bool {
-        let (Some((cipher, peer_id)), Some(server_sid)) = (self.negotiated, key.remote_sid())
-        else {
+        let (Some((cipher, peer_id)), Some(key2)) = (self.negotiated, key.derive_key2()) else {
             return false;
         };
-        let ck: &ClientKeySource = key.client_keys();
-        let key2 = derive_key2_legacy(
-            &ck.pre_master,
-            &Km2Randoms {
-                random1: ck.random1,
-                random2: ck.random2,
-            },
-            &Km2Randoms {
-                random1: server.random1,
-                random2: server.random2,
-            },
-            &key.local_sid(),
-            &server_sid,
-        );
         let data_key = match DataKey::new(
             cipher,
             &key2,
@@ -124,28 +65,9 @@ impl Engine {
         let Some(data) = self.data.as_mut() else {
             return false;
         };
-        // Keep only the new key and the current one (the lame duck); older ones are gone on the server too.
-        let keep = self.send_keys.newest.map(|k| k.key_id);
-        if let Some((old, _)) = self.send_keys.previous {
-            if Some(old.key_id) != keep && old.key_id != key.key_id() {
-                data.remove(old.key_id);
-            }
-        }
-        data.install(data_key);
-        let new = SendKey {
-            key_id: key.key_id(),
-            deferred_until,
-        };
         let tran_window = Duration::from_secs(self.config.tran_window_secs);
-        self.send_keys.previous = self
-            .send_keys
-            .newest
-            .filter(|k| k.key_id != new.key_id)
-            .map(|k| (k, now + tran_window));
-        self.send_keys.newest = Some(new);
-        if self.send_keys.previous.is_none() {
-            data.set_primary(new.key_id);
-        }
+        self.send_keys
+            .install(data, data_key, now, deferred_until, tran_window);
         true
     }
 
@@ -159,7 +81,7 @@ impl Engine {
     ) {
         let Some(old) = self.key.as_ref() else { return };
         let (local_sid, remote_sid) = (old.local_sid(), old.remote_sid());
-        let tls = match TlsClient::new(self.tls_config.clone()) {
+        let tls = match TlsSession::client(self.tls_config.clone()) {
             Ok(t) => t,
             Err(_) => {
                 self.reconnect(now, ReconnectReason::HandshakeTimeout);
@@ -207,9 +129,9 @@ impl Engine {
     }
 
     /// The server's key-method-2 message of a renegotiation arrived: install the new data key.
-    pub(super) fn finish_renegotiation(&mut self, now: Instant, server: &ServerKeySource) {
+    pub(super) fn finish_renegotiation(&mut self, now: Instant) {
         let Some(key) = self.key.take() else { return };
-        let ok = self.install_data_key(now, &key, server);
+        let ok = self.install_data_key(now, &key);
         self.key = Some(key);
         if ok {
             self.reneg_started = None;
@@ -235,14 +157,8 @@ impl Engine {
             }
             return;
         }
-        if let Some((prev, expires)) = self.send_keys.previous {
-            if now >= expires {
-                if let Some(data) = self.data.as_mut() {
-                    data.remove(prev.key_id);
-                }
-                self.send_keys.previous = None;
-                self.old_key = None;
-            }
+        if self.send_keys.expire_lame_duck(self.data.as_mut(), now) {
+            self.old_key = None;
         }
         let due = self.config.reneg_secs > 0
             && now >= self.key_started + Duration::from_secs(self.config.reneg_secs);
@@ -281,44 +197,6 @@ impl Engine {
         // Called on every pass of the caller's I/O loop (through `poll_at`), so no allocation here.
         let reneg = (self.config.reneg_secs > 0)
             .then(|| self.key_started + Duration::from_secs(self.config.reneg_secs));
-        let lame_duck_expires = self.send_keys.previous.map(|(_, expires)| expires);
-        let deferred = match (self.send_keys.newest, self.send_keys.previous) {
-            (Some(n), Some(_)) if n.deferred_until > Instant::ZERO => Some(n.deferred_until),
-            _ => None,
-        };
-        [reneg, lame_duck_expires, deferred]
-            .into_iter()
-            .flatten()
-            .min()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn key(id: u8, until: u64) -> SendKey {
-        SendKey {
-            key_id: KeyId::new(id).unwrap(),
-            deferred_until: Instant::from_secs(until),
-        }
-    }
-
-    #[test]
-    fn send_key_follows_the_deferred_window() {
-        let mut k = SendKeys {
-            newest: Some(key(0, 60)),
-            previous: None,
-        };
-        assert_eq!(k.select(Instant::from_secs(1)), KeyId::new(0));
-        // Renegotiation at 3600 s: keep the old key until the new one's window ends at 3660 s.
-        k.previous = Some((key(0, 60), Instant::from_secs(7200)));
-        k.newest = Some(key(1, 3660));
-        assert_eq!(k.select(Instant::from_secs(3605)), KeyId::new(0));
-        assert_eq!(k.select(Instant::from_secs(3660)), KeyId::new(1));
-        // Fast renegotiations: the lame duck is itself still in its window, so the new key is used.
-        k.previous = Some((key(1, 3660), Instant::from_secs(7200)));
-        k.newest = Some(key(2, 3680));
-        assert_eq!(k.select(Instant::from_secs(3620)), KeyId::new(2));
+        [reneg, self.send_keys.poll_at()].into_iter().flatten().min()
     }
 }

@@ -29,8 +29,8 @@ fn setup() -> Setup {
     let body = pem_body(V2_CLIENT_KEY);
     let (kc, wkc) = body.split_at(256);
     let kc: [u8; 256] = kc.try_into().unwrap();
-    let checks = crate::tls::ServerChecks {
-        remote_cert_tls_server: true,
+    let checks = crate::tls::PeerChecks {
+        remote_cert_tls: Some(crate::tls::CertPurpose::Server),
         ..Default::default()
     };
     let tls = TlsSettings {
@@ -694,10 +694,12 @@ fn server_without_cipher_push_uses_data_ciphers_fallback() {
         let mut pkt = server_reset(&s.kc, client_sid, SessionId([7; 8]), 1);
         s.engine.receive(at(1), &mut pkt);
         while s.engine.poll_action(at(1), &mut s.rng).is_some() {}
-        s.engine.server_keys = Some(crate::session::ServerKeySource {
+        let server = crate::session::ServerKeySource {
             random1: [1; 32],
             random2: [2; 32],
-        });
+        };
+        s.engine.key.as_mut().unwrap().set_server_keys(server.clone());
+        s.engine.server_keys = Some(server);
         s.engine.apply_push(
             at(2),
             PushedConfig {
@@ -1126,7 +1128,7 @@ fn connected_with_control() -> Setup {
     let e = &mut s.engine;
     e.data = Some(channel);
     e.negotiated = Some((DataCipher::Aes256Gcm, Some(0)));
-    e.send_keys.newest = Some(rekey::SendKey {
+    e.send_keys.newest = Some(crate::peer::SendKey {
         key_id: KeyId::ZERO,
         deferred_until: at(0),
     });
@@ -1142,7 +1144,8 @@ fn finish_renegotiation(s: &mut Setup, now: Instant) {
         random1: [1; 32],
         random2: [2; 32],
     };
-    s.engine.finish_renegotiation(now, &server);
+    s.engine.key.as_mut().unwrap().set_server_keys(server);
+    s.engine.finish_renegotiation(now);
     assert!(s.engine.reneg_started.is_none(), "renegotiation finished");
 }
 

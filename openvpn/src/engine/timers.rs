@@ -62,7 +62,7 @@ impl Engine {
     pub(super) fn awaiting_server(&self) -> bool {
         self.key
             .as_ref()
-            .is_some_and(|k| k.phase() == super::key_state::Phase::PreStart)
+            .is_some_and(|k| k.phase() == crate::peer::Phase::PreStart)
     }
 
     pub(super) fn ping_secs(&self) -> Option<u64> {

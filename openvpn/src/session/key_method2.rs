@@ -116,6 +116,19 @@ impl Zeroize for ServerKeySource {
     }
 }
 
+impl ServerKeySource {
+    /// Fresh random key source.
+    pub fn random(rng: &mut dyn rand_core::CryptoRngCore) -> Self {
+        let mut k = ServerKeySource {
+            random1: [0; RANDOM_LEN],
+            random2: [0; RANDOM_LEN],
+        };
+        rng.fill_bytes(&mut k.random1);
+        rng.fill_bytes(&mut k.random2);
+        k
+    }
+}
+
 /// Wiped when dropped: the randoms make the data keys.
 impl Drop for ServerKeySource {
     fn drop(&mut self) {
@@ -188,6 +201,15 @@ impl<'a> KeyMethod2<'a> {
         })
     }
 
+    /// The client's pre-master and randoms, if this is a client message.
+    pub fn client_key_source(&self) -> Option<ClientKeySource> {
+        Some(ClientKeySource {
+            pre_master: self.pre_master?.try_into().ok()?,
+            random1: self.random1.try_into().ok()?,
+            random2: self.random2.try_into().ok()?,
+        })
+    }
+
     /// The server's randoms, if this is a server message.
     pub fn server_key_source(&self) -> Option<ServerKeySource> {
         Some(ServerKeySource {
@@ -205,6 +227,23 @@ pub fn emit_client(
     password: Option<&str>,
     peer_info: &str,
 ) -> Result<Vec<u8>, Km2Error> {
+    let randoms = (Some(&keys.pre_master[..]), &keys.random1, &keys.random2);
+    emit(randoms, options, username, password, peer_info)
+}
+
+/// Builds the server's message: its two randoms and its options string, no credentials or peer-info.
+pub fn emit_server(keys: &ServerKeySource, options: &str) -> Result<Vec<u8>, Km2Error> {
+    emit((None, &keys.random1, &keys.random2), options, None, None, "")
+}
+
+/// The message of either side: `pre_master` only from the client.
+fn emit(
+    (pre_master, random1, random2): (Option<&[u8]>, &[u8; RANDOM_LEN], &[u8; RANDOM_LEN]),
+    options: &str,
+    username: Option<&str>,
+    password: Option<&str>,
+    peer_info: &str,
+) -> Result<Vec<u8>, Km2Error> {
     let strings = [Some(options), username, password, Some(peer_info)];
     if strings.iter().flatten().any(|s| s.contains('\0')) {
         return Err(Km2Error::EmbeddedNul);
@@ -213,9 +252,9 @@ pub fn emit_client(
         5 + PRE_MASTER_LEN + 2 * RANDOM_LEN + options.len() + peer_info.len() + 16,
     );
     out.extend_from_slice(&[0, 0, 0, 0, 2]);
-    out.extend_from_slice(&keys.pre_master);
-    out.extend_from_slice(&keys.random1);
-    out.extend_from_slice(&keys.random2);
+    out.extend_from_slice(pre_master.unwrap_or_default());
+    out.extend_from_slice(random1);
+    out.extend_from_slice(random2);
     put_string(&mut out, Some(options));
     put_string(&mut out, username);
     put_string(&mut out, password);

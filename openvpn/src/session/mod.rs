@@ -10,7 +10,8 @@ pub mod peer_info;
 pub mod push;
 
 pub use key_method2::{
-    emit_client as emit_key_method2, ClientKeySource, KeyMethod2, Km2Error, ServerKeySource,
+    emit_client as emit_key_method2, emit_server as emit_server_key_method2, ClientKeySource,
+    KeyMethod2, Km2Error, ServerKeySource,
 };
 pub use message::{split_messages, ControlMessage};
 pub use peer_info::{occ_options_string, PeerInfo, Transport};

@@ -1,6 +1,6 @@
 //! TLS over the control channel (OpenVPN wire reference §5.1), with rustls' unbuffered client API.
 //!
-//! Layer: TLS only. [`TlsClient`] eats the in-order control-channel byte stream and produces TLS ciphertext
+//! Layer: TLS only. [`TlsSession`] eats the in-order control-channel byte stream and produces TLS ciphertext
 //! for the reliability layer plus decrypted application records; it never touches packets or sockets.
 //! The wall clock reaches rustls through [`WallClock`], which the engine sets from its caller's time.
 //! Certificate checks (chain to `ca` at the wall-clock time, `remote-cert-tls server`) live in [`verifier`].
@@ -12,17 +12,17 @@ pub mod verifier;
 pub mod x509;
 
 pub use clock::WallClock;
-pub use session::{TlsClient, TlsError};
-pub use verifier::{rejection_reason, ServerChecks, X509NameCheck};
+pub use session::{TlsSession, TlsError};
+pub use verifier::{rejection_reason, CertPurpose, PeerChecks, X509NameCheck};
 
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::fmt;
 
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use rustls::ClientConfig;
+use rustls::{ClientConfig, ServerConfig};
 
-/// Why a TLS client configuration could not be built.
+/// Why a TLS configuration (client or server) could not be built.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TlsConfigError {
     /// The `ca` certificate is not a usable trust anchor.
@@ -30,7 +30,7 @@ pub enum TlsConfigError {
     /// No `ca` certificate was given.
     NoCa,
     /// The `cert`/`key` pair was rejected (unsupported key type or mismatch).
-    BadClientKey,
+    BadKey,
     /// The TLS protocol versions could not be set.
     Versions,
     /// `tls-cipher`/`tls-ciphersuites` leave no cipher suite for the allowed TLS versions.
@@ -41,6 +41,8 @@ pub enum TlsConfigError {
     BadCrl,
     /// `crl-verify` without `ca`: a CRL's signature can only be checked with the chain's keys.
     CrlWithoutCa,
+    /// A server needs `cert` and `key`.
+    NoServerCert,
 }
 
 impl fmt::Display for TlsConfigError {
@@ -48,8 +50,8 @@ impl fmt::Display for TlsConfigError {
         f.write_str(match self {
             TlsConfigError::BadCa => "ca: certificate is not a usable trust anchor",
             TlsConfigError::NoCa => "ca: no certificate given",
-            TlsConfigError::BadClientKey => {
-                "cert/key: client key rejected (unsupported type or not matching cert)"
+            TlsConfigError::BadKey => {
+                "cert/key: key rejected (unsupported type or not matching cert)"
             }
             TlsConfigError::Versions => "tls-version: unsupported protocol versions",
             TlsConfigError::NoSuites => {
@@ -57,6 +59,7 @@ impl fmt::Display for TlsConfigError {
             }
             TlsConfigError::NoGroups => "tls-groups: no supported key exchange group",
             TlsConfigError::BadCrl => "crl-verify: not a usable certificate revocation list",
+            TlsConfigError::NoServerCert => "a server needs cert and key",
             TlsConfigError::CrlWithoutCa => {
                 "crl-verify needs ca: a CRL's signature is checked with the CA chain's keys"
             }
@@ -68,15 +71,16 @@ impl fmt::Display for TlsConfigError {
 /// and the key's type and length, not the key.
 #[derive(Clone, Default)]
 pub struct TlsSettings {
-    /// `ca`: trust anchors for the server chain.
+    /// `ca`: trust anchors for the peer's chain.
     pub ca: Vec<Vec<u8>>,
-    /// `cert` (and `extra-certs`): the client certificate chain, leaf first. Empty = no client certificate.
-    pub client_chain: Vec<Vec<u8>>,
-    /// `key`: the client private key (PKCS#8, SEC1 or PKCS#1 DER).
-    pub client_key: Option<ClientKeyDer>,
+    /// `cert` (and `extra-certs`): our certificate chain, leaf first. Empty = no certificate (a client
+    /// authenticating with a password only; a server always has one).
+    pub cert_chain: Vec<Vec<u8>>,
+    /// `key`: our private key (PKCS#8, SEC1 or PKCS#1 DER).
+    pub key: Option<KeyDer>,
     /// `remote-cert-tls`, `remote-cert-ku`, `remote-cert-eku`, `verify-x509-name`, `peer-fingerprint`,
     /// `crl-verify`.
-    pub checks: ServerChecks,
+    pub checks: PeerChecks,
     /// `tls-version-max 1.2`: offer TLS 1.2 only.
     pub tls12_only: bool,
     /// `tls-version-min 1.3`: offer TLS 1.3 only.
@@ -96,10 +100,10 @@ impl fmt::Debug for TlsSettings {
         f.debug_struct("TlsSettings")
             .field("ca", &format_args!("{} certificates", self.ca.len()))
             .field(
-                "client_chain",
-                &format_args!("{} certificates", self.client_chain.len()),
+                "cert_chain",
+                &format_args!("{} certificates", self.cert_chain.len()),
             )
-            .field("client_key", &self.client_key)
+            .field("key", &self.key)
             .field("checks", &self.checks)
             .field("tls12_only", &self.tls12_only)
             .field("tls13_only", &self.tls13_only)
@@ -110,10 +114,10 @@ impl fmt::Debug for TlsSettings {
     }
 }
 
-/// The client private key with its DER container type. Wiped when dropped; `Debug` shows the type and
+/// Our private key with its DER container type. Wiped when dropped; `Debug` shows the type and
 /// length only.
 #[derive(Clone)]
-pub enum ClientKeyDer {
+pub enum KeyDer {
     /// PKCS#8 `PrivateKeyInfo` (`BEGIN PRIVATE KEY`).
     Pkcs8(Vec<u8>),
     /// SEC1 `ECPrivateKey` (`BEGIN EC PRIVATE KEY`).
@@ -122,55 +126,98 @@ pub enum ClientKeyDer {
     Pkcs1(Vec<u8>),
 }
 
-impl ClientKeyDer {
+impl KeyDer {
     fn der(&self) -> &Vec<u8> {
         match self {
-            ClientKeyDer::Pkcs8(d) | ClientKeyDer::Sec1(d) | ClientKeyDer::Pkcs1(d) => d,
+            KeyDer::Pkcs8(d) | KeyDer::Sec1(d) | KeyDer::Pkcs1(d) => d,
         }
     }
 }
 
-impl fmt::Debug for ClientKeyDer {
+impl fmt::Debug for KeyDer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let kind = match self {
-            ClientKeyDer::Pkcs8(_) => "Pkcs8",
-            ClientKeyDer::Sec1(_) => "Sec1",
-            ClientKeyDer::Pkcs1(_) => "Pkcs1",
+            KeyDer::Pkcs8(_) => "Pkcs8",
+            KeyDer::Sec1(_) => "Sec1",
+            KeyDer::Pkcs1(_) => "Pkcs1",
         };
         write!(f, "{kind}(<redacted, {} bytes>)", self.der().len())
     }
 }
 
-impl zeroize::Zeroize for ClientKeyDer {
+impl zeroize::Zeroize for KeyDer {
     fn zeroize(&mut self) {
         match self {
-            ClientKeyDer::Pkcs8(d) | ClientKeyDer::Sec1(d) | ClientKeyDer::Pkcs1(d) => d.zeroize(),
+            KeyDer::Pkcs8(d) | KeyDer::Sec1(d) | KeyDer::Pkcs1(d) => d.zeroize(),
         }
     }
 }
 
-impl Drop for ClientKeyDer {
+impl Drop for KeyDer {
     fn drop(&mut self) {
         zeroize::Zeroize::zeroize(self);
     }
 }
 
-impl ClientKeyDer {
+impl KeyDer {
     fn to_rustls(&self) -> PrivateKeyDer<'static> {
         match self {
-            ClientKeyDer::Pkcs8(d) => PrivateKeyDer::Pkcs8(d.clone().into()),
-            ClientKeyDer::Sec1(d) => PrivateKeyDer::Sec1(d.clone().into()),
-            ClientKeyDer::Pkcs1(d) => PrivateKeyDer::Pkcs1(d.clone().into()),
+            KeyDer::Pkcs8(d) => PrivateKeyDer::Pkcs8(d.clone().into()),
+            KeyDer::Sec1(d) => PrivateKeyDer::Sec1(d.clone().into()),
+            KeyDer::Pkcs1(d) => PrivateKeyDer::Pkcs1(d.clone().into()),
         }
     }
 }
 
 /// Builds the rustls client configuration: ring provider, the caller's wall clock, our verifier.
-/// OpenVPN sends no SNI and no ALPN (§5.1); [`TlsClient::new`] uses an IP server name so none is sent.
+/// OpenVPN sends no SNI and no ALPN (§5.1); [`TlsSession::new`] uses an IP server name so none is sent.
 pub fn client_config(
     settings: &TlsSettings,
     clock: WallClock,
 ) -> Result<Arc<ClientConfig>, TlsConfigError> {
+    let (provider, versions) = provider(settings)?;
+    let algs = provider.signature_verification_algorithms;
+    let verifier =
+        verifier::PeerVerifier::new(&settings.ca, algs, settings.checks.clone())?;
+    let builder = ClientConfig::builder_with_details(provider, Arc::new(clock))
+        .with_protocol_versions(versions)
+        .map_err(|_| TlsConfigError::Versions)?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(verifier));
+    let mut config = match &settings.key {
+        Some(key) if !settings.cert_chain.is_empty() => {
+            let chain: Vec<CertificateDer<'static>> = settings
+                .cert_chain
+                .iter()
+                .map(|c| CertificateDer::from(c.clone()))
+                .collect();
+            builder
+                .with_client_auth_cert(chain, key.to_rustls())
+                .map_err(|_| TlsConfigError::BadKey)?
+        }
+        _ => builder.with_no_client_auth(),
+    };
+    config.enable_sni = false;
+    // Every OpenVPN renegotiation is a fresh full handshake (§5.1): no resumption state.
+    config.resumption = rustls::client::Resumption::disabled();
+    Ok(Arc::new(config))
+}
+
+const BOTH: &[&rustls::SupportedProtocolVersion] = &[&rustls::version::TLS13, &rustls::version::TLS12];
+const ONLY_13: &[&rustls::SupportedProtocolVersion] = &[&rustls::version::TLS13];
+const ONLY_12: &[&rustls::SupportedProtocolVersion] = &[&rustls::version::TLS12];
+
+/// The ring provider restricted to the configured suites and groups, and the TLS versions to offer or
+/// accept: the same rules for both roles.
+fn provider(
+    settings: &TlsSettings,
+) -> Result<
+    (
+        Arc<rustls::crypto::CryptoProvider>,
+        &'static [&'static rustls::SupportedProtocolVersion],
+    ),
+    TlsConfigError,
+> {
     let mut provider = rustls::crypto::ring::default_provider();
     let tls13 = restrict(
         &provider.cipher_suites,
@@ -185,9 +232,9 @@ pub fn client_config(
     let offer13 = !settings.tls12_only && !tls13.is_empty();
     let offer12 = !settings.tls13_only && !tls12.is_empty();
     let versions: &[&rustls::SupportedProtocolVersion] = match (offer13, offer12) {
-        (true, true) => &[&rustls::version::TLS13, &rustls::version::TLS12],
-        (true, false) => &[&rustls::version::TLS13],
-        (false, true) => &[&rustls::version::TLS12],
+        (true, true) => BOTH,
+        (true, false) => ONLY_13,
+        (false, true) => ONLY_12,
         (false, false) => return Err(TlsConfigError::NoSuites),
     };
     provider.cipher_suites = tls13.into_iter().chain(tls12).collect();
@@ -201,31 +248,46 @@ pub fn client_config(
             return Err(TlsConfigError::NoGroups);
         }
     }
-    let provider = Arc::new(provider);
+    Ok((Arc::new(provider), versions))
+}
+
+/// Builds the rustls server configuration: ring provider, the caller's wall clock, our certificate and
+/// key, and client certificates checked by [`verifier::PeerVerifier`] (`ca`, CRLs, `remote-cert-tls
+/// client`). `client_cert`: `verify-client-cert require` (`Some(true)`), `optional` (`Some(false)`) or
+/// `none` (`None`: no certificate is asked for). No session tickets or resumption: every OpenVPN
+/// renegotiation is a full handshake (§5.1).
+pub fn server_config(
+    settings: &TlsSettings,
+    clock: WallClock,
+    client_cert: Option<bool>,
+) -> Result<Arc<ServerConfig>, TlsConfigError> {
+    let (provider, versions) = provider(settings)?;
     let algs = provider.signature_verification_algorithms;
-    let verifier =
-        verifier::OpenVpnServerVerifier::new(&settings.ca, algs, settings.checks.clone())?;
-    let builder = ClientConfig::builder_with_details(provider, Arc::new(clock))
+    let builder = ServerConfig::builder_with_details(provider, Arc::new(clock))
         .with_protocol_versions(versions)
-        .map_err(|_| TlsConfigError::Versions)?
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(verifier));
-    let mut config = match &settings.client_key {
-        Some(key) if !settings.client_chain.is_empty() => {
-            let chain: Vec<CertificateDer<'static>> = settings
-                .client_chain
-                .iter()
-                .map(|c| CertificateDer::from(c.clone()))
-                .collect();
-            builder
-                .with_client_auth_cert(chain, key.to_rustls())
-                .map_err(|_| TlsConfigError::BadClientKey)?
+        .map_err(|_| TlsConfigError::Versions)?;
+    let builder = match client_cert {
+        None => builder.with_no_client_auth(),
+        Some(mandatory) => {
+            let verifier =
+                verifier::PeerVerifier::new(&settings.ca, algs, settings.checks.clone())?
+                    .with_client_cert_mandatory(mandatory);
+            builder.with_client_cert_verifier(Arc::new(verifier))
         }
-        _ => builder.with_no_client_auth(),
     };
-    config.enable_sni = false;
-    // Every OpenVPN renegotiation is a fresh full handshake (§5.1): no resumption state.
-    config.resumption = rustls::client::Resumption::disabled();
+    let chain: Vec<CertificateDer<'static>> = settings
+        .cert_chain
+        .iter()
+        .map(|c| CertificateDer::from(c.clone()))
+        .collect();
+    let Some(key) = settings.key.as_ref().filter(|_| !chain.is_empty()) else {
+        return Err(TlsConfigError::NoServerCert);
+    };
+    let mut config = builder
+        .with_single_cert(chain, key.to_rustls())
+        .map_err(|_| TlsConfigError::BadKey)?;
+    config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+    config.send_tls13_tickets = 0;
     Ok(Arc::new(config))
 }
 
@@ -257,7 +319,7 @@ mod tests {
 
     fn settings(tls12: Option<&[u16]>, tls13: Option<&[u16]>) -> TlsSettings {
         TlsSettings {
-            checks: ServerChecks {
+            checks: PeerChecks {
                 peer_fingerprints: alloc::vec![[0; 32]],
                 ..Default::default()
             },

@@ -17,12 +17,14 @@ use alloc::vec::Vec;
 use core::time::Duration;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::crypto::WebPkiSupportedAlgorithms;
 use rustls::pki_types::{
     CertificateDer, ServerName, SignatureVerificationAlgorithm, TrustAnchor, UnixTime,
 };
 use rustls::{
-    CertRevocationListError, CertificateError, DigitallySignedStruct, Error, SignatureScheme,
+    CertRevocationListError, CertificateError, DigitallySignedStruct, DistinguishedName, Error,
+    SignatureScheme,
 };
 use webpki::{
     CertRevocationList, ExpirationPolicy, RevocationCheckDepth, RevocationOptions,
@@ -44,11 +46,30 @@ pub enum X509NameCheck {
     NamePrefix,
 }
 
-/// The checks OpenVPN applies to the server certificate beyond the chain.
+/// Which role `remote-cert-tls` requires of the peer's certificate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CertPurpose {
+    /// `remote-cert-tls server` (a client checking its server): EKU TLS Web Server Authentication.
+    Server,
+    /// `remote-cert-tls client` (a server checking its clients): EKU TLS Web Client Authentication.
+    Client,
+}
+
+impl CertPurpose {
+    fn eku(self) -> &'static str {
+        match self {
+            CertPurpose::Server => "serverAuth",
+            CertPurpose::Client => "clientAuth",
+        }
+    }
+}
+
+/// The checks OpenVPN applies to the peer's certificate beyond the chain (the server's on a client, a
+/// client's on a server).
 #[derive(Debug, Clone, Default)]
-pub struct ServerChecks {
-    /// `remote-cert-tls server`: EKU serverAuth and a key usage must be present.
-    pub remote_cert_tls_server: bool,
+pub struct PeerChecks {
+    /// `remote-cert-tls server|client`: that EKU and a key usage must be present.
+    pub remote_cert_tls: Option<CertPurpose>,
     /// `remote-cert-ku`: the key usage must contain one of these values (bitwise); `Some` of an empty list
     /// (the directive without values) requires the key usage extension to be present.
     pub remote_cert_ku: Option<Vec<u16>>,
@@ -66,21 +87,24 @@ pub struct ServerChecks {
 /// A check webpki runs on each candidate path it built.
 type PathCheck<'a> = dyn Fn(&VerifiedPath<'_>) -> Result<(), webpki::Error> + 'a;
 
-/// The verifier installed into rustls by [`super::client_config`].
+/// The verifier installed into rustls by [`super::client_config`] and [`super::server_config`].
 #[derive(Debug)]
-pub struct OpenVpnServerVerifier {
+pub struct PeerVerifier {
     anchors: Vec<TrustAnchor<'static>>,
     algs: WebPkiSupportedAlgorithms,
-    checks: ServerChecks,
+    checks: PeerChecks,
     /// Version 2 CRLs, newest first: webpki checks a certificate against the first one from its issuer,
     /// and OpenSSL prefers the most recent CRL too.
     crls_v2: Vec<CertRevocationList<'static>>,
     /// Version 1 CRLs, newest first.
     crls_v1: Vec<Crl>,
+    /// Server side: a client without a certificate is refused (`verify-client-cert require`, the
+    /// default); `optional` lets it on (username/password then authenticate it).
+    client_cert_mandatory: bool,
 }
 
 /// Accepts any extended key usage in the chain: `remote-cert-tls`/`remote-cert-eku` look at the server's own
-/// certificate only, in [`OpenVpnServerVerifier::check_leaf`], as OpenVPN does.
+/// certificate only, in [`PeerVerifier::check_leaf`], as OpenVPN does.
 struct AnyEku;
 
 impl webpki::ExtendedKeyUsageValidator for AnyEku {
@@ -89,12 +113,12 @@ impl webpki::ExtendedKeyUsageValidator for AnyEku {
     }
 }
 
-impl OpenVpnServerVerifier {
+impl PeerVerifier {
     /// Trusts the given `ca` certificates (DER); with none, `peer-fingerprint` must be given.
     pub fn new(
         ca: &[Vec<u8>],
         algs: WebPkiSupportedAlgorithms,
-        checks: ServerChecks,
+        checks: PeerChecks,
     ) -> Result<Self, TlsConfigError> {
         if ca.is_empty() && checks.peer_fingerprints.is_empty() {
             return Err(TlsConfigError::NoCa);
@@ -120,12 +144,13 @@ impl OpenVpnServerVerifier {
             .filter_map(|c| c.v2().cloned().map(CertRevocationList::from))
             .collect();
         crls.retain(|c| c.v1().is_some());
-        Ok(OpenVpnServerVerifier {
+        Ok(PeerVerifier {
             anchors,
             algs,
             checks,
             crls_v2,
             crls_v1: crls,
+            client_cert_mandatory: true,
         })
     }
 
@@ -189,6 +214,12 @@ impl OpenVpnServerVerifier {
         )
     }
 
+    /// Server side: whether a client must present a certificate (`verify-client-cert require|optional`).
+    pub fn with_client_cert_mandatory(mut self, mandatory: bool) -> Self {
+        self.client_cert_mandatory = mandatory;
+        self
+    }
+
     /// OpenVPN's own checks on the end-entity certificate (after the chain, or instead of it).
     fn check_leaf(&self, der: &[u8]) -> Result<(), CertificateError> {
         let c = &self.checks;
@@ -202,9 +233,9 @@ impl OpenVpnServerVerifier {
                 return Err(CertificateError::ApplicationVerificationFailure);
             }
         }
-        if c.remote_cert_tls_server {
-            // OpenVPN: EKU "TLS Web Server Authentication" and some key usage present.
-            if !x509::has_extended_key_usage(der, "serverAuth") || x509::key_usage(der).is_none() {
+        if let Some(purpose) = c.remote_cert_tls {
+            // OpenVPN: EKU "TLS Web Server/Client Authentication" and some key usage present.
+            if !x509::has_extended_key_usage(der, purpose.eku()) || x509::key_usage(der).is_none() {
                 return Err(CertificateError::InvalidPurpose);
             }
         }
@@ -235,15 +266,15 @@ impl OpenVpnServerVerifier {
     }
 }
 
-impl ServerCertVerifier for OpenVpnServerVerifier {
-    fn verify_server_cert(
+impl PeerVerifier {
+    /// The chain to `ca` at `now` (with the CRLs), then OpenVPN's checks on the end entity: the same for
+    /// a server's certificate seen by a client and a client's seen by a server.
+    fn verify_peer(
         &self,
         end_entity: &CertificateDer<'_>,
         intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
         now: UnixTime,
-    ) -> Result<ServerCertVerified, Error> {
+    ) -> Result<(), Error> {
         if !self.anchors.is_empty() {
             let cert = webpki::EndEntityCert::try_from(end_entity).map_err(pki_error)?;
             let crls: Vec<&CertRevocationList<'_>> = self.crls_v2.iter().collect();
@@ -265,8 +296,66 @@ impl ServerCertVerifier for OpenVpnServerVerifier {
             chain.map_err(pki_error)?;
         }
         self.check_leaf(end_entity.as_ref())
-            .map_err(Error::InvalidCertificate)?;
+            .map_err(Error::InvalidCertificate)
+    }
+}
+
+impl ServerCertVerifier for PeerVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, Error> {
+        self.verify_peer(end_entity, intermediates, now)?;
         Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algs)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algs)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.algs.supported_schemes()
+    }
+}
+
+/// The server side: a client certificate is checked exactly like a server's, against the server's `ca`,
+/// CRLs and `remote-cert-tls client`. No CA names are sent in the CertificateRequest (OpenVPN sends
+/// OpenSSL's list; clients pick their one certificate anyway).
+impl ClientCertVerifier for PeerVerifier {
+    fn client_auth_mandatory(&self) -> bool {
+        self.client_cert_mandatory
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, Error> {
+        self.verify_peer(end_entity, intermediates, now)?;
+        Ok(ClientCertVerified::assertion())
     }
 
     fn verify_tls12_signature(
@@ -395,12 +484,12 @@ mod tests {
         0x0c, 0xef,
     ];
 
-    fn verifier(checks: ServerChecks) -> OpenVpnServerVerifier {
+    fn verifier(checks: PeerChecks) -> PeerVerifier {
         let algs = rustls::crypto::ring::default_provider().signature_verification_algorithms;
-        OpenVpnServerVerifier::new(
+        PeerVerifier::new(
             &[],
             algs,
-            ServerChecks {
+            PeerChecks {
                 peer_fingerprints: alloc::vec![FINGERPRINT],
                 ..checks
             },
@@ -410,8 +499,8 @@ mod tests {
 
     #[test]
     fn openvpn_leaf_checks() {
-        let v = verifier(ServerChecks {
-            remote_cert_tls_server: true,
+        let v = verifier(PeerChecks {
+            remote_cert_tls: Some(crate::tls::CertPurpose::Server),
             ..Default::default()
         });
         assert_eq!(v.check_leaf(SERVER), Ok(()));
@@ -421,7 +510,7 @@ mod tests {
             "fingerprint"
         );
         let name = |n: &str, k| {
-            verifier(ServerChecks {
+            verifier(PeerChecks {
                 verify_x509_name: Some((n.into(), k)),
                 ..Default::default()
             })
@@ -445,7 +534,7 @@ mod tests {
             Err(CertificateError::NotValidForName)
         );
         let ku = |want: u16| {
-            verifier(ServerChecks {
+            verifier(PeerChecks {
                 remote_cert_ku: Some(alloc::vec![want]),
                 ..Default::default()
             })
@@ -455,7 +544,7 @@ mod tests {
         assert_eq!(ku(0x88), Ok(()));
         assert_eq!(ku(0xa0), Err(CertificateError::InvalidPurpose));
         let eku = |e: &str| {
-            verifier(ServerChecks {
+            verifier(PeerChecks {
                 remote_cert_eku: Some(e.into()),
                 ..Default::default()
             })
@@ -472,11 +561,11 @@ mod tests {
     fn needs_a_ca_or_a_fingerprint() {
         let algs = rustls::crypto::ring::default_provider().signature_verification_algorithms;
         assert_eq!(
-            OpenVpnServerVerifier::new(&[], algs, ServerChecks::default()).err(),
+            PeerVerifier::new(&[], algs, PeerChecks::default()).err(),
             Some(TlsConfigError::NoCa)
         );
         assert_eq!(
-            OpenVpnServerVerifier::new(&[alloc::vec![1, 2, 3]], algs, ServerChecks::default())
+            PeerVerifier::new(&[alloc::vec![1, 2, 3]], algs, PeerChecks::default())
                 .err(),
             Some(TlsConfigError::BadCa)
         );

@@ -1,6 +1,12 @@
-//! The control channel of one key state (one key_id, §3, §4): reliability, TLS, key-method 2 and the
-//! text messages that follow, over *plain* control packets. Wrapping (tls-auth, tls-crypt, tls-crypt-v2)
-//! happens one layer up in the engine; nothing here knows about sockets, data keys or timers beyond `now`.
+//! The control channel of one key state (one key_id, §3, §4), on either side: reliability, TLS,
+//! key-method 2 and the text messages that follow, over *plain* control packets. Wrapping (tls-auth,
+//! tls-crypt, tls-crypt-v2) happens one layer up; nothing here knows about sockets, data keys or timers
+//! beyond `now`.
+//!
+//! The two roles differ in three places only: who speaks first (the client's reset), which TLS side
+//! runs, and the order of the key-method-2 messages (the client writes its own as soon as TLS is up; the
+//! server answers the client's). Everything else (ACKs, retransmission, the in-order TLS stream,
+//! control messages) is the same code.
 
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;
@@ -8,9 +14,11 @@ use core::fmt;
 
 use zeroize::Zeroize;
 
+use crate::crypto::prf::{derive_key2_legacy, Km2Randoms};
+use crate::crypto::{Role, KEY2_LEN};
 use crate::reliable::{ReliableRecv, ReliableSend, MAX_ACKS_PER_PACKET, MAX_ACKS_PIGGYBACK};
 use crate::session::{self, ClientKeySource, KeyMethod2, Km2Error, ServerKeySource};
-use crate::tls::{TlsClient, TlsError};
+use crate::tls::{TlsError, TlsSession};
 use crate::wire::tlv::EarlyNegotiation;
 use crate::wire::{AckBlock, ControlRepr, KeyId, Opcode, SessionId};
 
@@ -19,7 +27,7 @@ use crate::wire::{AckBlock, ControlRepr, KeyId, Opcode, SessionId};
 pub enum HandshakeError {
     /// TLS failed (certificate, alert, protocol).
     Tls(TlsError),
-    /// The server's key-method-2 message was malformed.
+    /// The peer's key-method-2 message was malformed.
     KeyMethod2(Km2Error),
     /// The server's reset carried malformed early-negotiation TLVs (§2.7: fatal).
     BadEarlyNegotiation,
@@ -43,23 +51,59 @@ impl fmt::Display for HandshakeError {
     }
 }
 
-/// Something the engine must act on, produced while processing control packets.
+/// Something the owner must act on, produced while processing control packets.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KeyEvent {
-    /// The server's key-method-2 message arrived: data keys can be derived once options are known.
+    /// Client side: the server's key-method-2 message arrived: data keys can be derived once options are
+    /// known.
     ServerKeys(ServerKeySource),
-    /// A NUL-terminated control message (PUSH_REPLY, AUTH_FAILED, ...), as bytes without the NUL.
+    /// Server side: the client's key-method-2 message arrived (ours is sent in answer): its credentials
+    /// and peer-info, for authentication and cipher negotiation.
+    ClientKeys(ClientHelloInfo),
+    /// A NUL-terminated control message (PUSH_REPLY, AUTH_FAILED, PUSH_REQUEST, ...), as bytes without
+    /// the NUL.
     Message(Vec<u8>),
 }
 
-/// Where the key state is in the §3 client sequence.
+/// What a client tells the server in its key-method-2 message besides its key material. The password
+/// is wiped when dropped; `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct ClientHelloInfo {
+    /// The client's options (OCC) string.
+    pub options: alloc::string::String,
+    /// `auth-user-pass` username (empty if none).
+    pub username: alloc::string::String,
+    /// `auth-user-pass` password or auth-token (empty if none).
+    pub password: alloc::string::String,
+    /// Peer-info `KEY=VALUE` lines.
+    pub peer_info: alloc::string::String,
+}
+
+impl fmt::Debug for ClientHelloInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientHelloInfo")
+            .field("username", &self.username)
+            .field("password", &format_args!("<{} bytes>", self.password.len()))
+            .field("peer_info", &self.peer_info)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for ClientHelloInfo {
+    fn drop(&mut self) {
+        self.password.zeroize();
+    }
+}
+
+/// Where the key state is in the §3 sequence.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
-    /// Our reset is out; waiting for the server's reset.
+    /// Waiting for the peer's reset (a client's hard reset is answered before a key state exists on a
+    /// UDP server, see `server::handshake`).
     PreStart,
-    /// TLS handshake running.
+    /// TLS handshake running (on a server: until the client's key-method-2 message arrives).
     Tls,
-    /// TLS up, our key-method-2 message sent; waiting for the server's.
+    /// Client side: TLS up, our key-method-2 message sent; waiting for the server's.
     SentKey,
     /// Both key-method-2 messages exchanged.
     GotKey,
@@ -72,9 +116,10 @@ pub struct KeyStart {
     pub key_id: KeyId,
     /// Our session id.
     pub local_sid: SessionId,
-    /// The server's session id: `None` for key_id 0 (learnt from its reset), known for renegotiations.
+    /// The peer's session id: `None` for key_id 0 (learnt from its reset), known for renegotiations.
     pub remote_sid: Option<SessionId>,
-    /// HARD_RESET_CLIENT_V2 (V3 for tls-crypt-v2) for key_id 0, SOFT_RESET_V1 for a renegotiation (§9).
+    /// Our reset: HARD_RESET_CLIENT_V2 (V3 for tls-crypt-v2) or HARD_RESET_SERVER_V2 for key_id 0,
+    /// SOFT_RESET_V1 for a renegotiation (§9).
     pub reset_opcode: Opcode,
     /// Initial retransmit timeout (`tls-timeout`), milliseconds.
     pub retransmit_ms: u64,
@@ -87,10 +132,16 @@ pub struct KeyState {
     remote_sid: Option<SessionId>,
     send: ReliableSend,
     recv: ReliableRecv,
-    tls: TlsClient,
+    tls: TlsSession,
     phase: Phase,
-    client_keys: ClientKeySource,
-    /// The key-method-2 message, written to TLS once the handshake completes.
+    role: Role,
+    /// The client's key source: ours on a client, the peer's (once its key-method-2 message arrived) on
+    /// a server.
+    client_keys: Option<ClientKeySource>,
+    /// The server's key source: ours on a server, the peer's on a client.
+    server_keys: Option<ServerKeySource>,
+    /// Our key-method-2 message: a client writes it once the handshake completes, a server in answer to
+    /// the client's.
     km2: Option<Vec<u8>>,
     events: VecDeque<KeyEvent>,
     /// Set once any authenticated packet from the server arrived (for the burst reschedule).
@@ -125,14 +176,46 @@ impl Drop for KeyState {
 }
 
 impl KeyState {
-    /// Starts a key state: queues our reset with message-id 0 and prepares TLS and the key-method-2
-    /// message (see [`KeyStart`]).
+    /// Starts a client key state: queues our reset with message-id 0 and prepares TLS and the
+    /// key-method-2 message (see [`KeyStart`]).
     pub fn new_client(
         start: KeyStart,
-        tls: TlsClient,
+        tls: TlsSession,
         client_keys: ClientKeySource,
         km2: Vec<u8>,
     ) -> Self {
+        let mut key = Self::new(start, tls, Role::Client, km2);
+        key.client_keys = Some(client_keys);
+        key
+    }
+
+    /// Starts a server key state: queues our reset with message-id 0 (sent once the peer's reset is
+    /// known); `km2` is our key-method-2 message, sent in answer to the client's.
+    pub fn new_server(
+        start: KeyStart,
+        tls: TlsSession,
+        server_keys: ServerKeySource,
+        km2: Vec<u8>,
+    ) -> Self {
+        let mut key = Self::new(start, tls, Role::Server, km2);
+        key.server_keys = Some(server_keys);
+        key
+    }
+
+    /// UDP server, key_id 0: the resets were exchanged statelessly before this key state existed (the
+    /// client's reset was answered with the cookie reset, and the client's third packet acknowledged
+    /// it): mark our reset acknowledged and the client's received, and start TLS.
+    pub fn resets_exchanged(&mut self) {
+        self.send.on_ack(0);
+        if self.recv.on_packet(0, &[]) == crate::reliable::RecvOutcome::Accepted {
+            let _ = self.recv.pop_in_order();
+        }
+        let _ = self.recv.take_acks(MAX_ACKS_PER_PACKET, false);
+        self.heard_from_peer = true;
+        self.phase = Phase::Tls;
+    }
+
+    fn new(start: KeyStart, tls: TlsSession, role: Role, km2: Vec<u8>) -> Self {
         let KeyStart {
             key_id,
             local_sid,
@@ -151,7 +234,9 @@ impl KeyState {
             recv: ReliableRecv::new(),
             tls,
             phase: Phase::PreStart,
-            client_keys,
+            role,
+            client_keys: None,
+            server_keys: None,
             km2: Some(km2),
             events: VecDeque::new(),
             heard_from_peer: false,
@@ -174,14 +259,54 @@ impl KeyState {
         self.local_sid
     }
 
-    /// The server's session id once its reset arrived.
+    /// The peer's session id once its reset arrived.
     pub fn remote_sid(&self) -> Option<SessionId> {
         self.remote_sid
     }
 
-    /// Our key source (for the legacy PRF).
-    pub fn client_keys(&self) -> &ClientKeySource {
-        &self.client_keys
+    /// Tests: the server's key-method-2 randoms, as if its message had arrived.
+    #[cfg(test)]
+    pub(crate) fn set_server_keys(&mut self, keys: ServerKeySource) {
+        self.server_keys = Some(keys);
+    }
+
+    /// Which side of the control channel this key state is.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// The peer's verified certificate chain (end entity first), once TLS verified it.
+    pub fn peer_certificates(&self) -> Option<&[rustls::pki_types::CertificateDer<'static>]> {
+        self.tls.peer_certificates()
+    }
+
+    /// The data-channel key material of this key_id (legacy PRF, §5.6), once both key-method-2 messages
+    /// were exchanged: the same derivation on both sides, with the client's and the server's session ids
+    /// in their places.
+    pub fn derive_key2(&self) -> Option<zeroize::Zeroizing<[u8; KEY2_LEN]>> {
+        let (ck, sk, remote) = (
+            self.client_keys.as_ref()?,
+            self.server_keys.as_ref()?,
+            self.remote_sid?,
+        );
+        let (client_sid, server_sid) = match self.role {
+            Role::Client => (self.local_sid, remote),
+            Role::Server => (remote, self.local_sid),
+        };
+        let key2 = derive_key2_legacy(
+            &ck.pre_master,
+            &Km2Randoms {
+                random1: ck.random1,
+                random2: ck.random2,
+            },
+            &Km2Randoms {
+                random1: sk.random1,
+                random2: sk.random2,
+            },
+            &client_sid,
+            &server_sid,
+        );
+        Some(key2)
     }
 
     /// The next event for the engine.
@@ -208,7 +333,7 @@ impl KeyState {
         self.send.is_idle()
     }
 
-    /// Handles an unwrapped control packet of this key_id from the server.
+    /// Handles an unwrapped control packet of this key_id from the peer.
     pub fn on_packet(&mut self, repr: &ControlRepr<'_>, now_ms: u64) -> Result<(), HandshakeError> {
         // ACKs must name our session (§2.1); the wrapping already authenticated the packet.
         let acks_name_us = match repr.acks.remote_session_id() {
@@ -216,6 +341,18 @@ impl KeyState {
             Some(_) => true,
             None => false,
         };
+        if self.role == Role::Server && self.remote_sid.is_none() {
+            // A server's peer speaks first: its hard reset (message-id 0) names its session.
+            let reset = matches!(
+                repr.opcode,
+                Opcode::ControlHardResetClientV2 | Opcode::ControlHardResetClientV3
+            );
+            if !(reset && repr.message_id == Some(0) && self.key_id == KeyId::ZERO) {
+                return Ok(());
+            }
+            self.remote_sid = Some(repr.session_id);
+            self.reset_acked_by = Some(repr.session_id);
+        }
         if self.remote_sid.is_none() {
             // Until the server's session id is known, only a packet that names our session id (which a
             // blind spoofer cannot know without tls-auth/tls-crypt) moves anything: an empty ACK block
@@ -244,14 +381,21 @@ impl KeyState {
             return Ok(()); // P_ACK_V1
         };
         match repr.opcode {
-            Opcode::ControlHardResetServerV2 | Opcode::ControlSoftResetV1 => {
-                // Resets carry message-id 0 (§4); a SOFT_RESET only on key_id > 0, a hard reset only on 0.
-                let expected = if self.key_id == KeyId::ZERO {
-                    Opcode::ControlHardResetServerV2
-                } else {
-                    Opcode::ControlSoftResetV1
+            Opcode::ControlHardResetServerV2
+            | Opcode::ControlHardResetClientV2
+            | Opcode::ControlHardResetClientV3
+            | Opcode::ControlSoftResetV1 => {
+                // Resets carry message-id 0 (§4); a SOFT_RESET only on key_id > 0, a hard reset (from the
+                // other side) only on 0.
+                let expected = match (self.key_id == KeyId::ZERO, self.role) {
+                    (false, _) => repr.opcode == Opcode::ControlSoftResetV1,
+                    (true, Role::Client) => repr.opcode == Opcode::ControlHardResetServerV2,
+                    (true, Role::Server) => matches!(
+                        repr.opcode,
+                        Opcode::ControlHardResetClientV2 | Opcode::ControlHardResetClientV3
+                    ),
                 };
-                if message_id != 0 || repr.opcode != expected {
+                if message_id != 0 || !expected {
                     return Ok(());
                 }
                 if self.remote_sid.is_none() {
@@ -265,7 +409,7 @@ impl KeyState {
                     return Ok(()); // retransmitted reset: ACK queued again, nothing else
                 }
                 let _ = self.recv.pop_in_order();
-                if repr.opcode == Opcode::ControlHardResetServerV2 {
+                if repr.opcode == Opcode::ControlHardResetServerV2 && self.role == Role::Client {
                     let early = EarlyNegotiation::parse(repr.payload)
                         .map_err(|_| HandshakeError::BadEarlyNegotiation)?;
                     if early.resend_wkc() {
@@ -296,7 +440,7 @@ impl KeyState {
             return Ok(());
         }
         self.tls.process().map_err(HandshakeError::Tls)?;
-        if !self.tls.is_handshaking() {
+        if self.role == Role::Client && !self.tls.is_handshaking() {
             if let Some(km2) = self.km2.take() {
                 self.tls
                     .write(km2)
@@ -305,12 +449,7 @@ impl KeyState {
                 self.tls.process().map_err(HandshakeError::Tls)?;
             }
         }
-        let out = self.tls.take_outgoing();
-        if !out.is_empty() {
-            self.send
-                .queue_stream(&out)
-                .map_err(|_| HandshakeError::SendQueueFull)?;
-        }
+        self.flush_tls()?;
         while let Some(mut record) = self.tls.pop_record() {
             let result = self.on_record(&record);
             // The server's randoms, a PUSH_REPLY's auth-token: nothing stays in freed memory.
@@ -320,13 +459,49 @@ impl KeyState {
         Ok(())
     }
 
+    /// Encrypts what waits for TLS and moves TLS output into the reliability layer.
+    fn flush_tls(&mut self) -> Result<(), HandshakeError> {
+        self.tls.process().map_err(HandshakeError::Tls)?;
+        let out = self.tls.take_outgoing();
+        if !out.is_empty() {
+            self.send
+                .queue_stream(&out)
+                .map_err(|_| HandshakeError::SendQueueFull)?;
+        }
+        Ok(())
+    }
+
     fn on_record(&mut self, record: &[u8]) -> Result<(), HandshakeError> {
+        if self.role == Role::Server && self.phase == Phase::Tls {
+            // The client's key-method-2 message is its first application record (§5.2); ours answers it.
+            let km2 = KeyMethod2::parse(record, true).map_err(HandshakeError::KeyMethod2)?;
+            let keys = km2
+                .client_key_source()
+                .ok_or(HandshakeError::KeyMethod2(Km2Error::Truncated))?;
+            let text = |b: &[u8]| alloc::string::String::from_utf8_lossy(b).into_owned();
+            let info = ClientHelloInfo {
+                options: text(km2.options),
+                username: text(km2.username),
+                password: text(km2.password),
+                peer_info: text(km2.peer_info),
+            };
+            self.client_keys = Some(keys);
+            self.events.push_back(KeyEvent::ClientKeys(info));
+            if let Some(ours) = self.km2.take() {
+                self.tls
+                    .write(ours)
+                    .map_err(|_| HandshakeError::SendQueueFull)?;
+            }
+            self.phase = Phase::GotKey;
+            return self.flush_tls();
+        }
         if self.phase == Phase::SentKey {
             // The server's key-method-2 message is its first application record (§5.2).
             let km2 = KeyMethod2::parse(record, false).map_err(HandshakeError::KeyMethod2)?;
             let keys = km2
                 .server_key_source()
                 .ok_or(HandshakeError::KeyMethod2(Km2Error::Truncated))?;
+            self.server_keys = Some(keys.clone());
             self.events.push_back(KeyEvent::ServerKeys(keys));
             self.phase = Phase::GotKey;
             return Ok(());
