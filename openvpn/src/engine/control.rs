@@ -10,9 +10,10 @@ use alloc::vec::Vec;
 use zeroize::Zeroize;
 
 use super::{Action, ControlProtection, Engine, EngineError, ExitReason, ReconnectReason, State};
-use super::{HandshakeError, KeyEvent, KeyState, CONTROL_BUF, PUSH_REQUEST_FIRST};
+use super::{HandshakeError, KeyEvent, KeyState, PUSH_REQUEST_FIRST};
 use crate::crypto::control::ControlWrap;
 use crate::crypto::{Compression, DataChannel, DataCipher, Digest};
+use crate::peer;
 use crate::session::{self, ControlMessage, PushedConfig};
 use crate::time::Instant;
 use crate::tls;
@@ -20,25 +21,24 @@ use crate::wire::{ControlRepr, Opcode};
 
 impl Engine {
     pub(super) fn receive_control(&mut self, now: Instant, datagram: &[u8]) {
-        self.plain.resize(CONTROL_BUF, 0);
-        let len = match self.wrap.unwrap(datagram, now, &mut self.plain) {
-            Ok(len) => len,
+        if self.key.is_none() {
+            return;
+        }
+        let mut plain = core::mem::take(&mut self.plain);
+        match peer::control::unwrap(&mut self.wrap, datagram, now, &mut plain) {
+            Ok(repr) => self.dispatch_control(now, &repr),
             Err(e) => {
-                log::debug!("control packet dropped: {e}");
+                log::debug!("control packet dropped: {e:?}");
                 self.stats.control_dropped += 1;
-                return;
             }
-        };
+        }
+        self.plain = plain;
+    }
+
+    /// Hands an unwrapped control packet to the key state of its key_id.
+    fn dispatch_control(&mut self, now: Instant, repr: &ControlRepr<'_>) {
         let Some(key) = self.key.as_mut() else { return };
-        let plain = self.plain.get(..len).unwrap_or_default();
-        let repr = match ControlRepr::parse_bytes(plain) {
-            Ok(r) => r,
-            Err(e) => {
-                log::debug!("control packet malformed: {e}");
-                self.stats.control_dropped += 1;
-                return;
-            }
-        };
+        let plain = repr;
         if repr.key_id != key.key_id() {
             // A SOFT_RESET on the next key_id starts a server-initiated renegotiation (§9); anything else
             // is out of sync ("key IDs out of sync") and dropped.
@@ -48,12 +48,16 @@ impl Engine {
                 && self.state == State::Connected
             {
                 self.last_received = now;
-                self.pending_soft_reset = Some((next, plain.to_vec()));
+                let mut bytes = alloc::vec![0u8; plain.buffer_len()];
+                if let Ok(n) = plain.emit(&mut bytes) {
+                    bytes.truncate(n);
+                    self.pending_soft_reset = Some((next, bytes));
+                }
             } else if let Some(old) = self.old_key.as_mut().filter(|o| o.key_id() == repr.key_id) {
                 // The previous key's control channel still ACKs late retransmissions and carries
                 // messages the server sent on it (§9: the lame duck stays valid).
                 self.last_received = now;
-                if old.on_packet(&repr, now.as_millis()).is_ok() {
+                if old.on_packet(repr, now.as_millis()).is_ok() {
                     let mut messages = Vec::new();
                     while let Some(event) = old.pop_event() {
                         if let KeyEvent::Message(bytes) = event {
@@ -71,7 +75,7 @@ impl Engine {
             return;
         }
         self.last_received = now;
-        let result = key.on_packet(&repr, now.as_millis());
+        let result = key.on_packet(repr, now.as_millis());
         if let Err(e) = result {
             self.handshake_failed(now, e);
             return;
@@ -285,34 +289,19 @@ impl Engine {
             ControlProtection::TlsCryptV2 { wkc, .. } => wkc.len(),
             _ => 0,
         };
+        let unix = self.unix_now_u32(now);
         let mut plain = core::mem::take(&mut self.plain);
-        let mut produced = false;
-        if let Some(key) = self.key.as_mut() {
-            produced = key.poll_packet(now.as_millis(), max, wkc_len, &mut plain);
-        }
-        if !produced {
-            if let Some(old) = self.old_key.as_mut() {
-                produced = old.poll_packet(now.as_millis(), max, wkc_len, &mut plain);
-            }
-        }
-        let result = if produced {
-            let unix = self.unix_now_u32(now);
-            let mut out = alloc::vec![0u8; plain.len() + 128 + wkc_len];
-            match self.wrap.wrap(&plain, unix, &mut out) {
-                Ok(n) => {
-                    out.truncate(n);
-                    Some(out)
-                }
-                Err(e) => {
-                    log::warn!("control packet not wrapped: {e}");
-                    None
-                }
-            }
-        } else {
-            None
-        };
+        let packet = peer::control::poll_packet(
+            &mut self.wrap,
+            self.key.as_mut(),
+            self.old_key.as_mut(),
+            now,
+            (max, wkc_len),
+            unix,
+            &mut plain,
+        );
         self.plain = plain;
-        result
+        packet
     }
 
     /// TLS payload room per control packet (§4): `max-packet-size` minus IP/UDP, wrapping, header, a full

@@ -286,8 +286,6 @@ const PRE_PUSH_PING_RESTART_SECS: u64 = 120;
 const PUSH_REQUEST_INTERVAL: Duration = Duration::from_secs(5);
 /// First PUSH_REQUEST this long after key-method 2 if the server did not push by itself.
 const PUSH_REQUEST_FIRST: Duration = Duration::from_secs(1);
-/// Largest wrapped control packet we ever build (the control buffer bound, §4).
-const CONTROL_BUF: usize = 4096;
 
 /// The OpenVPN client engine. See the module docs for the event/action contract.
 pub struct Engine {
@@ -422,7 +420,7 @@ impl Engine {
             last_received: now,
             last_sent: now,
             next_push_request: None,
-            plain: Vec::with_capacity(CONTROL_BUF),
+            plain: Vec::with_capacity(crate::peer::control::CONTROL_BUF),
             stats: Stats::default(),
         };
         if engine.config.remote_random {

@@ -4,6 +4,7 @@
 //!
 //! Layer: protocol state machine; no I/O, `now` and randomness come from the owner.
 
+pub mod control;
 pub mod key_state;
 pub mod send_keys;
 
