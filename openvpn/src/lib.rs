@@ -30,6 +30,7 @@ pub mod tls;
 pub mod crypto;
 pub mod engine;
 pub mod peer;
+pub mod server;
 pub mod session;
 pub mod time;
 pub mod wire;

@@ -1,0 +1,805 @@
+//! The sans-IO OpenVPN server: many clients, each one [`Client`] holding the same per-peer session core
+//! the client engine uses (key states from [`crate::peer`], one control wrap with its own replay window,
+//! a data channel with its send-key rule). UDP only for now: the first two packets of every client are
+//! answered statelessly ([`super::handshake`], the HMAC cookie), and a client exists only once its third
+//! packet proved it saw our reset.
+//!
+//! Events in: [`Server::receive`] (a datagram and its source), [`Server::encapsulate`] (an IP packet for
+//! a client), [`Server::poll`] (time passes). Out: [`ServerAction`]s (bytes for an address, a client up or
+//! gone) and decrypted packets returned in place with the client's peer-id. The server never reads a
+//! clock or a random source: `now`, the wall clock and randomness are arguments.
+
+use alloc::collections::{BTreeMap, VecDeque};
+use alloc::string::String;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::net::SocketAddr;
+use core::time::Duration;
+
+use rand_core::CryptoRngCore;
+use rustls::ServerConfig;
+
+use crate::crypto::control::ControlWrap;
+use crate::crypto::{DataChannel, DataCipher, DataKey, Digest, Inbound, ReplayWindow, Role};
+use crate::peer::{self, ClientHelloInfo, KeyEvent, KeyStart, KeyState, Phase, SendKeys};
+use crate::session::{self, ControlMessage, ServerKeySource};
+use crate::time::Instant;
+use crate::tls::TlsSession;
+use crate::wire::{KeyId, OpKey, Opcode, SessionId};
+
+/// What the server engine needs besides its TLS configuration.
+#[derive(Debug, Clone)]
+pub struct ServerParams {
+    /// `data-ciphers`, in preference order.
+    pub data_ciphers: Vec<String>,
+    /// `auth` (CBC ciphers only).
+    pub auth: Digest,
+    /// `hand-window`, seconds.
+    pub hand_window_secs: u64,
+    /// `reneg-sec` (0 = never start one ourselves).
+    pub reneg_secs: u64,
+    /// `tran-window`, seconds.
+    pub tran_window_secs: u64,
+    /// `tls-timeout` (initial retransmit), milliseconds.
+    pub tls_timeout_ms: u64,
+    /// `ping` (keepalive's first value), seconds; 0 = none.
+    pub ping_secs: u64,
+    /// `ping-restart` (keepalive's second value, doubled on the server as OpenVPN does), seconds.
+    pub ping_restart_secs: u64,
+    /// `max-clients`: peer-ids are 0..max_clients.
+    pub max_clients: u32,
+    /// `replay-window N [T]`.
+    pub replay_window: (u32, u64),
+    /// The server's options (OCC) string in its key-method-2 message.
+    pub options: String,
+    /// TLS payload room per control packet.
+    pub control_payload: usize,
+}
+
+/// A client's state as the server sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientState {
+    /// TLS and key-method 2 running.
+    Handshake,
+    /// Data keys installed; waiting for the PUSH_REQUEST.
+    Authenticated,
+    /// PUSH_REPLY sent: the client is up.
+    Connected,
+}
+
+/// What the caller must do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ServerAction {
+    /// Send these bytes to that address (one UDP datagram).
+    SendTo(SocketAddr, Vec<u8>),
+    /// A client finished key-method 2: the caller decides (auth, address) and answers with
+    /// [`Server::accept`] or [`Server::refuse`]. The client's certificate CN is given when it has one.
+    Authenticate {
+        /// The client's peer-id.
+        peer_id: u32,
+        /// The common name of its certificate.
+        common_name: Option<String>,
+        /// Username, password (or auth-token) and peer-info from its key-method-2 message.
+        info: ClientHelloInfo,
+    },
+    /// The client asked for its configuration (PUSH_REQUEST) after being accepted: the caller answers
+    /// with [`Server::push_reply`].
+    PushRequest(u32),
+    /// The client is gone (EXIT, ping-restart, handshake timeout, refused); its peer-id is free again.
+    ClientGone(u32, GoneReason),
+}
+
+/// Why a client was removed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum GoneReason {
+    /// It sent EXIT (explicit-exit-notify).
+    Exit,
+    /// Nothing authenticated arrived for `ping-restart` seconds.
+    PingRestart,
+    /// The handshake did not finish within `hand-window`.
+    HandshakeTimeout,
+    /// TLS or key-method 2 failed.
+    Handshake(peer::HandshakeError),
+    /// The caller refused it ([`Server::refuse`]).
+    Refused,
+    /// No cipher both sides support.
+    NoCipher,
+}
+
+/// What [`Server::receive`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServerReceived {
+    /// An IP packet from this client, decrypted in place at this range of the datagram.
+    Packet(u32, core::ops::Range<usize>),
+    /// Consumed (control, keepalive); call [`Server::poll`].
+    Consumed,
+    /// Dropped; counted.
+    Dropped,
+}
+
+/// Counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ServerStats {
+    /// Datagrams that matched no client and were not a valid first or third packet.
+    pub unknown_dropped: u64,
+    /// Control packets of known clients refused by their wrap.
+    pub control_dropped: u64,
+    /// Data packets refused (authentication, replay, unknown peer-id).
+    pub data_dropped: u64,
+    /// Decrypted packets whose source is not the client's tunnel address.
+    pub spoofed_dropped: u64,
+    /// Clients that moved to a new address (float).
+    pub floats: u64,
+    /// Third packets refused for a table already holding `max-clients` clients.
+    pub full: u64,
+}
+
+/// One connected (or connecting) client.
+struct Client {
+    addr: SocketAddr,
+    wrap: ControlWrap,
+    key: Option<KeyState>,
+    old_key: Option<KeyState>,
+    data: DataChannel,
+    send_keys: SendKeys,
+    cipher: Option<DataCipher>,
+    state: ClientState,
+    started: Instant,
+    key_started: Instant,
+    reneg_started: Option<Instant>,
+    last_received: Instant,
+    last_sent: Instant,
+    /// The tunnel address the caller gave in [`Server::accept`] (anti-spoofing).
+    vaddr: Option<[u8; 4]>,
+    accepted: bool,
+}
+
+/// The server engine. See the module docs.
+pub struct Server {
+    params: ServerParams,
+    tls: Arc<ServerConfig>,
+    /// Indexed by peer-id.
+    clients: Vec<Option<Client>>,
+    by_addr: BTreeMap<SocketAddr, u32>,
+    actions: VecDeque<ServerAction>,
+    wall_origin: (Instant, u64),
+    plain: Vec<u8>,
+    stats: ServerStats,
+}
+
+impl core::fmt::Debug for Server {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Server")
+            .field("clients", &self.by_addr.len())
+            .field("stats", &self.stats)
+            .finish()
+    }
+}
+
+/// What a new client brings from the stateless handshake.
+pub struct NewClient {
+    /// Its address.
+    pub addr: SocketAddr,
+    /// Its session id.
+    pub client_sid: SessionId,
+    /// Ours (the cookie).
+    pub server_sid: SessionId,
+    /// Its control wrap (replay state past the first packets).
+    pub wrap: ControlWrap,
+}
+
+impl Server {
+    /// A server with no clients. `unix_secs` is the wall-clock time at `now`.
+    pub fn new(params: ServerParams, tls: Arc<ServerConfig>, now: Instant, unix_secs: u64) -> Self {
+        let slots = usize::try_from(params.max_clients).unwrap_or(0);
+        let mut clients = Vec::new();
+        clients.resize_with(slots, || None);
+        Server {
+            params,
+            tls,
+            clients,
+            by_addr: BTreeMap::new(),
+            actions: VecDeque::new(),
+            wall_origin: (now, unix_secs),
+            plain: Vec::with_capacity(peer::control::CONTROL_BUF),
+            stats: ServerStats::default(),
+        }
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> ServerStats {
+        self.stats
+    }
+
+    /// How many clients exist (connecting or connected).
+    pub fn client_count(&self) -> usize {
+        self.by_addr.len()
+    }
+
+    /// A client's state, address and tunnel address.
+    pub fn client(&self, peer_id: u32) -> Option<(ClientState, SocketAddr)> {
+        let c = self.slot(peer_id)?;
+        Some((c.state, c.addr))
+    }
+
+    /// The peer-id of the client at `addr`.
+    pub fn peer_at(&self, addr: SocketAddr) -> Option<u32> {
+        self.by_addr.get(&addr).copied()
+    }
+
+    fn slot(&self, peer_id: u32) -> Option<&Client> {
+        self.clients
+            .get(usize::try_from(peer_id).ok()?)
+            .and_then(Option::as_ref)
+    }
+
+    fn slot_mut(&mut self, peer_id: u32) -> Option<&mut Client> {
+        self.clients
+            .get_mut(usize::try_from(peer_id).ok()?)
+            .and_then(Option::as_mut)
+    }
+
+    fn unix_now(&self, now: Instant) -> u64 {
+        self.wall_origin.1 + now.saturating_duration_since(self.wall_origin.0).as_secs()
+    }
+
+    /// Creates a client from a third packet the stateless handshake accepted, then feeds it that packet
+    /// (`plain`: the unwrapped third packet, which may carry the start of the ClientHello). Refused
+    /// (counted) when `max-clients` clients exist.
+    pub fn add_client(
+        &mut self,
+        now: Instant,
+        new: NewClient,
+        plain: &[u8],
+        rng: &mut dyn CryptoRngCore,
+    ) -> Option<u32> {
+        if let Some(old) = self.by_addr.get(&new.addr).copied() {
+            // A new session from the same address replaces the old one (a client restarted).
+            self.remove(old, GoneReason::Exit);
+        }
+        let Some(index) = self.clients.iter().position(Option::is_none) else {
+            self.stats.full += 1;
+            return None;
+        };
+        let peer_id = u32::try_from(index).ok()?;
+        let tls = TlsSession::server(self.tls.clone()).ok()?;
+        let keys = ServerKeySource::random(rng);
+        let km2 = session::emit_server_key_method2(&keys, &self.params.options).ok()?;
+        let start = KeyStart {
+            key_id: KeyId::ZERO,
+            local_sid: new.server_sid,
+            remote_sid: Some(new.client_sid),
+            reset_opcode: Opcode::ControlHardResetServerV2,
+            retransmit_ms: self.params.tls_timeout_ms,
+        };
+        let mut key = KeyState::new_server(start, tls, keys, km2);
+        key.resets_exchanged();
+        let client = Client {
+            addr: new.addr,
+            wrap: new.wrap,
+            key: Some(key),
+            old_key: None,
+            data: DataChannel::new(),
+            send_keys: SendKeys::default(),
+            cipher: None,
+            state: ClientState::Handshake,
+            started: now,
+            key_started: now,
+            reneg_started: None,
+            last_received: now,
+            last_sent: now,
+            vaddr: None,
+            accepted: false,
+        };
+        if let Some(slot) = self.clients.get_mut(index) {
+            *slot = Some(client);
+        }
+        self.by_addr.insert(new.addr, peer_id);
+        if let Ok(repr) = crate::wire::ControlRepr::parse_bytes(plain) {
+            self.dispatch(now, peer_id, &repr, rng);
+        }
+        Some(peer_id)
+    }
+
+    /// Handles one datagram from `from`. Data packets are decrypted in place and returned with the
+    /// client's peer-id; control packets of known clients are consumed. Datagrams from unknown addresses
+    /// are the caller's (the stateless handshake) and come back as `Dropped` here.
+    pub fn receive(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        datagram: &mut [u8],
+        rng: &mut dyn CryptoRngCore,
+    ) -> ServerReceived {
+        let Some(op) = datagram.first().and_then(|b| OpKey::from_byte(*b).ok()) else {
+            self.stats.unknown_dropped += 1;
+            return ServerReceived::Dropped;
+        };
+        if op.opcode.is_data() {
+            return self.receive_data(now, from, op.opcode, datagram);
+        }
+        let Some(peer_id) = self.by_addr.get(&from).copied() else {
+            self.stats.unknown_dropped += 1;
+            return ServerReceived::Dropped;
+        };
+        let mut plain = core::mem::take(&mut self.plain);
+        let result = match self.slot_mut(peer_id) {
+            Some(c) => peer::control::unwrap(&mut c.wrap, datagram, now, &mut plain),
+            None => Err(peer::control::ControlDrop::Malformed),
+        };
+        let out = match result {
+            Ok(repr) => {
+                self.dispatch(now, peer_id, &repr, rng);
+                ServerReceived::Consumed
+            }
+            Err(_) => {
+                self.stats.control_dropped += 1;
+                ServerReceived::Dropped
+            }
+        };
+        self.plain = plain;
+        out
+    }
+
+    fn receive_data(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        opcode: Opcode,
+        datagram: &mut [u8],
+    ) -> ServerReceived {
+        // P_DATA_V2 names its client by peer-id (§6.1): that is what makes float possible.
+        let peer_id = match opcode {
+            Opcode::DataV2 => datagram
+                .get(1..4)
+                .map(|b| u32::from_be_bytes([0, b[0], b[1], b[2]])),
+            _ => self.by_addr.get(&from).copied(),
+        };
+        let Some(peer_id) = peer_id else {
+            self.stats.data_dropped += 1;
+            return ServerReceived::Dropped;
+        };
+        let Some(client) = self.slot_mut(peer_id) else {
+            self.stats.data_dropped += 1;
+            return ServerReceived::Dropped;
+        };
+        let inbound = match client.data.decrypt(datagram, now) {
+            Ok(i) => i,
+            Err(_) => {
+                self.stats.data_dropped += 1;
+                return ServerReceived::Dropped;
+            }
+        };
+        client.last_received = now;
+        let moved = client.addr != from;
+        if moved {
+            // Float: the packet authenticated under this client's key, so it is the client.
+            let old = core::mem::replace(&mut client.addr, from);
+            self.by_addr.remove(&old);
+            if let Some(other) = self.by_addr.insert(from, peer_id) {
+                if other != peer_id {
+                    self.remove(other, GoneReason::Exit);
+                    self.by_addr.insert(from, peer_id);
+                }
+            }
+            self.stats.floats += 1;
+            log::info!("peer-id {peer_id} floated to {from}");
+        }
+        let Some(client) = self.slot(peer_id) else {
+            return ServerReceived::Dropped;
+        };
+        match inbound {
+            Inbound::Ip(range) => {
+                let ip = datagram.get(range.clone()).unwrap_or_default();
+                // Anti-spoofing: an IPv4 packet's source must be the client's tunnel address.
+                let src = ip.get(12..16);
+                let ok = match (ip.first().map(|b| b >> 4), client.vaddr) {
+                    (Some(4), Some(v)) => src == Some(&v[..]),
+                    _ => false,
+                };
+                if !ok {
+                    self.stats.spoofed_dropped += 1;
+                    return ServerReceived::Dropped;
+                }
+                ServerReceived::Packet(peer_id, range)
+            }
+            _ => ServerReceived::Consumed,
+        }
+    }
+
+    /// Hands an unwrapped control packet of a client to the key state of its key_id.
+    fn dispatch(
+        &mut self,
+        now: Instant,
+        peer_id: u32,
+        repr: &crate::wire::ControlRepr<'_>,
+        rng: &mut dyn CryptoRngCore,
+    ) {
+        let params_timeout = self.params.tls_timeout_ms;
+        let options = self.params.options.clone();
+        let tls = self.tls.clone();
+        let Some(c) = self.slot_mut(peer_id) else { return };
+        c.last_received = now;
+        let current = c.key.as_ref().map(KeyState::key_id);
+        let result = if Some(repr.key_id) == current {
+            c.key.as_mut().map(|k| k.on_packet(repr, now.as_millis()))
+        } else if c.old_key.as_ref().map(KeyState::key_id) == Some(repr.key_id) {
+            c.old_key.as_mut().map(|k| k.on_packet(repr, now.as_millis()))
+        } else if repr.opcode == Opcode::ControlSoftResetV1
+            && current.map(KeyId::next) == Some(repr.key_id)
+            && c.state != ClientState::Handshake
+        {
+            // The client starts a renegotiation (§9): a new server key state answers its SOFT_RESET.
+            let Some(remote) = c.key.as_ref().and_then(KeyState::remote_sid) else { return };
+            let local = c.key.as_ref().map_or(SessionId::ZERO, KeyState::local_sid);
+            let Ok(tls) = TlsSession::server(tls) else { return };
+            let keys = ServerKeySource::random(rng);
+            let Ok(km2) = session::emit_server_key_method2(&keys, &options) else { return };
+            let start = KeyStart {
+                key_id: repr.key_id,
+                local_sid: local,
+                remote_sid: Some(remote),
+                reset_opcode: Opcode::ControlSoftResetV1,
+                retransmit_ms: params_timeout,
+            };
+            let key = KeyState::new_server(start, tls, keys, km2);
+            c.old_key = c.key.replace(key);
+            c.key_started = now;
+            c.reneg_started = Some(now);
+            c.key.as_mut().map(|k| k.on_packet(repr, now.as_millis()))
+        } else {
+            None
+        };
+        if let Some(Err(e)) = result {
+            log::warn!("peer-id {peer_id}: handshake failed: {e}");
+            self.remove(peer_id, GoneReason::Handshake(e));
+            return;
+        }
+        self.process_events(now, peer_id);
+    }
+
+    fn process_events(&mut self, now: Instant, peer_id: u32) {
+        loop {
+            let Some(c) = self.slot_mut(peer_id) else { return };
+            let Some(event) = c.key.as_mut().and_then(KeyState::pop_event) else {
+                return;
+            };
+            match event {
+                KeyEvent::ClientKeys(info) => self.on_client_keys(now, peer_id, info),
+                KeyEvent::ServerKeys(_) => {}
+                KeyEvent::Message(bytes) => self.on_message(peer_id, &bytes),
+            }
+        }
+    }
+
+    /// The client's key-method-2 message arrived: negotiate the cipher and install the data key; the
+    /// first time, ask the caller to authenticate the client.
+    fn on_client_keys(&mut self, now: Instant, peer_id: u32, info: ClientHelloInfo) {
+        let params = &self.params;
+        let cipher = negotiate(&params.data_ciphers, &info.peer_info, params.auth);
+        let deferred = Duration::from_secs(params.hand_window_secs.min(if params.reneg_secs == 0 {
+            u64::MAX
+        } else {
+            params.reneg_secs / 2
+        }));
+        let tran_window = Duration::from_secs(params.tran_window_secs);
+        let replay = params.replay_window;
+        let Some(c) = self.slot_mut(peer_id) else { return };
+        // A renegotiation keeps the cipher of the session.
+        let Some(cipher) = c.cipher.or(cipher) else {
+            self.remove(peer_id, GoneReason::NoCipher);
+            return;
+        };
+        c.cipher = Some(cipher);
+        let Some(key) = c.key.as_ref() else { return };
+        let (Some(key2), key_id) = (key.derive_key2(), key.key_id()) else {
+            return;
+        };
+        let window = ReplayWindow::new(replay.0, Duration::from_secs(replay.1));
+        let Ok(data_key) = DataKey::new(cipher, &key2, Role::Server, key_id, Some(peer_id), window)
+        else {
+            self.remove(peer_id, GoneReason::NoCipher);
+            return;
+        };
+        let deferred_until = c.key_started + deferred;
+        c.send_keys
+            .install(&mut c.data, data_key, now, deferred_until, tran_window);
+        c.reneg_started = None;
+        if c.state == ClientState::Handshake {
+            c.state = ClientState::Authenticated;
+            let common_name = c
+                .key
+                .as_ref()
+                .and_then(KeyState::peer_certificates)
+                .and_then(|chain| chain.first())
+                .and_then(|leaf| crate::tls::x509::common_name(leaf.as_ref()));
+            self.actions.push_back(ServerAction::Authenticate {
+                peer_id,
+                common_name,
+                info,
+            });
+        }
+    }
+
+    fn on_message(&mut self, peer_id: u32, bytes: &[u8]) {
+        let Some(c) = self.slot(peer_id) else { return };
+        let accepted = c.accepted;
+        match ControlMessage::parse(bytes) {
+            ControlMessage::Unknown(text) if text.starts_with("PUSH_REQUEST") => {
+                if accepted {
+                    self.actions.push_back(ServerAction::PushRequest(peer_id));
+                }
+            }
+            ControlMessage::Exit => self.remove(peer_id, GoneReason::Exit),
+            _ => log::debug!("peer-id {peer_id}: control message ignored"),
+        }
+    }
+
+    /// The caller accepts the client that asked in [`ServerAction::Authenticate`], with its tunnel
+    /// address (its packets must come from it).
+    pub fn accept(&mut self, peer_id: u32, vaddr: [u8; 4]) {
+        if let Some(c) = self.slot_mut(peer_id) {
+            c.accepted = true;
+            c.vaddr = Some(vaddr);
+        }
+    }
+
+    /// The caller refuses the client: `AUTH_FAILED` is sent, and the client is removed.
+    pub fn refuse(&mut self, now: Instant, peer_id: u32, reason: &str) {
+        let mut text = String::from("AUTH_FAILED");
+        if !reason.is_empty() {
+            text.push(',');
+            text.push_str(reason);
+        }
+        if let Some(k) = self.slot_mut(peer_id).and_then(|c| c.key.as_mut()) {
+            let _ = k.send_message(&text);
+        }
+        // Flush the AUTH_FAILED before the state goes.
+        while let Some(pkt) = self.poll_client(now, peer_id) {
+            if let Some(c) = self.slot(peer_id) {
+                self.actions.push_back(ServerAction::SendTo(c.addr, pkt));
+            }
+        }
+        self.remove(peer_id, GoneReason::Refused);
+    }
+
+    /// Sends the client its PUSH_REPLY message(s) (built by the caller); the client is up.
+    pub fn push_reply(&mut self, peer_id: u32, messages: &[String]) {
+        let Some(c) = self.slot_mut(peer_id) else { return };
+        if let Some(k) = c.key.as_mut() {
+            for m in messages {
+                let _ = k.send_message(m);
+            }
+        }
+        c.state = ClientState::Connected;
+    }
+
+    /// The cipher negotiated with a client.
+    pub fn cipher(&self, peer_id: u32) -> Option<DataCipher> {
+        self.slot(peer_id).and_then(|c| c.cipher)
+    }
+
+    fn remove(&mut self, peer_id: u32, reason: GoneReason) {
+        let Some(slot) = usize::try_from(peer_id)
+            .ok()
+            .and_then(|i| self.clients.get_mut(i))
+        else {
+            return;
+        };
+        if let Some(c) = slot.take() {
+            if self.by_addr.get(&c.addr) == Some(&peer_id) {
+                self.by_addr.remove(&c.addr);
+            }
+            self.actions
+                .push_back(ServerAction::ClientGone(peer_id, reason));
+        }
+    }
+
+    /// Encrypts `ip` for client `peer_id` into `out`; returns the address to send to and the length.
+    pub fn encapsulate(
+        &mut self,
+        now: Instant,
+        peer_id: u32,
+        ip: &[u8],
+        out: &mut [u8],
+        rng: &mut dyn CryptoRngCore,
+    ) -> Option<(SocketAddr, usize)> {
+        let c = self.slot_mut(peer_id)?;
+        if c.state != ClientState::Connected {
+            return None;
+        }
+        let key_id = c.send_keys.send_key_id(Some(&c.data), now)?;
+        c.data.set_primary(key_id);
+        let n = c.data.encrypt(ip, out, rng).ok()?;
+        c.last_sent = now;
+        Some((c.addr, n))
+    }
+
+    fn poll_client(&mut self, now: Instant, peer_id: u32) -> Option<Vec<u8>> {
+        let unix = u32::try_from(self.unix_now(now)).unwrap_or(u32::MAX);
+        let room = self.params.control_payload;
+        let mut plain = core::mem::take(&mut self.plain);
+        let packet = self.slot_mut(peer_id).and_then(|c| {
+            let p = peer::control::poll_packet(
+                &mut c.wrap,
+                c.key.as_mut(),
+                c.old_key.as_mut(),
+                now,
+                (room, 0),
+                unix,
+                &mut plain,
+            );
+            if p.is_some() {
+                c.last_sent = now;
+            }
+            p
+        });
+        self.plain = plain;
+        packet
+    }
+
+    /// Runs every client's timers and returns the next action.
+    pub fn poll(&mut self, now: Instant, rng: &mut dyn CryptoRngCore) -> Option<ServerAction> {
+        if let Some(a) = self.actions.pop_front() {
+            return Some(a);
+        }
+        let ids: Vec<u32> = self.by_addr.values().copied().collect();
+        for peer_id in ids {
+            self.run_timers(now, peer_id, rng);
+            while let Some(pkt) = self.poll_client(now, peer_id) {
+                if let Some(c) = self.slot(peer_id) {
+                    self.actions.push_back(ServerAction::SendTo(c.addr, pkt));
+                }
+            }
+        }
+        self.actions.pop_front()
+    }
+
+    fn run_timers(&mut self, now: Instant, peer_id: u32, rng: &mut dyn CryptoRngCore) {
+        let p = &self.params;
+        let (hand, ping, restart, reneg) = (
+            Duration::from_secs(p.hand_window_secs),
+            p.ping_secs,
+            p.ping_restart_secs,
+            p.reneg_secs,
+        );
+        let options = p.options.clone();
+        let timeout = p.tls_timeout_ms;
+        let tls = self.tls.clone();
+        let Some(c) = self.slot_mut(peer_id) else { return };
+        if c.state == ClientState::Handshake && now >= c.started + hand {
+            self.remove(peer_id, GoneReason::HandshakeTimeout);
+            return;
+        }
+        if let Some(started) = c.reneg_started {
+            if now >= started + hand {
+                self.remove(peer_id, GoneReason::HandshakeTimeout);
+                return;
+            }
+        }
+        if restart > 0 && now >= c.last_received + Duration::from_secs(restart) {
+            self.remove(peer_id, GoneReason::PingRestart);
+            return;
+        }
+        if c.send_keys.expire_lame_duck(Some(&mut c.data), now) {
+            c.old_key = None;
+        }
+        // reneg-sec on the server too: a SOFT_RESET on the next key_id.
+        if reneg > 0
+            && c.state == ClientState::Connected
+            && c.reneg_started.is_none()
+            && now >= c.key_started + Duration::from_secs(reneg)
+        {
+            if let (Some(remote), Some(cur)) = (
+                c.key.as_ref().and_then(KeyState::remote_sid),
+                c.key.as_ref().map(|k| (k.key_id(), k.local_sid())),
+            ) {
+                if let Ok(tls) = TlsSession::server(tls) {
+                    let keys = ServerKeySource::random(rng);
+                    if let Ok(km2) = session::emit_server_key_method2(&keys, &options) {
+                        let start = KeyStart {
+                            key_id: cur.0.next(),
+                            local_sid: cur.1,
+                            remote_sid: Some(remote),
+                            reset_opcode: Opcode::ControlSoftResetV1,
+                            retransmit_ms: timeout,
+                        };
+                        let key = KeyState::new_server(start, tls, keys, km2);
+                        c.old_key = c.key.replace(key);
+                        c.key_started = now;
+                        c.reneg_started = Some(now);
+                    }
+                }
+            }
+        }
+        // Keepalive: a ping when nothing was sent for `ping` seconds.
+        if ping > 0 && c.state == ClientState::Connected && now >= c.last_sent + Duration::from_secs(ping)
+        {
+            if let Some(key_id) = c.send_keys.send_key_id(Some(&c.data), now) {
+                c.data.set_primary(key_id);
+                let mut out = alloc::vec![0u8; 128];
+                if let Ok(n) = c.data.encrypt_ping(&mut out, rng) {
+                    out.truncate(n);
+                    c.last_sent = now;
+                    let addr = c.addr;
+                    self.actions.push_back(ServerAction::SendTo(addr, out));
+                }
+            }
+        }
+    }
+
+    /// When [`poll`](Self::poll) must be called next at the latest.
+    pub fn poll_at(&self) -> Option<Instant> {
+        if !self.actions.is_empty() {
+            return Some(Instant::ZERO);
+        }
+        let p = &self.params;
+        self.clients
+            .iter()
+            .flatten()
+            .flat_map(|c| {
+                let key_at = |k: &KeyState| k.poll_at_ms().map(Instant::from_millis);
+                let ping = (p.ping_secs > 0 && c.state == ClientState::Connected)
+                    .then(|| c.last_sent + Duration::from_secs(p.ping_secs));
+                let restart = (p.ping_restart_secs > 0)
+                    .then(|| c.last_received + Duration::from_secs(p.ping_restart_secs));
+                let hand = (c.state == ClientState::Handshake)
+                    .then(|| c.started + Duration::from_secs(p.hand_window_secs));
+                [
+                    c.key.as_ref().and_then(key_at),
+                    c.old_key.as_ref().and_then(key_at),
+                    ping,
+                    restart,
+                    hand,
+                    c.send_keys.poll_at(),
+                ]
+            })
+            .flatten()
+            .min()
+    }
+
+    /// Tells every connected client the server is going away (`RESTART`, cc-exit), so they reconnect
+    /// at once instead of waiting for ping-restart.
+    pub fn shutdown(&mut self, now: Instant) {
+        let ids: Vec<u32> = self.by_addr.values().copied().collect();
+        for peer_id in ids {
+            if let Some(k) = self.slot_mut(peer_id).and_then(|c| c.key.as_mut()) {
+                let _ = k.send_message("RESTART");
+            }
+            while let Some(pkt) = self.poll_client(now, peer_id) {
+                if let Some(c) = self.slot(peer_id) {
+                    self.actions.push_back(ServerAction::SendTo(c.addr, pkt));
+                }
+            }
+        }
+    }
+
+    /// Whether the client's current key state finished key-method 2 (for tests and status).
+    pub fn handshake_done(&self, peer_id: u32) -> bool {
+        self.slot(peer_id)
+            .and_then(|c| c.key.as_ref())
+            .is_some_and(|k| k.phase() == Phase::GotKey)
+    }
+}
+
+/// The data cipher for a client (OpenVPN 2.6's rule): the first of the server's `data-ciphers` that the
+/// client lists in `IV_CIPHERS`; without `IV_CIPHERS`, `IV_NCP>=2` means AES-256-GCM and AES-128-GCM.
+pub fn negotiate(server: &[String], peer_info: &str, auth: Digest) -> Option<DataCipher> {
+    let mut ciphers = None;
+    let mut ncp = 0u32;
+    for line in peer_info.lines().take(64) {
+        if let Some(v) = line.strip_prefix("IV_CIPHERS=") {
+            ciphers = Some(v);
+        } else if let Some(v) = line.strip_prefix("IV_NCP=") {
+            ncp = v.trim().parse().unwrap_or(0);
+        }
+    }
+    let supported = |name: &str| match ciphers {
+        Some(list) => list.split(':').any(|c| c.eq_ignore_ascii_case(name)),
+        None => ncp >= 2 && (name.eq_ignore_ascii_case("AES-256-GCM") || name.eq_ignore_ascii_case("AES-128-GCM")),
+    };
+    server
+        .iter()
+        .filter(|c| supported(c))
+        .find_map(|c| DataCipher::from_name(c, auth))
+}
