@@ -1,0 +1,11 @@
+//! The server role: what an OpenVPN server needs beyond the per-peer session core.
+//!
+//! Layer: protocol only, like the rest of the crate: no clock, no randomness, no I/O.
+//!
+//! - [`cookie`]: the stateless HMAC session-id cookie and the rate limit of initial replies (§2.8).
+//! - [`handshake`]: the stateless first exchange over UDP: answer a client reset, accept a third packet.
+//! - [`wkc`]: the tls-crypt-v2 client-key policy (max age, revocation list) and metadata display.
+
+pub mod cookie;
+pub mod handshake;
+pub mod wkc;
