@@ -234,6 +234,18 @@ def openvpn_seeds(v):
     write("tls_crypt_v2_key", "client-key-body", body)
     write("tls_crypt_v2_key", "wkc-metadata", b"\x11" * 256 + h(v["v2_test_client_key_metadata"]["wkc"]))
 
+    # The server's stateless first exchange: real client packets as they arrive, and for the valid-WKc
+    # path (first byte = metadata length, metadata, then a plain packet the target wraps with the WKc).
+    for name in ("plain-reset", "tls-auth-sha1-reset", "tls-crypt-client-reset", "tls-crypt-client-ack",
+                 "v2-reset-v3", "v2-wkc-v1-head"):
+        write("server_handshake", name, h(control[name]))
+    stamp = b"\x01" + struct.pack(">Q", 1_700_000_000 - 86400)
+    csid = h("a4b7076dcd189cca")
+    write("server_handshake", "valid-wkc-reset-v3", b"\x09" + stamp + b"\x50" + csid + b"\x00" + bytes(4))
+    write("server_handshake", "valid-wkc-wkc-v1", b"\x09" + stamp + b"\x58" + csid + b"\x01" + bytes(4)
+          + h("cf251bd610a8bdc4") + struct.pack(">I", 1) + b"\x16\x03\x01")
+    write("server_handshake", "valid-wkc-user-meta", b"\x06\x00alice" + b"\x50" + csid + b"\x00" + bytes(4))
+
     # The engine after its fixed start (session id 11..11): a plain-TLS server reset that ACKs the client
     # reset (message 0), then an empty P_CONTROL_V1, time passing, an ACK, and garbage data.
     client_sid = b"\x11" * 8

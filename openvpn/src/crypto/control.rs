@@ -8,6 +8,7 @@
 
 pub use super::wrap_error::{UnwrapError, WrapError};
 
+use super::data::Role;
 use super::key2::{Digest, KeyDirection, KEY2_LEN};
 use super::replay::{ReplayError, ReplayWindow};
 use super::tls_auth::TlsAuth;
@@ -25,8 +26,50 @@ pub enum Protection {
     TlsAuth(TlsAuth),
     /// tls-crypt, or dynamic tls-crypt for renegotiations (§2.6, §2.9).
     TlsCrypt(TlsCrypt),
-    /// tls-crypt-v2 client key (§2.7).
+    /// tls-crypt-v2 client key (§2.7). A server holds the unwrapped Kc as [`Protection::TlsCrypt`] in the
+    /// server role instead: it never appends a WKc.
     TlsCryptV2(TlsCryptV2Client),
+}
+
+impl Protection {
+    /// Wraps the plain control packet `plain` with replay id `id` (ignored without protection) into `out`;
+    /// returns the wire length. Stateless: [`ControlWrap`] supplies the ids, a stateless server its own.
+    pub fn seal(&self, plain: &[u8], id: ReplayId, out: &mut [u8]) -> Result<usize, WrapError> {
+        match self {
+            Protection::None => {
+                let out = out
+                    .get_mut(..plain.len())
+                    .ok_or(WrapError::BufferTooSmall)?;
+                out.copy_from_slice(plain);
+                Ok(plain.len())
+            }
+            Protection::TlsAuth(a) => a.wrap(plain, id, out),
+            Protection::TlsCrypt(c) => c.wrap(plain, id, out),
+            Protection::TlsCryptV2(c) => c.wrap(plain, id, out),
+        }
+    }
+
+    /// Authenticates (and decrypts) a received control packet into its plain form in `out` without any
+    /// replay check. Returns the replay id (`None` without protection) and the plain length.
+    pub fn open(
+        &self,
+        wire: &[u8],
+        out: &mut [u8],
+    ) -> Result<(Option<ReplayId>, usize), UnwrapError> {
+        let (id, len) = match self {
+            Protection::None => {
+                let o = out
+                    .get_mut(..wire.len())
+                    .ok_or(UnwrapError::BufferTooSmall)?;
+                o.copy_from_slice(wire);
+                return Ok((None, wire.len()));
+            }
+            Protection::TlsAuth(a) => a.unwrap(wire, out)?,
+            Protection::TlsCrypt(c) => c.unwrap(wire, out)?,
+            Protection::TlsCryptV2(c) => c.unwrap(wire, out)?,
+        };
+        Ok((Some(id), len))
+    }
 }
 
 /// Control-channel protection with its replay state: one per connection (shared by all key_ids), plus a
@@ -60,7 +103,19 @@ impl ControlWrap {
 
     /// tls-crypt with a 256-byte key, client role.
     pub fn tls_crypt(key2: &[u8; KEY2_LEN]) -> ControlWrap {
-        ControlWrap::new(Protection::TlsCrypt(TlsCrypt::client(key2)))
+        ControlWrap::tls_crypt_for(key2, Role::Client)
+    }
+
+    /// tls-crypt with a 256-byte key for either side: the direction is fixed by role (§2.5), the server
+    /// sends with keys[0], the client with keys[1]; `key-direction` does not apply.
+    pub fn tls_crypt_for(key2: &[u8; KEY2_LEN], role: Role) -> ControlWrap {
+        ControlWrap::new(Protection::TlsCrypt(TlsCrypt::for_role(key2, role)))
+    }
+
+    /// The server side of tls-crypt-v2 for one client: its unwrapped key Kc used as a tls-crypt key in the
+    /// server role (§2.7). The server never appends a WKc, so this is plain tls-crypt on the wire.
+    pub fn tls_crypt_v2_server(kc: &[u8; KEY2_LEN]) -> ControlWrap {
+        ControlWrap::tls_crypt_for(kc, Role::Server)
     }
 
     /// tls-crypt-v2 client with Kc and WKc. Announces early negotiation: the first replay counter is
@@ -80,8 +135,17 @@ impl ControlWrap {
         ekm: &[u8; KEY2_LEN],
         original: Option<&[u8; KEY2_LEN]>,
     ) -> ControlWrap {
+        ControlWrap::dynamic_tls_crypt_for(ekm, original, Role::Client)
+    }
+
+    /// Dynamic tls-crypt (§2.9) for either side; see [`dynamic_tls_crypt`](Self::dynamic_tls_crypt).
+    pub fn dynamic_tls_crypt_for(
+        ekm: &[u8; KEY2_LEN],
+        original: Option<&[u8; KEY2_LEN]>,
+        role: Role,
+    ) -> ControlWrap {
         let key = tls_crypt::dynamic_key(ekm, original);
-        ControlWrap::new(Protection::TlsCrypt(TlsCrypt::client(&key)))
+        ControlWrap::new(Protection::TlsCrypt(TlsCrypt::for_role(&key, role)))
     }
 
     /// The configured protection.
@@ -112,20 +176,12 @@ impl ControlWrap {
         now_unix: u32,
         out: &mut [u8],
     ) -> Result<usize, WrapError> {
-        if let Protection::None = self.protection {
-            let out = out
-                .get_mut(..plain.len())
-                .ok_or(WrapError::BufferTooSmall)?;
-            out.copy_from_slice(plain);
-            return Ok(plain.len());
-        }
-        let id = self.sender.next(now_unix)?;
-        match &self.protection {
-            Protection::None => Ok(0),
-            Protection::TlsAuth(a) => a.wrap(plain, id, out),
-            Protection::TlsCrypt(c) => c.wrap(plain, id, out),
-            Protection::TlsCryptV2(c) => c.wrap(plain, id, out),
-        }
+        let id = match self.protection {
+            // Plain packets carry no replay id: do not consume one.
+            Protection::None => ReplayId::default(),
+            _ => self.sender.next(now_unix)?,
+        };
+        self.protection.seal(plain, id, out)
     }
 
     /// Authenticates (and decrypts) a received control packet into its plain form in `out`, then checks
@@ -136,22 +192,42 @@ impl ControlWrap {
         now: Instant,
         out: &mut [u8],
     ) -> Result<usize, UnwrapError> {
-        let (id, len) = match &self.protection {
-            Protection::None => {
-                let o = out
-                    .get_mut(..wire.len())
-                    .ok_or(UnwrapError::BufferTooSmall)?;
-                o.copy_from_slice(wire);
-                return Ok(wire.len());
-            }
-            Protection::TlsAuth(a) => a.unwrap(wire, out)?,
-            Protection::TlsCrypt(c) => c.unwrap(wire, out)?,
-            Protection::TlsCryptV2(c) => c.unwrap(wire, out)?,
-        };
-        self.window
-            .update(id.time, id.counter, now)
-            .map_err(UnwrapError::Replay)?;
+        let (id, len) = self.protection.open(wire, out)?;
+        if let Some(id) = id {
+            self.window
+                .update(id.time, id.counter, now)
+                .map_err(UnwrapError::Replay)?;
+        }
         Ok(len)
+    }
+
+    /// Takes over a connection whose first exchange ran without state (the server's HMAC cookie, §2.8):
+    /// the server reset already went out with replay counter 1, so the next packet uses 2; and the client's
+    /// packet `received` (already authenticated) is recorded together with every earlier counter of its
+    /// sequence inside the window, so neither the client's reset nor the accepting packet replays later.
+    pub(crate) fn resume_after_stateless(
+        &mut self,
+        received: Option<ReplayId>,
+        now_unix: u32,
+        now: Instant,
+    ) -> Result<(), ReplayError> {
+        if let Protection::None = self.protection {
+            return Ok(());
+        }
+        // Counter 1 went out in the stateless reset; a fresh sender cannot be exhausted.
+        let _ = self.sender.next(now_unix);
+        let Some(id) = received else {
+            return Ok(());
+        };
+        let first = id
+            .counter
+            .saturating_sub(super::replay::DEFAULT_WINDOW - 1)
+            .max(1);
+        for counter in first..id.counter {
+            // Ascending counters in a fresh window are always accepted.
+            let _ = self.window.update(id.time, counter, now);
+        }
+        self.window.update(id.time, id.counter, now)
     }
 
     /// How a received replay id would be judged now, without changing state (diagnostics and tests).
@@ -249,6 +325,86 @@ mod tests {
             none.wrap(&plain, 0, &mut [0u8; 4]),
             Err(WrapError::BufferTooSmall)
         );
+    }
+
+    /// Client wrap -> server unwrap and back, for every protection, each side with its own window.
+    #[test]
+    fn client_and_server_sides_talk_in_every_mode() {
+        use crate::crypto::tls_crypt_v2::TlsCryptV2ServerKey;
+        let key = test_pkt_static_key();
+        let kc: [u8; KEY2_LEN] = core::array::from_fn(|i| (i * 7) as u8);
+        let server_key = TlsCryptV2ServerKey::new(&[0x11; 128]);
+        let wkc = server_key
+            .wrap_client_key(&kc, &[1, 0, 0, 0, 0, 0, 0, 0, 9])
+            .unwrap();
+        let (kc_srv, _) = server_key.unwrap_client_key(&wkc).unwrap();
+        let pairs = [
+            (ControlWrap::none(), ControlWrap::none()),
+            (
+                ControlWrap::tls_auth(&key, KeyDirection::Inverse, Digest::Sha256),
+                ControlWrap::tls_auth(&key, KeyDirection::Normal, Digest::Sha256),
+            ),
+            (
+                ControlWrap::tls_crypt(&key),
+                ControlWrap::tls_crypt_for(&key, Role::Server),
+            ),
+            (
+                ControlWrap::tls_crypt_v2(&kc, &wkc).unwrap(),
+                ControlWrap::tls_crypt_v2_server(&kc_srv),
+            ),
+            (
+                ControlWrap::dynamic_tls_crypt(&[0xba; KEY2_LEN], Some(&key)),
+                ControlWrap::dynamic_tls_crypt_for(&[0xba; KEY2_LEN], Some(&key), Role::Server),
+            ),
+        ];
+        let c2s = hex("206891923fa31034370000000001160301");
+        let s2c = hex("40aabbccddeeff00110100000000689192");
+        for (i, (mut client, mut server)) in pairs.into_iter().enumerate() {
+            let mut wire = [0u8; 1500];
+            let mut back = [0u8; 1500];
+            let n = client.wrap(&c2s, 1000, &mut wire).unwrap();
+            let m = server.unwrap(&wire[..n], Instant::ZERO, &mut back).unwrap();
+            assert_eq!(back[..m], c2s[..], "mode {i}");
+            let n = server.wrap(&s2c, 1000, &mut wire).unwrap();
+            assert_eq!(server.overhead(OpKey::parse(&s2c).unwrap()), n - s2c.len());
+            let m = client.unwrap(&wire[..n], Instant::ZERO, &mut back).unwrap();
+            assert_eq!(back[..m], s2c[..], "mode {i}");
+            if i > 0 {
+                // A side cannot open its own packets (directions differ), and replays are refused.
+                assert!(server.unwrap(&wire[..n], Instant::ZERO, &mut back).is_err());
+                assert!(client.unwrap(&wire[..n], Instant::ZERO, &mut back).is_err());
+            }
+        }
+    }
+
+    #[test]
+    fn resume_after_stateless_marks_earlier_counters() {
+        let key = test_pkt_static_key();
+        let mut client = ControlWrap::tls_crypt(&key);
+        let mut server = ControlWrap::tls_crypt_for(&key, Role::Server);
+        let plain = hex("386891923fa31034370000000000");
+        let mut wires = [[0u8; 64]; 3];
+        for w in wires.iter_mut() {
+            client.wrap(&plain, 77, w).unwrap();
+        }
+        let mut back = [0u8; 64];
+        let (id, _) = server
+            .protection()
+            .open(&wires[2][..54], &mut back)
+            .unwrap();
+        assert_eq!(id.map(|i| i.counter), Some(3));
+        server
+            .resume_after_stateless(id, 80, Instant::ZERO)
+            .unwrap();
+        for w in &wires {
+            assert!(server.unwrap(&w[..54], Instant::ZERO, &mut back).is_err());
+        }
+        // The server's next packet carries counter 2 (its stateless reset used 1).
+        let n = server.wrap(&plain, 80, &mut back).unwrap();
+        assert_eq!(back[9..13], [0, 0, 0, 2]);
+        assert!(client
+            .unwrap(&back[..n], Instant::ZERO, &mut [0u8; 64])
+            .is_ok());
     }
 
     #[test]

@@ -41,7 +41,7 @@ pub use tls_crypt::TlsCrypt;
 pub use tls_crypt_v2::{TlsCryptV2Client, TlsCryptV2ServerKey};
 
 /// Compares two byte strings in time independent of where they differ (lengths are public).
-pub(crate) fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }

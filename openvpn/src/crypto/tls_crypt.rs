@@ -8,6 +8,7 @@
 //! The same construction (with an empty header) protects renegotiations under dynamic tls-crypt (§2.9).
 //! Directions are fixed by role: the client sends with keys[1] and receives with keys[0] (§2.5).
 
+use super::data::Role;
 use super::key2::{cipher_slot, hmac_slot, KeyDirection, KEY2_LEN};
 use super::wrap_error::{UnwrapError, WrapError};
 use crate::wire::control::HEADER_LEN;
@@ -92,9 +93,18 @@ impl TlsCrypt {
         TlsCrypt::new(key2, KeyDirection::Inverse)
     }
 
-    /// Server-role keys: send with keys[0], receive with keys[1] (tests and tooling).
+    /// Server-role keys: send with keys[0], receive with keys[1].
     pub fn server(key2: &[u8; KEY2_LEN]) -> TlsCrypt {
         TlsCrypt::new(key2, KeyDirection::Normal)
+    }
+
+    /// Keys for `role`: the direction of tls-crypt, tls-crypt-v2 Kc and dynamic tls-crypt is fixed by role
+    /// (§2.5), never by `key-direction`.
+    pub fn for_role(key2: &[u8; KEY2_LEN], role: Role) -> TlsCrypt {
+        match role {
+            Role::Client => TlsCrypt::client(key2),
+            Role::Server => TlsCrypt::server(key2),
+        }
     }
 
     /// Seals `header || id || body` as `header || id || tag || CTR(body)` into `out`; returns the length.
