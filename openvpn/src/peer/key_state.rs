@@ -419,7 +419,8 @@ impl KeyState {
                 self.phase = Phase::Tls;
                 self.pump_tls()
             }
-            Opcode::ControlV1 if self.phase != Phase::PreStart => {
+            // P_CONTROL_WKC_V1 is a P_CONTROL_V1 with the client key appended (removed by the wrap).
+            Opcode::ControlV1 | Opcode::ControlWkcV1 if self.phase != Phase::PreStart => {
                 self.recv.on_packet(message_id, repr.payload);
                 let mut stream = Vec::new();
                 self.recv.drain_in_order(&mut stream);

@@ -19,6 +19,9 @@ use core::time::Duration;
 use rand_core::CryptoRngCore;
 use rustls::ServerConfig;
 
+use super::cookie::InitialRateLimit;
+use super::handshake::{Accepted, ClientKey, HandshakeCounters, StatelessHandshake};
+use super::wkc::MetadataDisplay;
 use crate::crypto::control::ControlWrap;
 use crate::crypto::{DataChannel, DataCipher, DataKey, Digest, Inbound, ReplayWindow, Role};
 use crate::peer::{self, ClientHelloInfo, KeyEvent, KeyStart, KeyState, Phase, SendKeys};
@@ -158,6 +161,9 @@ struct Client {
 pub struct Server {
     params: ServerParams,
     tls: Arc<ServerConfig>,
+    handshake: StatelessHandshake,
+    limit: InitialRateLimit,
+    counters: HandshakeCounters,
     /// Indexed by peer-id.
     clients: Vec<Option<Client>>,
     by_addr: BTreeMap<SocketAddr, u32>,
@@ -176,27 +182,25 @@ impl core::fmt::Debug for Server {
     }
 }
 
-/// What a new client brings from the stateless handshake.
-pub struct NewClient {
-    /// Its address.
-    pub addr: SocketAddr,
-    /// Its session id.
-    pub client_sid: SessionId,
-    /// Ours (the cookie).
-    pub server_sid: SessionId,
-    /// Its control wrap (replay state past the first packets).
-    pub wrap: ControlWrap,
-}
-
 impl Server {
-    /// A server with no clients. `unix_secs` is the wall-clock time at `now`.
-    pub fn new(params: ServerParams, tls: Arc<ServerConfig>, now: Instant, unix_secs: u64) -> Self {
+    /// A server with no clients. `handshake` answers unknown peers statelessly; `limit` bounds its
+    /// replies (`connect-freq-initial`). `unix_secs` is the wall-clock time at `now`.
+    pub fn new(
+        params: ServerParams,
+        tls: Arc<ServerConfig>,
+        (handshake, limit): (StatelessHandshake, InitialRateLimit),
+        now: Instant,
+        unix_secs: u64,
+    ) -> Self {
         let slots = usize::try_from(params.max_clients).unwrap_or(0);
         let mut clients = Vec::new();
         clients.resize_with(slots, || None);
         Server {
             params,
             tls,
+            handshake,
+            limit,
+            counters: HandshakeCounters::default(),
             clients,
             by_addr: BTreeMap::new(),
             actions: VecDeque::new(),
@@ -209,6 +213,11 @@ impl Server {
     /// Counters.
     pub fn stats(&self) -> ServerStats {
         self.stats
+    }
+
+    /// The stateless handshake's tallies (replies, sessions created, refusals by reason).
+    pub fn handshake_counters(&self) -> &HandshakeCounters {
+        &self.counters
     }
 
     /// How many clients exist (connecting or connected).
@@ -243,17 +252,76 @@ impl Server {
         self.wall_origin.1 + now.saturating_duration_since(self.wall_origin.0).as_secs()
     }
 
-    /// Creates a client from a third packet the stateless handshake accepted, then feeds it that packet
-    /// (`plain`: the unwrapped third packet, which may carry the start of the ClientHello). Refused
-    /// (counted) when `max-clients` clients exist.
-    pub fn add_client(
+    /// A datagram from an address without a client: a first packet is answered statelessly (the cookie
+    /// reset), a third packet that echoes the cookie creates the client; anything else is dropped and
+    /// counted. No state is kept for a peer before its third packet.
+    fn receive_unknown(
         &mut self,
         now: Instant,
-        new: NewClient,
-        plain: &[u8],
+        from: SocketAddr,
+        datagram: &[u8],
+        rng: &mut dyn CryptoRngCore,
+    ) -> ServerReceived {
+        let unix = self.unix_now(now);
+        let first = datagram
+            .first()
+            .and_then(|b| OpKey::from_byte(*b).ok())
+            .is_some_and(|op| {
+                matches!(
+                    op.opcode,
+                    Opcode::ControlHardResetClientV2 | Opcode::ControlHardResetClientV3
+                )
+            });
+        if first {
+            let mut out = alloc::vec![0u8; 256];
+            let outcome =
+                self.handshake
+                    .on_initial(datagram, from, unix, now, &mut self.limit, &mut out);
+            self.counters.note_initial(&outcome);
+            return match outcome {
+                Ok(reply) => {
+                    out.truncate(reply.len);
+                    self.actions.push_back(ServerAction::SendTo(from, out));
+                    ServerReceived::Consumed
+                }
+                Err(_) => ServerReceived::Dropped,
+            };
+        }
+        let outcome = self.handshake.on_third(datagram, from, unix, now);
+        self.counters.note_third(&outcome);
+        match outcome {
+            Ok(accepted) => match self.add_client(now, from, accepted, rng) {
+                Some(_) => ServerReceived::Consumed,
+                None => ServerReceived::Dropped,
+            },
+            Err(_) => {
+                self.stats.unknown_dropped += 1;
+                ServerReceived::Dropped
+            }
+        }
+    }
+
+    /// Creates a client from a third packet the stateless handshake accepted, then feeds it that packet
+    /// (which may carry the start of the ClientHello). Refused (counted) when `max-clients` clients
+    /// exist.
+    fn add_client(
+        &mut self,
+        now: Instant,
+        addr: SocketAddr,
+        accepted: Accepted,
         rng: &mut dyn CryptoRngCore,
     ) -> Option<u32> {
-        if let Some(old) = self.by_addr.get(&new.addr).copied() {
+        let Accepted {
+            client_sid,
+            server_sid,
+            wrap,
+            plain,
+            client_key,
+        } = accepted;
+        if let Some(ClientKey { metadata, .. }) = &client_key {
+            log::info!("{addr} tls-crypt-v2 client key: {}", MetadataDisplay(metadata));
+        }
+        if let Some(old) = self.by_addr.get(&addr).copied() {
             // A new session from the same address replaces the old one (a client restarted).
             self.remove(old, GoneReason::Exit);
         }
@@ -267,16 +335,16 @@ impl Server {
         let km2 = session::emit_server_key_method2(&keys, &self.params.options).ok()?;
         let start = KeyStart {
             key_id: KeyId::ZERO,
-            local_sid: new.server_sid,
-            remote_sid: Some(new.client_sid),
+            local_sid: server_sid,
+            remote_sid: Some(client_sid),
             reset_opcode: Opcode::ControlHardResetServerV2,
             retransmit_ms: self.params.tls_timeout_ms,
         };
         let mut key = KeyState::new_server(start, tls, keys, km2);
         key.resets_exchanged();
         let client = Client {
-            addr: new.addr,
-            wrap: new.wrap,
+            addr,
+            wrap,
             key: Some(key),
             old_key: None,
             data: DataChannel::new(),
@@ -294,16 +362,16 @@ impl Server {
         if let Some(slot) = self.clients.get_mut(index) {
             *slot = Some(client);
         }
-        self.by_addr.insert(new.addr, peer_id);
-        if let Ok(repr) = crate::wire::ControlRepr::parse_bytes(plain) {
+        self.by_addr.insert(addr, peer_id);
+        if let Ok(repr) = crate::wire::ControlRepr::parse_bytes(&plain) {
             self.dispatch(now, peer_id, &repr, rng);
         }
         Some(peer_id)
     }
 
     /// Handles one datagram from `from`. Data packets are decrypted in place and returned with the
-    /// client's peer-id; control packets of known clients are consumed. Datagrams from unknown addresses
-    /// are the caller's (the stateless handshake) and come back as `Dropped` here.
+    /// client's peer-id; control packets are consumed (those of unknown addresses by the stateless
+    /// handshake).
     pub fn receive(
         &mut self,
         now: Instant,
@@ -319,8 +387,7 @@ impl Server {
             return self.receive_data(now, from, op.opcode, datagram);
         }
         let Some(peer_id) = self.by_addr.get(&from).copied() else {
-            self.stats.unknown_dropped += 1;
-            return ServerReceived::Dropped;
+            return self.receive_unknown(now, from, datagram, rng);
         };
         let mut plain = core::mem::take(&mut self.plain);
         let result = match self.slot_mut(peer_id) {
@@ -402,6 +469,11 @@ impl Server {
                     return ServerReceived::Dropped;
                 }
                 ServerReceived::Packet(peer_id, range)
+            }
+            // explicit-exit-notify: the client leaves now; its slot and address are free at once.
+            exit if exit.is_exit() => {
+                self.remove(peer_id, GoneReason::Exit);
+                ServerReceived::Consumed
             }
             _ => ServerReceived::Consumed,
         }
