@@ -29,6 +29,7 @@ pub mod tls;
 
 pub mod crypto;
 pub mod engine;
+pub mod server;
 pub mod session;
 pub mod time;
 pub mod wire;

@@ -14,6 +14,8 @@ pub use crate::session::Topology;
 
 /// Upper bound on `push` lines in one config (each is sent to every client).
 pub const MAX_PUSH_LINES: usize = 1024;
+/// Longest `push` option (so that each fits in one PUSH_REPLY message).
+pub const MAX_PUSH_OPTION_LEN: usize = 512;
 /// Upper bound on entries of `<tls-crypt-v2-revoked>`.
 pub const MAX_REVOKED_KEYS: usize = 100_000;
 /// Upper bound on users in `<auth-user-pass-db>`.

@@ -259,6 +259,7 @@ impl Builder<'_> {
                 // A comma would split the option in the PUSH_REPLY; compression is never pushed.
                 let first = text.split_ascii_whitespace().next().unwrap_or("");
                 if text.trim().is_empty()
+                    || text.len() > MAX_PUSH_OPTION_LEN
                     || text.contains(',')
                     || matches!(first, "comp-lzo" | "compress")
                 {
