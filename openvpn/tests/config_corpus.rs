@@ -538,7 +538,7 @@ fn invalid_configs_name_the_line_directive_and_reason() {
         ("only-unsupported-cipher", 4, "data-ciphers", NoUsableCipher),
         ("pkcs12", 4, "pkcs12", Pkcs12),
         ("proto-tcp-server", 3, "proto", ServerMode),
-        ("server-mode", 4, "server", ServerMode),
+        ("server-mode", 0, "", NoServerCertificate),
         ("static-key-bad-hex", 0, "", Unsupported),
         ("static-key-secret", 4, "secret", StaticKeyMode),
         (

@@ -171,6 +171,24 @@ pub enum ErrorKind {
     CrlDirectory,
     /// `crl-verify` with only `peer-fingerprint`: a CRL's signature is checked with the `ca` chain's keys.
     CrlWithoutCa,
+    /// A client directive (`client`, `remote`, `pull`, …) in a server config.
+    ClientDirectiveInServer,
+    /// A server directive that runs a script or plugin (`auth-user-pass-verify`, `client-connect`, …).
+    NeedsScript,
+    /// A server directive that reads or writes files at run time (`client-config-dir`, `ifconfig-pool-persist`).
+    NeedsFilesystem,
+    /// A server config without `cert` and `key`: a TLS server needs its own certificate.
+    NoServerCertificate,
+    /// A server config without `ca`, unless `verify-client-cert none` with an `<auth-user-pass-db>`.
+    NoClientVerification,
+    /// `<auth-user-pass-db>`: fewer PBKDF2 iterations than 10 000.
+    WeakPasswordHash,
+    /// `<auth-user-pass-db>`: a line is not `USERNAME pbkdf2-sha256:ITERATIONS:SALT_B64:HASH_B64`.
+    BadPasswordHash,
+    /// `<tls-crypt-v2-revoked>`: a line is not 64 lowercase hex digits (a SHA-256).
+    BadRevokedKeyHash,
+    /// More entries than the server keeps (push lines, listeners, revoked keys, users).
+    TooManyEntries,
     /// A file referenced by path could not be used.
     File(FileErrorKind),
     /// The contents of a key, certificate or credentials file are not usable.
@@ -201,7 +219,8 @@ impl fmt::Display for ErrorKind {
                 "static-key mode is not supported (no TLS, no forward secrecy): use a TLS config with `client`",
             ),
             ErrorKind::TapDevice => f.write_str("only `dev tun` is supported (oxvpn routes IP packets, not Ethernet)"),
-            ErrorKind::ServerMode => f.write_str("server-mode directive: oxvpn is an OpenVPN client"),
+            ErrorKind::ServerMode => f.write_str("server-mode directive in a client config (a server config has `server`, or `mode server` and \
+                 `tls-server`)"),
             ErrorKind::Askpass => f.write_str(
                 "askpass is not supported on the image: decrypt the key on the host with \
                  `openssl pkey -in key.pem -out key-decrypted.pem`",
@@ -249,6 +268,35 @@ impl fmt::Display for ErrorKind {
                 "crl-verify needs `ca`: a CRL's signature is checked with the keys of the CA chain, and \
                  peer-fingerprint alone has none",
             ),
+            ErrorKind::ClientDirectiveInServer => f.write_str(
+                "client directive in a server config (a config with `server` or `mode server` is a server)",
+            ),
+            ErrorKind::NeedsScript => f.write_str(
+                "runs a script or plugin, and the image runs none: for passwords use an \
+                 <auth-user-pass-db> block, to revoke tls-crypt-v2 keys a <tls-crypt-v2-revoked> block \
+                 (README: Server config extensions)",
+            ),
+            ErrorKind::NeedsFilesystem => f.write_str(
+                "reads or writes files at run time, and the image has no filesystem (addresses are kept in \
+                 memory per common name, so a reconnecting client gets its address back): remove the line",
+            ),
+            ErrorKind::NoServerCertificate => {
+                f.write_str("a server config needs `cert` and `key`: the server's TLS certificate")
+            }
+            ErrorKind::NoClientVerification => f.write_str(
+                "no `ca`: clients could not be authenticated (without client certificates give \
+                 `verify-client-cert none` and an <auth-user-pass-db>)",
+            ),
+            ErrorKind::WeakPasswordHash => {
+                f.write_str("fewer than 10000 PBKDF2 iterations: the hash is too cheap to brute-force")
+            }
+            ErrorKind::BadPasswordHash => f.write_str(
+                "not `USERNAME pbkdf2-sha256:ITERATIONS:SALT_BASE64:HASH_BASE64`",
+            ),
+            ErrorKind::BadRevokedKeyHash => {
+                f.write_str("not a SHA-256 of a wrapped client key (64 lowercase hex digits)")
+            }
+            ErrorKind::TooManyEntries => f.write_str("too many entries"),
             ErrorKind::File(kind) => fmt::Display::fmt(kind, f),
             ErrorKind::Key(kind) => fmt::Display::fmt(kind, f),
         }
@@ -328,6 +376,12 @@ pub enum WarningKind {
     TlsSuiteDropped,
     /// `tls-cipher`/`tls-ciphersuites`: no listed suite is implemented, so that TLS version is not offered.
     TlsVersionNotOffered,
+    /// `dh` in a server config: oxvpn's TLS uses ECDHE only, so DH parameters are not used.
+    DhNotUsed,
+    /// Has no effect in a server config without `client-config-dir` (`push-reset`).
+    ServerNoEffect,
+    /// `status FILE N`: the client list goes to the console every N seconds; no file is written.
+    StatusToConsole,
 }
 
 impl fmt::Display for WarningKind {
@@ -364,6 +418,11 @@ impl fmt::Display for WarningKind {
             }
             WarningKind::TlsVersionNotOffered => {
                 "no listed cipher suite is implemented by rustls; this TLS version is not offered"
+            }
+            WarningKind::DhNotUsed => "DH parameters are not used (the TLS key exchange is ECDHE); ignored",
+            WarningKind::ServerNoEffect => "no effect in a server config without client-config-dir; ignored",
+            WarningKind::StatusToConsole => {
+                "the client list is printed on the console at this interval; no status file is written"
             }
         })
     }

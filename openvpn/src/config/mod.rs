@@ -34,6 +34,7 @@ mod directives;
 mod error;
 mod model;
 mod printer;
+mod server_model;
 mod syntax;
 
 use alloc::string::String;
@@ -42,6 +43,7 @@ use alloc::vec::Vec;
 pub use error::{ConfigError, DirectiveName, ErrorKind, FileErrorKind, Warning, WarningKind};
 pub use model::*;
 pub use printer::print;
+pub use server_model::*;
 pub use syntax::decode;
 
 /// What a [`FileResolver`] found for a path.

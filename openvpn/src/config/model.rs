@@ -262,6 +262,8 @@ pub enum ControlChannel {
 pub enum RemoteCertTls {
     /// The server certificate must carry the TLS Web Server Authentication EKU (and a suitable key usage).
     Server,
+    /// On a server: client certificates must carry the TLS Web Client Authentication EKU.
+    Client,
 }
 
 /// What `verify-x509-name` compares.
@@ -583,6 +585,18 @@ pub struct Config {
     pub float: bool,
     /// `verb` (default 1).
     pub verb: u8,
+    /// The server-only directives; `None` for a client config (see [`Config::role`]).
+    pub server: Option<super::ServerOptions>,
+}
+
+impl Config {
+    /// Client or server, from the config's mode directives.
+    pub fn role(&self) -> super::Role {
+        match self.server {
+            Some(_) => super::Role::Server,
+            None => super::Role::Client,
+        }
+    }
 }
 
 impl Default for Config {
@@ -633,6 +647,7 @@ impl Default for Config {
             rcvbuf: None,
             float: false,
             verb: 1,
+            server: None,
         }
     }
 }

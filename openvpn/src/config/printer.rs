@@ -8,6 +8,7 @@ use alloc::string::String;
 use core::fmt::Write;
 
 use super::model::*;
+use super::server_model::*;
 use crate::keys::{cert, KeyDirection};
 
 /// Writes `token` so the tokenizer reads it back unchanged (double quotes and escapes when needed).
@@ -103,7 +104,10 @@ pub fn print(config: &Config) -> String {
     let d = Config::default();
     let mut out = String::with_capacity(8192);
     let o = &mut out;
-    line(o, &["client"]);
+    match &config.server {
+        None => line(o, &["client"]),
+        Some(server) => server_section(o, server),
+    }
     line(o, &["dev", &config.dev]);
     if !config.dev.starts_with("tun") {
         line(o, &["dev-type", "tun"]);
@@ -189,8 +193,10 @@ pub fn print(config: &Config) -> String {
         }
         block(o, "peer-fingerprint", &body);
     }
-    if tls.remote_cert_tls.is_some() {
-        line(o, &["remote-cert-tls", "server"]);
+    match tls.remote_cert_tls {
+        None => {}
+        Some(RemoteCertTls::Server) => line(o, &["remote-cert-tls", "server"]),
+        Some(RemoteCertTls::Client) => line(o, &["remote-cert-tls", "client"]),
     }
     if let Some(ku) = &tls.remote_cert_ku {
         let values: alloc::vec::Vec<String> = ku.iter().map(|k| format!("{k:#06x}")).collect();
@@ -360,4 +366,162 @@ pub fn print(config: &Config) -> String {
     }
     number(o, "verb", config.verb, d.verb);
     out
+}
+
+/// `proto` as a server writes it (TCP listens).
+fn server_proto(proto: Proto) -> &'static str {
+    match proto {
+        Proto::Tcp => "tcp-server",
+        Proto::Tcp4 => "tcp4-server",
+        Proto::Tcp6 => "tcp6-server",
+        other => other.as_arg(),
+    }
+}
+
+fn ipv6_prefix(p: &Ipv6Prefix) -> String {
+    format!("{}/{}", p.address, p.prefix_len)
+}
+
+/// The server-only directives, in place of `client` and the remotes. `keepalive` comes before the
+/// `ping`/`ping-restart` lines the caller prints later, so those (if changed after it) still win.
+fn server_section(o: &mut String, s: &ServerOptions) {
+    if s.mode_server {
+        line(o, &["mode", "server"]);
+    }
+    if s.tls_server {
+        line(o, &["tls-server"]);
+    }
+    if let Some(h) = &s.server {
+        let (net, mask) = (format!("{}", h.network), format!("{}", h.netmask));
+        if h.nopool {
+            line(o, &["server", &net, &mask, "nopool"]);
+        } else {
+            line(o, &["server", &net, &mask]);
+        }
+    }
+    if let Some(p) = &s.server_ipv6 {
+        line(o, &["server-ipv6", &ipv6_prefix(p)]);
+    }
+    if let Some(t) = s.topology {
+        let t = match t {
+            Topology::Subnet => "subnet",
+            Topology::Net30 => "net30",
+            Topology::P2p => "p2p",
+        };
+        line(o, &["topology", t]);
+    }
+    if let Some((a, b)) = s.ifconfig {
+        line(o, &["ifconfig", &format!("{a}"), &format!("{b}")]);
+    }
+    if let Some(p) = &s.ifconfig_ipv6 {
+        line(o, &["ifconfig-ipv6", &ipv6_prefix(p)]);
+    }
+    if let Some(p) = &s.ifconfig_pool {
+        let (start, end) = (format!("{}", p.start), format!("{}", p.end));
+        match p.netmask {
+            Some(m) => line(o, &["ifconfig-pool", &start, &end, &format!("{m}")]),
+            None => line(o, &["ifconfig-pool", &start, &end]),
+        }
+    }
+    if let Some(p) = &s.ifconfig_ipv6_pool {
+        line(o, &["ifconfig-ipv6-pool", &ipv6_prefix(p)]);
+    }
+    if let Some(n) = s.max_clients {
+        line(o, &["max-clients", &format!("{n}")]);
+    }
+    if s.duplicate_cn {
+        line(o, &["duplicate-cn"]);
+    }
+    if s.client_to_client {
+        line(o, &["client-to-client"]);
+    }
+    for p in &s.push {
+        // Always quoted, as OpenVPN configs write it.
+        o.push_str("push \"");
+        for c in p.chars() {
+            if matches!(c, '"' | '\\') {
+                o.push('\\');
+            }
+            o.push(c);
+        }
+        o.push_str("\"\n");
+    }
+    if let Some((ping, timeout)) = s.keepalive {
+        line(o, &["keepalive", &format!("{ping}"), &format!("{timeout}")]);
+    }
+    if let Some(t) = s.auth_gen_token {
+        let lifetime = format!("{}", t.lifetime);
+        match t.renewal {
+            Some(r) => line(o, &["auth-gen-token", &lifetime, &format!("{r}")]),
+            None => line(o, &["auth-gen-token", &lifetime]),
+        }
+    }
+    if s.auth_user_pass_optional {
+        line(o, &["auth-user-pass-optional"]);
+    }
+    if s.username_as_common_name {
+        line(o, &["username-as-common-name"]);
+    }
+    if s.verify_client_cert != VerifyClientCert::Require {
+        line(o, &["verify-client-cert", s.verify_client_cert.as_arg()]);
+    }
+    if let Some(p) = s.port {
+        line(o, &["port", &format!("{p}")]);
+    }
+    if let Some(p) = s.proto {
+        line(o, &["proto", server_proto(p)]);
+    }
+    for l in &s.listeners {
+        let addr = format!("{}", l.address);
+        let port = l.port.map(|p| format!("{p}"));
+        let mut words = alloc::vec!["local", addr.as_str()];
+        // A protocol needs the port before it; `local ADDR PROTO` is not a form OpenVPN knows.
+        let port_word = match (&port, l.proto) {
+            (Some(p), _) => Some(p.clone()),
+            (None, Some(_)) => Some(format!("{}", s.port.unwrap_or(1194))),
+            (None, None) => None,
+        };
+        if let Some(p) = &port_word {
+            words.push(p);
+        }
+        if let Some(proto) = l.proto {
+            words.push(server_proto(proto));
+        }
+        line(o, &words);
+    }
+    if let Some((n, secs)) = s.connect_freq_initial {
+        line(o, &["connect-freq-initial", &format!("{n}"), &format!("{secs}")]);
+    }
+    if let Some(days) = s.tls_crypt_v2_max_age {
+        line(o, &["tls-crypt-v2-max-age", &format!("{days}")]);
+    }
+    // The mode line first: the key block (or the unread path the caller prints) keeps it.
+    if s.tls_crypt_v2_force_cookie {
+        line(o, &["tls-crypt-v2", "[inline]", "force-cookie"]);
+    }
+    if let Some(key) = &s.tls_crypt_v2_key {
+        block(o, "tls-crypt-v2", &key.to_pem());
+    }
+    if let Some(secs) = s.status_interval {
+        line(o, &["status-interval", &format!("{secs}")]);
+    }
+    if !s.tls_crypt_v2_revoked.is_empty() {
+        let mut body = String::new();
+        for hash in &s.tls_crypt_v2_revoked {
+            for b in hash {
+                let _ = write!(body, "{b:02x}");
+            }
+            body.push('\n');
+        }
+        block(o, "tls-crypt-v2-revoked", &body);
+    }
+    if !s.users.is_empty() {
+        let mut body = String::new();
+        for u in &s.users {
+            let salt = crate::keys::base64::encode_lines(&u.salt).replace('\n', "");
+            let hash = crate::keys::base64::encode_lines(&u.hash).replace('\n', "");
+            let _ = writeln!(body, "{} pbkdf2-sha256:{}:{salt}:{hash}", u.username, u.iterations);
+        }
+        block(o, "auth-user-pass-db", &body);
+    }
 }

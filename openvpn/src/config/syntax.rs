@@ -10,8 +10,8 @@ use alloc::vec::Vec;
 
 use super::error::{ConfigError, ErrorKind};
 
-/// Inline blocks OpenVPN accepts (wire reference §11), plus `connection`.
-const BLOCK_NAMES: [&str; 17] = [
+/// Inline blocks OpenVPN accepts (wire reference §11), plus `connection` and oxvpn's two server blocks.
+const BLOCK_NAMES: [&str; 19] = [
     "ca",
     "cert",
     "key",
@@ -29,6 +29,9 @@ const BLOCK_NAMES: [&str; 17] = [
     "verify-hash",
     "auth-gen-token-secret",
     "connection",
+    // oxvpn's server extensions (README: Server config extensions).
+    "tls-crypt-v2-revoked",
+    "auth-user-pass-db",
 ];
 
 /// What a statement carries besides its tokens.

@@ -102,7 +102,10 @@ impl EngineConfig {
                 }
             }),
             checks: PeerChecks {
-                remote_cert_tls: t.remote_cert_tls.map(|RemoteCertTls::Server| CertPurpose::Server),
+                remote_cert_tls: t.remote_cert_tls.map(|purpose| match purpose {
+                    RemoteCertTls::Server => CertPurpose::Server,
+                    RemoteCertTls::Client => CertPurpose::Client,
+                }),
                 remote_cert_ku: t.remote_cert_ku.clone(),
                 remote_cert_eku: t.remote_cert_eku.clone(),
                 verify_x509_name: t.verify_x509_name.as_ref().map(|v| {

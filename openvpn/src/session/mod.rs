@@ -8,16 +8,18 @@ pub mod key_method2;
 pub mod message;
 pub mod peer_info;
 pub mod push;
+pub mod push_build;
 
 pub use key_method2::{
     emit_client as emit_key_method2, emit_server as emit_server_key_method2, ClientKeySource,
     KeyMethod2, Km2Error, ServerKeySource,
 };
 pub use message::{split_messages, ControlMessage};
-pub use peer_info::{occ_options_string, PeerInfo, Transport};
+pub use peer_info::{occ_options_string, PeerInfo, PeerInfoFromClient, Transport};
 pub use push::{
     AuthToken, FilterAction, PullFilter, PushAccumulator, PushError, PushedConfig, Route, Route6,
     Topology,
 };
+pub use push_build::{build_push_reply, PushReplyParams, MAX_PUSH_MESSAGE};
 #[cfg(test)]
 mod testvec;

@@ -177,6 +177,11 @@ pub(super) const SERVER_ONLY: &[&str] = &[
     "hash-size",
     "connect-freq-initial",
     "force-tls-key-material-export",
+    "tls-crypt-v2-max-age",
+    "auth-user-pass-optional",
+    // oxvpn's server extensions (README: Server config extensions).
+    "tls-crypt-v2-revoked",
+    "auth-user-pass-db",
 ];
 
 /// Allowed inside `<connection>` (OpenVPN's connection-entry options).

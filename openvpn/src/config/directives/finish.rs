@@ -15,6 +15,9 @@ use crate::keys::{self, KeyDirection, KeyError, PrivateKey, StaticKey, TlsCryptV
 impl Builder<'_> {
     /// Checks the whole config, resolves the files that won and decodes key material.
     pub(in crate::config) fn finish(mut self) -> Result<Parsed> {
+        if let Some(server) = self.server.take() {
+            return self.finish_server(server);
+        }
         if !(self.client || (self.tls_client && self.pull)) {
             return Err(ConfigError::whole_file(ErrorKind::NotAClient));
         }
@@ -60,20 +63,7 @@ impl Builder<'_> {
             });
         }
 
-        let mut crl_line = None;
-        if let Some(ca) = self.ca.take() {
-            if let Some(text) = self.read(&ca, "ca")? {
-                self.config.tls.ca =
-                    keys::parse_chain(&text).map_err(|e| key_error(ca.line, "ca", e))?;
-            }
-        }
-        if let Some(crl) = self.crl.take() {
-            if let Some(text) = self.read(&crl, "crl-verify")? {
-                self.config.tls.crls = keys::crl::parse_crls(&text)
-                    .map_err(|e| key_error(crl.line, "crl-verify", e))?;
-            }
-            crl_line = Some(crl.line);
-        }
+        let crl_line = self.ca_and_crl()?;
         if let Some((line, source)) = self.peer_fingerprints.take() {
             let Source::Inline(text) = source else {
                 return Err(ConfigError::new(
@@ -113,31 +103,7 @@ impl Builder<'_> {
             ));
         }
 
-        match (self.cert.take(), self.key.take()) {
-            (Some(cert), Some(key)) => self.client_certificate(cert, key)?,
-            (Some(only), None) => {
-                return Err(ConfigError::new(
-                    only.line,
-                    "cert",
-                    ErrorKind::CertWithoutKey,
-                ))
-            }
-            (None, Some(only)) => {
-                return Err(ConfigError::new(
-                    only.line,
-                    "key",
-                    ErrorKind::CertWithoutKey,
-                ))
-            }
-            (None, None) => {}
-        }
-        if let Some(extra) = self.extra_certs.take() {
-            if let Some(text) = self.read(&extra, "extra-certs")? {
-                let chain = keys::parse_chain(&text)
-                    .map_err(|e| key_error(extra.line, "extra-certs", e))?;
-                self.config.tls.cert_chain.extend(chain);
-            }
-        }
+        self.cert_key_and_extra()?;
 
         if let Some(FileDirective { line, source }) = self.auth_user_pass.take() {
             self.config.auth_user_pass = Some(match source {
@@ -185,9 +151,59 @@ impl Builder<'_> {
         })
     }
 
+    /// `ca` and `crl-verify`: returns the CRL's line, if any.
+    pub(super) fn ca_and_crl(&mut self) -> Result<Option<u32>> {
+        let mut crl_line = None;
+        if let Some(ca) = self.ca.take() {
+            if let Some(text) = self.read(&ca, "ca")? {
+                self.config.tls.ca =
+                    keys::parse_chain(&text).map_err(|e| key_error(ca.line, "ca", e))?;
+            }
+        }
+        if let Some(crl) = self.crl.take() {
+            if let Some(text) = self.read(&crl, "crl-verify")? {
+                self.config.tls.crls = keys::crl::parse_crls(&text)
+                    .map_err(|e| key_error(crl.line, "crl-verify", e))?;
+            }
+            crl_line = Some(crl.line);
+        }
+        Ok(crl_line)
+    }
+
+    /// `cert` + `key` (both or neither) and `extra-certs`.
+    pub(super) fn cert_key_and_extra(&mut self) -> Result<()> {
+        match (self.cert.take(), self.key.take()) {
+            (Some(cert), Some(key)) => self.client_certificate(cert, key)?,
+            (Some(only), None) => {
+                return Err(ConfigError::new(
+                    only.line,
+                    "cert",
+                    ErrorKind::CertWithoutKey,
+                ))
+            }
+            (None, Some(only)) => {
+                return Err(ConfigError::new(
+                    only.line,
+                    "key",
+                    ErrorKind::CertWithoutKey,
+                ))
+            }
+            (None, None) => {}
+        }
+        if let Some(extra) = self.extra_certs.take() {
+            if let Some(text) = self.read(&extra, "extra-certs")? {
+                let chain = keys::parse_chain(&text)
+                    .map_err(|e| key_error(extra.line, "extra-certs", e))?;
+                self.config.tls.cert_chain.extend(chain);
+            }
+        }
+
+        Ok(())
+    }
+
     /// Reads every file the config references by path, in line order, so that the first bad file reported
     /// is the first in the config. Contents become inline sources; kept paths stay paths.
-    fn read_files_in_line_order(&mut self) -> Result<()> {
+    pub(super) fn read_files_in_line_order(&mut self) -> Result<()> {
         let mut files: Vec<(&mut FileDirective, &'static str)> = Vec::new();
         let singles = [
             (&mut self.ca, "ca"),
@@ -223,7 +239,7 @@ impl Builder<'_> {
         Ok(())
     }
 
-    fn ciphers(&mut self) -> Result<()> {
+    pub(super) fn ciphers(&mut self) -> Result<()> {
         let mut explicit = false;
         if let Some((line, list)) = self.data_ciphers.take() {
             explicit = true;
@@ -283,7 +299,7 @@ impl Builder<'_> {
     /// it lacks are dropped with a warning; a list left empty turns its TLS version off (a warning), and
     /// an error names the line when no allowed TLS version keeps a suite. `tls-groups` likewise: unknown
     /// groups dropped with a warning, an error when none is left.
-    fn tls_suites(&mut self) -> Result<()> {
+    pub(super) fn tls_suites(&mut self) -> Result<()> {
         let tls = &self.config.tls;
         let allow12 = tls.version_min.is_none_or(|v| v <= TlsVersion::V1_2);
         let allow13 = tls.version_max.is_none_or(|v| v >= TlsVersion::V1_3);
@@ -352,7 +368,7 @@ impl Builder<'_> {
 
     /// Reads a file-valued directive: inline text, or the resolver's answer for its path. `None` when the
     /// resolver keeps the path unread (recorded in `tls.unread_files` for the certificate directives).
-    fn read(&mut self, file: &FileDirective, directive: &str) -> Result<Option<String>> {
+    pub(super) fn read(&mut self, file: &FileDirective, directive: &str) -> Result<Option<String>> {
         match &file.source {
             None => Err(ConfigError::new(
                 file.line,
@@ -383,7 +399,7 @@ impl Builder<'_> {
         }
     }
 
-    fn control_channel(
+    pub(super) fn control_channel(
         &mut self,
         cc: &PendingCc,
         key_direction: Option<KeyDirection>,

@@ -6,6 +6,8 @@
 
 mod categories;
 mod finish;
+mod finish_server;
+mod server;
 #[cfg(test)]
 mod tests;
 
@@ -16,6 +18,7 @@ use core::str::FromStr;
 
 use super::error::{ConfigError, ErrorKind, Warning, WarningKind};
 use super::model::*;
+use super::server_model::ServerOptions;
 use super::syntax::{Body, Statement};
 use super::FileResolver;
 use crate::keys::KeyDirection;
@@ -108,6 +111,8 @@ pub(super) struct Builder<'r> {
     /// Line of the `tls-groups` that won.
     tls_groups_line: u32,
     last_line: u32,
+    /// `Some` for a server config (decided before the first statement is applied).
+    server: Option<ServerOptions>,
 }
 
 type Result<T> = core::result::Result<T, ConfigError>;
@@ -198,6 +203,7 @@ impl<'r> Builder<'r> {
             tls_ciphersuites_line: 0,
             tls_groups_line: 0,
             last_line: 0,
+            server: None,
         }
     }
 
@@ -210,6 +216,9 @@ impl<'r> Builder<'r> {
     }
 
     pub(super) fn apply_all(&mut self, statements: &[Statement]) -> Result<()> {
+        if server::is_server_config(statements) {
+            self.server = Some(ServerOptions::default());
+        }
         for st in statements {
             self.last_line = st.line;
             self.apply(st, None)?;
@@ -220,6 +229,9 @@ impl<'r> Builder<'r> {
     /// Applies one statement; `block` is the enclosing `<connection>` scope, if any.
     fn apply(&mut self, st: &Statement, mut block: Option<&mut BlockState>) -> Result<()> {
         let name = st.name.as_str();
+        if block.is_none() && self.server.is_some() && self.apply_server(st)? {
+            return Ok(());
+        }
         if block.is_some() && !CONNECTION_SCOPE.contains(&name) {
             return Err(err(st, ErrorKind::NotAllowedInConnection));
         }
