@@ -28,6 +28,7 @@ const SERVER_KEY: [u8; 128] = [0x42; 128];
 fn params(max_clients: u32, reneg_secs: u64) -> ServerParams {
     ServerParams {
         data_ciphers: vec!["AES-256-GCM".into(), "AES-128-GCM".into()],
+        data_ciphers_fallback: None,
         auth: Digest::Sha1,
         hand_window_secs: 60,
         reneg_secs,

@@ -87,52 +87,7 @@ impl EngineConfig {
         if t.ca.is_empty() && t.peer_fingerprints.is_empty() {
             return Err(FromConfigError::NoCa);
         }
-        if !t.unread_files.is_empty() {
-            return Err(FromConfigError::UnreadCertificateFile);
-        }
-        let tls = TlsSettings {
-            ca: t.ca.iter().map(|c| c.der().to_vec()).collect(),
-            cert_chain: t.cert_chain.iter().map(|c| c.der().to_vec()).collect(),
-            key: t.key.as_ref().map(|k| {
-                let der = k.der().to_vec();
-                match k.format {
-                    PrivateKeyFormat::Pkcs8 => KeyDer::Pkcs8(der),
-                    PrivateKeyFormat::Sec1 => KeyDer::Sec1(der),
-                    PrivateKeyFormat::Pkcs1 => KeyDer::Pkcs1(der),
-                }
-            }),
-            checks: PeerChecks {
-                remote_cert_tls: t.remote_cert_tls.map(|purpose| match purpose {
-                    RemoteCertTls::Server => CertPurpose::Server,
-                    RemoteCertTls::Client => CertPurpose::Client,
-                }),
-                remote_cert_ku: t.remote_cert_ku.clone(),
-                remote_cert_eku: t.remote_cert_eku.clone(),
-                verify_x509_name: t.verify_x509_name.as_ref().map(|v| {
-                    let kind = match v.kind {
-                        X509NameType::Subject => X509NameCheck::Subject,
-                        X509NameType::Name => X509NameCheck::Name,
-                        X509NameType::NamePrefix => X509NameCheck::NamePrefix,
-                    };
-                    (v.name.clone(), kind)
-                }),
-                peer_fingerprints: t.peer_fingerprints.clone(),
-                crls: t.crls.clone(),
-            },
-            tls12_only: t.version_max.is_some_and(|v| v <= TlsVersion::V1_2),
-            tls13_only: t.version_min.is_some_and(|v| v >= TlsVersion::V1_3),
-            // Names rustls lacks were reported by the parser (a warning naming the line); a list that
-            // leaves no suite at all was refused there.
-            tls12_suites: t
-                .cipher_list
-                .as_deref()
-                .map(|l| suites::tls12_suites(l).ids),
-            tls13_suites: t
-                .ciphersuites
-                .as_deref()
-                .map(|l| suites::tls13_suites(l).ids),
-            kx_groups: t.groups.as_deref().map(|l| suites::groups(l).ids),
-        };
+        let tls = tls_settings_of(config)?;
         let mut e = EngineConfig::new(protection, tls);
         e.remotes = remotes;
         e.remote_protection = remote_protection;
@@ -190,7 +145,7 @@ impl EngineConfig {
 }
 
 /// The engine's form of a control-channel setting.
-fn protection_of(
+pub(crate) fn protection_of(
     channel: &ControlChannel,
     auth: config::Digest,
 ) -> Result<ControlProtection, FromConfigError> {
@@ -217,11 +172,63 @@ fn protection_of(
     Ok(protection)
 }
 
-fn digest(d: config::Digest) -> Digest {
+pub(crate) fn digest(d: config::Digest) -> Digest {
     match d {
         config::Digest::Sha1 => Digest::Sha1,
         config::Digest::Sha256 => Digest::Sha256,
         config::Digest::Sha384 => Digest::Sha384,
         config::Digest::Sha512 => Digest::Sha512,
     }
+}
+
+/// The TLS settings of a config (`ca`, `cert`, `key`, the peer checks, versions, suites, groups), the same
+/// for a client and a server; the caller decides whether `ca` may be missing.
+pub fn tls_settings_of(config: &Config) -> Result<TlsSettings, FromConfigError> {
+    let t = &config.tls;
+        if !t.unread_files.is_empty() {
+        return Err(FromConfigError::UnreadCertificateFile);
+    }
+    Ok(TlsSettings {
+        ca: t.ca.iter().map(|c| c.der().to_vec()).collect(),
+        cert_chain: t.cert_chain.iter().map(|c| c.der().to_vec()).collect(),
+        key: t.key.as_ref().map(|k| {
+            let der = k.der().to_vec();
+            match k.format {
+                PrivateKeyFormat::Pkcs8 => KeyDer::Pkcs8(der),
+                PrivateKeyFormat::Sec1 => KeyDer::Sec1(der),
+                PrivateKeyFormat::Pkcs1 => KeyDer::Pkcs1(der),
+            }
+        }),
+        checks: PeerChecks {
+            remote_cert_tls: t.remote_cert_tls.map(|purpose| match purpose {
+                RemoteCertTls::Server => CertPurpose::Server,
+                RemoteCertTls::Client => CertPurpose::Client,
+            }),
+            remote_cert_ku: t.remote_cert_ku.clone(),
+            remote_cert_eku: t.remote_cert_eku.clone(),
+            verify_x509_name: t.verify_x509_name.as_ref().map(|v| {
+                let kind = match v.kind {
+                    X509NameType::Subject => X509NameCheck::Subject,
+                    X509NameType::Name => X509NameCheck::Name,
+                    X509NameType::NamePrefix => X509NameCheck::NamePrefix,
+                };
+                (v.name.clone(), kind)
+            }),
+            peer_fingerprints: t.peer_fingerprints.clone(),
+            crls: t.crls.clone(),
+        },
+        tls12_only: t.version_max.is_some_and(|v| v <= TlsVersion::V1_2),
+        tls13_only: t.version_min.is_some_and(|v| v >= TlsVersion::V1_3),
+        // Names rustls lacks were reported by the parser (a warning naming the line); a list that
+        // leaves no suite at all was refused there.
+        tls12_suites: t
+            .cipher_list
+            .as_deref()
+            .map(|l| suites::tls12_suites(l).ids),
+        tls13_suites: t
+            .ciphersuites
+            .as_deref()
+            .map(|l| suites::tls13_suites(l).ids),
+        kx_groups: t.groups.as_deref().map(|l| suites::groups(l).ids),
+    })
 }

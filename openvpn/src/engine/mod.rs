@@ -36,7 +36,7 @@ mod config;
 mod connect;
 mod control;
 mod data_path;
-mod from_config;
+pub(crate) mod from_config;
 mod rekey;
 mod stream;
 mod timers;
@@ -44,7 +44,7 @@ mod timers;
 pub use config::{ControlProtection, EngineConfig};
 pub use connect::RemoteSpec;
 use control::new_wrap;
-pub use from_config::FromConfigError;
+pub use from_config::{tls_settings_of, FromConfigError};
 pub use crate::peer::{HandshakeError, KeyEvent, KeyStart, KeyState, Phase};
 pub use stream::{BadFrame, StreamDeframer};
 

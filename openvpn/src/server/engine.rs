@@ -35,6 +35,8 @@ use crate::wire::{KeyId, OpKey, Opcode, SessionId};
 pub struct ServerParams {
     /// `data-ciphers`, in preference order.
     pub data_ciphers: Vec<String>,
+    /// `data-ciphers-fallback`: the cipher of a client that cannot negotiate.
+    pub data_ciphers_fallback: Option<String>,
     /// `auth` (CBC ciphers only).
     pub auth: Digest,
     /// `hand-window`, seconds.
@@ -107,6 +109,8 @@ pub enum GoneReason {
     Refused,
     /// No cipher both sides support.
     NoCipher,
+    /// A new session with the same common name took its place (no `duplicate-cn`).
+    Replaced,
 }
 
 /// What [`Server::receive`] found.
@@ -548,7 +552,12 @@ impl Server {
     /// first time, ask the caller to authenticate the client.
     fn on_client_keys(&mut self, now: Instant, peer_id: u32, info: ClientHelloInfo) {
         let params = &self.params;
-        let cipher = negotiate(&params.data_ciphers, &info.peer_info, params.auth);
+        let cipher = negotiate(
+            &params.data_ciphers,
+            params.data_ciphers_fallback.as_deref(),
+            &info.peer_info,
+            params.auth,
+        );
         let deferred = Duration::from_secs(params.hand_window_secs.min(if params.reneg_secs == 0 {
             u64::MAX
         } else {
@@ -649,6 +658,11 @@ impl Server {
     /// The cipher negotiated with a client.
     pub fn cipher(&self, peer_id: u32) -> Option<DataCipher> {
         self.slot(peer_id).and_then(|c| c.cipher)
+    }
+
+    /// Drops a client at once (its slot and address are free; a [`ServerAction::ClientGone`] follows).
+    pub fn disconnect(&mut self, peer_id: u32, reason: GoneReason) {
+        self.remove(peer_id, reason);
     }
 
     fn remove(&mut self, peer_id: u32, reason: GoneReason) {
@@ -854,24 +868,15 @@ impl Server {
     }
 }
 
-/// The data cipher for a client (OpenVPN 2.6's rule): the first of the server's `data-ciphers` that the
-/// client lists in `IV_CIPHERS`; without `IV_CIPHERS`, `IV_NCP>=2` means AES-256-GCM and AES-128-GCM.
-pub fn negotiate(server: &[String], peer_info: &str, auth: Digest) -> Option<DataCipher> {
-    let mut ciphers = None;
-    let mut ncp = 0u32;
-    for line in peer_info.lines().take(64) {
-        if let Some(v) = line.strip_prefix("IV_CIPHERS=") {
-            ciphers = Some(v);
-        } else if let Some(v) = line.strip_prefix("IV_NCP=") {
-            ncp = v.trim().parse().unwrap_or(0);
-        }
-    }
-    let supported = |name: &str| match ciphers {
-        Some(list) => list.split(':').any(|c| c.eq_ignore_ascii_case(name)),
-        None => ncp >= 2 && (name.eq_ignore_ascii_case("AES-256-GCM") || name.eq_ignore_ascii_case("AES-128-GCM")),
-    };
-    server
-        .iter()
-        .filter(|c| supported(c))
-        .find_map(|c| DataCipher::from_name(c, auth))
+/// The data cipher for a client: [`super::config::negotiate_cipher`] over its peer-info.
+fn negotiate(
+    server: &[String],
+    fallback: Option<&str>,
+    peer_info: &str,
+    auth: Digest,
+) -> Option<DataCipher> {
+    let info = crate::session::PeerInfoFromClient::parse(peer_info);
+    let names: Vec<&str> = server.iter().map(String::as_str).collect();
+    let chosen = super::config::negotiate_cipher(&names, info.ciphers.as_deref(), info.ncp, fallback)?;
+    DataCipher::from_name(chosen, auth)
 }

@@ -17,5 +17,6 @@ pub mod cookie;
 pub mod engine;
 pub mod handshake;
 pub mod pool;
+pub mod service;
 pub mod users;
 pub mod wkc;

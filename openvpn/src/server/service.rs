@@ -1,0 +1,410 @@
+//! The server as a provider runs it: the [`Server`] engine plus the decisions a config makes: who may
+//! connect (certificate CN, the `<auth-user-pass-db>` passwords), which tunnel address each client gets
+//! (the [`AddressPool`]: sticky per CN, `duplicate-cn`), and what it is pushed ([`build_push_reply`]).
+//! The caller (the kernel) only moves datagrams and tunnel packets, and learns which tunnel address
+//! belongs to which client from [`ServiceEvent::ClientUp`].
+//!
+//! Every log line about a client starts with `CN/address:port`, as OpenVPN's do.
+
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use core::net::{Ipv4Addr, SocketAddr};
+
+use rand_core::CryptoRngCore;
+
+use super::config::{ServerConfigError, ServerSettings};
+use super::cookie::{CookieJar, InitialRateLimit, SECRET_LEN};
+use super::engine::{GoneReason, Server, ServerAction, ServerParams, ServerReceived};
+use super::handshake::{ServerControl, StatelessHandshake};
+use super::pool::{Allocation, AddressPool, Lease};
+use super::users::verify_password;
+use super::wkc::{RevocationList, WkcPolicy};
+use crate::config::{Config, VerifyClientCert};
+use crate::engine::{ControlProtection, FromConfigError};
+use crate::peer::ClientHelloInfo;
+use crate::session::{build_push_reply, PeerInfoFromClient, PushReplyParams};
+use crate::time::Instant;
+use crate::tls::{self, TlsConfigError, WallClock};
+
+/// Why the server could not be set up from a config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServiceError {
+    /// A server directive is unusable.
+    Settings(ServerConfigError),
+    /// The TLS part of the config (`ca`, `cert`, `key`, `crl-verify`, ...).
+    TlsOptions(FromConfigError),
+    /// rustls refused the TLS settings.
+    Tls(TlsConfigError),
+    /// tls-crypt-v2 together with tls-auth/tls-crypt: one control-channel mode per server.
+    TwoControlModes,
+    /// A `tls-auth`/`tls-crypt` key that is not a usable 2048-bit static key.
+    BadStaticKey,
+}
+
+impl core::fmt::Display for ServiceError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            ServiceError::Settings(e) => write!(f, "{e}"),
+            ServiceError::TlsOptions(e) => write!(f, "{e}"),
+            ServiceError::Tls(e) => write!(f, "{e}"),
+            ServiceError::TwoControlModes => {
+                f.write_str("tls-crypt-v2 and tls-auth/tls-crypt: use one control-channel mode")
+            }
+            ServiceError::BadStaticKey => f.write_str("tls-auth/tls-crypt: unusable static key"),
+        }
+    }
+}
+
+/// What the caller must do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ServiceEvent {
+    /// Send these bytes to that address (one UDP datagram).
+    SendTo(SocketAddr, Vec<u8>),
+    /// A client is up: packets to `address` go to `peer_id`.
+    ClientUp {
+        /// Its peer-id.
+        peer_id: u32,
+        /// Its tunnel address.
+        address: Ipv4Addr,
+    },
+    /// A client is gone: forget its address.
+    ClientGone {
+        /// Its peer-id.
+        peer_id: u32,
+        /// The tunnel address it had.
+        address: Option<Ipv4Addr>,
+    },
+}
+
+/// Per-client facts kept for log lines and the push.
+#[derive(Debug, Clone, Default)]
+struct Known {
+    name: String,
+    lease: Option<Lease>,
+    cc_exit: bool,
+}
+
+/// The server engine with its config's policy. See the module docs.
+pub struct Service {
+    engine: Server,
+    settings: ServerSettings,
+    pool: AddressPool,
+    known: Vec<Option<Known>>,
+    events: alloc::collections::VecDeque<ServiceEvent>,
+}
+
+impl core::fmt::Debug for Service {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Service").field("engine", &self.engine).finish()
+    }
+}
+
+/// The server's options (OCC) string, as an OpenVPN 2.6 server sends it for these settings.
+fn options_string(cipher: &str, tcp: bool) -> String {
+    alloc::format!(
+        "V4,dev-type tun,link-mtu 1521,tun-mtu 1500,proto {},cipher {cipher},auth [null-digest],keysize 256,key-method 2,tls-server",
+        if tcp { "TCPv4_SERVER" } else { "UDPv4" }
+    )
+}
+
+impl Service {
+    /// Builds the server for a parsed server config. `unix_secs` is the wall clock at `now`;
+    /// `cookie_secret` must be random and private (32 bytes from the caller's CSPRNG).
+    pub fn from_config(
+        config: &Config,
+        now: Instant,
+        unix_secs: u64,
+        cookie_secret: &[u8; SECRET_LEN],
+    ) -> Result<Service, ServiceError> {
+        let settings = ServerSettings::from_config(config).map_err(ServiceError::Settings)?;
+        let tls_settings =
+            crate::engine::tls_settings_of(config).map_err(ServiceError::TlsOptions)?;
+        let client_cert = match settings.verify_client_cert {
+            VerifyClientCert::None => None,
+            VerifyClientCert::Optional => Some(false),
+            VerifyClientCert::Require => Some(true),
+        };
+        let tls = tls::server_config(&tls_settings, WallClock::new(unix_secs), client_cert)
+            .map_err(ServiceError::Tls)?;
+        let shared = crate::engine::from_config::protection_of(&config.control_channel, config.auth)
+            .map_err(ServiceError::TlsOptions)?;
+        let control = match (&settings.tls_crypt_v2_key, shared) {
+            (Some(_), ControlProtection::TlsAuth { .. } | ControlProtection::TlsCrypt { .. }) => {
+                return Err(ServiceError::TwoControlModes)
+            }
+            (Some(key), _) => {
+                let policy = WkcPolicy {
+                    max_age_days: settings.tls_crypt_v2_max_age_days,
+                    revoked: RevocationList::new(settings.tls_crypt_v2_revoked.iter().copied()),
+                };
+                ServerControl::tls_crypt_v2(key.as_bytes(), policy)
+            }
+            (None, ControlProtection::TlsAuth { key, direction, digest }) => {
+                ServerControl::tls_auth(&key, direction, digest)
+            }
+            (None, ControlProtection::TlsCrypt { key }) => ServerControl::tls_crypt(&key),
+            // A client key in a server config: the parser refuses it; treat as no shared key.
+            (None, ControlProtection::TlsCryptV2 { .. }) => return Err(ServiceError::TwoControlModes),
+            (None, ControlProtection::None) => ServerControl::None,
+        };
+        let mut handshake = StatelessHandshake::new(control, CookieJar::new(cookie_secret));
+        handshake.hand_window = settings.hand_window;
+        let (replies, secs) = settings.connect_freq_initial;
+        let limit = InitialRateLimit::new(replies, secs);
+        let ciphers: Vec<String> = settings
+            .data_ciphers
+            .iter()
+            .map(|c| String::from(c.name()))
+            .collect();
+        let first = ciphers.first().cloned().unwrap_or_else(|| String::from("AES-256-GCM"));
+        let params = ServerParams {
+            data_ciphers: ciphers,
+            data_ciphers_fallback: settings.data_ciphers_fallback.map(|c| String::from(c.name())),
+            auth: crate::engine::from_config::digest(config.auth),
+            hand_window_secs: u64::from(settings.hand_window),
+            reneg_secs: u64::from(settings.reneg_secs),
+            tran_window_secs: 3600,
+            tls_timeout_ms: 2000,
+            ping_secs: u64::from(settings.ping),
+            ping_restart_secs: u64::from(settings.ping_restart),
+            max_clients: settings.max_clients,
+            replay_window: (config.replay_window.0, u64::from(config.replay_window.1)),
+            options: options_string(&first, false),
+            control_payload: 1250,
+        };
+        let pool = AddressPool::new(&settings);
+        let engine = Server::new(params, tls, (handshake, limit), now, unix_secs);
+        let mut known = Vec::new();
+        known.resize_with(usize::try_from(settings.max_clients).unwrap_or(0), || None);
+        Ok(Service {
+            engine,
+            settings,
+            pool,
+            known,
+            events: alloc::collections::VecDeque::new(),
+        })
+    }
+
+    /// The settings the server runs with.
+    pub fn settings(&self) -> &ServerSettings {
+        &self.settings
+    }
+
+    /// The engine (counters, client states).
+    pub fn engine(&self) -> &Server {
+        &self.engine
+    }
+
+    /// `CN/address:port` of a client, for log lines.
+    pub fn client_name(&self, peer_id: u32) -> String {
+        let name = self
+            .known
+            .get(usize::try_from(peer_id).unwrap_or(usize::MAX))
+            .and_then(Option::as_ref)
+            .map_or("UNDEF", |k| k.name.as_str());
+        match self.engine.client(peer_id) {
+            Some((_, addr)) => alloc::format!("{name}/{addr}"),
+            None => String::from(name),
+        }
+    }
+
+    /// The client whose tunnel address is `address`.
+    pub fn peer_for(&self, address: Ipv4Addr) -> Option<u32> {
+        self.pool
+            .owner_of(address)
+            .and_then(|id| u32::try_from(id).ok())
+    }
+
+    /// A datagram from `from` (see [`Server::receive`]).
+    pub fn receive(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        datagram: &mut [u8],
+        rng: &mut dyn CryptoRngCore,
+    ) -> ServerReceived {
+        self.engine.receive(now, from, datagram, rng)
+    }
+
+    /// Encrypts a tunnel packet for a client (see [`Server::encapsulate`]).
+    pub fn encapsulate(
+        &mut self,
+        now: Instant,
+        peer_id: u32,
+        ip: &[u8],
+        out: &mut [u8],
+        rng: &mut dyn CryptoRngCore,
+    ) -> Option<(SocketAddr, usize)> {
+        self.engine.encapsulate(now, peer_id, ip, out, rng)
+    }
+
+    /// When to call [`poll`](Self::poll) next.
+    pub fn poll_at(&self) -> Option<Instant> {
+        if !self.events.is_empty() {
+            return Some(Instant::ZERO);
+        }
+        self.engine.poll_at()
+    }
+
+    /// Tells every client the server goes away (RESTART); send what [`poll`](Self::poll) returns.
+    pub fn shutdown(&mut self, now: Instant) {
+        self.engine.shutdown(now);
+    }
+
+    /// Runs the engine and applies the config's policy; returns the next event for the caller.
+    pub fn poll(&mut self, now: Instant, rng: &mut dyn CryptoRngCore) -> Option<ServiceEvent> {
+        loop {
+            if let Some(e) = self.events.pop_front() {
+                return Some(e);
+            }
+            match self.engine.poll(now, rng)? {
+                ServerAction::SendTo(to, bytes) => return Some(ServiceEvent::SendTo(to, bytes)),
+                ServerAction::Authenticate {
+                    peer_id,
+                    common_name,
+                    info,
+                } => self.authenticate(now, peer_id, common_name, &info),
+                ServerAction::PushRequest(peer_id) => self.push(peer_id),
+                ServerAction::ClientGone(peer_id, reason) => self.gone(peer_id, &reason),
+            }
+        }
+    }
+
+    fn known_mut(&mut self, peer_id: u32) -> Option<&mut Option<Known>> {
+        self.known.get_mut(usize::try_from(peer_id).ok()?)
+    }
+
+    fn authenticate(
+        &mut self,
+        now: Instant,
+        peer_id: u32,
+        common_name: Option<String>,
+        info: &ClientHelloInfo,
+    ) {
+        let addr = self.engine.client(peer_id).map(|(_, a)| a);
+        let who = |name: &str| match addr {
+            Some(a) => alloc::format!("{name}/{a}"),
+            None => String::from(name),
+        };
+        if !self.settings.users.is_empty() {
+            let optional = self.settings.auth_user_pass_optional && info.username.is_empty();
+            if !optional && !verify_password(&self.settings.users, &info.username, &info.password) {
+                let name = common_name.as_deref().unwrap_or(&info.username);
+                log::warn!("{} TLS Auth Error: Auth Username/Password verification failed for peer", who(name));
+                self.engine.refuse(now, peer_id, "");
+                return;
+            }
+        }
+        let name = match (&common_name, self.settings.username_as_common_name) {
+            (_, true) if !info.username.is_empty() => info.username.clone(),
+            (Some(cn), _) => cn.clone(),
+            (None, _) if !info.username.is_empty() => info.username.clone(),
+            _ => String::from("UNDEF"),
+        };
+        let peer_info = PeerInfoFromClient::parse(&info.peer_info);
+        let lease = match self.pool.allocate(&name, u64::from(peer_id)) {
+            Ok(Allocation::New(lease)) => lease,
+            Ok(Allocation::TakenOver { lease, previous }) => {
+                // Without duplicate-cn a CN has one session: the new one takes the address.
+                if let Ok(old) = u32::try_from(previous) {
+                    log::info!("{} replaced by a new session of the same CN", self.client_name(old));
+                    self.engine.disconnect(old, GoneReason::Replaced);
+                }
+                lease
+            }
+            Err(e) => {
+                log::warn!("{}: no tunnel address: {e}", who(&name));
+                self.engine.refuse(now, peer_id, "");
+                return;
+            }
+        };
+        log::info!(
+            "{} peer-id {peer_id}, {} {}, tunnel address {}",
+            who(&name),
+            peer_info.version.as_deref().unwrap_or("IV_VER?"),
+            peer_info.platform.as_deref().unwrap_or(""),
+            lease.ipv4
+        );
+        let octets = lease.ipv4.octets();
+        self.engine.accept(peer_id, octets);
+        if let Some(slot) = self.known_mut(peer_id) {
+            *slot = Some(Known {
+                name,
+                lease: Some(lease),
+                cc_exit: peer_info.has_proto(crate::session::peer_info::IV_PROTO_CC_EXIT_NOTIFY),
+            });
+        }
+    }
+
+    fn push(&mut self, peer_id: u32) {
+        let Some(Some(known)) = self.known.get(usize::try_from(peer_id).unwrap_or(usize::MAX))
+        else {
+            return;
+        };
+        let Some(lease) = known.lease.clone() else { return };
+        let cipher = self
+            .engine
+            .cipher(peer_id)
+            .map_or("AES-256-GCM", |c| c.name());
+        let v4 = &self.settings.ipv4;
+        let ifconfig = match v4.topology {
+            crate::session::Topology::Subnet => (lease.ipv4, v4.netmask),
+            _ => (lease.ipv4, lease.ipv4_peer.unwrap_or(v4.local)),
+        };
+        let ipv6 = match (&self.settings.ipv6, lease.ipv6) {
+            (Some(t), Some(a)) => Some((a, t.prefix_len, t.local)),
+            _ => None,
+        };
+        let params = PushReplyParams {
+            topology: v4.topology,
+            ifconfig,
+            route_gateway: Some(v4.local),
+            routes: &v4.pushed_routes,
+            ifconfig_ipv6: ipv6,
+            peer_id,
+            cipher,
+            ping: self.settings.push_ping,
+            cc_exit: known.cc_exit,
+            auth_token: None,
+            extra: &self.settings.push,
+        };
+        let messages = build_push_reply(&params);
+        log::info!("{} PUSH_REPLY sent ({} message(s)), cipher {cipher}", self.client_name(peer_id), messages.len());
+        self.engine.push_reply(peer_id, &messages);
+        self.events.push_back(ServiceEvent::ClientUp {
+            peer_id,
+            address: lease.ipv4,
+        });
+    }
+
+    fn gone(&mut self, peer_id: u32, reason: &GoneReason) {
+        let name = self.client_name(peer_id);
+        log::info!("{name} disconnected: {reason:?}");
+        let lease = self.pool.release(u64::from(peer_id));
+        if let Some(slot) = self.known_mut(peer_id) {
+            *slot = None;
+        }
+        self.events.push_back(ServiceEvent::ClientGone {
+            peer_id,
+            address: lease.map(|l| l.ipv4),
+        });
+    }
+
+    /// Counters of the engine, as `key=value` text for the console.
+    pub fn status_line(&self) -> String {
+        let s = self.engine.stats();
+        let h = self.engine.handshake_counters();
+        alloc::format!(
+            "clients={} resets_answered={} sessions_created={} refused={} data_dropped={} spoofed_dropped={} floats={}",
+            self.engine.client_count(),
+            h.replies,
+            h.accepted,
+            h.refused_total(),
+            s.data_dropped,
+            s.spoofed_dropped,
+            s.floats
+        )
+        .to_string()
+    }
+}
+
