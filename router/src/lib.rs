@@ -85,10 +85,10 @@ mod uplink;
 pub use forward::{TunnelConfig, TunnelState, MIN_TUNNEL_MTU};
 pub use nat::NatError;
 pub use router::{DropReason, Router, RouterConfig, RouterStats, Sink, Verdict};
+/// The smoltcp wire types that appear in this crate's API (addresses, prefixes, time).
+pub use smoltcp::time::{Duration, Instant};
+pub use smoltcp::wire::{EthernetAddress, IpAddress, Ipv4Address, Ipv4Cidr, Ipv6Address, Ipv6Cidr};
 pub use uplink::{
     ClientDecision, ClientDropReason, ClientForwarder, ClientPacket, DropCounts, ForwarderConfig,
     ForwarderStats, MAX_ERROR_LEN,
 };
-/// The smoltcp wire types that appear in this crate's API (addresses, prefixes, time).
-pub use smoltcp::time::{Duration, Instant};
-pub use smoltcp::wire::{EthernetAddress, IpAddress, Ipv4Address, Ipv4Cidr, Ipv6Address, Ipv6Cidr};

@@ -140,7 +140,9 @@ impl fmt::Display for ClientDropReason {
             ClientDropReason::Ipv6 => f.write_str("IPv6 not forwarded"),
             ClientDropReason::Spoofed => f.write_str("source address not allowed"),
             ClientDropReason::Martian => f.write_str("martian destination"),
-            ClientDropReason::ToServer => f.write_str("server service not reachable through the tunnel"),
+            ClientDropReason::ToServer => {
+                f.write_str("server service not reachable through the tunnel")
+            }
             ClientDropReason::ClientToClientOff => f.write_str("client-to-client is off"),
             ClientDropReason::NoRoute => f.write_str("no route (no public address)"),
             ClientDropReason::TtlExceeded => f.write_str("TTL exceeded"),

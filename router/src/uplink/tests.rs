@@ -150,7 +150,10 @@ fn client_to_client_follows_the_switch() {
     c.client_to_client = true;
     let (mut f, mut rng) = forwarder(c);
     let mut p = original.clone();
-    assert_eq!(send(&mut f, &mut rng, &mut p).0, ClientDecision::ToClient(BOB));
+    assert_eq!(
+        send(&mut f, &mut rng, &mut p).0,
+        ClientDecision::ToClient(BOB)
+    );
     assert_eq!(ttl(&p), 63);
     assert!(checksums_ok(&p));
     assert_eq!(src_dst(&p), (ALICE, BOB), "no NAT between clients");
@@ -158,7 +161,10 @@ fn client_to_client_follows_the_switch() {
     assert_eq!(f.stats().to_clients, 1);
 
     // The tunnel network's own network and broadcast addresses are nobody's.
-    for dst in [Ipv4Address::new(10, 77, 0, 0), Ipv4Address::new(10, 77, 0, 255)] {
+    for dst in [
+        Ipv4Address::new(10, 77, 0, 0),
+        Ipv4Address::new(10, 77, 0, 255),
+    ] {
         let mut p = udp((ALICE, 5000), (dst, 6000), b"x");
         assert_eq!(
             send(&mut f, &mut rng, &mut p).0,
@@ -207,22 +213,26 @@ fn nat_round_trip_returns_to_the_right_client() {
     assert_eq!(f.stats().from_public, 2);
 
     // The same public port from another remote (or remote port) is refused and left untouched.
-    for from in [
-        (Ipv4Address::new(203, 0, 113, 9), 53),
-        (REMOTE, 5353),
-    ] {
+    for from in [(Ipv4Address::new(203, 0, 113, 9), 53), (REMOTE, 5353)] {
         let spoof = udp(from, (PUBLIC, port_a), b"forged");
         let mut p = spoof.clone();
         assert_eq!(f.from_public(now(), &mut p), None);
         assert_eq!(p, spoof, "handed to the server's own stack unchanged");
     }
     // Not addressed to the public address: not ours to translate.
-    let mut other = udp((REMOTE, 53), (Ipv4Address::new(198, 51, 100, 8), port_a), b"x");
+    let mut other = udp(
+        (REMOTE, 53),
+        (Ipv4Address::new(198, 51, 100, 8), port_a),
+        b"x",
+    );
     assert_eq!(f.from_public(now(), &mut other), None);
 
     // ICMP echo through the NAT, both ways.
     let mut ping = echo_request(ALICE, REMOTE, 0x77, b"hi");
-    assert_eq!(send(&mut f, &mut rng, &mut ping).0, ClientDecision::ToPublic);
+    assert_eq!(
+        send(&mut f, &mut rng, &mut ping).0,
+        ClientDecision::ToPublic
+    );
     assert!(checksums_ok(&ping));
     let id = u16::from_be_bytes([ping[24], ping[25]]);
     let mut pong = crate::testutil::icmp(
@@ -234,7 +244,10 @@ fn nat_round_trip_returns_to_the_right_client() {
             data: b"hi",
         },
     );
-    assert_eq!(f.from_public(now(), &mut pong).map(|c| c.client), Some(ALICE));
+    assert_eq!(
+        f.from_public(now(), &mut pong).map(|c| c.client),
+        Some(ALICE)
+    );
     assert!(checksums_ok(&pong));
     assert_eq!(u16::from_be_bytes([pong[24], pong[25]]), 0x77);
     // An echo request to the public address is the server's own stack's to answer.
@@ -278,8 +291,18 @@ fn reserved_ports_are_never_allocated_nor_translated() {
     for i in 0..600u16 {
         let mut p = udp((ALICE, 10000 + i), (REMOTE, 53), b"q");
         assert_eq!(send(&mut f, &mut rng, &mut p).0, ClientDecision::ToPublic);
-        assert!(ports(&p).0 > 40000, "reserved port {} handed out", ports(&p).0);
-        let mut t = tcp((BOB, 10000 + i), (REMOTE, 443), TcpControl::Syn, false, None);
+        assert!(
+            ports(&p).0 > 40000,
+            "reserved port {} handed out",
+            ports(&p).0
+        );
+        let mut t = tcp(
+            (BOB, 10000 + i),
+            (REMOTE, 443),
+            TcpControl::Syn,
+            false,
+            None,
+        );
         assert_eq!(send(&mut f, &mut rng, &mut t).0, ClientDecision::ToPublic);
         assert!(ports(&t).0 > 40000);
     }
@@ -289,7 +312,13 @@ fn reserved_ports_are_never_allocated_nor_translated() {
     send(&mut f, &mut rng, &mut p);
     for (proto_tcp, port) in [(false, OPENVPN_PORT), (true, 443)] {
         let packet = if proto_tcp {
-            tcp((REMOTE, 55555), (PUBLIC, port), TcpControl::Syn, false, None)
+            tcp(
+                (REMOTE, 55555),
+                (PUBLIC, port),
+                TcpControl::Syn,
+                false,
+                None,
+            )
         } else {
             udp((REMOTE, 55555), (PUBLIC, port), b"client hello")
         };
@@ -309,7 +338,10 @@ fn ttl_expiry_answers_time_exceeded() {
         let mut p = original.clone();
         let (d, reply) = send(&mut f, &mut rng, &mut p);
         assert_eq!(d, ClientDecision::Reply { len: reply.len() });
-        assert_eq!(p, original, "the expired packet is not forwarded or rewritten");
+        assert_eq!(
+            p, original,
+            "the expired packet is not forwarded or rewritten"
+        );
         assert!(checksums_ok(&reply));
         assert_eq!(src_dst(&reply), (SERVER, ALICE));
         let ip = Ipv4Packet::new_checked(&reply[..]).unwrap();
@@ -328,8 +360,7 @@ fn ttl_expiry_answers_time_exceeded() {
     let mut limited = 0;
     for _ in 0..300 {
         let mut p = with_ttl(udp((ALICE, 1), (REMOTE, 2), b"x"), 1);
-        if send(&mut f, &mut rng, &mut p).0 == ClientDecision::Drop(ClientDropReason::TtlExceeded)
-        {
+        if send(&mut f, &mut rng, &mut p).0 == ClientDecision::Drop(ClientDropReason::TtlExceeded) {
             limited += 1;
         }
     }
@@ -340,7 +371,13 @@ fn ttl_expiry_answers_time_exceeded() {
 #[test]
 fn private_network_is_routed_without_nat() {
     let (mut f, mut rng) = forwarder(config());
-    let mut p = tcp((ALICE, 40000), (WORKSTATION, 22), TcpControl::Syn, false, Some(1460));
+    let mut p = tcp(
+        (ALICE, 40000),
+        (WORKSTATION, 22),
+        TcpControl::Syn,
+        false,
+        Some(1460),
+    );
     assert_eq!(send(&mut f, &mut rng, &mut p).0, ClientDecision::ToPrivate);
     assert_eq!(src_dst(&p), (ALICE, WORKSTATION));
     assert_eq!(ports(&p), (40000, 22));
@@ -354,7 +391,13 @@ fn private_network_is_routed_without_nat() {
     );
 
     // And back: the private NIC's packets for a client.
-    let answer = tcp((WORKSTATION, 22), (ALICE, 40000), TcpControl::Syn, true, Some(1460));
+    let answer = tcp(
+        (WORKSTATION, 22),
+        (ALICE, 40000),
+        TcpControl::Syn,
+        true,
+        Some(1460),
+    );
     let mut q = answer.clone();
     q.extend_from_slice(&[0; 4]); // padding
     assert_eq!(
@@ -394,7 +437,13 @@ fn syn_mss_is_clamped_both_ways() {
     let mut c = config();
     c.mtu = 1400;
     let (mut f, mut rng) = forwarder(c);
-    let mut syn = tcp((ALICE, 40000), (REMOTE, 443), TcpControl::Syn, false, Some(1460));
+    let mut syn = tcp(
+        (ALICE, 40000),
+        (REMOTE, 443),
+        TcpControl::Syn,
+        false,
+        Some(1460),
+    );
     assert_eq!(send(&mut f, &mut rng, &mut syn).0, ClientDecision::ToPublic);
     assert!(checksums_ok(&syn));
     let seg = TcpPacket::new_checked(&syn[20..]).unwrap();
@@ -412,8 +461,17 @@ fn syn_mss_is_clamped_both_ways() {
     };
     assert_eq!(mss(&syn), Some(1360));
     let public_port = ports(&syn).0;
-    let mut syn_ack = tcp((REMOTE, 443), (PUBLIC, public_port), TcpControl::Syn, true, Some(1460));
-    assert_eq!(f.from_public(now(), &mut syn_ack).map(|c| c.client), Some(ALICE));
+    let mut syn_ack = tcp(
+        (REMOTE, 443),
+        (PUBLIC, public_port),
+        TcpControl::Syn,
+        true,
+        Some(1460),
+    );
+    assert_eq!(
+        f.from_public(now(), &mut syn_ack).map(|c| c.client),
+        Some(ALICE)
+    );
     assert!(checksums_ok(&syn_ack));
     assert_eq!(mss(&syn_ack), Some(1360));
 }
@@ -421,7 +479,11 @@ fn syn_mss_is_clamped_both_ways() {
 #[test]
 fn refused_sources_ipv6_and_fragments() {
     let (mut f, mut rng) = forwarder(config());
-    for src in [Ipv4Address::new(10, 99, 0, 5), SERVER, Ipv4Address::new(10, 77, 0, 255)] {
+    for src in [
+        Ipv4Address::new(10, 99, 0, 5),
+        SERVER,
+        Ipv4Address::new(10, 77, 0, 255),
+    ] {
         let mut p = udp((src, 1), (REMOTE, 2), b"x");
         assert_eq!(
             send(&mut f, &mut rng, &mut p).0,
@@ -452,7 +514,10 @@ fn refused_sources_ipv6_and_fragments() {
     c.client_to_client = true;
     let (mut f, mut rng) = forwarder(c);
     let mut p = fragment(BOB);
-    assert_eq!(send(&mut f, &mut rng, &mut p).0, ClientDecision::ToClient(BOB));
+    assert_eq!(
+        send(&mut f, &mut rng, &mut p).0,
+        ClientDecision::ToClient(BOB)
+    );
     assert_eq!(ttl(&p), 63);
 }
 
@@ -506,8 +571,20 @@ fn mutated_inputs_never_panic() {
     let seeds: Vec<Vec<u8>> = vec![
         udp((ALICE, 5000), (REMOTE, 53), b"query"),
         udp((REMOTE, 53), (PUBLIC, id), b"answer"),
-        tcp((ALICE, 40000), (REMOTE, 443), TcpControl::Syn, false, Some(1460)),
-        tcp((REMOTE, 443), (PUBLIC, id), TcpControl::Syn, true, Some(1460)),
+        tcp(
+            (ALICE, 40000),
+            (REMOTE, 443),
+            TcpControl::Syn,
+            false,
+            Some(1460),
+        ),
+        tcp(
+            (REMOTE, 443),
+            (PUBLIC, id),
+            TcpControl::Syn,
+            true,
+            Some(1460),
+        ),
         echo_request(ALICE, SERVER, 1, b"ping"),
         echo_request(ALICE, REMOTE, 1, b"ping"),
         udp((ALICE, 1), (BOB, 2), b"c2c"),
@@ -566,7 +643,11 @@ fn nat_table_stays_bounded_and_expires() {
         assert_eq!(send(&mut f, &mut rng, &mut p).0, ClientDecision::ToPublic);
         assert!(f.nat_mappings() <= 64);
     }
-    assert_eq!(f.nat_mappings(), 64, "least recently used evicted, table full");
+    assert_eq!(
+        f.nat_mappings(),
+        64,
+        "least recently used evicted, table full"
+    );
     let at = f.poll_at().unwrap();
     assert!(at <= now() + crate::nat::UDP_TIMEOUT);
     f.tick(now() + crate::nat::UDP_TIMEOUT);
