@@ -42,7 +42,7 @@ use crate::mss;
 use crate::nat::{NatError, NatTable};
 use crate::router::clamp_and_age;
 
-/// The longest ICMP error [`icmp::build_error`] writes (RFC 1812 section 4.3.2.3): a reply buffer of
+/// The longest ICMP error the forwarder writes (RFC 1812 section 4.3.2.3): a reply buffer of
 /// this size always has room for time exceeded.
 pub const MAX_ERROR_LEN: usize = 576;
 
@@ -254,13 +254,22 @@ enum Route {
 }
 
 /// The server's forwarding for its clients. See the module docs.
-#[derive(Debug)]
 pub struct ClientForwarder {
     config: ForwarderConfig,
     nat: NatTable,
     icmp_limit: ErrorRateLimit,
     ident: u16,
     stats: ForwarderStats,
+}
+
+impl fmt::Debug for ClientForwarder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientForwarder")
+            .field("config", &self.config)
+            .field("nat_mappings", &self.nat.len())
+            .field("stats", &self.stats)
+            .finish()
+    }
 }
 
 impl ClientForwarder {
@@ -532,7 +541,7 @@ impl ClientForwarder {
     /// a client (inside the tunnel network, not the server's address) its TTL is decremented (SYN MSS
     /// clamped) and the caller encrypts `packet[..len]` to `client`. `None`: not for a client (the
     /// caller hands it to its own IP stack), or dropped and counted (a source inside the tunnel
-    /// network or martian, TTL <= 1).
+    /// network or martian, TTL <= 1). `now` is unused today (no state on this path).
     pub fn from_private(&mut self, _now: Instant, packet: &mut [u8]) -> Option<ClientPacket> {
         self.config.private_net?;
         let info = ip::parse(packet)?;
