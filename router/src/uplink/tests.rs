@@ -227,7 +227,24 @@ fn nat_round_trip_returns_to_the_right_client() {
     );
     assert_eq!(f.from_public(now(), &mut other), None);
 
-    // ICMP echo through the NAT, both ways.
+    // A router on the path reports the translated query: the error goes back to Alice, quote restored.
+    let hop = Ipv4Address::new(203, 0, 113, 1);
+    let mut err = vec![0u8; 576];
+    let n = crate::icmp::build_error(&mut err, hop, &a, IcmpError::TtlExceeded, 1).unwrap();
+    err.truncate(n);
+    assert_eq!(
+        f.from_public(now(), &mut err).map(|c| c.client),
+        Some(ALICE)
+    );
+    assert!(checksums_ok(&err));
+    assert_eq!(src_dst(&err), (hop, ALICE));
+    assert_eq!(
+        src_dst(&err[28..]),
+        (ALICE, REMOTE),
+        "quoted packet translated back"
+    );
+    assert_eq!(ports(&err[28..]), (5353, 53));
+
     let mut ping = echo_request(ALICE, REMOTE, 0x77, b"hi");
     assert_eq!(
         send(&mut f, &mut rng, &mut ping).0,
