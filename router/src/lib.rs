@@ -43,7 +43,9 @@
 //! NAT66), `frag` (fragmentation, reassembly), `mss` (MSS clamping), `dhcp` (DHCPv4 server), `dns` (DNS
 //! forwarder), `router` (the entry points; `router/services` gateway services, `router/ipv6`,
 //! `router/emit` LAN output); `outer` is the public side's fast path (the tunnel's UDP datagrams picked out
-//! of received frames, UDP checksums filled in on transmit).
+//! of received frames, UDP checksums filled in on transmit). `uplink` is the server role's forwarding:
+//! [`ClientForwarder`] routes its clients' decrypted packets (echo to the server, client to client,
+//! source NAT out of the public NIC, the private network) and sends NAT replies back to a client.
 #![no_std]
 #![forbid(unsafe_code)]
 // Panics must be unreachable from the network and the config disk (STYLE.md rule 6): outside tests no
@@ -78,6 +80,7 @@ pub mod outer;
 mod router;
 #[cfg(test)]
 mod testutil;
+mod uplink;
 
 pub use forward::{TunnelConfig, TunnelState, MIN_TUNNEL_MTU};
 pub use nat::NatError;
@@ -85,3 +88,7 @@ pub use router::{DropReason, Router, RouterConfig, RouterStats, Sink, Verdict};
 /// The smoltcp wire types that appear in this crate's API (addresses, prefixes, time).
 pub use smoltcp::time::{Duration, Instant};
 pub use smoltcp::wire::{EthernetAddress, IpAddress, Ipv4Address, Ipv4Cidr, Ipv6Address, Ipv6Cidr};
+pub use uplink::{
+    ClientDecision, ClientDropReason, ClientForwarder, ClientPacket, DropCounts, ForwarderConfig,
+    ForwarderStats, MAX_ERROR_LEN,
+};

@@ -178,6 +178,8 @@ pub(crate) struct NatTable<A: NatAddress = Ipv4Address> {
     len: usize,
     /// A lower bound of the earliest expiry (may be early, never late).
     next_expiry: Option<Instant>,
+    /// TCP/UDP ports never handed out (sorted): the host's own listeners on the public address.
+    reserved: Vec<u16>,
 }
 
 /// Which end of a packet a rewrite applies to.
@@ -213,7 +215,22 @@ impl<A: NatAddress> NatTable<A> {
             seed,
             len: 0,
             next_expiry: None,
+            reserved: Vec::new(),
         }
+    }
+
+    /// Keeps `ports` out of TCP and UDP allocation, so inbound traffic to them never matches a mapping
+    /// and stays the host's (the OpenVPN server's listeners). ICMP identifiers are not affected.
+    pub(crate) fn with_reserved_ports(mut self, ports: &[u16]) -> Self {
+        self.reserved = ports.to_vec();
+        self.reserved.sort_unstable();
+        self.reserved.dedup();
+        self
+    }
+
+    /// True when `port` is reserved for TCP and UDP.
+    pub(crate) fn is_reserved(&self, port: u16) -> bool {
+        self.reserved.binary_search(&port).is_ok()
     }
 
     /// Forgets every mapping (the tunnel address changed). Does not allocate.
@@ -380,6 +397,9 @@ impl<A: NatAddress> NatTable<A> {
         let span = u32::from(PORT_LAST - PORT_FIRST) + 1;
         for _ in 0..64 {
             let port = PORT_FIRST + u16::try_from(rng.next_u32() % span).ok()?;
+            if proto != Proto::Icmp && self.is_reserved(port) {
+                continue;
+            }
             if self.find_in(proto, port).is_none() {
                 return Some(port);
             }

@@ -1025,7 +1025,7 @@ fn rewrite_from_tunnel(
 }
 
 /// MSS clamp (TCP) and TTL decrement of a forwarded packet.
-fn clamp_and_age(datagram: &mut [u8], info: &Ipv4Info, max_mss: u16) {
+pub(crate) fn clamp_and_age(datagram: &mut [u8], info: &Ipv4Info, max_mss: u16) {
     if info.protocol == IpProtocol::Tcp {
         if let Some(segment) = datagram.get_mut(info.header_len..) {
             mss::clamp(segment, max_mss);
