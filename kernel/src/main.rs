@@ -17,6 +17,7 @@ mod idle;
 mod init;
 mod logger;
 mod net;
+mod public;
 mod remote;
 mod selftest;
 mod status;

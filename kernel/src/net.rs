@@ -12,19 +12,19 @@ use alloc::vec::Vec;
 use core::fmt;
 
 use drivers::clock;
-use drivers::virtio::net::{VirtioNet, VirtioRxToken, VirtioTxToken, QUEUE_SIZE};
+use drivers::virtio::net::{VirtioNet, VirtioTxToken, QUEUE_SIZE};
 use drivers::virtio::SomeTransport;
 use oxvpn_kernel::args::{BootArgs, Ipv4Cidr as ArgCidr};
 use oxvpn_kernel::nic_roles::{self, RoleError};
 use router::outer::UdpFlow;
 use router::{Router, RouterConfig, Sink};
-use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet, SocketStorage};
-use smoltcp::phy::{Checksum, Device, DeviceCapabilities, TxToken};
-use smoltcp::socket::dhcpv4;
+use smoltcp::iface::SocketSet;
+use smoltcp::phy::Device;
 use smoltcp::time::Instant;
-use smoltcp::wire::{EthernetAddress, HardwareAddress, IpCidr, Ipv4Cidr};
+use smoltcp::wire::{EthernetAddress, Ipv4Cidr};
 
 use crate::entropy::KernelRng;
+use crate::public::PublicSide;
 use crate::tunnel::Tunnel;
 
 /// A virtio-net device as the kernel uses it.
@@ -50,106 +50,6 @@ impl fmt::Display for NetError {
 
 fn cidr(c: ArgCidr) -> Ipv4Cidr {
     Ipv4Cidr::new(c.address, c.prefix_len)
-}
-
-/// The service NIC with its smoltcp interface (and, later, the OpenVPN engine's sockets).
-struct PublicSide {
-    device: Nic,
-    iface: Interface,
-    sockets: SocketSet<'static>,
-}
-
-/// A frame handler in front of smoltcp on the public NIC: true when it consumed the frame.
-type FastPath<'a> = &'a mut dyn FnMut(&mut [u8]) -> bool;
-
-/// The public NIC as smoltcp sees it. Received frames are offered to the tunnel's fast path first
-/// (`Tunnel::take_frame`: the server's datagrams are decrypted in the receive buffer); smoltcp gets the
-/// rest. smoltcp leaves UDP checksums on transmit to this device, which fills them in eight bytes a step
-/// (`router::outer::fill_udp_checksum`) instead of smoltcp's two; it still verifies received ones.
-struct PublicDevice<'a, 'f> {
-    nic: &'a mut Nic,
-    take: FastPath<'f>,
-}
-
-impl Device for PublicDevice<'_, '_> {
-    type RxToken<'b>
-        = VirtioRxToken<'b>
-    where
-        Self: 'b;
-    type TxToken<'b>
-        = ChecksumTx<'b>
-    where
-        Self: 'b;
-
-    fn receive(&mut self, now: Instant) -> Option<(Self::RxToken<'_>, Self::TxToken<'_>)> {
-        let (rx, tx) = self.nic.receive_unless(now, &mut *self.take)?;
-        Some((rx, ChecksumTx(tx)))
-    }
-
-    fn transmit(&mut self, now: Instant) -> Option<Self::TxToken<'_>> {
-        self.nic.transmit(now).map(ChecksumTx)
-    }
-
-    fn capabilities(&self) -> DeviceCapabilities {
-        let mut caps = self.nic.capabilities();
-        caps.checksum.udp = Checksum::Rx;
-        caps
-    }
-}
-
-/// A public NIC transmit token that fills in the UDP checksum smoltcp left out.
-struct ChecksumTx<'a>(VirtioTxToken<'a, SomeTransport<'static>>);
-
-impl TxToken for ChecksumTx<'_> {
-    fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
-        self.0.consume(len, |frame| {
-            let result = f(frame);
-            router::outer::fill_udp_checksum(frame);
-            result
-        })
-    }
-}
-
-impl PublicSide {
-    fn new(mut device: Nic, now: Instant, seed: u64) -> Self {
-        let mac = EthernetAddress(device.mac_address());
-        let mut config = Config::new(HardwareAddress::Ethernet(mac));
-        config.random_seed = seed;
-        // The interface keeps the capabilities it is created with: create it through the wrapper.
-        let iface = Interface::new(
-            config,
-            &mut PublicDevice {
-                nic: &mut device,
-                take: &mut |_| false,
-            },
-            now,
-        );
-        let storage: Vec<SocketStorage<'static>> = (0..2).map(|_| SocketStorage::EMPTY).collect();
-        Self {
-            device,
-            iface,
-            sockets: SocketSet::new(storage),
-        }
-    }
-
-    /// Runs smoltcp over the NIC, `take` getting each received frame first.
-    fn poll(&mut self, now: Instant, take: FastPath<'_>) {
-        // Acknowledge first: an event after this raises a new edge (see drivers::ioapic).
-        self.device.ack_interrupt();
-        let mut device = PublicDevice {
-            nic: &mut self.device,
-            take,
-        };
-        self.iface.poll(now, &mut device, &mut self.sockets);
-        self.device.refill();
-    }
-
-    fn poll_at(&mut self, now: Instant) -> Option<Instant> {
-        if self.device.rx_pending() {
-            return Some(now);
-        }
-        self.iface.poll_at(now, &self.sockets)
-    }
 }
 
 /// Where the LAN's packets for the tunnel go: the tunnel, its sockets and, for the fast path, the public
@@ -239,10 +139,6 @@ impl PrivateSide {
 pub struct Network {
     public: PublicSide,
     private: PrivateSide,
-    dhcp: Option<SocketHandle>,
-    leased: bool,
-    /// The DNS server of the public DHCP lease (for `remote` host names without `--resolver`).
-    dhcp_dns: Option<core::net::Ipv4Addr>,
     /// The OpenVPN tunnel, once a config is attached ([`Network::attach_tunnel`]).
     tunnel: Option<Tunnel>,
     /// Some NIC raises no interrupt: never sleep longer than [`POLL_INTERVAL_US`].
@@ -289,28 +185,7 @@ impl Network {
             return Err(NetError::Roles(RoleError::SameNic));
         };
 
-        let mut public = PublicSide::new(public_nic, now, seed);
-        let mut dhcp = None;
-        let static_ipv4 = args.ipv4.map(cidr);
-        let use_dhcp = args.dhcp.unwrap_or(static_ipv4.is_none());
-        match static_ipv4.filter(|_| !use_dhcp) {
-            Some(cidr) => {
-                public.iface.update_ip_addrs(|addrs| {
-                    let _ = addrs.push(IpCidr::Ipv4(cidr));
-                });
-                if let Some(gateway) = args.ipv4_gateway {
-                    let _ = public.iface.routes_mut().add_default_ipv4_route(gateway);
-                }
-                match args.ipv4_gateway {
-                    Some(gw) => log::info!("public {cidr} gateway {gw} (static)"),
-                    None => log::info!("public {cidr} (static, no gateway)"),
-                }
-            }
-            None => {
-                dhcp = Some(public.sockets.add(dhcpv4::Socket::new()));
-                log::info!("public address by DHCPv4");
-            }
-        }
+        let public = PublicSide::new(public_nic, args, now, seed);
 
         // The LAN's gateway address is --private-ipv4-gateway when given, else the --private-ipv4 address.
         let gateway = match args.private_ipv4_gateway {
@@ -329,9 +204,6 @@ impl Network {
         Ok(Self {
             public,
             private,
-            dhcp,
-            leased: false,
-            dhcp_dns: None,
             tunnel: None,
             polled: !interrupts_routed,
         })
@@ -342,44 +214,9 @@ impl Network {
     pub fn poll(&mut self, now: Instant) {
         self.poll_public(now);
         self.flush();
-        if let Some(handle) = self.dhcp {
-            let event = self.public.sockets.get_mut::<dhcpv4::Socket>(handle).poll();
-            match event {
-                Some(dhcpv4::Event::Configured(config)) => {
-                    let cidr = config.address;
-                    self.public.iface.update_ip_addrs(|addrs| {
-                        addrs.clear();
-                        let _ = addrs.push(IpCidr::Ipv4(cidr));
-                    });
-                    let routes = self.public.iface.routes_mut();
-                    routes.remove_default_ipv4_route();
-                    match config.router {
-                        Some(router) => {
-                            let _ = routes.add_default_ipv4_route(router);
-                            log::info!(
-                                "dhcp lease {cidr} gateway {router} from {}",
-                                config.server.address
-                            );
-                        }
-                        None => log::info!(
-                            "dhcp lease {cidr} (no gateway) from {}",
-                            config.server.address
-                        ),
-                    }
-                    self.dhcp_dns = config.dns_servers.first().copied();
-                    self.leased = true;
-                    // Answer ARP for the new address right away rather than at the next wake-up.
-                    self.poll_public(now);
-                }
-                Some(dhcpv4::Event::Deconfigured) => {
-                    self.public.iface.update_ip_addrs(|addrs| addrs.clear());
-                    self.public.iface.routes_mut().remove_default_ipv4_route();
-                    if core::mem::take(&mut self.leased) {
-                        log::info!("dhcp lease lost");
-                    }
-                }
-                None => {}
-            }
+        if self.public.poll_dhcp() {
+            // Answer ARP for the new address right away rather than at the next wake-up.
+            self.poll_public(now);
         }
         let now_us = u64::try_from(now.total_micros()).unwrap_or(0);
         if let Some(tunnel) = &mut self.tunnel {
@@ -396,7 +233,7 @@ impl Network {
                 &mut self.public.sockets,
                 router,
                 &mut lan,
-                self.dhcp_dns,
+                self.public.dhcp_dns,
             );
         }
         let flow = self
