@@ -25,6 +25,15 @@ use drivers::virtio::{self, blk, mmio, net::VirtioNet, DeviceType, SomeTransport
 
 use crate::entropy::KernelRng;
 use crate::net::{Network, Nic};
+use crate::serve::{self, ServerNet};
+
+/// What the network does, decided by the config: route a LAN through a tunnel, or serve clients.
+pub enum NetRole {
+    /// The router (client) role: two NICs, the OpenVPN client and the LAN router.
+    Router(Network),
+    /// The server role: the public NIC and the OpenVPN server.
+    Server(ServerNet),
+}
 
 /// How much of the config disk is read: the largest config text plus its terminating NUL. Anything on
 /// a larger disk beyond this cannot belong to a valid config.
@@ -232,8 +241,9 @@ impl fmt::Display for ConfigDiskError {
 
 /// The boot step after the CPU and memory: find the devices, read and fingerprint the config disk, and
 /// bring up both network sides. Exits with [`ExitCode::BadConfig`] when a config disk is present but
-/// unusable. Returns the config text (if there was a disk) and the network (if there were two NICs).
-pub fn start(cmdline: &str, args: &BootArgs) -> (Option<String>, Option<Network>) {
+/// unusable. Returns the config text (if there was a disk) and the network: a server config serves on
+/// the first NIC; otherwise the router needs two NICs.
+pub fn start(cmdline: &str, args: &BootArgs) -> (Option<String>, Option<NetRole>) {
     let devices = bring_up(cmdline);
     let config = match devices.disk {
         None => {
@@ -261,6 +271,26 @@ pub fn start(cmdline: &str, args: &BootArgs) -> (Option<String>, Option<Network>
             }
         },
     };
+    let server = config.as_deref().and_then(|text| {
+        let parsed = openvpn::config::parse(text, &mut openvpn::config::InlineOnly).ok()?;
+        serve::is_server_config(&parsed.config).then_some(parsed)
+    });
+    if let Some(parsed) = server {
+        for warning in &parsed.warnings {
+            log::warn!("config: {warning}");
+        }
+        if devices.nics.is_empty() {
+            log::warn!("no virtio-net NIC found: server not started");
+            return (config, None);
+        }
+        let net = ServerNet::new(
+            devices.nics,
+            args,
+            &parsed.config,
+            devices.all_interrupts_routed,
+        );
+        return (config, Some(NetRole::Server(net)));
+    }
     if devices.nics.len() < 2 {
         log::warn!(
             "{} virtio-net NIC(s) found, two are needed: network not started",
@@ -271,7 +301,7 @@ pub fn start(cmdline: &str, args: &BootArgs) -> (Option<String>, Option<Network>
     let now = Instant::from_micros(i64::try_from(clock::now_us()).unwrap_or(i64::MAX));
     let seed = KernelRng.next_u64();
     match Network::new(devices.nics, args, now, seed, devices.all_interrupts_routed) {
-        Ok(network) => (config, Some(network)),
+        Ok(network) => (config, Some(NetRole::Router(network))),
         Err(e) => {
             log::error!("{e}");
             log::error!("exit: {}", ExitCode::BadArguments);

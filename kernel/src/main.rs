@@ -19,6 +19,7 @@ mod logger;
 mod net;
 mod public;
 mod remote;
+mod serve;
 mod selftest;
 mod status;
 mod tunnel;
@@ -92,7 +93,8 @@ fn kernel_main(start_info_paddr: u64) -> ! {
     selftest::run(&args);
 
     let (config, mut network) = devices::start(cmdline, &args);
-    if let (Some(text), Some(network)) = (config.as_deref(), network.as_mut()) {
+    if let (Some(text), Some(devices::NetRole::Router(network))) = (config.as_deref(), network.as_mut())
+    {
         network.attach_tunnel(text, &args);
     }
     MainLoop::new(args, network).run()
@@ -113,12 +115,12 @@ struct MainLoop {
     next_reseed: u64,
     /// Idle-timer self-test: when it was armed and for when (until devices give the loop real work).
     idle_probe: Option<(u64, u64)>,
-    /// Both NICs and their interfaces (`devices::start`), when there are two.
-    network: Option<net::Network>,
+    /// The network of the config's role (`devices::start`): the router's two NICs, or the server's.
+    network: Option<devices::NetRole>,
 }
 
 impl MainLoop {
-    fn new(args: BootArgs, network: Option<net::Network>) -> MainLoop {
+    fn new(args: BootArgs, network: Option<devices::NetRole>) -> MainLoop {
         let now = clock::now_us();
         MainLoop {
             args,
@@ -135,10 +137,15 @@ impl MainLoop {
                 Next::WakeAt(deadline) => {
                     let busy_poll_us = self.args.busy_poll_us;
                     if deadline > clock::now_us() {
-                        if let Some(network) = &mut self.network {
-                            if !network.prepare_halt(deadline, busy_poll_us) {
-                                continue;
+                        let halt = match &mut self.network {
+                            Some(devices::NetRole::Router(n)) => {
+                                n.prepare_halt(deadline, busy_poll_us)
                             }
+                            Some(devices::NetRole::Server(s)) => s.prepare_halt(),
+                            None => true,
+                        };
+                        if !halt {
+                            continue;
                         }
                     }
                     idle::wait_until(deadline)
@@ -166,7 +173,11 @@ impl MainLoop {
         deadline = deadline.min(self.next_reseed);
 
         if let Some(network) = &mut self.network {
-            if let Some(at) = network.run(now) {
+            let at = match network {
+                devices::NetRole::Router(n) => n.run(now),
+                devices::NetRole::Server(s) => s.run(now),
+            };
+            if let Some(at) = at {
                 deadline = deadline.min(at);
             }
             return Next::WakeAt(deadline);

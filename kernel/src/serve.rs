@@ -1,0 +1,432 @@
+//! The server role in the main loop: the OpenVPN server (`openvpn::server::service`) on the public
+//! NIC's UDP socket, and the client forwarder (`router::ClientForwarder`) between the clients, the server
+//! itself (echo) and the outside (source NAT to the public address).
+//!
+//! Layer: kernel glue. It moves datagrams and packets and carries out what the two sans-IO halves
+//! decide; it decides nothing about the protocol, addresses or forwarding.
+//!
+//! ```text
+//! clients <-> public NIC <-> smoltcp UDP socket <-> Service <-> ClientForwarder <-> raw IP out / NAT in
+//! ```
+
+use alloc::boxed::Box;
+use alloc::collections::BTreeMap;
+use alloc::vec;
+use alloc::vec::Vec;
+use core::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use drivers::clock;
+use openvpn::config::Config;
+use openvpn::server::engine::ServerReceived;
+use openvpn::server::service::{Service, ServiceEvent};
+use openvpn::config::Transport;
+use openvpn::time::Instant as EngineInstant;
+use oxvpn_kernel::args::BootArgs;
+use oxvpn_kernel::exit::{exit, ExitCode};
+use rand_core::RngCore;
+use router::{ClientDecision, ClientForwarder, ForwarderConfig, Ipv4Address, Ipv4Cidr};
+use smoltcp::iface::SocketHandle;
+use smoltcp::socket::{raw, udp};
+use smoltcp::time::Instant;
+use smoltcp::wire::{IpAddress, IpEndpoint, IpProtocol, IpVersion};
+
+use crate::entropy::KernelRng;
+use crate::net::Nic;
+use crate::public::PublicSide;
+
+/// Datagrams the UDP socket holds each way (many clients send at once).
+const UDP_PACKETS: usize = 512;
+/// Bytes of datagram payload the UDP socket holds each way.
+const UDP_BYTES: usize = 512 * 1024;
+/// Packets each raw socket (TCP, UDP, ICMP out through the NAT) holds.
+const RAW_PACKETS: usize = 128;
+/// Largest datagram taken from a client.
+const RX_BUF: usize = 65536;
+/// Largest encrypted packet sent to a client.
+const TX_BUF: usize = 2048 + 128;
+/// Datagrams handled per pass before the timers get their turn.
+const RX_BURST: usize = 256;
+/// Longest sleep when a NIC has no interrupt route.
+const POLL_INTERVAL_US: u64 = 1_000;
+
+fn engine_now(now_us: u64) -> EngineInstant {
+    EngineInstant::from_micros(now_us)
+}
+
+fn smol_now(now_us: u64) -> Instant {
+    Instant::from_micros(i64::try_from(now_us).unwrap_or(i64::MAX))
+}
+
+/// Logs and leaves with [`ExitCode::BadConfig`].
+fn bad_config(what: core::fmt::Arguments<'_>) -> ! {
+    log::error!("config: {what}");
+    log::error!("exit: {}", ExitCode::BadConfig);
+    exit(ExitCode::BadConfig)
+}
+
+/// The server's network: the public side, the OpenVPN server on it, and the forwarder.
+pub struct ServerNet {
+    public: PublicSide,
+    udp: SocketHandle,
+    /// Raw IPv4 sockets for TCP, UDP and ICMP: clients' packets out through the NAT.
+    raw: [(IpProtocol, SocketHandle); 3],
+    port: u16,
+    service: Service,
+    forwarder: ClientForwarder,
+    /// Tunnel address -> peer-id of the connected clients.
+    routes: BTreeMap<Ipv4Addr, u32>,
+    /// The public address the forwarder NATs to (follows DHCP).
+    public_addr: Option<Ipv4Addr>,
+    rx: Box<[u8]>,
+    tx: Box<[u8]>,
+    reply: Box<[u8]>,
+    /// Packets the public fast path translated back for a client, sent after the interface poll.
+    inbound: Vec<(u32, Vec<u8>)>,
+    listening: bool,
+    status_every_us: Option<u64>,
+    next_status_us: u64,
+    polled: bool,
+}
+
+/// Whether a config text is a server config (`server`, or `mode server` + `tls-server`).
+pub fn is_server_config(config: &Config) -> bool {
+    config.role() == openvpn::config::Role::Server
+}
+
+impl ServerNet {
+    /// Brings up the public side on the first NIC (or the `--service-mac` one) and the server for the
+    /// parsed server `config`. Exits with [`ExitCode::BadConfig`] when the config cannot serve.
+    pub fn new(
+        nics: Vec<Nic>,
+        args: &BootArgs,
+        config: &Config,
+        interrupts_routed: bool,
+    ) -> ServerNet {
+        let now_us = clock::now_us();
+        let now = smol_now(now_us);
+        let service_index = args
+            .service_mac
+            .and_then(|m| nics.iter().position(|n| n.mac_address() == m.0))
+            .unwrap_or(0);
+        let mut nics: Vec<Option<Nic>> = nics.into_iter().map(Some).collect();
+        for (index, nic) in nics.iter().enumerate() {
+            if let Some(nic) = nic {
+                let [a, b, c, d, e, f] = nic.mac_address();
+                let role = if index == service_index {
+                    "service (public)"
+                } else {
+                    "unused"
+                };
+                log::info!(
+                    "nic{index} mac={a:02x}:{b:02x}:{c:02x}:{d:02x}:{e:02x}:{f:02x} role={role}"
+                );
+            }
+        }
+        let Some(device) = nics.get_mut(service_index).and_then(Option::take) else {
+            bad_config(format_args!("a server needs a NIC"))
+        };
+        let mut public = PublicSide::new(device, args, now, KernelRng.next_u64());
+
+        let mut secret = [0u8; 32];
+        KernelRng.fill_bytes(&mut secret);
+        let unix = clock::unix_time_now().unwrap_or(0);
+        let service = match Service::from_config(config, engine_now(now_us), unix, &secret) {
+            Ok(s) => s,
+            Err(e) => bad_config(format_args!("{e}")),
+        };
+        let settings = service.settings();
+        let mut udp_port = None;
+        for l in &settings.listeners {
+            match (l.transport, l.address) {
+                (Transport::Udp, None | Some(IpAddr::V4(_))) if udp_port.is_none() => {
+                    udp_port = Some(l.port)
+                }
+                _ => log::warn!(
+                    "config: listener {:?} port {} not served yet (one UDP IPv4 listener)",
+                    l.transport,
+                    l.port
+                ),
+            }
+        }
+        let Some(port) = udp_port else {
+            bad_config(format_args!("no UDP listener (proto udp): TCP is not served yet"))
+        };
+        let udp = udp::Socket::new(
+            udp::PacketBuffer::new(vec![udp::PacketMetadata::EMPTY; UDP_PACKETS], vec![0; UDP_BYTES]),
+            udp::PacketBuffer::new(vec![udp::PacketMetadata::EMPTY; UDP_PACKETS], vec![0; UDP_BYTES]),
+        );
+        let udp = public.sockets.add(udp);
+        let raw_socket = |proto| {
+            raw::Socket::new(
+                IpVersion::Ipv4,
+                proto,
+                raw::PacketBuffer::new(vec![raw::PacketMetadata::EMPTY; 1], vec![0; 1]),
+                raw::PacketBuffer::new(
+                    vec![raw::PacketMetadata::EMPTY; RAW_PACKETS],
+                    vec![0; RAW_PACKETS * 1500],
+                ),
+            )
+        };
+        let raw = [IpProtocol::Tcp, IpProtocol::Udp, IpProtocol::Icmp]
+            .map(|p| (p, public.sockets.add(raw_socket(p))));
+
+        let v4 = &settings.ipv4;
+        let prefix = u8::try_from(u32::from(v4.netmask).leading_ones()).unwrap_or(24);
+        let mut fwd = ForwarderConfig::new(
+            Ipv4Address::from(v4.local),
+            Ipv4Cidr::new(Ipv4Address::from(v4.network), prefix),
+        );
+        fwd.client_to_client = settings.client_to_client;
+        fwd.reserved_ports = settings.listeners.iter().map(|l| l.port).collect();
+        fwd.nat_table_size = args.nat_table_size;
+        let forwarder = ClientForwarder::new(fwd, &mut KernelRng);
+        log::info!(
+            "server {}/{prefix} on UDP port {port}, max-clients {}, client-to-client {}",
+            v4.local,
+            settings.max_clients,
+            if settings.client_to_client { "on" } else { "off" }
+        );
+        let status_every_us = settings.status_interval.map(|s| u64::from(s.max(1)) * 1_000_000);
+        ServerNet {
+            public,
+            udp,
+            raw,
+            port,
+            service,
+            forwarder,
+            routes: BTreeMap::new(),
+            public_addr: None,
+            rx: vec![0; RX_BUF].into_boxed_slice(),
+            tx: vec![0; TX_BUF].into_boxed_slice(),
+            reply: vec![0; 1600].into_boxed_slice(),
+            inbound: Vec::new(),
+            listening: false,
+            status_every_us,
+            next_status_us: now_us,
+            polled: !interrupts_routed,
+        }
+    }
+
+    /// One main-loop pass at `now_us`; returns when the server next needs one.
+    pub fn run(&mut self, now_us: u64) -> Option<u64> {
+        self.public.device.set_interrupts(false);
+        self.poll(now_us);
+        let at = self.poll_at(now_us);
+        if self.polled {
+            Some(at.unwrap_or(u64::MAX).min(now_us.saturating_add(POLL_INTERVAL_US)))
+        } else {
+            at
+        }
+    }
+
+    /// Before the main loop halts: turn the NIC's interrupts on; false when a frame is already waiting.
+    pub fn prepare_halt(&mut self) -> bool {
+        self.public.device.set_interrupts(true);
+        !self.public.device.rx_pending()
+    }
+
+    fn poll(&mut self, now_us: u64) {
+        let now = smol_now(now_us);
+        self.poll_public(now_us);
+        if self.public.poll_dhcp() {
+            self.poll_public(now_us);
+        }
+        let addr = self.public.iface.ipv4_addr();
+        if addr != self.public_addr {
+            self.public_addr = addr;
+            self.forwarder.set_public(addr.map(Ipv4Address::from));
+        }
+        if !self.listening {
+            if let Some(a) = addr {
+                let socket = self.public.sockets.get_mut::<udp::Socket>(self.udp);
+                if socket.bind(self.port).is_ok() {
+                    self.listening = true;
+                    log::info!("listening on {a}:{} (UDP)", self.port);
+                    log::info!("Initialization Sequence Completed");
+                }
+            }
+        }
+        self.receive_datagrams(now_us);
+        self.send_inbound(now_us);
+        self.run_service(now_us);
+        if self.forwarder.poll_at().is_some_and(|at| at <= now) {
+            self.forwarder.tick(now);
+        }
+        if let Some(every) = self.status_every_us {
+            if now_us >= self.next_status_us {
+                self.next_status_us = now_us.saturating_add(every);
+                log::info!("status: {}", self.service.status_line());
+            }
+        }
+        self.poll_public(now_us);
+        self.public.device.flush();
+    }
+
+    /// Polls smoltcp; IPv4 frames to the public address that belong to a NAT mapping are translated back
+    /// for their client first (queued in `inbound`, sealed after the poll).
+    fn poll_public(&mut self, now_us: u64) {
+        let now = smol_now(now_us);
+        let ServerNet {
+            public,
+            forwarder,
+            routes,
+            inbound,
+            public_addr,
+            ..
+        } = self;
+        let Some(ours) = *public_addr else {
+            public.poll(now, &mut |_| false);
+            return;
+        };
+        public.poll(now, &mut |frame: &mut [u8]| {
+            // Ethernet II, IPv4, addressed to us.
+            if frame.get(12..14) != Some(&[0x08, 0x00]) || frame.get(30..34) != Some(&ours.octets()) {
+                return false;
+            }
+            let Some(packet) = frame.get_mut(14..) else { return false };
+            match forwarder.from_public(now, packet) {
+                Some(p) => {
+                    let dst: Ipv4Addr = p.client.into();
+                    if let (Some(peer), Some(ip)) = (routes.get(&dst), packet.get(..p.len)) {
+                        if inbound.len() < 1024 {
+                            inbound.push((*peer, ip.to_vec()));
+                        }
+                    }
+                    true
+                }
+                None => false,
+            }
+        });
+    }
+
+    /// Seals the packets the NAT translated back and sends them to their clients.
+    fn send_inbound(&mut self, now_us: u64) {
+        for (peer, packet) in core::mem::take(&mut self.inbound) {
+            self.send_to_client(now_us, peer, &packet);
+        }
+    }
+
+    fn send_to_client(&mut self, now_us: u64, peer: u32, packet: &[u8]) {
+        let Some((to, n)) =
+            self.service
+                .encapsulate(engine_now(now_us), peer, packet, &mut self.tx, &mut KernelRng)
+        else {
+            return;
+        };
+        if let Some(bytes) = self.tx.get(..n) {
+            let socket = self.public.sockets.get_mut::<udp::Socket>(self.udp);
+            let _ = socket.send_slice(bytes, endpoint(to));
+        }
+    }
+
+    fn receive_datagrams(&mut self, now_us: u64) {
+        for _ in 0..RX_BURST {
+            let socket = self.public.sockets.get_mut::<udp::Socket>(self.udp);
+            let Ok((n, meta)) = socket.recv_slice(&mut self.rx) else {
+                break;
+            };
+            let Some(from) = socket_addr(meta.endpoint) else { continue };
+            let mut rx = core::mem::take(&mut self.rx);
+            if let Some(datagram) = rx.get_mut(..n) {
+                let got = self
+                    .service
+                    .receive(engine_now(now_us), from, datagram, &mut KernelRng);
+                if let ServerReceived::Packet(peer, range) = got {
+                    if let Some(packet) = datagram.get_mut(range) {
+                        self.forward(now_us, peer, packet);
+                    }
+                }
+            }
+            self.rx = rx;
+            self.run_service(now_us);
+        }
+    }
+
+    /// A decrypted packet from client `peer`: the forwarder decides where it goes.
+    fn forward(&mut self, now_us: u64, peer: u32, packet: &mut [u8]) {
+        let now = smol_now(now_us);
+        let mut reply = core::mem::take(&mut self.reply);
+        match self.forwarder.from_client(now, packet, &mut reply, &mut KernelRng) {
+            ClientDecision::Reply { len } => {
+                if let Some(r) = reply.get(..len) {
+                    self.send_to_client(now_us, peer, r);
+                }
+            }
+            ClientDecision::ToClient(dst) => {
+                if let Some(other) = self.routes.get(&Ipv4Addr::from(dst)).copied() {
+                    self.send_to_client(now_us, other, packet);
+                }
+            }
+            ClientDecision::ToPublic => {
+                let proto = packet.get(9).copied().map(IpProtocol::from);
+                if let Some((_, handle)) = self.raw.iter().find(|(p, _)| Some(*p) == proto) {
+                    let _ = self
+                        .public
+                        .sockets
+                        .get_mut::<raw::Socket>(*handle)
+                        .send_slice(packet);
+                }
+            }
+            ClientDecision::ToPrivate | ClientDecision::Drop(_) => {}
+        }
+        self.reply = reply;
+    }
+
+    fn run_service(&mut self, now_us: u64) {
+        let now = engine_now(now_us);
+        while let Some(event) = self.service.poll(now, &mut KernelRng) {
+            match event {
+                ServiceEvent::SendTo(to, bytes) => {
+                    let socket = self.public.sockets.get_mut::<udp::Socket>(self.udp);
+                    let _ = socket.send_slice(&bytes, endpoint(to));
+                }
+                ServiceEvent::ClientUp { peer_id, address } => {
+                    log::info!("{} connected, tunnel address {address}", self.service.client_name(peer_id));
+                    self.routes.insert(address, peer_id);
+                }
+                ServiceEvent::ClientGone { peer_id, address } => {
+                    if let Some(a) = address {
+                        if self.routes.get(&a) == Some(&peer_id) {
+                            self.routes.remove(&a);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn poll_at(&mut self, now_us: u64) -> Option<u64> {
+        let now = smol_now(now_us);
+        let smol = self
+            .public
+            .poll_at(now)
+            .map(|at| u64::try_from(at.total_micros()).unwrap_or(0));
+        let service = self.service.poll_at().map(|at| at.as_millis().saturating_mul(1000));
+        let forwarder = self
+            .forwarder
+            .poll_at()
+            .map(|at| u64::try_from(at.total_micros()).unwrap_or(0));
+        let status = self.status_every_us.map(|_| self.next_status_us);
+        [smol, service, forwarder, status]
+            .into_iter()
+            .flatten()
+            .min()
+            .map(|at| at.max(now_us))
+    }
+}
+
+fn endpoint(addr: SocketAddr) -> IpEndpoint {
+    let ip = match addr.ip() {
+        IpAddr::V4(a) => IpAddress::Ipv4(a),
+        IpAddr::V6(_) => IpAddress::Ipv4(Ipv4Addr::UNSPECIFIED),
+    };
+    IpEndpoint::new(ip, addr.port())
+}
+
+fn socket_addr(ep: IpEndpoint) -> Option<SocketAddr> {
+    match ep.addr {
+        IpAddress::Ipv4(a) => Some(SocketAddr::new(IpAddr::V4(a), ep.port)),
+        #[allow(unreachable_patterns)]
+        _ => None,
+    }
+}
