@@ -103,8 +103,8 @@ sl_up() {
 # sl_inet_services: HTTP (python3 -m http.server, it logs each client's address) and iperf3 on the inet host.
 sl_inet_services() {
     local i
-    sl_bg http sl_in "$SL_INET_NS" python3 -m http.server 8080 --bind $SL_INET --directory "$SL_WORK/www"
-    command -v iperf3 >/dev/null && sl_bg iperf3 sl_in "$SL_INET_NS" iperf3 -s -B $SL_INET
+    sl_bg http ip netns exec "$SL_INET_NS" python3 -m http.server 8080 --bind $SL_INET --directory "$SL_WORK/www"
+    command -v iperf3 >/dev/null && sl_bg iperf3 ip netns exec "$SL_INET_NS" iperf3 -s -B $SL_INET
     for i in $(seq 50); do
         sl_in "$SL_INET_NS" bash -c "exec 3<>/dev/tcp/$SL_INET/8080" 2>/dev/null && return 0
         sleep 0.1
@@ -117,7 +117,12 @@ sl_inet_services() {
 sl_nat() {
     if command -v nft >/dev/null; then
         sl_in "$SL_SRV" nft -f - <<EOF
-table ip oxs { chain post { type nat hook postrouting priority 100; oifname "eth0" ip saddr 10.0.0.0/8 masquerade; } }
+table ip oxs {
+    chain post {
+        type nat hook postrouting priority 100; policy accept;
+        oifname "eth0" ip saddr 10.0.0.0/8 masquerade
+    }
+}
 EOF
         return
     elif command -v iptables >/dev/null; then
@@ -185,7 +190,7 @@ EOF
 # sl_openvpn_server NAME CONF: Debian's openvpn with CONF in $SL_SRV; waits until it is ready.
 sl_openvpn_server() {
     local name=$1 conf=$2 i
-    sl_bg "$name" sl_in "$SL_SRV" openvpn --config "$conf" --writepid "$SL_WORK/$name.pid"
+    sl_bg "$name" ip netns exec "$SL_SRV" openvpn --config "$conf" --writepid "$SL_WORK/$name.pid"
     for i in $(seq 100); do
         grep -q "Initialization Sequence Completed" "$SL_WORK/logs/$name.log" 2>/dev/null && return 0
         sleep 0.1
@@ -223,7 +228,7 @@ sl_image_server() {
     sl_image_disk "$conf" "$disk" || return 1
     local netdev=virtio-net-pci blk=virtio-blk-pci rom=,romfile=
     if [ "${MACHINE:-q35}" = microvm ]; then netdev=virtio-net-device blk=virtio-blk-device rom=; fi
-    sl_bg "$name" sl_in "$SL_SWL" "$SL_ROOT/scripts/qemu.sh" -M "${MACHINE:-q35}" \
+    sl_bg "$name" ip netns exec "$SL_SWL" "$SL_ROOT/scripts/qemu.sh" -M "${MACHINE:-q35}" \
         -a "--ipv4=$ip/24 --ipv4-gateway=$SL_INET $SL_IMAGE_ARGS" -- \
         -netdev tap,id=pub,ifname=tap-s$n,script=no,downscript=no \
         -device $netdev,netdev=pub,mac=$mac$rom \
@@ -238,7 +243,7 @@ sl_client() {
     shift 2
     sl_stop "$name"
     : > "$SL_WORK/logs/$name.log"
-    sl_bg "$name" sl_in "$ns" openvpn --config "$profile" "$@"
+    sl_bg "$name" ip netns exec "$ns" openvpn --config "$profile" "$@"
 }
 
 # sl_wait_log FILE PATTERN SECONDS [COUNT]: waits until FILE holds COUNT (1) lines matching PATTERN.
