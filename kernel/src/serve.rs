@@ -26,7 +26,8 @@ use oxvpn_kernel::exit::{exit, ExitCode};
 use rand_core::RngCore;
 use router::{ClientDecision, ClientForwarder, ForwarderConfig, Ipv4Address, Ipv4Cidr};
 use smoltcp::iface::SocketHandle;
-use smoltcp::socket::{raw, udp};
+use openvpn::engine::StreamDeframer;
+use smoltcp::socket::{raw, tcp, udp};
 use smoltcp::time::Instant;
 use smoltcp::wire::{IpAddress, IpEndpoint, IpProtocol, IpVersion};
 
@@ -46,6 +47,22 @@ const RX_BUF: usize = 65536;
 const TX_BUF: usize = 2048 + 128;
 /// Datagrams handled per pass before the timers get their turn.
 const RX_BURST: usize = 256;
+/// TCP connections served at once (each a listening socket until a client connects): the bound on
+/// half-open and established TCP clients together.
+const MAX_TCP: usize = 32;
+/// Bytes each TCP socket buffers each way.
+const TCP_BYTES: usize = 32 * 1024;
+
+/// One TCP connection slot: a smoltcp socket (listening or connected) and its packet deframer.
+struct TcpConn {
+    handle: SocketHandle,
+    deframer: Box<StreamDeframer>,
+    /// The client's address once connected.
+    peer: Option<SocketAddr>,
+    /// When it connected (a connection that never becomes a client is closed after hand-window).
+    since_us: u64,
+}
+
 /// Longest sleep when a NIC has no interrupt route.
 const POLL_INTERVAL_US: u64 = 1_000;
 
@@ -71,6 +88,9 @@ pub struct ServerNet {
     /// Raw IPv4 sockets for TCP, UDP and ICMP: clients' packets out through the NAT.
     raw: [(IpProtocol, SocketHandle); 3],
     port: u16,
+    tcp: Vec<TcpConn>,
+    tcp_port: Option<u16>,
+    hand_window_us: u64,
     service: Service,
     forwarder: ClientForwarder,
     /// Tunnel address -> peer-id of the connected clients.
@@ -136,26 +156,45 @@ impl ServerNet {
         };
         let settings = service.settings();
         let mut udp_port = None;
+        let mut tcp_port = None;
         for l in &settings.listeners {
             match (l.transport, l.address) {
                 (Transport::Udp, None | Some(IpAddr::V4(_))) if udp_port.is_none() => {
                     udp_port = Some(l.port)
                 }
+                (Transport::Tcp, None | Some(IpAddr::V4(_))) if tcp_port.is_none() => {
+                    tcp_port = Some(l.port)
+                }
                 _ => log::warn!(
-                    "config: listener {:?} port {} not served yet (one UDP IPv4 listener)",
+                    "config: listener {:?} port {} not served (one UDP and one TCP IPv4 listener)",
                     l.transport,
                     l.port
                 ),
             }
         }
-        let Some(port) = udp_port else {
-            bad_config(format_args!("no UDP listener (proto udp): TCP is not served yet"))
-        };
+        let hand_window_us = u64::from(settings.hand_window.max(1)) * 1_000_000;
+        let port = udp_port.unwrap_or(0);
         let udp = udp::Socket::new(
             udp::PacketBuffer::new(vec![udp::PacketMetadata::EMPTY; UDP_PACKETS], vec![0; UDP_BYTES]),
             udp::PacketBuffer::new(vec![udp::PacketMetadata::EMPTY; UDP_PACKETS], vec![0; UDP_BYTES]),
         );
         let udp = public.sockets.add(udp);
+        let mut tcp = Vec::new();
+        if let Some(tport) = tcp_port {
+            for _ in 0..MAX_TCP {
+                let mut socket = tcp::Socket::new(
+                    tcp::SocketBuffer::new(vec![0; TCP_BYTES]),
+                    tcp::SocketBuffer::new(vec![0; TCP_BYTES]),
+                );
+                let _ = socket.listen(tport);
+                tcp.push(TcpConn {
+                    handle: public.sockets.add(socket),
+                    deframer: Box::new(StreamDeframer::new()),
+                    peer: None,
+                    since_us: 0,
+                });
+            }
+        }
         let raw_socket = |proto| {
             raw::Socket::new(
                 IpVersion::Ipv4,
@@ -181,8 +220,9 @@ impl ServerNet {
         fwd.nat_table_size = args.nat_table_size;
         let forwarder = ClientForwarder::new(fwd, &mut KernelRng);
         log::info!(
-            "server {}/{prefix} on UDP port {port}, max-clients {}, client-to-client {}",
+            "server {}/{prefix} on UDP port {port} and TCP port {}, max-clients {}, client-to-client {}",
             v4.local,
+            tcp_port.unwrap_or(0),
             settings.max_clients,
             if settings.client_to_client { "on" } else { "off" }
         );
@@ -192,6 +232,9 @@ impl ServerNet {
             udp,
             raw,
             port,
+            tcp,
+            tcp_port,
+            hand_window_us,
             service,
             forwarder,
             routes: BTreeMap::new(),
@@ -239,14 +282,20 @@ impl ServerNet {
         if !self.listening {
             if let Some(a) = addr {
                 let socket = self.public.sockets.get_mut::<udp::Socket>(self.udp);
-                if socket.bind(self.port).is_ok() {
+                if self.port == 0 || socket.bind(self.port).is_ok() {
                     self.listening = true;
-                    log::info!("listening on {a}:{} (UDP)", self.port);
+                    if self.port != 0 {
+                        log::info!("listening on {a}:{} (UDP)", self.port);
+                    }
+                    if let Some(t) = self.tcp_port {
+                        log::info!("listening on {a}:{t} (TCP)");
+                    }
                     log::info!("Initialization Sequence Completed");
                 }
             }
         }
         self.receive_datagrams(now_us);
+        self.receive_streams(now_us);
         self.send_inbound(now_us);
         self.run_service(now_us);
         if self.forwarder.poll_at().is_some_and(|at| at <= now) {
@@ -307,15 +356,107 @@ impl ServerNet {
     }
 
     fn send_to_client(&mut self, now_us: u64, peer: u32, packet: &[u8]) {
-        let Some((to, n)) =
+        let mut tx = core::mem::take(&mut self.tx);
+        if let Some((to, n)) =
             self.service
-                .encapsulate(engine_now(now_us), peer, packet, &mut self.tx, &mut KernelRng)
-        else {
+                .encapsulate(engine_now(now_us), peer, packet, &mut tx, &mut KernelRng)
+        {
+            if let Some(bytes) = tx.get(..n) {
+                self.send_bytes(to, bytes);
+            }
+        }
+        self.tx = tx;
+    }
+
+    /// Sends one OpenVPN packet to `to`: a datagram, or over its TCP connection with the 2-byte length
+    /// prefix (a connection whose send buffer is full drops the packet, as a full UDP socket does).
+    fn send_bytes(&mut self, to: SocketAddr, bytes: &[u8]) {
+        if let Some(conn) = self.tcp.iter().find(|c| c.peer == Some(to)) {
+            let socket = self.public.sockets.get_mut::<tcp::Socket>(conn.handle);
+            let Ok(len) = u16::try_from(bytes.len()) else { return };
+            if socket.send_capacity() - socket.send_queue() >= bytes.len() + 2 {
+                let _ = socket.send_slice(&len.to_be_bytes());
+                let _ = socket.send_slice(bytes);
+            }
             return;
-        };
-        if let Some(bytes) = self.tx.get(..n) {
-            let socket = self.public.sockets.get_mut::<udp::Socket>(self.udp);
-            let _ = socket.send_slice(bytes, endpoint(to));
+        }
+        let socket = self.public.sockets.get_mut::<udp::Socket>(self.udp);
+        let _ = socket.send_slice(bytes, endpoint(to));
+    }
+
+    /// Reads every TCP connection: new connections, their packets (deframed, then handled like
+    /// datagrams), closed ones (the client is gone, the slot listens again), and connections that did
+    /// not become a client within hand-window.
+    fn receive_streams(&mut self, now_us: u64) {
+        let Some(port) = self.tcp_port else { return };
+        for i in 0..self.tcp.len() {
+            let Some(conn) = self.tcp.get_mut(i) else { continue };
+            let socket = self.public.sockets.get_mut::<tcp::Socket>(conn.handle);
+            match (conn.peer, socket.state()) {
+                (None, tcp::State::Established) => {
+                    conn.peer = socket.remote_endpoint().and_then(socket_addr);
+                    conn.since_us = now_us;
+                }
+                (Some(peer), tcp::State::Closed | tcp::State::CloseWait | tcp::State::TimeWait) => {
+                    socket.abort();
+                    conn.deframer.reset();
+                    conn.peer = None;
+                    self.service.transport_closed(peer);
+                    self.run_service(now_us);
+                    continue;
+                }
+                (None, tcp::State::Closed) => {
+                    let _ = socket.listen(port);
+                    continue;
+                }
+                _ => {}
+            }
+            let Some(peer) = conn.peer else { continue };
+            if now_us.saturating_sub(conn.since_us) > self.hand_window_us
+                && self.service.engine().peer_at(peer).is_none()
+            {
+                // Connected, but no client after hand-window: a half-open slot is freed.
+                socket.abort();
+                conn.deframer.reset();
+                conn.peer = None;
+                continue;
+            }
+            while socket.can_recv() {
+                let space = conn.deframer.free_space();
+                if space.is_empty() {
+                    break;
+                }
+                match socket.recv_slice(space) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => conn.deframer.commit(n),
+                }
+            }
+            let mut frames: Vec<Vec<u8>> = Vec::new();
+            loop {
+                match conn.deframer.next_frame() {
+                    Ok(Some(frame)) => frames.push(frame.to_vec()),
+                    Ok(None) => break,
+                    Err(_) => {
+                        // A frame that cannot be an OpenVPN packet: the stream is lost.
+                        socket.abort();
+                        conn.deframer.reset();
+                        conn.peer = None;
+                        self.service.transport_closed(peer);
+                        break;
+                    }
+                }
+            }
+            for mut frame in frames {
+                let got =
+                    self.service
+                        .receive(engine_now(now_us), peer, &mut frame, &mut KernelRng);
+                if let ServerReceived::Packet(client, range) = got {
+                    if let Some(packet) = frame.get_mut(range) {
+                        self.forward(now_us, client, packet);
+                    }
+                }
+                self.run_service(now_us);
+            }
         }
     }
 
@@ -376,19 +517,24 @@ impl ServerNet {
         let now = engine_now(now_us);
         while let Some(event) = self.service.poll(now, &mut KernelRng) {
             match event {
-                ServiceEvent::SendTo(to, bytes) => {
-                    let socket = self.public.sockets.get_mut::<udp::Socket>(self.udp);
-                    let _ = socket.send_slice(&bytes, endpoint(to));
-                }
+                ServiceEvent::SendTo(to, bytes) => self.send_bytes(to, &bytes),
                 ServiceEvent::ClientUp { peer_id, address } => {
                     log::info!("{} connected, tunnel address {address}", self.service.client_name(peer_id));
                     self.routes.insert(address, peer_id);
                 }
-                ServiceEvent::ClientGone { peer_id, address } => {
+                ServiceEvent::ClientGone {
+                    peer_id,
+                    address,
+                    remote,
+                } => {
                     if let Some(a) = address {
                         if self.routes.get(&a) == Some(&peer_id) {
                             self.routes.remove(&a);
                         }
+                    }
+                    // Its TCP connection ends with it (after what was queued for it, e.g. AUTH_FAILED).
+                    if let Some(conn) = self.tcp.iter_mut().find(|c| c.peer == Some(remote)) {
+                        self.public.sockets.get_mut::<tcp::Socket>(conn.handle).close();
                     }
                 }
             }

@@ -164,7 +164,7 @@ impl World {
                     );
                     self.server.push_reply(peer_id, &[reply]);
                 }
-                ServerAction::ClientGone(id, why) => self.gone.push((id, why)),
+                ServerAction::ClientGone(id, why, _) => self.gone.push((id, why)),
             }
         }
     }

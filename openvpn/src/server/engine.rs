@@ -20,7 +20,7 @@ use rand_core::CryptoRngCore;
 use rustls::ServerConfig;
 
 use super::cookie::InitialRateLimit;
-use super::handshake::{Accepted, ClientKey, HandshakeCounters, StatelessHandshake};
+use super::handshake::{Accepted, ClientKey, HandshakeCounters, Refused, StatelessHandshake};
 use super::wkc::MetadataDisplay;
 use crate::crypto::control::ControlWrap;
 use crate::crypto::{DataChannel, DataCipher, DataKey, Digest, Inbound, ReplayWindow, Role};
@@ -29,6 +29,9 @@ use crate::session::{self, ControlMessage, ServerKeySource};
 use crate::time::Instant;
 use crate::tls::TlsSession;
 use crate::wire::{KeyId, OpKey, Opcode, SessionId};
+
+/// Refusal log lines allowed per 10 s.
+pub const REFUSAL_LOG_BURST: u32 = 20;
 
 /// What the server engine needs besides its TLS configuration.
 #[derive(Debug, Clone)]
@@ -90,8 +93,9 @@ pub enum ServerAction {
     /// The client asked for its configuration (PUSH_REQUEST) after being accepted: the caller answers
     /// with [`Server::push_reply`].
     PushRequest(u32),
-    /// The client is gone (EXIT, ping-restart, handshake timeout, refused); its peer-id is free again.
-    ClientGone(u32, GoneReason),
+    /// The client at that address is gone (EXIT, ping-restart, handshake timeout, refused); its peer-id
+    /// is free again (a TCP caller closes the connection).
+    ClientGone(u32, GoneReason, SocketAddr),
 }
 
 /// Why a client was removed.
@@ -111,6 +115,8 @@ pub enum GoneReason {
     NoCipher,
     /// A new session with the same common name took its place (no `duplicate-cn`).
     Replaced,
+    /// Its TCP connection closed.
+    TransportClosed,
 }
 
 /// What [`Server::receive`] found.
@@ -167,6 +173,8 @@ pub struct Server {
     tls: Arc<ServerConfig>,
     handshake: StatelessHandshake,
     limit: InitialRateLimit,
+    /// Bounds the refusal lines on the console.
+    log_limit: InitialRateLimit,
     counters: HandshakeCounters,
     /// Indexed by peer-id.
     clients: Vec<Option<Client>>,
@@ -204,6 +212,7 @@ impl Server {
             tls,
             handshake,
             limit,
+            log_limit: InitialRateLimit::new(REFUSAL_LOG_BURST, 10),
             counters: HandshakeCounters::default(),
             clients,
             by_addr: BTreeMap::new(),
@@ -288,11 +297,17 @@ impl Server {
                     self.actions.push_back(ServerAction::SendTo(from, out));
                     ServerReceived::Consumed
                 }
-                Err(_) => ServerReceived::Dropped,
+                Err(refused) => {
+                    self.log_refusal(now, from, refused);
+                    ServerReceived::Dropped
+                }
             };
         }
         let outcome = self.handshake.on_third(datagram, from, unix, now);
         self.counters.note_third(&outcome);
+        if let Err(refused) = &outcome {
+            self.log_refusal(now, from, *refused);
+        }
         match outcome {
             Ok(accepted) => match self.add_client(now, from, accepted, rng) {
                 Some(_) => ServerReceived::Consumed,
@@ -302,6 +317,20 @@ impl Server {
                 self.stats.unknown_dropped += 1;
                 ServerReceived::Dropped
             }
+        }
+    }
+
+    /// Logs why a peer's first packets were refused, when the reason is one an operator must see (a
+    /// client key that does not authenticate, a revoked or expired client key), at most
+    /// [`REFUSAL_LOG_BURST`] lines per 10 s: a flood cannot fill the console.
+    fn log_refusal(&mut self, now: Instant, from: SocketAddr, refused: Refused) {
+        let what = match refused {
+            Refused::Wkc(e) => alloc::format!("tls-crypt-v2 client key authentication failed: {e}"),
+            Refused::Policy(p) => alloc::format!("tls-crypt-v2 client key refused: {p}"),
+            _ => return,
+        };
+        if self.log_limit.allow(now) {
+            log::warn!("{from} {what}");
         }
     }
 
@@ -331,6 +360,9 @@ impl Server {
         }
         let Some(index) = self.clients.iter().position(Option::is_none) else {
             self.stats.full += 1;
+            if self.log_limit.allow(now) {
+                log::warn!("{addr} refused: max-clients {} reached", self.clients.len());
+            }
             return None;
         };
         let peer_id = u32::try_from(index).ok()?;
@@ -527,7 +559,18 @@ impl Server {
             None
         };
         if let Some(Err(e)) = result {
-            log::warn!("peer-id {peer_id}: handshake failed: {e}");
+            let why = match &e {
+                peer::HandshakeError::Tls(crate::tls::TlsError::Tls(t)) => {
+                    crate::tls::peer_rejection_reason(t, "client")
+                }
+                _ => None,
+            };
+            let addr = self.slot(peer_id).map(|c| c.addr);
+            match (addr, why) {
+                (Some(a), Some(why)) => log::warn!("{a} TLS handshake failed: {why}"),
+                (Some(a), None) => log::warn!("{a} TLS handshake failed: {e}"),
+                _ => {}
+            }
             self.remove(peer_id, GoneReason::Handshake(e));
             return;
         }
@@ -677,7 +720,7 @@ impl Server {
                 self.by_addr.remove(&c.addr);
             }
             self.actions
-                .push_back(ServerAction::ClientGone(peer_id, reason));
+                .push_back(ServerAction::ClientGone(peer_id, reason, c.addr));
         }
     }
 

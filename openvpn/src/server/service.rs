@@ -67,12 +67,14 @@ pub enum ServiceEvent {
         /// Its tunnel address.
         address: Ipv4Addr,
     },
-    /// A client is gone: forget its address.
+    /// A client is gone: forget its address (and close its TCP connection).
     ClientGone {
         /// Its peer-id.
         peer_id: u32,
         /// The tunnel address it had.
         address: Option<Ipv4Addr>,
+        /// Where it connected from.
+        remote: SocketAddr,
     },
 }
 
@@ -265,7 +267,9 @@ impl Service {
                     info,
                 } => self.authenticate(now, peer_id, common_name, &info),
                 ServerAction::PushRequest(peer_id) => self.push(peer_id),
-                ServerAction::ClientGone(peer_id, reason) => self.gone(peer_id, &reason),
+                ServerAction::ClientGone(peer_id, reason, remote) => {
+                    self.gone(peer_id, &reason, remote)
+                }
             }
         }
     }
@@ -377,8 +381,13 @@ impl Service {
         });
     }
 
-    fn gone(&mut self, peer_id: u32, reason: &GoneReason) {
-        let name = self.client_name(peer_id);
+    fn gone(&mut self, peer_id: u32, reason: &GoneReason, remote: SocketAddr) {
+        let name = self
+            .known
+            .get(usize::try_from(peer_id).unwrap_or(usize::MAX))
+            .and_then(Option::as_ref)
+            .map_or("UNDEF", |k| k.name.as_str());
+        let name = alloc::format!("{name}/{remote}");
         log::info!("{name} disconnected: {reason:?}");
         let lease = self.pool.release(u64::from(peer_id));
         if let Some(slot) = self.known_mut(peer_id) {
@@ -387,7 +396,15 @@ impl Service {
         self.events.push_back(ServiceEvent::ClientGone {
             peer_id,
             address: lease.map(|l| l.ipv4),
+            remote,
         });
+    }
+
+    /// The transport of the client at `remote` closed (TCP): it is gone at once.
+    pub fn transport_closed(&mut self, remote: SocketAddr) {
+        if let Some(peer_id) = self.engine.peer_at(remote) {
+            self.engine.disconnect(peer_id, GoneReason::TransportClosed);
+        }
     }
 
     /// Counters of the engine, as `key=value` text for the console.

@@ -13,7 +13,7 @@ pub mod x509;
 
 pub use clock::WallClock;
 pub use session::{TlsSession, TlsError};
-pub use verifier::{rejection_reason, CertPurpose, PeerChecks, X509NameCheck};
+pub use verifier::{peer_rejection_reason, rejection_reason, CertPurpose, PeerChecks, X509NameCheck};
 
 use alloc::sync::Arc;
 use alloc::vec::Vec;

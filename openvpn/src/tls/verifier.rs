@@ -384,26 +384,31 @@ impl ClientCertVerifier for PeerVerifier {
 /// The text the engine logs when the server's certificate chain was refused (`None` for other TLS errors).
 /// A revocation names `crl-verify`, so the log says which directive turned the server away.
 pub fn rejection_reason(e: &Error) -> Option<String> {
+    peer_rejection_reason(e, "server")
+}
+
+/// [`rejection_reason`] for either side: `whose` is "server" (on a client) or "client" (on a server).
+pub fn peer_rejection_reason(e: &Error, whose: &str) -> Option<String> {
     use alloc::format;
     Some(match e {
         Error::InvalidCertificate(CertificateError::Revoked) => {
-            String::from("server certificate revoked (crl-verify)")
+            format!("{whose} certificate revoked (crl-verify)")
         }
         Error::InvalidCertificate(
             CertificateError::ExpiredRevocationList
             | CertificateError::ExpiredRevocationListContext { .. },
-        ) => String::from(
-            "server certificate rejected: the crl-verify CRL of its issuer has expired (past its \
-             nextUpdate): install a current CRL",
+        ) => format!(
+            "{whose} certificate rejected: the crl-verify CRL of its issuer has expired (past its \
+             nextUpdate): install a current CRL"
         ),
-        Error::InvalidCertRevocationList(CertRevocationListError::BadSignature) => String::from(
-            "server certificate rejected: a crl-verify CRL naming its issuer is not signed by that \
-             issuer's key",
+        Error::InvalidCertRevocationList(CertRevocationListError::BadSignature) => format!(
+            "{whose} certificate rejected: a crl-verify CRL naming its issuer is not signed by that \
+             issuer's key"
         ),
         Error::InvalidCertRevocationList(c) => {
-            format!("server certificate rejected: crl-verify CRL unusable: {c:?}")
+            format!("{whose} certificate rejected: crl-verify CRL unusable: {c:?}")
         }
-        Error::InvalidCertificate(c) => format!("server certificate rejected: {c:?}"),
+        Error::InvalidCertificate(c) => format!("{whose} certificate rejected: {c:?}"),
         _ => return None,
     })
 }
