@@ -29,7 +29,10 @@ use smoltcp::iface::SocketHandle;
 use openvpn::engine::StreamDeframer;
 use smoltcp::socket::{raw, tcp, udp};
 use smoltcp::time::Instant;
-use smoltcp::wire::{IpAddress, IpEndpoint, IpProtocol, IpVersion};
+use router::outer::{self, Listened, UdpFlow};
+use router::EthernetAddress;
+use smoltcp::phy::Device;
+use smoltcp::wire::{HardwareAddress, IpAddress, IpEndpoint, IpProtocol, IpVersion};
 
 use crate::entropy::KernelRng;
 use crate::net::Nic;
@@ -47,6 +50,11 @@ const RX_BUF: usize = 65536;
 const TX_BUF: usize = 2048 + 128;
 /// Datagrams handled per pass before the timers get their turn.
 const RX_BURST: usize = 256;
+/// Datagrams the fast path queues per interface poll (more are dropped, as a full socket would).
+const DATAGRAM_QUEUE: usize = 512;
+/// UDP peers whose MAC address is remembered (clients and peers in their handshake); the table is
+/// emptied when full (peers are learnt again from their next datagram).
+const MAX_MACS: usize = 8192;
 /// TCP connections served at once (each a listening socket until a client connects): the bound on
 /// half-open and established TCP clients together.
 const MAX_TCP: usize = 32;
@@ -102,6 +110,12 @@ pub struct ServerNet {
     reply: Box<[u8]>,
     /// Packets the public fast path translated back for a client, sent after the interface poll.
     inbound: Vec<(u32, Vec<u8>)>,
+    /// Datagrams to the UDP listener the fast path took (sender, its frame's source MAC, payload).
+    datagrams: Vec<(SocketAddr, EthernetAddress, Vec<u8>)>,
+    /// Where answers to a UDP peer go: the source MAC of its last datagram the server accepted. The
+    /// server sends its datagrams itself (no smoltcp socket, no ARP): a peer that never answers ARP
+    /// cannot hold up the others, and no neighbour cache limits how many clients are on-link.
+    macs: BTreeMap<SocketAddr, EthernetAddress>,
     listening: bool,
     status_every_us: Option<u64>,
     next_status_us: u64,
@@ -243,6 +257,8 @@ impl ServerNet {
             tx: vec![0; TX_BUF].into_boxed_slice(),
             reply: vec![0; 1600].into_boxed_slice(),
             inbound: Vec::new(),
+            datagrams: Vec::new(),
+            macs: BTreeMap::new(),
             listening: false,
             status_every_us,
             next_status_us: now_us,
@@ -315,11 +331,14 @@ impl ServerNet {
     /// for their client first (queued in `inbound`, sealed after the poll).
     fn poll_public(&mut self, now_us: u64) {
         let now = smol_now(now_us);
+        let listener = self.listening && self.port != 0;
+        let port = self.port;
         let ServerNet {
             public,
             forwarder,
             routes,
             inbound,
+            datagrams,
             public_addr,
             ..
         } = self;
@@ -327,7 +346,31 @@ impl ServerNet {
             public.poll(now, &mut |_| false);
             return;
         };
+        let local_mac = match public.iface.hardware_addr() {
+            HardwareAddress::Ethernet(mac) => mac,
+            #[allow(unreachable_patterns)]
+            _ => EthernetAddress([0; 6]),
+        };
         public.poll(now, &mut |frame: &mut [u8]| {
+            if listener {
+                match outer::match_listener(frame, local_mac, (ours, port)) {
+                    Listened::Datagram {
+                        from,
+                        source_mac,
+                        payload,
+                    } => {
+                        if let Some(bytes) = frame.get(payload) {
+                            if datagrams.len() < DATAGRAM_QUEUE {
+                                let from = SocketAddr::new(IpAddr::V4(from.0), from.1);
+                                datagrams.push((from, source_mac, bytes.to_vec()));
+                            }
+                        }
+                        return true;
+                    }
+                    Listened::BadChecksum => return true,
+                    Listened::Other => {}
+                }
+            }
             // Ethernet II, IPv4, addressed to us.
             if frame.get(12..14) != Some(&[0x08, 0x00]) || frame.get(30..34) != Some(&ours.octets()) {
                 return false;
@@ -379,6 +422,31 @@ impl ServerNet {
                 let _ = socket.send_slice(bytes);
             }
             return;
+        }
+        if let (Some(mac), Some(ours), IpAddr::V4(ip)) =
+            (self.macs.get(&to).copied(), self.public_addr, to.ip())
+        {
+            let local_mac = match self.public.iface.hardware_addr() {
+                HardwareAddress::Ethernet(m) => m,
+                #[allow(unreachable_patterns)]
+                _ => EthernetAddress([0; 6]),
+            };
+            let flow = UdpFlow {
+                local_mac,
+                local: (ours, self.port),
+                remote: (ip, to.port()),
+            };
+            let mut frame = vec![0u8; outer::HEADERS_LEN + bytes.len()];
+            if let Some(payload) = frame.get_mut(outer::HEADERS_LEN..) {
+                payload.copy_from_slice(bytes);
+            }
+            if let Some(len) = outer::write_udp_headers(&mut frame, &flow, mac, bytes.len()) {
+                let now = smol_now(clock::now_us());
+                if let (Some(mut tx), Some(f)) = (self.public.device.transmit(now), frame.get(..len)) {
+                    tx.send(f);
+                }
+                return;
+            }
         }
         let socket = self.public.sockets.get_mut::<udp::Socket>(self.udp);
         let _ = socket.send_slice(bytes, endpoint(to));
@@ -461,6 +529,26 @@ impl ServerNet {
     }
 
     fn receive_datagrams(&mut self, now_us: u64) {
+        for (from, mac, mut datagram) in core::mem::take(&mut self.datagrams) {
+            let got = self
+                .service
+                .receive(engine_now(now_us), from, &mut datagram, &mut KernelRng);
+            // Learn where answers go only from what the server accepted: an authenticated packet of a
+            // client, or a peer's first packet (answered) when the address is no client's.
+            // (A known client's address only passes with its own keys.)
+            if got != ServerReceived::Dropped {
+                if self.macs.len() >= MAX_MACS && !self.macs.contains_key(&from) {
+                    self.macs.clear();
+                }
+                self.macs.insert(from, mac);
+            }
+            if let ServerReceived::Packet(peer, range) = got {
+                if let Some(packet) = datagram.get_mut(range) {
+                    self.forward(now_us, peer, packet);
+                }
+            }
+            self.run_service(now_us);
+        }
         for _ in 0..RX_BURST {
             let socket = self.public.sockets.get_mut::<udp::Socket>(self.udp);
             let Ok((n, meta)) = socket.recv_slice(&mut self.rx) else {
@@ -542,6 +630,9 @@ impl ServerNet {
     }
 
     fn poll_at(&mut self, now_us: u64) -> Option<u64> {
+        if !self.datagrams.is_empty() || !self.inbound.is_empty() {
+            return Some(now_us);
+        }
         let now = smol_now(now_us);
         let smol = self
             .public

@@ -56,17 +56,78 @@ pub fn match_datagram(frame: &[u8], flow: &UdpFlow) -> Matched {
 }
 
 fn match_inner(frame: &[u8], flow: &UdpFlow) -> Option<Matched> {
-    if frame.get(..6)? != flow.local_mac.as_bytes() {
-        return Some(Matched::Other);
+    match_udp(frame, flow.local_mac, flow.local, Some(flow.remote)).map(|(m, _)| m)
+}
+
+/// What [`match_listener`] found in a frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Listened {
+    /// A datagram to the listening port with valid checksums, from `from` (sent by `source_mac`, the
+    /// peer itself or the router in front of it): its UDP payload lies at `payload`.
+    Datagram {
+        /// The sender's address and port.
+        from: (Ipv4Address, u16),
+        /// The Ethernet source of the frame: where answers to `from` go.
+        source_mac: EthernetAddress,
+        /// The UDP payload's range in the frame.
+        payload: Range<usize>,
+    },
+    /// A datagram to the port whose IPv4 header or UDP checksum is wrong: drop it.
+    BadChecksum,
+    /// Anything else: hand it to smoltcp.
+    Other,
+}
+
+/// [`match_datagram`] for a server: an unfragmented IPv4/UDP datagram to `local` (address and listening
+/// port) and `local_mac` from any sender, with valid checksums. Never panics on any input.
+pub fn match_listener(
+    frame: &[u8],
+    local_mac: EthernetAddress,
+    local: (Ipv4Address, u16),
+) -> Listened {
+    match match_udp(frame, local_mac, local, None) {
+        Some((Matched::Flow(payload), Some(from))) => {
+            let source_mac = frame
+                .get(6..12)
+                .map_or(EthernetAddress([0; 6]), EthernetAddress::from_bytes);
+            Listened::Datagram {
+                from,
+                source_mac,
+                payload,
+            }
+        }
+        Some((Matched::BadChecksum, _)) => Listened::BadChecksum,
+        _ => Listened::Other,
+    }
+}
+
+/// The datagram check of both matchers: to `local_mac` and `local`, from `remote` when given (else from
+/// anyone, returned beside the result).
+fn match_udp(
+    frame: &[u8],
+    local_mac: EthernetAddress,
+    local: (Ipv4Address, u16),
+    remote: Option<(Ipv4Address, u16)>,
+) -> Option<(Matched, Option<(Ipv4Address, u16)>)> {
+    if frame.get(..6)? != local_mac.as_bytes() {
+        return Some((Matched::Other, None));
     }
     let (header, segment) = udp_unfragmented(frame)?;
-    if header.get(12..16)? != flow.remote.0.octets()
-        || header.get(16..20)? != flow.local.0.octets()
-        || be16(segment, 0)? != flow.remote.1
-        || be16(segment, 2)? != flow.local.1
+    let from = (
+        Ipv4Address::from(bytes4(header, ip::SRC)?),
+        be16(segment, 0)?,
+    );
+    if header.get(16..20)? != local.0.octets()
+        || be16(segment, 2)? != local.1
+        || remote.is_some_and(|r| r != from)
     {
-        return Some(Matched::Other);
+        return Some((Matched::Other, None));
     }
+    Some((check_datagram(header, segment)?, Some(from)))
+}
+
+/// Checksums and length of a datagram already known to be ours.
+fn check_datagram(header: &[u8], segment: &[u8]) -> Option<Matched> {
     // The flow's own datagram from here on: whatever is wrong with it is a bad checksum.
     if internet(header) != 0 {
         return Some(Matched::BadChecksum);
@@ -171,6 +232,29 @@ mod tests {
     const SERVER_MAC: EthernetAddress = EthernetAddress([0x02, 0, 0, 0, 0, 9]);
     const US: Ipv4Address = Ipv4Address::new(10, 0, 0, 2);
     const SERVER: Ipv4Address = Ipv4Address::new(10, 0, 0, 1);
+
+    #[test]
+    fn a_listener_takes_datagrams_from_anyone_and_reports_the_sender() {
+        let f = flow();
+        let mut frame = alloc::vec![0u8; HEADERS_LEN + 5];
+        frame[HEADERS_LEN..].copy_from_slice(b"hello");
+        // A datagram from the "server" of `flow` to us, as a client would send one to a listener.
+        write_udp_headers(&mut frame, &UdpFlow { local_mac: SERVER_MAC, local: f.remote, remote: f.local }, OUR_MAC, 5).unwrap();
+        let got = match_listener(&frame, OUR_MAC, f.local);
+        assert_eq!(
+            got,
+            Listened::Datagram { from: f.remote, source_mac: SERVER_MAC, payload: HEADERS_LEN..HEADERS_LEN + 5 }
+        );
+        // Another port, another MAC: not ours.
+        assert_eq!(match_listener(&frame, OUR_MAC, (f.local.0, f.local.1 + 1)), Listened::Other);
+        assert_eq!(match_listener(&frame, SERVER_MAC, f.local), Listened::Other);
+        // A flipped payload bit breaks the UDP checksum.
+        frame[HEADERS_LEN] ^= 1;
+        assert_eq!(match_listener(&frame, OUR_MAC, f.local), Listened::BadChecksum);
+        for n in 0..frame.len() {
+            let _ = match_listener(&frame[..n], OUR_MAC, f.local);
+        }
+    }
 
     fn flow() -> UdpFlow {
         UdpFlow {
