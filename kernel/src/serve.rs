@@ -321,6 +321,10 @@ impl ServerNet {
             if now_us >= self.next_status_us {
                 self.next_status_us = now_us.saturating_add(every);
                 log::info!("status: {}", self.service.status_line());
+                let unix = clock::unix_time_now().unwrap_or(0);
+                for line in self.service.status_v3(unix) {
+                    log::info!("{line}");
+                }
             }
         }
         self.poll_public(now_us);

@@ -165,6 +165,28 @@ struct Client {
     /// The tunnel address the caller gave in [`Server::accept`] (anti-spoofing).
     vaddr: Option<[u8; 4]>,
     accepted: bool,
+    /// Tunnel bytes (IP packets) received from and sent to the client.
+    bytes_in: u64,
+    bytes_out: u64,
+    /// Wall-clock seconds when the client was created.
+    since_unix: u64,
+}
+
+/// A client's figures for the status output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientSnapshot {
+    /// Where it connects from.
+    pub addr: SocketAddr,
+    /// Its state.
+    pub state: ClientState,
+    /// Tunnel bytes received from it.
+    pub bytes_in: u64,
+    /// Tunnel bytes sent to it.
+    pub bytes_out: u64,
+    /// Unix time it connected.
+    pub since_unix: u64,
+    /// Its data cipher, once negotiated.
+    pub cipher: Option<DataCipher>,
 }
 
 /// The server engine. See the module docs.
@@ -242,6 +264,28 @@ impl Server {
     pub fn client(&self, peer_id: u32) -> Option<(ClientState, SocketAddr)> {
         let c = self.slot(peer_id)?;
         Some((c.state, c.addr))
+    }
+
+    /// Every client's peer-id, in order.
+    pub fn peer_ids(&self) -> impl Iterator<Item = u32> + '_ {
+        self.clients
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.is_some())
+            .filter_map(|(i, _)| u32::try_from(i).ok())
+    }
+
+    /// A client's figures for the status output.
+    pub fn snapshot(&self, peer_id: u32) -> Option<ClientSnapshot> {
+        let c = self.slot(peer_id)?;
+        Some(ClientSnapshot {
+            addr: c.addr,
+            state: c.state,
+            bytes_in: c.bytes_in,
+            bytes_out: c.bytes_out,
+            since_unix: c.since_unix,
+            cipher: c.cipher,
+        })
     }
 
     /// The peer-id of the client at `addr`.
@@ -394,6 +438,9 @@ impl Server {
             last_sent: now,
             vaddr: None,
             accepted: false,
+            bytes_in: 0,
+            bytes_out: 0,
+            since_unix: self.unix_now(now),
         };
         if let Some(slot) = self.clients.get_mut(index) {
             *slot = Some(client);
@@ -503,6 +550,10 @@ impl Server {
                 if !ok {
                     self.stats.spoofed_dropped += 1;
                     return ServerReceived::Dropped;
+                }
+                let len = u64::try_from(range.len()).unwrap_or(0);
+                if let Some(c) = self.slot_mut(peer_id) {
+                    c.bytes_in = c.bytes_in.saturating_add(len);
                 }
                 ServerReceived::Packet(peer_id, range)
             }
@@ -741,6 +792,7 @@ impl Server {
         c.data.set_primary(key_id);
         let n = c.data.encrypt(ip, out, rng).ok()?;
         c.last_sent = now;
+        c.bytes_out = c.bytes_out.saturating_add(u64::try_from(ip.len()).unwrap_or(0));
         Some((c.addr, n))
     }
 

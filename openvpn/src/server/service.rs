@@ -407,6 +407,58 @@ impl Service {
         }
     }
 
+    /// The client list in the format of OpenVPN's status file version 3 (`--status-version 3`: tab
+    /// separated, one `CLIENT_LIST` line per connected client, then the routing table), at Unix time
+    /// `now_unix`. Scripts that read OpenVPN's status file read these lines.
+    pub fn status_v3(&self, now_unix: u64) -> Vec<String> {
+        use alloc::format;
+        let mut out = Vec::new();
+        out.push(format!("TITLE\toxvpn {}", env!("CARGO_PKG_VERSION")));
+        out.push(format!("TIME\t{}\t{now_unix}", civil_time(now_unix)));
+        out.push(String::from(
+            "HEADER\tCLIENT_LIST\tCommon Name\tReal Address\tVirtual Address\tVirtual IPv6 Address\tBytes Received\tBytes Sent\tConnected Since\tConnected Since (time_t)\tUsername\tClient ID\tPeer ID\tData Channel Cipher",
+        ));
+        let mut routes = Vec::new();
+        for peer_id in self.engine.peer_ids() {
+            let Some(snap) = self.engine.snapshot(peer_id) else { continue };
+            let Some(Some(known)) = self.known.get(usize::try_from(peer_id).unwrap_or(usize::MAX))
+            else {
+                continue;
+            };
+            let Some(lease) = &known.lease else { continue };
+            if snap.state != super::engine::ClientState::Connected {
+                continue;
+            }
+            let v6 = lease.ipv6.map(|a| format!("{a}")).unwrap_or_default();
+            out.push(format!(
+                "CLIENT_LIST\t{}\t{}\t{}\t{v6}\t{}\t{}\t{}\t{}\tUNDEF\t{peer_id}\t{peer_id}\t{}",
+                known.name,
+                snap.addr,
+                lease.ipv4,
+                snap.bytes_in,
+                snap.bytes_out,
+                civil_time(snap.since_unix),
+                snap.since_unix,
+                snap.cipher.map_or("-", |c| c.name()),
+            ));
+            routes.push(format!(
+                "ROUTING_TABLE\t{}\t{}\t{}\t{}\t{}",
+                lease.ipv4,
+                known.name,
+                snap.addr,
+                civil_time(snap.since_unix),
+                snap.since_unix
+            ));
+        }
+        out.push(String::from(
+            "HEADER\tROUTING_TABLE\tVirtual Address\tCommon Name\tReal Address\tLast Ref\tLast Ref (time_t)",
+        ));
+        out.extend(routes);
+        out.push(String::from("GLOBAL_STATS\tMax bcast/mcast queue length\t0"));
+        out.push(String::from("END"));
+        out
+    }
+
     /// Counters of the engine, as `key=value` text for the console.
     pub fn status_line(&self) -> String {
         let s = self.engine.stats();
@@ -425,3 +477,37 @@ impl Service {
     }
 }
 
+/// `YYYY-MM-DD HH:MM:SS` (UTC) of a Unix time, as the status file shows dates (days to civil date after
+/// Howard Hinnant's algorithm).
+fn civil_time(unix: u64) -> String {
+    let days = i64::try_from(unix / 86_400).unwrap_or(0);
+    let secs = unix % 86_400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    alloc::format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}",
+        secs / 3600,
+        (secs / 60) % 60,
+        secs % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::civil_time;
+
+    #[test]
+    fn civil_time_matches_known_dates() {
+        assert_eq!(civil_time(0), "1970-01-01 00:00:00");
+        assert_eq!(civil_time(951_782_400), "2000-02-29 00:00:00");
+        assert_eq!(civil_time(1_800_000_000), "2027-01-15 08:00:00");
+        assert_eq!(civil_time(1_796_437_346), "2026-12-05 02:22:26");
+    }
+}
