@@ -4,6 +4,7 @@
 #   make image   build/oxvpn.elf, the bootable PVH kernel
 #   make tools   build/config-disk, build/ovpn-ping and build/ovpn-keys (host tools)
 #   make run     the demo: OpenVPN server in a namespace, the router in QEMU, a LAN host using the tunnel
+#   make run-server  the server demo: the image as an OpenVPN server in QEMU, three openvpn clients, a download
 #   make test    host unit tests, then every scripts/test-*.sh (in-QEMU, interop, end to end)
 
 SHELL := /bin/bash
@@ -16,7 +17,7 @@ KERNEL_CARGO_FLAGS := -Zjson-target-spec -Zbuild-std=core,alloc -Zbuild-std-feat
 # Set SKIP_SETUP=1 to skip the package checks (they are quick when everything is present).
 SKIP_SETUP ?=
 
-.PHONY: all setup image tools run test test-host test-scripts e2e bench fuzz fuzz-smoke lint clean
+.PHONY: all setup image tools run run-server test-server test test-host test-scripts e2e bench fuzz fuzz-smoke lint clean
 
 all: image tools
 
@@ -43,6 +44,14 @@ tools: setup
 
 run: image tools
 	scripts/demo.sh
+
+# SERVER=openvpn shows the same with Debian's openvpn as the server (the reference).
+run-server: image tools
+	scripts/demo-server.sh
+
+# The server role against real clients; SERVER=openvpn runs it against Debian's openvpn 2.6 (the reference).
+test-server: image tools
+	scripts/test-server.sh
 
 test: setup test-host image tools test-scripts
 
