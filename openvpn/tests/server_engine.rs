@@ -12,6 +12,7 @@ use openvpn::engine::Received;
 use openvpn::server::engine::{ClientState, GoneReason, ServerReceived};
 use server_world::*;
 
+
 #[test]
 fn tls_crypt_v2_clients_connect_through_the_cookie_and_pass_data() {
     let mut w = World::new(3, 8, 0);
@@ -132,3 +133,31 @@ fn a_flood_of_spoofed_resets_creates_no_client() {
     assert!(w.server.handshake_counters().refused_total() >= 2000);
 }
 
+
+#[test]
+fn client_renegotiation_keeps_data_flowing() {
+    let mut w = World::new(1, 8, 0);
+    w.clients[0].0 = client_with(1, 10);
+    w.connect_all();
+    let peer_id = w.server.peer_at(addr(0)).unwrap();
+    for round in 0..4u8 {
+        w.run_ms(6_000);
+        let packet = ip(vaddr(peer_id), [10, 8, 0, 1], round);
+        assert!(
+            matches!(client_sends(&mut w, 0, &packet, addr(0)), ServerReceived::Packet(..)),
+            "round {round}"
+        );
+    }
+    assert!(w.clients[0].0.stats().renegotiations >= 2, "{:?}", w.clients[0].0.stats());
+    assert!(w.gone.is_empty(), "{:?}", w.gone);
+}
+
+#[test]
+fn an_idle_client_gets_keepalive_pings_and_stays() {
+    let mut w = World::new(1, 8, 0);
+    w.connect_all();
+    let before = w.clients[0].0.stats().pings_received;
+    w.run_ms(35_000);
+    assert!(w.clients[0].0.stats().pings_received >= before + 3, "{:?}", w.clients[0].0.stats());
+    assert_eq!(w.server.client_count(), 1, "{:?}", w.gone);
+}

@@ -200,6 +200,11 @@ pub struct Server {
     counters: HandshakeCounters,
     /// Indexed by peer-id.
     clients: Vec<Option<Client>>,
+    /// Clients with control-channel work since the last poll (input, a push, a refusal): polled first.
+    dirty: Vec<u32>,
+    /// The earliest timer of any client, as of the last full sweep (and the dirty clients since): a poll
+    /// before it looks at the dirty clients only, so a data packet costs no walk over every client.
+    sweep_at: Instant,
     by_addr: BTreeMap<SocketAddr, u32>,
     actions: VecDeque<ServerAction>,
     wall_origin: (Instant, u64),
@@ -237,6 +242,8 @@ impl Server {
             log_limit: InitialRateLimit::new(REFUSAL_LOG_BURST, 10),
             counters: HandshakeCounters::default(),
             clients,
+            dirty: Vec::new(),
+            sweep_at: now,
             by_addr: BTreeMap::new(),
             actions: VecDeque::new(),
             wall_origin: (now, unix_secs),
@@ -625,7 +632,15 @@ impl Server {
             self.remove(peer_id, GoneReason::Handshake(e));
             return;
         }
+        self.mark_dirty(peer_id);
         self.process_events(now, peer_id);
+    }
+
+    /// Notes that a client has control-channel work for the next [`poll`](Self::poll).
+    fn mark_dirty(&mut self, peer_id: u32) {
+        if !self.dirty.contains(&peer_id) {
+            self.dirty.push(peer_id);
+        }
     }
 
     fn process_events(&mut self, now: Instant, peer_id: u32) {
@@ -717,6 +732,7 @@ impl Server {
             c.accepted = true;
             c.vaddr = Some(vaddr);
         }
+        self.mark_dirty(peer_id);
     }
 
     /// The caller refuses the client: `AUTH_FAILED` is sent, and the client is removed.
@@ -740,6 +756,7 @@ impl Server {
 
     /// Sends the client its PUSH_REPLY message(s) (built by the caller); the client is up.
     pub fn push_reply(&mut self, peer_id: u32, messages: &[String]) {
+        self.mark_dirty(peer_id);
         let Some(c) = self.slot_mut(peer_id) else { return };
         if let Some(k) = c.key.as_mut() {
             for m in messages {
@@ -819,21 +836,40 @@ impl Server {
         packet
     }
 
-    /// Runs every client's timers and returns the next action.
+    /// Runs the clients' timers and control channels and returns the next action: the clients with new
+    /// control-channel work at once, every client when the earliest timer is due.
     pub fn poll(&mut self, now: Instant, rng: &mut dyn CryptoRngCore) -> Option<ServerAction> {
         if let Some(a) = self.actions.pop_front() {
             return Some(a);
         }
-        let ids: Vec<u32> = self.by_addr.values().copied().collect();
-        for peer_id in ids {
-            self.run_timers(now, peer_id, rng);
-            while let Some(pkt) = self.poll_client(now, peer_id) {
-                if let Some(c) = self.slot(peer_id) {
-                    self.actions.push_back(ServerAction::SendTo(c.addr, pkt));
+        let dirty = core::mem::take(&mut self.dirty);
+        for &peer_id in &dirty {
+            self.service_client(now, peer_id, rng);
+        }
+        if now >= self.sweep_at {
+            let ids: Vec<u32> = self.by_addr.values().copied().collect();
+            for peer_id in ids {
+                self.service_client(now, peer_id, rng);
+            }
+            self.sweep_at = self.earliest_timer().unwrap_or(now + Duration::from_secs(3600));
+        } else {
+            for peer_id in dirty {
+                if let Some(at) = self.slot(peer_id).and_then(|c| self.client_timer(c)) {
+                    self.sweep_at = self.sweep_at.min(at);
                 }
             }
         }
         self.actions.pop_front()
+    }
+
+    /// One client's timers, then every control packet it has to send.
+    fn service_client(&mut self, now: Instant, peer_id: u32, rng: &mut dyn CryptoRngCore) {
+        self.run_timers(now, peer_id, rng);
+        while let Some(pkt) = self.poll_client(now, peer_id) {
+            if let Some(c) = self.slot(peer_id) {
+                self.actions.push_back(ServerAction::SendTo(c.addr, pkt));
+            }
+        }
     }
 
     fn run_timers(&mut self, now: Instant, peer_id: u32, rng: &mut dyn CryptoRngCore) {
@@ -911,32 +947,49 @@ impl Server {
 
     /// When [`poll`](Self::poll) must be called next at the latest.
     pub fn poll_at(&self) -> Option<Instant> {
-        if !self.actions.is_empty() {
+        if !self.actions.is_empty() || !self.dirty.is_empty() {
             return Some(Instant::ZERO);
         }
-        let p = &self.params;
+        (!self.by_addr.is_empty()).then_some(self.sweep_at)
+    }
+
+    /// The earliest timer over every client (a full walk: after a sweep only).
+    fn earliest_timer(&self) -> Option<Instant> {
         self.clients
             .iter()
             .flatten()
-            .flat_map(|c| {
-                let key_at = |k: &KeyState| k.poll_at_ms().map(Instant::from_millis);
-                let ping = (p.ping_secs > 0 && c.state == ClientState::Connected)
-                    .then(|| c.last_sent + Duration::from_secs(p.ping_secs));
-                let restart = (p.ping_restart_secs > 0)
-                    .then(|| c.last_received + Duration::from_secs(p.ping_restart_secs));
-                let hand = (c.state == ClientState::Handshake)
-                    .then(|| c.started + Duration::from_secs(p.hand_window_secs));
-                [
-                    c.key.as_ref().and_then(key_at),
-                    c.old_key.as_ref().and_then(key_at),
-                    ping,
-                    restart,
-                    hand,
-                    c.send_keys.poll_at(),
-                ]
-            })
-            .flatten()
+            .filter_map(|c| self.client_timer(c))
             .min()
+    }
+
+    /// A client's earliest timer: retransmissions and ACKs, keepalive, ping-restart, hand-window, the
+    /// lame duck's end.
+    fn client_timer(&self, c: &Client) -> Option<Instant> {
+        let p = &self.params;
+        let key_at = |k: &KeyState| k.poll_at_ms().map(Instant::from_millis);
+        let ping = (p.ping_secs > 0 && c.state == ClientState::Connected)
+            .then(|| c.last_sent + Duration::from_secs(p.ping_secs));
+        let restart = (p.ping_restart_secs > 0)
+            .then(|| c.last_received + Duration::from_secs(p.ping_restart_secs));
+        let hand = (c.state == ClientState::Handshake)
+            .then(|| c.started + Duration::from_secs(p.hand_window_secs));
+        let reneg = (p.reneg_secs > 0 && c.state == ClientState::Connected)
+            .then(|| match c.reneg_started {
+                Some(started) => started + Duration::from_secs(p.hand_window_secs),
+                None => c.key_started + Duration::from_secs(p.reneg_secs),
+            });
+        [
+            c.key.as_ref().and_then(key_at),
+            c.old_key.as_ref().and_then(key_at),
+            ping,
+            restart,
+            hand,
+            reneg,
+            c.send_keys.poll_at(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Tells every connected client the server is going away (`RESTART`, cc-exit), so they reconnect

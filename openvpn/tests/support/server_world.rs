@@ -65,6 +65,11 @@ pub fn server(max_clients: u32, reneg_secs: u64) -> Server {
 }
 
 pub fn client(seed: u64) -> Engine {
+    client_with(seed, 0)
+}
+
+/// A client engine that starts renegotiations itself every `reneg_secs` (0 = never).
+pub fn client_with(seed: u64, reneg_secs: u64) -> Engine {
     let kc = [seed as u8; 256];
     let wkc = TlsCryptV2ServerKey::new(&SERVER_KEY)
         .wrap_client_key(&kc, &[0x00, b'c'])
@@ -74,6 +79,7 @@ pub fn client(seed: u64) -> Engine {
         ..Default::default()
     };
     let mut config = EngineConfig::new(ControlProtection::TlsCryptV2 { kc, wkc }, tls);
+    config.reneg_secs = reneg_secs;
     config.remotes = vec![RemoteSpec {
         host: "192.0.2.1".into(),
         port: 1194,
