@@ -28,7 +28,7 @@ use crate::peer::{self, ClientHelloInfo, KeyEvent, KeyStart, KeyState, Phase, Se
 use crate::session::{self, ControlMessage, ServerKeySource};
 use crate::time::Instant;
 use crate::tls::TlsSession;
-use crate::wire::{KeyId, OpKey, Opcode, SessionId};
+use crate::wire::{KeyId, OpKey, Opcode};
 
 /// Refusal log lines allowed per 10 s.
 pub const REFUSAL_LOG_BURST: u32 = 20;
@@ -187,6 +187,41 @@ pub struct ClientSnapshot {
     pub since_unix: u64,
     /// Its data cipher, once negotiated.
     pub cipher: Option<DataCipher>,
+}
+
+impl Client {
+    /// Starts the next key_id's server key state (a renegotiation, §9, begun by either side: its
+    /// SOFT_RESET goes out first); the current key state becomes the lame duck. False when the TLS
+    /// session or the key-method-2 message could not be made.
+    fn renegotiate(
+        &mut self,
+        now: Instant,
+        tls: Arc<ServerConfig>,
+        (options, retransmit_ms): (&str, u64),
+        rng: &mut dyn CryptoRngCore,
+    ) -> bool {
+        let Some(key) = self.key.as_ref() else { return false };
+        let (Some(remote), key_id, local_sid) = (key.remote_sid(), key.key_id(), key.local_sid())
+        else {
+            return false;
+        };
+        let Ok(tls) = TlsSession::server(tls) else { return false };
+        let keys = ServerKeySource::random(rng);
+        let Ok(km2) = session::emit_server_key_method2(&keys, options) else {
+            return false;
+        };
+        let start = KeyStart {
+            key_id: key_id.next(),
+            local_sid,
+            remote_sid: Some(remote),
+            reset_opcode: Opcode::ControlSoftResetV1,
+            retransmit_ms,
+        };
+        self.old_key = self.key.replace(KeyState::new_server(start, tls, keys, km2));
+        self.key_started = now;
+        self.reneg_started = Some(now);
+        true
+    }
 }
 
 /// The server engine. See the module docs.
@@ -596,22 +631,9 @@ impl Server {
             && c.state != ClientState::Handshake
         {
             // The client starts a renegotiation (§9): a new server key state answers its SOFT_RESET.
-            let Some(remote) = c.key.as_ref().and_then(KeyState::remote_sid) else { return };
-            let local = c.key.as_ref().map_or(SessionId::ZERO, KeyState::local_sid);
-            let Ok(tls) = TlsSession::server(tls) else { return };
-            let keys = ServerKeySource::random(rng);
-            let Ok(km2) = session::emit_server_key_method2(&keys, &options) else { return };
-            let start = KeyStart {
-                key_id: repr.key_id,
-                local_sid: local,
-                remote_sid: Some(remote),
-                reset_opcode: Opcode::ControlSoftResetV1,
-                retransmit_ms: params_timeout,
-            };
-            let key = KeyState::new_server(start, tls, keys, km2);
-            c.old_key = c.key.replace(key);
-            c.key_started = now;
-            c.reneg_started = Some(now);
+            if !c.renegotiate(now, tls, (&options, params_timeout), rng) {
+                return;
+            }
             c.key.as_mut().map(|k| k.on_packet(repr, now.as_millis()))
         } else {
             None
@@ -907,27 +929,7 @@ impl Server {
             && c.reneg_started.is_none()
             && now >= c.key_started + Duration::from_secs(reneg)
         {
-            if let (Some(remote), Some(cur)) = (
-                c.key.as_ref().and_then(KeyState::remote_sid),
-                c.key.as_ref().map(|k| (k.key_id(), k.local_sid())),
-            ) {
-                if let Ok(tls) = TlsSession::server(tls) {
-                    let keys = ServerKeySource::random(rng);
-                    if let Ok(km2) = session::emit_server_key_method2(&keys, &options) {
-                        let start = KeyStart {
-                            key_id: cur.0.next(),
-                            local_sid: cur.1,
-                            remote_sid: Some(remote),
-                            reset_opcode: Opcode::ControlSoftResetV1,
-                            retransmit_ms: timeout,
-                        };
-                        let key = KeyState::new_server(start, tls, keys, km2);
-                        c.old_key = c.key.replace(key);
-                        c.key_started = now;
-                        c.reneg_started = Some(now);
-                    }
-                }
-            }
+            c.renegotiate(now, tls, (&options, timeout), rng);
         }
         // Keepalive: a ping when nothing was sent for `ping` seconds.
         if ping > 0 && c.state == ClientState::Connected && now >= c.last_sent + Duration::from_secs(ping)

@@ -300,6 +300,21 @@ impl PeerVerifier {
     }
 }
 
+impl PeerVerifier {
+    /// The handshake signature check of both sides (TLS 1.3 or 1.2 rules).
+    fn signature(
+        &self,
+        tls13: bool,
+        (message, cert, dss): (&[u8], &CertificateDer<'_>, &DigitallySignedStruct),
+    ) -> Result<HandshakeSignatureValid, Error> {
+        if tls13 {
+            rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algs)
+        } else {
+            rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algs)
+        }
+    }
+}
+
 impl ServerCertVerifier for PeerVerifier {
     fn verify_server_cert(
         &self,
@@ -319,7 +334,7 @@ impl ServerCertVerifier for PeerVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algs)
+        self.signature(false, (message, cert, dss))
     }
 
     fn verify_tls13_signature(
@@ -328,7 +343,7 @@ impl ServerCertVerifier for PeerVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algs)
+        self.signature(true, (message, cert, dss))
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
@@ -364,7 +379,7 @@ impl ClientCertVerifier for PeerVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algs)
+        self.signature(false, (message, cert, dss))
     }
 
     fn verify_tls13_signature(
@@ -373,7 +388,7 @@ impl ClientCertVerifier for PeerVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algs)
+        self.signature(true, (message, cert, dss))
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
