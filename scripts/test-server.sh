@@ -102,6 +102,35 @@ SL_KEYS genkey tls-crypt-v2-client --server-key "$work/pki/tc-v2-server.key" "$w
 sl_swap_block "$P_WCA" tls-crypt-v2 "$work/wca-tc.key"
 sl_swap_block "$P_WCA" ca "$work/pki/ca.crt"
 [ -s "$P_RVK" ] && [ -s "$P_WKC" ] && [ -s "$P_WCA" ] || { cat "$L/pki.log"; echo "not ok - refusal profiles"; exit 1; }
+# Image only: the two oxvpn extensions. `pw` has a password in <auth-user-pass-db> (others need none:
+# auth-user-pass-optional); `pwbad` sends a wrong one; `rk`'s tls-crypt-v2 client key is on
+# <tls-crypt-v2-revoked> (the SHA-256 of its WKc, the bytes after Kc in the key's body).
+EXTENSIONS=()
+if [ "$SERVER" = image ]; then
+    printf 'pw\nopen sesame\n' >"$work/pw.pass"; printf 'pw\nwrong\n' >"$work/pwbad.pass"
+    P_PW=$(sl_profile pw udp $SL_SRV_PUB "auth-user-pass $work/pw.pass")
+    P_PWBAD=$(sl_profile pwbad udp $SL_SRV_PUB "auth-user-pass $work/pwbad.pass")
+    P_RK=$(sl_profile rk udp $SL_SRV_PUB)
+    user_line=$(python3 -c 'import base64, hashlib, os
+salt = os.urandom(16)
+key = hashlib.pbkdf2_hmac("sha256", b"open sesame", salt, 10000)
+print("pw pbkdf2-sha256:10000:%s:%s" % (base64.b64encode(salt).decode(), base64.b64encode(key).decode()))')
+    rk_hash=$(python3 - "$P_RK" <<'PY'
+import base64, hashlib, re, sys
+text = open(sys.argv[1]).read()
+block = re.search(r"<tls-crypt-v2>(.*?)</tls-crypt-v2>", text, re.S).group(1)
+body = "".join(l for l in block.splitlines() if l and not l.startswith("-----"))
+raw = base64.b64decode(body)
+print(hashlib.sha256(raw[256:]).hexdigest())
+PY
+)
+    [ -s "$P_PW" ] && [ -s "$P_PWBAD" ] && [ -n "$rk_hash" ] || { cat "$L/pki.log"; echo "not ok - extension profiles"; exit 1; }
+    EXTENSIONS=("auth-user-pass-optional" "<auth-user-pass-db>
+$user_line
+</auth-user-pass-db>" "<tls-crypt-v2-revoked>
+$rk_hash
+</tls-crypt-v2-revoked>")
+fi
 
 # --- the servers ----------------------------------------------------------------------------------------
 SRV_LOG=$L/server.log SRV_TCP_LOG=$L/server.log SRV_SMALL_LOG=$L/small.log
@@ -116,7 +145,7 @@ if [ "$SERVER" = openvpn ]; then
     if sl_nat; then NAT=1; else NAT=0; fi
 else
     TUN_UDP=$SL_NET_UDP.1 TUN_TCP=$SL_NET_UDP.1 NAT=1
-    c_main=$(sl_server_conf server udp $SL_SRV_PUB $SL_NET_UDP "$SL_IMAGE_LISTEN" "status-interval 2")
+    c_main=$(sl_server_conf server udp $SL_SRV_PUB $SL_NET_UDP "$SL_IMAGE_LISTEN" "status-interval 2" "${EXTENSIONS[@]}")
     c_small=$(sl_server_conf small udp $SL_SRV2_PUB $SL_NET_SMALL "max-clients 2")
     sl_image_server server 1 "$c_main" $SL_SRV_PUB || { echo "not ok - server config disk"; exit 1; }
     sl_image_server small 2 "$c_small" $SL_SRV2_PUB
@@ -279,6 +308,16 @@ refused rvk "$LOG_REVOKED" "revoked client certificate (crl-verify)"
 refused wkc "$LOG_BAD_WKC" "tls-crypt-v2 client key wrapped by another server key"
 refused wca "$LOG_WRONG_CA" "client certificate from another CA"
 for b in rvk wkc wca; do sl_stop $b; done
+if [ "$SERVER" = image ]; then
+    n=130; for b in pw pwbad rk; do n=$((n + 1)); sl_host $b 192.0.2.$n >>"$L/setup.log" 2>&1; done
+    for b in pw pwbad rk; do sl_client $b "$work/$b.ovpn"; done
+    sl_wait_log "$L/pw.log" "$READY" "$CONNECT_TIMEOUT" && sl_ping "$SL-pw" "$TUN_UDP" \
+        && ok "6: <auth-user-pass-db>: the right password connects and pings the server" \
+        || notok "6: <auth-user-pass-db>: the client with the right password did not connect"
+    refused pwbad "Auth Username/Password verification failed" "a wrong password (<auth-user-pass-db>)"
+    refused rk "tls-crypt-v2 client key refused: tls-crypt-v2 client key is revoked" "a tls-crypt-v2 client key on <tls-crypt-v2-revoked>"
+    for b in pw pwbad rk; do sl_stop $b; done
+fi
 
 # --- 7. cookies and spoofed resets ---------------------------------------------------------------------------
 p_probe=$(sl_profile probe udp $SL_SRV_PUB)

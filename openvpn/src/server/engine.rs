@@ -347,6 +347,11 @@ impl Server {
             .and_then(Option::as_mut)
     }
 
+    /// Unix seconds at `now` (the wall clock given at construction, advanced with `now`).
+    pub fn unix_at(&self, now: Instant) -> u64 {
+        self.unix_now(now)
+    }
+
     fn unix_now(&self, now: Instant) -> u64 {
         self.wall_origin.1 + now.saturating_duration_since(self.wall_origin.0).as_secs()
     }

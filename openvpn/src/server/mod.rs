@@ -18,5 +18,6 @@ pub mod engine;
 pub mod handshake;
 pub mod pool;
 pub mod service;
+pub mod token;
 pub mod users;
 pub mod wkc;

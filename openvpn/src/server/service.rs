@@ -18,6 +18,7 @@ use super::engine::{GoneReason, Server, ServerAction, ServerParams, ServerReceiv
 use super::handshake::{ServerControl, StatelessHandshake};
 use super::pool::{Allocation, AddressPool, Lease};
 use super::users::verify_password;
+use super::token::{TokenKey, DEFAULT_LIFETIME_SECS, TOKEN_PREFIX};
 use super::wkc::{RevocationList, WkcPolicy};
 use crate::config::{Config, VerifyClientCert};
 use crate::engine::{ControlProtection, FromConfigError};
@@ -84,12 +85,15 @@ struct Known {
     name: String,
     lease: Option<Lease>,
     cc_exit: bool,
+    /// The user name it authenticated with (a pushed `auth-token` is bound to it).
+    username: Option<String>,
 }
 
 /// The server engine with its config's policy. See the module docs.
 pub struct Service {
     engine: Server,
     settings: ServerSettings,
+    tokens: TokenKey,
     pool: AddressPool,
     known: Vec<Option<Known>>,
     events: alloc::collections::VecDeque<ServiceEvent>,
@@ -178,9 +182,17 @@ impl Service {
         let engine = Server::new(params, tls, (handshake, limit), now, unix_secs);
         let mut known = Vec::new();
         known.resize_with(usize::try_from(settings.max_clients).unwrap_or(0), || None);
+        // The token key is derived from the cookie secret: both are random per process.
+        let derived = ring::hmac::sign(
+            &ring::hmac::Key::new(ring::hmac::HMAC_SHA256, cookie_secret),
+            b"oxvpn auth-gen-token key",
+        );
+        let mut token_secret = [0u8; 32];
+        token_secret.copy_from_slice(derived.as_ref().get(..32).unwrap_or(&[0; 32]));
         Ok(Service {
             engine,
             settings,
+            tokens: TokenKey::new(&token_secret),
             pool,
             known,
             events: alloc::collections::VecDeque::new(),
@@ -266,7 +278,7 @@ impl Service {
                     common_name,
                     info,
                 } => self.authenticate(now, peer_id, common_name, &info),
-                ServerAction::PushRequest(peer_id) => self.push(peer_id),
+                ServerAction::PushRequest(peer_id) => self.push(now, peer_id),
                 ServerAction::ClientGone(peer_id, reason, remote) => {
                     self.gone(peer_id, &reason, remote)
                 }
@@ -290,7 +302,17 @@ impl Service {
             Some(a) => alloc::format!("{name}/{a}"),
             None => String::from(name),
         };
-        if !self.settings.users.is_empty() {
+        let unix = self.engine.unix_at(now);
+        let lifetime = self.settings.auth_gen_token.map(|t| match t.lifetime {
+            0 => DEFAULT_LIFETIME_SECS,
+            n => u64::from(n),
+        });
+        // A token this server pushed stands for the password it was issued for (auth-gen-token).
+        let token_ok = lifetime.is_some_and(|life| {
+            info.password.starts_with(TOKEN_PREFIX)
+                && self.tokens.check(&info.password, &info.username, unix, life)
+        });
+        if !self.settings.users.is_empty() && !token_ok {
             let optional = self.settings.auth_user_pass_optional && info.username.is_empty();
             if !optional && !verify_password(&self.settings.users, &info.username, &info.password) {
                 let name = common_name.as_deref().unwrap_or(&info.username);
@@ -331,16 +353,19 @@ impl Service {
         );
         let octets = lease.ipv4.octets();
         self.engine.accept(peer_id, octets);
+        let username = (!info.username.is_empty() && !self.settings.users.is_empty())
+            .then(|| info.username.clone());
         if let Some(slot) = self.known_mut(peer_id) {
             *slot = Some(Known {
                 name,
                 lease: Some(lease),
                 cc_exit: peer_info.has_proto(crate::session::peer_info::IV_PROTO_CC_EXIT_NOTIFY),
+                username,
             });
         }
     }
 
-    fn push(&mut self, peer_id: u32) {
+    fn push(&mut self, now: Instant, peer_id: u32) {
         let Some(Some(known)) = self.known.get(usize::try_from(peer_id).unwrap_or(usize::MAX))
         else {
             return;
@@ -359,6 +384,11 @@ impl Service {
             (Some(t), Some(a)) => Some((a, t.prefix_len, t.local)),
             _ => None,
         };
+        // auth-gen-token: a client that authenticated with a password gets a token for later connections.
+        let token = match (&self.settings.auth_gen_token, &known.username) {
+            (Some(_), Some(user)) => Some(self.tokens.issue(user, self.engine.unix_at(now))),
+            _ => None,
+        };
         let params = PushReplyParams {
             topology: v4.topology,
             ifconfig,
@@ -369,7 +399,7 @@ impl Service {
             cipher,
             ping: self.settings.push_ping,
             cc_exit: known.cc_exit,
-            auth_token: None,
+            auth_token: token.as_deref(),
             extra: &self.settings.push,
         };
         let messages = build_push_reply(&params);
