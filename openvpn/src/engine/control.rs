@@ -12,7 +12,7 @@ use zeroize::Zeroize;
 use super::{Action, ControlProtection, Engine, EngineError, ExitReason, ReconnectReason, State};
 use super::{HandshakeError, KeyEvent, KeyState, PUSH_REQUEST_FIRST};
 use crate::crypto::control::ControlWrap;
-use crate::crypto::{Compression, DataChannel, DataCipher, Digest};
+use crate::crypto::{Compression, DataChannel, DataCipher, Digest, Role};
 use crate::peer;
 use crate::session::{self, ControlMessage, PushedConfig};
 use crate::time::Instant;
@@ -332,16 +332,5 @@ impl Engine {
 
 /// The control-channel wrapping for `protection`, with fresh replay state.
 pub(super) fn new_wrap(protection: &ControlProtection) -> Result<ControlWrap, EngineError> {
-    Ok(match protection {
-        ControlProtection::None => ControlWrap::none(),
-        ControlProtection::TlsAuth {
-            key,
-            direction,
-            digest,
-        } => ControlWrap::tls_auth(key, *direction, *digest),
-        ControlProtection::TlsCrypt { key } => ControlWrap::tls_crypt(key),
-        ControlProtection::TlsCryptV2 { kc, wkc } => {
-            ControlWrap::tls_crypt_v2(kc, wkc).map_err(|_| EngineError::TlsCryptV2Key)?
-        }
-    })
+    ControlWrap::for_role(protection, Role::Client).map_err(EngineError::ControlKey)
 }

@@ -67,15 +67,16 @@ use crate::session::{
 use crate::time::Instant;
 use crate::tls::{self, TlsSession, TlsConfigError, WallClock};
 use crate::wire::tcp::{emit_prefix, PREFIX_LEN};
-use crate::wire::{KeyId, OpKey, Opcode, SessionId};
+use crate::wire::{KeyId, OpKey, SessionId};
 
 /// Why the engine could not be created.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EngineError {
     /// The TLS configuration was rejected.
     Tls(TlsConfigError),
-    /// The tls-crypt-v2 client key was rejected.
-    TlsCryptV2Key,
+    /// The control-channel protection cannot be used by a client (a malformed tls-crypt-v2 client key,
+    /// or a tls-crypt-v2 server key).
+    ControlKey(crate::crypto::control::ProtectionError),
     /// `data-ciphers` names no cipher the data channel implements.
     NoDataCipher,
     /// No `remote` is configured.
@@ -89,7 +90,7 @@ impl fmt::Display for EngineError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             EngineError::Tls(e) => write!(f, "{e}"),
-            EngineError::TlsCryptV2Key => f.write_str("tls-crypt-v2: client key rejected"),
+            EngineError::ControlKey(e) => write!(f, "{e}"),
             EngineError::NoDataCipher => f.write_str("data-ciphers: no supported cipher"),
             EngineError::NoRemote => f.write_str("remote: none configured"),
             EngineError::EmbeddedNul => {
@@ -523,10 +524,7 @@ impl Engine {
                 return;
             }
         };
-        let reset = match self.protection() {
-            ControlProtection::TlsCryptV2 { .. } => Opcode::ControlHardResetClientV3,
-            _ => Opcode::ControlHardResetClientV2,
-        };
+        let reset = self.protection().reset_opcode();
         let start = KeyStart {
             key_id: KeyId::ZERO,
             local_sid,
