@@ -9,7 +9,8 @@ use alloc::vec::Vec;
 
 use zeroize::Zeroize;
 
-use super::{Action, ControlProtection, Engine, EngineError, ExitReason, ReconnectReason, State};
+use super::{Action, ControlProtection, Engine, EngineError, ExitReason, PushFailure};
+use super::{ReconnectReason, State};
 use super::{HandshakeError, KeyEvent, KeyState, PUSH_REQUEST_FIRST};
 use crate::crypto::control::ControlWrap;
 use crate::crypto::{Compression, DataChannel, DataCipher, Digest, Role};
@@ -130,7 +131,7 @@ impl Engine {
             ControlMessage::PushReply(text) => match self.push.feed(text) {
                 Ok(Some(config)) => self.apply_push(now, config),
                 Ok(None) => {}
-                Err(e) => self.reconnect(now, ReconnectReason::BadPush(e.to_string())),
+                Err(e) => self.reconnect(now, ReconnectReason::BadPush(PushFailure::Parse(e))),
             },
             ControlMessage::AuthFailed(reason) => {
                 log::warn!("AUTH_FAILED {reason}");
@@ -223,16 +224,14 @@ impl Engine {
         else {
             self.reconnect(
                 now,
-                ReconnectReason::BadPush(alloc::format!(
-                    "cipher {cipher_name} not in data-ciphers"
-                )),
+                ReconnectReason::BadPush(PushFailure::CipherNotAllowed(cipher_name)),
             );
             return;
         };
         if config.tls_ekm {
             self.reconnect(
                 now,
-                ReconnectReason::BadPush(String::from("server requires tls-ekm, not announced")),
+                ReconnectReason::BadPush(PushFailure::TlsEkmRequired),
             );
             return;
         }
@@ -265,7 +264,7 @@ impl Engine {
         if !installed {
             self.reconnect(
                 now,
-                ReconnectReason::BadPush(String::from("data key rejected")),
+                ReconnectReason::BadPush(PushFailure::DataKeyRejected),
             );
             return;
         }
