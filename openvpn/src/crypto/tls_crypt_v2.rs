@@ -7,7 +7,8 @@
 //! T   = HMAC-SHA256(Ka_srv, len || Kc || metadata)
 //! ```
 //!
-//! The client never opens WKc; [`TlsCryptV2ServerKey`] exists for tests and server-side tooling.
+//! The client never opens WKc; the server does with [`TlsCryptV2ServerKey`], then judges the client key with
+//! [`WkcPolicy`] (both configured through `crypto::control::ControlProtection::TlsCryptV2Server`).
 
 use super::key2::KEY2_LEN;
 use super::tls_crypt::TlsCrypt;
@@ -28,7 +29,8 @@ pub const METADATA_TYPE_USER: u8 = 0x00;
 /// Metadata type byte: 64-bit creation timestamp (the default).
 pub const METADATA_TYPE_TIMESTAMP: u8 = 0x01;
 
-/// A tls-crypt-v2 key could not be used.
+/// A tls-crypt-v2 wrapped client key (WKc) could not be split off a packet, unwrapped or made: the wire-side
+/// operations on WKc. (Reading key *files* fails with [`crate::keys::KeyError`].)
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum WkcError {
     /// The WKc is shorter than 290 or longer than 1024 bytes.
