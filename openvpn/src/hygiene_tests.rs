@@ -138,6 +138,10 @@ fn zeroize_wipes_key_material() {
             kc: key_bytes(),
             wkc: vec![9; 300],
         },
+        ControlProtection::TlsCryptV2Server {
+            key: key_bytes(),
+            policy: Default::default(),
+        },
     ] {
         protection.zeroize();
         match &protection {
@@ -146,6 +150,9 @@ fn zeroize_wipes_key_material() {
             }
             ControlProtection::TlsCryptV2 { kc, wkc } => {
                 assert!(kc.iter().all(|&b| b == 0) && wkc.is_empty())
+            }
+            ControlProtection::TlsCryptV2Server { key, .. } => {
+                assert!(key.iter().all(|&b| b == 0))
             }
             ControlProtection::None => unreachable!(),
         }

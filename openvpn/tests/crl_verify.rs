@@ -84,7 +84,7 @@ fn connect_at(crls: &[&str], server: (&str, &str), extra: &[&str], unix: u64) ->
         }
         for event in &w.events {
             if let Action::Reconnect(ReconnectReason::CertificateRejected(what)) = event {
-                return Outcome::Rejected(what.clone());
+                return Outcome::Rejected(what.to_string());
             }
         }
         w.now_ms += 10;

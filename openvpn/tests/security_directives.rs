@@ -56,7 +56,7 @@ fn run(w: &mut World) -> Result<(), String> {
         }
         for event in &w.events {
             if let Action::Reconnect(ReconnectReason::CertificateRejected(what)) = event {
-                return Err(what.clone());
+                return Err(what.to_string());
             }
         }
         w.now_ms += 10;

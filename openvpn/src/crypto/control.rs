@@ -5,6 +5,9 @@
 //! [`ControlWrap::wrap`], and feeds received datagrams to [`ControlWrap::unwrap`], which returns the plain
 //! packet for `wire::control::Packet::new_checked`. Control path only: this may be called with any
 //! buffer sizes; nothing here allocates.
+//!
+//! [`ControlProtection`] is the configured protection of either role (key bytes); [`Protection`] the live
+//! wrapper built from it for a [`Role`]; [`ControlWrap`] adds the replay state.
 
 pub use super::wrap_error::{UnwrapError, WrapError};
 
@@ -13,11 +16,129 @@ use super::key2::{Digest, KeyDirection, KEY2_LEN};
 use super::replay::{ReplayError, ReplayWindow};
 use super::tls_auth::TlsAuth;
 use super::tls_crypt::{self, TlsCrypt};
-use super::tls_crypt_v2::{KeyError, TlsCryptV2Client};
+use super::tls_crypt_v2::{TlsCryptV2Client, WkcError, WkcPolicy};
 use crate::time::Instant;
-use crate::wire::{OpKey, ReplayId, ReplayIdSender};
+use crate::wire::{OpKey, Opcode, ReplayId, ReplayIdSender};
+use alloc::vec::Vec;
+use core::fmt;
+use zeroize::Zeroize;
 
-/// The protection configured for a control channel.
+/// The control-channel protection a peer is configured with, with its key bytes (§2.3-2.7), for either
+/// role: the one description of "how is the control channel protected" that a client config
+/// (`EngineConfig::protection`) and a server (`StatelessHandshake`) are built from. The live wrapper is
+/// [`Protection`], made from this by [`Protection::new`] for a [`Role`]. Key bytes are wiped on drop.
+// One value per config (not per packet): the size difference between variants costs nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone)]
+pub enum ControlProtection {
+    /// Plain TLS.
+    None,
+    /// `tls-auth` with `key-direction` and `auth` digest (either role: the direction picks the slices).
+    TlsAuth {
+        /// The 256-byte static key.
+        key: [u8; KEY2_LEN],
+        /// `key-direction` (or the `tls-auth` file argument).
+        direction: KeyDirection,
+        /// `auth` digest.
+        digest: Digest,
+    },
+    /// `tls-crypt` (either role: the role picks the direction).
+    TlsCrypt {
+        /// The 256-byte static key.
+        key: [u8; KEY2_LEN],
+    },
+    /// `tls-crypt-v2` client key (client role only).
+    TlsCryptV2 {
+        /// Kc, the client's tls-crypt key.
+        kc: [u8; KEY2_LEN],
+        /// WKc, the wrapped client key sent to the server.
+        wkc: Vec<u8>,
+    },
+    /// `tls-crypt-v2` server key (server role only): it unwraps each client's WKc, whose Kc then protects
+    /// that client's channel as tls-crypt in the server role; the policy judges the client key first.
+    TlsCryptV2Server {
+        /// The 128-byte body of the `tls-crypt-v2` server key file.
+        key: [u8; 128],
+        /// `tls-crypt-v2-max-age` and the revocation list.
+        policy: WkcPolicy,
+    },
+}
+
+impl ControlProtection {
+    /// The opcode of a client's first packet under this protection (V3 announces a WKc, §2.7).
+    pub fn reset_opcode(&self) -> Opcode {
+        match self {
+            ControlProtection::TlsCryptV2 { .. } | ControlProtection::TlsCryptV2Server { .. } => {
+                Opcode::ControlHardResetClientV3
+            }
+            _ => Opcode::ControlHardResetClientV2,
+        }
+    }
+}
+
+impl fmt::Debug for ControlProtection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ControlProtection::None => "None",
+            ControlProtection::TlsAuth { .. } => "TlsAuth",
+            ControlProtection::TlsCrypt { .. } => "TlsCrypt",
+            ControlProtection::TlsCryptV2 { .. } => "TlsCryptV2",
+            ControlProtection::TlsCryptV2Server { .. } => "TlsCryptV2Server",
+        })
+    }
+}
+
+impl Zeroize for ControlProtection {
+    fn zeroize(&mut self) {
+        match self {
+            ControlProtection::None => {}
+            ControlProtection::TlsAuth { key, .. } | ControlProtection::TlsCrypt { key } => {
+                key.zeroize()
+            }
+            ControlProtection::TlsCryptV2 { kc, wkc } => {
+                kc.zeroize();
+                wkc.zeroize();
+            }
+            ControlProtection::TlsCryptV2Server { key, .. } => key.zeroize(),
+        }
+    }
+}
+
+/// The control-channel keys are wiped when dropped.
+impl Drop for ControlProtection {
+    fn drop(&mut self) {
+        self.zeroize();
+    }
+}
+
+/// Why [`Protection::new`] could not build the live wrapper.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProtectionError {
+    /// The tls-crypt-v2 client key is unusable.
+    Wkc(WkcError),
+    /// A tls-crypt-v2 client key for the server role, or a server key for the client role.
+    WrongRole,
+    /// The server's tls-crypt-v2 protection has no shared wrapper: each client's comes from its WKc
+    /// (see `server::handshake`).
+    PerClient,
+}
+
+impl fmt::Display for ProtectionError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ProtectionError::Wkc(e) => write!(f, "tls-crypt-v2: client key rejected: {e}"),
+            ProtectionError::WrongRole => {
+                f.write_str("tls-crypt-v2: a client key on a server or a server key on a client")
+            }
+            ProtectionError::PerClient => {
+                f.write_str("tls-crypt-v2: the server's protection is per client (from its WKc)")
+            }
+        }
+    }
+}
+
+/// The live control-channel wrapper (keys expanded), built from a [`ControlProtection`] by
+/// [`Protection::new`].
 #[derive(Clone, Debug)]
 pub enum Protection {
     /// Plain TLS over the reliability layer (§2.2).
@@ -32,6 +153,36 @@ pub enum Protection {
 }
 
 impl Protection {
+    /// The live wrapper of `config` for `role` (§2.5: tls-crypt's direction follows the role; tls-auth's
+    /// follows `key-direction`). A server's tls-crypt-v2 has no shared wrapper ([`ProtectionError::PerClient`]):
+    /// each client's is [`Protection::TlsCrypt`] with its unwrapped Kc in the server role.
+    pub fn new(config: &ControlProtection, role: Role) -> Result<Protection, ProtectionError> {
+        Ok(match (config, role) {
+            (ControlProtection::None, _) => Protection::None,
+            (
+                ControlProtection::TlsAuth {
+                    key,
+                    direction,
+                    digest,
+                },
+                _,
+            ) => Protection::TlsAuth(TlsAuth::new(key, *direction, *digest)),
+            (ControlProtection::TlsCrypt { key }, role) => {
+                Protection::TlsCrypt(TlsCrypt::for_role(key, role))
+            }
+            (ControlProtection::TlsCryptV2 { kc, wkc }, Role::Client) => Protection::TlsCryptV2(
+                TlsCryptV2Client::new(kc, wkc).map_err(ProtectionError::Wkc)?,
+            ),
+            (ControlProtection::TlsCryptV2Server { .. }, Role::Server) => {
+                return Err(ProtectionError::PerClient)
+            }
+            (ControlProtection::TlsCryptV2 { .. }, Role::Server)
+            | (ControlProtection::TlsCryptV2Server { .. }, Role::Client) => {
+                return Err(ProtectionError::WrongRole)
+            }
+        })
+    }
+
     /// Wraps the plain control packet `plain` with replay id `id` (ignored without protection) into `out`;
     /// returns the wire length. Stateless: [`ControlWrap`] supplies the ids, a stateless server its own.
     pub fn seal(&self, plain: &[u8], id: ReplayId, out: &mut [u8]) -> Result<usize, WrapError> {
@@ -91,42 +242,50 @@ impl ControlWrap {
         }
     }
 
+    /// The wrapper of a configured protection for `role`, with a fresh replay state. A tls-crypt-v2
+    /// client announces early negotiation: its first replay counter is 0x0F000001 (§2.7), so the server
+    /// may answer with EARLY_NEG_FLAG_RESEND_WKC.
+    pub fn for_role(config: &ControlProtection, role: Role) -> Result<ControlWrap, ProtectionError> {
+        let protection = Protection::new(config, role)?;
+        let sender = match protection {
+            Protection::TlsCryptV2(_) => ReplayIdSender::early_negotiation(),
+            _ => ReplayIdSender::new(),
+        };
+        Ok(ControlWrap {
+            protection,
+            sender,
+            window: ReplayWindow::default(),
+        })
+    }
+
     /// No protection.
     pub fn none() -> ControlWrap {
         ControlWrap::new(Protection::None)
     }
 
-    /// tls-auth with a 256-byte static key, `key-direction` and `auth` digest.
+    /// Shorthand (tests, fuzzing): tls-auth with a 256-byte static key, `key-direction` and `auth` digest.
     pub fn tls_auth(key2: &[u8; KEY2_LEN], direction: KeyDirection, digest: Digest) -> ControlWrap {
         ControlWrap::new(Protection::TlsAuth(TlsAuth::new(key2, direction, digest)))
     }
 
-    /// tls-crypt with a 256-byte key, client role.
+    /// Shorthand (tests, fuzzing): tls-crypt with a 256-byte key, client role.
     pub fn tls_crypt(key2: &[u8; KEY2_LEN]) -> ControlWrap {
         ControlWrap::tls_crypt_for(key2, Role::Client)
     }
 
-    /// tls-crypt with a 256-byte key for either side: the direction is fixed by role (§2.5), the server
-    /// sends with keys[0], the client with keys[1]; `key-direction` does not apply.
+    /// Shorthand (tests, fuzzing): tls-crypt with a 256-byte key for either side: the direction is fixed by
+    /// role (§2.5), the server sends with keys[0], the client with keys[1]; `key-direction` does not apply.
     pub fn tls_crypt_for(key2: &[u8; KEY2_LEN], role: Role) -> ControlWrap {
         ControlWrap::new(Protection::TlsCrypt(TlsCrypt::for_role(key2, role)))
     }
 
-    /// The server side of tls-crypt-v2 for one client: its unwrapped key Kc used as a tls-crypt key in the
-    /// server role (§2.7). The server never appends a WKc, so this is plain tls-crypt on the wire.
-    pub fn tls_crypt_v2_server(kc: &[u8; KEY2_LEN]) -> ControlWrap {
-        ControlWrap::tls_crypt_for(kc, Role::Server)
-    }
-
-    /// tls-crypt-v2 client with Kc and WKc. Announces early negotiation: the first replay counter is
-    /// 0x0F000001 (§2.7), so the server may answer with EARLY_NEG_FLAG_RESEND_WKC.
-    pub fn tls_crypt_v2(kc: &[u8; KEY2_LEN], wkc: &[u8]) -> Result<ControlWrap, KeyError> {
-        let client = TlsCryptV2Client::new(kc, wkc)?;
-        Ok(ControlWrap {
-            protection: Protection::TlsCryptV2(client),
-            sender: ReplayIdSender::early_negotiation(),
-            window: ReplayWindow::default(),
-        })
+    /// Shorthand (tests, fuzzing): tls-crypt-v2 client with Kc and WKc, as [`for_role`](Self::for_role).
+    pub fn tls_crypt_v2(kc: &[u8; KEY2_LEN], wkc: &[u8]) -> Result<ControlWrap, ProtectionError> {
+        let config = ControlProtection::TlsCryptV2 {
+            kc: *kc,
+            wkc: wkc.to_vec(),
+        };
+        ControlWrap::for_role(&config, Role::Client)
     }
 
     /// Dynamic tls-crypt for key_id > 0 (§2.9): `ekm` is the 256-byte export with label
@@ -350,7 +509,7 @@ mod tests {
             ),
             (
                 ControlWrap::tls_crypt_v2(&kc, &wkc).unwrap(),
-                ControlWrap::tls_crypt_v2_server(&kc_srv),
+                ControlWrap::tls_crypt_for(&kc_srv, Role::Server),
             ),
             (
                 ControlWrap::dynamic_tls_crypt(&[0xba; KEY2_LEN], Some(&key)),

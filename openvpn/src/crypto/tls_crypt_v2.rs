@@ -7,7 +7,8 @@
 //! T   = HMAC-SHA256(Ka_srv, len || Kc || metadata)
 //! ```
 //!
-//! The client never opens WKc; [`TlsCryptV2ServerKey`] exists for tests and server-side tooling.
+//! The client never opens WKc; the server does with [`TlsCryptV2ServerKey`], then judges the client key with
+//! [`WkcPolicy`] (both configured through `crypto::control::ControlProtection::TlsCryptV2Server`).
 
 use super::key2::KEY2_LEN;
 use super::tls_crypt::TlsCrypt;
@@ -28,9 +29,10 @@ pub const METADATA_TYPE_USER: u8 = 0x00;
 /// Metadata type byte: 64-bit creation timestamp (the default).
 pub const METADATA_TYPE_TIMESTAMP: u8 = 0x01;
 
-/// A tls-crypt-v2 key could not be used.
+/// A tls-crypt-v2 wrapped client key (WKc) could not be split off a packet, unwrapped or made: the wire-side
+/// operations on WKc. (Reading key *files* fails with [`crate::keys::KeyError`].)
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum KeyError {
+pub enum WkcError {
     /// The WKc is shorter than 290 or longer than 1024 bytes.
     WkcLength,
     /// The WKc's trailing length field does not equal its length.
@@ -41,13 +43,13 @@ pub enum KeyError {
     MetadataTooLong,
 }
 
-impl fmt::Display for KeyError {
+impl fmt::Display for WkcError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            KeyError::WkcLength => "tls-crypt-v2 WKc length out of range (290..=1024 bytes)",
-            KeyError::WkcLengthField => "tls-crypt-v2 WKc length field does not match its size",
-            KeyError::WkcAuth => "tls-crypt-v2 WKc does not authenticate under the server key",
-            KeyError::MetadataTooLong => "tls-crypt-v2 metadata too long",
+            WkcError::WkcLength => "tls-crypt-v2 WKc length out of range (290..=1024 bytes)",
+            WkcError::WkcLengthField => "tls-crypt-v2 WKc length field does not match its size",
+            WkcError::WkcAuth => "tls-crypt-v2 WKc does not authenticate under the server key",
+            WkcError::MetadataTooLong => "tls-crypt-v2 metadata too long",
         })
     }
 }
@@ -61,16 +63,16 @@ pub struct TlsCryptV2Client {
 
 impl TlsCryptV2Client {
     /// Builds the client from Kc (256 bytes) and WKc (the rest of the client key file's body).
-    pub fn new(kc: &[u8; KEY2_LEN], wkc: &[u8]) -> Result<TlsCryptV2Client, KeyError> {
+    pub fn new(kc: &[u8; KEY2_LEN], wkc: &[u8]) -> Result<TlsCryptV2Client, WkcError> {
         if wkc.len() < MIN_WKC_LEN || wkc.len() > MAX_WKC_LEN {
-            return Err(KeyError::WkcLength);
+            return Err(WkcError::WkcLength);
         }
         let field = wkc
             .get(wkc.len() - 2..)
             .and_then(|b| <[u8; 2]>::try_from(b).ok())
-            .ok_or(KeyError::WkcLength)?;
+            .ok_or(WkcError::WkcLength)?;
         if usize::from(u16::from_be_bytes(field)) != wkc.len() {
-            return Err(KeyError::WkcLengthField);
+            return Err(WkcError::WkcLengthField);
         }
         Ok(TlsCryptV2Client {
             crypt: TlsCrypt::client(kc),
@@ -164,13 +166,13 @@ impl TlsCryptV2ServerKey {
         &self,
         kc: &[u8; KEY2_LEN],
         metadata: &[u8],
-    ) -> Result<Vec<u8>, KeyError> {
+    ) -> Result<Vec<u8>, WkcError> {
         let total = MIN_WKC_LEN + metadata.len();
         if total > MAX_WKC_LEN {
-            return Err(KeyError::MetadataTooLong);
+            return Err(WkcError::MetadataTooLong);
         }
         let len = u16::try_from(total)
-            .map_err(|_| KeyError::MetadataTooLong)?
+            .map_err(|_| WkcError::MetadataTooLong)?
             .to_be_bytes();
         let mut plain = Vec::with_capacity(KEY2_LEN + metadata.len());
         plain.extend_from_slice(kc);
@@ -185,30 +187,155 @@ impl TlsCryptV2ServerKey {
     }
 
     /// Opens a WKc: returns Kc and the metadata.
-    pub fn unwrap_client_key(&self, wkc: &[u8]) -> Result<([u8; KEY2_LEN], Vec<u8>), KeyError> {
+    pub fn unwrap_client_key(&self, wkc: &[u8]) -> Result<([u8; KEY2_LEN], Vec<u8>), WkcError> {
         if wkc.len() < MIN_WKC_LEN || wkc.len() > MAX_WKC_LEN {
-            return Err(KeyError::WkcLength);
+            return Err(WkcError::WkcLength);
         }
         let len: [u8; 2] = wkc
             .get(wkc.len() - 2..)
             .and_then(|b| b.try_into().ok())
-            .ok_or(KeyError::WkcLength)?;
+            .ok_or(WkcError::WkcLength)?;
         if usize::from(u16::from_be_bytes(len)) != wkc.len() {
-            return Err(KeyError::WkcLengthField);
+            return Err(WkcError::WkcLengthField);
         }
-        let tag = wkc.get(..32).ok_or(KeyError::WkcLength)?;
+        let tag = wkc.get(..32).ok_or(WkcError::WkcLength)?;
         let mut plain = wkc
             .get(32..wkc.len() - 2)
-            .ok_or(KeyError::WkcLength)?
+            .ok_or(WkcError::WkcLength)?
             .to_vec();
         self.ctr(tag, &mut plain);
         if !super::ct_eq(self.tag(len, &plain).as_ref(), tag) {
-            return Err(KeyError::WkcAuth);
+            return Err(WkcError::WkcAuth);
         }
         let mut kc = [0u8; KEY2_LEN];
-        kc.copy_from_slice(plain.get(..KEY2_LEN).ok_or(KeyError::WkcLength)?);
+        kc.copy_from_slice(plain.get(..KEY2_LEN).ok_or(WkcError::WkcLength)?);
         let metadata = plain.get(KEY2_LEN..).unwrap_or(&[]).to_vec();
         Ok((kc, metadata))
+    }
+}
+
+// The server's policy for client keys, applied right after a WKc unwraps (OpenVPN `tls_crypt.c`
+// `tls_crypt_v2_check_client_key_age`): `tls-crypt-v2-max-age DAYS`, then a revocation list (an oxvpn
+// extension standing in for the `tls-crypt-v2-verify` script). It is part of the server's configured
+// control-channel protection ([`super::control::ControlProtection::TlsCryptV2Server`]).
+
+/// Length of a WKc digest in the revocation list.
+pub const WKC_DIGEST_LEN: usize = 32;
+const SECS_PER_DAY: u64 = 24 * 60 * 60;
+
+/// The SHA-256 digest of a WKc: how the revocation list names a client key.
+pub fn wkc_digest(wkc: &[u8]) -> [u8; WKC_DIGEST_LEN] {
+    let mut out = [0u8; WKC_DIGEST_LEN];
+    out.copy_from_slice(ring::digest::digest(&ring::digest::SHA256, wkc).as_ref());
+    out
+}
+
+/// Revoked client keys, by the SHA-256 digest of their WKc. Sorted, so a lookup is a binary search.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RevocationList {
+    digests: Vec<[u8; WKC_DIGEST_LEN]>,
+}
+
+impl RevocationList {
+    /// A list of the given digests (duplicates are kept once).
+    pub fn new(digests: impl IntoIterator<Item = [u8; WKC_DIGEST_LEN]>) -> RevocationList {
+        let mut digests: Vec<_> = digests.into_iter().collect();
+        digests.sort_unstable();
+        digests.dedup();
+        RevocationList { digests }
+    }
+
+    /// Revokes one more key.
+    pub fn insert(&mut self, digest: [u8; WKC_DIGEST_LEN]) {
+        if let Err(at) = self.digests.binary_search(&digest) {
+            self.digests.insert(at, digest);
+        }
+    }
+
+    /// True when the client key whose WKc is `wkc` is revoked.
+    pub fn contains_wkc(&self, wkc: &[u8]) -> bool {
+        self.digests.binary_search(&wkc_digest(wkc)).is_ok()
+    }
+
+    /// Number of revoked keys.
+    pub fn len(&self) -> usize {
+        self.digests.len()
+    }
+
+    /// True when nothing is revoked.
+    pub fn is_empty(&self) -> bool {
+        self.digests.is_empty()
+    }
+}
+
+/// What the server requires of a client key after its WKc unwrapped.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WkcPolicy {
+    /// `tls-crypt-v2-max-age DAYS`: refuse keys created more than this many days ago; the metadata must
+    /// then be a timestamp (type 0x01 and a 64-bit big-endian Unix time, nothing else).
+    pub max_age_days: Option<u32>,
+    /// Revoked keys.
+    pub revoked: RevocationList,
+}
+
+/// Why a client key was refused by the policy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WkcRefusal {
+    /// `tls-crypt-v2-max-age` is set and the metadata is not a creation timestamp.
+    NoTimestamp,
+    /// The key was created more than `max_age_days` days before now.
+    TooOld {
+        /// Creation time in the metadata (Unix seconds).
+        created: u64,
+        /// The configured maximum age.
+        max_age_days: u32,
+    },
+    /// The WKc is on the revocation list.
+    Revoked,
+}
+
+impl fmt::Display for WkcRefusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WkcRefusal::NoTimestamp => {
+                f.write_str("tls-crypt-v2 client key has no creation timestamp (tls-crypt-v2-max-age)")
+            }
+            WkcRefusal::TooOld {
+                created,
+                max_age_days,
+            } => write!(
+                f,
+                "tls-crypt-v2 client key created at {created} is older than tls-crypt-v2-max-age {max_age_days} days"
+            ),
+            WkcRefusal::Revoked => f.write_str("tls-crypt-v2 client key is revoked"),
+        }
+    }
+}
+
+impl WkcPolicy {
+    /// Checks an unwrapped client key: first the age (if configured), then the revocation list.
+    /// `metadata` is the unwrapped metadata (type byte first), `wkc` the wrapped key as received.
+    pub fn check(&self, metadata: &[u8], wkc: &[u8], now_unix: u64) -> Result<(), WkcRefusal> {
+        if let Some(max_age_days) = self.max_age_days {
+            let created = match metadata.split_first() {
+                Some((&METADATA_TYPE_TIMESTAMP, t)) => <[u8; 8]>::try_from(t)
+                    .map(u64::from_be_bytes)
+                    .map_err(|_| WkcRefusal::NoTimestamp)?,
+                _ => return Err(WkcRefusal::NoTimestamp),
+            };
+            // A key from the future has age 0, as in OpenVPN.
+            let age = now_unix.saturating_sub(created);
+            if age > u64::from(max_age_days).saturating_mul(SECS_PER_DAY) {
+                return Err(WkcRefusal::TooOld {
+                    created,
+                    max_age_days,
+                });
+            }
+        }
+        if !self.revoked.is_empty() && self.revoked.contains_wkc(wkc) {
+            return Err(WkcRefusal::Revoked);
+        }
+        Ok(())
     }
 }
 
@@ -243,13 +370,13 @@ pub(crate) mod tests {
 
         assert_eq!(
             server.wrap_client_key(&kc, &[0; 735]),
-            Err(KeyError::MetadataTooLong)
+            Err(WkcError::MetadataTooLong)
         );
         assert_eq!(server.wrap_client_key(&kc, &[0; 734]).unwrap().len(), 1024);
         let other = TlsCryptV2ServerKey::new(&[7; 128]);
         assert_eq!(
             other.unwrap_client_key(&hex(T4_WKC)),
-            Err(KeyError::WkcAuth)
+            Err(WkcError::WkcAuth)
         );
     }
 
@@ -276,13 +403,13 @@ pub(crate) mod tests {
         assert!(TlsCryptV2Client::new(&kc, &hex(T4_WKC)).is_ok());
         assert_eq!(
             TlsCryptV2Client::new(&kc, &[0; 100]).err(),
-            Some(KeyError::WkcLength)
+            Some(WkcError::WkcLength)
         );
         let mut bad = hex(T4_WKC);
         bad[298] ^= 1;
         assert_eq!(
             TlsCryptV2Client::new(&kc, &bad).err(),
-            Some(KeyError::WkcLengthField)
+            Some(WkcError::WkcLengthField)
         );
     }
 

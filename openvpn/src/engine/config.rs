@@ -8,70 +8,13 @@ use core::fmt;
 use zeroize::Zeroize;
 
 use super::RemoteSpec;
-use crate::crypto::{Compression, Digest, KeyDirection, KEY2_LEN};
+use crate::crypto::{Compression, Digest};
 use crate::session::PullFilter;
 use crate::tls::TlsSettings;
 
-/// Control-channel protection with its key bytes (§2.3-2.7).
-#[derive(Clone)]
-pub enum ControlProtection {
-    /// Plain TLS.
-    None,
-    /// `tls-auth` with `key-direction` and `auth` digest.
-    TlsAuth {
-        /// The 256-byte static key.
-        key: [u8; KEY2_LEN],
-        /// `key-direction` (or the `tls-auth` file argument).
-        direction: KeyDirection,
-        /// `auth` digest.
-        digest: Digest,
-    },
-    /// `tls-crypt`.
-    TlsCrypt {
-        /// The 256-byte static key.
-        key: [u8; KEY2_LEN],
-    },
-    /// `tls-crypt-v2` client key.
-    TlsCryptV2 {
-        /// Kc, the client's tls-crypt key.
-        kc: [u8; KEY2_LEN],
-        /// WKc, the wrapped client key sent to the server.
-        wkc: Vec<u8>,
-    },
-}
-
-impl core::fmt::Debug for ControlProtection {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.write_str(match self {
-            ControlProtection::None => "None",
-            ControlProtection::TlsAuth { .. } => "TlsAuth",
-            ControlProtection::TlsCrypt { .. } => "TlsCrypt",
-            ControlProtection::TlsCryptV2 { .. } => "TlsCryptV2",
-        })
-    }
-}
-
-impl Zeroize for ControlProtection {
-    fn zeroize(&mut self) {
-        match self {
-            ControlProtection::None => {}
-            ControlProtection::TlsAuth { key, .. } | ControlProtection::TlsCrypt { key } => {
-                key.zeroize()
-            }
-            ControlProtection::TlsCryptV2 { kc, wkc } => {
-                kc.zeroize();
-                wkc.zeroize();
-            }
-        }
-    }
-}
-
-/// The control-channel keys are wiped when dropped.
-impl Drop for ControlProtection {
-    fn drop(&mut self) {
-        self.zeroize();
-    }
-}
+/// The configured control-channel protection, shared with the server role: see
+/// [`crate::crypto::control::ControlProtection`]. A client uses every variant but `TlsCryptV2Server`.
+pub use crate::crypto::control::ControlProtection;
 
 /// Engine configuration. Wiped when dropped (password, control-channel keys, client key); `Debug` shows
 /// everything else.

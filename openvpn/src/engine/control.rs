@@ -9,10 +9,11 @@ use alloc::vec::Vec;
 
 use zeroize::Zeroize;
 
-use super::{Action, ControlProtection, Engine, EngineError, ExitReason, ReconnectReason, State};
+use super::{Action, ControlProtection, Engine, EngineError, ExitReason, PushFailure};
+use super::{ReconnectReason, State};
 use super::{HandshakeError, KeyEvent, KeyState, PUSH_REQUEST_FIRST};
 use crate::crypto::control::ControlWrap;
-use crate::crypto::{Compression, DataChannel, DataCipher, Digest};
+use crate::crypto::{Compression, DataChannel, DataCipher, Digest, Role};
 use crate::peer;
 use crate::session::{self, ControlMessage, PushedConfig};
 use crate::time::Instant;
@@ -130,7 +131,7 @@ impl Engine {
             ControlMessage::PushReply(text) => match self.push.feed(text) {
                 Ok(Some(config)) => self.apply_push(now, config),
                 Ok(None) => {}
-                Err(e) => self.reconnect(now, ReconnectReason::BadPush(e.to_string())),
+                Err(e) => self.reconnect(now, ReconnectReason::BadPush(PushFailure::Parse(e))),
             },
             ControlMessage::AuthFailed(reason) => {
                 log::warn!("AUTH_FAILED {reason}");
@@ -223,16 +224,14 @@ impl Engine {
         else {
             self.reconnect(
                 now,
-                ReconnectReason::BadPush(alloc::format!(
-                    "cipher {cipher_name} not in data-ciphers"
-                )),
+                ReconnectReason::BadPush(PushFailure::CipherNotAllowed(cipher_name)),
             );
             return;
         };
         if config.tls_ekm {
             self.reconnect(
                 now,
-                ReconnectReason::BadPush(String::from("server requires tls-ekm, not announced")),
+                ReconnectReason::BadPush(PushFailure::TlsEkmRequired),
             );
             return;
         }
@@ -265,7 +264,7 @@ impl Engine {
         if !installed {
             self.reconnect(
                 now,
-                ReconnectReason::BadPush(String::from("data key rejected")),
+                ReconnectReason::BadPush(PushFailure::DataKeyRejected),
             );
             return;
         }
@@ -332,16 +331,5 @@ impl Engine {
 
 /// The control-channel wrapping for `protection`, with fresh replay state.
 pub(super) fn new_wrap(protection: &ControlProtection) -> Result<ControlWrap, EngineError> {
-    Ok(match protection {
-        ControlProtection::None => ControlWrap::none(),
-        ControlProtection::TlsAuth {
-            key,
-            direction,
-            digest,
-        } => ControlWrap::tls_auth(key, *direction, *digest),
-        ControlProtection::TlsCrypt { key } => ControlWrap::tls_crypt(key),
-        ControlProtection::TlsCryptV2 { kc, wkc } => {
-            ControlWrap::tls_crypt_v2(kc, wkc).map_err(|_| EngineError::TlsCryptV2Key)?
-        }
-    })
+    ControlWrap::for_role(protection, Role::Client).map_err(EngineError::ControlKey)
 }

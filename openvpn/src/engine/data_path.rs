@@ -46,7 +46,7 @@ impl Engine {
                 self.stats.data_dropped += 1;
                 if self.is_tcp() {
                     // Over TCP nothing is lost or reordered: a failure means a broken session (§1.1).
-                    self.reconnect(now, ReconnectReason::DataError(alloc::format!("{e}")));
+                    self.reconnect(now, ReconnectReason::DataError(e));
                 }
                 ReceivedAt::Dropped
             }

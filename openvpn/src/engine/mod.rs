@@ -49,7 +49,7 @@ pub use crate::peer::{HandshakeError, KeyEvent, KeyStart, KeyState, Phase};
 pub use stream::{BadFrame, StreamDeframer};
 
 use alloc::collections::VecDeque;
-use alloc::string::{String, ToString};
+use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::fmt;
@@ -59,23 +59,25 @@ use rand_core::CryptoRngCore;
 use rustls::ClientConfig;
 
 use crate::crypto::control::ControlWrap;
-use crate::crypto::{DataChannel, DataCipher};
+use crate::crypto::{DataChannel, DataCipher, DataError};
 use crate::session::{
     self, occ_options_string, ClientKeySource, PeerInfo, PushAccumulator, PushedConfig,
     ServerKeySource,
 };
 use crate::time::Instant;
-use crate::tls::{self, TlsSession, TlsConfigError, WallClock};
+use crate::session::PushError;
+use crate::tls::{self, CertRejection, TlsConfigError, TlsError, TlsSession, WallClock};
 use crate::wire::tcp::{emit_prefix, PREFIX_LEN};
-use crate::wire::{KeyId, OpKey, Opcode, SessionId};
+use crate::wire::{KeyId, OpKey, SessionId};
 
 /// Why the engine could not be created.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EngineError {
     /// The TLS configuration was rejected.
     Tls(TlsConfigError),
-    /// The tls-crypt-v2 client key was rejected.
-    TlsCryptV2Key,
+    /// The control-channel protection cannot be used by a client (a malformed tls-crypt-v2 client key,
+    /// or a tls-crypt-v2 server key).
+    ControlKey(crate::crypto::control::ProtectionError),
     /// `data-ciphers` names no cipher the data channel implements.
     NoDataCipher,
     /// No `remote` is configured.
@@ -89,7 +91,7 @@ impl fmt::Display for EngineError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             EngineError::Tls(e) => write!(f, "{e}"),
-            EngineError::TlsCryptV2Key => f.write_str("tls-crypt-v2: client key rejected"),
+            EngineError::ControlKey(e) => write!(f, "{e}"),
             EngineError::NoDataCipher => f.write_str("data-ciphers: no supported cipher"),
             EngineError::NoRemote => f.write_str("remote: none configured"),
             EngineError::EmbeddedNul => {
@@ -99,7 +101,8 @@ impl fmt::Display for EngineError {
     }
 }
 
-/// Why the engine is reconnecting (a new session with new session ids follows automatically).
+/// Why the engine is reconnecting (a new session with new session ids follows automatically). Texts the
+/// server sent (`RESTART`, `AUTH_FAILED`) are kept as received; our own failures are typed.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ReconnectReason {
     /// Nothing authenticated arrived for `ping-restart` seconds.
@@ -108,31 +111,76 @@ pub enum ReconnectReason {
     HandshakeTimeout,
     /// The handshake failed (TLS, key-method 2).
     Handshake(HandshakeError),
-    /// The server sent `RESTART` (text after the comma).
+    /// The server sent `RESTART` (text after the comma, as sent).
     ServerRestart(String),
     /// The server sent `EXIT` (cc-exit) or an OCC exit.
     ServerExit,
     /// The PUSH_REPLY was unusable.
-    BadPush(String),
+    BadPush(PushFailure),
     /// A data packet failed to decrypt over TCP (fatal there, §1.1).
-    DataError(String),
+    DataError(DataError),
     /// The caller reported that the transport could not be opened.
     TransportFailed,
     /// The server did not answer within `server-poll-timeout` (its first reset never came).
     ServerPollTimeout,
     /// The server certificate failed verification (chain, validity at the wall-clock time,
-    /// `remote-cert-tls`, `verify-x509-name`, `peer-fingerprint`, `crl-verify`, ...); the text names the
-    /// check (a revocation reads "server certificate revoked (crl-verify)").
-    CertificateRejected(String),
+    /// `remote-cert-tls`, `verify-x509-name`, `peer-fingerprint`, `crl-verify`, ...); its `Display` names
+    /// the check (a revocation reads "server certificate revoked (crl-verify)").
+    CertificateRejected(CertRejection),
     /// `AUTH_FAILED` while an auth-token was in use, or `AUTH_FAILED,SESSION:`/`TEMP`: the token is
-    /// dropped and the configured credentials are tried again.
+    /// dropped and the configured credentials are tried again. The server's text, as sent.
     AuthRetry(String),
 }
 
-/// Why the engine stopped for good.
+impl fmt::Display for ReconnectReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ReconnectReason::PingRestart => f.write_str("ping-restart: nothing received"),
+            ReconnectReason::HandshakeTimeout => f.write_str("hand-window: handshake too slow"),
+            ReconnectReason::Handshake(e) => write!(f, "handshake failed: {e}"),
+            ReconnectReason::ServerRestart(msg) => write!(f, "server RESTART {msg}"),
+            ReconnectReason::ServerExit => f.write_str("server EXIT"),
+            ReconnectReason::BadPush(e) => write!(f, "PUSH_REPLY refused: {e}"),
+            ReconnectReason::DataError(e) => write!(f, "data packet over TCP: {e}"),
+            ReconnectReason::TransportFailed => f.write_str("transport failed"),
+            ReconnectReason::ServerPollTimeout => {
+                f.write_str("server-poll-timeout: no answer from the server")
+            }
+            ReconnectReason::CertificateRejected(why) => write!(f, "{why}"),
+            ReconnectReason::AuthRetry(msg) => write!(f, "AUTH_FAILED {msg}: retrying"),
+        }
+    }
+}
+
+/// Why a PUSH_REPLY could not be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PushFailure {
+    /// The PUSH_REPLY did not parse.
+    Parse(PushError),
+    /// The pushed cipher (without one, the fallback) is not in `data-ciphers`: its name, as pushed.
+    CipherNotAllowed(String),
+    /// The server requires `tls-ekm`, which was not announced.
+    TlsEkmRequired,
+    /// The data key could not be installed.
+    DataKeyRejected,
+}
+
+impl fmt::Display for PushFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PushFailure::Parse(e) => write!(f, "{e}"),
+            PushFailure::CipherNotAllowed(name) => write!(f, "cipher {name} not in data-ciphers"),
+            PushFailure::TlsEkmRequired => f.write_str("server requires tls-ekm, not announced"),
+            PushFailure::DataKeyRejected => f.write_str("data key rejected"),
+        }
+    }
+}
+
+/// Why the engine stopped for good. Texts the server sent (`AUTH_FAILED`, `HALT`, the pushed compression)
+/// are kept as received; our own failures are typed.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ExitReason {
-    /// `AUTH_FAILED` (reason text) for the configured credentials.
+    /// `AUTH_FAILED` (reason text, as sent) for the configured credentials.
     AuthFailed(String),
     /// Nothing authenticated arrived for `ping-exit` seconds.
     PingExit,
@@ -140,15 +188,34 @@ pub enum ExitReason {
     Inactive,
     /// The caller shut the engine down ([`Engine::shutdown`]).
     Shutdown,
-    /// `HALT` (message).
+    /// `HALT` (message, as sent).
     Halt(String),
     /// The TLS client could not be set up from the configuration.
-    TlsSetup(String),
+    TlsSetup(TlsError),
     /// `connect-retry-max` rounds over the remotes failed.
     RetriesExhausted,
-    /// The server pushed real compression (`compress lz4`, `comp-lzo yes`, ...), which oxvpn does not
-    /// implement: set `compress stub-v2` or `allow-compression no` on the server.
+    /// The server pushed real compression (`compress lz4`, `comp-lzo yes`, ...: the pushed words), which
+    /// oxvpn does not implement: set `compress stub-v2` or `allow-compression no` on the server.
     CompressionRequired(String),
+}
+
+impl fmt::Display for ExitReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ExitReason::AuthFailed(msg) => write!(f, "AUTH_FAILED {msg}"),
+            ExitReason::PingExit => f.write_str("ping-exit: nothing received"),
+            ExitReason::Inactive => f.write_str("inactive: no tunnel traffic"),
+            ExitReason::Shutdown => f.write_str("shut down"),
+            ExitReason::Halt(msg) => write!(f, "server HALT {msg}"),
+            ExitReason::TlsSetup(e) => write!(f, "TLS setup failed: {e}"),
+            ExitReason::RetriesExhausted => f.write_str("connect-retry-max: retries exhausted"),
+            ExitReason::CompressionRequired(words) => write!(
+                f,
+                "server requires compression ({words}): set `compress stub-v2` or \
+                 `allow-compression no` on the server"
+            ),
+        }
+    }
 }
 
 /// What the caller must do.
@@ -510,7 +577,7 @@ impl Engine {
         let tls = match TlsSession::client(self.tls_config.clone()) {
             Ok(t) => t,
             Err(e) => {
-                self.exit(ExitReason::TlsSetup(e.to_string()));
+                self.exit(ExitReason::TlsSetup(e));
                 return;
             }
         };
@@ -523,10 +590,7 @@ impl Engine {
                 return;
             }
         };
-        let reset = match self.protection() {
-            ControlProtection::TlsCryptV2 { .. } => Opcode::ControlHardResetClientV3,
-            _ => Opcode::ControlHardResetClientV2,
-        };
+        let reset = self.protection().reset_opcode();
         let start = KeyStart {
             key_id: KeyId::ZERO,
             local_sid,

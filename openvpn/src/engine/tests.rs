@@ -12,7 +12,7 @@ use super::*;
 use crate::crypto::test_util::pem_body;
 use crate::crypto::{DataCipher, DataKey, ReplayWindow, Role, TlsCrypt};
 use crate::tls::TlsSettings;
-use crate::wire::{AckBlock, ControlRepr, ReplayId};
+use crate::wire::{AckBlock, ControlRepr, Opcode, ReplayId};
 
 const CA_DER: &[u8] = include_bytes!("testdata/ca.der");
 const V2_CLIENT_KEY: &str = include_str!("testdata/v2-client.key");

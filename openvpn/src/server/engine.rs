@@ -415,13 +415,13 @@ impl Server {
     /// client key that does not authenticate, a revoked or expired client key), at most
     /// [`REFUSAL_LOG_BURST`] lines per 10 s: a flood cannot fill the console.
     fn log_refusal(&mut self, now: Instant, from: SocketAddr, refused: Refused) {
-        let what = match refused {
-            Refused::Wkc(e) => alloc::format!("tls-crypt-v2 client key authentication failed: {e}"),
-            Refused::Policy(p) => alloc::format!("tls-crypt-v2 client key refused: {p}"),
-            _ => return,
-        };
-        if self.log_limit.allow(now) {
-            log::warn!("{from} {what}");
+        if !matches!(refused, Refused::Wkc(_) | Refused::Policy(_)) || !self.log_limit.allow(now) {
+            return;
+        }
+        match refused {
+            Refused::Wkc(e) => log::warn!("{from} tls-crypt-v2 client key authentication failed: {e}"),
+            Refused::Policy(p) => log::warn!("{from} tls-crypt-v2 client key refused: {p}"),
+            _ => {}
         }
     }
 

@@ -17,10 +17,13 @@
 
 use super::cookie::{CookieJar, InitialRateLimit};
 use super::wkc::{WkcPolicy, WkcRefusal};
-use crate::crypto::control::{ControlWrap, Protection, UnwrapError};
+use crate::crypto::control::{
+    ControlProtection, ControlWrap, Protection, ProtectionError, UnwrapError,
+};
+use crate::crypto::data::Role;
 use crate::crypto::key2::{Digest, KeyDirection, KEY2_LEN};
-use crate::crypto::tls_crypt_v2::{KeyError, MAX_WKC_LEN, MIN_WKC_LEN};
-use crate::crypto::{TlsAuth, TlsCrypt, TlsCryptV2ServerKey};
+use crate::crypto::tls_crypt_v2::{WkcError, MAX_WKC_LEN, MIN_WKC_LEN};
+use crate::crypto::{TlsCrypt, TlsCryptV2ServerKey};
 use crate::time::Instant;
 use crate::wire::packet_id::EARLY_NEG_START;
 use crate::wire::tlv::{EarlyNegotiation, EARLY_NEG_FLAG_RESEND_WKC};
@@ -41,55 +44,26 @@ pub const MAX_THIRD_PLAIN: usize = 2048;
 /// Bytes of the plain server reset: header 9, one ACK 13, message-id 4, TLV 6.
 const MAX_REPLY_PLAIN: usize = 32;
 
-/// The server's control-channel protection, shared by all clients. It holds keys only: every session gets
-/// its own replay state in the [`ControlWrap`] of [`Accepted`].
+/// The server's live control-channel protection, built once from its [`ControlProtection`]: the shared
+/// wrapper (cloned per client, which gets its own replay state in the [`ControlWrap`] of [`Accepted`]), or
+/// for tls-crypt-v2 the expanded server key that unwraps each client's WKc, and the client-key policy.
 // One value per server (not per client): the size difference between variants costs nothing.
 #[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug)]
-pub enum ServerControl {
-    /// No wrapping (§2.2): the cookie still binds the session id to the client's address.
-    None,
-    /// tls-auth (§2.3) with the server's direction (`key-direction 0` by convention).
-    TlsAuth(TlsAuth),
-    /// tls-crypt (§2.6), server role.
-    TlsCrypt(TlsCrypt),
-    /// tls-crypt-v2 (§2.7): the server key unwraps each client's WKc; the policy judges the client key.
+enum Live {
+    Shared(Protection),
     TlsCryptV2 {
-        /// The `tls-crypt-v2` server key.
         key: TlsCryptV2ServerKey,
-        /// `tls-crypt-v2-max-age` and the revocation list.
         policy: WkcPolicy,
     },
 }
 
-impl ServerControl {
-    /// tls-auth with a 256-byte static key, the server's `key-direction` and the `auth` digest.
-    pub fn tls_auth(
-        key2: &[u8; KEY2_LEN],
-        direction: KeyDirection,
-        digest: Digest,
-    ) -> ServerControl {
-        ServerControl::TlsAuth(TlsAuth::new(key2, direction, digest))
-    }
-
-    /// tls-crypt with a 256-byte key (server role: sends with keys[0]).
-    pub fn tls_crypt(key2: &[u8; KEY2_LEN]) -> ServerControl {
-        ServerControl::TlsCrypt(TlsCrypt::server(key2))
-    }
-
-    /// tls-crypt-v2 with the 128-byte server key body and a client-key policy.
-    pub fn tls_crypt_v2(server_key: &[u8; 128], policy: WkcPolicy) -> ServerControl {
-        ServerControl::TlsCryptV2 {
-            key: TlsCryptV2ServerKey::new(server_key),
-            policy,
-        }
-    }
-
+impl Live {
     /// The opcode a client's first packet must carry under this protection.
     fn reset_opcode(&self) -> Opcode {
         match self {
-            ServerControl::TlsCryptV2 { .. } => Opcode::ControlHardResetClientV3,
-            _ => Opcode::ControlHardResetClientV2,
+            Live::TlsCryptV2 { .. } => Opcode::ControlHardResetClientV3,
+            Live::Shared(_) => Opcode::ControlHardResetClientV2,
         }
     }
 }
@@ -159,7 +133,7 @@ pub enum Refused {
     /// The client's session id is all zero.
     ZeroSessionId,
     /// The tls-crypt-v2 WKc is missing, has a bad length or does not authenticate.
-    Wkc(KeyError),
+    Wkc(WkcError),
     /// The tls-crypt-v2 client key was refused by the policy (age, revocation).
     Policy(WkcRefusal),
     /// The HMAC or tag did not verify.
@@ -311,8 +285,8 @@ impl HandshakeCounters {
 /// The server's settings for the stateless first exchange; immutable, shared by every datagram.
 #[derive(Clone, Debug)]
 pub struct StatelessHandshake {
-    /// Control-channel protection.
-    pub control: ServerControl,
+    /// Control-channel protection, ready to use.
+    control: Live,
     /// The cookie secret.
     pub cookies: CookieJar,
     /// `hand-window` in seconds (default 60): the cookie slot is half of it.
@@ -330,13 +304,24 @@ struct Opened {
 }
 
 impl StatelessHandshake {
-    /// Settings with the default `hand-window`.
-    pub fn new(control: ServerControl, cookies: CookieJar) -> StatelessHandshake {
-        StatelessHandshake {
+    /// Settings with the default `hand-window` for the server's configured protection. Fails for a
+    /// tls-crypt-v2 client key (a client's protection).
+    pub fn new(
+        control: ControlProtection,
+        cookies: CookieJar,
+    ) -> Result<StatelessHandshake, ProtectionError> {
+        let control = match &control {
+            ControlProtection::TlsCryptV2Server { key, policy } => Live::TlsCryptV2 {
+                key: TlsCryptV2ServerKey::new(key),
+                policy: policy.clone(),
+            },
+            other => Live::Shared(Protection::new(other, Role::Server)?),
+        };
+        Ok(StatelessHandshake {
             control,
             cookies,
             hand_window: super::cookie::DEFAULT_HAND_WINDOW,
-        }
+        })
     }
 
     /// Answers a client's first packet without keeping any state: checks that `datagram` is an authentic
@@ -445,7 +430,7 @@ impl StatelessHandshake {
         now: Instant,
     ) -> Result<Accepted, Refused> {
         let allowed: &[Opcode] = match self.control {
-            ServerControl::TlsCryptV2 { .. } => &[Opcode::ControlWkcV1],
+            Live::TlsCryptV2 { .. } => &[Opcode::ControlWkcV1],
             _ => &[Opcode::AckV1, Opcode::ControlV1],
         };
         let mut plain = Zeroizing::new([0u8; MAX_THIRD_PLAIN]);
@@ -507,10 +492,8 @@ impl StatelessHandshake {
             return Err(Refused::ZeroSessionId);
         }
         let (protection, client_key, wire) = match &self.control {
-            ServerControl::None => (Protection::None, None, datagram),
-            ServerControl::TlsAuth(a) => (Protection::TlsAuth(a.clone()), None, datagram),
-            ServerControl::TlsCrypt(c) => (Protection::TlsCrypt(c.clone()), None, datagram),
-            ServerControl::TlsCryptV2 { key, policy } => {
+            Live::Shared(protection) => (protection.clone(), None, datagram),
+            Live::TlsCryptV2 { key, policy } => {
                 let (front, wkc) = split_wkc(datagram).map_err(Refused::Wkc)?;
                 let (kc, metadata) = key.unwrap_client_key(wkc).map_err(Refused::Wkc)?;
                 let kc = Zeroizing::new(kc);
@@ -539,22 +522,22 @@ impl StatelessHandshake {
 
 /// Splits the WKc off the end of a tls-crypt-v2 packet (§2.7): the last 2 bytes give its length, which
 /// must lie in 290..=1024 and leave room for a tls-crypt packet before it.
-fn split_wkc(datagram: &[u8]) -> Result<(&[u8], &[u8]), KeyError> {
-    let len_at = datagram.len().checked_sub(2).ok_or(KeyError::WkcLength)?;
+fn split_wkc(datagram: &[u8]) -> Result<(&[u8], &[u8]), WkcError> {
+    let len_at = datagram.len().checked_sub(2).ok_or(WkcError::WkcLength)?;
     let field: [u8; 2] = datagram
         .get(len_at..)
         .and_then(|b| b.try_into().ok())
-        .ok_or(KeyError::WkcLength)?;
+        .ok_or(WkcError::WkcLength)?;
     let len = usize::from(u16::from_be_bytes(field));
     if !(MIN_WKC_LEN..=MAX_WKC_LEN).contains(&len) {
-        return Err(KeyError::WkcLength);
+        return Err(WkcError::WkcLength);
     }
     let min_packet = crate::wire::control::HEADER_LEN + crate::crypto::tls_crypt::OVERHEAD;
     let split = datagram
         .len()
         .checked_sub(len)
         .filter(|&at| at >= min_packet)
-        .ok_or(KeyError::WkcLength)?;
+        .ok_or(WkcError::WkcLength)?;
     Ok(datagram.split_at(split))
 }
 
@@ -576,15 +559,17 @@ pub fn fuzz_handshake(data: &[u8]) {
         revoked: super::wkc::RevocationList::new([[0u8; 32]]),
     };
     let controls = [
-        ServerControl::None,
-        ServerControl::tls_auth(&key, KeyDirection::Normal, Digest::Sha1),
-        ServerControl::tls_crypt(&key),
-        ServerControl::tls_crypt_v2(&server_key, policy.clone()),
-        ServerControl::tls_crypt_v2(&server_key, WkcPolicy::default()),
+        ControlProtection::None,
+        ControlProtection::TlsAuth { key, direction: KeyDirection::Normal, digest: Digest::Sha1 },
+        ControlProtection::TlsCrypt { key },
+        ControlProtection::TlsCryptV2Server { key: server_key, policy: policy.clone() },
+        ControlProtection::TlsCryptV2Server { key: server_key, policy: WkcPolicy::default() },
     ];
     let mut out = [0u8; 128];
     for control in controls {
-        let hs = StatelessHandshake::new(control, CookieJar::new(&[7; 32]));
+        let Ok(hs) = StatelessHandshake::new(control, CookieJar::new(&[7; 32])) else {
+            continue;
+        };
         let mut limit = InitialRateLimit::default();
         let _ = hs.on_initial(data, peer, now_unix, Instant::ZERO, &mut limit, &mut out);
         let _ = hs.on_third(data, peer, now_unix, Instant::ZERO);
@@ -639,10 +624,15 @@ fn fuzz_with_valid_wkc(data: &[u8], server_key: &[u8; 128], peer: SocketAddr, no
             revoked: super::wkc::RevocationList::default(),
         },
     ] {
-        let hs = StatelessHandshake::new(
-            ServerControl::tls_crypt_v2(server_key, policy),
+        let Ok(hs) = StatelessHandshake::new(
+            ControlProtection::TlsCryptV2Server {
+                key: *server_key,
+                policy,
+            },
             CookieJar::new(&[7; 32]),
-        );
+        ) else {
+            return;
+        };
         let mut out = [0u8; 128];
         let mut limit = InitialRateLimit::default();
         if let Ok(reply) = hs.on_initial(
@@ -684,8 +674,8 @@ mod tests {
         SocketAddr::from(([198, 51, 100, 7], 40000))
     }
 
-    fn server(control: ServerControl) -> StatelessHandshake {
-        StatelessHandshake::new(control, CookieJar::new(&[0x99; 32]))
+    fn server(control: ControlProtection) -> StatelessHandshake {
+        StatelessHandshake::new(control, CookieJar::new(&[0x99; 32])).unwrap()
     }
 
     fn kc() -> [u8; KEY2_LEN] {
@@ -703,7 +693,7 @@ mod tests {
     }
 
     /// A client and the server for each protection, with the opcodes the client uses.
-    fn modes() -> Vec<(&'static str, ControlWrap, ServerControl, Opcode, Opcode)> {
+    fn modes() -> Vec<(&'static str, ControlWrap, ControlProtection, Opcode, Opcode)> {
         let key = test_pkt_static_key();
         let v2 = Opcode::ControlHardResetClientV3;
         let v = Opcode::ControlHardResetClientV2;
@@ -715,28 +705,28 @@ mod tests {
             (
                 "none",
                 ControlWrap::none(),
-                ServerControl::None,
+                ControlProtection::None,
                 v,
                 Opcode::ControlV1
             ),
             (
                 "tls-auth",
                 ControlWrap::tls_auth(&key, KeyDirection::Inverse, Digest::Sha256),
-                ServerControl::tls_auth(&key, KeyDirection::Normal, Digest::Sha256),
+                ControlProtection::TlsAuth { key, direction: KeyDirection::Normal, digest: Digest::Sha256 },
                 v,
                 Opcode::ControlV1,
             ),
             (
                 "tls-crypt",
                 ControlWrap::tls_crypt(&key),
-                ServerControl::tls_crypt(&key),
+                ControlProtection::TlsCrypt { key },
                 v,
                 Opcode::ControlV1,
             ),
             (
                 "tls-crypt-v2",
                 ControlWrap::tls_crypt_v2(&kc(), &wkc_with(&created(NOW - 86400))).unwrap(),
-                ServerControl::tls_crypt_v2(&SERVER_KEY, policy),
+                ControlProtection::TlsCryptV2Server { key: SERVER_KEY, policy },
                 v2,
                 Opcode::ControlWkcV1,
             ),
@@ -909,7 +899,7 @@ mod tests {
     #[test]
     fn real_clients_get_openvpns_reply() {
         let key: [u8; 256] = hex(SAMPLE_TA_KEY).try_into().unwrap();
-        let hs = server(ServerControl::tls_crypt(&key));
+        let hs = server(ControlProtection::TlsCrypt { key });
         let reset = hex("38df0b478d923bae6f000000016b071c067484b908cb08343b292c8ea5f694ea1882c7bc0beb0273930424ede9d2216662198b5b5430");
         let mut out = [0u8; 128];
         let mut limit = InitialRateLimit::default();
@@ -932,10 +922,8 @@ mod tests {
         // tls-crypt-v2 with early negotiation (§10.11): the same plain reply as OpenVPN 2.6.14's.
         let server_key: [u8; 128] = pem_body(L4_SERVER_PEM).try_into().unwrap();
         let body = pem_body(L4_CLIENT_PEM);
-        let hs = server(ServerControl::tls_crypt_v2(
-            &server_key,
-            WkcPolicy::default(),
-        ));
+        let hs = server(ControlProtection::TlsCryptV2Server { key: server_key, policy: WkcPolicy::default(),
+        });
         let reply = hs
             .on_initial(
                 &hex(L4_RESET_V3),
@@ -958,13 +946,11 @@ mod tests {
             hex("0100000000a4b7076dcd189cca00000000000100020001")[..]
         );
         // The key was made at 0x6b071c79 (2026-11): a max-age of 1 day refuses it a year later.
-        let strict = server(ServerControl::tls_crypt_v2(
-            &server_key,
-            WkcPolicy {
+        let strict = server(ControlProtection::TlsCryptV2Server { key: server_key, policy: WkcPolicy {
                 max_age_days: Some(1),
                 revoked: RevocationList::default(),
             },
-        ));
+        });
         assert_eq!(
             strict
                 .on_initial(
@@ -986,7 +972,7 @@ mod tests {
     #[test]
     fn hostile_initial_packets() {
         let key = test_pkt_static_key();
-        let hs = server(ServerControl::None);
+        let hs = server(ControlProtection::None);
         let mut limit = InitialRateLimit::new(1000, 1);
         let mut out = [0u8; 128];
         let mut run = |hs: &StatelessHandshake, bytes: &[u8]| {
@@ -1027,7 +1013,7 @@ mod tests {
         assert!(run(&hs, &good).is_none());
 
         // Replay packet-id: only the start of a sequence (retransmissions included).
-        let hs = server(ServerControl::tls_crypt(&key));
+        let hs = server(ControlProtection::TlsCrypt { key });
         let mut client = ControlWrap::tls_crypt(&key);
         for i in 1..=20u32 {
             let wire = wrap(&mut client, &good);
@@ -1079,7 +1065,7 @@ mod tests {
             max_age_days: Some(30),
             revoked: RevocationList::new([wkc_digest(&wkc_with(&created(NOW - 5)))]),
         };
-        let hs = server(ServerControl::tls_crypt_v2(&SERVER_KEY, policy));
+        let hs = server(ControlProtection::TlsCryptV2Server { key: SERVER_KEY, policy });
         let mut limit = InitialRateLimit::default();
         let mut out = [0u8; 128];
         let v3 = reset(Opcode::ControlHardResetClientV3);
@@ -1137,11 +1123,11 @@ mod tests {
         }
         let mut short = good[good.len() - 299..].to_vec();
         short.splice(0..0, [0x50u8, 1, 2, 3, 4, 5, 6, 7, 8]);
-        assert_eq!(run(&short), Some(Refused::Wkc(KeyError::WkcLength)));
+        assert_eq!(run(&short), Some(Refused::Wkc(WkcError::WkcLength)));
         let mut tampered = good.clone();
         let at = tampered.len() - 100;
         tampered[at] ^= 1;
-        assert_eq!(run(&tampered), Some(Refused::Wkc(KeyError::WkcAuth)));
+        assert_eq!(run(&tampered), Some(Refused::Wkc(WkcError::WkcAuth)));
         let mut inner = good.clone();
         inner[30] ^= 1;
         assert_eq!(run(&inner), Some(Refused::Authentication));
@@ -1160,11 +1146,7 @@ mod tests {
     #[test]
     fn hostile_third_packets() {
         let key = test_pkt_static_key();
-        let hs = server(ServerControl::tls_auth(
-            &key,
-            KeyDirection::Normal,
-            Digest::Sha1,
-        ));
+        let hs = server(ControlProtection::TlsAuth { key, direction: KeyDirection::Normal, digest: Digest::Sha1 });
         let ssid = hs
             .cookies
             .server_session_id(CSID, peer(), NOW, hs.hand_window);
@@ -1211,9 +1193,9 @@ mod tests {
         let mut counters = HandshakeCounters::default();
         counters.note_third(&hs.on_third(&[0x20; 5], peer(), NOW, Instant::ZERO));
         counters.note_refused(Refused::BadCookie);
-        counters.note_refused(Refused::Wkc(KeyError::WkcAuth));
+        counters.note_refused(Refused::Wkc(WkcError::WkcAuth));
         assert_eq!(counters.refused(Refused::Truncated), 1);
-        assert_eq!(counters.refused(Refused::Wkc(KeyError::WkcLength)), 1);
+        assert_eq!(counters.refused(Refused::Wkc(WkcError::WkcLength)), 1);
         assert_eq!(counters.refused_total(), 3);
         assert_eq!(Refused::ReplayId.index(), Refused::KINDS - 1);
     }

@@ -15,7 +15,7 @@ use rand_core::CryptoRngCore;
 use super::config::{ServerConfigError, ServerSettings};
 use super::cookie::{CookieJar, InitialRateLimit, SECRET_LEN};
 use super::engine::{GoneReason, Server, ServerAction, ServerParams, ServerReceived};
-use super::handshake::{ServerControl, StatelessHandshake};
+use super::handshake::StatelessHandshake;
 use super::pool::{Allocation, AddressPool, Lease};
 use super::users::verify_password;
 use super::token::{TokenKey, DEFAULT_LIFETIME_SECS, TOKEN_PREFIX};
@@ -143,17 +143,16 @@ impl Service {
                     max_age_days: settings.tls_crypt_v2_max_age_days,
                     revoked: RevocationList::new(settings.tls_crypt_v2_revoked.iter().copied()),
                 };
-                ServerControl::tls_crypt_v2(key.as_bytes(), policy)
+                ControlProtection::TlsCryptV2Server { key: *key.as_bytes(), policy }
             }
-            (None, ControlProtection::TlsAuth { key, direction, digest }) => {
-                ServerControl::tls_auth(&key, direction, digest)
-            }
-            (None, ControlProtection::TlsCrypt { key }) => ServerControl::tls_crypt(&key),
             // A client key in a server config: the parser refuses it; treat as no shared key.
-            (None, ControlProtection::TlsCryptV2 { .. }) => return Err(ServiceError::TwoControlModes),
-            (None, ControlProtection::None) => ServerControl::None,
+            (None, ControlProtection::TlsCryptV2 { .. } | ControlProtection::TlsCryptV2Server { .. }) => {
+                return Err(ServiceError::TwoControlModes)
+            }
+            (None, shared) => shared,
         };
-        let mut handshake = StatelessHandshake::new(control, CookieJar::new(cookie_secret));
+        let mut handshake = StatelessHandshake::new(control, CookieJar::new(cookie_secret))
+            .map_err(|_| ServiceError::TwoControlModes)?;
         handshake.hand_window = settings.hand_window;
         let (replies, secs) = settings.connect_freq_initial;
         let limit = InitialRateLimit::new(replies, secs);

@@ -6,130 +6,16 @@
 //! unikernel runs no scripts): the SHA-256 digests of revoked WKc, as `ovpn-keys` can print them.
 //!
 //! Layer: pure checks over the unwrapped metadata, the WKc bytes and a caller-supplied Unix time. The list
-//! comes from the config disk, never from the network, and is only ever searched.
+//! comes from the config disk, never from the network, and is only ever searched. The policy types live in
+//! [`crate::crypto::tls_crypt_v2`], beside the server key they go with in the configured control-channel
+//! protection ([`crate::crypto::control::ControlProtection`]); they are re-exported here.
 
 use crate::keys::Metadata;
-use alloc::vec::Vec;
 use core::fmt;
-use ring::digest;
 
-/// Length of a WKc digest in the revocation list.
-pub const WKC_DIGEST_LEN: usize = 32;
-const SECS_PER_DAY: u64 = 24 * 60 * 60;
-
-/// The SHA-256 digest of a WKc: how the revocation list names a client key.
-pub fn wkc_digest(wkc: &[u8]) -> [u8; WKC_DIGEST_LEN] {
-    let mut out = [0u8; WKC_DIGEST_LEN];
-    out.copy_from_slice(digest::digest(&digest::SHA256, wkc).as_ref());
-    out
-}
-
-/// Revoked client keys, by the SHA-256 digest of their WKc. Sorted, so a lookup is a binary search.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct RevocationList {
-    digests: Vec<[u8; WKC_DIGEST_LEN]>,
-}
-
-impl RevocationList {
-    /// A list of the given digests (duplicates are kept once).
-    pub fn new(digests: impl IntoIterator<Item = [u8; WKC_DIGEST_LEN]>) -> RevocationList {
-        let mut digests: Vec<_> = digests.into_iter().collect();
-        digests.sort_unstable();
-        digests.dedup();
-        RevocationList { digests }
-    }
-
-    /// Revokes one more key.
-    pub fn insert(&mut self, digest: [u8; WKC_DIGEST_LEN]) {
-        if let Err(at) = self.digests.binary_search(&digest) {
-            self.digests.insert(at, digest);
-        }
-    }
-
-    /// True when the client key whose WKc is `wkc` is revoked.
-    pub fn contains_wkc(&self, wkc: &[u8]) -> bool {
-        self.digests.binary_search(&wkc_digest(wkc)).is_ok()
-    }
-
-    /// Number of revoked keys.
-    pub fn len(&self) -> usize {
-        self.digests.len()
-    }
-
-    /// True when nothing is revoked.
-    pub fn is_empty(&self) -> bool {
-        self.digests.is_empty()
-    }
-}
-
-/// What the server requires of a client key after its WKc unwrapped.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct WkcPolicy {
-    /// `tls-crypt-v2-max-age DAYS`: refuse keys created more than this many days ago; the metadata must
-    /// then be a timestamp (type 0x01 and a 64-bit big-endian Unix time, nothing else).
-    pub max_age_days: Option<u32>,
-    /// Revoked keys.
-    pub revoked: RevocationList,
-}
-
-/// Why a client key was refused by the policy.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum WkcRefusal {
-    /// `tls-crypt-v2-max-age` is set and the metadata is not a creation timestamp.
-    NoTimestamp,
-    /// The key was created more than `max_age_days` days before now.
-    TooOld {
-        /// Creation time in the metadata (Unix seconds).
-        created: u64,
-        /// The configured maximum age.
-        max_age_days: u32,
-    },
-    /// The WKc is on the revocation list.
-    Revoked,
-}
-
-impl fmt::Display for WkcRefusal {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            WkcRefusal::NoTimestamp => {
-                f.write_str("tls-crypt-v2 client key has no creation timestamp (tls-crypt-v2-max-age)")
-            }
-            WkcRefusal::TooOld {
-                created,
-                max_age_days,
-            } => write!(
-                f,
-                "tls-crypt-v2 client key created at {created} is older than tls-crypt-v2-max-age {max_age_days} days"
-            ),
-            WkcRefusal::Revoked => f.write_str("tls-crypt-v2 client key is revoked"),
-        }
-    }
-}
-
-impl WkcPolicy {
-    /// Checks an unwrapped client key: first the age (if configured), then the revocation list.
-    /// `metadata` is the unwrapped metadata (type byte first), `wkc` the wrapped key as received.
-    pub fn check(&self, metadata: &[u8], wkc: &[u8], now_unix: u64) -> Result<(), WkcRefusal> {
-        if let Some(max_age_days) = self.max_age_days {
-            let created = match Metadata::decode(metadata) {
-                Ok(Metadata::Timestamp(t)) => t,
-                _ => return Err(WkcRefusal::NoTimestamp),
-            };
-            // A key from the future has age 0, as in OpenVPN.
-            let age = now_unix.saturating_sub(created);
-            if age > u64::from(max_age_days).saturating_mul(SECS_PER_DAY) {
-                return Err(WkcRefusal::TooOld {
-                    created,
-                    max_age_days,
-                });
-            }
-        }
-        if !self.revoked.is_empty() && self.revoked.contains_wkc(wkc) {
-            return Err(WkcRefusal::Revoked);
-        }
-        Ok(())
-    }
-}
+pub use crate::crypto::tls_crypt_v2::{
+    wkc_digest, RevocationList, WkcPolicy, WkcRefusal, WKC_DIGEST_LEN,
+};
 
 /// Displays tls-crypt-v2 metadata for a log line: `created <unix time>`, `user "<escaped text>"` (at most
 /// 64 bytes, non-printable bytes as `\xNN`), or `type 0xNN, N bytes`.
@@ -171,6 +57,7 @@ mod tests {
     use super::*;
     extern crate std;
     use std::format;
+    use std::vec::Vec;
 
     const T: u64 = 0x6b07_1c79;
 

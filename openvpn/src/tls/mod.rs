@@ -13,7 +13,10 @@ pub mod x509;
 
 pub use clock::WallClock;
 pub use session::{TlsSession, TlsError};
-pub use verifier::{peer_rejection_reason, rejection_reason, CertPurpose, PeerChecks, X509NameCheck};
+pub use verifier::{
+    peer_rejection_reason, rejection_reason, CertProblem, CertRejection, CertPurpose, PeerChecks,
+    X509NameCheck,
+};
 
 use alloc::sync::Arc;
 use alloc::vec::Vec;

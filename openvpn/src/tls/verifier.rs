@@ -14,6 +14,7 @@
 
 use alloc::string::String;
 use alloc::vec::Vec;
+use core::fmt;
 use core::time::Duration;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -396,36 +397,77 @@ impl ClientCertVerifier for PeerVerifier {
     }
 }
 
-/// The text the engine logs when the server's certificate chain was refused (`None` for other TLS errors).
-/// A revocation names `crl-verify`, so the log says which directive turned the server away.
-pub fn rejection_reason(e: &Error) -> Option<String> {
+/// Why a peer's certificate chain was refused: which check failed, typed, for the reconnect reason and the
+/// log line. Its `Display` is the line the engine logs (a revocation reads "server certificate revoked
+/// (crl-verify)", so the log says which directive turned the peer away).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CertRejection {
+    /// Whose certificate: "server" (on a client) or "client" (on a server).
+    pub whose: &'static str,
+    /// The check that failed.
+    pub problem: CertProblem,
+}
+
+/// The check a refused certificate chain failed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CertProblem {
+    /// A `crl-verify` CRL lists the certificate.
+    Revoked,
+    /// The `crl-verify` CRL of its issuer is past its nextUpdate.
+    CrlExpired,
+    /// A `crl-verify` CRL naming its issuer is not signed by that issuer's key.
+    CrlBadSignature,
+    /// A `crl-verify` CRL is unusable for another reason.
+    CrlUnusable(CertRevocationListError),
+    /// Any other certificate check (chain, validity, `remote-cert-tls`, `verify-x509-name`,
+    /// `peer-fingerprint`, ...), as rustls names it.
+    Invalid(CertificateError),
+}
+
+impl fmt::Display for CertRejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let whose = self.whose;
+        match &self.problem {
+            CertProblem::Revoked => write!(f, "{whose} certificate revoked (crl-verify)"),
+            CertProblem::CrlExpired => write!(
+                f,
+                "{whose} certificate rejected: the crl-verify CRL of its issuer has expired (past its \
+                 nextUpdate): install a current CRL"
+            ),
+            CertProblem::CrlBadSignature => write!(
+                f,
+                "{whose} certificate rejected: a crl-verify CRL naming its issuer is not signed by that \
+                 issuer's key"
+            ),
+            CertProblem::CrlUnusable(c) => {
+                write!(f, "{whose} certificate rejected: crl-verify CRL unusable: {c:?}")
+            }
+            CertProblem::Invalid(c) => write!(f, "{whose} certificate rejected: {c:?}"),
+        }
+    }
+}
+
+/// Why the server's certificate chain was refused (`None` for other TLS errors).
+pub fn rejection_reason(e: &Error) -> Option<CertRejection> {
     peer_rejection_reason(e, "server")
 }
 
 /// [`rejection_reason`] for either side: `whose` is "server" (on a client) or "client" (on a server).
-pub fn peer_rejection_reason(e: &Error, whose: &str) -> Option<String> {
-    use alloc::format;
-    Some(match e {
-        Error::InvalidCertificate(CertificateError::Revoked) => {
-            format!("{whose} certificate revoked (crl-verify)")
-        }
+pub fn peer_rejection_reason(e: &Error, whose: &'static str) -> Option<CertRejection> {
+    let problem = match e {
+        Error::InvalidCertificate(CertificateError::Revoked) => CertProblem::Revoked,
         Error::InvalidCertificate(
             CertificateError::ExpiredRevocationList
             | CertificateError::ExpiredRevocationListContext { .. },
-        ) => format!(
-            "{whose} certificate rejected: the crl-verify CRL of its issuer has expired (past its \
-             nextUpdate): install a current CRL"
-        ),
-        Error::InvalidCertRevocationList(CertRevocationListError::BadSignature) => format!(
-            "{whose} certificate rejected: a crl-verify CRL naming its issuer is not signed by that \
-             issuer's key"
-        ),
-        Error::InvalidCertRevocationList(c) => {
-            format!("{whose} certificate rejected: crl-verify CRL unusable: {c:?}")
+        ) => CertProblem::CrlExpired,
+        Error::InvalidCertRevocationList(CertRevocationListError::BadSignature) => {
+            CertProblem::CrlBadSignature
         }
-        Error::InvalidCertificate(c) => format!("{whose} certificate rejected: {c:?}"),
+        Error::InvalidCertRevocationList(c) => CertProblem::CrlUnusable(c.clone()),
+        Error::InvalidCertificate(c) => CertProblem::Invalid(c.clone()),
         _ => return None,
-    })
+    };
+    Some(CertRejection { whose, problem })
 }
 
 /// keyUsage cRLSign (bit 6) in [`x509::key_usage`]'s representation.

@@ -10,7 +10,7 @@ use openvpn::server::cookie::{CookieJar, InitialRateLimit};
 use openvpn::server::engine::{
     GoneReason, Server, ServerAction, ServerParams, ServerReceived,
 };
-use openvpn::server::handshake::{ServerControl, StatelessHandshake};
+use openvpn::server::handshake::StatelessHandshake;
 use openvpn::server::wkc::WkcPolicy;
 use openvpn::session::Transport;
 use openvpn::time::Instant;
@@ -52,9 +52,13 @@ pub fn server(max_clients: u32, reneg_secs: u64) -> Server {
     };
     let tls = tls::server_config(&settings, WallClock::new(UNIX), None).expect("server tls");
     let handshake = StatelessHandshake::new(
-        ServerControl::tls_crypt_v2(&SERVER_KEY, WkcPolicy::default()),
+        ControlProtection::TlsCryptV2Server {
+            key: SERVER_KEY,
+            policy: WkcPolicy::default(),
+        },
         CookieJar::new(&[3; 32]),
-    );
+    )
+    .unwrap();
     Server::new(
         params(max_clients, reneg_secs),
         tls,

@@ -344,7 +344,7 @@ fn run(args: &Args) -> Result<bool, String> {
                     tunnel = None;
                     // The engine would retry (as OpenVPN does); a test client reports it at once.
                     if let ReconnectReason::CertificateRejected(what) = reason {
-                        return Err(what);
+                        return Err(what.to_string());
                     }
                 }
                 Action::Exit(reason) => {
