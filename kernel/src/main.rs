@@ -19,8 +19,8 @@ mod logger;
 mod net;
 mod public;
 mod remote;
-mod serve;
 mod selftest;
+mod serve;
 mod status;
 mod tunnel;
 
@@ -93,7 +93,8 @@ fn kernel_main(start_info_paddr: u64) -> ! {
     selftest::run(&args);
 
     let (config, mut network) = devices::start(cmdline, &args);
-    if let (Some(text), Some(devices::NetRole::Router(network))) = (config.as_deref(), network.as_mut())
+    if let (Some(text), Some(devices::NetRole::Router(network))) =
+        (config.as_deref(), network.as_mut())
     {
         network.attach_tunnel(text, &args);
     }

@@ -199,4 +199,3 @@ impl PublicSide {
         self.iface.poll_at(now, &self.sockets)
     }
 }
-

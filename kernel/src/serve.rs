@@ -17,21 +17,21 @@ use core::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use drivers::clock;
 use openvpn::config::Config;
+use openvpn::config::Transport;
+use openvpn::engine::StreamDeframer;
 use openvpn::server::engine::ServerReceived;
 use openvpn::server::service::{Service, ServiceEvent};
-use openvpn::config::Transport;
 use openvpn::time::Instant as EngineInstant;
 use oxvpn_kernel::args::BootArgs;
 use oxvpn_kernel::exit::{exit, ExitCode};
 use rand_core::RngCore;
-use router::{ClientDecision, ClientForwarder, ForwarderConfig, Ipv4Address, Ipv4Cidr};
-use smoltcp::iface::SocketHandle;
-use openvpn::engine::StreamDeframer;
-use smoltcp::socket::{raw, tcp, udp};
-use smoltcp::time::Instant;
 use router::outer::{self, Listened, UdpFlow};
 use router::EthernetAddress;
+use router::{ClientDecision, ClientForwarder, ForwarderConfig, Ipv4Address, Ipv4Cidr};
+use smoltcp::iface::SocketHandle;
 use smoltcp::phy::Device;
+use smoltcp::socket::{raw, tcp, udp};
+use smoltcp::time::Instant;
 use smoltcp::wire::{HardwareAddress, IpAddress, IpEndpoint, IpProtocol, IpVersion};
 
 use crate::entropy::KernelRng;
@@ -189,8 +189,14 @@ impl ServerNet {
         let hand_window_us = u64::from(settings.hand_window.max(1)) * 1_000_000;
         let port = udp_port.unwrap_or(0);
         let udp = udp::Socket::new(
-            udp::PacketBuffer::new(vec![udp::PacketMetadata::EMPTY; UDP_PACKETS], vec![0; UDP_BYTES]),
-            udp::PacketBuffer::new(vec![udp::PacketMetadata::EMPTY; UDP_PACKETS], vec![0; UDP_BYTES]),
+            udp::PacketBuffer::new(
+                vec![udp::PacketMetadata::EMPTY; UDP_PACKETS],
+                vec![0; UDP_BYTES],
+            ),
+            udp::PacketBuffer::new(
+                vec![udp::PacketMetadata::EMPTY; UDP_PACKETS],
+                vec![0; UDP_BYTES],
+            ),
         );
         let udp = public.sockets.add(udp);
         let mut tcp = Vec::new();
@@ -240,7 +246,9 @@ impl ServerNet {
             settings.max_clients,
             if settings.client_to_client { "on" } else { "off" }
         );
-        let status_every_us = settings.status_interval.map(|s| u64::from(s.max(1)) * 1_000_000);
+        let status_every_us = settings
+            .status_interval
+            .map(|s| u64::from(s.max(1)) * 1_000_000);
         ServerNet {
             public,
             udp,
@@ -272,7 +280,10 @@ impl ServerNet {
         self.poll(now_us);
         let at = self.poll_at(now_us);
         if self.polled {
-            Some(at.unwrap_or(u64::MAX).min(now_us.saturating_add(POLL_INTERVAL_US)))
+            Some(
+                at.unwrap_or(u64::MAX)
+                    .min(now_us.saturating_add(POLL_INTERVAL_US)),
+            )
         } else {
             at
         }
@@ -376,10 +387,13 @@ impl ServerNet {
                 }
             }
             // Ethernet II, IPv4, addressed to us.
-            if frame.get(12..14) != Some(&[0x08, 0x00]) || frame.get(30..34) != Some(&ours.octets()) {
+            if frame.get(12..14) != Some(&[0x08, 0x00]) || frame.get(30..34) != Some(&ours.octets())
+            {
                 return false;
             }
-            let Some(packet) = frame.get_mut(14..) else { return false };
+            let Some(packet) = frame.get_mut(14..) else {
+                return false;
+            };
             match forwarder.from_public(now, packet) {
                 Some(p) => {
                     let dst: Ipv4Addr = p.client.into();
@@ -420,7 +434,9 @@ impl ServerNet {
     fn send_bytes(&mut self, to: SocketAddr, bytes: &[u8]) {
         if let Some(conn) = self.tcp.iter().find(|c| c.peer == Some(to)) {
             let socket = self.public.sockets.get_mut::<tcp::Socket>(conn.handle);
-            let Ok(len) = u16::try_from(bytes.len()) else { return };
+            let Ok(len) = u16::try_from(bytes.len()) else {
+                return;
+            };
             if socket.send_capacity() - socket.send_queue() >= bytes.len() + 2 {
                 let _ = socket.send_slice(&len.to_be_bytes());
                 let _ = socket.send_slice(bytes);
@@ -446,7 +462,9 @@ impl ServerNet {
             }
             if let Some(len) = outer::write_udp_headers(&mut frame, &flow, mac, bytes.len()) {
                 let now = smol_now(clock::now_us());
-                if let (Some(mut tx), Some(f)) = (self.public.device.transmit(now), frame.get(..len)) {
+                if let (Some(mut tx), Some(f)) =
+                    (self.public.device.transmit(now), frame.get(..len))
+                {
                     tx.send(f);
                 }
                 return;
@@ -462,7 +480,9 @@ impl ServerNet {
     fn receive_streams(&mut self, now_us: u64) {
         let Some(port) = self.tcp_port else { return };
         for i in 0..self.tcp.len() {
-            let Some(conn) = self.tcp.get_mut(i) else { continue };
+            let Some(conn) = self.tcp.get_mut(i) else {
+                continue;
+            };
             let socket = self.public.sockets.get_mut::<tcp::Socket>(conn.handle);
             match (conn.peer, socket.state()) {
                 (None, tcp::State::Established) => {
@@ -558,7 +578,9 @@ impl ServerNet {
             let Ok((n, meta)) = socket.recv_slice(&mut self.rx) else {
                 break;
             };
-            let Some(from) = socket_addr(meta.endpoint) else { continue };
+            let Some(from) = socket_addr(meta.endpoint) else {
+                continue;
+            };
             let mut rx = core::mem::take(&mut self.rx);
             if let Some(datagram) = rx.get_mut(..n) {
                 let got = self
@@ -579,7 +601,10 @@ impl ServerNet {
     fn forward(&mut self, now_us: u64, peer: u32, packet: &mut [u8]) {
         let now = smol_now(now_us);
         let mut reply = core::mem::take(&mut self.reply);
-        match self.forwarder.from_client(now, packet, &mut reply, &mut KernelRng) {
+        match self
+            .forwarder
+            .from_client(now, packet, &mut reply, &mut KernelRng)
+        {
             ClientDecision::Reply { len } => {
                 if let Some(r) = reply.get(..len) {
                     self.send_to_client(now_us, peer, r);
@@ -611,7 +636,10 @@ impl ServerNet {
             match event {
                 ServiceEvent::SendTo(to, bytes) => self.send_bytes(to, &bytes),
                 ServiceEvent::ClientUp { peer_id, address } => {
-                    log::info!("{} connected, tunnel address {address}", self.service.client_name(peer_id));
+                    log::info!(
+                        "{} connected, tunnel address {address}",
+                        self.service.client_name(peer_id)
+                    );
                     self.routes.insert(address, peer_id);
                 }
                 ServiceEvent::ClientGone {
@@ -626,7 +654,10 @@ impl ServerNet {
                     }
                     // Its TCP connection ends with it (after what was queued for it, e.g. AUTH_FAILED).
                     if let Some(conn) = self.tcp.iter_mut().find(|c| c.peer == Some(remote)) {
-                        self.public.sockets.get_mut::<tcp::Socket>(conn.handle).close();
+                        self.public
+                            .sockets
+                            .get_mut::<tcp::Socket>(conn.handle)
+                            .close();
                     }
                 }
             }
@@ -642,7 +673,10 @@ impl ServerNet {
             .public
             .poll_at(now)
             .map(|at| u64::try_from(at.total_micros()).unwrap_or(0));
-        let service = self.service.poll_at().map(|at| at.as_millis().saturating_mul(1000));
+        let service = self
+            .service
+            .poll_at()
+            .map(|at| at.as_millis().saturating_mul(1000));
         let forwarder = self
             .forwarder
             .poll_at()

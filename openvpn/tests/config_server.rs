@@ -76,7 +76,10 @@ fn a_full_server_config_parses() {
     let c = &parsed.config;
     assert_eq!(c.role(), Role::Server);
     let s = c.server.as_ref().unwrap();
-    assert_eq!(s.server.unwrap().network, "10.8.0.0".parse::<std::net::Ipv4Addr>().unwrap());
+    assert_eq!(
+        s.server.unwrap().network,
+        "10.8.0.0".parse::<std::net::Ipv4Addr>().unwrap()
+    );
     assert_eq!(s.server_ipv6.unwrap().prefix_len, 64);
     assert_eq!(s.topology, Some(Topology::Subnet));
     assert_eq!(s.max_clients, Some(50));
@@ -98,7 +101,10 @@ fn a_full_server_config_parses() {
     assert_eq!(s.status_interval, Some(20));
     assert_eq!(s.tls_crypt_v2_revoked.len(), 1);
     assert_eq!(s.users.len(), 2);
-    assert_eq!(c.data_ciphers, [Cipher::Aes256Gcm, Cipher::ChaCha20Poly1305]);
+    assert_eq!(
+        c.data_ciphers,
+        [Cipher::Aes256Gcm, Cipher::ChaCha20Poly1305]
+    );
     assert!(!c.tls.cert_chain.is_empty() && c.tls.key.is_some() && !c.tls.crls.is_empty());
     let reasons: Vec<_> = parsed.warnings.iter().map(|w| w.reason).collect();
     assert!(reasons.contains(&WarningKind::DhNotUsed));
@@ -115,7 +121,8 @@ fn server_configs_round_trip() {
         .config;
     assert_eq!(second, first, "{text}");
     // Unread files, net30, mode server + tls-server, nopool, manual ifconfig, tls-auth with direction 0.
-    let other = "mode server\ntls-server\ndev tun0\nca ca.crt\ncert s.crt\nkey s.key\ntopology net30\n\
+    let other =
+        "mode server\ntls-server\ndev tun0\nca ca.crt\ncert s.crt\nkey s.key\ntopology net30\n\
                  server 10.9.0.0 255.255.0.0 nopool\nifconfig 10.9.0.1 10.9.0.2\n\
                  ifconfig-pool 10.9.1.0 10.9.2.255 255.255.0.0\nifconfig-ipv6-pool fd00::1000/64\n\
                  tls-auth ta.key 0\nproto tcp6-server\nport 443\nlocal 192.0.2.1\n\
@@ -140,34 +147,92 @@ const HEAD: &str = "server 10.8.0.0 255.255.255.0\nca ca.crt\ncert s.crt\nkey s.
 #[test]
 fn refusals_name_the_line() {
     let cases = [
-        ("auth-user-pass-verify /bin/check via-env\n", "auth-user-pass-verify", ErrorKind::NeedsScript),
-        ("client-connect /bin/x\n", "client-connect", ErrorKind::NeedsScript),
-        ("learn-address /bin/x\n", "learn-address", ErrorKind::NeedsScript),
-        ("tls-crypt-v2-verify /bin/x\n", "tls-crypt-v2-verify", ErrorKind::NeedsScript),
-        ("client-config-dir ccd\n", "client-config-dir", ErrorKind::NeedsFilesystem),
-        ("ifconfig-pool-persist ipp.txt\n", "ifconfig-pool-persist", ErrorKind::NeedsFilesystem),
+        (
+            "auth-user-pass-verify /bin/check via-env\n",
+            "auth-user-pass-verify",
+            ErrorKind::NeedsScript,
+        ),
+        (
+            "client-connect /bin/x\n",
+            "client-connect",
+            ErrorKind::NeedsScript,
+        ),
+        (
+            "learn-address /bin/x\n",
+            "learn-address",
+            ErrorKind::NeedsScript,
+        ),
+        (
+            "tls-crypt-v2-verify /bin/x\n",
+            "tls-crypt-v2-verify",
+            ErrorKind::NeedsScript,
+        ),
+        (
+            "client-config-dir ccd\n",
+            "client-config-dir",
+            ErrorKind::NeedsFilesystem,
+        ),
+        (
+            "ifconfig-pool-persist ipp.txt\n",
+            "ifconfig-pool-persist",
+            ErrorKind::NeedsFilesystem,
+        ),
         ("client\n", "client", ErrorKind::ClientDirectiveInServer),
-        ("remote vpn.example.net\n", "remote", ErrorKind::ClientDirectiveInServer),
+        (
+            "remote vpn.example.net\n",
+            "remote",
+            ErrorKind::ClientDirectiveInServer,
+        ),
         ("proto tcp-client\n", "proto", ErrorKind::InvalidArgument),
-        ("local vpn.example.net\n", "local", ErrorKind::InvalidArgument),
+        (
+            "local vpn.example.net\n",
+            "local",
+            ErrorKind::InvalidArgument,
+        ),
         ("topology star\n", "topology", ErrorKind::InvalidArgument),
-        ("server-ipv6 fd00::/129\n", "server-ipv6", ErrorKind::InvalidArgument),
-        ("push \"comp-lzo yes\"\n", "push", ErrorKind::InvalidArgument),
+        (
+            "server-ipv6 fd00::/129\n",
+            "server-ipv6",
+            ErrorKind::InvalidArgument,
+        ),
+        (
+            "push \"comp-lzo yes\"\n",
+            "push",
+            ErrorKind::InvalidArgument,
+        ),
         ("keepalive 10 15\n", "keepalive", ErrorKind::InvalidNumber),
         ("max-clients 0\n", "max-clients", ErrorKind::InvalidNumber),
-        ("remote-cert-tls server\n", "remote-cert-tls", ErrorKind::InvalidArgument),
+        (
+            "remote-cert-tls server\n",
+            "remote-cert-tls",
+            ErrorKind::InvalidArgument,
+        ),
     ];
     for (line, directive, kind) in cases {
-        assert_eq!(error(&format!("{HEAD}{line}")), (5, directive.to_string(), kind), "{line}");
+        assert_eq!(
+            error(&format!("{HEAD}{line}")),
+            (5, directive.to_string(), kind),
+            "{line}"
+        );
     }
     // Inside the extension blocks, the line of the bad entry.
     let text = format!(
         "{HEAD}<auth-user-pass-db>\nalice pbkdf2-sha256:10000:c2FsdA==:AAAAAAAAAAAAAAAAAAAAAA==\n\
          bob pbkdf2-sha256:1000:c2FsdA==:AAAAAAAAAAAAAAAAAAAAAA==\n</auth-user-pass-db>\n"
     );
-    assert_eq!(error(&text), (7, "auth-user-pass-db".into(), ErrorKind::WeakPasswordHash));
+    assert_eq!(
+        error(&text),
+        (7, "auth-user-pass-db".into(), ErrorKind::WeakPasswordHash)
+    );
     let text = format!("{HEAD}<tls-crypt-v2-revoked>\n\nABCD\n</tls-crypt-v2-revoked>\n");
-    assert_eq!(error(&text), (7, "tls-crypt-v2-revoked".into(), ErrorKind::BadRevokedKeyHash));
+    assert_eq!(
+        error(&text),
+        (
+            7,
+            "tls-crypt-v2-revoked".into(),
+            ErrorKind::BadRevokedKeyHash
+        )
+    );
     // Whole-config checks.
     assert_eq!(
         error("server 10.8.0.0 255.255.255.0\nca ca.crt\n").2,
@@ -177,7 +242,10 @@ fn refusals_name_the_line() {
         error("server 10.8.0.0 255.255.255.0\ncert s.crt\nkey s.key\n").2,
         ErrorKind::NoClientVerification
     );
-    assert_eq!(error(&format!("{HEAD}verify-client-cert none\n")).2, ErrorKind::NoClientVerification);
+    assert_eq!(
+        error(&format!("{HEAD}verify-client-cert none\n")).2,
+        ErrorKind::NoClientVerification
+    );
     // Passwords only: no `ca` needed.
     let c = parse(
         &format!("server 10.8.0.0 255.255.255.0\ncert s.crt\nkey s.key\nverify-client-cert none\n{USERS}"),
@@ -195,8 +263,14 @@ fn client_configs_still_refuse_server_directives() {
         ("tls-server\n", "tls-server"),
         ("mode server\n", "mode"),
         ("max-clients 3\n", "max-clients"),
-        ("<auth-user-pass-db>\nx\n</auth-user-pass-db>\n", "auth-user-pass-db"),
-        ("<tls-crypt-v2-revoked>\nx\n</tls-crypt-v2-revoked>\n", "tls-crypt-v2-revoked"),
+        (
+            "<auth-user-pass-db>\nx\n</auth-user-pass-db>\n",
+            "auth-user-pass-db",
+        ),
+        (
+            "<tls-crypt-v2-revoked>\nx\n</tls-crypt-v2-revoked>\n",
+            "tls-crypt-v2-revoked",
+        ),
         ("tls-crypt-v2-max-age 3\n", "tls-crypt-v2-max-age"),
     ] {
         assert_eq!(

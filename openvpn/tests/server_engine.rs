@@ -12,7 +12,6 @@ use openvpn::engine::Received;
 use openvpn::server::engine::{ClientState, GoneReason, ServerReceived};
 use server_world::*;
 
-
 #[test]
 fn tls_crypt_v2_clients_connect_through_the_cookie_and_pass_data() {
     let mut w = World::new(3, 8, 0);
@@ -38,7 +37,10 @@ fn tls_crypt_v2_clients_connect_through_the_cookie_and_pass_data() {
             .expect("server encapsulates");
         assert_eq!(to, addr(i));
         let (engine, _, _) = &mut w.clients[i];
-        assert_eq!(engine.receive(now, &mut out[..n]), Received::Packet(&back[..]));
+        assert_eq!(
+            engine.receive(now, &mut out[..n]),
+            Received::Packet(&back[..])
+        );
     }
 }
 
@@ -48,7 +50,10 @@ fn a_spoofed_inner_source_is_dropped_and_counted() {
     w.connect_all();
     let other = w.server.peer_at(addr(1)).unwrap();
     let packet = ip(vaddr(other), [10, 8, 0, 1], 1);
-    assert_eq!(client_sends(&mut w, 0, &packet, addr(0)), ServerReceived::Dropped);
+    assert_eq!(
+        client_sends(&mut w, 0, &packet, addr(0)),
+        ServerReceived::Dropped
+    );
     assert_eq!(w.server.stats().spoofed_dropped, 1);
 }
 
@@ -71,7 +76,13 @@ fn a_client_floats_to_a_new_port_and_keeps_its_session() {
     let now = w.now();
     let (to, _) = w
         .server
-        .encapsulate(now, peer_id, &ip([10, 8, 0, 1], vaddr(peer_id), 1), &mut out, &mut w.rng)
+        .encapsulate(
+            now,
+            peer_id,
+            &ip([10, 8, 0, 1], vaddr(peer_id), 1),
+            &mut out,
+            &mut w.rng,
+        )
         .unwrap();
     assert_eq!(to, moved);
 }
@@ -94,11 +105,18 @@ fn server_renegotiation_keeps_data_flowing() {
         w.run_ms(6_000);
         let packet = ip(vaddr(peer_id), [10, 8, 0, 1], round);
         assert!(
-            matches!(client_sends(&mut w, 0, &packet, addr(0)), ServerReceived::Packet(..)),
+            matches!(
+                client_sends(&mut w, 0, &packet, addr(0)),
+                ServerReceived::Packet(..)
+            ),
             "round {round}"
         );
     }
-    assert!(w.clients[0].0.stats().renegotiations >= 2, "{:?}", w.clients[0].0.stats());
+    assert!(
+        w.clients[0].0.stats().renegotiations >= 2,
+        "{:?}",
+        w.clients[0].0.stats()
+    );
     assert!(w.gone.is_empty(), "{:?}", w.gone);
 }
 
@@ -115,7 +133,11 @@ fn a_client_exit_frees_its_slot_at_once() {
     }
     w.step();
     assert_eq!(w.server.client_count(), 0, "gone: {:?}", w.gone);
-    assert!(w.gone.contains(&(peer_id, GoneReason::Exit)), "{:?}", w.gone);
+    assert!(
+        w.gone.contains(&(peer_id, GoneReason::Exit)),
+        "{:?}",
+        w.gone
+    );
 }
 
 #[test]
@@ -125,14 +147,15 @@ fn a_flood_of_spoofed_resets_creates_no_client() {
     for i in 0..2000u32 {
         let mut d = vec![0x3du8 /* HARD_RESET_CLIENT_V3, key 0 */; 100];
         d[1..5].copy_from_slice(&i.to_be_bytes());
-        let from: SocketAddr = format!("198.51.100.{}:{}", i % 250, 1024 + i).parse().unwrap();
+        let from: SocketAddr = format!("198.51.100.{}:{}", i % 250, 1024 + i)
+            .parse()
+            .unwrap();
         w.server.receive(now, from, &mut d, &mut w.rng);
     }
     assert_eq!(w.server.client_count(), 0);
     assert_eq!(w.server.handshake_counters().replies, 0);
     assert!(w.server.handshake_counters().refused_total() >= 2000);
 }
-
 
 #[test]
 fn client_renegotiation_keeps_data_flowing() {
@@ -144,11 +167,18 @@ fn client_renegotiation_keeps_data_flowing() {
         w.run_ms(6_000);
         let packet = ip(vaddr(peer_id), [10, 8, 0, 1], round);
         assert!(
-            matches!(client_sends(&mut w, 0, &packet, addr(0)), ServerReceived::Packet(..)),
+            matches!(
+                client_sends(&mut w, 0, &packet, addr(0)),
+                ServerReceived::Packet(..)
+            ),
             "round {round}"
         );
     }
-    assert!(w.clients[0].0.stats().renegotiations >= 2, "{:?}", w.clients[0].0.stats());
+    assert!(
+        w.clients[0].0.stats().renegotiations >= 2,
+        "{:?}",
+        w.clients[0].0.stats()
+    );
     assert!(w.gone.is_empty(), "{:?}", w.gone);
 }
 
@@ -158,6 +188,10 @@ fn an_idle_client_gets_keepalive_pings_and_stays() {
     w.connect_all();
     let before = w.clients[0].0.stats().pings_received;
     w.run_ms(35_000);
-    assert!(w.clients[0].0.stats().pings_received >= before + 3, "{:?}", w.clients[0].0.stats());
+    assert!(
+        w.clients[0].0.stats().pings_received >= before + 3,
+        "{:?}",
+        w.clients[0].0.stats()
+    );
     assert_eq!(w.server.client_count(), 1, "{:?}", w.gone);
 }

@@ -239,18 +239,38 @@ mod tests {
         let mut frame = alloc::vec![0u8; HEADERS_LEN + 5];
         frame[HEADERS_LEN..].copy_from_slice(b"hello");
         // A datagram from the "server" of `flow` to us, as a client would send one to a listener.
-        write_udp_headers(&mut frame, &UdpFlow { local_mac: SERVER_MAC, local: f.remote, remote: f.local }, OUR_MAC, 5).unwrap();
+        write_udp_headers(
+            &mut frame,
+            &UdpFlow {
+                local_mac: SERVER_MAC,
+                local: f.remote,
+                remote: f.local,
+            },
+            OUR_MAC,
+            5,
+        )
+        .unwrap();
         let got = match_listener(&frame, OUR_MAC, f.local);
         assert_eq!(
             got,
-            Listened::Datagram { from: f.remote, source_mac: SERVER_MAC, payload: HEADERS_LEN..HEADERS_LEN + 5 }
+            Listened::Datagram {
+                from: f.remote,
+                source_mac: SERVER_MAC,
+                payload: HEADERS_LEN..HEADERS_LEN + 5
+            }
         );
         // Another port, another MAC: not ours.
-        assert_eq!(match_listener(&frame, OUR_MAC, (f.local.0, f.local.1 + 1)), Listened::Other);
+        assert_eq!(
+            match_listener(&frame, OUR_MAC, (f.local.0, f.local.1 + 1)),
+            Listened::Other
+        );
         assert_eq!(match_listener(&frame, SERVER_MAC, f.local), Listened::Other);
         // A flipped payload bit breaks the UDP checksum.
         frame[HEADERS_LEN] ^= 1;
-        assert_eq!(match_listener(&frame, OUR_MAC, f.local), Listened::BadChecksum);
+        assert_eq!(
+            match_listener(&frame, OUR_MAC, f.local),
+            Listened::BadChecksum
+        );
         for n in 0..frame.len() {
             let _ = match_listener(&frame[..n], OUR_MAC, f.local);
         }

@@ -490,7 +490,10 @@ fn server_section(o: &mut String, s: &ServerOptions) {
         line(o, &words);
     }
     if let Some((n, secs)) = s.connect_freq_initial {
-        line(o, &["connect-freq-initial", &format!("{n}"), &format!("{secs}")]);
+        line(
+            o,
+            &["connect-freq-initial", &format!("{n}"), &format!("{secs}")],
+        );
     }
     if let Some(days) = s.tls_crypt_v2_max_age {
         line(o, &["tls-crypt-v2-max-age", &format!("{days}")]);
@@ -520,7 +523,11 @@ fn server_section(o: &mut String, s: &ServerOptions) {
         for u in &s.users {
             let salt = crate::keys::base64::encode_lines(&u.salt).replace('\n', "");
             let hash = crate::keys::base64::encode_lines(&u.hash).replace('\n', "");
-            let _ = writeln!(body, "{} pbkdf2-sha256:{}:{salt}:{hash}", u.username, u.iterations);
+            let _ = writeln!(
+                body,
+                "{} pbkdf2-sha256:{}:{salt}:{hash}",
+                u.username, u.iterations
+            );
         }
         block(o, "auth-user-pass-db", &body);
     }

@@ -245,7 +245,10 @@ impl ControlWrap {
     /// The wrapper of a configured protection for `role`, with a fresh replay state. A tls-crypt-v2
     /// client announces early negotiation: its first replay counter is 0x0F000001 (§2.7), so the server
     /// may answer with EARLY_NEG_FLAG_RESEND_WKC.
-    pub fn for_role(config: &ControlProtection, role: Role) -> Result<ControlWrap, ProtectionError> {
+    pub fn for_role(
+        config: &ControlProtection,
+        role: Role,
+    ) -> Result<ControlWrap, ProtectionError> {
         let protection = Protection::new(config, role)?;
         let sender = match protection {
             Protection::TlsCryptV2(_) => ReplayIdSender::early_negotiation(),

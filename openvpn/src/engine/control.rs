@@ -10,8 +10,8 @@ use alloc::vec::Vec;
 use zeroize::Zeroize;
 
 use super::{Action, ControlProtection, Engine, EngineError, ExitReason, PushFailure};
-use super::{ReconnectReason, State};
 use super::{HandshakeError, KeyEvent, KeyState, PUSH_REQUEST_FIRST};
+use super::{ReconnectReason, State};
 use crate::crypto::control::ControlWrap;
 use crate::crypto::{Compression, DataChannel, DataCipher, Digest, Role};
 use crate::peer;
@@ -229,10 +229,7 @@ impl Engine {
             return;
         };
         if config.tls_ekm {
-            self.reconnect(
-                now,
-                ReconnectReason::BadPush(PushFailure::TlsEkmRequired),
-            );
+            self.reconnect(now, ReconnectReason::BadPush(PushFailure::TlsEkmRequired));
             return;
         }
         let compression = match config
@@ -262,10 +259,7 @@ impl Engine {
         let installed = self.install_data_key(now, &key);
         self.key = Some(key);
         if !installed {
-            self.reconnect(
-                now,
-                ReconnectReason::BadPush(PushFailure::DataKeyRejected),
-            );
+            self.reconnect(now, ReconnectReason::BadPush(PushFailure::DataKeyRejected));
             return;
         }
         self.state = State::Connected;

@@ -185,7 +185,7 @@ pub(crate) fn digest(d: config::Digest) -> Digest {
 /// for a client and a server; the caller decides whether `ca` may be missing.
 pub fn tls_settings_of(config: &Config) -> Result<TlsSettings, FromConfigError> {
     let t = &config.tls;
-        if !t.unread_files.is_empty() {
+    if !t.unread_files.is_empty() {
         return Err(FromConfigError::UnreadCertificateFile);
     }
     Ok(TlsSettings {

@@ -41,11 +41,11 @@ mod rekey;
 mod stream;
 mod timers;
 
+pub use crate::peer::{HandshakeError, KeyEvent, KeyStart, KeyState, Phase};
 pub use config::{ControlProtection, EngineConfig};
 pub use connect::RemoteSpec;
 use control::new_wrap;
 pub use from_config::{tls_settings_of, FromConfigError};
-pub use crate::peer::{HandshakeError, KeyEvent, KeyStart, KeyState, Phase};
 pub use stream::{BadFrame, StreamDeframer};
 
 use alloc::collections::VecDeque;
@@ -60,12 +60,12 @@ use rustls::ClientConfig;
 
 use crate::crypto::control::ControlWrap;
 use crate::crypto::{DataChannel, DataCipher, DataError};
+use crate::session::PushError;
 use crate::session::{
     self, occ_options_string, ClientKeySource, PeerInfo, PushAccumulator, PushedConfig,
     ServerKeySource,
 };
 use crate::time::Instant;
-use crate::session::PushError;
 use crate::tls::{self, CertRejection, TlsConfigError, TlsError, TlsSession, WallClock};
 use crate::wire::tcp::{emit_prefix, PREFIX_LEN};
 use crate::wire::{KeyId, OpKey, SessionId};

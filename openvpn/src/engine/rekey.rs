@@ -36,11 +36,7 @@ impl Engine {
     }
 
     /// Derives key2 for the key state `key` (legacy PRF, §5.6) and installs its data key.
-    pub(super) fn install_data_key(
-        &mut self,
-        now: Instant,
-        key: &KeyState,
-    ) -> bool {
+    pub(super) fn install_data_key(&mut self, now: Instant, key: &KeyState) -> bool {
         let (Some((cipher, peer_id)), Some(key2)) = (self.negotiated, key.derive_key2()) else {
             return false;
         };
@@ -197,6 +193,9 @@ impl Engine {
         // Called on every pass of the caller's I/O loop (through `poll_at`), so no allocation here.
         let reneg = (self.config.reneg_secs > 0)
             .then(|| self.key_started + Duration::from_secs(self.config.reneg_secs));
-        [reneg, self.send_keys.poll_at()].into_iter().flatten().min()
+        [reneg, self.send_keys.poll_at()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 }

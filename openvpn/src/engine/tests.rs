@@ -698,7 +698,11 @@ fn server_without_cipher_push_uses_data_ciphers_fallback() {
             random1: [1; 32],
             random2: [2; 32],
         };
-        s.engine.key.as_mut().unwrap().set_server_keys(server.clone());
+        s.engine
+            .key
+            .as_mut()
+            .unwrap()
+            .set_server_keys(server.clone());
         s.engine.server_keys = Some(server);
         s.engine.apply_push(
             at(2),

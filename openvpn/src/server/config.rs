@@ -74,8 +74,12 @@ impl fmt::Display for ServerConfigError {
             ServerConfigErrorKind::PoolOutsideNetwork => {
                 "the pool is outside the server's network or holds the server's address"
             }
-            ServerConfigErrorKind::Ipv6PrefixTooLong => "the IPv6 prefix is too long for a pool (at most /112)",
-            ServerConfigErrorKind::UnsupportedTopology => "topology p2p is not supported: use subnet",
+            ServerConfigErrorKind::Ipv6PrefixTooLong => {
+                "the IPv6 prefix is too long for a pool (at most /112)"
+            }
+            ServerConfigErrorKind::UnsupportedTopology => {
+                "topology p2p is not supported: use subnet"
+            }
         };
         match self.directive {
             "" => write!(f, "server config: {reason}"),
@@ -256,7 +260,8 @@ fn ipv4_tunnel(s: &ServerOptions) -> Result<Ipv4Tunnel, ServerConfigError> {
     let topology = s.topology.unwrap_or(Topology::Subnet);
     let Some(helper) = s.server else {
         let ((local, second), Some(pool)) = (
-            s.ifconfig.ok_or(ServerConfigError::new("ifconfig", K::NoAddresses))?,
+            s.ifconfig
+                .ok_or(ServerConfigError::new("ifconfig", K::NoAddresses))?,
             s.ifconfig_pool,
         ) else {
             return Err(ServerConfigError::new("ifconfig-pool", K::NoAddresses));
@@ -270,7 +275,10 @@ fn ipv4_tunnel(s: &ServerOptions) -> Result<Ipv4Tunnel, ServerConfigError> {
         let network = v4(u32::from(local) & u32::from(netmask));
         let (start, end) = (u32::from(pool.start), u32::from(pool.end));
         if (start..=end).contains(&u32::from(local)) {
-            return Err(ServerConfigError::new("ifconfig-pool", K::PoolOutsideNetwork));
+            return Err(ServerConfigError::new(
+                "ifconfig-pool",
+                K::PoolOutsideNetwork,
+            ));
         }
         return Ok(Ipv4Tunnel {
             topology,
@@ -313,7 +321,10 @@ fn ipv4_tunnel(s: &ServerOptions) -> Result<Ipv4Tunnel, ServerConfigError> {
     if let (Some(custom), Some(_)) = (s.ifconfig_pool, pool) {
         let inside = |a: Ipv4Addr| u32::from(a) & mask == net && u32::from(a) != local;
         if !inside(custom.start) || !inside(custom.end) || u32::from(custom.start) <= local {
-            return Err(ServerConfigError::new("ifconfig-pool", K::PoolOutsideNetwork));
+            return Err(ServerConfigError::new(
+                "ifconfig-pool",
+                K::PoolOutsideNetwork,
+            ));
         }
         pool = Some((custom.start, custom.end));
     }
@@ -349,12 +360,20 @@ fn ipv6_tunnel(s: &ServerOptions) -> Result<Option<Ipv6Tunnel>, ServerConfigErro
             let Some(pool) = s.ifconfig_ipv6_pool else {
                 return Err(ServerConfigError::new("ifconfig-ipv6-pool", K::NoAddresses));
             };
-            (u128::from(own.address), own.prefix_len, u128::from(pool.address), pool.prefix_len)
+            (
+                u128::from(own.address),
+                own.prefix_len,
+                u128::from(pool.address),
+                pool.prefix_len,
+            )
         }
         (None, None) => return Ok(None),
     };
     if pool_len > 112 {
-        return Err(ServerConfigError::new("ifconfig-ipv6-pool", K::Ipv6PrefixTooLong));
+        return Err(ServerConfigError::new(
+            "ifconfig-ipv6-pool",
+            K::Ipv6PrefixTooLong,
+        ));
     }
     // Addresses from the pool start to the end of its prefix.
     let host_mask = u128::MAX.checked_shr(u32::from(pool_len)).unwrap_or(0);
@@ -409,7 +428,8 @@ pub fn negotiate_cipher<'a>(
         Some(list) => list.split(':').any(|c| c.eq_ignore_ascii_case(name)),
         None => {
             iv_ncp.is_some_and(|n| n >= 2)
-                && (name.eq_ignore_ascii_case("AES-256-GCM") || name.eq_ignore_ascii_case("AES-128-GCM"))
+                && (name.eq_ignore_ascii_case("AES-256-GCM")
+                    || name.eq_ignore_ascii_case("AES-128-GCM"))
         }
     };
     if let Some(c) = server_data_ciphers.iter().copied().find(|c| client_has(c)) {
@@ -430,7 +450,12 @@ pub fn negotiate_cipher_typed(
     fallback: Option<Cipher>,
 ) -> Option<Cipher> {
     let names: Vec<&'static str> = server_data_ciphers.iter().map(|c| c.name()).collect();
-    let chosen = negotiate_cipher(&names, client_iv_ciphers, iv_ncp, fallback.map(Cipher::name))?;
+    let chosen = negotiate_cipher(
+        &names,
+        client_iv_ciphers,
+        iv_ncp,
+        fallback.map(Cipher::name),
+    )?;
     Cipher::from_name(chosen)
 }
 

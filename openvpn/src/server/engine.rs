@@ -200,12 +200,16 @@ impl Client {
         (options, retransmit_ms): (&str, u64),
         rng: &mut dyn CryptoRngCore,
     ) -> bool {
-        let Some(key) = self.key.as_ref() else { return false };
+        let Some(key) = self.key.as_ref() else {
+            return false;
+        };
         let (Some(remote), key_id, local_sid) = (key.remote_sid(), key.key_id(), key.local_sid())
         else {
             return false;
         };
-        let Ok(tls) = TlsSession::server(tls) else { return false };
+        let Ok(tls) = TlsSession::server(tls) else {
+            return false;
+        };
         let keys = ServerKeySource::random(rng);
         let Ok(km2) = session::emit_server_key_method2(&keys, options) else {
             return false;
@@ -217,7 +221,9 @@ impl Client {
             reset_opcode: Opcode::ControlSoftResetV1,
             retransmit_ms,
         };
-        self.old_key = self.key.replace(KeyState::new_server(start, tls, keys, km2));
+        self.old_key = self
+            .key
+            .replace(KeyState::new_server(start, tls, keys, km2));
         self.key_started = now;
         self.reneg_started = Some(now);
         true
@@ -419,7 +425,9 @@ impl Server {
             return;
         }
         match refused {
-            Refused::Wkc(e) => log::warn!("{from} tls-crypt-v2 client key authentication failed: {e}"),
+            Refused::Wkc(e) => {
+                log::warn!("{from} tls-crypt-v2 client key authentication failed: {e}")
+            }
             Refused::Policy(p) => log::warn!("{from} tls-crypt-v2 client key refused: {p}"),
             _ => {}
         }
@@ -443,7 +451,10 @@ impl Server {
             client_key,
         } = accepted;
         if let Some(ClientKey { metadata, .. }) = &client_key {
-            log::info!("{addr} tls-crypt-v2 client key: {}", MetadataDisplay(metadata));
+            log::info!(
+                "{addr} tls-crypt-v2 client key: {}",
+                MetadataDisplay(metadata)
+            );
         }
         if let Some(old) = self.by_addr.get(&addr).copied() {
             // A new session from the same address replaces the old one (a client restarted).
@@ -549,7 +560,8 @@ impl Server {
         let peer_id = match opcode {
             Opcode::DataV2 => datagram
                 .get(1..4)
-                .map(|b| u32::from_be_bytes([0, b[0], b[1], b[2]])),
+                .and_then(|b| <[u8; 3]>::try_from(b).ok())
+                .map(|[a, b, c]| u32::from_be_bytes([0, a, b, c])),
             _ => self.by_addr.get(&from).copied(),
         };
         let Some(peer_id) = peer_id else {
@@ -624,13 +636,17 @@ impl Server {
         let params_timeout = self.params.tls_timeout_ms;
         let options = self.params.options.clone();
         let tls = self.tls.clone();
-        let Some(c) = self.slot_mut(peer_id) else { return };
+        let Some(c) = self.slot_mut(peer_id) else {
+            return;
+        };
         c.last_received = now;
         let current = c.key.as_ref().map(KeyState::key_id);
         let result = if Some(repr.key_id) == current {
             c.key.as_mut().map(|k| k.on_packet(repr, now.as_millis()))
         } else if c.old_key.as_ref().map(KeyState::key_id) == Some(repr.key_id) {
-            c.old_key.as_mut().map(|k| k.on_packet(repr, now.as_millis()))
+            c.old_key
+                .as_mut()
+                .map(|k| k.on_packet(repr, now.as_millis()))
         } else if repr.opcode == Opcode::ControlSoftResetV1
             && current.map(KeyId::next) == Some(repr.key_id)
             && c.state != ClientState::Handshake
@@ -672,7 +688,9 @@ impl Server {
 
     fn process_events(&mut self, now: Instant, peer_id: u32) {
         loop {
-            let Some(c) = self.slot_mut(peer_id) else { return };
+            let Some(c) = self.slot_mut(peer_id) else {
+                return;
+            };
             let Some(event) = c.key.as_mut().and_then(KeyState::pop_event) else {
                 return;
             };
@@ -694,14 +712,17 @@ impl Server {
             &info.peer_info,
             params.auth,
         );
-        let deferred = Duration::from_secs(params.hand_window_secs.min(if params.reneg_secs == 0 {
-            u64::MAX
-        } else {
-            params.reneg_secs / 2
-        }));
+        let deferred =
+            Duration::from_secs(params.hand_window_secs.min(if params.reneg_secs == 0 {
+                u64::MAX
+            } else {
+                params.reneg_secs / 2
+            }));
         let tran_window = Duration::from_secs(params.tran_window_secs);
         let replay = params.replay_window;
-        let Some(c) = self.slot_mut(peer_id) else { return };
+        let Some(c) = self.slot_mut(peer_id) else {
+            return;
+        };
         // A renegotiation keeps the cipher of the session.
         let Some(cipher) = c.cipher.or(cipher) else {
             self.remove(peer_id, GoneReason::NoCipher);
@@ -784,7 +805,9 @@ impl Server {
     /// Sends the client its PUSH_REPLY message(s) (built by the caller); the client is up.
     pub fn push_reply(&mut self, peer_id: u32, messages: &[String]) {
         self.mark_dirty(peer_id);
-        let Some(c) = self.slot_mut(peer_id) else { return };
+        let Some(c) = self.slot_mut(peer_id) else {
+            return;
+        };
         if let Some(k) = c.key.as_mut() {
             for m in messages {
                 let _ = k.send_message(m);
@@ -836,7 +859,9 @@ impl Server {
         c.data.set_primary(key_id);
         let n = c.data.encrypt(ip, out, rng).ok()?;
         c.last_sent = now;
-        c.bytes_out = c.bytes_out.saturating_add(u64::try_from(ip.len()).unwrap_or(0));
+        c.bytes_out = c
+            .bytes_out
+            .saturating_add(u64::try_from(ip.len()).unwrap_or(0));
         Some((c.addr, n))
     }
 
@@ -878,7 +903,9 @@ impl Server {
             for peer_id in ids {
                 self.service_client(now, peer_id, rng);
             }
-            self.sweep_at = self.earliest_timer().unwrap_or(now + Duration::from_secs(3600));
+            self.sweep_at = self
+                .earliest_timer()
+                .unwrap_or(now + Duration::from_secs(3600));
         } else {
             for peer_id in dirty {
                 if let Some(at) = self.slot(peer_id).and_then(|c| self.client_timer(c)) {
@@ -910,7 +937,9 @@ impl Server {
         let options = p.options.clone();
         let timeout = p.tls_timeout_ms;
         let tls = self.tls.clone();
-        let Some(c) = self.slot_mut(peer_id) else { return };
+        let Some(c) = self.slot_mut(peer_id) else {
+            return;
+        };
         if c.state == ClientState::Handshake && now >= c.started + hand {
             self.remove(peer_id, GoneReason::HandshakeTimeout);
             return;
@@ -937,7 +966,9 @@ impl Server {
             c.renegotiate(now, tls, (&options, timeout), rng);
         }
         // Keepalive: a ping when nothing was sent for `ping` seconds.
-        if ping > 0 && c.state == ClientState::Connected && now >= c.last_sent + Duration::from_secs(ping)
+        if ping > 0
+            && c.state == ClientState::Connected
+            && now >= c.last_sent + Duration::from_secs(ping)
         {
             if let Some(key_id) = c.send_keys.send_key_id(Some(&c.data), now) {
                 c.data.set_primary(key_id);
@@ -980,11 +1011,12 @@ impl Server {
             .then(|| c.last_received + Duration::from_secs(p.ping_restart_secs));
         let hand = (c.state == ClientState::Handshake)
             .then(|| c.started + Duration::from_secs(p.hand_window_secs));
-        let reneg = (p.reneg_secs > 0 && c.state == ClientState::Connected)
-            .then(|| match c.reneg_started {
+        let reneg = (p.reneg_secs > 0 && c.state == ClientState::Connected).then(|| {
+            match c.reneg_started {
                 Some(started) => started + Duration::from_secs(p.hand_window_secs),
                 None => c.key_started + Duration::from_secs(p.reneg_secs),
-            });
+            }
+        });
         [
             c.key.as_ref().and_then(key_at),
             c.old_key.as_ref().and_then(key_at),
@@ -1032,6 +1064,7 @@ fn negotiate(
 ) -> Option<DataCipher> {
     let info = crate::session::PeerInfoFromClient::parse(peer_info);
     let names: Vec<&str> = server.iter().map(String::as_str).collect();
-    let chosen = super::config::negotiate_cipher(&names, info.ciphers.as_deref(), info.ncp, fallback)?;
+    let chosen =
+        super::config::negotiate_cipher(&names, info.ciphers.as_deref(), info.ncp, fallback)?;
     DataCipher::from_name(chosen, auth)
 }

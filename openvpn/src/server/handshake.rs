@@ -560,10 +560,20 @@ pub fn fuzz_handshake(data: &[u8]) {
     };
     let controls = [
         ControlProtection::None,
-        ControlProtection::TlsAuth { key, direction: KeyDirection::Normal, digest: Digest::Sha1 },
+        ControlProtection::TlsAuth {
+            key,
+            direction: KeyDirection::Normal,
+            digest: Digest::Sha1,
+        },
         ControlProtection::TlsCrypt { key },
-        ControlProtection::TlsCryptV2Server { key: server_key, policy: policy.clone() },
-        ControlProtection::TlsCryptV2Server { key: server_key, policy: WkcPolicy::default() },
+        ControlProtection::TlsCryptV2Server {
+            key: server_key,
+            policy: policy.clone(),
+        },
+        ControlProtection::TlsCryptV2Server {
+            key: server_key,
+            policy: WkcPolicy::default(),
+        },
     ];
     let mut out = [0u8; 128];
     for control in controls {
@@ -712,7 +722,11 @@ mod tests {
             (
                 "tls-auth",
                 ControlWrap::tls_auth(&key, KeyDirection::Inverse, Digest::Sha256),
-                ControlProtection::TlsAuth { key, direction: KeyDirection::Normal, digest: Digest::Sha256 },
+                ControlProtection::TlsAuth {
+                    key,
+                    direction: KeyDirection::Normal,
+                    digest: Digest::Sha256
+                },
                 v,
                 Opcode::ControlV1,
             ),
@@ -726,7 +740,10 @@ mod tests {
             (
                 "tls-crypt-v2",
                 ControlWrap::tls_crypt_v2(&kc(), &wkc_with(&created(NOW - 86400))).unwrap(),
-                ControlProtection::TlsCryptV2Server { key: SERVER_KEY, policy },
+                ControlProtection::TlsCryptV2Server {
+                    key: SERVER_KEY,
+                    policy
+                },
                 v2,
                 Opcode::ControlWkcV1,
             ),
@@ -922,7 +939,9 @@ mod tests {
         // tls-crypt-v2 with early negotiation (§10.11): the same plain reply as OpenVPN 2.6.14's.
         let server_key: [u8; 128] = pem_body(L4_SERVER_PEM).try_into().unwrap();
         let body = pem_body(L4_CLIENT_PEM);
-        let hs = server(ControlProtection::TlsCryptV2Server { key: server_key, policy: WkcPolicy::default(),
+        let hs = server(ControlProtection::TlsCryptV2Server {
+            key: server_key,
+            policy: WkcPolicy::default(),
         });
         let reply = hs
             .on_initial(
@@ -946,7 +965,9 @@ mod tests {
             hex("0100000000a4b7076dcd189cca00000000000100020001")[..]
         );
         // The key was made at 0x6b071c79 (2026-11): a max-age of 1 day refuses it a year later.
-        let strict = server(ControlProtection::TlsCryptV2Server { key: server_key, policy: WkcPolicy {
+        let strict = server(ControlProtection::TlsCryptV2Server {
+            key: server_key,
+            policy: WkcPolicy {
                 max_age_days: Some(1),
                 revoked: RevocationList::default(),
             },
@@ -1065,7 +1086,10 @@ mod tests {
             max_age_days: Some(30),
             revoked: RevocationList::new([wkc_digest(&wkc_with(&created(NOW - 5)))]),
         };
-        let hs = server(ControlProtection::TlsCryptV2Server { key: SERVER_KEY, policy });
+        let hs = server(ControlProtection::TlsCryptV2Server {
+            key: SERVER_KEY,
+            policy,
+        });
         let mut limit = InitialRateLimit::default();
         let mut out = [0u8; 128];
         let v3 = reset(Opcode::ControlHardResetClientV3);
@@ -1146,7 +1170,11 @@ mod tests {
     #[test]
     fn hostile_third_packets() {
         let key = test_pkt_static_key();
-        let hs = server(ControlProtection::TlsAuth { key, direction: KeyDirection::Normal, digest: Digest::Sha1 });
+        let hs = server(ControlProtection::TlsAuth {
+            key,
+            direction: KeyDirection::Normal,
+            digest: Digest::Sha1,
+        });
         let ssid = hs
             .cookies
             .server_session_id(CSID, peer(), NOW, hs.hand_window);

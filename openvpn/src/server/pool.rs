@@ -179,7 +179,11 @@ impl AddressPool {
     /// Gives `client` (common name `common_name`) an address: its remembered one when free; without
     /// `duplicate-cn` the one its CN holds now (taken over); else the lowest never-used slot, else the
     /// least recently released one.
-    pub fn allocate(&mut self, common_name: &str, client: ClientId) -> Result<Allocation, PoolError> {
+    pub fn allocate(
+        &mut self,
+        common_name: &str,
+        client: ClientId,
+    ) -> Result<Allocation, PoolError> {
         if self.slots.is_empty() {
             return Err(PoolError::NoPool);
         }
@@ -188,7 +192,11 @@ impl AddressPool {
         }
         let same_cn = |s: &Slot| s.common_name.as_deref() == Some(common_name);
         if !self.duplicate_cn {
-            if let Some(i) = self.slots.iter().position(|s| same_cn(s) && s.owner.is_some()) {
+            if let Some(i) = self
+                .slots
+                .iter()
+                .position(|s| same_cn(s) && s.owner.is_some())
+            {
                 let slot = self.slots.get_mut(i).ok_or(PoolError::Exhausted)?;
                 let previous = slot.owner.replace(client).ok_or(PoolError::Exhausted)?;
                 return Ok(Allocation::TakenOver {

@@ -16,9 +16,9 @@ use super::config::{ServerConfigError, ServerSettings};
 use super::cookie::{CookieJar, InitialRateLimit, SECRET_LEN};
 use super::engine::{GoneReason, Server, ServerAction, ServerParams, ServerReceived};
 use super::handshake::StatelessHandshake;
-use super::pool::{Allocation, AddressPool, Lease};
-use super::users::verify_password;
+use super::pool::{AddressPool, Allocation, Lease};
 use super::token::{TokenKey, DEFAULT_LIFETIME_SECS, TOKEN_PREFIX};
+use super::users::verify_password;
 use super::wkc::{RevocationList, WkcPolicy};
 use crate::config::{Config, VerifyClientCert};
 use crate::engine::{ControlProtection, FromConfigError};
@@ -101,7 +101,9 @@ pub struct Service {
 
 impl core::fmt::Debug for Service {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("Service").field("engine", &self.engine).finish()
+        f.debug_struct("Service")
+            .field("engine", &self.engine)
+            .finish()
     }
 }
 
@@ -132,8 +134,9 @@ impl Service {
         };
         let tls = tls::server_config(&tls_settings, WallClock::new(unix_secs), client_cert)
             .map_err(ServiceError::Tls)?;
-        let shared = crate::engine::from_config::protection_of(&config.control_channel, config.auth)
-            .map_err(ServiceError::TlsOptions)?;
+        let shared =
+            crate::engine::from_config::protection_of(&config.control_channel, config.auth)
+                .map_err(ServiceError::TlsOptions)?;
         let control = match (&settings.tls_crypt_v2_key, shared) {
             (Some(_), ControlProtection::TlsAuth { .. } | ControlProtection::TlsCrypt { .. }) => {
                 return Err(ServiceError::TwoControlModes)
@@ -143,12 +146,16 @@ impl Service {
                     max_age_days: settings.tls_crypt_v2_max_age_days,
                     revoked: RevocationList::new(settings.tls_crypt_v2_revoked.iter().copied()),
                 };
-                ControlProtection::TlsCryptV2Server { key: *key.as_bytes(), policy }
+                ControlProtection::TlsCryptV2Server {
+                    key: *key.as_bytes(),
+                    policy,
+                }
             }
             // A client key in a server config: the parser refuses it; treat as no shared key.
-            (None, ControlProtection::TlsCryptV2 { .. } | ControlProtection::TlsCryptV2Server { .. }) => {
-                return Err(ServiceError::TwoControlModes)
-            }
+            (
+                None,
+                ControlProtection::TlsCryptV2 { .. } | ControlProtection::TlsCryptV2Server { .. },
+            ) => return Err(ServiceError::TwoControlModes),
             (None, shared) => shared,
         };
         let mut handshake = StatelessHandshake::new(control, CookieJar::new(cookie_secret))
@@ -161,10 +168,15 @@ impl Service {
             .iter()
             .map(|c| String::from(c.name()))
             .collect();
-        let first = ciphers.first().cloned().unwrap_or_else(|| String::from("AES-256-GCM"));
+        let first = ciphers
+            .first()
+            .cloned()
+            .unwrap_or_else(|| String::from("AES-256-GCM"));
         let params = ServerParams {
             data_ciphers: ciphers,
-            data_ciphers_fallback: settings.data_ciphers_fallback.map(|c| String::from(c.name())),
+            data_ciphers_fallback: settings
+                .data_ciphers_fallback
+                .map(|c| String::from(c.name())),
             auth: crate::engine::from_config::digest(config.auth),
             hand_window_secs: u64::from(settings.hand_window),
             reneg_secs: u64::from(settings.reneg_secs),
@@ -309,13 +321,18 @@ impl Service {
         // A token this server pushed stands for the password it was issued for (auth-gen-token).
         let token_ok = lifetime.is_some_and(|life| {
             info.password.starts_with(TOKEN_PREFIX)
-                && self.tokens.check(&info.password, &info.username, unix, life)
+                && self
+                    .tokens
+                    .check(&info.password, &info.username, unix, life)
         });
         if !self.settings.users.is_empty() && !token_ok {
             let optional = self.settings.auth_user_pass_optional && info.username.is_empty();
             if !optional && !verify_password(&self.settings.users, &info.username, &info.password) {
                 let name = common_name.as_deref().unwrap_or(&info.username);
-                log::warn!("{} TLS Auth Error: Auth Username/Password verification failed for peer", who(name));
+                log::warn!(
+                    "{} TLS Auth Error: Auth Username/Password verification failed for peer",
+                    who(name)
+                );
                 self.engine.refuse(now, peer_id, "");
                 return;
             }
@@ -332,7 +349,10 @@ impl Service {
             Ok(Allocation::TakenOver { lease, previous }) => {
                 // Without duplicate-cn a CN has one session: the new one takes the address.
                 if let Ok(old) = u32::try_from(previous) {
-                    log::info!("{} replaced by a new session of the same CN", self.client_name(old));
+                    log::info!(
+                        "{} replaced by a new session of the same CN",
+                        self.client_name(old)
+                    );
                     self.engine.disconnect(old, GoneReason::Replaced);
                 }
                 lease
@@ -365,11 +385,13 @@ impl Service {
     }
 
     fn push(&mut self, now: Instant, peer_id: u32) {
-        let Some(Some(known)) = self.known.get(usize::try_from(peer_id).unwrap_or(usize::MAX))
+        let Some(Some(known)) = self
+            .known
+            .get(usize::try_from(peer_id).unwrap_or(usize::MAX))
         else {
             return;
         };
-        let Some(lease) = known.lease.clone() else { return };
+        let Some(lease) = known.lease else { return };
         let cipher = self
             .engine
             .cipher(peer_id)
@@ -402,7 +424,11 @@ impl Service {
             extra: &self.settings.push,
         };
         let messages = build_push_reply(&params);
-        log::info!("{} PUSH_REPLY sent ({} message(s)), cipher {cipher}", self.client_name(peer_id), messages.len());
+        log::info!(
+            "{} PUSH_REPLY sent ({} message(s)), cipher {cipher}",
+            self.client_name(peer_id),
+            messages.len()
+        );
         self.engine.push_reply(peer_id, &messages);
         self.events.push_back(ServiceEvent::ClientUp {
             peer_id,
@@ -449,8 +475,12 @@ impl Service {
         ));
         let mut routes = Vec::new();
         for peer_id in self.engine.peer_ids() {
-            let Some(snap) = self.engine.snapshot(peer_id) else { continue };
-            let Some(Some(known)) = self.known.get(usize::try_from(peer_id).unwrap_or(usize::MAX))
+            let Some(snap) = self.engine.snapshot(peer_id) else {
+                continue;
+            };
+            let Some(Some(known)) = self
+                .known
+                .get(usize::try_from(peer_id).unwrap_or(usize::MAX))
             else {
                 continue;
             };
@@ -483,7 +513,9 @@ impl Service {
             "HEADER\tROUTING_TABLE\tVirtual Address\tCommon Name\tReal Address\tLast Ref\tLast Ref (time_t)",
         ));
         out.extend(routes);
-        out.push(String::from("GLOBAL_STATS\tMax bcast/mcast queue length\t0"));
+        out.push(String::from(
+            "GLOBAL_STATS\tMax bcast/mcast queue length\t0",
+        ));
         out.push(String::from("END"));
         out
     }

@@ -56,9 +56,18 @@ impl TokenKey {
     pub fn issue(&self, username: &str, now_unix: u64) -> String {
         let mut raw = Vec::with_capacity(8 + MAC_LEN);
         raw.extend_from_slice(&now_unix.to_be_bytes());
-        raw.extend_from_slice(self.mac(username, now_unix).as_ref().get(..MAC_LEN).unwrap_or(&[]));
+        raw.extend_from_slice(
+            self.mac(username, now_unix)
+                .as_ref()
+                .get(..MAC_LEN)
+                .unwrap_or(&[]),
+        );
         let mut token = String::from(TOKEN_PREFIX);
-        token.extend(base64::encode_lines(&raw).chars().filter(|c| !c.is_whitespace()));
+        token.extend(
+            base64::encode_lines(&raw)
+                .chars()
+                .filter(|c| !c.is_whitespace()),
+        );
         token
     }
 
@@ -103,12 +112,21 @@ mod tests {
         assert!(!key.check(&token, "alice", 1_061, 60), "expired");
         assert!(!key.check(&token, "alice", 999, 60), "from the future");
         assert!(!key.check(&token, "bob", 1_000, 60), "another user");
-        assert!(!TokenKey::new(&[8; 32]).check(&token, "alice", 1_000, 60), "another server");
+        assert!(
+            !TokenKey::new(&[8; 32]).check(&token, "alice", 1_000, 60),
+            "another server"
+        );
         let mut tampered = token.clone().into_bytes();
         let last = tampered.len() - 2;
         tampered[last] = if tampered[last] == b'A' { b'B' } else { b'A' };
         assert!(!key.check(core::str::from_utf8(&tampered).unwrap(), "alice", 1_000, 60));
-        for bad in ["", "SESS_ID_AT_", "SESS_ID_AT_!!!!", "password", "SESS_ID_AT_AAAA"] {
+        for bad in [
+            "",
+            "SESS_ID_AT_",
+            "SESS_ID_AT_!!!!",
+            "password",
+            "SESS_ID_AT_AAAA",
+        ] {
             assert!(!key.check(bad, "alice", 1_000, 60));
         }
     }

@@ -76,7 +76,13 @@ pub fn verify_password(db: &UserDb, user: &str, pass: &str) -> bool {
 /// caller's random source).
 pub fn hash_password(username: &str, pass: &str, salt: &[u8], iterations: NonZeroU32) -> UserEntry {
     let mut hash = alloc::vec![0u8; 32];
-    pbkdf2::derive(pbkdf2::PBKDF2_HMAC_SHA256, iterations, salt, pass.as_bytes(), &mut hash);
+    pbkdf2::derive(
+        pbkdf2::PBKDF2_HMAC_SHA256,
+        iterations,
+        salt,
+        pass.as_bytes(),
+        &mut hash,
+    );
     UserEntry {
         username: alloc::string::String::from(username),
         iterations: iterations.get(),
@@ -108,9 +114,9 @@ mod tests {
     fn known_vector() {
         // PBKDF2-HMAC-SHA256("password", "salt", 4096, 32) (RFC 7914 style test vector).
         let expected = [
-            0xc5, 0xe4, 0x78, 0xd5, 0x92, 0x88, 0xc8, 0x41, 0xaa, 0x53, 0x0d, 0xb6, 0x84, 0x5c, 0x4c,
-            0x8d, 0x96, 0x28, 0x93, 0xa0, 0x01, 0xce, 0x4e, 0x11, 0xa4, 0x96, 0x38, 0x73, 0xaa, 0x98,
-            0x13, 0x4a,
+            0xc5, 0xe4, 0x78, 0xd5, 0x92, 0x88, 0xc8, 0x41, 0xaa, 0x53, 0x0d, 0xb6, 0x84, 0x5c,
+            0x4c, 0x8d, 0x96, 0x28, 0x93, 0xa0, 0x01, 0xce, 0x4e, 0x11, 0xa4, 0x96, 0x38, 0x73,
+            0xaa, 0x98, 0x13, 0x4a,
         ];
         let e = hash_password("u", "password", b"salt", NonZeroU32::new(4096).unwrap());
         assert_eq!(e.hash, expected);

@@ -233,7 +233,13 @@ pub fn emit_client(
 
 /// Builds the server's message: its two randoms and its options string, no credentials or peer-info.
 pub fn emit_server(keys: &ServerKeySource, options: &str) -> Result<Vec<u8>, Km2Error> {
-    emit((None, &keys.random1, &keys.random2), options, None, None, "")
+    emit(
+        (None, &keys.random1, &keys.random2),
+        options,
+        None,
+        None,
+        "",
+    )
 }
 
 /// The message of either side: `pre_master` only from the client.

@@ -163,21 +163,38 @@ mod tests {
         assert_eq!(p.version.as_deref(), Some("2.6.12"));
         assert_eq!(p.platform.as_deref(), Some("linux"));
         assert_eq!(p.ncp, Some(2));
-        assert_eq!(p.ciphers.as_deref(), Some("AES-256-GCM:AES-128-GCM:CHACHA20-POLY1305"));
+        assert_eq!(
+            p.ciphers.as_deref(),
+            Some("AES-256-GCM:AES-128-GCM:CHACHA20-POLY1305")
+        );
         assert_eq!(p.mtu, Some(1600));
         assert!(p.has_proto(IV_PROTO_DATA_V2) && p.has_proto(IV_PROTO_CC_EXIT_NOTIFY));
         assert!(p.has_proto(IV_PROTO_DYN_TLS_CRYPT) && !p.has_proto(1 << 0));
         // Our own announcement reads back.
-        let ours = PeerInfo { version: "oxvpn", platform: "oxvpn", ciphers: "AES-256-GCM:AES-128-GCM", mtu: 1500 };
+        let ours = PeerInfo {
+            version: "oxvpn",
+            platform: "oxvpn",
+            ciphers: "AES-256-GCM:AES-128-GCM",
+            mtu: 1500,
+        };
         let p = PeerInfoFromClient::parse(&ours.to_text());
         assert_eq!((p.proto, p.ncp), (PeerInfo::IV_PROTO, Some(2)));
         // Bounded: oversized values and texts are cut, never a panic.
-        let long = alloc::format!("IV_CIPHERS={}\nIV_VER=x\n", "A".repeat(MAX_PEER_INFO_VALUE + 1));
+        let long = alloc::format!(
+            "IV_CIPHERS={}\nIV_VER=x\n",
+            "A".repeat(MAX_PEER_INFO_VALUE + 1)
+        );
         let p = PeerInfoFromClient::parse(&long);
         assert_eq!((p.ciphers, p.version.as_deref()), (None, Some("x")));
         let huge = alloc::format!("IV_VER=1\n{}é", "x".repeat(MAX_PEER_INFO_LEN));
-        assert_eq!(PeerInfoFromClient::parse(&huge).version.as_deref(), Some("1"));
-        assert_eq!(PeerInfoFromClient::parse("IV_PROTO=junk\nIV_NCP=-1"), PeerInfoFromClient::default());
+        assert_eq!(
+            PeerInfoFromClient::parse(&huge).version.as_deref(),
+            Some("1")
+        );
+        assert_eq!(
+            PeerInfoFromClient::parse("IV_PROTO=junk\nIV_NCP=-1"),
+            PeerInfoFromClient::default()
+        );
     }
 
     #[test]

@@ -133,13 +133,20 @@ mod tests {
 
     #[test]
     fn subnet_reply_parses_back() {
-        let extra = [String::from("dhcp-option DNS 10.8.0.1"), String::from("route 192.168.10.0 255.255.255.0")];
+        let extra = [
+            String::from("dhcp-option DNS 10.8.0.1"),
+            String::from("route 192.168.10.0 255.255.255.0"),
+        ];
         let p = PushReplyParams {
             topology: Topology::Subnet,
             ifconfig: (a("10.8.0.2"), a("255.255.255.0")),
             route_gateway: Some(a("10.8.0.1")),
             routes: &[],
-            ifconfig_ipv6: Some(("fd00:8::1000".parse().unwrap(), 64, "fd00:8::1".parse().unwrap())),
+            ifconfig_ipv6: Some((
+                "fd00:8::1000".parse().unwrap(),
+                64,
+                "fd00:8::1".parse().unwrap(),
+            )),
             peer_id: 3,
             cipher: "AES-256-GCM",
             ping: Some((10, 60)),
@@ -154,9 +161,22 @@ mod tests {
         assert_eq!(c.topology, Topology::Subnet);
         assert_eq!(c.ifconfig, Some((a("10.8.0.2"), a("255.255.255.0"))));
         assert_eq!(c.route_gateway, Some(a("10.8.0.1")));
-        assert_eq!(c.ifconfig_ipv6, Some(("fd00:8::1000".parse().unwrap(), 64, Some("fd00:8::1".parse().unwrap()))));
-        assert_eq!((c.peer_id, c.cipher.as_deref()), (Some(3), Some("AES-256-GCM")));
-        assert_eq!((c.ping, c.ping_restart, c.cc_exit), (Some(10), Some(60), true));
+        assert_eq!(
+            c.ifconfig_ipv6,
+            Some((
+                "fd00:8::1000".parse().unwrap(),
+                64,
+                Some("fd00:8::1".parse().unwrap())
+            ))
+        );
+        assert_eq!(
+            (c.peer_id, c.cipher.as_deref()),
+            (Some(3), Some("AES-256-GCM"))
+        );
+        assert_eq!(
+            (c.ping, c.ping_restart, c.cc_exit),
+            (Some(10), Some(60), true)
+        );
         assert_eq!(c.auth_token.as_deref(), Some("SESS_ID_AT_abc"));
         assert_eq!(c.dns, [core::net::IpAddr::V4(a("10.8.0.1"))]);
         assert_eq!(c.routes.len(), 1);
@@ -165,7 +185,9 @@ mod tests {
 
     #[test]
     fn net30_reply_and_continuation() {
-        let extra: Vec<String> = (0..200).map(|i| format!("route 172.16.{i}.0 255.255.255.0")).collect();
+        let extra: Vec<String> = (0..200)
+            .map(|i| format!("route 172.16.{i}.0 255.255.255.0"))
+            .collect();
         let p = PushReplyParams {
             topology: Topology::Net30,
             ifconfig: (a("10.8.0.6"), a("10.8.0.5")),
@@ -184,13 +206,28 @@ mod tests {
         for (i, m) in messages.iter().enumerate() {
             let last = i + 1 == messages.len();
             assert!(m.starts_with("PUSH_REPLY,"));
-            assert!(m.ends_with(if last { ",push-continuation 1" } else { ",push-continuation 2" }));
+            assert!(m.ends_with(if last {
+                ",push-continuation 1"
+            } else {
+                ",push-continuation 2"
+            }));
         }
         let c = feed_all(&messages);
         assert_eq!(c.topology, Topology::Net30);
         assert_eq!(c.ifconfig, Some((a("10.8.0.6"), a("10.8.0.5"))));
         assert_eq!(c.routes.len(), 201);
-        assert_eq!(c.routes[200], Route { network: a("10.8.0.1"), netmask: Ipv4Addr::BROADCAST, gateway: None, metric: None });
-        assert_eq!((c.peer_id, c.cipher.as_deref(), c.ping, c.cc_exit), (Some(0), Some("CHACHA20-POLY1305"), None, false));
+        assert_eq!(
+            c.routes[200],
+            Route {
+                network: a("10.8.0.1"),
+                netmask: Ipv4Addr::BROADCAST,
+                gateway: None,
+                metric: None
+            }
+        );
+        assert_eq!(
+            (c.peer_id, c.cipher.as_deref(), c.ping, c.cc_exit),
+            (Some(0), Some("CHACHA20-POLY1305"), None, false)
+        );
     }
 }

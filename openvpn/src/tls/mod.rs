@@ -12,9 +12,9 @@ pub mod verifier;
 pub mod x509;
 
 pub use clock::WallClock;
-pub use session::{TlsSession, TlsError};
+pub use session::{TlsError, TlsSession};
 pub use verifier::{
-    peer_rejection_reason, rejection_reason, CertProblem, CertRejection, CertPurpose, PeerChecks,
+    peer_rejection_reason, rejection_reason, CertProblem, CertPurpose, CertRejection, PeerChecks,
     X509NameCheck,
 };
 
@@ -180,8 +180,7 @@ pub fn client_config(
 ) -> Result<Arc<ClientConfig>, TlsConfigError> {
     let (provider, versions) = provider(settings)?;
     let algs = provider.signature_verification_algorithms;
-    let verifier =
-        verifier::PeerVerifier::new(&settings.ca, algs, settings.checks.clone())?;
+    let verifier = verifier::PeerVerifier::new(&settings.ca, algs, settings.checks.clone())?;
     let builder = ClientConfig::builder_with_details(provider, Arc::new(clock))
         .with_protocol_versions(versions)
         .map_err(|_| TlsConfigError::Versions)?
@@ -206,7 +205,8 @@ pub fn client_config(
     Ok(Arc::new(config))
 }
 
-const BOTH: &[&rustls::SupportedProtocolVersion] = &[&rustls::version::TLS13, &rustls::version::TLS12];
+const BOTH: &[&rustls::SupportedProtocolVersion] =
+    &[&rustls::version::TLS13, &rustls::version::TLS12];
 const ONLY_13: &[&rustls::SupportedProtocolVersion] = &[&rustls::version::TLS13];
 const ONLY_12: &[&rustls::SupportedProtocolVersion] = &[&rustls::version::TLS12];
 

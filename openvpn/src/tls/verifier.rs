@@ -18,11 +18,11 @@ use core::fmt;
 use core::time::Duration;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::crypto::WebPkiSupportedAlgorithms;
 use rustls::pki_types::{
     CertificateDer, ServerName, SignatureVerificationAlgorithm, TrustAnchor, UnixTime,
 };
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{
     CertRevocationListError, CertificateError, DigitallySignedStruct, DistinguishedName, Error,
     SignatureScheme,
@@ -627,8 +627,7 @@ mod tests {
             Some(TlsConfigError::NoCa)
         );
         assert_eq!(
-            PeerVerifier::new(&[alloc::vec![1, 2, 3]], algs, PeerChecks::default())
-                .err(),
+            PeerVerifier::new(&[alloc::vec![1, 2, 3]], algs, PeerChecks::default()).err(),
             Some(TlsConfigError::BadCa)
         );
     }

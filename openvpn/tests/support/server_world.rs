@@ -7,9 +7,7 @@ use std::net::SocketAddr;
 use openvpn::crypto::{Digest, TlsCryptV2ServerKey};
 use openvpn::engine::{Action, ControlProtection, Engine, EngineConfig, Received, RemoteSpec};
 use openvpn::server::cookie::{CookieJar, InitialRateLimit};
-use openvpn::server::engine::{
-    GoneReason, Server, ServerAction, ServerParams, ServerReceived,
-};
+use openvpn::server::engine::{GoneReason, Server, ServerAction, ServerParams, ServerReceived};
 use openvpn::server::handshake::StatelessHandshake;
 use openvpn::server::wkc::WkcPolicy;
 use openvpn::session::Transport;
@@ -120,7 +118,13 @@ impl World {
         World {
             server: server(max_clients, reneg_secs),
             clients: (0..n)
-                .map(|i| (client(i as u64 + 1), addr(i), ChaCha8Rng::seed_from_u64(100 + i as u64)))
+                .map(|i| {
+                    (
+                        client(i as u64 + 1),
+                        addr(i),
+                        ChaCha8Rng::seed_from_u64(100 + i as u64),
+                    )
+                })
                 .collect(),
             rng: ChaCha8Rng::seed_from_u64(7),
             now_ms: 0,
@@ -139,7 +143,9 @@ impl World {
         for i in 0..self.clients.len() {
             for _ in 0..1000 {
                 let (engine, from, rng) = &mut self.clients[i];
-                let Some(action) = engine.poll_action(now, rng) else { break };
+                let Some(action) = engine.poll_action(now, rng) else {
+                    break;
+                };
                 match action {
                     Action::Connect(_) => engine.transport_ready(now),
                     Action::SendToRemote(mut d) => {
@@ -155,7 +161,9 @@ impl World {
             }
         }
         for _ in 0..10_000 {
-            let Some(action) = self.server.poll(now, &mut self.rng) else { break };
+            let Some(action) = self.server.poll(now, &mut self.rng) else {
+                break;
+            };
             match action {
                 ServerAction::SendTo(to, mut d) => {
                     if let Some(i) = self.clients.iter().position(|c| c.1 == to) {
@@ -215,11 +223,12 @@ pub fn client_sends(w: &mut World, i: usize, packet: &[u8], from: SocketAddr) ->
     let now = w.now();
     let (engine, _, rng) = &mut w.clients[i];
     let mut out = vec![0u8; 2048];
-    let n = engine.encapsulate(now, packet, &mut out, rng).expect("encapsulate");
+    let n = engine
+        .encapsulate(now, packet, &mut out, rng)
+        .expect("encapsulate");
     let r = w.server.receive(now, from, &mut out[..n], &mut w.rng);
     if let ServerReceived::Packet(_, range) = &r {
         assert_eq!(&out[range.clone()], packet);
     }
     r
 }
-

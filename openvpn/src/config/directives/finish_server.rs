@@ -31,9 +31,10 @@ impl Builder<'_> {
                 let line = cc.file.line;
                 match self.read(&cc.file, "tls-crypt-v2")? {
                     Some(text) => {
-                        let key = ServerKey::parse(&text, ServerKeyKind::TlsCryptV2).map_err(|e| {
-                            ConfigError::new(line, "tls-crypt-v2", ErrorKind::Key(e))
-                        })?;
+                        let key =
+                            ServerKey::parse(&text, ServerKeyKind::TlsCryptV2).map_err(|e| {
+                                ConfigError::new(line, "tls-crypt-v2", ErrorKind::Key(e))
+                            })?;
                         server.tls_crypt_v2_key = Some(key);
                     }
                     None => {
@@ -54,12 +55,15 @@ impl Builder<'_> {
         }
 
         let crl_line = self.ca_and_crl()?;
-        let unread = |tls: &crate::config::Tls, name: &str| {
-            tls.unread_files.iter().any(|(d, _)| d == name)
-        };
+        let unread =
+            |tls: &crate::config::Tls, name: &str| tls.unread_files.iter().any(|(d, _)| d == name);
         let ca_given = !self.config.tls.ca.is_empty() || unread(&self.config.tls, "ca");
         if let (Some(line), false) = (crl_line, ca_given) {
-            return Err(ConfigError::new(line, "crl-verify", ErrorKind::CrlWithoutCa));
+            return Err(ConfigError::new(
+                line,
+                "crl-verify",
+                ErrorKind::CrlWithoutCa,
+            ));
         }
         self.cert_key_and_extra()?;
         let has_cert = !self.config.tls.cert_chain.is_empty() || unread(&self.config.tls, "cert");

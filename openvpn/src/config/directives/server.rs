@@ -59,7 +59,11 @@ const NEEDS_SCRIPT: &[&str] = &[
 ];
 
 /// Directives that read or write files while running.
-const NEEDS_FILESYSTEM: &[&str] = &["client-config-dir", "ccd-exclusive", "ifconfig-pool-persist"];
+const NEEDS_FILESYSTEM: &[&str] = &[
+    "client-config-dir",
+    "ccd-exclusive",
+    "ifconfig-pool-persist",
+];
 
 fn ipv4(st: &Statement, index: usize) -> Result<Ipv4Addr> {
     arg(st, index)?
@@ -144,9 +148,7 @@ fn parse_user(text: &str) -> core::result::Result<UserEntry, ErrorKind> {
     ) else {
         return Err(ErrorKind::BadPasswordHash);
     };
-    let iterations: u32 = iterations
-        .parse()
-        .map_err(|_| ErrorKind::BadPasswordHash)?;
+    let iterations: u32 = iterations.parse().map_err(|_| ErrorKind::BadPasswordHash)?;
     if iterations < MIN_PBKDF2_ITERATIONS {
         return Err(ErrorKind::WeakPasswordHash);
     }
@@ -338,7 +340,10 @@ impl Builder<'_> {
                     Some(p) => Some(server_proto(st, p)?),
                     None => None,
                 };
-                let s = self.server.as_mut().ok_or_else(|| err(st, ErrorKind::ServerMode))?;
+                let s = self
+                    .server
+                    .as_mut()
+                    .ok_or_else(|| err(st, ErrorKind::ServerMode))?;
                 if s.listeners.len() >= MAX_LISTENERS {
                     return Err(err(st, ErrorKind::TooManyEntries));
                 }
@@ -383,7 +388,10 @@ impl Builder<'_> {
                 for (line, text) in block_lines(st)? {
                     let hash = parse_sha256_hex(text)
                         .ok_or_else(|| line_err(line, st, ErrorKind::BadRevokedKeyHash))?;
-                    let s = self.server.as_mut().ok_or_else(|| err(st, ErrorKind::ServerMode))?;
+                    let s = self
+                        .server
+                        .as_mut()
+                        .ok_or_else(|| err(st, ErrorKind::ServerMode))?;
                     if s.tls_crypt_v2_revoked.len() >= MAX_REVOKED_KEYS {
                         return Err(line_err(line, st, ErrorKind::TooManyEntries));
                     }
@@ -393,7 +401,10 @@ impl Builder<'_> {
             "auth-user-pass-db" => {
                 for (line, text) in block_lines(st)? {
                     let user = parse_user(text).map_err(|kind| line_err(line, st, kind))?;
-                    let s = self.server.as_mut().ok_or_else(|| err(st, ErrorKind::ServerMode))?;
+                    let s = self
+                        .server
+                        .as_mut()
+                        .ok_or_else(|| err(st, ErrorKind::ServerMode))?;
                     if s.users.iter().any(|u| u.username == user.username) {
                         return Err(line_err(line, st, ErrorKind::InvalidArgument));
                     }
@@ -415,9 +426,19 @@ mod tests {
 
     #[test]
     fn user_lines() {
-        let ok = parse_user("alice pbkdf2-sha256:10000:c2FsdHNhbHQ=:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=")
-            .unwrap();
-        assert_eq!((ok.username.as_str(), ok.iterations, ok.salt.len(), ok.hash.len()), ("alice", 10_000, 8, 32));
+        let ok = parse_user(
+            "alice pbkdf2-sha256:10000:c2FsdHNhbHQ=:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                ok.username.as_str(),
+                ok.iterations,
+                ok.salt.len(),
+                ok.hash.len()
+            ),
+            ("alice", 10_000, 8, 32)
+        );
         assert_eq!(
             parse_user("bob pbkdf2-sha256:9999:c2FsdA==:AAAAAAAAAAAAAAAAAAAAAA==").unwrap_err(),
             ErrorKind::WeakPasswordHash
@@ -431,7 +452,11 @@ mod tests {
             "bob pbkdf2-sha256:10000:c2FsdA==:AAAA",
             "bob pbkdf2-sha256:10000:c2FsdA==:AAAAAAAAAAAAAAAAAAAAAA== extra",
         ] {
-            assert_eq!(parse_user(bad).unwrap_err(), ErrorKind::BadPasswordHash, "{bad}");
+            assert_eq!(
+                parse_user(bad).unwrap_err(),
+                ErrorKind::BadPasswordHash,
+                "{bad}"
+            );
         }
     }
 

@@ -60,7 +60,7 @@ fn remembered_slots_are_reused_least_recently_released_first() {
     assert_eq!(p.allocate("d", 9), Err(PoolError::Exhausted));
     p.release(1); // b first
     p.release(0); // then a
-    // d evicts b's memory (released longest ago), e then a's.
+                  // d evicts b's memory (released longest ago), e then a's.
     assert_eq!(p.allocate("d", 10).unwrap().lease().ipv4, a("10.8.0.11"));
     assert_eq!(p.allocate("e", 11).unwrap().lease().ipv4, a("10.8.0.10"));
 }
@@ -69,7 +69,13 @@ fn remembered_slots_are_reused_least_recently_released_first() {
 fn without_duplicate_cn_a_second_connection_takes_over() {
     let mut p = AddressPool::new(&settings("server 10.8.0.0 255.255.255.0\n"));
     let first = p.allocate("alice", 1).unwrap().lease();
-    assert_eq!(p.allocate("alice", 2), Ok(Allocation::TakenOver { lease: first, previous: 1 }));
+    assert_eq!(
+        p.allocate("alice", 2),
+        Ok(Allocation::TakenOver {
+            lease: first,
+            previous: 1
+        })
+    );
     assert_eq!(p.in_use(), 1);
     assert_eq!(p.lease_of(1), None);
     assert_eq!(p.release(1), None);
@@ -81,7 +87,10 @@ fn with_duplicate_cn_each_connection_gets_an_address() {
     let mut p = AddressPool::new(&settings("server 10.8.0.0 255.255.255.0\nduplicate-cn\n"));
     let one = p.allocate("shared", 1).unwrap();
     let two = p.allocate("shared", 2).unwrap();
-    assert!(matches!((one, two), (Allocation::New(_), Allocation::New(_))));
+    assert!(matches!(
+        (one, two),
+        (Allocation::New(_), Allocation::New(_))
+    ));
     assert_ne!(one.lease().ipv4, two.lease().ipv4);
 }
 
