@@ -56,6 +56,10 @@ impl core::fmt::Display for ServiceError {
     }
 }
 
+/// The largest `replay-window` a server keeps per client and key: 8 bytes a slot, so 32 KiB (a client's
+/// two keys 64 KiB) instead of the 512 KiB per key of the client's limit, with thousands of clients.
+pub const SERVER_MAX_REPLAY_WINDOW: u32 = 4096;
+
 /// What the caller must do.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ServiceEvent {
@@ -185,10 +189,19 @@ impl Service {
             ping_secs: u64::from(settings.ping),
             ping_restart_secs: u64::from(settings.ping_restart),
             max_clients: settings.max_clients,
-            replay_window: (config.replay_window.0, u64::from(config.replay_window.1)),
+            replay_window: (
+                config.replay_window.0.min(SERVER_MAX_REPLAY_WINDOW),
+                u64::from(config.replay_window.1),
+            ),
             options: options_string(&first, false),
             control_payload: 1250,
         };
+        if config.replay_window.0 > SERVER_MAX_REPLAY_WINDOW {
+            log::warn!(
+                "replay-window {}: a server keeps at most {SERVER_MAX_REPLAY_WINDOW} per client and key",
+                config.replay_window.0
+            );
+        }
         let pool = AddressPool::new(&settings);
         let engine = Server::new(params, tls, (handshake, limit), now, unix_secs);
         let mut known = Vec::new();
