@@ -27,7 +27,12 @@ use oxvpn_kernel::exit::{exit, ExitCode};
 use rand_core::RngCore;
 use router::outer::{self, Listened, UdpFlow};
 use router::EthernetAddress;
-use router::{ClientDecision, ClientForwarder, ForwarderConfig, Ipv4Address, Ipv4Cidr};
+use router::{
+    ClientDecision, ClientForwarder, ForwarderConfig, Ipv4Address, Ipv4Cidr, Router, RouterConfig,
+    Sink, TunnelConfig, TunnelState,
+};
+use drivers::virtio::net::{VirtioTxToken, QUEUE_SIZE};
+use drivers::virtio::SomeTransport;
 use smoltcp::iface::SocketHandle;
 use smoltcp::phy::Device;
 use smoltcp::socket::{raw, tcp, udp};
@@ -89,9 +94,41 @@ fn bad_config(what: core::fmt::Arguments<'_>) -> ! {
     exit(ExitCode::BadConfig)
 }
 
+/// A private network behind the server (`--private-ipv4` and a second NIC, the remote-worker case): the
+/// router crate's `Router` on that NIC, with the server's clients as its "tunnel" side. Routed, not
+/// NATed (LAN hosts see the clients' tunnel addresses and reach them through the server); no DHCP, DNS
+/// forwarder or IPv6 on that LAN: it has its own.
+struct ServerLan {
+    device: Nic,
+    router: Router,
+}
+
+/// The private router's output: frames to the LAN NIC, packets for the clients queued for sealing.
+struct LanOut<'a, 'b> {
+    tx: Option<&'a mut VirtioTxToken<'b, SomeTransport<'static>>>,
+    to_clients: &'a mut Vec<Vec<u8>>,
+}
+
+impl Sink for LanOut<'_, '_> {
+    fn lan_frame(&mut self, frame: &[u8]) {
+        if let Some(tx) = self.tx.as_deref_mut() {
+            tx.send(frame);
+        }
+    }
+
+    fn tunnel_packet(&mut self, packet: &[u8]) {
+        if self.to_clients.len() < DATAGRAM_QUEUE {
+            self.to_clients.push(packet.to_vec());
+        }
+    }
+}
+
 /// The server's network: the public side, the OpenVPN server on it, and the forwarder.
 pub struct ServerNet {
     public: PublicSide,
+    lan: Option<ServerLan>,
+    /// Packets the private router sent toward the clients, sealed after its pass.
+    from_lan: Vec<Vec<u8>>,
     udp: SocketHandle,
     /// Raw IPv4 sockets for TCP, UDP and ICMP: clients' packets out through the NAT.
     raw: [(IpProtocol, SocketHandle); 3],
@@ -159,6 +196,19 @@ impl ServerNet {
         let Some(device) = nics.get_mut(service_index).and_then(Option::take) else {
             bad_config(format_args!("a server needs a NIC"))
         };
+        // The private NIC: `--private-mac`, else the first other one, when `--private-ipv4` is given.
+        let private_nic = args.private_ipv4.and_then(|_| {
+            let index = match args.private_mac {
+                Some(m) => nics
+                    .iter()
+                    .position(|n| n.as_ref().is_some_and(|n| n.mac_address() == m.0)),
+                None => nics.iter().position(Option::is_some),
+            }?;
+            nics.get_mut(index).and_then(Option::take)
+        });
+        if args.private_ipv4.is_some() && private_nic.is_none() {
+            bad_config(format_args!("--private-ipv4 needs a second NIC"));
+        }
         let mut public = PublicSide::new(device, args, now, KernelRng.next_u64());
 
         let mut secret = [0u8; 32];
@@ -238,6 +288,26 @@ impl ServerNet {
         fwd.client_to_client = settings.client_to_client;
         fwd.reserved_ports = settings.listeners.iter().map(|l| l.port).collect();
         fwd.nat_table_size = args.nat_table_size;
+        let tunnel_cidr = Ipv4Cidr::new(Ipv4Address::from(v4.local), prefix);
+        let lan = match (private_nic, args.private_ipv4) {
+            (Some(device), Some(cidr)) => {
+                let gateway = Ipv4Cidr::new(cidr.address, cidr.prefix_len);
+                fwd.private_net = Some(gateway);
+                let mut config = RouterConfig::new(
+                    router::EthernetAddress(device.mac_address()),
+                    gateway,
+                );
+                config.nat = false;
+                config.dhcp = false;
+                config.dns_forwarder = false;
+                config.ipv6 = false;
+                let mut router = Router::new(config, &mut KernelRng);
+                router.set_tunnel(TunnelState::Up(TunnelConfig::new(tunnel_cidr)));
+                log::info!("private {gateway}: routed to and from the clients (no NAT)");
+                Some(ServerLan { device, router })
+            }
+            _ => None,
+        };
         let forwarder = ClientForwarder::new(fwd, &mut KernelRng);
         log::info!(
             "server {}/{prefix} on UDP port {port} and TCP port {}, max-clients {}, client-to-client {}",
@@ -251,6 +321,8 @@ impl ServerNet {
             .map(|s| u64::from(s.max(1)) * 1_000_000);
         ServerNet {
             public,
+            lan,
+            from_lan: Vec::new(),
             udp,
             raw,
             port,
@@ -277,6 +349,9 @@ impl ServerNet {
     /// One main-loop pass at `now_us`; returns when the server next needs one.
     pub fn run(&mut self, now_us: u64) -> Option<u64> {
         self.public.device.set_interrupts(false);
+        if let Some(lan) = &mut self.lan {
+            lan.device.set_interrupts(false);
+        }
         self.poll(now_us);
         let at = self.poll_at(now_us);
         if self.polled {
@@ -292,6 +367,12 @@ impl ServerNet {
     /// Before the main loop halts: turn the NIC's interrupts on; false when a frame is already waiting.
     pub fn prepare_halt(&mut self) -> bool {
         self.public.device.set_interrupts(true);
+        if let Some(lan) = &mut self.lan {
+            lan.device.set_interrupts(true);
+            if lan.device.rx_pending() {
+                return false;
+            }
+        }
         !self.public.device.rx_pending()
     }
 
@@ -323,6 +404,7 @@ impl ServerNet {
         }
         self.receive_datagrams(now_us);
         self.receive_streams(now_us);
+        self.poll_lan(now_us);
         self.send_inbound(now_us);
         self.run_service(now_us);
         if self.forwarder.poll_at().is_some_and(|at| at <= now) {
@@ -407,6 +489,43 @@ impl ServerNet {
                 None => false,
             }
         });
+    }
+
+    /// The private NIC: its frames through the router (to the clients: queued, then sealed), the router's
+    /// timers (ARP).
+    fn poll_lan(&mut self, now_us: u64) {
+        let now = smol_now(now_us);
+        let Some(ServerLan { device, router }) = &mut self.lan else { return };
+        device.ack_interrupt();
+        for _ in 0..QUEUE_SIZE {
+            let Some((frame, mut tx)) = device.receive_mut(now) else { break };
+            router.handle_lan_frame_in_place(
+                now,
+                frame,
+                &mut LanOut {
+                    tx: Some(&mut tx),
+                    to_clients: &mut self.from_lan,
+                },
+            );
+        }
+        if router.poll_at().is_some_and(|at| at <= now) {
+            let mut tx = device.transmit(now);
+            router.tick(
+                now,
+                &mut LanOut {
+                    tx: tx.as_mut(),
+                    to_clients: &mut self.from_lan,
+                },
+            );
+        }
+        device.refill();
+        device.flush();
+        for packet in core::mem::take(&mut self.from_lan) {
+            let dst = packet.get(16..20).and_then(|d| <[u8; 4]>::try_from(d).ok());
+            if let Some(peer) = dst.and_then(|d| self.routes.get(&Ipv4Addr::from(d)).copied()) {
+                self.send_to_client(now_us, peer, &packet);
+            }
+        }
     }
 
     /// Seals the packets the NAT translated back and sends them to their clients.
@@ -625,7 +744,22 @@ impl ServerNet {
                         .send_slice(packet);
                 }
             }
-            ClientDecision::ToPrivate | ClientDecision::Drop(_) => {}
+            ClientDecision::ToPrivate => {
+                if let Some(ServerLan { device, router }) = &mut self.lan {
+                    let mut tx = device.transmit(now);
+                    router.handle_tunnel_packet(
+                        now,
+                        packet,
+                        &mut LanOut {
+                            tx: tx.as_mut(),
+                            to_clients: &mut self.from_lan,
+                        },
+                    );
+                    drop(tx);
+                    device.flush();
+                }
+            }
+            ClientDecision::Drop(_) => {}
         }
         self.reply = reply;
     }
@@ -682,7 +816,15 @@ impl ServerNet {
             .poll_at()
             .map(|at| u64::try_from(at.total_micros()).unwrap_or(0));
         let status = self.status_every_us.map(|_| self.next_status_us);
-        [smol, service, forwarder, status]
+        let lan = self.lan.as_mut().and_then(|l| {
+            if l.device.rx_pending() || !self.from_lan.is_empty() {
+                return Some(now_us);
+            }
+            l.router
+                .poll_at()
+                .map(|at| u64::try_from(at.total_micros()).unwrap_or(0))
+        });
+        [smol, service, forwarder, status, lan]
             .into_iter()
             .flatten()
             .min()
