@@ -145,6 +145,8 @@ pub struct ServerNet {
     rx: Box<[u8]>,
     tx: Box<[u8]>,
     reply: Box<[u8]>,
+    /// A frame being written for the fast path's transmit.
+    frame: Box<[u8]>,
     /// Packets the public fast path translated back for a client, sent after the interface poll.
     inbound: Vec<(u32, Vec<u8>)>,
     /// Datagrams to the UDP listener the fast path took (sender, its frame's source MAC, payload).
@@ -336,6 +338,7 @@ impl ServerNet {
             rx: vec![0; RX_BUF].into_boxed_slice(),
             tx: vec![0; TX_BUF].into_boxed_slice(),
             reply: vec![0; 1600].into_boxed_slice(),
+            frame: vec![0; outer::HEADERS_LEN + TX_BUF].into_boxed_slice(),
             inbound: Vec::new(),
             datagrams: Vec::new(),
             macs: BTreeMap::new(),
@@ -575,17 +578,21 @@ impl ServerNet {
                 local: (ours, self.port),
                 remote: (ip, to.port()),
             };
-            let mut frame = vec![0u8; outer::HEADERS_LEN + bytes.len()];
-            if let Some(payload) = frame.get_mut(outer::HEADERS_LEN..) {
-                payload.copy_from_slice(bytes);
-            }
-            if let Some(len) = outer::write_udp_headers(&mut frame, &flow, mac, bytes.len()) {
+            let mut frame = core::mem::take(&mut self.frame);
+            let written = frame
+                .get_mut(outer::HEADERS_LEN..outer::HEADERS_LEN + bytes.len())
+                .map(|payload| payload.copy_from_slice(bytes))
+                .and_then(|()| outer::write_udp_headers(&mut frame, &flow, mac, bytes.len()));
+            if let Some(len) = written {
                 let now = smol_now(clock::now_us());
                 if let (Some(mut tx), Some(f)) =
                     (self.public.device.transmit(now), frame.get(..len))
                 {
                     tx.send(f);
                 }
+            }
+            self.frame = frame;
+            if written.is_some() {
                 return;
             }
         }
