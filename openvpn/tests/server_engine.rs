@@ -195,3 +195,57 @@ fn an_idle_client_gets_keepalive_pings_and_stays() {
     );
     assert_eq!(w.server.client_count(), 1, "{:?}", w.gone);
 }
+
+#[test]
+fn tls_crypt_tls_auth_and_plain_clients_connect_and_renegotiate() {
+    use openvpn::crypto::{Digest, KeyDirection};
+    use openvpn::engine::ControlProtection;
+    let key = [0x5a; 256];
+    let modes = [
+        (
+            ControlProtection::TlsCrypt { key },
+            ControlProtection::TlsCrypt { key },
+        ),
+        (
+            ControlProtection::TlsAuth {
+                key,
+                direction: KeyDirection::Normal,
+                digest: Digest::Sha256,
+            },
+            ControlProtection::TlsAuth {
+                key,
+                direction: KeyDirection::Inverse,
+                digest: Digest::Sha256,
+            },
+        ),
+        (ControlProtection::None, ControlProtection::None),
+    ];
+    for (server_side, client_side) in modes {
+        let name = format!("{server_side:?}");
+        let mut w = World::new(0, 8, 10);
+        w.server = server_with(server_side, 8, 10);
+        w.clients = vec![(
+            client_protected(1, 0, client_side),
+            addr(0),
+            rand_chacha::rand_core::SeedableRng::seed_from_u64(5),
+        )];
+        w.client_got = vec![Vec::new()];
+        w.connect_all();
+        let peer_id = w.server.peer_at(addr(0)).expect(&name);
+        w.run_ms(12_000);
+        let packet = ip(vaddr(peer_id), [10, 8, 0, 1], 1);
+        assert!(
+            matches!(
+                client_sends(&mut w, 0, &packet, addr(0)),
+                ServerReceived::Packet(..)
+            ),
+            "{name}"
+        );
+        assert!(
+            w.clients[0].0.stats().renegotiations >= 1,
+            "{name}: {:?}",
+            w.clients[0].0.stats()
+        );
+        assert!(w.gone.is_empty(), "{name}: {:?}", w.gone);
+    }
+}

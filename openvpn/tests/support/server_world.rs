@@ -42,6 +42,18 @@ pub fn params(max_clients: u32, reneg_secs: u64) -> ServerParams {
 }
 
 pub fn server(max_clients: u32, reneg_secs: u64) -> Server {
+    server_with(
+        ControlProtection::TlsCryptV2Server {
+            key: SERVER_KEY,
+            policy: WkcPolicy::default(),
+        },
+        max_clients,
+        reneg_secs,
+    )
+}
+
+/// A server with another control-channel protection (the shared-key modes, or none).
+pub fn server_with(control: ControlProtection, max_clients: u32, reneg_secs: u64) -> Server {
     let settings = TlsSettings {
         ca: vec![CA_DER.to_vec()],
         cert_chain: vec![SERVER_DER.to_vec()],
@@ -49,14 +61,7 @@ pub fn server(max_clients: u32, reneg_secs: u64) -> Server {
         ..Default::default()
     };
     let tls = tls::server_config(&settings, WallClock::new(UNIX), None).expect("server tls");
-    let handshake = StatelessHandshake::new(
-        ControlProtection::TlsCryptV2Server {
-            key: SERVER_KEY,
-            policy: WkcPolicy::default(),
-        },
-        CookieJar::new(&[3; 32]),
-    )
-    .unwrap();
+    let handshake = StatelessHandshake::new(control, CookieJar::new(&[3; 32])).unwrap();
     Server::new(
         params(max_clients, reneg_secs),
         tls,
@@ -76,11 +81,16 @@ pub fn client_with(seed: u64, reneg_secs: u64) -> Engine {
     let wkc = TlsCryptV2ServerKey::new(&SERVER_KEY)
         .wrap_client_key(&kc, &[0x00, b'c'])
         .expect("wkc");
+    client_protected(seed, reneg_secs, ControlProtection::TlsCryptV2 { kc, wkc })
+}
+
+/// A client engine with the given control-channel protection.
+pub fn client_protected(seed: u64, reneg_secs: u64, protection: ControlProtection) -> Engine {
     let tls = TlsSettings {
         ca: vec![CA_DER.to_vec()],
         ..Default::default()
     };
-    let mut config = EngineConfig::new(ControlProtection::TlsCryptV2 { kc, wkc }, tls);
+    let mut config = EngineConfig::new(protection, tls);
     config.reneg_secs = reneg_secs;
     config.remotes = vec![RemoteSpec {
         host: "192.0.2.1".into(),
