@@ -16,6 +16,8 @@ use alloc::vec::Vec;
 use core::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use drivers::clock;
+use drivers::virtio::net::{VirtioTxToken, QUEUE_SIZE};
+use drivers::virtio::SomeTransport;
 use openvpn::config::Config;
 use openvpn::config::Transport;
 use openvpn::engine::StreamDeframer;
@@ -31,8 +33,6 @@ use router::{
     ClientDecision, ClientForwarder, ForwarderConfig, Ipv4Address, Ipv4Cidr, Router, RouterConfig,
     Sink, TunnelConfig, TunnelState,
 };
-use drivers::virtio::net::{VirtioTxToken, QUEUE_SIZE};
-use drivers::virtio::SomeTransport;
 use smoltcp::iface::SocketHandle;
 use smoltcp::phy::Device;
 use smoltcp::socket::{raw, tcp, udp};
@@ -74,6 +74,8 @@ struct TcpConn {
     peer: Option<SocketAddr>,
     /// When it connected (a connection that never becomes a client is closed after hand-window).
     since_us: u64,
+    /// The listening port of this slot.
+    port: u16,
 }
 
 /// Longest sleep when a NIC has no interrupt route.
@@ -132,9 +134,11 @@ pub struct ServerNet {
     udp: SocketHandle,
     /// Raw IPv4 sockets for TCP, UDP and ICMP: clients' packets out through the NAT.
     raw: [(IpProtocol, SocketHandle); 3],
+    /// The first UDP port (smoltcp's socket, for peers whose MAC address is unknown).
     port: u16,
+    udp_ports: Vec<u16>,
     tcp: Vec<TcpConn>,
-    tcp_port: Option<u16>,
+    tcp_ports: Vec<u16>,
     hand_window_us: u64,
     service: Service,
     forwarder: ClientForwarder,
@@ -149,12 +153,14 @@ pub struct ServerNet {
     frame: Box<[u8]>,
     /// Packets the public fast path translated back for a client, sent after the interface poll.
     inbound: Vec<(u32, Vec<u8>)>,
-    /// Datagrams to the UDP listener the fast path took (sender, its frame's source MAC, payload).
-    datagrams: Vec<(SocketAddr, EthernetAddress, Vec<u8>)>,
+    /// Datagrams to the UDP listeners the fast path took (sender, its frame's source MAC and the port it
+    /// came to, payload).
+    datagrams: Vec<(SocketAddr, (EthernetAddress, u16), Vec<u8>)>,
     /// Where answers to a UDP peer go: the source MAC of its last datagram the server accepted. The
     /// server sends its datagrams itself (no smoltcp socket, no ARP): a peer that never answers ARP
     /// cannot hold up the others, and no neighbour cache limits how many clients are on-link.
-    macs: BTreeMap<SocketAddr, EthernetAddress>,
+    /// The local port is the listener the peer talks to: answers come from it.
+    macs: BTreeMap<SocketAddr, (EthernetAddress, u16)>,
     listening: bool,
     status_every_us: Option<u64>,
     next_status_us: u64,
@@ -221,25 +227,27 @@ impl ServerNet {
             Err(e) => bad_config(format_args!("{e}")),
         };
         let settings = service.settings();
-        let mut udp_port = None;
-        let mut tcp_port = None;
+        // Every IPv4 listener (`local ADDR PORT PROTO` lines): the public NIC has one address, so a
+        // listener's address only selects the family.
+        let mut udp_ports: Vec<u16> = Vec::new();
+        let mut tcp_ports: Vec<u16> = Vec::new();
         for l in &settings.listeners {
-            match (l.transport, l.address) {
-                (Transport::Udp, None | Some(IpAddr::V4(_))) if udp_port.is_none() => {
-                    udp_port = Some(l.port)
-                }
-                (Transport::Tcp, None | Some(IpAddr::V4(_))) if tcp_port.is_none() => {
-                    tcp_port = Some(l.port)
-                }
-                _ => log::warn!(
-                    "config: listener {:?} port {} not served (one UDP and one TCP IPv4 listener)",
-                    l.transport,
-                    l.port
+            let ports = match l.transport {
+                Transport::Udp => &mut udp_ports,
+                Transport::Tcp => &mut tcp_ports,
+            };
+            match l.address {
+                None | Some(IpAddr::V4(_)) if !ports.contains(&l.port) => ports.push(l.port),
+                None | Some(IpAddr::V4(_)) => {}
+                Some(IpAddr::V6(a)) => log::warn!(
+                    "config: listener [{a}]:{} {:?} not served (IPv4 only)",
+                    l.port,
+                    l.transport
                 ),
             }
         }
         let hand_window_us = u64::from(settings.hand_window.max(1)) * 1_000_000;
-        let port = udp_port.unwrap_or(0);
+        let port = udp_ports.first().copied().unwrap_or(0);
         let udp = udp::Socket::new(
             udp::PacketBuffer::new(
                 vec![udp::PacketMetadata::EMPTY; UDP_PACKETS],
@@ -251,21 +259,22 @@ impl ServerNet {
             ),
         );
         let udp = public.sockets.add(udp);
+        // The TCP slots are shared out among the TCP listeners.
         let mut tcp = Vec::new();
-        if let Some(tport) = tcp_port {
-            for _ in 0..MAX_TCP {
-                let mut socket = tcp::Socket::new(
-                    tcp::SocketBuffer::new(vec![0; TCP_BYTES]),
-                    tcp::SocketBuffer::new(vec![0; TCP_BYTES]),
-                );
-                let _ = socket.listen(tport);
-                tcp.push(TcpConn {
-                    handle: public.sockets.add(socket),
-                    deframer: Box::new(StreamDeframer::new()),
-                    peer: None,
-                    since_us: 0,
-                });
-            }
+        let slots = if tcp_ports.is_empty() { 0 } else { MAX_TCP };
+        for tport in tcp_ports.iter().cycle().take(slots) {
+            let mut socket = tcp::Socket::new(
+                tcp::SocketBuffer::new(vec![0; TCP_BYTES]),
+                tcp::SocketBuffer::new(vec![0; TCP_BYTES]),
+            );
+            let _ = socket.listen(*tport);
+            tcp.push(TcpConn {
+                handle: public.sockets.add(socket),
+                deframer: Box::new(StreamDeframer::new()),
+                peer: None,
+                since_us: 0,
+                port: *tport,
+            });
         }
         let raw_socket = |proto| {
             raw::Socket::new(
@@ -295,10 +304,8 @@ impl ServerNet {
             (Some(device), Some(cidr)) => {
                 let gateway = Ipv4Cidr::new(cidr.address, cidr.prefix_len);
                 fwd.private_net = Some(gateway);
-                let mut config = RouterConfig::new(
-                    router::EthernetAddress(device.mac_address()),
-                    gateway,
-                );
+                let mut config =
+                    RouterConfig::new(router::EthernetAddress(device.mac_address()), gateway);
                 config.nat = false;
                 config.dhcp = false;
                 config.dns_forwarder = false;
@@ -314,7 +321,7 @@ impl ServerNet {
         log::info!(
             "server {}/{prefix} on UDP port {port} and TCP port {}, max-clients {}, client-to-client {}",
             v4.local,
-            tcp_port.unwrap_or(0),
+            tcp_ports.first().copied().unwrap_or(0),
             settings.max_clients,
             if settings.client_to_client { "on" } else { "off" }
         );
@@ -328,8 +335,9 @@ impl ServerNet {
             udp,
             raw,
             port,
+            udp_ports,
             tcp,
-            tcp_port,
+            tcp_ports,
             hand_window_us,
             service,
             forwarder,
@@ -395,11 +403,11 @@ impl ServerNet {
                 let socket = self.public.sockets.get_mut::<udp::Socket>(self.udp);
                 if self.port == 0 || socket.bind(self.port).is_ok() {
                     self.listening = true;
-                    if self.port != 0 {
-                        log::info!("listening on {a}:{} (UDP)", self.port);
+                    for p in &self.udp_ports {
+                        log::info!("listening on {a}:{p} (UDP)");
                     }
-                    if let Some(t) = self.tcp_port {
-                        log::info!("listening on {a}:{t} (TCP)");
+                    for p in &self.tcp_ports {
+                        log::info!("listening on {a}:{p} (TCP)");
                     }
                     log::info!("Initialization Sequence Completed");
                 }
@@ -431,10 +439,10 @@ impl ServerNet {
     /// for their client first (queued in `inbound`, sealed after the poll).
     fn poll_public(&mut self, now_us: u64) {
         let now = smol_now(now_us);
-        let listener = self.listening && self.port != 0;
-        let port = self.port;
+        let listening = self.listening;
         let ServerNet {
             public,
+            udp_ports,
             forwarder,
             routes,
             inbound,
@@ -452,7 +460,7 @@ impl ServerNet {
             _ => EthernetAddress([0; 6]),
         };
         public.poll(now, &mut |frame: &mut [u8]| {
-            if listener {
+            for &port in udp_ports.iter().filter(|_| listening) {
                 match outer::match_listener(frame, local_mac, (ours, port)) {
                     Listened::Datagram {
                         from,
@@ -462,7 +470,7 @@ impl ServerNet {
                         if let Some(bytes) = frame.get(payload) {
                             if datagrams.len() < DATAGRAM_QUEUE {
                                 let from = SocketAddr::new(IpAddr::V4(from.0), from.1);
-                                datagrams.push((from, source_mac, bytes.to_vec()));
+                                datagrams.push((from, (source_mac, port), bytes.to_vec()));
                             }
                         }
                         return true;
@@ -498,10 +506,14 @@ impl ServerNet {
     /// timers (ARP).
     fn poll_lan(&mut self, now_us: u64) {
         let now = smol_now(now_us);
-        let Some(ServerLan { device, router }) = &mut self.lan else { return };
+        let Some(ServerLan { device, router }) = &mut self.lan else {
+            return;
+        };
         device.ack_interrupt();
         for _ in 0..QUEUE_SIZE {
-            let Some((frame, mut tx)) = device.receive_mut(now) else { break };
+            let Some((frame, mut tx)) = device.receive_mut(now) else {
+                break;
+            };
             router.handle_lan_frame_in_place(
                 now,
                 frame,
@@ -565,7 +577,7 @@ impl ServerNet {
             }
             return;
         }
-        if let (Some(mac), Some(ours), IpAddr::V4(ip)) =
+        if let (Some((mac, local_port)), Some(ours), IpAddr::V4(ip)) =
             (self.macs.get(&to).copied(), self.public_addr, to.ip())
         {
             let local_mac = match self.public.iface.hardware_addr() {
@@ -575,7 +587,7 @@ impl ServerNet {
             };
             let flow = UdpFlow {
                 local_mac,
-                local: (ours, self.port),
+                local: (ours, local_port),
                 remote: (ip, to.port()),
             };
             let mut frame = core::mem::take(&mut self.frame);
@@ -604,7 +616,6 @@ impl ServerNet {
     /// datagrams), closed ones (the client is gone, the slot listens again), and connections that did
     /// not become a client within hand-window.
     fn receive_streams(&mut self, now_us: u64) {
-        let Some(port) = self.tcp_port else { return };
         for i in 0..self.tcp.len() {
             let Some(conn) = self.tcp.get_mut(i) else {
                 continue;
@@ -624,7 +635,7 @@ impl ServerNet {
                     continue;
                 }
                 (None, tcp::State::Closed) => {
-                    let _ = socket.listen(port);
+                    let _ = socket.listen(conn.port);
                     continue;
                 }
                 _ => {}
