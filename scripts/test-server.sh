@@ -145,7 +145,7 @@ if [ "$SERVER" = openvpn ]; then
     if sl_nat; then NAT=1; else NAT=0; fi
 else
     TUN_UDP=$SL_NET_UDP.1 TUN_TCP=$SL_NET_UDP.1 NAT=1
-    c_main=$(sl_server_conf server udp $SL_SRV_PUB $SL_NET_UDP "$SL_IMAGE_LISTEN" "status-interval 2" "${EXTENSIONS[@]}")
+    c_main=$(sl_server_conf server udp $SL_SRV_PUB $SL_NET_UDP "$SL_IMAGE_LISTEN" "local $SL_SRV_PUB 1195 udp" "status-interval 2" "${EXTENSIONS[@]}")
     c_small=$(sl_server_conf small udp $SL_SRV2_PUB $SL_NET_SMALL "max-clients 2")
     sl_image_server server 1 "$c_main" $SL_SRV_PUB || { echo "not ok - server config disk"; exit 1; }
     sl_image_server small 2 "$c_small" $SL_SRV2_PUB
@@ -225,8 +225,14 @@ fi
 # --- 2. ovpn-ping ---------------------------------------------------------------------------------------
 sl_host op 192.0.2.100 >>"$L/setup.log" 2>&1
 p_op=$(sl_profile op udp $SL_SRV_PUB)
+OP_PORT=$SL_PORT
+if [ "$SERVER" = image ]; then
+    # The image's second UDP listener (`local ADDR 1195 udp`): ovpn-ping connects there.
+    OP_PORT=1195
+    sed -i "s/^remote $SL_SRV_PUB $SL_PORT udp/remote $SL_SRV_PUB $OP_PORT udp/" "$p_op"
+fi
 if timeout 60 ip netns exec "$SL-op" build/ovpn-ping "$p_op" --count 3 --timeout 40 >"$L/ovpn-ping.log" 2>&1; then
-    ok "2: build/ovpn-ping connects and pings the server ($(grep -oE '[0-9]+/[0-9]+ replies|[0-9]+ replies' "$L/ovpn-ping.log" | tail -1))"
+    ok "2: build/ovpn-ping connects to port $OP_PORT and pings the server ($(grep -oE '[0-9]+/[0-9]+ replies|[0-9]+ replies' "$L/ovpn-ping.log" | tail -1))"
 else
     notok "2: build/ovpn-ping (exit $?): $(tail -2 "$L/ovpn-ping.log" | tr '\n' ' ')"
 fi
