@@ -141,7 +141,12 @@ server_start() {
     if [ "$kind" = image ]; then
         sl_image_server "$name" 1 "$c_img" $SL_SRV_PUB || return 1
         SRV_PID=$(sl_pid "$name")
-        sl_wait_log "$SRV_LOG" "$READY" 60 || return 1
+        for i in $(seq 600); do   # 60 s, or until QEMU exits (a -m too small stops it at boot)
+            grep -q "$READY" "$SRV_LOG" && break
+            kill -0 "$SRV_PID" 2>/dev/null || return 1
+            sleep 0.1
+        done
+        grep -q "$READY" "$SRV_LOG" || return 1
     else
         ip -n "$SL_SRV" link set eth0 up
         sl_openvpn_server "$name" "$c_ovpn" || return 1
@@ -398,7 +403,7 @@ if "mem.clients" in vals:
     m = int(one("mem.clients"))
     def trials(tag):
         t = sorted((int(k.rsplit(".", 1)[1]), v[-1]) for k, v in vals.items() if k.startswith(f"image.mem.{tag}."))
-        return "; ".join(f"{s} MiB: {v}" for s, v in t)
+        return "; ".join(f"{s} MiB: {re.sub(r'panicked at [^ ]*: ', 'panicked (alloc.rs): ', v).strip()}" for s, v in t)
     def mm(tag):
         return one(f"image.min_mem.{tag}")
     lines.append(f"| memory, {m} clients connected | smallest `-m` (1 MiB steps): **{mm('default')} MiB** with the default "
@@ -406,8 +411,12 @@ if "mem.clients" in vals:
                  f"{one('openvpn.rss1_kib')} KiB with {one('openvpn.mem_clients_up')} clients: "
                  f"**{one('openvpn.rss_per_client_kib')} KiB per client** | |")
     try:
-        per = (float(mm(f"max{m}")) - float(mm(f"max{m}_1client"))) * 1024 / (m - 1)
-        per = f"{per:.0f} KiB per client (({mm(f'max{m}')} - {mm(f'max{m}_1client')}) MiB / {m - 1}; 1 MiB steps)"
+        a, b = float(mm(f"max{m}")), float(mm(f"max{m}_1client"))
+        if a > b:
+            per = f"{(a - b) * 1024 / (m - 1):.0f} KiB per client (({a:g} - {b:g}) MiB / {m - 1}; 1 MiB steps)"
+        else:
+            per = (f"not resolved: {m} clients and 1 client both need {a:g} MiB, the image's boot floor (`MIN_HEAP`); "
+                   f"so {m} clients fit in the heap of a {a:g} MiB VM")
     except ValueError:
         per = "-"
     lines.append(f"| memory per connected client (image: smallest `-m` for {m} clients minus that for 1, `max-clients {m}`) "
@@ -422,7 +431,7 @@ if "mem.clients" in vals:
     for tag in ("default", f"max{m}", f"max{m}_1client"):
         lines.append(f"- `{tag}`: {trials(tag)}")
         if f"image.min_mem_fail.{tag}" in vals:
-            lines.append(f"  (at one MiB less: {one(f'image.min_mem_fail.{tag}')})")
+            lines.append(f"  (at one MiB less: {re.sub(r'panicked at [^ ]*: ', 'panicked (alloc.rs): ', one(f'image.min_mem_fail.{tag}')).strip()})")
 if "image.flood_status" in vals:
     lines += ["", "The image's status line after each flood (its counters since boot, 20 clients connected and gone before "
               "the flood): " + "; ".join(f"`{v}`" for v in vals["image.flood_status"]) + "."]
