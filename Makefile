@@ -17,7 +17,7 @@ KERNEL_CARGO_FLAGS := -Zjson-target-spec -Zbuild-std=core,alloc -Zbuild-std-feat
 # Set SKIP_SETUP=1 to skip the package checks (they are quick when everything is present).
 SKIP_SETUP ?=
 
-.PHONY: all setup image tools run run-server test-server test test-host test-scripts e2e bench fuzz fuzz-smoke lint clean
+.PHONY: all setup image tools run run-server test-server test test-host test-scripts e2e bench bench-server fuzz fuzz-smoke lint clean
 
 all: image tools
 
@@ -70,6 +70,10 @@ e2e: image tools
 
 bench: image tools
 	scripts/bench.sh
+
+# The server role next to Debian's openvpn server (scripts/bench/server.sh); not part of `make test`.
+bench-server: image tools
+	scripts/bench/server.sh
 
 fuzz:
 	scripts/fuzz.sh all
