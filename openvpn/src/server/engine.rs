@@ -9,6 +9,7 @@
 //! gone) and decrypted packets returned in place with the client's peer-id. The server never reads a
 //! clock or a random source: `now`, the wall clock and randomness are arguments.
 
+use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::string::String;
 use alloc::sync::Arc;
@@ -239,8 +240,9 @@ pub struct Server {
     /// Bounds the refusal lines on the console.
     log_limit: InitialRateLimit,
     counters: HandshakeCounters,
-    /// Indexed by peer-id.
-    clients: Vec<Option<Client>>,
+    /// Indexed by peer-id; boxed, so an empty slot costs a pointer, not a client (the table is as long
+    /// as `max-clients` from the start).
+    clients: Vec<Option<Box<Client>>>,
     /// Clients with control-channel work since the last poll (input, a push, a refusal): polled first.
     dirty: Vec<u32>,
     /// The earliest timer of any client, as of the last full sweep (and the dirty clients since): a poll
@@ -344,13 +346,13 @@ impl Server {
     fn slot(&self, peer_id: u32) -> Option<&Client> {
         self.clients
             .get(usize::try_from(peer_id).ok()?)
-            .and_then(Option::as_ref)
+            .and_then(Option::as_deref)
     }
 
     fn slot_mut(&mut self, peer_id: u32) -> Option<&mut Client> {
         self.clients
             .get_mut(usize::try_from(peer_id).ok()?)
-            .and_then(Option::as_mut)
+            .and_then(Option::as_deref_mut)
     }
 
     /// Unix seconds at `now` (the wall clock given at construction, advanced with `now`).
@@ -501,7 +503,7 @@ impl Server {
             since_unix: self.unix_now(now),
         };
         if let Some(slot) = self.clients.get_mut(index) {
-            *slot = Some(client);
+            *slot = Some(Box::new(client));
         }
         self.by_addr.insert(addr, peer_id);
         if let Ok(repr) = crate::wire::ControlRepr::parse_bytes(&plain) {
@@ -762,9 +764,12 @@ impl Server {
     fn on_message(&mut self, peer_id: u32, bytes: &[u8]) {
         let Some(c) = self.slot(peer_id) else { return };
         let accepted = c.accepted;
+        let connected = c.state == ClientState::Connected;
         match ControlMessage::parse(bytes) {
             ControlMessage::Unknown(text) if text.starts_with("PUSH_REQUEST") => {
-                if accepted {
+                // The control channel is reliable: a client that has its PUSH_REPLY (pushed at once to
+                // a client announcing IV_PROTO request-push) asks again only by mistake.
+                if accepted && !connected {
                     self.actions.push_back(ServerAction::PushRequest(peer_id));
                 }
             }

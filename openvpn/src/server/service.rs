@@ -395,6 +395,11 @@ impl Service {
                 username,
             });
         }
+        // A client that announces request-push (IV_PROTO bit 2, every 2.5+ client) gets its PUSH_REPLY at
+        // once instead of after its first PUSH_REQUEST, a second later (as OpenVPN 2.6 servers do).
+        if peer_info.has_proto(crate::session::peer_info::IV_PROTO_REQUEST_PUSH) {
+            self.push(now, peer_id);
+        }
     }
 
     fn push(&mut self, now: Instant, peer_id: u32) {
