@@ -15,6 +15,14 @@
 #     `- inet     192.0.2.250  the "internet": HTTP server :8080, iperf3 server; clients reach it through
 #                              the tunnel (the server pushes a host route to it) and the server's NAT
 #
+#   With SL_PRIVATE=1 (off by default): a private network behind the main server, the remote-worker case.
+#   $SL-swl: bridge br-lan, 192.168.77.0/24, routed (no NAT) to and from the main server's tunnel
+#     |- server   192.168.77.1  SERVER=openvpn: veth lan0 in $SL-srv (ip_forward: Linux routes tun0 <-> lan0)
+#     |                         SERVER=image: the main server's second NIC on tap-l1, boot argument
+#     |                         --private-ipv4=192.168.77.1/24
+#     `- lan      192.168.77.10 namespace $SL-lan: HTTP server :8080 (sl_lan_services), route to the tunnel
+#                               10.77.0.0/24 via 192.168.77.1
+#
 # The PKI, profiles and server configs come from build/ovpn-keys (pki, profile, server-config).
 
 SL_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -30,6 +38,12 @@ SL_NET_TCP=10.78.0        # openvpn mode only: the separate TCP server process
 SL_NET_SMALL=10.79.0      # the max-clients 2 server
 SL_SRV_MAC1=52:54:00:00:02:01
 SL_SRV_MAC2=52:54:00:00:02:02
+# SL_PRIVATE=1: the private network (br-lan) behind the main server.
+SL_PRIVATE=${SL_PRIVATE:-0}
+SL_LAN_NET=192.168.77     # /24
+SL_LAN_GW=$SL_LAN_NET.1   # the main server's private address
+SL_LAN=$SL_LAN_NET.10     # the LAN host
+SL_SRV_MAC_LAN=52:54:00:00:02:11
 # Image mode: the listener lines added to the server config (OpenVPN 2.7 multi-socket syntax).
 SL_IMAGE_LISTEN=${SL_IMAGE_LISTEN:-"local $SL_SRV_PUB $SL_PORT udp
 local $SL_SRV_PUB $SL_PORT tcp"}
@@ -41,7 +55,7 @@ sl_port_index=0
 sl_init() { # WORKDIR
     SL_WORK=$1
     mkdir -p "$SL_WORK/www" "$SL_WORK/logs"
-    SL_SWL=$SL-swl SL_SRV=$SL-srv SL_INET_NS=$SL-inet SL_PROBE_NS=$SL-probe
+    SL_SWL=$SL-swl SL_SRV=$SL-srv SL_INET_NS=$SL-inet SL_PROBE_NS=$SL-probe SL_LAN_NS=$SL-lan
 }
 
 sl_ns() { echo "$SL-$1"; }
@@ -70,13 +84,13 @@ sl_new_ns() { # NAME
     sl_in "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
 }
 
-# sl_host NAME IP: a namespace with eth0 (IP/24) on the switch.
+# sl_host NAME IP [BRIDGE]: a namespace with eth0 (IP/24) on the switch (bridge br-srv, or BRIDGE).
 sl_host() {
-    local name=$1 ip=$2 ns=$SL-$1 port
+    local name=$1 ip=$2 ns=$SL-$1 bridge=${3:-br-srv} port
     sl_new_ns "$name" || return 1
     sl_port_index=$((sl_port_index + 1)); port=p$sl_port_index
     ip link add "$port" netns "$SL_SWL" type veth peer name eth0 netns "$ns" || return 1
-    ip -n "$SL_SWL" link set "$port" master br-srv up
+    ip -n "$SL_SWL" link set "$port" master "$bridge" up
     ip -n "$ns" addr add "$ip/24" dev eth0
     ip -n "$ns" link set eth0 up
 }
@@ -98,6 +112,21 @@ sl_up() {
             ip -n "$SL_SWL" link set tap-s$i master br-srv up
         done
     fi
+    [ "$SL_PRIVATE" = 1 ] || return 0
+    # The private network: bridge br-lan, the LAN host, and the main server's private side on it.
+    ip -n "$SL_SWL" link add br-lan type bridge
+    ip -n "$SL_SWL" link set br-lan up
+    sl_host lan $SL_LAN br-lan || return 1
+    ip -n "$SL_LAN_NS" route add $SL_NET_UDP.0/24 via $SL_LAN_GW || return 1
+    if [ "$SERVER" = openvpn ]; then
+        ip link add lan-srv netns "$SL_SWL" type veth peer name lan0 netns "$SL_SRV" || return 1
+        ip -n "$SL_SWL" link set lan-srv master br-lan up
+        ip -n "$SL_SRV" addr add $SL_LAN_GW/24 dev lan0
+        ip -n "$SL_SRV" link set lan0 up
+    else
+        ip -n "$SL_SWL" tuntap add dev tap-l1 mode tap
+        ip -n "$SL_SWL" link set tap-l1 master br-lan up
+    fi
 }
 
 # sl_inet_services: HTTP (python3 -m http.server, it logs each client's address) and iperf3 on the inet host.
@@ -110,6 +139,19 @@ sl_inet_services() {
         sleep 0.1
     done
     echo "server-lab: http server on the inet host did not start"; return 1
+}
+
+# sl_lan_services: with SL_PRIVATE=1, HTTP on the LAN host (:8080, files in $SL_WORK/www-lan, log
+# logs/http-lan.log with each client's address: the tunnel address, since nothing NATs on the way).
+sl_lan_services() {
+    local i
+    mkdir -p "$SL_WORK/www-lan"
+    sl_bg http-lan ip netns exec "$SL_LAN_NS" python3 -m http.server 8080 --bind $SL_LAN --directory "$SL_WORK/www-lan"
+    for i in $(seq 50); do
+        sl_in "$SL_LAN_NS" bash -c "exec 3<>/dev/tcp/$SL_LAN/8080" 2>/dev/null && return 0
+        sleep 0.1
+    done
+    echo "server-lab: http server on the LAN host did not start"; return 1
 }
 
 # sl_nat: in openvpn mode, masquerade tunnel traffic leaving the server's public side (nft or iptables).
@@ -221,17 +263,25 @@ EOF
 }
 
 # sl_image_server NAME N CONF IP: boots build/oxvpn.elf as a server on tap-sN with a disk made from CONF;
-# console in $SL_WORK/logs/NAME.log. Does not wait (sl_wait_log the log for the ready line).
+# console in $SL_WORK/logs/NAME.log. Does not wait (sl_wait_log the log for the ready line). With
+# SL_PRIVATE=1 the main server (N=1) gets a second NIC on tap-l1 (br-lan) and --private-ipv4.
 sl_image_server() {
     local name=$1 n=$2 conf=$3 ip=$4 mac disk=$SL_WORK/$1.img
     mac=$SL_SRV_MAC1; [ "$n" = 2 ] && mac=$SL_SRV_MAC2
     sl_image_disk "$conf" "$disk" || return 1
     local netdev=virtio-net-pci blk=virtio-blk-pci rom=,romfile=
     if [ "${MACHINE:-q35}" = microvm ]; then netdev=virtio-net-device blk=virtio-blk-device rom=; fi
+    local private_args= private_nic=()
+    if [ "$SL_PRIVATE" = 1 ] && [ "$n" = 1 ]; then
+        private_args="--private-ipv4=$SL_LAN_GW/24"
+        private_nic=(-netdev tap,id=lan,ifname=tap-l1,script=no,downscript=no
+                     -device $netdev,netdev=lan,mac=$SL_SRV_MAC_LAN$rom)
+    fi
     sl_bg "$name" ip netns exec "$SL_SWL" "$SL_ROOT/scripts/qemu.sh" -M "${MACHINE:-q35}" \
-        -a "--ipv4=$ip/24 --ipv4-gateway=$SL_INET $SL_IMAGE_ARGS" -- \
+        -a "--ipv4=$ip/24 --ipv4-gateway=$SL_INET $private_args $SL_IMAGE_ARGS" -- \
         -netdev tap,id=pub,ifname=tap-s$n,script=no,downscript=no \
         -device $netdev,netdev=pub,mac=$mac$rom \
+        "${private_nic[@]}" \
         -drive "file=$disk,if=none,format=raw,id=cfg,readonly=on" -device $blk,drive=cfg
 }
 

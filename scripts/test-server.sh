@@ -23,15 +23,21 @@
 #  7 scripts/server-probe.py: a third packet echoing the right cookie creates state, a wrong one is refused;
 #    10,000 spoofed (validly wrapped) resets from random ports create no state; a real client still connects
 #  8 iperf3 through a client to the inet host; a client with reneg-sec 10 under iperf3 load keeps every ping
+#  9 remote worker (SL_PRIVATE=1, the default): the main server has a private network 192.168.77.0/24 (image:
+#    a second NIC and --private-ipv4=192.168.77.1/24; openvpn: a veth, Linux routes) and pushes a route to
+#    it; c1 pings the LAN host 192.168.77.10 and fetches a page from it, the LAN host sees c1's tunnel
+#    address (routed, no NAT) and pings c1's tunnel address back (its route to 10.77.0.0/24 is the server)
 #
 # Environment: SERVER, CLIENTS, CONNECT_TIMEOUT (60), KEEP_WORK=1 (keep logs), MACHINE/ACCEL (image mode),
-# SERVER_TEST_TIMEOUT (600). The image-mode log patterns are the IMAGE_* variables below.
+# SERVER_TEST_TIMEOUT (600), SL_PRIVATE (1; 0 leaves out the private network and case 9). The image-mode
+# log patterns are the IMAGE_* variables below.
 set -u
 cd "$(dirname "$0")/.."
 SERVER=${SERVER:-image}
 CLIENTS=${CLIENTS:-20}
 CONNECT_TIMEOUT=${CONNECT_TIMEOUT:-60}
 SL=oxs-$$
+SL_PRIVATE=${SL_PRIVATE:-1}
 # shellcheck source=scripts/server-lab.sh
 source scripts/server-lab.sh
 
@@ -134,9 +140,12 @@ fi
 
 # --- the servers ----------------------------------------------------------------------------------------
 SRV_LOG=$L/server.log SRV_TCP_LOG=$L/server.log SRV_SMALL_LOG=$L/small.log
+# Case 9: the main server pushes the route to its private network.
+PUSH_LAN=()
+[ "$SL_PRIVATE" = 1 ] && PUSH_LAN=("push \"route $SL_LAN_NET.0 255.255.255.0\"")
 if [ "$SERVER" = openvpn ]; then
     TUN_UDP=$SL_NET_UDP.1 TUN_TCP=$SL_NET_TCP.1
-    c_udp=$(sl_server_conf server udp $SL_SRV_PUB $SL_NET_UDP "local $SL_SRV_PUB")
+    c_udp=$(sl_server_conf server udp $SL_SRV_PUB $SL_NET_UDP "local $SL_SRV_PUB" "${PUSH_LAN[@]}")
     c_tcp=$(sl_server_conf server-tcp tcp $SL_SRV_PUB $SL_NET_TCP "local $SL_SRV_PUB")
     c_small=$(sl_server_conf small udp $SL_SRV2_PUB $SL_NET_SMALL "local $SL_SRV2_PUB" "max-clients 2")
     SRV_TCP_LOG=$L/server-tcp.log
@@ -145,7 +154,7 @@ if [ "$SERVER" = openvpn ]; then
     if sl_nat; then NAT=1; else NAT=0; fi
 else
     TUN_UDP=$SL_NET_UDP.1 TUN_TCP=$SL_NET_UDP.1 NAT=1
-    c_main=$(sl_server_conf server udp $SL_SRV_PUB $SL_NET_UDP "$SL_IMAGE_LISTEN" "local $SL_SRV_PUB 1195 udp" "status-interval 2" "${EXTENSIONS[@]}")
+    c_main=$(sl_server_conf server udp $SL_SRV_PUB $SL_NET_UDP "$SL_IMAGE_LISTEN" "local $SL_SRV_PUB 1195 udp" "status-interval 2" "${PUSH_LAN[@]}" "${EXTENSIONS[@]}")
     c_small=$(sl_server_conf small udp $SL_SRV2_PUB $SL_NET_SMALL "max-clients 2")
     sl_image_server server 1 "$c_main" $SL_SRV_PUB || { echo "not ok - server config disk"; exit 1; }
     sl_image_server small 2 "$c_small" $SL_SRV2_PUB
@@ -160,9 +169,13 @@ else
     grep -q "$READY" "$SRV_LOG" || { echo "not ok - server image not ready in ${CONNECT_TIMEOUT}s"; tail -20 "$SRV_LOG"; fails=1; exit 1; }
     sl_wait_log "$SRV_SMALL_LOG" "$READY" 30 || { echo "not ok - max-clients server image not ready"; fails=1; exit 1; }
 fi
-ok "server up ($SERVER): UDP and TCP on $SL_SRV_PUB:$SL_PORT, max-clients 2 server on $SL_SRV2_PUB"
+ok "server up ($SERVER): UDP and TCP on $SL_SRV_PUB:$SL_PORT, max-clients 2 server on $SL_SRV2_PUB$([ "$SL_PRIVATE" = 1 ] && echo ", private network $SL_LAN_NET.0/24")"
 sl_inet_services || { echo "not ok - inet host services"; exit 1; }
 echo "Hello from the inet host." > "$work/www/hello.txt"
+if [ "$SL_PRIVATE" = 1 ]; then
+    sl_lan_services || { echo "not ok - LAN host services"; exit 1; }
+    echo "Hello from the LAN host." > "$work/www-lan/hello.txt"
+fi
 
 # --- 1. CLIENTS clients, half UDP, half TCP -------------------------------------------------------------
 half=$(( (CLIENTS + 1) / 2 ))
@@ -397,6 +410,28 @@ if sl_wait_log "$L/rn.log" "$READY" "$CONNECT_TIMEOUT"; then
         || notok "8: renegotiation under load: ${rx:-0}/75 pings, $renegs renegotiation(s)"
 else
     notok "8: the reneg-sec 10 client did not connect"
+fi
+
+# --- 9. remote worker: the server's private network ----------------------------------------------------------
+if [ "$SL_PRIVATE" = 1 ]; then
+    a1=$(sl_tun_addr c1)
+    if [ -z "$a1" ]; then
+        notok "9: c1 has no tunnel address"
+    else
+        sl_ping "$SL-c1" $SL_LAN && ok "9: c1 ($a1) pings the LAN host $SL_LAN behind the server (pushed route)" \
+            || notok "9: c1 ($a1) cannot ping the LAN host $SL_LAN (c1: $(ip -n "$SL-c1" route get $SL_LAN 2>&1 | head -1))"
+        got=$(timeout 20 ip netns exec "$SL-c1" curl -s --max-time 15 "http://$SL_LAN:8080/hello.txt")
+        src=$(grep "GET /hello.txt" "$L/http-lan.log" 2>/dev/null | tail -1 | awk '{ print $1 }')
+        if [ "$got" = "Hello from the LAN host." ] && [ "$src" = "$a1" ]; then
+            ok "9: c1 fetches a page from the LAN host, which sees c1's tunnel address $src (routed, no NAT)"
+        elif [ "$got" = "Hello from the LAN host." ]; then
+            notok "9: c1 fetches a page from the LAN host, but it saw $src, not c1's tunnel address $a1 (NAT?)"
+        else
+            notok "9: c1 cannot fetch a page from the LAN host $SL_LAN"
+        fi
+        sl_ping "$SL_LAN_NS" "$a1" && ok "9: the LAN host pings c1's tunnel address $a1 through the server" \
+            || notok "9: the LAN host cannot ping c1's tunnel address $a1"
+    fi
 fi
 
 echo "test-server ($SERVER): $pass ok, $fails not ok, $skips skipped in $(( $(date +%s) - started )) s"
