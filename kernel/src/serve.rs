@@ -424,7 +424,8 @@ impl ServerNet {
         if let Some(every) = self.status_every_us {
             if now_us >= self.next_status_us {
                 self.next_status_us = now_us.saturating_add(every);
-                log::info!("status: {}", self.service.status_line());
+                let (used, _) = crate::heap::usage();
+                log::info!("status: {} heap_kib={}", self.service.status_line(), used >> 10);
                 let unix = clock::unix_time_now().unwrap_or(0);
                 for line in self.service.status_v3(unix) {
                     log::info!("{line}");
