@@ -24,7 +24,8 @@ use drivers::virtio::pci::MsixRouteError;
 use drivers::virtio::{self, blk, mmio, net::VirtioNet, DeviceType, SomeTransport, Transport};
 
 use crate::entropy::KernelRng;
-use crate::net::{Network, Nic};
+use crate::net::Network;
+use crate::public::Nic;
 use crate::serve::{self, ServerNet};
 
 /// What the network does, decided by the config: route a LAN through a tunnel, or serve clients.

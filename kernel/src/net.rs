@@ -12,7 +12,7 @@ use alloc::vec::Vec;
 use core::fmt;
 
 use drivers::clock;
-use drivers::virtio::net::{VirtioNet, VirtioTxToken, QUEUE_SIZE};
+use drivers::virtio::net::{VirtioTxToken, QUEUE_SIZE};
 use drivers::virtio::SomeTransport;
 use oxvpn_kernel::args::{BootArgs, Ipv4Cidr as ArgCidr};
 use oxvpn_kernel::nic_roles::{self, RoleError};
@@ -24,11 +24,9 @@ use smoltcp::time::Instant;
 use smoltcp::wire::{EthernetAddress, Ipv4Cidr};
 
 use crate::entropy::KernelRng;
-use crate::public::PublicSide;
+use crate::public::{Nic, PublicSide};
 use crate::tunnel::Tunnel;
 
-/// A virtio-net device as the kernel uses it.
-pub type Nic = VirtioNet<SomeTransport<'static>>;
 
 /// Why the network could not come up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

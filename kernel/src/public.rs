@@ -6,7 +6,7 @@
 
 use alloc::vec::Vec;
 
-use drivers::virtio::net::{VirtioRxToken, VirtioTxToken};
+use drivers::virtio::net::{VirtioNet, VirtioRxToken, VirtioTxToken};
 use drivers::virtio::SomeTransport;
 use oxvpn_kernel::args::{BootArgs, Ipv4Cidr as ArgCidr};
 use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet, SocketStorage};
@@ -15,7 +15,9 @@ use smoltcp::socket::dhcpv4;
 use smoltcp::time::Instant;
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpCidr, Ipv4Cidr};
 
-use crate::net::Nic;
+
+/// A virtio-net device as the kernel uses it.
+pub type Nic = VirtioNet<SomeTransport<'static>>;
 
 fn cidr(c: ArgCidr) -> Ipv4Cidr {
     Ipv4Cidr::new(c.address, c.prefix_len)

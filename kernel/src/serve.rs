@@ -40,7 +40,7 @@ use smoltcp::time::Instant;
 use smoltcp::wire::{HardwareAddress, IpAddress, IpEndpoint, IpProtocol, IpVersion};
 
 use crate::entropy::KernelRng;
-use crate::net::Nic;
+use crate::public::Nic;
 use crate::public::PublicSide;
 
 /// Datagrams the UDP socket holds each way (many clients send at once).

@@ -30,7 +30,7 @@ use smoltcp::phy::Device;
 use smoltcp::wire::{EthernetAddress, HardwareAddress};
 
 use crate::entropy::KernelRng;
-use crate::net::Nic;
+use crate::public::Nic;
 use crate::remote::{Remote, RemoteEvent};
 use crate::status::{State, Status};
 
