@@ -419,8 +419,17 @@ impl KeyState {
                 self.phase = Phase::Tls;
                 self.pump_tls()
             }
-            // P_CONTROL_WKC_V1 is a P_CONTROL_V1 with the client key appended (removed by the wrap).
-            Opcode::ControlV1 | Opcode::ControlWkcV1 if self.phase != Phase::PreStart => {
+            // P_CONTROL_WKC_V1 is a P_CONTROL_V1 with the client key appended (removed by the wrap). A
+            // renegotiation (key_id > 0, the peer's session known) may begin without the peer's
+            // SOFT_RESET: OpenVPN 3 answers a server's SOFT_RESET with its ClientHello as message-id 0,
+            // and OpenVPN 2.x takes any first message-id 0 alike (the reset is an empty message).
+            Opcode::ControlV1 | Opcode::ControlWkcV1
+                if self.phase != Phase::PreStart
+                    || (self.key_id != KeyId::ZERO && self.remote_sid.is_some()) =>
+            {
+                if self.phase == Phase::PreStart {
+                    self.phase = Phase::Tls;
+                }
                 self.recv.on_packet(message_id, repr.payload);
                 let mut stream = Vec::new();
                 self.recv.drain_in_order(&mut stream);

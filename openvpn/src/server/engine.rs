@@ -166,11 +166,28 @@ struct Client {
     /// The tunnel address the caller gave in [`Server::accept`] (anti-spoofing).
     vaddr: Option<[u8; 4]>,
     accepted: bool,
+    /// The PUSH_REPLY message(s) for this client, whether they still wait for the client to acknowledge
+    /// our key-method-2 message, and when they were last sent.
+    push: Option<PushState>,
+    /// A renegotiated data key waits for the client to acknowledge our key-method-2 message before the
+    /// server sends with it.
+    activate_on_ack: bool,
     /// Tunnel bytes (IP packets) received from and sent to the client.
     bytes_in: u64,
     bytes_out: u64,
     /// Wall-clock seconds when the client was created.
     since_unix: u64,
+}
+
+/// A client's PUSH_REPLY and its sending.
+#[derive(Debug, Clone)]
+struct PushState {
+    messages: Vec<String>,
+    /// Sent once the client acknowledged everything before it: a PUSH_REPLY in the same flight as our
+    /// key-method-2 message is parked and lost by OpenVPN 3 clients (they read it before their key state
+    /// is active).
+    pending: bool,
+    sent_at: Option<Instant>,
 }
 
 /// A client's figures for the status output.
@@ -498,6 +515,8 @@ impl Server {
             last_sent: now,
             vaddr: None,
             accepted: false,
+            push: None,
+            activate_on_ack: false,
             bytes_in: 0,
             bytes_out: 0,
             since_unix: self.unix_now(now),
@@ -576,7 +595,8 @@ impl Server {
         };
         let inbound = match client.data.decrypt(datagram, now) {
             Ok(i) => i,
-            Err(_) => {
+            Err(e) => {
+                log::debug!("peer-id {peer_id}: data packet dropped: {e}");
                 self.stats.data_dropped += 1;
                 return ServerReceived::Dropped;
             }
@@ -699,7 +719,7 @@ impl Server {
             match event {
                 KeyEvent::ClientKeys(info) => self.on_client_keys(now, peer_id, info),
                 KeyEvent::ServerKeys(_) => {}
-                KeyEvent::Message(bytes) => self.on_message(peer_id, &bytes),
+                KeyEvent::Message(bytes) => self.on_message(now, peer_id, &bytes),
             }
         }
     }
@@ -741,7 +761,16 @@ impl Server {
             self.remove(peer_id, GoneReason::NoCipher);
             return;
         };
-        let deferred_until = c.key_started + deferred;
+        // A server sends on a renegotiated key once the client has acknowledged our key-method-2 message
+        // (it holds the key then: OpenVPN's S_ACTIVE), not after a client's deferred window: OpenVPN 3
+        // drops its old key right after the handshake. The window stays the upper bound.
+        let renegotiated = c.send_keys.newest.is_some();
+        let deferred_until = if renegotiated {
+            c.key_started + deferred
+        } else {
+            now
+        };
+        c.activate_on_ack = renegotiated;
         c.send_keys
             .install(&mut c.data, data_key, now, deferred_until, tran_window);
         c.reneg_started = None;
@@ -761,16 +790,18 @@ impl Server {
         }
     }
 
-    fn on_message(&mut self, peer_id: u32, bytes: &[u8]) {
+    fn on_message(&mut self, now: Instant, peer_id: u32, bytes: &[u8]) {
         let Some(c) = self.slot(peer_id) else { return };
         let accepted = c.accepted;
         let connected = c.state == ClientState::Connected;
         match ControlMessage::parse(bytes) {
             ControlMessage::Unknown(text) if text.starts_with("PUSH_REQUEST") => {
-                // The control channel is reliable: a client that has its PUSH_REPLY (pushed at once to
-                // a client announcing IV_PROTO request-push) asks again only by mistake.
                 if accepted && !connected {
                     self.actions.push_back(ServerAction::PushRequest(peer_id));
+                } else if connected {
+                    // Asked again: the same PUSH_REPLY, at most once a second (OpenVPN 2.x answers every
+                    // PUSH_REQUEST too; a client that lost or parked the first asks every few seconds).
+                    self.resend_push(now, peer_id);
                 }
             }
             ControlMessage::Exit => self.remove(peer_id, GoneReason::Exit),
@@ -807,18 +838,59 @@ impl Server {
         self.remove(peer_id, GoneReason::Refused);
     }
 
-    /// Sends the client its PUSH_REPLY message(s) (built by the caller); the client is up.
+    /// Sends the client its PUSH_REPLY message(s) (built by the caller) once it has acknowledged our
+    /// key-method-2 message; the client is up.
     pub fn push_reply(&mut self, peer_id: u32, messages: &[String]) {
         self.mark_dirty(peer_id);
         let Some(c) = self.slot_mut(peer_id) else {
             return;
         };
-        if let Some(k) = c.key.as_mut() {
-            for m in messages {
-                let _ = k.send_message(m);
-            }
-        }
+        c.push = Some(PushState {
+            messages: messages.to_vec(),
+            pending: true,
+            sent_at: None,
+        });
         c.state = ClientState::Connected;
+    }
+
+    /// Sends a pending PUSH_REPLY when the client's current key state has nothing unacknowledged.
+    fn send_pending_push(&mut self, now: Instant, peer_id: u32) {
+        let Some(c) = self.slot_mut(peer_id) else {
+            return;
+        };
+        let (Some(push), Some(key)) = (c.push.as_mut(), c.key.as_mut()) else {
+            return;
+        };
+        if !push.pending || !key.all_acked() {
+            return;
+        }
+        for m in &push.messages {
+            let _ = key.send_message(m);
+        }
+        push.pending = false;
+        push.sent_at = Some(now);
+    }
+
+    /// A connected client asked for its configuration again.
+    fn resend_push(&mut self, now: Instant, peer_id: u32) {
+        let Some(c) = self.slot_mut(peer_id) else {
+            return;
+        };
+        let (Some(push), Some(key)) = (c.push.as_mut(), c.key.as_mut()) else {
+            return;
+        };
+        if push.pending
+            || push
+                .sent_at
+                .is_some_and(|at| now < at + Duration::from_secs(1))
+        {
+            return;
+        }
+        for m in &push.messages {
+            let _ = key.send_message(m);
+        }
+        push.sent_at = Some(now);
+        self.mark_dirty(peer_id);
     }
 
     /// The cipher negotiated with a client.
@@ -924,6 +996,15 @@ impl Server {
     /// One client's timers, then every control packet it has to send.
     fn service_client(&mut self, now: Instant, peer_id: u32, rng: &mut dyn CryptoRngCore) {
         self.run_timers(now, peer_id, rng);
+        self.send_pending_push(now, peer_id);
+        if let Some(c) = self.slot_mut(peer_id) {
+            if c.activate_on_ack && c.key.as_ref().is_some_and(KeyState::all_acked) {
+                c.activate_on_ack = false;
+                if let Some(newest) = c.send_keys.newest.as_mut() {
+                    newest.deferred_until = now;
+                }
+            }
+        }
         while let Some(pkt) = self.poll_client(now, peer_id) {
             if let Some(c) = self.slot(peer_id) {
                 self.actions.push_back(ServerAction::SendTo(c.addr, pkt));
