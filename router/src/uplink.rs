@@ -386,7 +386,12 @@ impl ClientForwarder {
                 return Drop(ClientDropReason::Nat(e));
             }
         }
-        self.age(packet, &info);
+        // A packet for the private network is aged by the router that puts it on that LAN (the kernel
+        // hands it to `Router::handle_tunnel_packet`, which checks the TTL, the MTU and the MSS again):
+        // aging it here too would count this hop twice.
+        if !matches!(route, Route::Private) {
+            self.age(packet, &info);
+        }
         match route {
             Route::Client(dst) => ClientDecision::ToClient(dst),
             Route::Private => ClientDecision::ToPrivate,
