@@ -12,6 +12,7 @@ use core::fmt;
 
 use super::net_raw::NetQueues;
 use super::Transport;
+use crate::netdev::{FrameTx, NetDevice};
 use smoltcp::phy::{self, DeviceCapabilities, Medium};
 use smoltcp::time::Instant;
 
@@ -409,6 +410,78 @@ impl<T: Transport> phy::Device for VirtioNet<T> {
         caps.max_transmission_unit = ETHERNET_MTU;
         caps.max_burst_size = Some(QUEUE_SIZE);
         caps
+    }
+}
+
+impl<T: Transport> FrameTx for VirtioTxToken<'_, T> {
+    fn send_with(&mut self, max: usize, fill: impl FnOnce(&mut [u8]) -> usize) -> bool {
+        VirtioTxToken::send_with(self, max, fill)
+    }
+
+    fn send(&mut self, frame: &[u8]) -> bool {
+        VirtioTxToken::send(self, frame)
+    }
+
+    fn emit<R, F: FnOnce(&mut [u8]) -> R>(&mut self, len: usize, f: F) -> R {
+        VirtioTxToken::emit(self, len, f).0
+    }
+}
+
+impl<T: Transport> NetDevice for VirtioNet<T> {
+    type Rx<'a>
+        = VirtioRxToken<'a>
+    where
+        Self: 'a;
+    type Tx<'a>
+        = VirtioTxToken<'a, T>
+    where
+        Self: 'a;
+
+    fn mac_address(&self) -> [u8; 6] {
+        self.raw.mac_address()
+    }
+
+    fn capabilities(&self) -> DeviceCapabilities {
+        phy::Device::capabilities(self)
+    }
+
+    fn receive_unless(
+        &mut self,
+        take: &mut dyn FnMut(&mut [u8]) -> bool,
+    ) -> Option<(Self::Rx<'_>, Self::Tx<'_>)> {
+        VirtioNet::receive_unless(self, Instant::ZERO, take)
+    }
+
+    fn receive_mut(&mut self) -> Option<(&mut [u8], Self::Tx<'_>)> {
+        VirtioNet::receive_mut(self, Instant::ZERO)
+    }
+
+    fn transmit(&mut self) -> Option<Self::Tx<'_>> {
+        phy::Device::transmit(self, Instant::ZERO)
+    }
+
+    fn rx_pending(&self) -> bool {
+        VirtioNet::rx_pending(self)
+    }
+
+    fn refill(&mut self) {
+        VirtioNet::refill(self)
+    }
+
+    fn flush(&mut self) {
+        VirtioNet::flush(self)
+    }
+
+    fn ack_interrupt(&mut self) {
+        VirtioNet::ack_interrupt(self)
+    }
+
+    fn set_interrupts(&mut self, on: bool) {
+        VirtioNet::set_interrupts(self, on)
+    }
+
+    fn tx_dropped(&self) -> u64 {
+        self.tx_dropped
     }
 }
 

@@ -1,0 +1,132 @@
+//! Xen: the PVH guest platform (hypercalls, shared info, event channels, grant tables, xenstore, PV
+//! console, pvclock) and the split-driver frontends (netfront, blkfront).
+//!
+//! Layer: hardware access. The frontends are written against the small contract below ([`Grants`],
+//! [`EventChannels`], [`Store`]) so that they can be tested on the host against a fake backend; the
+//! hypervisor-backed implementation lives beside them.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt;
+
+/// A domain id (0 is dom0).
+pub type DomId = u16;
+/// A grant reference in our grant table.
+pub type GrantRef = u32;
+/// An event-channel port.
+pub type Port = u32;
+
+/// The size of a Xen page and of every shared ring and granted buffer.
+pub const PAGE_SIZE: usize = 4096;
+
+/// A page-aligned page. The image identity-maps its memory, so a page's guest frame number is its
+/// address divided by the page size.
+#[repr(C, align(4096))]
+pub struct Page(pub [u8; PAGE_SIZE]);
+
+impl Page {
+    /// A zeroed page.
+    pub const fn zeroed() -> Page {
+        Page([0; PAGE_SIZE])
+    }
+
+    /// The guest frame number (address / 4096; the image's memory is identity-mapped).
+    pub fn frame(&self) -> u64 {
+        (self as *const Page as u64) >> 12
+    }
+}
+
+/// What went wrong talking to the hypervisor, xenstore or a backend.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum XenError {
+    /// A hypercall returned this negative errno.
+    Hypercall { op: &'static str, errno: i64 },
+    /// No free grant-table entry.
+    GrantTableFull,
+    /// xenstore answered with an error string (e.g. "ENOENT").
+    Store { path: String, error: String },
+    /// A backend broke the protocol (index out of range, bad state, bad id): what it did.
+    Backend(String),
+    /// Waited too long for a backend or xenstore.
+    Timeout(&'static str),
+}
+
+impl fmt::Display for XenError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Hypercall { op, errno } => write!(f, "hypercall {op} failed: errno {errno}"),
+            Self::GrantTableFull => f.write_str("grant table full"),
+            Self::Store { path, error } => write!(f, "xenstore {path}: {error}"),
+            Self::Backend(what) => write!(f, "backend misbehaved: {what}"),
+            Self::Timeout(what) => write!(f, "timed out waiting for {what}"),
+        }
+    }
+}
+
+/// Granting our pages to another domain (grant table v1).
+pub trait Grants {
+    /// Grants `domid` access to our page `frame`; read-only when `readonly`.
+    fn grant(&mut self, domid: DomId, frame: u64, readonly: bool) -> Result<GrantRef, XenError>;
+    /// Ends a grant; an error when the other side still has it mapped (the entry then stays in use).
+    fn end_grant(&mut self, gref: GrantRef) -> Result<(), XenError>;
+}
+
+/// Event channels.
+pub trait EventChannels {
+    /// A new port that `remote` may bind to (EVTCHNOP_alloc_unbound).
+    fn alloc_unbound(&mut self, remote: DomId) -> Result<Port, XenError>;
+    /// Signals the other end of `port`.
+    fn notify(&mut self, port: Port);
+    /// Whether `port` is pending; clears it.
+    fn take_pending(&mut self, port: Port) -> bool;
+    /// Masks (`false`) or unmasks (`true`) upcalls for `port`.
+    fn set_unmasked(&mut self, port: Port, unmasked: bool);
+}
+
+/// The xenstore operations a frontend needs.
+pub trait Store {
+    /// The value at `path`.
+    fn read(&mut self, path: &str) -> Result<String, XenError>;
+    /// Writes `value` at `path`.
+    fn write(&mut self, path: &str, value: &str) -> Result<(), XenError>;
+    /// The children of `path`.
+    fn directory(&mut self, path: &str) -> Result<Vec<String>, XenError>;
+}
+
+/// XenbusState (`io/xenbus.h`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum XenbusState {
+    Unknown = 0,
+    Initialising = 1,
+    InitWait = 2,
+    Initialised = 3,
+    Connected = 4,
+    Closing = 5,
+    Closed = 6,
+    Reconfiguring = 7,
+    Reconfigured = 8,
+}
+
+impl XenbusState {
+    /// Parses a xenstore `state` value.
+    pub fn parse(value: &str) -> Option<XenbusState> {
+        Some(match value.trim_end_matches('\0').trim() {
+            "0" => Self::Unknown,
+            "1" => Self::Initialising,
+            "2" => Self::InitWait,
+            "3" => Self::Initialised,
+            "4" => Self::Connected,
+            "5" => Self::Closing,
+            "6" => Self::Closed,
+            "7" => Self::Reconfiguring,
+            "8" => Self::Reconfigured,
+            _ => return None,
+        })
+    }
+
+    /// The value written to xenstore.
+    pub fn as_str(self) -> &'static str {
+        ["0", "1", "2", "3", "4", "5", "6", "7", "8"][self as usize]
+    }
+}
