@@ -1,6 +1,7 @@
-//! Exit codes and leaving the VM.
+//! Exit codes. Leaving the VM is the platform's (`kernel/src/platform`): under QEMU through isa-debug-exit,
+//! under Xen through SCHEDOP_shutdown (poweroff for a clean exit, crash otherwise; the code is only logged).
 //!
-//! Layer: the one place that decides how the image ends. QEMU's `isa-debug-exit` device
+//! Layer: the one place that decides what the image's endings mean. QEMU's `isa-debug-exit` device
 //! (`-device isa-debug-exit,iobase=0xf4,iosize=0x04`) makes QEMU exit with status `(code << 1) | 1` when the
 //! guest writes `code` to port 0xf4. Codes start at 0x10 so that no oxvpn status collides with QEMU's own
 //! (0 normal, 1 startup error):
@@ -69,23 +70,6 @@ impl fmt::Display for ExitCode {
             self.code(),
             self.qemu_status()
         )
-    }
-}
-
-/// I/O port of QEMU's isa-debug-exit device as `scripts/qemu.sh` configures it.
-pub const DEBUG_EXIT_PORT: u16 = 0xf4;
-
-/// Leaves the VM with `code`: isa-debug-exit, else halt forever.
-#[cfg(target_os = "none")]
-pub fn exit(code: ExitCode) -> ! {
-    // SAFETY: writing the debug-exit port ends the VM (or is ignored when the device is absent).
-    unsafe {
-        core::arch::asm!("out dx, eax", in("dx") DEBUG_EXIT_PORT, in("eax") u32::from(code.code()),
-                         options(nomem, nostack));
-    }
-    loop {
-        // SAFETY: halting with interrupts disabled stops this CPU for good, which is the intent.
-        unsafe { core::arch::asm!("cli", "hlt", options(nomem, nostack)) };
     }
 }
 

@@ -11,12 +11,14 @@ extern crate alloc;
 
 mod devices;
 mod entropy;
+mod fastpath;
 mod fatal;
 mod heap;
 mod idle;
 mod init;
 mod logger;
 mod net;
+mod platform;
 mod public;
 mod remote;
 mod selftest;
@@ -26,12 +28,12 @@ mod tunnel;
 
 use core::fmt::Write;
 
+use crate::platform::exit;
 use boot::pvh::StartInfo;
 use drivers::clock;
-use drivers::serial::Com1;
 use log::{error, info, warn};
 use oxvpn_kernel::args::{self, BootArgs};
-use oxvpn_kernel::exit::{exit, ExitCode};
+use oxvpn_kernel::exit::ExitCode;
 
 boot::entry_point!(kernel_main);
 
@@ -47,7 +49,7 @@ pub(crate) fn fail(code: ExitCode, what: core::fmt::Arguments<'_>) -> ! {
 
 fn kernel_main(start_info_paddr: u64) -> ! {
     clock::start();
-    Com1::init();
+    platform::detect();
     boot::interrupts::set_exception_hook(fatal::on_exception);
     logger::init(oxvpn_kernel::args::Verb::DEFAULT.level_filter());
     info!("oxvpn {} booting", env!("CARGO_PKG_VERSION"));
@@ -69,7 +71,7 @@ fn kernel_main(start_info_paddr: u64) -> ! {
         Err(e) => fail(ExitCode::BadArguments, format_args!("{e}")),
     };
     if args.help {
-        let _ = Com1.write_str(args::HELP);
+        let _ = platform::Console.write_str(args::HELP);
         info!("exit: {}", ExitCode::Clean);
         exit(ExitCode::Clean);
     }

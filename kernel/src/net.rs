@@ -11,22 +11,21 @@
 use alloc::vec::Vec;
 use core::fmt;
 
+use crate::platform::NicTx;
 use drivers::clock;
-use drivers::virtio::net::{VirtioTxToken, QUEUE_SIZE};
-use drivers::virtio::SomeTransport;
+use drivers::netdev::{FrameTx, NetDevice};
+use drivers::virtio::net::QUEUE_SIZE;
 use oxvpn_kernel::args::{BootArgs, Ipv4Cidr as ArgCidr};
 use oxvpn_kernel::nic_roles::{self, RoleError};
 use router::outer::UdpFlow;
 use router::{Router, RouterConfig, Sink};
 use smoltcp::iface::SocketSet;
-use smoltcp::phy::Device;
 use smoltcp::time::Instant;
 use smoltcp::wire::{EthernetAddress, Ipv4Cidr};
 
 use crate::entropy::KernelRng;
 use crate::public::{Nic, PublicSide};
 use crate::tunnel::Tunnel;
-
 
 /// Why the network could not come up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,7 +61,7 @@ struct TunnelOut<'a> {
 /// The router's output while handling one input: LAN frames go out on the private NIC, tunnel packets
 /// to the OpenVPN tunnel (dropped when there is none: no config disk).
 struct LanSink<'a, 'b, 'c> {
-    tx: Option<&'a mut VirtioTxToken<'b, SomeTransport<'static>>>,
+    tx: Option<&'a mut NicTx<'b>>,
     tunnel: Option<&'a mut TunnelOut<'c>>,
     now_us: u64,
 }
@@ -98,7 +97,7 @@ impl PrivateSide {
         for _ in 0..QUEUE_SIZE {
             // The router rewrites forwarded packets in the receive buffer; the tunnel seals them in a
             // transmit buffer of the public NIC (one copy, see `Tunnel::send_packet`).
-            let Some((frame, mut tx)) = device.receive_mut(now) else {
+            let Some((frame, mut tx)) = device.receive_mut() else {
                 break;
             };
             router.handle_lan_frame_in_place(
@@ -112,7 +111,7 @@ impl PrivateSide {
             );
         }
         if router.poll_at().is_some_and(|at| at <= now) {
-            let mut tx = device.transmit(now);
+            let mut tx = device.transmit();
             router.tick(
                 now,
                 &mut LanSink {
@@ -219,7 +218,7 @@ impl Network {
         let now_us = u64::try_from(now.total_micros()).unwrap_or(0);
         if let Some(tunnel) = &mut self.tunnel {
             let PrivateSide { device, router } = &mut self.private;
-            let mut tx = device.transmit(now);
+            let mut tx = device.transmit();
             let mut lan = |frame: &[u8]| {
                 if let Some(tx) = tx.as_mut() {
                     tx.send(frame);
@@ -280,7 +279,7 @@ impl Network {
             return;
         };
         let PrivateSide { device, router } = private;
-        let mut tx = device.transmit(now);
+        let mut tx = device.transmit();
         let mut lan = |frame: &[u8]| {
             if let Some(tx) = tx.as_mut() {
                 tx.send(frame);

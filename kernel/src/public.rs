@@ -6,8 +6,7 @@
 
 use alloc::vec::Vec;
 
-use drivers::virtio::net::{VirtioNet, VirtioRxToken, VirtioTxToken};
-use drivers::virtio::SomeTransport;
+use drivers::netdev::{FrameTx, NetDevice};
 use oxvpn_kernel::args::{BootArgs, Ipv4Cidr as ArgCidr};
 use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet, SocketStorage};
 use smoltcp::phy::{Checksum, Device, DeviceCapabilities, TxToken};
@@ -15,9 +14,8 @@ use smoltcp::socket::dhcpv4;
 use smoltcp::time::Instant;
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpCidr, Ipv4Cidr};
 
-
-/// A virtio-net device as the kernel uses it.
-pub type Nic = VirtioNet<SomeTransport<'static>>;
+pub use crate::platform::Nic;
+use crate::platform::{NicRx, NicTx};
 
 fn cidr(c: ArgCidr) -> Ipv4Cidr {
     Ipv4Cidr::new(c.address, c.prefix_len)
@@ -38,8 +36,7 @@ pub struct PublicSide {
     pub dhcp_dns: Option<core::net::Ipv4Addr>,
 }
 
-/// A frame handler in front of smoltcp on the public NIC: true when it consumed the frame.
-pub type FastPath<'a> = &'a mut dyn FnMut(&mut [u8]) -> bool;
+use crate::fastpath::FastPath;
 
 /// The public NIC as smoltcp sees it. Received frames are offered to the tunnel's fast path first
 /// (`Tunnel::take_frame`: the server's datagrams are decrypted in the receive buffer); smoltcp gets the
@@ -52,7 +49,7 @@ struct PublicDevice<'a, 'f> {
 
 impl Device for PublicDevice<'_, '_> {
     type RxToken<'b>
-        = VirtioRxToken<'b>
+        = NicRx<'b>
     where
         Self: 'b;
     type TxToken<'b>
@@ -60,13 +57,13 @@ impl Device for PublicDevice<'_, '_> {
     where
         Self: 'b;
 
-    fn receive(&mut self, now: Instant) -> Option<(Self::RxToken<'_>, Self::TxToken<'_>)> {
-        let (rx, tx) = self.nic.receive_unless(now, &mut *self.take)?;
+    fn receive(&mut self, _now: Instant) -> Option<(Self::RxToken<'_>, Self::TxToken<'_>)> {
+        let (rx, tx) = self.nic.receive_unless(&mut *self.take)?;
         Some((rx, ChecksumTx(tx)))
     }
 
-    fn transmit(&mut self, now: Instant) -> Option<Self::TxToken<'_>> {
-        self.nic.transmit(now).map(ChecksumTx)
+    fn transmit(&mut self, _now: Instant) -> Option<Self::TxToken<'_>> {
+        self.nic.transmit().map(ChecksumTx)
     }
 
     fn capabilities(&self) -> DeviceCapabilities {
@@ -77,11 +74,11 @@ impl Device for PublicDevice<'_, '_> {
 }
 
 /// A public NIC transmit token that fills in the UDP checksum smoltcp left out.
-struct ChecksumTx<'a>(VirtioTxToken<'a, SomeTransport<'static>>);
+struct ChecksumTx<'a>(NicTx<'a>);
 
 impl TxToken for ChecksumTx<'_> {
-    fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
-        self.0.consume(len, |frame| {
+    fn consume<R, F: FnOnce(&mut [u8]) -> R>(mut self, len: usize, f: F) -> R {
+        self.0.emit(len, |frame| {
             let result = f(frame);
             router::outer::fill_udp_checksum(frame);
             result

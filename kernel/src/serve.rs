@@ -15,9 +15,11 @@ use alloc::vec;
 use alloc::vec::Vec;
 use core::net::{IpAddr, Ipv4Addr, SocketAddr};
 
+use crate::platform::exit;
+use crate::platform::NicTx;
 use drivers::clock;
-use drivers::virtio::net::{VirtioTxToken, QUEUE_SIZE};
-use drivers::virtio::SomeTransport;
+use drivers::netdev::{FrameTx, NetDevice};
+use drivers::virtio::net::QUEUE_SIZE;
 use openvpn::config::Config;
 use openvpn::config::Transport;
 use openvpn::engine::StreamDeframer;
@@ -25,21 +27,21 @@ use openvpn::server::engine::ServerReceived;
 use openvpn::server::service::{Service, ServiceEvent};
 use openvpn::time::Instant as EngineInstant;
 use oxvpn_kernel::args::BootArgs;
-use oxvpn_kernel::exit::{exit, ExitCode};
+use oxvpn_kernel::exit::ExitCode;
 use rand_core::RngCore;
-use router::outer::{self, Listened, UdpFlow};
+use router::outer::UdpFlow;
 use router::EthernetAddress;
 use router::{
     ClientDecision, ClientForwarder, ForwarderConfig, Ipv4Address, Ipv4Cidr, Router, RouterConfig,
     Sink, TunnelConfig, TunnelState,
 };
 use smoltcp::iface::SocketHandle;
-use smoltcp::phy::Device;
 use smoltcp::socket::{raw, tcp, udp};
 use smoltcp::time::Instant;
-use smoltcp::wire::{HardwareAddress, IpAddress, IpEndpoint, IpProtocol, IpVersion};
+use smoltcp::wire::{IpAddress, IpEndpoint, IpProtocol, IpVersion};
 
 use crate::entropy::KernelRng;
+use crate::fastpath;
 use crate::public::Nic;
 use crate::public::PublicSide;
 
@@ -107,7 +109,7 @@ struct ServerLan {
 
 /// The private router's output: frames to the LAN NIC, packets for the clients queued for sealing.
 struct LanOut<'a, 'b> {
-    tx: Option<&'a mut VirtioTxToken<'b, SomeTransport<'static>>>,
+    tx: Option<&'a mut NicTx<'b>>,
     to_clients: &'a mut Vec<Vec<u8>>,
 }
 
@@ -149,8 +151,6 @@ pub struct ServerNet {
     rx: Box<[u8]>,
     tx: Box<[u8]>,
     reply: Box<[u8]>,
-    /// A frame being written for the fast path's transmit.
-    frame: Box<[u8]>,
     /// Packets the public fast path translated back for a client, sent after the interface poll.
     inbound: Vec<(u32, Vec<u8>)>,
     /// Datagrams to the UDP listeners the fast path took (sender, its frame's source MAC and the port it
@@ -346,7 +346,6 @@ impl ServerNet {
             rx: vec![0; RX_BUF].into_boxed_slice(),
             tx: vec![0; TX_BUF].into_boxed_slice(),
             reply: vec![0; 1600].into_boxed_slice(),
-            frame: vec![0; outer::HEADERS_LEN + TX_BUF].into_boxed_slice(),
             inbound: Vec::new(),
             datagrams: Vec::new(),
             macs: BTreeMap::new(),
@@ -425,7 +424,11 @@ impl ServerNet {
             if now_us >= self.next_status_us {
                 self.next_status_us = now_us.saturating_add(every);
                 let (used, _) = crate::heap::usage();
-                log::info!("status: {} heap_kib={}", self.service.status_line(), used >> 10);
+                log::info!(
+                    "status: {} heap_kib={}",
+                    self.service.status_line(),
+                    used >> 10
+                );
                 let unix = clock::unix_time_now().unwrap_or(0);
                 for line in self.service.status_v3(unix) {
                     log::info!("{line}");
@@ -455,30 +458,21 @@ impl ServerNet {
             public.poll(now, &mut |_| false);
             return;
         };
-        let local_mac = match public.iface.hardware_addr() {
-            HardwareAddress::Ethernet(mac) => mac,
-            #[allow(unreachable_patterns)]
-            _ => EthernetAddress([0; 6]),
-        };
+        let local_mac = fastpath::local_mac(&public.iface);
+        let ports: &[u16] = if listening { udp_ports } else { &[] };
         public.poll(now, &mut |frame: &mut [u8]| {
-            for &port in udp_ports.iter().filter(|_| listening) {
-                match outer::match_listener(frame, local_mac, (ours, port)) {
-                    Listened::Datagram {
-                        from,
-                        source_mac,
-                        payload,
-                    } => {
-                        if let Some(bytes) = frame.get(payload) {
-                            if datagrams.len() < DATAGRAM_QUEUE {
-                                let from = SocketAddr::new(IpAddr::V4(from.0), from.1);
-                                datagrams.push((from, (source_mac, port), bytes.to_vec()));
-                            }
+            match fastpath::take_listened(frame, local_mac, ours, ports) {
+                Ok(Some(d)) => {
+                    if let Some(bytes) = frame.get(d.payload) {
+                        if datagrams.len() < DATAGRAM_QUEUE {
+                            let from = SocketAddr::new(IpAddr::V4(d.from.0), d.from.1);
+                            datagrams.push((from, (d.source_mac, d.port), bytes.to_vec()));
                         }
-                        return true;
                     }
-                    Listened::BadChecksum => return true,
-                    Listened::Other => {}
+                    return true;
                 }
+                Err(()) => return true,
+                Ok(None) => {}
             }
             // Ethernet II, IPv4, addressed to us.
             if frame.get(12..14) != Some(&[0x08, 0x00]) || frame.get(30..34) != Some(&ours.octets())
@@ -512,7 +506,7 @@ impl ServerNet {
         };
         device.ack_interrupt();
         for _ in 0..QUEUE_SIZE {
-            let Some((frame, mut tx)) = device.receive_mut(now) else {
+            let Some((frame, mut tx)) = device.receive_mut() else {
                 break;
             };
             router.handle_lan_frame_in_place(
@@ -525,7 +519,7 @@ impl ServerNet {
             );
         }
         if router.poll_at().is_some_and(|at| at <= now) {
-            let mut tx = device.transmit(now);
+            let mut tx = device.transmit();
             router.tick(
                 now,
                 &mut LanOut {
@@ -581,31 +575,25 @@ impl ServerNet {
         if let (Some((mac, local_port)), Some(ours), IpAddr::V4(ip)) =
             (self.macs.get(&to).copied(), self.public_addr, to.ip())
         {
-            let local_mac = match self.public.iface.hardware_addr() {
-                HardwareAddress::Ethernet(m) => m,
-                #[allow(unreachable_patterns)]
-                _ => EthernetAddress([0; 6]),
-            };
             let flow = UdpFlow {
-                local_mac,
+                local_mac: fastpath::local_mac(&self.public.iface),
                 local: (ours, local_port),
                 remote: (ip, to.port()),
             };
-            let mut frame = core::mem::take(&mut self.frame);
-            let written = frame
-                .get_mut(outer::HEADERS_LEN..outer::HEADERS_LEN + bytes.len())
-                .map(|payload| payload.copy_from_slice(bytes))
-                .and_then(|()| outer::write_udp_headers(&mut frame, &flow, mac, bytes.len()));
-            if let Some(len) = written {
-                let now = smol_now(clock::now_us());
-                if let (Some(mut tx), Some(f)) =
-                    (self.public.device.transmit(now), frame.get(..len))
-                {
-                    tx.send(f);
-                }
-            }
-            self.frame = frame;
-            if written.is_some() {
+            let sent = fastpath::send_datagram(
+                &mut self.public.device,
+                &flow,
+                mac,
+                bytes.len(),
+                |payload| match payload.get_mut(..bytes.len()) {
+                    Some(dst) => {
+                        dst.copy_from_slice(bytes);
+                        bytes.len()
+                    }
+                    None => 0,
+                },
+            );
+            if sent {
                 return;
             }
         }
@@ -765,7 +753,7 @@ impl ServerNet {
             }
             ClientDecision::ToPrivate => {
                 if let Some(ServerLan { device, router }) = &mut self.lan {
-                    let mut tx = device.transmit(now);
+                    let mut tx = device.transmit();
                     router.handle_tunnel_packet(
                         now,
                         packet,

@@ -21,15 +21,16 @@ use openvpn::crypto::DataChannel;
 use openvpn::engine::{Action, Engine, EngineConfig, EngineState, Received, ReceivedAt, SendError};
 use openvpn::time::Instant as EngineInstant;
 use oxvpn_kernel::args::BootArgs;
-use oxvpn_kernel::exit::{exit, ExitCode};
+use oxvpn_kernel::exit::ExitCode;
 use oxvpn_kernel::pushed;
-use router::outer::{self, Matched, UdpFlow};
+use router::outer::UdpFlow;
 use router::{Instant, Router, Sink, TunnelState};
 use smoltcp::iface::{Interface, SocketSet};
-use smoltcp::phy::Device;
-use smoltcp::wire::{EthernetAddress, HardwareAddress};
+use smoltcp::wire::EthernetAddress;
 
 use crate::entropy::KernelRng;
+use crate::fastpath::{self, Taken};
+use crate::platform::exit;
 use crate::public::Nic;
 use crate::remote::{Remote, RemoteEvent};
 use crate::status::{State, Status};
@@ -67,10 +68,6 @@ pub struct Tunnel {
     /// `Connect` (the fast path needs a ready transport, so a closed one never uses a stale value).
     next_hop: Option<EthernetAddress>,
 }
-
-/// Largest frame the public NIC sends (Ethernet header + 1500-byte MTU). A datagram that would not fit
-/// is dropped, as smoltcp drops any datagram over the MTU.
-const FAST_FRAME_MAX: usize = 1514;
 
 fn engine_now(now_us: u64) -> EngineInstant {
     EngineInstant::from_micros(now_us)
@@ -140,7 +137,7 @@ impl Tunnel {
     /// With `fast` (the public NIC and the tunnel's UDP flow) and the next hop's MAC address known (from
     /// the server's authenticated datagrams), the packet is copied once, behind the frame headers and the
     /// engine's data headroom in a transmit buffer of the public NIC, sealed there in place
-    /// (`Engine::encapsulate_in_place_at`) and sent with headers written by `router::outer`: no
+    /// (`Engine::encapsulate_in_place_at`) and sent with headers written by `fastpath`: no
     /// smoltcp socket, no other copy. Otherwise over UDP the same happens in a slot of smoltcp's UDP
     /// transmit ring (smoltcp then copies the datagram into a transmit buffer). Over TCP (and before the
     /// tunnel is up) it goes through `Engine::encapsulate`.
@@ -157,20 +154,13 @@ impl Tunnel {
                 .saturating_add(packet.len())
                 .saturating_add(DataChannel::MAX_OVERHEAD);
             if let (Some((nic, flow)), Some(next_hop)) = (fast, self.next_hop) {
-                let Some(mut tx) = nic.transmit(router_now(now_us)) else {
-                    return; // transmit queue full: dropped like a full socket
-                };
                 // `max` is the worst case of any cipher; the frame gets what the MTU allows, and sealing
                 // finds out whether this key's real overhead fits.
-                let frame_max = max.saturating_add(outer::HEADERS_LEN).min(FAST_FRAME_MAX);
                 let engine = &mut self.engine;
                 let skip = &mut self.seal_skip;
-                tx.send_with(frame_max, |frame| {
-                    let Some(slot) = frame.get_mut(outer::HEADERS_LEN..) else {
-                        return 0;
-                    };
+                fastpath::send_datagram(nic, flow, next_hop, max, |slot| {
                     match seal_in_slot(engine, now, slot, headroom, skip, packet) {
-                        Ok(n) => outer::write_udp_headers(frame, flow, next_hop, n).unwrap_or(0),
+                        Ok(n) => n,
                         Err(SendError::BufferTooSmall) => {
                             log::trace!("tunnel: datagram over the public MTU dropped");
                             0
@@ -212,11 +202,8 @@ impl Tunnel {
     /// it go to [`take_frame`](Self::take_frame) instead of through smoltcp's socket.
     pub fn udp_flow(&self, iface: &Interface) -> Option<UdpFlow> {
         let (server, port, local_port) = self.remote.udp_flow()?;
-        let HardwareAddress::Ethernet(local_mac) = iface.hardware_addr() else {
-            return None;
-        };
         Some(UdpFlow {
-            local_mac,
+            local_mac: fastpath::local_mac(iface),
             local: (iface.ipv4_addr()?, local_port),
             remote: (server, port),
         })
@@ -236,23 +223,24 @@ impl Tunnel {
         router: &mut Router,
         lan: &mut dyn FnMut(&[u8]),
     ) -> bool {
-        let payload = match outer::match_datagram(frame, flow) {
-            Matched::Other => return false,
-            Matched::BadChecksum => {
+        let (payload, source_mac) = match fastpath::take_flow(frame, flow) {
+            Taken::Other => return false,
+            Taken::BadChecksum => {
                 self.bad_checksums += 1;
                 log::trace!("remote: datagram with a bad checksum dropped");
                 return true;
             }
-            Matched::Flow(payload) => payload,
+            Taken::Datagram {
+                payload,
+                source_mac,
+            } => (payload, source_mac),
         };
         let Some(datagram) = frame.get_mut(payload.clone()) else {
             return true;
         };
         match self.engine.receive_in_place(engine_now(now_us), datagram) {
             ReceivedAt::Packet(range) => {
-                if let Some(mac) = frame.get(6..12).map(EthernetAddress::from_bytes) {
-                    self.next_hop = Some(mac);
-                }
+                self.next_hop = Some(source_mac);
                 let packet = payload.start + range.start..payload.start + range.end;
                 let mut sink = EchoSink {
                     lan,

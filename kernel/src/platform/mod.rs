@@ -1,0 +1,115 @@
+//! The platform seam: what differs between the hosts the image runs on (QEMU and other VMMs with virtio,
+//! Xen): the console, the clocks, device discovery and how the VM ends.
+//!
+//! Layer: kernel glue, below everything that decides anything. The rest of the kernel sees one console
+//! ([`Console`]), one [`exit`], one [`Nic`] type (a `drivers::netdev::NetDevice`) and one [`Devices`] list;
+//! which host provides them is decided once, at boot, by [`detect`].
+
+use alloc::vec::Vec;
+use core::fmt;
+use core::sync::atomic::{AtomicU8, Ordering};
+
+use drivers::cpu::Features;
+use drivers::virtio::blk;
+use oxvpn_kernel::exit::ExitCode;
+
+mod nic;
+pub mod qemu;
+
+pub use nic::{Nic, NicRx, NicTx};
+
+/// The host the image runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Host {
+    /// QEMU (pc, q35, microvm) or another VMM with virtio devices, a COM1 UART and isa-debug-exit.
+    Qemu = 0,
+}
+
+impl fmt::Display for Host {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Host::Qemu => "QEMU/virtio",
+        })
+    }
+}
+
+static HOST: AtomicU8 = AtomicU8::new(Host::Qemu as u8);
+
+/// Finds out which host this is and sets its console up. First thing at boot, before any output.
+pub fn detect() -> Host {
+    let host = Host::Qemu;
+    HOST.store(host as u8, Ordering::Relaxed);
+    qemu::init_console();
+    host
+}
+
+/// The host [`detect`] found.
+pub fn host() -> Host {
+    match HOST.load(Ordering::Relaxed) {
+        _ => Host::Qemu,
+    }
+}
+
+/// The console of the host: log lines, and the fatal paths (which write without a lock).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Console;
+
+impl fmt::Write for Console {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        match host() {
+            Host::Qemu => qemu::console_write(s),
+        }
+    }
+}
+
+/// Leaves the VM with `code` (the caller has logged it).
+pub fn exit(code: ExitCode) -> ! {
+    match host() {
+        Host::Qemu => qemu::exit(code),
+    }
+}
+
+/// Calibrates the monotonic clock (returns the TSC rate and where it came from) and sets the wall clock.
+pub fn clocks(features: &Features) -> Result<(u64, &'static str), &'static str> {
+    match host() {
+        Host::Qemu => qemu::clocks(features),
+    }
+}
+
+/// What device bring-up found.
+pub struct Devices {
+    /// The whole config disk, if there was one.
+    pub disk: Option<Result<Vec<u8>, DiskError>>,
+    /// The NICs in discovery order.
+    pub nics: Vec<Nic>,
+    /// False when some NIC has no interrupt route: the main loop must then poll on a short timer.
+    pub all_interrupts_routed: bool,
+}
+
+/// Why the config disk could not be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DiskError {
+    /// The virtio-blk disk could not be read.
+    Virtio(blk::DiskReadError),
+}
+
+impl fmt::Display for DiskError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Virtio(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+/// How much of the config disk is read: the largest config text plus its terminating NUL. Anything on
+/// a larger disk beyond this cannot belong to a valid config.
+pub const MAX_DISK_BYTES: usize = config_disk::MAX_CONFIG_LEN + config_disk::SECTOR_SIZE;
+
+/// Finds the host's devices: the config disk (read whole) and every NIC, with interrupts routed to the
+/// wake vector.
+pub fn bring_up(cmdline: &str) -> Devices {
+    match host() {
+        Host::Qemu => qemu::bring_up(cmdline),
+    }
+}

@@ -1,0 +1,141 @@
+//! The kernel's NIC: one type over every platform's network device, so that the router, the tunnel and
+//! the server are written once. Dispatch is a `match` per call (no trait objects: the transmit permission
+//! borrows the device and `FrameTx::send_with` is generic).
+
+use drivers::netdev::{FrameTx, NetDevice};
+use drivers::virtio::net::{VirtioNet, VirtioRxToken, VirtioTxToken};
+use drivers::virtio::SomeTransport;
+use smoltcp::phy::{self, DeviceCapabilities};
+
+type Virtio = VirtioNet<SomeTransport<'static>>;
+
+/// A NIC of whichever platform the image runs on.
+pub enum Nic {
+    /// virtio-net over PCI or MMIO.
+    Virtio(Virtio),
+}
+
+/// A received frame for smoltcp.
+pub enum NicRx<'a> {
+    Virtio(VirtioRxToken<'a>),
+}
+
+/// A transmit permission on a [`Nic`].
+pub enum NicTx<'a> {
+    Virtio(VirtioTxToken<'a, SomeTransport<'static>>),
+}
+
+impl phy::RxToken for NicRx<'_> {
+    fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
+        match self {
+            Self::Virtio(rx) => rx.consume(f),
+        }
+    }
+}
+
+impl FrameTx for NicTx<'_> {
+    fn send_with(&mut self, max: usize, fill: impl FnOnce(&mut [u8]) -> usize) -> bool {
+        match self {
+            Self::Virtio(tx) => tx.send_with(max, fill),
+        }
+    }
+
+    fn send(&mut self, frame: &[u8]) -> bool {
+        match self {
+            Self::Virtio(tx) => FrameTx::send(tx, frame),
+        }
+    }
+
+    fn emit<R, F: FnOnce(&mut [u8]) -> R>(&mut self, len: usize, f: F) -> R {
+        match self {
+            Self::Virtio(tx) => FrameTx::emit(tx, len, f),
+        }
+    }
+}
+
+impl phy::TxToken for NicTx<'_> {
+    fn consume<R, F: FnOnce(&mut [u8]) -> R>(mut self, len: usize, f: F) -> R {
+        self.emit(len, f)
+    }
+}
+
+impl NetDevice for Nic {
+    type Rx<'a>
+        = NicRx<'a>
+    where
+        Self: 'a;
+    type Tx<'a>
+        = NicTx<'a>
+    where
+        Self: 'a;
+
+    fn mac_address(&self) -> [u8; 6] {
+        match self {
+            Self::Virtio(d) => NetDevice::mac_address(d),
+        }
+    }
+
+    fn capabilities(&self) -> DeviceCapabilities {
+        match self {
+            Self::Virtio(d) => NetDevice::capabilities(d),
+        }
+    }
+
+    fn receive_unless(
+        &mut self,
+        take: &mut dyn FnMut(&mut [u8]) -> bool,
+    ) -> Option<(Self::Rx<'_>, Self::Tx<'_>)> {
+        match self {
+            Self::Virtio(d) => NetDevice::receive_unless(d, take)
+                .map(|(rx, tx)| (NicRx::Virtio(rx), NicTx::Virtio(tx))),
+        }
+    }
+
+    fn receive_mut(&mut self) -> Option<(&mut [u8], Self::Tx<'_>)> {
+        match self {
+            Self::Virtio(d) => NetDevice::receive_mut(d).map(|(f, tx)| (f, NicTx::Virtio(tx))),
+        }
+    }
+
+    fn transmit(&mut self) -> Option<Self::Tx<'_>> {
+        match self {
+            Self::Virtio(d) => NetDevice::transmit(d).map(NicTx::Virtio),
+        }
+    }
+
+    fn rx_pending(&self) -> bool {
+        match self {
+            Self::Virtio(d) => NetDevice::rx_pending(d),
+        }
+    }
+
+    fn refill(&mut self) {
+        match self {
+            Self::Virtio(d) => NetDevice::refill(d),
+        }
+    }
+
+    fn flush(&mut self) {
+        match self {
+            Self::Virtio(d) => NetDevice::flush(d),
+        }
+    }
+
+    fn ack_interrupt(&mut self) {
+        match self {
+            Self::Virtio(d) => NetDevice::ack_interrupt(d),
+        }
+    }
+
+    fn set_interrupts(&mut self, on: bool) {
+        match self {
+            Self::Virtio(d) => NetDevice::set_interrupts(d, on),
+        }
+    }
+
+    fn tx_dropped(&self) -> u64 {
+        match self {
+            Self::Virtio(d) => NetDevice::tx_dropped(d),
+        }
+    }
+}
