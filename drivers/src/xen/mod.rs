@@ -9,6 +9,8 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
 
+pub mod ring;
+
 /// A domain id (0 is dom0).
 pub type DomId = u16;
 /// A grant reference in our grant table.
