@@ -9,6 +9,8 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
 
+pub mod frontend;
+pub mod netfront;
 pub mod ring;
 
 /// A domain id (0 is dom0).

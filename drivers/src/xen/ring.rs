@@ -116,10 +116,10 @@ impl<Req: RingEntry, Rsp: RingEntry> Shared<Req, Rsp> {
     /// Checked when a ring is made: entries are naturally aligned in the page and the ring is usable.
     const LAYOUT_OK: () = assert!(
         Self::SIZE > 0
-            && Self::ENTRY % align_of::<Req>() == 0
-            && Self::ENTRY % align_of::<Rsp>() == 0
-            && layout::ENTRIES % align_of::<Req>() == 0
-            && layout::ENTRIES % align_of::<Rsp>() == 0
+            && Self::ENTRY.is_multiple_of(align_of::<Req>())
+            && Self::ENTRY.is_multiple_of(align_of::<Rsp>())
+            && layout::ENTRIES.is_multiple_of(align_of::<Req>())
+            && layout::ENTRIES.is_multiple_of(align_of::<Rsp>())
     );
 
     fn index(&self, offset: usize) -> &AtomicU32 {
