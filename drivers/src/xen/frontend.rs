@@ -144,15 +144,14 @@ impl Drop for SharedPage {
 
 /// A xenstore value without the trailing NUL or whitespace some toolstacks leave.
 pub fn read_value<S: Store + ?Sized>(store: &mut S, path: &str) -> Result<String, XenError> {
-    Ok(store
-        .read(path)?
-        .trim_end_matches('\0')
-        .trim()
-        .to_string())
+    Ok(store.read(path)?.trim_end_matches('\0').trim().to_string())
 }
 
 /// A numeric xenstore value; a value that does not parse is the backend's (or toolstack's) error.
-pub fn read_number<S: Store + ?Sized, T: FromStr>(store: &mut S, path: &str) -> Result<T, XenError> {
+pub fn read_number<S: Store + ?Sized, T: FromStr>(
+    store: &mut S,
+    path: &str,
+) -> Result<T, XenError> {
     let value = read_value(store, path)?;
     value
         .parse()
@@ -188,7 +187,11 @@ pub struct DevicePaths {
 
 impl DevicePaths {
     /// Reads `device/<kind>/<index>/backend` and `backend-id`.
-    pub fn read<S: Store + ?Sized>(store: &mut S, kind: &str, index: u32) -> Result<Self, XenError> {
+    pub fn read<S: Store + ?Sized>(
+        store: &mut S,
+        kind: &str,
+        index: u32,
+    ) -> Result<Self, XenError> {
         let frontend = format!("device/{kind}/{index}");
         let backend = read_value(store, &format!("{frontend}/backend"))?;
         if backend.is_empty() {

@@ -9,6 +9,8 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
 
+#[cfg(test)]
+pub mod fake;
 pub mod frontend;
 pub mod netfront;
 pub mod ring;

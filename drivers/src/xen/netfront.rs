@@ -306,7 +306,9 @@ impl RxSide {
             .and_then(Option::take)
         else {
             // Responses never outrun the requests we published, each of which recorded its buffer.
-            self.drop_frame(format_args!("a response in ring slot {idx} that holds no request"));
+            self.drop_frame(format_args!(
+                "a response in ring slot {idx} that holds no request"
+            ));
             return None;
         };
         self.to_refill.push(slot);
@@ -363,7 +365,9 @@ impl TxSide {
         Self {
             ring,
             ring_page,
-            pages: (0..TX_BUFFERS.div_ceil(2)).map(|_| SharedPage::new()).collect(),
+            pages: (0..TX_BUFFERS.div_ceil(2))
+                .map(|_| SharedPage::new())
+                .collect(),
             in_flight: vec![false; TX_BUFFERS],
             free: (0..TX_BUFFERS).map(slot_u16).rev().collect(),
             scratch: Box::new([0; TX_BUFFER_LEN]),
@@ -398,7 +402,10 @@ impl TxSide {
                         self.errors += 1;
                         report(
                             &mut self.logged,
-                            format_args!("transmit: frame {} failed with status {}", rsp.id, rsp.status),
+                            format_args!(
+                                "transmit: frame {} failed with status {}",
+                                rsp.id, rsp.status
+                            ),
                         );
                     }
                 }
@@ -730,7 +737,10 @@ impl<H: Grants + EventChannels> Netfront<H> {
     }
 
     /// Takes received frames until `take` declines one: its buffer and where the frame lies in it.
-    fn next_frame(&mut self, take: &mut dyn FnMut(&mut [u8]) -> bool) -> Option<(u16, Range<usize>)> {
+    fn next_frame(
+        &mut self,
+        take: &mut dyn FnMut(&mut [u8]) -> bool,
+    ) -> Option<(u16, Range<usize>)> {
         self.tx.reclaim();
         for _ in 0..RxRing::SIZE {
             self.rx.refill();
@@ -884,5 +894,506 @@ impl<H: Grants + EventChannels> NetDevice for Netfront<H> {
 
     fn tx_dropped(&self) -> u64 {
         self.tx.dropped
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::xen::fake::{Fake, FakeNetback};
+    use crate::xen::ring::layout;
+    use alloc::string::ToString;
+    use alloc::vec::Vec;
+    use smoltcp::phy::RxToken;
+
+    const FRONT: &str = "device/vif/0";
+    const BACK: &str = "/local/domain/0/backend/vif/7/0";
+
+    /// A fake platform with vif 0 and a backend in InitWait that connects when we do.
+    fn platform() -> Fake {
+        let xen = Fake::new();
+        xen.set(&format!("{FRONT}/backend"), BACK);
+        xen.set(&format!("{FRONT}/backend-id"), "0");
+        xen.set(&format!("{FRONT}/mac"), "00:16:3e:5e:6c:0a");
+        xen.set(&format!("{FRONT}/state"), "1");
+        xen.set(&format!("{BACK}/state"), "2");
+        xen.set(&format!("{BACK}/feature-rx-copy"), "1");
+        xen.on_write(
+            &format!("{FRONT}/state"),
+            "4",
+            &[(&format!("{BACK}/state"), "4")],
+        );
+        xen.on_write(
+            &format!("{FRONT}/state"),
+            "5",
+            &[(&format!("{BACK}/state"), "6")],
+        );
+        xen
+    }
+
+    /// A clock that advances one unit per reading.
+    fn clock() -> impl FnMut() -> u64 {
+        let mut t = 0;
+        move || {
+            t += 1;
+            t
+        }
+    }
+
+    fn connected() -> (Fake, Netfront<Fake>, FakeNetback) {
+        let xen = platform();
+        let mut store = xen.clone();
+        let net = Netfront::connect(xen.clone(), &mut store, 0, &mut clock(), 100, &mut || {})
+            .expect("connects");
+        let back = FakeNetback::attach(&xen, FRONT);
+        (xen, net, back)
+    }
+
+    fn frame(tag: u8, len: usize) -> Vec<u8> {
+        (0..len).map(|i| tag ^ (i as u8)).collect()
+    }
+
+    fn receive_one(net: &mut Netfront<Fake>) -> Option<Vec<u8>> {
+        let (rx, _tx) = net.receive_unless(&mut |_| false)?;
+        Some(rx.consume(|bytes| bytes.to_vec()))
+    }
+
+    #[test]
+    fn connects_through_xenstore() {
+        let (xen, net, back) = connected();
+        assert!(net.is_connected());
+        assert_eq!(net.mac_address(), [0x00, 0x16, 0x3e, 0x5e, 0x6c, 0x0a]);
+        assert_eq!(net.paths().backend, BACK);
+        let key = |name: &str| xen.get(&format!("{FRONT}/{name}")).unwrap();
+        assert_eq!(key("state"), "4");
+        assert_eq!(key("request-rx-copy"), "1");
+        assert_eq!(key("feature-rx-notify"), "1");
+        assert_eq!(key("feature-sg"), "0");
+        assert_eq!(key("feature-gso-tcpv4"), "0");
+        assert_eq!(key("feature-gso-tcpv6"), "0");
+        assert_eq!(key("feature-no-csum-offload"), "1");
+        assert_eq!(key("event-channel"), net.port().to_string());
+        // Both rings and every buffer granted to the backend; transmit buffers read-only.
+        assert_eq!(xen.live_grants(), 2 + RX_BUFFERS + TX_BUFFERS / 2);
+        let readonly = xen.with(|x| x.grants.values().filter(|g| g.readonly).count());
+        assert_eq!(readonly, TX_BUFFERS / 2);
+        // Every receive buffer is posted; the event channel starts masked.
+        assert_eq!(back.rx_posted(), RX_BUFFERS as u32);
+        assert!(!xen.port(net.port()).unmasked);
+        // Connecting kicked the backend once.
+        assert_eq!(xen.port(net.port()).kicks, 1);
+    }
+
+    #[test]
+    fn waits_for_the_backend_to_probe_before_writing_keys() {
+        let xen = platform();
+        xen.set(&format!("{BACK}/state"), "1");
+        let mut store = xen.clone();
+        let mut net = Netfront::new(xen.clone(), &mut store, 0).unwrap();
+        assert!(!net.poll_connect(&mut store, 0, 10).unwrap());
+        assert!(xen.get(&format!("{FRONT}/tx-ring-ref")).is_none());
+        assert_eq!(xen.get(&format!("{FRONT}/state")).unwrap(), "1");
+        xen.set(&format!("{BACK}/state"), "2");
+        assert!(net.poll_connect(&mut store, 1, 10).unwrap());
+    }
+
+    #[test]
+    fn a_backend_that_never_connects_times_out_and_the_grants_end() {
+        let xen = platform();
+        xen.with(|x| x.triggers.clear());
+        let mut store = xen.clone();
+        let mut idles = 0;
+        let error = Netfront::connect(xen.clone(), &mut store, 0, &mut clock(), 50, &mut || {
+            idles += 1
+        })
+        .err()
+        .unwrap();
+        assert!(matches!(error, XenError::Timeout(_)), "{error:?}");
+        assert!(idles > 0 && idles < 60);
+        assert_eq!(xen.live_grants(), 0);
+    }
+
+    #[test]
+    fn a_backend_that_closes_while_connecting_or_cannot_copy_is_refused() {
+        let xen = platform();
+        xen.with(|x| x.triggers.clear());
+        xen.on_write(
+            &format!("{FRONT}/state"),
+            "4",
+            &[(&format!("{BACK}/state"), "5")],
+        );
+        let mut store = xen.clone();
+        let error = Netfront::connect(xen.clone(), &mut store, 0, &mut clock(), 50, &mut || {})
+            .err()
+            .unwrap();
+        assert!(matches!(error, XenError::Backend(_)), "{error:?}");
+
+        let xen = platform();
+        xen.remove(&format!("{BACK}/feature-rx-copy"));
+        let mut store = xen.clone();
+        let error = Netfront::connect(xen.clone(), &mut store, 0, &mut clock(), 50, &mut || {})
+            .err()
+            .unwrap();
+        assert!(matches!(error, XenError::Backend(_)), "{error:?}");
+        assert_eq!(xen.live_grants(), 0);
+    }
+
+    #[test]
+    fn missing_or_bad_device_keys_are_errors() {
+        let xen = platform();
+        xen.set(&format!("{FRONT}/mac"), "00:16:3e:5e:6c");
+        assert!(Netfront::new(xen.clone(), &mut xen.clone(), 0).is_err());
+        xen.set(&format!("{FRONT}/backend-id"), "dom0");
+        assert!(Netfront::new(xen.clone(), &mut xen.clone(), 0).is_err());
+        assert!(matches!(
+            Netfront::new(xen.clone(), &mut xen.clone(), 1).err(),
+            Some(XenError::Store { .. })
+        ));
+        let xen = platform();
+        xen.with(|x| x.grant_limit = 10);
+        assert_eq!(
+            Netfront::new(xen.clone(), &mut xen.clone(), 0).err(),
+            Some(XenError::GrantTableFull)
+        );
+        assert_eq!(xen.live_grants(), 0, "a failed bring-up ends its grants");
+    }
+
+    #[test]
+    fn frames_flow_both_ways_in_place() {
+        let (xen, mut net, mut back) = connected();
+        assert_eq!(receive_one(&mut net), None);
+        for tag in 1..=4 {
+            assert!(back.deliver(&frame(tag, 60 + usize::from(tag))));
+        }
+        assert!(net.rx_pending());
+        // The first frame is consumed by the fast path in place; the second is returned.
+        let mut taken = Vec::new();
+        let (rx, _tx) = net
+            .receive_unless(&mut |bytes| {
+                if taken.is_empty() {
+                    taken.push(bytes.to_vec());
+                    true
+                } else {
+                    false
+                }
+            })
+            .unwrap();
+        assert_eq!(rx.consume(|bytes| bytes.to_vec()), frame(2, 62));
+        assert_eq!(taken, [frame(1, 61)]);
+        // The third is rewritten where it lies and answered with two frames.
+        {
+            let (bytes, mut tx) = net.receive_mut().unwrap();
+            assert_eq!(bytes, &frame(3, 63)[..]);
+            bytes[0] = 0xee;
+            assert!(tx.send(bytes));
+            assert!(tx.send_with(100, |buffer| {
+                buffer[..10].fill(7);
+                10
+            }));
+            assert!(!tx.send_with(100, |_| 0), "0 bytes queue nothing");
+        }
+        assert_eq!(receive_one(&mut net), Some(frame(4, 64)));
+        assert_eq!(receive_one(&mut net), None);
+        // Nothing reaches the backend before the flush; then everything, with one kick.
+        assert!(back.take_tx_requests().is_empty());
+        let kicks = xen.port(net.port()).kicks;
+        net.flush();
+        assert_eq!(xen.port(net.port()).kicks, kicks + 1);
+        let mut expected = frame(3, 63);
+        expected[0] = 0xee;
+        assert_eq!(back.take_tx(), [expected, [7u8; 10].to_vec()]);
+        // Every receive buffer went back to the backend.
+        assert_eq!(back.rx_posted(), RX_BUFFERS as u32);
+        let stats = net.stats();
+        assert_eq!(
+            (stats.rx_frames, stats.tx_frames, stats.rx_dropped),
+            (4, 2, 0)
+        );
+        // smoltcp's one-shot form.
+        let mut tx = net.transmit().unwrap();
+        assert_eq!(
+            FrameTx::emit(&mut tx, 2000, |buffer| buffer.len()),
+            ETHERNET_MTU
+        );
+        net.flush();
+        assert_eq!(back.take_tx()[0].len(), ETHERNET_MTU);
+    }
+
+    #[test]
+    fn notifications_are_batched_and_follow_the_ring_thresholds() {
+        let (xen, mut net, mut back) = connected();
+        let kicks = xen.port(net.port()).kicks;
+        {
+            let mut tx = net.transmit().unwrap();
+            for tag in 0..10 {
+                assert!(tx.send(&frame(tag, 100)));
+            }
+        }
+        net.flush();
+        net.flush();
+        assert_eq!(xen.port(net.port()).kicks, kicks + 1, "one kick per burst");
+        // The backend has not re-armed req_event: more frames need no kick until it does.
+        back.take_tx();
+        net.transmit().unwrap().send(&frame(1, 60));
+        net.flush();
+        assert_eq!(xen.port(net.port()).kicks, kicks + 1);
+        back.take_tx();
+        back.tx.final_check_for_requests().unwrap();
+        net.transmit().unwrap().send(&frame(1, 60));
+        net.flush();
+        assert_eq!(xen.port(net.port()).kicks, kicks + 2);
+    }
+
+    #[test]
+    fn interrupts_unmask_and_arm_the_receive_ring() {
+        let (xen, mut net, mut back) = connected();
+        let port = net.port();
+        net.set_interrupts(true);
+        assert!(xen.port(port).unmasked);
+        assert!(!net.rx_pending());
+        back.deliver(&frame(1, 60));
+        assert!(xen.port(port).pending, "rsp_event asked for an event");
+        assert!(net.rx_pending());
+        net.ack_interrupt();
+        assert!(!xen.port(port).pending);
+        net.set_interrupts(false);
+        assert!(!xen.port(port).unmasked);
+        assert_eq!(receive_one(&mut net), Some(frame(1, 60)));
+        // Not re-armed while busy: the next frame raises no event.
+        back.deliver(&frame(2, 60));
+        assert!(!xen.port(port).pending);
+        assert!(net.rx_pending());
+    }
+
+    #[test]
+    fn a_full_transmit_queue_drops_and_counts() {
+        let (_xen, mut net, mut back) = connected();
+        {
+            let mut tx = net.transmit().unwrap();
+            for tag in 0..TX_BUFFERS {
+                assert!(tx.send(&frame(tag as u8, 60)), "frame {tag}");
+            }
+            assert!(!tx.send(&frame(0, 60)));
+            let written = FrameTx::emit(&mut tx, 60, |buffer| buffer.len());
+            assert_eq!(written, 60, "a dropped frame is written to scratch space");
+            assert!(!tx.send(&[0; ETHERNET_MTU + 1]));
+        }
+        assert_eq!(net.tx_dropped(), 3);
+        assert!(net.transmit().is_none());
+        net.flush();
+        assert_eq!(back.take_tx().len(), TX_BUFFERS);
+        assert!(net.transmit().unwrap().send(&frame(9, 60)));
+        assert_eq!(net.stats().tx_frames, TX_BUFFERS as u64 + 1);
+    }
+
+    #[test]
+    fn bad_receive_responses_are_dropped_and_their_buffers_recycled() {
+        let (_xen, mut net, mut back) = connected();
+        let bad = [
+            // An id that is not the slot's request.
+            RxResponse {
+                id: 999,
+                offset: 0,
+                flags: 0,
+                status: 60,
+            },
+            // A frame past the end of its page.
+            RxResponse {
+                id: 0,
+                offset: 4000,
+                flags: 0,
+                status: 200,
+            },
+            RxResponse {
+                id: 0,
+                offset: 0,
+                flags: 0,
+                status: i16::MAX,
+            },
+            // Error statuses.
+            RxResponse {
+                id: 0,
+                offset: 0,
+                flags: 0,
+                status: flags::NETIF_RSP_ERROR,
+            },
+            RxResponse {
+                id: 0,
+                offset: 0,
+                flags: 0,
+                status: i16::MIN,
+            },
+            RxResponse {
+                id: 0,
+                offset: 0,
+                flags: 0,
+                status: 0,
+            },
+        ];
+        for response in bad {
+            back.deliver_with(|request| {
+                let id = if response.id == 999 { 999 } else { request.id };
+                (RxResponse { id, ..response }, Vec::new())
+            });
+        }
+        back.deliver(&frame(5, 80));
+        assert_eq!(receive_one(&mut net), Some(frame(5, 80)));
+        assert_eq!(net.stats().rx_dropped, bad.len() as u64);
+        net.flush();
+        assert_eq!(back.rx_posted(), RX_BUFFERS as u32, "no buffer lost");
+        // The ring keeps working across many more frames than it has buffers.
+        for round in 0..3 * RX_BUFFERS {
+            assert!(back.deliver(&frame(round as u8, 64)));
+            assert_eq!(receive_one(&mut net), Some(frame(round as u8, 64)));
+        }
+    }
+
+    #[test]
+    fn multi_slot_frames_and_extra_info_are_skipped() {
+        let (_xen, mut net, mut back) = connected();
+        let respond = |flags: u16, id_override: Option<u16>| {
+            move |request: RxRequest| {
+                (
+                    RxResponse {
+                        id: id_override.unwrap_or(request.id),
+                        offset: 0,
+                        flags,
+                        status: 60,
+                    },
+                    Vec::new(),
+                )
+            }
+        };
+        // A frame with two extra-info slots (the first says more follow) and a second fragment.
+        back.deliver_with(respond(
+            flags::NETRXF_EXTRA_INFO | flags::NETRXF_MORE_DATA,
+            None,
+        ));
+        back.deliver_with(respond(
+            0,
+            Some(u16::from_le_bytes([1, flags::XEN_NETIF_EXTRA_FLAG_MORE])),
+        ));
+        back.deliver_with(respond(0, Some(u16::from_le_bytes([1, 0]))));
+        back.deliver_with(respond(0, None));
+        back.deliver(&frame(3, 70));
+        assert_eq!(receive_one(&mut net), Some(frame(3, 70)));
+        assert_eq!(net.stats().rx_dropped, 1);
+        net.flush();
+        assert_eq!(back.rx_posted(), RX_BUFFERS as u32);
+    }
+
+    #[test]
+    fn a_response_index_beyond_the_ring_stops_the_ring_without_a_panic() {
+        let (xen, mut net, mut back) = connected();
+        back.deliver(&frame(1, 60));
+        // rsp_prod far past the 128 requests posted.
+        xen.poke_ring(back.rx_ref, layout::RSP_PROD, 1000);
+        assert!(!net.rx_pending());
+        assert_eq!(receive_one(&mut net), None);
+        assert!(net.receive_mut().is_none());
+        net.set_interrupts(true);
+        net.flush();
+        assert_eq!(receive_one(&mut net), None);
+        // The transmit side still works; then its ring goes bad too.
+        assert!(net.transmit().unwrap().send(&frame(2, 60)));
+        net.flush();
+        assert_eq!(back.take_tx(), [frame(2, 60)]);
+        xen.poke_ring(back.tx_ref, layout::RSP_PROD, u32::MAX);
+        let mut sent = 0;
+        if let Some(mut tx) = net.transmit() {
+            while tx.send(&frame(3, 60)) {
+                sent += 1;
+            }
+        }
+        // The answered frame was not reclaimed before the ring broke: its buffer is lost with it.
+        assert_eq!(
+            sent,
+            TX_BUFFERS - 1,
+            "no buffer comes back from a broken ring"
+        );
+        assert!(net.transmit().is_none());
+    }
+
+    #[test]
+    fn bad_transmit_responses_are_counted() {
+        let (_xen, mut net, mut back) = connected();
+        net.transmit().unwrap().send(&frame(1, 60));
+        net.transmit().unwrap().send(&frame(2, 60));
+        net.flush();
+        let requests = back.take_tx_requests();
+        assert_eq!(requests.len(), 2);
+        back.respond_tx([
+            TxResponse {
+                id: 5000,
+                status: 0,
+            },
+            TxResponse {
+                id: requests[1].0.id,
+                status: flags::NETIF_RSP_ERROR,
+            },
+        ]);
+        assert!(net.transmit().is_some());
+        assert_eq!(net.stats().tx_errors, 2);
+    }
+
+    #[test]
+    fn shutdown_closes_and_ends_every_grant() {
+        let (xen, net, back) = connected();
+        drop(back);
+        net.shutdown(&mut xen.clone(), &mut clock(), 50, &mut || {})
+            .unwrap();
+        assert_eq!(xen.get(&format!("{FRONT}/state")).unwrap(), "6");
+        assert_eq!(xen.live_grants(), 0);
+
+        // A backend that keeps a page mapped: that page is leaked, and said so.
+        let (xen, net, back) = connected();
+        xen.with(|x| x.grants.get_mut(&back.rx_ref).unwrap().mapped = true);
+        drop(back);
+        let error = net.shutdown(&mut xen.clone(), &mut clock(), 50, &mut || {});
+        assert!(matches!(error, Err(XenError::Backend(_))), "{error:?}");
+        assert_eq!(xen.live_grants(), 1);
+    }
+
+    #[test]
+    fn two_netfronts_share_one_hypervisor_handle() {
+        let xen = platform();
+        xen.set("device/vif/1/backend", "/local/domain/0/backend/vif/7/1");
+        xen.set("device/vif/1/backend-id", "0");
+        xen.set("device/vif/1/mac", "00:16:3e:5e:6c:0b");
+        xen.set("/local/domain/0/backend/vif/7/1/state", "2");
+        xen.set("/local/domain/0/backend/vif/7/1/feature-rx-copy", "1");
+        xen.on_write(
+            "device/vif/1/state",
+            "4",
+            &[("/local/domain/0/backend/vif/7/1/state", "4")],
+        );
+        let mut store = xen.clone();
+        let a = Netfront::connect(xen.clone(), &mut store, 0, &mut clock(), 9, &mut || {}).unwrap();
+        let b = Netfront::connect(xen.clone(), &mut store, 1, &mut clock(), 9, &mut || {}).unwrap();
+        assert_ne!(a.port(), b.port());
+        assert_ne!(a.mac_address(), b.mac_address());
+        assert_eq!(xen.live_grants(), 2 * (2 + RX_BUFFERS + TX_BUFFERS / 2));
+    }
+
+    #[test]
+    fn mac_addresses_parse() {
+        assert_eq!(
+            parse_mac("00:16:3e:5e:6c:0a"),
+            Some([0, 0x16, 0x3e, 0x5e, 0x6c, 0x0a])
+        );
+        assert_eq!(
+            parse_mac("0:16:3E:5e:6c:a"),
+            Some([0, 0x16, 0x3e, 0x5e, 0x6c, 0x0a])
+        );
+        for bad in [
+            "",
+            "00:16:3e:5e:6c",
+            "00:16:3e:5e:6c:0a:00",
+            "00:16:3e:5e:6c:100",
+            "00::3e:5e:6c:0a",
+            "0x:16:3e:5e:6c:0a",
+        ] {
+            assert_eq!(parse_mac(bad), None, "{bad}");
+        }
     }
 }

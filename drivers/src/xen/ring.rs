@@ -321,8 +321,11 @@ impl<Req: RingEntry, Rsp: RingEntry> FrontRing<Req, Rsp> {
         if self.unconsumed_responses()? > 0 {
             return Ok(true);
         }
-        self.shared
-            .store(layout::RSP_EVENT, self.rsp_cons.wrapping_add(1), Ordering::Relaxed);
+        self.shared.store(
+            layout::RSP_EVENT,
+            self.rsp_cons.wrapping_add(1),
+            Ordering::Relaxed,
+        );
         fence(Ordering::SeqCst);
         Ok(self.unconsumed_responses()? > 0)
     }
@@ -430,8 +433,11 @@ impl<Req: RingEntry, Rsp: RingEntry> BackRing<Req, Rsp> {
         if self.unconsumed_requests()? > 0 {
             return Ok(true);
         }
-        self.shared
-            .store(layout::REQ_EVENT, self.req_cons.wrapping_add(1), Ordering::Relaxed);
+        self.shared.store(
+            layout::REQ_EVENT,
+            self.req_cons.wrapping_add(1),
+            Ordering::Relaxed,
+        );
         fence(Ordering::SeqCst);
         Ok(self.unconsumed_requests()? > 0)
     }
@@ -507,8 +513,22 @@ mod tests {
     #[test]
     fn requests_and_responses_round_trip_with_notifications() {
         let mut p = pair();
-        assert_eq!(p.front.put_request(Req { id: 1, value: 10, extra: 0 }), Some(0));
-        assert_eq!(p.front.put_request(Req { id: 2, value: 20, extra: 0 }), Some(1));
+        assert_eq!(
+            p.front.put_request(Req {
+                id: 1,
+                value: 10,
+                extra: 0
+            }),
+            Some(0)
+        );
+        assert_eq!(
+            p.front.put_request(Req {
+                id: 2,
+                value: 20,
+                extra: 0
+            }),
+            Some(1)
+        );
         // req_event starts at 1: the first push notifies.
         assert!(p.front.push_requests_and_check_notify());
         assert!(!p.front.push_requests_and_check_notify(), "nothing new");
@@ -518,19 +538,31 @@ mod tests {
         assert_eq!((a.id, b.value), (1, 20));
         assert_eq!(p.back.take_request(), Ok(None));
         // The back end has not re-armed req_event: a further push does not notify...
-        p.front.put_request(Req { id: 3, value: 0, extra: 0 });
+        p.front.put_request(Req {
+            id: 3,
+            value: 0,
+            extra: 0,
+        });
         assert!(!p.front.push_requests_and_check_notify());
         assert_eq!(p.back.take_request().unwrap().unwrap().1.id, 3);
         // ...until it does.
         assert!(!p.back.final_check_for_requests().unwrap());
-        p.front.put_request(Req { id: 4, value: 0, extra: 0 });
+        p.front.put_request(Req {
+            id: 4,
+            value: 0,
+            extra: 0,
+        });
         assert!(p.front.push_requests_and_check_notify());
         assert_eq!(p.back.take_request().unwrap().unwrap().1.id, 4);
 
         for id in [1, 2, 3, 4] {
             assert!(p.back.put_response(Rsp { id }).is_some());
         }
-        assert_eq!(p.back.put_response(Rsp { id: 5 }), None, "only answered requests");
+        assert_eq!(
+            p.back.put_response(Rsp { id: 5 }),
+            None,
+            "only answered requests"
+        );
         // rsp_event starts at 1.
         assert!(p.back.push_responses_and_check_notify());
         let mut ids = alloc::vec::Vec::new();
@@ -546,10 +578,24 @@ mod tests {
     fn a_full_ring_refuses_requests() {
         let mut p = pair();
         for i in 0..FrontRing::<Req, Rsp>::SIZE {
-            assert!(p.front.put_request(Req { id: i, value: 0, extra: 0 }).is_some());
+            assert!(p
+                .front
+                .put_request(Req {
+                    id: i,
+                    value: 0,
+                    extra: 0
+                })
+                .is_some());
         }
         assert!(p.front.is_full());
-        assert_eq!(p.front.put_request(Req { id: 0, value: 0, extra: 0 }), None);
+        assert_eq!(
+            p.front.put_request(Req {
+                id: 0,
+                value: 0,
+                extra: 0
+            }),
+            None
+        );
     }
 
     #[test]
@@ -566,7 +612,11 @@ mod tests {
             poke(p.page, offset, start);
         }
         for round in 0..8u32 {
-            p.front.put_request(Req { id: round, value: 0, extra: 0 });
+            p.front.put_request(Req {
+                id: round,
+                value: 0,
+                extra: 0,
+            });
             p.front.push_requests_and_check_notify();
             let (_, req) = p.back.take_request().unwrap().unwrap();
             p.back.put_response(Rsp { id: req.id });
@@ -578,7 +628,11 @@ mod tests {
     #[test]
     fn a_response_producer_beyond_our_requests_is_an_error() {
         let mut p = pair();
-        p.front.put_request(Req { id: 1, value: 0, extra: 0 });
+        p.front.put_request(Req {
+            id: 1,
+            value: 0,
+            extra: 0,
+        });
         // Written but not published: the back end cannot answer it yet.
         poke(p.page, layout::RSP_PROD, 1);
         assert!(p.front.take_response().is_err());
