@@ -13,6 +13,7 @@ use alloc::vec::Vec;
 use core::cell::RefCell;
 use core::ptr::NonNull;
 
+use super::blkfront::{BlkRequest, BlkResponse, BLKIF_RSP_ERROR, BLKIF_RSP_OKAY};
 use super::netfront::{RxRequest, RxResponse, TxRequest, TxResponse};
 use super::ring::{layout, BackRing};
 use super::{DomId, EventChannels, GrantRef, Grants, Page, Port, Store, XenError, PAGE_SIZE};
@@ -383,5 +384,116 @@ impl FakeNetback {
             status: 0,
         }));
         requests.into_iter().map(|(_, data)| data).collect()
+    }
+}
+
+/// How a fake blkback answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlkMode {
+    /// Correctly.
+    Good,
+    /// With `BLKIF_RSP_ERROR`.
+    Error,
+    /// With another request's id.
+    WrongId,
+    /// With a write's operation code.
+    WrongOperation,
+    /// Not at all.
+    Silent,
+    /// With `rsp_prod` far beyond the requests.
+    BadIndex,
+}
+
+/// Blkback: serves a disk image to the blkfront that advertised `ring-ref` under `frontend`.
+pub struct FakeBlkback {
+    pub xen: Fake,
+    pub ring: BackRing<BlkRequest, BlkResponse>,
+    pub ring_ref: GrantRef,
+    pub port: Port,
+    pub disk: Vec<u8>,
+    pub mode: BlkMode,
+    /// Requests seen.
+    pub requests: Vec<BlkRequest>,
+}
+
+impl FakeBlkback {
+    /// Attaches when the frontend has written its ring details; None before.
+    pub fn try_attach(xen: &Fake, frontend: &str, disk: Vec<u8>, mode: BlkMode) -> Option<Self> {
+        let ring_ref: GrantRef = xen.get(&format!("{frontend}/ring-ref"))?.parse().ok()?;
+        let port: Port = xen
+            .get(&format!("{frontend}/event-channel"))?
+            .parse()
+            .ok()?;
+        // SAFETY: the frontend's ring page stays allocated while granted (a granted page is leaked,
+        // never freed), and the tests drop the backend with the frontend.
+        let ring = unsafe { BackRing::attach(xen.map(ring_ref, true)) };
+        Some(Self {
+            xen: xen.clone(),
+            ring,
+            ring_ref,
+            port,
+            disk,
+            mode,
+            requests: Vec::new(),
+        })
+    }
+
+    /// Answers every waiting request.
+    pub fn service(&mut self) {
+        while let Some((_, request)) = self.ring.take_request().expect("frontend req_prod") {
+            self.requests.push(request);
+            if self.mode == BlkMode::Silent {
+                continue;
+            }
+            let mut status = BLKIF_RSP_OKAY;
+            let mut sector = usize::try_from(request.sector_number).unwrap();
+            let segments = usize::from(request.nr_segments);
+            assert!(
+                segments >= 1 && segments <= request.seg.len(),
+                "nr_segments {segments}"
+            );
+            for segment in &request.seg[..segments] {
+                assert!(segment.first_sect <= segment.last_sect && segment.last_sect < 8);
+                let count = usize::from(segment.last_sect - segment.first_sect) + 1;
+                let start = sector * 512;
+                let end = start + count * 512;
+                if end > self.disk.len() {
+                    status = BLKIF_RSP_ERROR;
+                    break;
+                }
+                let data = self.disk[start..end].to_vec();
+                self.xen
+                    .write_granted(segment.gref, usize::from(segment.first_sect) * 512, &data);
+                sector += count;
+            }
+            let response = BlkResponse {
+                id: if self.mode == BlkMode::WrongId {
+                    request.id + 100
+                } else {
+                    request.id
+                },
+                operation: if self.mode == BlkMode::WrongOperation {
+                    1
+                } else {
+                    request.operation
+                },
+                pad: 0,
+                status: if self.mode == BlkMode::Error {
+                    BLKIF_RSP_ERROR
+                } else {
+                    status
+                },
+                pad2: 0,
+            };
+            self.ring
+                .put_response(response)
+                .expect("a consumed request");
+        }
+        if self.ring.push_responses_and_check_notify() {
+            self.xen.signal(self.port);
+        }
+        if self.mode == BlkMode::BadIndex {
+            self.xen.poke_ring(self.ring_ref, layout::RSP_PROD, 77);
+        }
     }
 }

@@ -228,3 +228,31 @@ pub fn backend_ready_for_rings(state: Option<XenbusState>) -> bool {
 pub fn backend_closing(state: Option<XenbusState>) -> bool {
     matches!(state, Some(XenbusState::Closing | XenbusState::Closed))
 }
+
+/// The closing half of the xenbus handshake: switches us to Closing, waits (up to `timeout` after the
+/// first `now()`, calling `idle` in between) for the backend to close or vanish, then switches us to
+/// Closed. The grants are the caller's to end afterwards (the backend has unmapped them by then).
+pub fn close_handshake<S: Store + ?Sized>(
+    store: &mut S,
+    paths: &DevicePaths,
+    now: &mut dyn FnMut() -> u64,
+    timeout: u64,
+    idle: &mut dyn FnMut(),
+) -> Result<(), XenError> {
+    write_state(store, &paths.frontend, XenbusState::Closing)?;
+    let deadline = now().saturating_add(timeout);
+    let mut result = Ok(());
+    loop {
+        let state = read_state(store, &paths.backend);
+        if state.is_none() || backend_closing(state) {
+            break;
+        }
+        if now() >= deadline {
+            result = Err(XenError::Timeout("the backend to close"));
+            break;
+        }
+        idle();
+    }
+    write_state(store, &paths.frontend, XenbusState::Closed)?;
+    result
+}

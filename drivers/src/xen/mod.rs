@@ -9,6 +9,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
 
+pub mod blkfront;
 #[cfg(test)]
 pub mod fake;
 pub mod frontend;

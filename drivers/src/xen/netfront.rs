@@ -43,8 +43,8 @@ use log::{debug, warn};
 use smoltcp::phy::{self, DeviceCapabilities, Medium};
 
 use super::frontend::{
-    backend_closing, backend_ready_for_rings, read_state, read_value, write_state, DevicePaths,
-    SharedPage,
+    backend_closing, backend_ready_for_rings, close_handshake, read_state, read_value, write_state,
+    DevicePaths, SharedPage,
 };
 use super::ring::{FrontRing, RingEntry, RingError};
 use super::{EventChannels, GrantRef, Grants, Port, Store, XenError, XenbusState, PAGE_SIZE};
@@ -685,21 +685,7 @@ impl<H: Grants + EventChannels> Netfront<H> {
         idle: &mut dyn FnMut(),
     ) -> Result<(), XenError> {
         self.hv.set_unmasked(self.port, false);
-        write_state(store, &self.paths.frontend, XenbusState::Closing)?;
-        let deadline = now().saturating_add(timeout);
-        let mut result = Ok(());
-        loop {
-            let state = read_state(store, &self.paths.backend);
-            if state.is_none() || backend_closing(state) {
-                break;
-            }
-            if now() >= deadline {
-                result = Err(XenError::Timeout("the vif backend to close"));
-                break;
-            }
-            idle();
-        }
-        write_state(store, &self.paths.frontend, XenbusState::Closed)?;
+        let mut result = close_handshake(store, &self.paths, now, timeout, idle);
         let kept = self.end_grants();
         if kept > 0 && result.is_ok() {
             result = Err(XenError::Backend(format!(
