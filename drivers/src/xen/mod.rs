@@ -9,6 +9,13 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
 
+pub mod blkfront;
+#[cfg(test)]
+pub mod fake;
+pub mod frontend;
+pub mod netfront;
+pub mod ring;
+
 /// A domain id (0 is dom0).
 pub type DomId = u16;
 /// A grant reference in our grant table.
