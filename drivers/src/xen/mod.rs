@@ -5,6 +5,15 @@
 //! [`EventChannels`], [`Store`]) so that they can be tested on the host against a fake backend; the
 //! hypervisor-backed implementation lives beside them.
 
+pub mod byte_ring;
+pub mod console;
+pub mod events;
+pub mod gnttab;
+pub mod hypercall;
+pub mod memmap;
+pub mod shared_info;
+pub mod xenstore;
+
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
