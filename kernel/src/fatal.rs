@@ -8,8 +8,9 @@ use core::panic::PanicInfo;
 
 use boot::interrupts::ExceptionFrame;
 use drivers::clock;
-use drivers::serial::Com1;
-use oxvpn_kernel::exit::{exit, ExitCode};
+use crate::platform::Console;
+use oxvpn_kernel::exit::ExitCode;
+use crate::platform::exit;
 
 fn stamp() -> (u64, u64) {
     let us = clock::now_us();
@@ -19,8 +20,8 @@ fn stamp() -> (u64, u64) {
 #[panic_handler]
 fn panic(info: &PanicInfo<'_>) -> ! {
     let (s, us) = stamp();
-    let _ = writeln!(Com1, "[{s:5}.{us:06}] PANIC {info}");
-    let _ = writeln!(Com1, "[{s:5}.{us:06}] FATAL exit: {}", ExitCode::Panic);
+    let _ = writeln!(Console, "[{s:5}.{us:06}] PANIC {info}");
+    let _ = writeln!(Console, "[{s:5}.{us:06}] FATAL exit: {}", ExitCode::Panic);
     exit(ExitCode::Panic)
 }
 
@@ -30,13 +31,13 @@ pub fn on_exception(frame: &ExceptionFrame) -> ! {
     let (guard_start, guard_end) = boot::paging::stack_guard();
     if frame.vector == 14 && (guard_start..guard_end).contains(&ExceptionFrame::cr2()) {
         let _ = writeln!(
-            Com1,
+            Console,
             "[{s:5}.{us:06}] FATAL kernel stack overflow (guard page hit)"
         );
     }
-    let _ = writeln!(Com1, "[{s:5}.{us:06}] FATAL {frame}");
+    let _ = writeln!(Console, "[{s:5}.{us:06}] FATAL {frame}");
     let _ = writeln!(
-        Com1,
+        Console,
         "[{s:5}.{us:06}] FATAL exit: {}",
         ExitCode::CpuException
     );

@@ -9,7 +9,7 @@ use boot::pvh::StartInfo;
 use drivers::clock;
 use drivers::cpu::Features;
 use drivers::rng::HardwareEntropy;
-use log::{info, warn};
+use log::info;
 use oxvpn_kernel::exit::ExitCode;
 
 use crate::{entropy, fail, heap};
@@ -66,7 +66,7 @@ impl Write for StackString {
 
 /// Prints the memory map, finishes the page tables and starts the heap.
 pub fn memory(start_info: &StartInfo, features: &Features) {
-    let memmap = start_info.memmap();
+    let memmap = crate::platform::memmap(start_info);
     info!("memory map ({} entries):", memmap.len());
     // qboot's map ends with an empty entry; it is counted above but not worth a line.
     for entry in memmap.iter().filter(|e| e.size > 0) {
@@ -105,13 +105,12 @@ pub fn memory(start_info: &StartInfo, features: &Features) {
     );
 }
 
-/// Calibrates the TSC (returns its rate) and reads the wall clock.
+/// Calibrates the TSC (returns its rate) and sets the wall clock, the platform's way.
 pub fn clocks(features: &Features) -> u64 {
-    let (hz, source) = match clock::tsc_frequency(features) {
+    let (hz, source) = match crate::platform::clocks(features) {
         Ok(f) => f,
         Err(e) => fail(ExitCode::Unsupported, format_args!("no usable clock: {e}")),
     };
-    clock::set_frequency(hz);
     info!(
         "clock: TSC {}.{:03} MHz from {}{}, monotonic now {} us",
         hz / 1_000_000,
@@ -124,13 +123,6 @@ pub fn clocks(features: &Features) -> u64 {
         },
         clock::now_us()
     );
-    match clock::read_rtc() {
-        Ok(t) => {
-            clock::set_wall_clock(t.unix_seconds());
-            info!("wall clock: {t} (CMOS RTC, unix {})", t.unix_seconds());
-        }
-        Err(e) => warn!("wall clock unknown: {e}; certificate dates cannot be checked"),
-    }
     hz
 }
 

@@ -10,7 +10,7 @@
 use core::fmt::Write;
 
 use drivers::clock;
-use drivers::serial::Com1;
+use crate::platform::Console;
 use log::{LevelFilter, Log, Metadata, Record};
 
 struct SerialLogger;
@@ -28,7 +28,7 @@ impl Log for SerialLogger {
         }
         let us = clock::now_us();
         let _ = writeln!(
-            Com1,
+            Console,
             "[{:5}.{:06}] {:<5} {}: {}",
             us / 1_000_000,
             us % 1_000_000,

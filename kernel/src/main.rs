@@ -17,6 +17,7 @@ mod idle;
 mod init;
 mod logger;
 mod net;
+mod platform;
 mod public;
 mod remote;
 mod selftest;
@@ -28,10 +29,10 @@ use core::fmt::Write;
 
 use boot::pvh::StartInfo;
 use drivers::clock;
-use drivers::serial::Com1;
 use log::{error, info, warn};
 use oxvpn_kernel::args::{self, BootArgs};
-use oxvpn_kernel::exit::{exit, ExitCode};
+use oxvpn_kernel::exit::ExitCode;
+use crate::platform::exit;
 
 boot::entry_point!(kernel_main);
 
@@ -47,7 +48,7 @@ pub(crate) fn fail(code: ExitCode, what: core::fmt::Arguments<'_>) -> ! {
 
 fn kernel_main(start_info_paddr: u64) -> ! {
     clock::start();
-    Com1::init();
+    platform::detect();
     boot::interrupts::set_exception_hook(fatal::on_exception);
     logger::init(oxvpn_kernel::args::Verb::DEFAULT.level_filter());
     info!("oxvpn {} booting", env!("CARGO_PKG_VERSION"));
@@ -69,7 +70,7 @@ fn kernel_main(start_info_paddr: u64) -> ! {
         Err(e) => fail(ExitCode::BadArguments, format_args!("{e}")),
     };
     if args.help {
-        let _ = Com1.write_str(args::HELP);
+        let _ = platform::Console.write_str(args::HELP);
         info!("exit: {}", ExitCode::Clean);
         exit(ExitCode::Clean);
     }
@@ -92,7 +93,11 @@ fn kernel_main(start_info_paddr: u64) -> ! {
 
     selftest::run(&args);
 
-    let (config, mut network) = devices::start(cmdline, &args);
+    let (config, mut network) = if platform::host() == platform::Host::Xen {
+        platform::xen::start()
+    } else {
+        devices::start(cmdline, &args)
+    };
     if let (Some(text), Some(devices::NetRole::Router(network))) =
         (config.as_deref(), network.as_mut())
     {
