@@ -104,7 +104,12 @@ pub const PVCLOCK_TSC_STABLE: u8 = 1;
 impl TimeInfo {
     /// Nanoseconds of Xen system time at TSC value `tsc`.
     pub fn system_time_at(&self, tsc: u64) -> u64 {
-        let mut delta = tsc.saturating_sub(self.tsc_timestamp);
+        // Wrapping, as the guest TSC may have been "negative" (behind its offset) at the timestamp; a TSC
+        // behind the timestamp (another vCPU's view, or a stale read) counts as no time.
+        let mut delta = tsc.wrapping_sub(self.tsc_timestamp);
+        if delta > u64::MAX / 2 {
+            delta = 0;
+        }
         if self.tsc_shift >= 0 {
             let shift = self.tsc_shift as u32;
             delta = if delta.leading_zeros() >= shift {
@@ -269,6 +274,12 @@ mod tests {
         assert_eq!(t.system_time_at(3_000), 5_001_000);
         // a TSC behind the timestamp (another vCPU's view) does not go backwards
         assert_eq!(t.system_time_at(10), 5_000_000);
+        // a timestamp taken while the guest TSC was still "negative" (seen under Xen)
+        let t = TimeInfo {
+            tsc_timestamp: 0u64.wrapping_sub(2_000),
+            ..t
+        };
+        assert_eq!(t.system_time_at(2_000), 5_002_000);
     }
 
     #[test]

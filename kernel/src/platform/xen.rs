@@ -197,6 +197,39 @@ pub struct XenServices {
     pub events: XenEvents,
 }
 
+/// Checks that an event wakes `hlt`: a channel from us to ourselves, one send, a halt with a 1 s timer.
+/// Returns how long the halt lasted.
+fn event_loopback(mut events: XenEvents) -> Result<u64, XenError> {
+    use drivers::xen::EventChannels;
+    let a = events.alloc_unbound(hypercall::DOMID_SELF)?;
+    let b = match events.bind_interdomain(hypercall::DOMID_SELF, a) {
+        Ok(b) => b,
+        Err(e) => {
+            let _ = events.close(a);
+            return Err(e);
+        }
+    };
+    events.set_unmasked(b, true);
+    events::rearm();
+    let start = clock::now_us();
+    events.notify(a);
+    boot::apic::arm_oneshot_us(1_000_000);
+    boot::interrupts::wait_for_interrupt();
+    let elapsed = clock::now_us() - start;
+    boot::apic::disarm();
+    events::rearm();
+    let pending = events.take_pending(b);
+    let _ = events.close(b);
+    let _ = events.close(a);
+    if !pending {
+        return Err(XenError::Backend("the loopback event never became pending".into()));
+    }
+    if elapsed >= 1_000_000 {
+        return Err(XenError::Timeout("the loopback event's upcall (woke by the timer)"));
+    }
+    Ok(elapsed)
+}
+
 /// A device found in xenstore.
 #[derive(Debug, Clone)]
 #[allow(dead_code)] // read by netfront/blkfront once they are built in
@@ -226,7 +259,13 @@ pub fn bring_up() -> Option<(XenServices, Vec<FoundDevice>)> {
         warn!("xen: this Xen does not advertise the per-vCPU upcall vector; trying anyway");
     }
     match events::set_upcall_vector(EVENT_VECTOR) {
-        Ok(()) => info!("xen: event upcalls on vector {EVENT_VECTOR:#x} (vCPU 0, LAPIC EOI)"),
+        Ok(()) => {
+            info!("xen: event upcalls on vector {EVENT_VECTOR:#x} (vCPU 0, LAPIC EOI)");
+            match event_loopback(events) {
+                Ok(us) => info!("xen: a loopback event woke hlt after {us} us"),
+                Err(e) => warn!("xen: event loopback check: {e}"),
+            }
+        }
         Err(e) => warn!("xen: no event upcall ({e}): events are seen only at timer wake-ups"),
     }
     let grants = match gnttab::init().and_then(|n| XenGrants::new().map(|g| (n, g))) {
