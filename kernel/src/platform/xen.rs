@@ -112,10 +112,7 @@ pub fn clocks() -> Result<(u64, &'static str), &'static str> {
         );
         return Err("no Xen shared info page, so no pvclock");
     }
-    info!(
-        "xen: shared info at {:#x}",
-        shared_info::frame_address()
-    );
+    info!("xen: shared info at {:#x}", shared_info::frame_address());
     let time = match shared_info::time_info() {
         Ok(t) => t,
         Err(e) => {
@@ -158,9 +155,7 @@ struct MemmapBuf(UnsafeCell<[MemmapEntry; MAX_MEMMAP]>);
 // SAFETY: written once by `memmap` during single-threaded boot, read-only afterwards.
 unsafe impl Sync for MemmapBuf {}
 
-static MEMMAP: MemmapBuf = MemmapBuf(UnsafeCell::new(
-    [MemmapEntry::new(0, 0, 0); MAX_MEMMAP],
-));
+static MEMMAP: MemmapBuf = MemmapBuf(UnsafeCell::new([MemmapEntry::new(0, 0, 0); MAX_MEMMAP]));
 
 /// The memory map from `XENMEM_memory_map` (empty, after logging why, when Xen refuses).
 pub fn memmap() -> &'static [MemmapEntry] {
@@ -222,10 +217,14 @@ fn event_loopback(mut events: XenEvents) -> Result<u64, XenError> {
     let _ = events.close(b);
     let _ = events.close(a);
     if !pending {
-        return Err(XenError::Backend("the loopback event never became pending".into()));
+        return Err(XenError::Backend(
+            "the loopback event never became pending".into(),
+        ));
     }
     if elapsed >= 1_000_000 {
-        return Err(XenError::Timeout("the loopback event's upcall (woke by the timer)"));
+        return Err(XenError::Timeout(
+            "the loopback event's upcall (woke by the timer)",
+        ));
     }
     Ok(elapsed)
 }
