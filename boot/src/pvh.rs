@@ -51,6 +51,16 @@ pub struct MemmapEntry {
 pub const MEMMAP_RAM: u32 = 1;
 
 impl MemmapEntry {
+    /// An entry from another source of the memory map (Xen's `XENMEM_memory_map`).
+    pub const fn new(addr: u64, size: u64, kind: u32) -> MemmapEntry {
+        MemmapEntry {
+            addr,
+            size,
+            kind,
+            reserved: 0,
+        }
+    }
+
     /// One past the last byte.
     pub fn end(&self) -> u64 {
         self.addr.saturating_add(self.size)
@@ -117,7 +127,9 @@ impl fmt::Display for PvhError {
 pub const MAX_CMDLINE: usize = 4096;
 
 impl StartInfo {
-    /// Validates and borrows the start info at `paddr` (the value of `ebx` at entry).
+    /// Validates and borrows the start info at `paddr` (the value of `ebx` at entry). A start info without
+    /// a memory map (version 0, as Xen gives a PVH dom0) is accepted: [`StartInfo::memmap`] is then empty
+    /// and the platform asks the hypervisor.
     ///
     /// # Safety
     /// `paddr` must be the address the PVH loader passed; it must be identity mapped and stay untouched
@@ -128,15 +140,15 @@ impl StartInfo {
         if info.magic != START_MAGIC {
             return Err(PvhError::BadMagic(info.magic));
         }
-        if info.version < 1 || info.memmap_paddr == 0 {
-            return Err(PvhError::NoMemoryMap(info.version));
-        }
         Ok(info)
     }
 
-    /// The memory map.
+    /// The memory map; empty when the loader gave none (version 0, or no entries).
     pub fn memmap(&self) -> &'static [MemmapEntry] {
-        // SAFETY: validated in from_paddr (version >= 1); the loader guarantees memmap_entries entries.
+        if self.version < 1 || self.memmap_paddr == 0 {
+            return &[];
+        }
+        // SAFETY: version >= 1 with a map address: the loader guarantees memmap_entries entries there.
         unsafe {
             core::slice::from_raw_parts(
                 self.memmap_paddr as *const MemmapEntry,
@@ -168,8 +180,7 @@ impl StartInfo {
     /// handed to the allocator.
     pub fn loader_ranges(&self) -> [(u64, u64); 3] {
         let info = self as *const StartInfo as u64;
-        let memmap_len =
-            u64::from(self.memmap_entries) * core::mem::size_of::<MemmapEntry>() as u64;
+        let memmap_len = self.memmap().len() as u64 * core::mem::size_of::<MemmapEntry>() as u64;
         let cmdline_len = self
             .cmdline()
             .map(|c| c.len() as u64 + 1)

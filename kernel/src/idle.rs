@@ -19,4 +19,5 @@ pub fn wait_until(deadline_us: u64) {
     }
     boot::apic::arm_oneshot_us((deadline_us - now).min(MAX_IDLE_US));
     boot::interrupts::wait_for_interrupt();
+    crate::platform::after_wake();
 }

@@ -66,7 +66,7 @@ impl Write for StackString {
 
 /// Prints the memory map, finishes the page tables and starts the heap.
 pub fn memory(start_info: &StartInfo, features: &Features) {
-    let memmap = start_info.memmap();
+    let memmap = crate::platform::memmap(start_info);
     info!("memory map ({} entries):", memmap.len());
     // qboot's map ends with an empty entry; it is counted above but not worth a line.
     for entry in memmap.iter().filter(|e| e.size > 0) {

@@ -5,6 +5,15 @@
 //! [`EventChannels`], [`Store`]) so that they can be tested on the host against a fake backend; the
 //! hypervisor-backed implementation lives beside them.
 
+pub mod byte_ring;
+pub mod console;
+pub mod events;
+pub mod gnttab;
+pub mod hypercall;
+pub mod memmap;
+pub mod shared_info;
+pub mod xenstore;
+
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
@@ -135,5 +144,43 @@ impl XenbusState {
     /// The value written to xenstore.
     pub fn as_str(self) -> &'static str {
         ["0", "1", "2", "3", "4", "5", "6", "7", "8"][self as usize]
+    }
+}
+
+/// The hypervisor handle the frontends own a copy of: the grant table and the event channels (both
+/// global-backed, so copies share them).
+#[derive(Debug, Clone, Copy)]
+pub struct Hypervisor {
+    /// The grant table.
+    pub grants: gnttab::XenGrants,
+    /// The event channels.
+    pub events: events::XenEvents,
+}
+
+impl Grants for Hypervisor {
+    fn grant(&mut self, domid: DomId, frame: u64, readonly: bool) -> Result<GrantRef, XenError> {
+        self.grants.grant(domid, frame, readonly)
+    }
+
+    fn end_grant(&mut self, gref: GrantRef) -> Result<(), XenError> {
+        self.grants.end_grant(gref)
+    }
+}
+
+impl EventChannels for Hypervisor {
+    fn alloc_unbound(&mut self, remote: DomId) -> Result<Port, XenError> {
+        self.events.alloc_unbound(remote)
+    }
+
+    fn notify(&mut self, port: Port) {
+        self.events.notify(port)
+    }
+
+    fn take_pending(&mut self, port: Port) -> bool {
+        self.events.take_pending(port)
+    }
+
+    fn set_unmasked(&mut self, port: Port, unmasked: bool) {
+        self.events.set_unmasked(port, unmasked)
     }
 }

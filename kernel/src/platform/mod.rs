@@ -1,20 +1,23 @@
 //! The platform seam: what differs between the hosts the image runs on (QEMU and other VMMs with virtio,
-//! Xen): the console, the clocks, device discovery and how the VM ends.
+//! Xen PVH): the console, the clocks, the memory map, device discovery, wake-ups and how the VM ends.
 //!
 //! Layer: kernel glue, below everything that decides anything. The rest of the kernel sees one console
 //! ([`Console`]), one [`exit`], one [`Nic`] type (a `drivers::netdev::NetDevice`) and one [`Devices`] list;
-//! which host provides them is decided once, at boot, by [`detect`].
+//! which host provides them is decided once, at boot, by [`detect`] (Xen's CPUID leaves), so one ELF
+//! serves both.
 
 use alloc::vec::Vec;
 use core::fmt;
 use core::sync::atomic::{AtomicU8, Ordering};
 
+use boot::pvh::{MemmapEntry, StartInfo};
 use drivers::cpu::Features;
 use drivers::virtio::blk;
 use oxvpn_kernel::exit::ExitCode;
 
 mod nic;
 pub mod qemu;
+pub mod xen;
 
 pub use nic::{Nic, NicRx, NicTx};
 
@@ -24,12 +27,15 @@ pub use nic::{Nic, NicRx, NicTx};
 pub enum Host {
     /// QEMU (pc, q35, microvm) or another VMM with virtio devices, a COM1 UART and isa-debug-exit.
     Qemu = 0,
+    /// A Xen PVH guest (domU, or dom0): PV console, pvclock, event channels, xenstore, netfront, blkfront.
+    Xen = 1,
 }
 
 impl fmt::Display for Host {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Host::Qemu => "QEMU/virtio",
+            Host::Xen => "Xen PVH",
         })
     }
 }
@@ -38,15 +44,18 @@ static HOST: AtomicU8 = AtomicU8::new(Host::Qemu as u8);
 
 /// Finds out which host this is and sets its console up. First thing at boot, before any output.
 pub fn detect() -> Host {
-    let host = Host::Qemu;
+    let host = if xen::detect() { Host::Xen } else { Host::Qemu };
     HOST.store(host as u8, Ordering::Relaxed);
-    qemu::init_console();
+    if host == Host::Qemu {
+        qemu::init_console();
+    }
     host
 }
 
 /// The host [`detect`] found.
 pub fn host() -> Host {
     match HOST.load(Ordering::Relaxed) {
+        1 => Host::Xen,
         _ => Host::Qemu,
     }
 }
@@ -59,6 +68,7 @@ impl fmt::Write for Console {
     fn write_str(&mut self, s: &str) -> fmt::Result {
         match host() {
             Host::Qemu => qemu::console_write(s),
+            Host::Xen => xen::console_write(s),
         }
     }
 }
@@ -67,6 +77,7 @@ impl fmt::Write for Console {
 pub fn exit(code: ExitCode) -> ! {
     match host() {
         Host::Qemu => qemu::exit(code),
+        Host::Xen => xen::exit(code),
     }
 }
 
@@ -74,6 +85,22 @@ pub fn exit(code: ExitCode) -> ! {
 pub fn clocks(features: &Features) -> Result<(u64, &'static str), &'static str> {
     match host() {
         Host::Qemu => qemu::clocks(features),
+        Host::Xen => xen::clocks(),
+    }
+}
+
+/// The memory map: the PVH start info's, or under Xen the hypervisor's when the start info has none.
+pub fn memmap(start_info: &StartInfo) -> &'static [MemmapEntry] {
+    match host() {
+        Host::Xen if start_info.memmap().is_empty() => xen::memmap(),
+        _ => start_info.memmap(),
+    }
+}
+
+/// After each wake from `hlt`, before the main loop polls again.
+pub fn after_wake() {
+    if host() == Host::Xen {
+        xen::after_wake();
     }
 }
 
@@ -92,12 +119,15 @@ pub struct Devices {
 pub enum DiskError {
     /// The virtio-blk disk could not be read.
     Virtio(blk::DiskReadError),
+    /// The Xen vbd could not be read.
+    Xen(drivers::xen::blkfront::DiskReadError),
 }
 
 impl fmt::Display for DiskError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Virtio(e) => write!(f, "{e}"),
+            Self::Xen(e) => write!(f, "{e}"),
         }
     }
 }
@@ -111,5 +141,6 @@ pub const MAX_DISK_BYTES: usize = config_disk::MAX_CONFIG_LEN + config_disk::SEC
 pub fn bring_up(cmdline: &str) -> Devices {
     match host() {
         Host::Qemu => qemu::bring_up(cmdline),
+        Host::Xen => xen::bring_up_devices(),
     }
 }

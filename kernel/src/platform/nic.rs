@@ -5,6 +5,8 @@
 use drivers::netdev::{FrameTx, NetDevice};
 use drivers::virtio::net::{VirtioNet, VirtioRxToken, VirtioTxToken};
 use drivers::virtio::SomeTransport;
+use drivers::xen::netfront::{Netfront, NetfrontRx, NetfrontTx};
+use drivers::xen::Hypervisor;
 use smoltcp::phy::{self, DeviceCapabilities};
 
 type Virtio = VirtioNet<SomeTransport<'static>>;
@@ -13,22 +15,27 @@ type Virtio = VirtioNet<SomeTransport<'static>>;
 pub enum Nic {
     /// virtio-net over PCI or MMIO.
     Virtio(Virtio),
+    /// Xen netfront.
+    Xen(Netfront<Hypervisor>),
 }
 
 /// A received frame for smoltcp.
 pub enum NicRx<'a> {
     Virtio(VirtioRxToken<'a>),
+    Xen(NetfrontRx<'a>),
 }
 
 /// A transmit permission on a [`Nic`].
 pub enum NicTx<'a> {
     Virtio(VirtioTxToken<'a, SomeTransport<'static>>),
+    Xen(NetfrontTx<'a>),
 }
 
 impl phy::RxToken for NicRx<'_> {
     fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
         match self {
             Self::Virtio(rx) => rx.consume(f),
+            Self::Xen(rx) => rx.consume(f),
         }
     }
 }
@@ -37,18 +44,21 @@ impl FrameTx for NicTx<'_> {
     fn send_with(&mut self, max: usize, fill: impl FnOnce(&mut [u8]) -> usize) -> bool {
         match self {
             Self::Virtio(tx) => tx.send_with(max, fill),
+            Self::Xen(tx) => tx.send_with(max, fill),
         }
     }
 
     fn send(&mut self, frame: &[u8]) -> bool {
         match self {
             Self::Virtio(tx) => FrameTx::send(tx, frame),
+            Self::Xen(tx) => FrameTx::send(tx, frame),
         }
     }
 
     fn emit<R, F: FnOnce(&mut [u8]) -> R>(&mut self, len: usize, f: F) -> R {
         match self {
             Self::Virtio(tx) => FrameTx::emit(tx, len, f),
+            Self::Xen(tx) => FrameTx::emit(tx, len, f),
         }
     }
 }
@@ -72,12 +82,14 @@ impl NetDevice for Nic {
     fn mac_address(&self) -> [u8; 6] {
         match self {
             Self::Virtio(d) => NetDevice::mac_address(d),
+            Self::Xen(d) => NetDevice::mac_address(d),
         }
     }
 
     fn capabilities(&self) -> DeviceCapabilities {
         match self {
             Self::Virtio(d) => NetDevice::capabilities(d),
+            Self::Xen(d) => NetDevice::capabilities(d),
         }
     }
 
@@ -88,54 +100,65 @@ impl NetDevice for Nic {
         match self {
             Self::Virtio(d) => NetDevice::receive_unless(d, take)
                 .map(|(rx, tx)| (NicRx::Virtio(rx), NicTx::Virtio(tx))),
+            Self::Xen(d) => {
+                NetDevice::receive_unless(d, take).map(|(rx, tx)| (NicRx::Xen(rx), NicTx::Xen(tx)))
+            }
         }
     }
 
     fn receive_mut(&mut self) -> Option<(&mut [u8], Self::Tx<'_>)> {
         match self {
             Self::Virtio(d) => NetDevice::receive_mut(d).map(|(f, tx)| (f, NicTx::Virtio(tx))),
+            Self::Xen(d) => NetDevice::receive_mut(d).map(|(f, tx)| (f, NicTx::Xen(tx))),
         }
     }
 
     fn transmit(&mut self) -> Option<Self::Tx<'_>> {
         match self {
             Self::Virtio(d) => NetDevice::transmit(d).map(NicTx::Virtio),
+            Self::Xen(d) => NetDevice::transmit(d).map(NicTx::Xen),
         }
     }
 
     fn rx_pending(&self) -> bool {
         match self {
             Self::Virtio(d) => NetDevice::rx_pending(d),
+            Self::Xen(d) => NetDevice::rx_pending(d),
         }
     }
 
     fn refill(&mut self) {
         match self {
             Self::Virtio(d) => NetDevice::refill(d),
+            Self::Xen(d) => NetDevice::refill(d),
         }
     }
 
     fn flush(&mut self) {
         match self {
             Self::Virtio(d) => NetDevice::flush(d),
+            Self::Xen(d) => NetDevice::flush(d),
         }
     }
 
     fn ack_interrupt(&mut self) {
         match self {
             Self::Virtio(d) => NetDevice::ack_interrupt(d),
+            Self::Xen(d) => NetDevice::ack_interrupt(d),
         }
     }
 
     fn set_interrupts(&mut self, on: bool) {
         match self {
             Self::Virtio(d) => NetDevice::set_interrupts(d, on),
+            Self::Xen(d) => NetDevice::set_interrupts(d, on),
         }
     }
 
     fn tx_dropped(&self) -> u64 {
         match self {
             Self::Virtio(d) => NetDevice::tx_dropped(d),
+            Self::Xen(d) => NetDevice::tx_dropped(d),
         }
     }
 }
