@@ -34,6 +34,7 @@ use drivers::clock;
 use log::{error, info, warn};
 use oxvpn_kernel::args::{self, BootArgs};
 use oxvpn_kernel::exit::ExitCode;
+use smoltcp::time::Instant;
 
 boot::entry_point!(kernel_main);
 
@@ -174,6 +175,18 @@ impl MainLoop {
             self.next_reseed = now + RESEED_INTERVAL_US;
         }
         deadline = deadline.min(self.next_reseed);
+
+        if let Some(request) = platform::shutdown_request() {
+            info!("host requests {request:?}: shutting down");
+            match &mut self.network {
+                Some(devices::NetRole::Router(n)) => {
+                    n.shutdown(Instant::from_micros(i64::try_from(now).unwrap_or(i64::MAX)))
+                }
+                Some(devices::NetRole::Server(s)) => s.shutdown(now),
+                None => {}
+            }
+            return Next::Shutdown(ExitCode::Clean);
+        }
 
         if let Some(network) = &mut self.network {
             let at = match network {

@@ -252,6 +252,17 @@ impl Network {
         self.flush();
     }
 
+    /// The host asked the VM to shut down: the tunnel says goodbye to the server and what it queued goes
+    /// out before the caller exits.
+    pub fn shutdown(&mut self, now: Instant) {
+        let now_us = u64::try_from(now.total_micros()).unwrap_or(0);
+        if let Some(tunnel) = &mut self.tunnel {
+            tunnel.shutdown(now_us, &mut self.public.sockets);
+            self.poll_public(now);
+        }
+        self.flush();
+    }
+
     /// Tells both NICs about what was queued and posted since the last flush: one notification per NIC
     /// and burst rather than per frame, sent as each side's burst ends so that no frame waits for the
     /// rest of the pass.

@@ -374,6 +374,15 @@ impl ServerNet {
         }
     }
 
+    /// The host asked the VM to shut down: every client is told the server goes away (RESTART, so they
+    /// reconnect elsewhere or later) and what that queued goes out before the caller exits.
+    pub fn shutdown(&mut self, now_us: u64) {
+        self.service.shutdown(engine_now(now_us));
+        self.run_service(now_us);
+        self.poll_public(now_us);
+        self.public.device.flush();
+    }
+
     /// Before the main loop halts: turn the NIC's interrupts on; false when a frame is already waiting.
     pub fn prepare_halt(&mut self) -> bool {
         self.public.device.set_interrupts(true);

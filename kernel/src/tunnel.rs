@@ -395,6 +395,21 @@ impl Tunnel {
         }
     }
 
+    /// The host asked the VM to shut down: tells the server (explicit exit notification, twice: it is a
+    /// datagram and idempotent) when the tunnel is up, and shows EXITING. The caller sends what was
+    /// queued before it exits.
+    pub fn shutdown(&mut self, now_us: u64, sockets: &mut SocketSet<'static>) {
+        if let Some(packet) = self.engine.shutdown(engine_now(now_us), &mut KernelRng) {
+            for _ in 0..2 {
+                self.remote.send(sockets, &packet);
+            }
+        }
+        self.status.set(
+            State::Exiting,
+            format_args!("shutdown requested by the host"),
+        );
+    }
+
     /// When [`poll`](Self::poll) is next due without new input, in monotonic microseconds (`Some(now)`
     /// when work is waiting).
     pub fn poll_at(&self, now_us: u64, sockets: &mut SocketSet<'static>) -> Option<u64> {

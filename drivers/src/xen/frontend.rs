@@ -254,5 +254,21 @@ pub fn close_handshake<S: Store + ?Sized>(
         idle();
     }
     write_state(store, &paths.frontend, XenbusState::Closed)?;
+    // A backend that was Closing unmaps our pages on its way to Closed (Linux's blkback frees its
+    // persistent grants there): wait for that too, within the same deadline.
+    while result.is_ok() {
+        let state = read_state(store, &paths.backend);
+        if matches!(
+            state,
+            None | Some(XenbusState::Closed | XenbusState::Unknown)
+        ) {
+            break;
+        }
+        if now() >= deadline {
+            result = Err(XenError::Timeout("the backend to reach Closed"));
+            break;
+        }
+        idle();
+    }
     result
 }

@@ -177,6 +177,8 @@ pub fn sched_yield() {
 
 /// `SHUTDOWN_poweroff`.
 pub const SHUTDOWN_POWEROFF: u32 = 0;
+/// `SHUTDOWN_reboot`.
+pub const SHUTDOWN_REBOOT: u32 = 1;
 /// `SHUTDOWN_crash`.
 pub const SHUTDOWN_CRASH: u32 = 3;
 

@@ -97,6 +97,15 @@ pub fn memmap(start_info: &StartInfo) -> &'static [MemmapEntry] {
     }
 }
 
+/// A request from the host to shut the VM down (Xen's `xl shutdown`/`reboot`; QEMU's machines send the
+/// image none it could hear: no ACPI). Checked by the main loop on every pass; cheap.
+pub fn shutdown_request() -> Option<xen::ShutdownRequest> {
+    match host() {
+        Host::Qemu => None,
+        Host::Xen => xen::shutdown_request(),
+    }
+}
+
 /// After each wake from `hlt`, before the main loop polls again.
 pub fn after_wake() {
     if host() == Host::Xen {

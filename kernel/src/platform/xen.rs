@@ -81,7 +81,11 @@ pub fn console_write(s: &str) -> fmt::Result {
 /// Ends the domain: poweroff for a clean exit, crash otherwise.
 pub fn exit(code: ExitCode) -> ! {
     let reason = if code == ExitCode::Clean {
-        hypercall::SHUTDOWN_POWEROFF
+        if REBOOT_REQUESTED.load(Ordering::Relaxed) != 0 {
+            hypercall::SHUTDOWN_REBOOT
+        } else {
+            hypercall::SHUTDOWN_POWEROFF
+        }
     } else {
         hypercall::SHUTDOWN_CRASH
     };
@@ -444,7 +448,99 @@ pub fn bring_up_devices() -> super::Devices {
             _ => info!("xen: {}: ignored", dev.frontend),
         }
     }
-    // xenstore stays open for the life of the image (its ring page is the domain's).
-    core::mem::forget(store);
+    control_start(store, events);
     devices
+}
+
+/// What dom0's toolstack asked for in `control/shutdown` (`xl shutdown`, `xl reboot`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShutdownRequest {
+    /// `poweroff` or `halt`.
+    Poweroff,
+    /// `reboot`: the toolstack restarts the domain (its `on_reboot`).
+    Reboot,
+}
+
+/// xenstore after bring-up: the watch on `control/shutdown`.
+struct Control {
+    store: XenStore<RingTransport>,
+}
+
+struct ControlCell(UnsafeCell<Option<Control>>);
+
+// SAFETY: set once by `control_start` during single-threaded boot; afterwards only the main loop (one
+// thread, never an interrupt handler) reaches it through `shutdown_request`.
+unsafe impl Sync for ControlCell {}
+
+static CONTROL: ControlCell = ControlCell(UnsafeCell::new(None));
+/// The reboot request that the next clean exit turns into SHUTDOWN_reboot.
+static REBOOT_REQUESTED: AtomicU32 = AtomicU32::new(0);
+
+const SHUTDOWN_NODE: &str = "control/shutdown";
+
+/// Announces the PV shutdown protocol (`control/feature-poweroff`, `-reboot`) and watches
+/// `control/shutdown`, with its event channel unmasked so a request wakes `hlt`. xenstore stays open for
+/// the life of the image.
+fn control_start(mut store: XenStore<RingTransport>, mut events: XenEvents) {
+    use drivers::xen::EventChannels;
+    for feature in ["control/feature-poweroff", "control/feature-reboot"] {
+        if let Err(e) = store.write(feature, "1") {
+            warn!("xen: writing {feature}: {e}");
+        }
+    }
+    match store.watch(SHUTDOWN_NODE, "shutdown") {
+        Ok(()) => {
+            events.set_unmasked(store.transport().port(), true);
+            info!("xen: watching {SHUTDOWN_NODE} (xl shutdown / reboot)");
+        }
+        Err(e) => warn!("xen: watching {SHUTDOWN_NODE}: {e}; xl shutdown will not be heard"),
+    }
+    // SAFETY: single-threaded boot; nothing has borrowed CONTROL yet (see ControlCell).
+    unsafe { *CONTROL.0.get() = Some(Control { store }) };
+}
+
+/// A shutdown request from the toolstack, if one arrived: cheap when none did (the xenstore ring's
+/// indices are read, nothing more). The request is acknowledged by clearing the node, as Linux does.
+pub fn shutdown_request() -> Option<ShutdownRequest> {
+    // SAFETY: only the main loop calls this, never reentrantly (see ControlCell).
+    let control = unsafe { (*CONTROL.0.get()).as_mut() }?;
+    let mut fired = false;
+    loop {
+        match control.store.poll_watch() {
+            Ok(Some(event)) => fired |= event.path.ends_with(SHUTDOWN_NODE),
+            Ok(None) => break,
+            Err(e) => {
+                warn!("xen: xenstore watch: {e}");
+                break;
+            }
+        }
+    }
+    if !fired {
+        return None;
+    }
+    let value = match control.store.read(SHUTDOWN_NODE) {
+        Ok(v) => v,
+        Err(XenError::Store { error, .. }) if error == "ENOENT" => return None,
+        Err(e) => {
+            warn!("xen: reading {SHUTDOWN_NODE}: {e}");
+            return None;
+        }
+    };
+    let request = match value.trim_end_matches('\0') {
+        "" => return None,
+        "poweroff" | "halt" => ShutdownRequest::Poweroff,
+        "reboot" => ShutdownRequest::Reboot,
+        other => {
+            warn!("xen: {SHUTDOWN_NODE} = {other:?} is not supported; ignored");
+            let _ = control.store.write(SHUTDOWN_NODE, "");
+            return None;
+        }
+    };
+    if let Err(e) = control.store.write(SHUTDOWN_NODE, "") {
+        warn!("xen: acknowledging {SHUTDOWN_NODE}: {e}");
+    }
+    if request == ShutdownRequest::Reboot {
+        REBOOT_REQUESTED.store(1, Ordering::Relaxed);
+    }
+    Some(request)
 }
