@@ -58,7 +58,7 @@ cp "$P/boot/vmlinuz-$KVER" "$OUT/vmlinuz"
 
 # --- helpers ---------------------------------------------------------------------------------------------
 # add_file ROOTFS SRC [DEST]: copies SRC (following links) into ROOTFS at DEST (default the same path).
-add_file() { local r=$1 src=$2 dst=${3:-$2}; mkdir -p "$r$(dirname "$dst")"; cp -L "$src" "$r$dst"; }
+add_file() { local r=$1 src=$2 dst=${3:-$2}; mkdir -p "$r$(dirname "$dst")"; rm -f "$r$dst"; cp -L "$src" "$r$dst"; }
 # add_elf ROOTFS BIN [DEST]: BIN plus every shared library it needs (ldd with the unpacked Xen libraries on
 # the search path; the rest comes from the host, a Debian 12 like the packages).
 add_elf() {
@@ -104,7 +104,8 @@ ln -s "$XB/xl" "$d/usr/sbin/xl"
 # xenstore-read/-write/-ls (one binary, named by argv[0]) for the hotplug scripts and the tests.
 add_elf "$d" "$P/usr/bin/xenstore" /usr/bin/xenstore
 for t in read write ls rm list exists watch; do ln -sf xenstore "$d/usr/bin/xenstore-$t"; done
-# libxl dlopens nothing else for PV/PVH guests without a device model.
+# glibc dlopens libgcc_s for pthread_cancel (xl's event loop uses it): ldd cannot see that.
+add_file "$d" "$(ldconfig -p | awk '/libgcc_s.so.1 .*x86-64/ { print $NF; exit }')" /lib/x86_64-linux-gnu/libgcc_s.so.1
 for b in "${HOSTBIN[@]}"; do add_elf "$d" "$b"; done
 # The host's ip replaces busybox's (which has no `ip netns`).
 ln -sf /usr/bin/ip "$d/sbin/ip"

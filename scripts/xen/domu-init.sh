@@ -36,11 +36,16 @@ disk=$(arg disk)
 if [ -n "$disk" ]; then
     for _ in $(seq 50); do [ -b "/dev/$disk" ] && break; sleep 0.1; done
     if [ -b "/dev/$disk" ]; then
-        ok "disk $disk $(cat "/sys/class/block/$disk/size") sectors, ro=$(cat "/sys/class/block/$disk/ro"), starts: $(head -c 64 "/dev/$disk" | tr -c '[:print:]' ' ')"
+        ok "disk $disk $(cat "/sys/class/block/$disk/size") sectors, ro=$(cat "/sys/class/block/$disk/ro"), first line: $(head -n 1 "/dev/$disk" | head -c 64)"
     else
         bad "disk $disk: no block device"
     fi
 fi
 echo "DOMU done"
-[ "$(arg stay)" = 1 ] && exec sleep 100000
+if [ "$(arg stay)" = 1 ]; then
+    # Stay up until dom0 says `xl shutdown`: Linux then runs /sbin/poweroff, and busybox's poweroff signals
+    # init (us, pid 1) with SIGUSR2 (SIGTERM for reboot).
+    trap 'echo "DOMU poweroff"; poweroff -f' USR2 TERM
+    while :; do sleep 1; done
+fi
 poweroff -f
