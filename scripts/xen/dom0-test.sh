@@ -120,7 +120,12 @@ wait_console() {
 guest_state() {
     echo "XENTEST info xl list: $(xl list 2>&1 | tail -n +2 | tr -s ' ' | tr '\n' ';')"
     echo "XENTEST info guest console: $(wc -c < "$CONSOLE" 2>/dev/null || echo 0) bytes"
+    # Xen's log: guest_loglvl=all lets a domU's port 0xe9 writes through, as "(d1) ..." lines.
     xl dmesg 2>&1 | tail -n "${DMESG_LINES:-25}" | sed 's/^/XENTEST xl-dmesg| /'
+    # Where a live domain's vCPU is: registers and the stack (xenctx; symbols from the ELF's `nm` when lab.sh
+    # could make /test/kernel.map).
+    map=; [ -s /test/kernel.map ] && map="-s /test/kernel.map"
+    id=$(xl domid $NAME 2>/dev/null) && xenctx $map -a -S "$id" 0 2>&1 | head -n 40 | sed 's/^/XENTEST xenctx| /'
     for l in /sys/class/net/*; do
         echo "XENTEST info link ${l##*/}: $(cat "$l/operstate") rx $(cat "$l/statistics/rx_packets") tx $(cat "$l/statistics/tx_packets") drop rx/tx $(cat "$l/statistics/rx_dropped")/$(cat "$l/statistics/tx_dropped")$([ -e "$l/brport" ] && echo " port of $(basename "$(readlink "$l/master")") state $(cat "$l/brport/state")")"
     done

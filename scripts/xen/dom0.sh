@@ -99,7 +99,7 @@ d=$tmp/dom0
 mkdir -p "$d"/{proc,sys,dev,tmp,run,var/log/xen,var/lib/xen,var/run/xen,var/run/xenstored,etc/xen/scripts,test}
 add_busybox "$d"
 XB=/usr/lib/xen-$XENV/bin
-for b in xl xenstored xenconsoled xenconsole libxl-save-helper xen-init-dom0; do add_elf "$d" "$P$XB/$b" "$XB/$b"; done
+for b in xl xenstored xenconsoled xenconsole libxl-save-helper xen-init-dom0 xenctx; do add_elf "$d" "$P$XB/$b" "$XB/$b"; done
 ln -s "$XB/xl" "$d/usr/sbin/xl"
 # xenstore-read/-write/-ls (one binary, named by argv[0]) for the hotplug scripts and the tests.
 add_elf "$d" "$P/usr/bin/xenstore" /usr/bin/xenstore

@@ -75,6 +75,8 @@ t=$work/root/test
 mkdir -p "$t"
 cp scripts/xen/dom0-test.sh "$t/run.sh"
 cp "$kernel" "$t/kernel"
+# Symbols for xenctx's report of a stuck vCPU (System.map format); none for a compressed kernel.
+nm -n -C "$kernel" 2>/dev/null | grep -E '^[0-9a-f]+ [tTwW] ' > "$t/kernel.map" || true
 {
     echo "XEN_MODE=$mode"
     echo "GUEST_KERNEL=/test/kernel"
@@ -102,11 +104,13 @@ done
 cat "$X/dom0.cpio" "$work/test.cpio" > "$work/initrd"
 
 # Xen: serial console (com1), dom0 512 MB, no IOMMU; smap=0 smep=0 or the PV dom0 crashes under -cpu max
-# (shared/docs/xen-qubes.md). Dom0: the Xen console (hvc0), quiet so that the serial log stays readable.
+# (shared/docs/xen-qubes.md); guest_loglvl=all shows a domU's port-0xe9 debug output in `xl dmesg`. One vCPU
+# (XEN_SMP): with two, QEMU's multi-threaded TCG ran slower on this 2-core machine and a Linux domU once
+# triple-faulted early. Dom0: the Xen console (hvc0), quiet so that the serial log stays readable.
 started=$(date +%s.%N)
 qemu-system-x86_64 -accel tcg -cpu max -m 2G -smp "${XEN_SMP:-1}" -nographic -no-reboot -monitor none -nodefaults \
     -serial "file:$work/serial.log" \
-    -kernel "$X/xen" -append "console=com1 dom0_mem=512M,max:512M dom0-iommu=none smap=0 smep=0 noreboot=0" \
+    -kernel "$X/xen" -append "console=com1 dom0_mem=512M,max:512M dom0-iommu=none smap=0 smep=0 guest_loglvl=all" \
     -initrd "$X/vmlinuz console=hvc0 quiet,$work/initrd" >"$work/qemu.out" 2>&1 &
 qemu_pid=$!
 

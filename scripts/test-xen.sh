@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# The image as a Xen PVH domU: Xen 4.17 under QEMU TCG, a Linux PV dom0 (scripts/xen/: everything from Debian
+# packages, cached in build/xen), and in it the network of scripts/test-e2e.sh with Xen bridges in place of
+# QEMU's taps: Debian's openvpn 2.6 server and a host behind it on one bridge, a LAN host on the other,
+# build/oxvpn.elf between them with two vifs and its config disk as xvda. One line per assertion:
+#   xl create; tunnel up (console says 'Initialization Sequence Completed'); the LAN host pings the server's
+#   tunnel address and the host behind it; resolves a name through the image's DNS forwarder; TCP both ways
+#   with a SHA-256 compare; `xl shutdown -w` leaves no domain behind.
+# Then `xen: N passed, M failed` and the wall time. Nothing runs on the host's network: all of it is inside
+# the QEMU guest. Settings: KERNEL=path (another image), XEN_MODE=linux (the wiring check with a Linux PVH
+# domU instead), XEN_SIZE_MB (TCP transfer size, default 4), XEN_TIMEOUT (whole boot, default 400 s),
+# KEEP_WORK=1 (keep the logs).
+set -u
+cd "$(dirname "$0")/.."
+started=$(date +%s)
+NETLAB=oxv-xen-$$
+# shellcheck source=scripts/netlab.sh
+source scripts/netlab.sh
+KERNEL=${KERNEL:-build/oxvpn.elf}
+MODE=${XEN_MODE:-oxvpn}
+
+for tool in qemu-system-x86_64 openvpn dnsmasq cpio apt-get dpkg; do
+    command -v $tool >/dev/null || { echo "xen: FAIL (missing $tool: run scripts/setup.sh)"; exit 1; }
+done
+[ -f "$KERNEL" ] && [ -x build/config-disk ] || { echo "xen: FAIL (run make image tools)"; exit 1; }
+
+work=$(mktemp -d /tmp/oxv-xen.XXXXXX)
+netlab_init "$work"
+fails=0
+cleanup() {
+    if [ -n "${KEEP_WORK:-}" ] || [ "$fails" -gt 0 ]; then echo "xen: logs in $work"; else rm -rf "$work"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# The cached lab (a first run downloads ~77 MB of Debian packages and packs them: ~15 s).
+if ! scripts/xen/dom0.sh >/dev/null 2>"$work/dom0-build.log"; then
+    cat "$work/dom0-build.log"; echo "xen: FAIL (building the lab)"; echo "xen: 0 passed, 1 failed"; exit 1
+fi
+
+# The PKI, the server's config and the client's config disk, as netlab_up makes them; the server's paths are
+# those of dom0's /test.
+srv=$work/server
+mkdir -p "$srv/pki"
+if ! scripts/interop/make-pki.sh "$work/pki" >"$work/pki.log" 2>&1 || ! disk=$(netlab_disk lab); then
+    cat "$work/pki.log"; echo "xen: FAIL (PKI or config disk)"; echo "xen: 0 passed, 1 failed"; exit 1
+fi
+cp "$work/pki"/{ca.crt,server.crt,server.key,v2-server.key} "$srv/pki/"
+cp "$disk" "$srv/config.img"
+conf=$(scripts/interop/server.sh /test/pki "$work" lab $NETLAB_SRV_PUB AES-256-GCM server v2)
+cp "$conf" "$srv/server.conf"
+
+kargs=(--kernel "$KERNEL")
+[ "$MODE" = linux ] && kargs=()   # lab.sh's Linux domU: Debian's kernel and scripts/xen/domu-init.sh
+scripts/xen/lab.sh --mode "$MODE" "${kargs[@]}" --server-dir "$srv" --out "$work" \
+    --timeout "${XEN_TIMEOUT:-400}" --set "SIZE_MB=${XEN_SIZE_MB:-4}" \
+    | tee "$work/lab.log" | grep -v "^XENTEST \(done\|start\)"
+passed=$(grep -c "^XENTEST ok" "$work/lab.log")
+fails=$(grep -c "^XENTEST FAIL" "$work/lab.log")
+if ! grep -q "^XENTEST done" "$work/lab.log"; then
+    echo "xen: FAIL (the lab did not finish: see above)"; fails=$((fails + 1))
+fi
+[ "$passed" -gt 0 ] || fails=$((fails + 1))
+elapsed=$(( $(date +%s) - started ))
+echo "xen: wall time ${elapsed} s ($(grep -o 'QEMU ran [0-9.]* s' "$work/lab.log"))"
+echo "xen: $passed passed, $fails failed"
+[ "$fails" -eq 0 ]
