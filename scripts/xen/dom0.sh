@@ -47,8 +47,12 @@ tmp=$(mktemp -d /tmp/oxv-xenlab.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
 mkdir -p "$tmp/debs" "$tmp/pkg"
 log "downloading ${#PKGS[@]} Debian packages ($KPKG, xen $XENV)"
-( cd "$tmp/debs" && apt-get download -q "${PKGS[@]}" >/dev/null 2>"$tmp/apt.err" ) \
-    || { cat "$tmp/apt.err" >&2; log "apt-get download failed"; exit 1; }
+download() { ( cd "$tmp/debs" && apt-get download -q "${PKGS[@]}" >/dev/null 2>"$tmp/apt.err" ); }
+# Old package lists name versions the mirror no longer has: refresh them once.
+if ! download; then
+    log "apt-get download failed; apt-get update and again"
+    apt-get update -qq >&2 && download || { cat "$tmp/apt.err" >&2; log "apt-get download failed"; exit 1; }
+fi
 for d in "$tmp"/debs/*.deb; do dpkg -x "$d" "$tmp/pkg"; done
 P=$tmp/pkg
 KVER=${KPKG#linux-image-}

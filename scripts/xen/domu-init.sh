@@ -5,6 +5,7 @@
 #   oxv.net=DEV:ADDR/LEN[,DEV:ADDR/LEN...]   addresses (eth0 is the first vif)
 #   oxv.ping=IP[,IP...]                      targets that must answer
 #   oxv.disk=DEV                             a block device whose first 512 bytes are printed (config disk)
+#   oxv.gw=IP, oxv.forward=1                 default route, IPv4 forwarding (a stand-in router)
 #   oxv.stay=1                               keep running (no poweroff) after the checks
 # Prints `DOMU ok|FAIL <what>` per check and `DOMU done` on its console (hvc0: xenconsoled's guest log),
 # then powers off.
@@ -29,6 +30,9 @@ for spec in $(arg net | tr ',' ' '); do
         bad "net $dev $addr"
     fi
 done
+# oxv.gw=IP oxv.forward=1: a plain IPv4 router (lab.sh --standin: the router test's checks against Linux).
+[ -n "$(arg gw)" ] && ip route add default via "$(arg gw)" && ok "default route via $(arg gw)"
+[ "$(arg forward)" = 1 ] && echo 1 > /proc/sys/net/ipv4/ip_forward && ok "forwarding on"
 for ip in $(arg ping | tr ',' ' '); do
     if ping -c 2 -W 3 "$ip" >/tmp/ping 2>&1; then ok "ping $ip"; else bad "ping $ip: $(tail -2 /tmp/ping | tr '\n' ' ')"; fi
 done

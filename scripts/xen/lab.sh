@@ -13,6 +13,8 @@
 #     --server                   create mode: start the OpenVPN server and dnsmasq too (needs --server-dir)
 #     --server-dir DIR           server.conf and pki/ for dom0's /test (scripts/test-xen.sh makes them)
 #     --shutdown                 create mode: end with `xl shutdown -w` instead of `xl destroy`
+#     --standin                  oxvpn mode with a Linux domU that merely forwards in place of the image: checks
+#                                the router test's own checks (all pass but DNS: no forwarder there)
 #     --set VAR=VALUE            any other setting for dom0-test.sh (e.g. SIZE_MB=8, TUNNEL_TIMEOUT=90)
 #     --out DIR                  keep serial.log (everything), guest.log (the domU console) there
 #     --timeout S                whole boot bound (default 300)
@@ -23,7 +25,7 @@ ROOT=$PWD
 # shellcheck source=scripts/netlab.sh
 NETLAB=oxv-xen source scripts/netlab.sh   # the addresses and MACs only: no namespace is made on the host
 
-mode=create kernel= args= disk=default mem= out= timeout=300 server_dir= sets=()
+mode=create standin= kernel= args= disk=default mem= out= timeout=300 server_dir= sets=()
 while [ $# -gt 0 ]; do
     case $1 in
         --mode) mode=$2; shift 2 ;;
@@ -37,6 +39,7 @@ while [ $# -gt 0 ]; do
         --server) sets+=("WITH_SERVER=1"); shift ;;
         --server-dir) server_dir=$2; shift 2 ;;
         --shutdown) sets+=("SHUTDOWN=1"); shift ;;
+        --standin) standin=1; shift ;;
         --set) sets+=("$2"); shift 2 ;;
         --out) out=$2; shift 2 ;;
         --timeout) timeout=$2; shift 2 ;;
@@ -48,7 +51,12 @@ case $mode in oxvpn|linux|create) ;; *) echo "lab.sh: unknown mode $mode" >&2; e
 command -v qemu-system-x86_64 >/dev/null || { echo "lab.sh: no qemu-system-x86_64: run scripts/setup.sh" >&2; exit 1; }
 
 X=$(scripts/xen/dom0.sh)
-if [ "$mode" = linux ]; then
+if [ -n "$standin" ]; then
+    # The router test's checks against a Linux domU that only forwards (it checks the checks).
+    kernel=$X/vmlinuz mem=${mem:-256}
+    args="console=hvc0 quiet oxv.net=eth0:$NETLAB_VM_PUB/24,eth1:$NETLAB_GW/24 oxv.gw=$NETLAB_SRV_PUB oxv.forward=1 oxv.stay=1"
+    sets+=("STANDIN=1" "TUNNEL_PATTERN=DOMU done")
+elif [ "$mode" = linux ]; then
     kernel=${kernel:-$X/vmlinuz}
     mem=${mem:-256}   # Debian's kernel unpacks to ~58 MB
     args=${args:-console=hvc0 quiet oxv.net=eth0:$NETLAB_VM_PUB/24,eth1:$NETLAB_GW/24 oxv.ping=$NETLAB_SRV_PUB,$NETLAB_LAN_HOST oxv.disk=xvda oxv.stay=1}
@@ -86,7 +94,7 @@ nm -n -C "$kernel" 2>/dev/null | grep -E '^[0-9a-f]+ [tTwW] ' > "$t/kernel.map" 
     echo "GW=$NETLAB_GW LAN_HOST=$NETLAB_LAN_HOST PUB_MAC=$NETLAB_PUB_MAC LAN_MAC=$NETLAB_LAN_MAC"
     echo "SIZE_MB=4 TRANSFER_BUDGET=60"
 } > "$t/env"
-if [ "$mode" = linux ]; then
+if [ "$mode" = linux ] || [ -n "$standin" ]; then
     cp "$X/domu.cpio" "$t/ramdisk"
     echo "GUEST_RAMDISK=/test/ramdisk" >> "$t/env"
     # Any file will do as the disk: the domU prints its first bytes.
