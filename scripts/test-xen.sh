@@ -68,15 +68,26 @@ else
     # XEN_STANDIN=1: a Linux domU that only forwards stands in for the image (checks the checks; DNS fails).
     [ -n "${XEN_STANDIN:-}" ] && largs+=(--standin)
 fi
-scripts/xen/lab.sh --mode "$MODE" "${largs[@]}" --out "$work" \
-    --timeout "${XEN_TIMEOUT:-400}" --set "SIZE_MB=${XEN_SIZE_MB:-4}" \
-    | tee "$work/lab.log" | grep -v "^XENTEST \(done\|start\)"
-passed=$(grep -c "^XENTEST ok" "$work/lab.log")
-fails=$(grep -c "^XENTEST FAIL" "$work/lab.log")
-if ! grep -q "^XENTEST done" "$work/lab.log"; then
-    echo "xen: FAIL (the lab did not finish: see above)"; fails=$((fails + 1))
+run_lab() { # LOG
+    scripts/xen/lab.sh --mode "$MODE" "${largs[@]}" --out "$work" \
+        --timeout "${XEN_TIMEOUT:-400}" --set "SIZE_MB=${XEN_SIZE_MB:-4}" \
+        | tee "$1" | grep -v "^XENTEST \(done\|start\)"
+    passed=$(grep -c "^XENTEST ok" "$1")
+    fails=$(grep -c "^XENTEST FAIL" "$1")
+    if ! grep -q "^XENTEST done" "$1"; then
+        echo "xen: FAIL (the lab did not finish: see above)"; fails=$((fails + 1))
+    fi
+    [ "$passed" -gt 0 ] || fails=$((fails + 1))
+}
+run_lab "$work/lab.log"
+# Nested Xen under TCG has rare glitches of its own (about 1 Linux domU boot in 15 here: a triple fault, or
+# its busybox segfaulting): the lab's own check gets a second boot, said so. The router test does not: a
+# failure there may be the image's.
+if [ "$fails" -gt 0 ] && [ "$MODE" = linux ]; then
+    echo "xen: the Linux wiring check failed ($fails); booting the lab once more (logs of the first: $work/lab-1.log)"
+    mv "$work/lab.log" "$work/lab-1.log"; mv "$work/serial.log" "$work/serial-1.log" 2>/dev/null
+    run_lab "$work/lab.log"
 fi
-[ "$passed" -gt 0 ] || fails=$((fails + 1))
 elapsed=$(( $(date +%s) - started ))
 echo "xen: wall time ${elapsed} s ($(grep -o 'QEMU ran [0-9.]* s' "$work/lab.log"))"
 echo "xen: $passed passed, $fails failed"

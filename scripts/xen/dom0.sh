@@ -18,24 +18,27 @@ OUT=${XEN_LAB_DIR:-$ROOT/build/xen}
 mkdir -p "$OUT"
 log() { echo "xen-lab: $*" >&2; }
 
-# Package versions Debian would give us now (candidates), the host tools' versions, and our own scripts
-# together make the cache key: any change rebuilds.
-KPKG=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ { print $2; exit }')
+XENV=4.17
+HOSTBIN=(/usr/bin/ip /usr/sbin/openvpn /usr/sbin/dnsmasq)
+# resolve: the packages (the kernel's ABI name comes from linux-image-amd64) and the cache key: the versions
+# Debian would give us now (candidates), the host tools' versions and our own scripts; any change rebuilds.
+resolve() {
+    KPKG=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ { print $2; exit }')
+    PKGS=(xen-hypervisor-$XENV-amd64 xen-utils-$XENV xen-utils-common xenstore-utils libxencall1 libxenevtchn1
+          libxenforeignmemory1 libxengnttab1 libxenmisc$XENV libxenstore4 libxentoollog1 libxentoolcore1
+          libxendevicemodel1 libxenhypfs1 libyajl2 "$KPKG" busybox-static)
+    key=$( {
+        for p in "${PKGS[@]}"; do echo "$p $(apt-cache policy "$p" | awk '/Candidate:/ { print $2 }')"; done
+        for b in "${HOSTBIN[@]}"; do echo "$b $(dpkg -S "$b" 2>/dev/null | cut -d: -f1 | xargs -r dpkg-query -W -f='${Version}')"; done
+        cat scripts/xen/dom0.sh scripts/xen/dom0-init.sh scripts/xen/domu-init.sh scripts/xen/hotplug-*
+    } | sha256sum | cut -c1-16)
+}
+resolve
 if [ -z "$KPKG" ]; then
     log "apt-get update (no package lists yet)"
     apt-get update -qq >&2
-    KPKG=$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-[0-9]/ { print $2; exit }')
+    resolve
 fi
-XENV=4.17
-PKGS=(xen-hypervisor-$XENV-amd64 xen-utils-$XENV xen-utils-common xenstore-utils libxencall1 libxenevtchn1 libxenforeignmemory1
-      libxengnttab1 libxenmisc$XENV libxenstore4 libxentoollog1 libxentoolcore1 libxendevicemodel1 libxenhypfs1
-      libyajl2 "$KPKG" busybox-static)
-HOSTBIN=(/usr/bin/ip /usr/sbin/openvpn /usr/sbin/dnsmasq)
-key=$( {
-    for p in "${PKGS[@]}"; do echo "$p $(apt-cache policy "$p" | awk '/Candidate:/ { print $2 }')"; done
-    for b in "${HOSTBIN[@]}"; do echo "$b $(dpkg -S "$b" 2>/dev/null | cut -d: -f1 | xargs -r dpkg-query -W -f='${Version}')"; done
-    cat scripts/xen/dom0.sh scripts/xen/dom0-init.sh scripts/xen/domu-init.sh scripts/xen/hotplug-*
-} | sha256sum | cut -c1-16)
 if [ "$(cat "$OUT/key" 2>/dev/null)" = "$key" ] && [ -f "$OUT/dom0.cpio" ] && [ -f "$OUT/domu.cpio" ]; then
     echo "$OUT"; exit 0
 fi
@@ -44,21 +47,22 @@ command -v cpio >/dev/null || { log "missing cpio: run scripts/setup.sh"; exit 1
 
 t0=$(date +%s)
 tmp=$(mktemp -d /tmp/oxv-xenlab.XXXXXX)
-trap 'rm -rf "$tmp"' EXIT
+trap 'rm -rf "$tmp" "$OUT"/*.$$' EXIT
 mkdir -p "$tmp/debs" "$tmp/pkg"
 log "downloading ${#PKGS[@]} Debian packages ($KPKG, xen $XENV)"
 download() { ( cd "$tmp/debs" && apt-get download -q "${PKGS[@]}" >/dev/null 2>"$tmp/apt.err" ); }
 # Old package lists name versions the mirror no longer has: refresh them once.
 if ! download; then
     log "apt-get download failed; apt-get update and again"
-    apt-get update -qq >&2 && download || { cat "$tmp/apt.err" >&2; log "apt-get download failed"; exit 1; }
+    apt-get update -qq >&2 && resolve && download || { cat "$tmp/apt.err" >&2; log "apt-get download failed"; exit 1; }
 fi
 for d in "$tmp"/debs/*.deb; do dpkg -x "$d" "$tmp/pkg"; done
 P=$tmp/pkg
 KVER=${KPKG#linux-image-}
 
-gunzip -c "$P/boot/xen-$XENV-amd64.gz" > "$OUT/xen"
-cp "$P/boot/vmlinuz-$KVER" "$OUT/vmlinuz"
+# Every output is written aside and renamed: a lab booting from this directory meanwhile keeps whole files.
+gunzip -c "$P/boot/xen-$XENV-amd64.gz" > "$OUT/xen.$$"
+cp "$P/boot/vmlinuz-$KVER" "$OUT/vmlinuz.$$"
 
 # --- helpers ---------------------------------------------------------------------------------------------
 # add_file ROOTFS SRC [DEST]: copies SRC (following links) into ROOTFS at DEST (default the same path).
@@ -130,7 +134,7 @@ echo "root:x:0:" > "$d/etc/group"
 # openvpn drops to nobody/nogroup only if told to; dnsmasq runs as nobody by default.
 echo "nobody:x:65534:65534:nobody:/:/bin/false" >> "$d/etc/passwd"
 echo "nogroup:x:65534:" >> "$d/etc/group"
-pack "$d" "$OUT/dom0.cpio.new"
+pack "$d" "$OUT/dom0.cpio.$$"
 
 # --- Linux PVH domU (validation of the wiring, and the client domU of later tests) -------------------------
 u=$tmp/domu
@@ -139,10 +143,9 @@ add_busybox "$u"
 add_modules "$u" xen-netfront xen-blkfront
 cp scripts/xen/domu-init.sh "$u/init"
 chmod +x "$u/init"
-pack "$u" "$OUT/domu.cpio.new"
+pack "$u" "$OUT/domu.cpio.$$"
 
-mv "$OUT/dom0.cpio.new" "$OUT/dom0.cpio"
-mv "$OUT/domu.cpio.new" "$OUT/domu.cpio"
+for f in xen vmlinuz dom0.cpio domu.cpio; do mv "$OUT/$f.$$" "$OUT/$f"; done
 echo "$KPKG xen-hypervisor-$XENV-amd64 $(apt-cache policy xen-hypervisor-$XENV-amd64 | awk '/Candidate:/ { print $2 }')" > "$OUT/versions"
 echo "$key" > "$OUT/key"
 log "built $OUT in $(( $(date +%s) - t0 ))s: dom0.cpio $(( $(stat -c %s "$OUT/dom0.cpio") >> 20 )) MB, domu.cpio $(( $(stat -c %s "$OUT/domu.cpio") >> 20 )) MB"
