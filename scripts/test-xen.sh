@@ -13,9 +13,6 @@
 set -u
 cd "$(dirname "$0")/.."
 started=$(date +%s)
-NETLAB=oxv-xen-$$
-# shellcheck source=scripts/netlab.sh
-source scripts/netlab.sh
 KERNEL=${KERNEL:-build/oxvpn.elf}
 # An image without a netfront cannot be the router under Xen: until one is built in (any netfront writes
 # the xenstore key feature-rx-copy, so the string is in the ELF), the run checks the lab itself with the
@@ -36,7 +33,6 @@ done
 [ -f "$KERNEL" ] && [ -x build/config-disk ] || { echo "xen: FAIL (run make image tools)"; exit 1; }
 
 work=$(mktemp -d /tmp/oxv-xen.XXXXXX)
-netlab_init "$work"
 fails=0
 cleanup() {
     if [ -n "${KEEP_WORK:-}" ] || [ "$fails" -gt 0 ]; then echo "xen: logs in $work"; else rm -rf "$work"; fi
@@ -49,21 +45,15 @@ if ! scripts/xen/dom0.sh >/dev/null 2>"$work/dom0-build.log"; then
     cat "$work/dom0-build.log"; echo "xen: FAIL (building the lab)"; echo "xen: 0 passed, 1 failed"; exit 1
 fi
 
-# The PKI, the server's config and the client's config disk, as netlab_up makes them; the server's paths are
-# those of dom0's /test.
+# The PKI, the server's config and the client's config disk, as netlab_up makes them (scripts/xen/server-dir.sh).
 largs=(--kernel "$KERNEL")
 if [ "$MODE" = linux ]; then
     largs=()   # lab.sh's Linux domU: Debian's kernel and scripts/xen/domu-init.sh
 else
     srv=$work/server
-    mkdir -p "$srv/pki"
-    if ! scripts/interop/make-pki.sh "$work/pki" >"$work/pki.log" 2>&1 || ! disk=$(netlab_disk lab); then
-        cat "$work/pki.log"; echo "xen: FAIL (PKI or config disk)"; echo "xen: 0 passed, 1 failed"; exit 1
+    if ! scripts/xen/server-dir.sh "$srv" >"$work/server-dir.log" 2>&1; then
+        cat "$work/server-dir.log"; echo "xen: FAIL (PKI or config disk)"; echo "xen: 0 passed, 1 failed"; exit 1
     fi
-    cp "$work/pki"/{ca.crt,server.crt,server.key,v2-server.key} "$srv/pki/"
-    cp "$disk" "$srv/config.img"
-    conf=$(scripts/interop/server.sh /test/pki "$work" lab $NETLAB_SRV_PUB AES-256-GCM server v2)
-    cp "$conf" "$srv/server.conf"
     largs+=(--server-dir "$srv")
     # XEN_STANDIN=1: a Linux domU that only forwards stands in for the image (checks the checks; DNS fails).
     [ -n "${XEN_STANDIN:-}" ] && largs+=(--standin)

@@ -108,11 +108,16 @@ guest_create() {
 }
 
 # wait_console PATTERN SECONDS: until the guest console holds PATTERN; fails at once if the domain is gone.
+# $why says which: "within N s" or "the domain ended after N s".
 wait_console() {
     t0=$(now)
     while ! grep -q -- "$1" "$CONSOLE" 2>/dev/null; do
-        xl domid $NAME >/dev/null 2>&1 || return 1
-        [ "$(awk -v a="$t0" -v b="$(now)" 'BEGIN { print (b - a >= 0 + '"$2"') }')" = 1 ] && return 1
+        if ! xl domid $NAME >/dev/null 2>&1; then
+            sleep 0.5   # xenconsoled's last reads of the ring
+            grep -q -- "$1" "$CONSOLE" 2>/dev/null && return 0
+            why="the domain ended after $(since "$t0") s"; return 1
+        fi
+        [ "$(awk -v a="$t0" -v b="$(now)" 'BEGIN { print (b - a >= 0 + '"$2"') }')" = 1 ] && { why="within $2 s"; return 1; }
         sleep 0.2
     done
 }
@@ -163,7 +168,7 @@ mode_oxvpn() {
     if wait_console "$up" "${TUNNEL_TIMEOUT:-60}"; then
         ok "tunnel up: '$up' on the guest console $(since "$created_at") s after xl create"
     else
-        bad "tunnel: no '$up' within ${TUNNEL_TIMEOUT:-60} s"
+        bad "tunnel: no '$up' on the console ($why)"
         guest_state; return
     fi
     ping_ok lan "$SRV_TUN" && ok "ping LAN host -> server tunnel address $SRV_TUN" || bad "ping LAN host -> $SRV_TUN"
@@ -205,7 +210,7 @@ mode_linux() {
     if wait_console "DOMU done" "${BOOT_TIMEOUT:-60}"; then
         ok "Linux domU ran its checks $(since "$created_at") s after xl create"
     else
-        bad "Linux domU: no 'DOMU done' within ${BOOT_TIMEOUT:-60} s"; guest_state; return
+        bad "Linux domU: no 'DOMU done' ($why)"; guest_state; return
     fi
     grep "^DOMU ok" "$CONSOLE" | sed 's/^DOMU ok /XENTEST ok domU: /'
     grep "^DOMU FAIL" "$CONSOLE" | while read -r line; do echo "XENTEST FAIL domU: ${line#DOMU FAIL }"; done
@@ -221,9 +226,10 @@ mode_create() {
     guest_create || return
     if [ -n "${WAIT_FOR:-}" ]; then
         wait_console "$WAIT_FOR" "${WAIT:-10}" && ok "'$WAIT_FOR' on the console $(since "$created_at") s after xl create" \
-            || bad "no '$WAIT_FOR' on the console within ${WAIT:-10} s"
+            || bad "no '$WAIT_FOR' on the console ($why)"
     else
-        sleep "${WAIT:-10}"
+        # WAIT seconds, or less if the domain ends first.
+        wait_console "XENLAB-NEVER-PRINTED" "${WAIT:-10}" || echo "XENTEST info waited: $why"
     fi
     DMESG_LINES=${DMESG_LINES:-60} guest_state
     if [ -n "${SHUTDOWN:-}" ]; then guest_shutdown; else xl destroy $NAME >/dev/null 2>&1; fi

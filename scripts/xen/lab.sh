@@ -6,12 +6,14 @@
 #     --mode oxvpn|linux|create  what dom0 does (default create: `xl create`, wait, dump the console, destroy)
 #     --kernel PATH              the domU kernel (default build/oxvpn.elf; linux mode: build/xen/vmlinuz)
 #     --args "ARGS"              the domU's command line (xl `extra`; default the router's netlab arguments)
-#     --disk PATH                the domU's config disk (xvda, read-only); --no-disk for none
+#     --disk PATH                the domU's config disk (xvda, read-only; default the server dir's config.img
+#                                when there is one); --no-disk for none
 #     --mem MB                   domU memory (default 64; linux mode 256)
 #     --wait S                   create mode: seconds to wait (default 10)
 #     --wait-for TEXT            create mode: stop waiting when TEXT is on the domU console
-#     --server                   create mode: start the OpenVPN server and dnsmasq too (needs --server-dir)
-#     --server-dir DIR           server.conf and pki/ for dom0's /test (scripts/test-xen.sh makes them)
+#     --server                   create mode: start the OpenVPN server and dnsmasq too
+#     --server-dir DIR           server.conf, pki/ and config.img (scripts/xen/server-dir.sh makes one; without
+#                                this option the router test and --server make a fresh one)
 #     --shutdown                 create mode: end with `xl shutdown -w` instead of `xl destroy`
 #     --standin                  oxvpn mode with a Linux domU that merely forwards in place of the image: checks
 #                                the router test's own checks (all pass but DNS: no forwarder there)
@@ -23,7 +25,8 @@ set -eu
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
 # shellcheck source=scripts/netlab.sh
-NETLAB=oxv-xen source scripts/netlab.sh   # the addresses and MACs only: no namespace is made on the host
+NETLAB=oxv-xen   # the addresses and MACs of scripts/netlab.sh only: no namespace is made on the host
+source scripts/netlab.sh
 
 mode=create standin= kernel= args= disk=default mem= out= timeout=300 server_dir= sets=()
 while [ $# -gt 0 ]; do
@@ -99,6 +102,11 @@ if [ "$mode" = linux ] || [ -n "$standin" ]; then
     echo "GUEST_RAMDISK=/test/ramdisk" >> "$t/env"
     # Any file will do as the disk: the domU prints its first bytes.
     [ "$disk" = default ] && { printf 'oxvpn xen lab test disk\n' > "$work/disk.img"; truncate -s 4096 "$work/disk.img"; disk=$work/disk.img; }
+fi
+# --server without --server-dir, or the router test without one: make one (PKI, server config, config disk).
+if [ -z "$server_dir" ] && { [ "$mode" = oxvpn ] || printf '%s\n' "${sets[@]}" | grep -q '^WITH_SERVER=1$'; }; then
+    server_dir=$work/server
+    scripts/xen/server-dir.sh "$server_dir" || { echo "lab.sh: cannot make the server's files" >&2; exit 1; }
 fi
 if [ "$disk" = default ]; then disk=${server_dir:+$server_dir/config.img}; fi
 if [ -n "$disk" ]; then cp "$disk" "$t/config.img"; echo "GUEST_DISK=/test/config.img" >> "$t/env"; fi
