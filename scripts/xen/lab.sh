@@ -73,6 +73,7 @@ fi
 work=$(mktemp -d /tmp/oxv-xenlab-run.XXXXXX)
 qemu_pid=
 cleanup() {
+    set +e   # a step that fails here must not skip the rest
     if [ -n "$qemu_pid" ]; then kill "$qemu_pid" 2>/dev/null; wait "$qemu_pid" 2>/dev/null; fi
     if [ -n "$out" ]; then mkdir -p "$out"; cp "$work/serial.log" "$work/guest.log" "$out/" 2>/dev/null; fi
     rm -rf "$work"
