@@ -55,7 +55,7 @@ else
         cat "$work/server-dir.log"; echo "xen: FAIL (PKI or config disk)"; echo "xen: 0 passed, 1 failed"; exit 1
     fi
     largs+=(--server-dir "$srv")
-    # XEN_STANDIN=1: a Linux domU that only forwards stands in for the image (checks the checks; DNS fails).
+    # XEN_STANDIN=1: a Linux domU that only forwards stands in for the image (checks the checks).
     [ -n "${XEN_STANDIN:-}" ] && largs+=(--standin)
 fi
 run_lab() { # LOG

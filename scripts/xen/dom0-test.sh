@@ -162,7 +162,7 @@ mode_oxvpn() {
     services_up || return
     guest_create || return
     # STANDIN=1 (lab.sh --standin): a Linux domU routes without a tunnel, to check these checks; the server
-    # routes the LAN back to it. Its DNS check fails (no forwarder there).
+    # routes the LAN back to it.
     up=${TUNNEL_PATTERN:-Initialization Sequence Completed}
     [ -n "${STANDIN:-}" ] && ip -n srv route add 192.168.60.0/24 via "$VM_PUB"
     if wait_console "$up" "${TUNNEL_TIMEOUT:-60}"; then
@@ -173,9 +173,13 @@ mode_oxvpn() {
     fi
     ping_ok lan "$SRV_TUN" && ok "ping LAN host -> server tunnel address $SRV_TUN" || bad "ping LAN host -> $SRV_TUN"
     ping_ok lan "$BEHIND" && ok "ping LAN host -> host behind the server $BEHIND" || bad "ping LAN host -> $BEHIND"
-    answer=$(in_ns lan timeout 20 nslookup behind.oxvpn.test "$GW" 2>&1)
-    if echo "$answer" | grep -q "Address.*$BEHIND" && grep -q "query\[A\] behind.oxvpn.test from 10.8.0" /tmp/dnsmasq.log; then
-        ok "DNS: LAN host asked the gateway $GW, dnsmasq behind the tunnel answered behind.oxvpn.test = $BEHIND"
+    # The LAN host asks its gateway; dnsmasq (on the server's tunnel address) must see the query come from the
+    # tunnel. The stand-in has no forwarder: the LAN host asks dnsmasq itself, routed through the stand-in.
+    dns=$GW from=10.8.0.
+    [ -n "${STANDIN:-}" ] && dns=$SRV_TUN from=$LAN_HOST
+    answer=$(in_ns lan timeout 20 nslookup behind.oxvpn.test "$dns" 2>&1)
+    if echo "$answer" | grep -q "Address.*$BEHIND" && grep -q "query\[A\] behind.oxvpn.test from $from" /tmp/dnsmasq.log; then
+        ok "DNS: LAN host asked $dns, dnsmasq behind the tunnel answered behind.oxvpn.test = $BEHIND (query from $from)"
     else
         bad "DNS through the tunnel: $(echo "$answer" | tr '\n' ' ')"
     fi

@@ -16,7 +16,7 @@
 #                                this option the router test and --server make a fresh one)
 #     --shutdown                 create mode: end with `xl shutdown -w` instead of `xl destroy`
 #     --standin                  oxvpn mode with a Linux domU that merely forwards in place of the image: checks
-#                                the router test's own checks (all pass but DNS: no forwarder there)
+#                                the router test's own checks (DNS goes to dnsmasq directly: no forwarder there)
 #     --set VAR=VALUE            any other setting for dom0-test.sh (e.g. SIZE_MB=8, TUNNEL_TIMEOUT=90)
 #     --out DIR                  keep serial.log (everything), guest.log (the domU console) there
 #     --timeout S                whole boot bound (default 300)
@@ -132,13 +132,17 @@ qemu-system-x86_64 -accel tcg -cpu max -m 2G -smp "${XEN_SMP:-1}" -nographic -no
 qemu_pid=$!
 
 # Follow the serial log: XENTEST lines and the domU console as they come (whole lines only).
-shown=0
+shown=0 tunnel_at=
 follow() {
     local total
     [ -f "$work/serial.log" ] || return 0
     total=$(wc -l < "$work/serial.log" 2>/dev/null || echo 0)
     [ "$total" -gt "$shown" ] || return 0
     sed -n "$((shown + 1)),${total}p" "$work/serial.log" | tr -d '\r' | grep -E "^(XENTEST|GUEST\||XENLAB)" || true
+    if [ -z "$tunnel_at" ] && sed -n "$((shown + 1)),${total}p" "$work/serial.log" | grep -q "^XENTEST ok tunnel up"; then
+        tunnel_at=$(awk -v a="$started" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
+        echo "XENLAB tunnel up ${tunnel_at} s after starting QEMU (seen on the serial log)"
+    fi
     shown=$total
 }
 end=$(( $(date +%s) + timeout ))
