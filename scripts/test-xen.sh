@@ -8,7 +8,7 @@
 #   with a SHA-256 compare; `xl shutdown -w` leaves no domain behind.
 # Then `xen: N passed, M failed` and the wall time. Nothing runs on the host's network: all of it is inside
 # the QEMU guest. Settings: KERNEL=path (another image), XEN_MODE=linux (the wiring check with a Linux PVH
-# domU instead), XEN_SIZE_MB (TCP transfer size, default 4), XEN_TIMEOUT (whole boot, default 400 s),
+# domU instead), XEN_SIZE_MB (TCP transfer size, default 4), XEN_TIMEOUT (whole boot, default 300 s),
 # KEEP_WORK=1 (keep the logs).
 set -u
 cd "$(dirname "$0")/.."
@@ -60,7 +60,7 @@ else
 fi
 run_lab() { # LOG
     scripts/xen/lab.sh --mode "$MODE" "${largs[@]}" --out "$work" \
-        --timeout "${XEN_TIMEOUT:-400}" --set "SIZE_MB=${XEN_SIZE_MB:-4}" \
+        --timeout "${XEN_TIMEOUT:-300}" --set "SIZE_MB=${XEN_SIZE_MB:-4}" \
         | tee "$1" | grep -v "^XENTEST \(done\|start\)"
     passed=$(grep -c "^XENTEST ok" "$1")
     fails=$(grep -c "^XENTEST FAIL" "$1")
