@@ -5,7 +5,8 @@
 #   make tools   build/config-disk, build/ovpn-ping and build/ovpn-keys (host tools)
 #   make run     the demo: OpenVPN server in a namespace, the router in QEMU, a LAN host using the tunnel
 #   make run-server  the server demo: the image as an OpenVPN server in QEMU, three openvpn clients, a download
-#   make test    host unit tests, then every scripts/test-*.sh (in-QEMU, interop, end to end)
+#   make test    host unit tests, then every scripts/test-*.sh (in-QEMU, interop, end to end, Xen domU)
+#   make xen     the image as a Xen PVH domU under nested Xen (scripts/test-xen.sh)
 
 SHELL := /bin/bash
 ACCEL ?= tcg
@@ -17,7 +18,7 @@ KERNEL_CARGO_FLAGS := -Zjson-target-spec -Zbuild-std=core,alloc -Zbuild-std-feat
 # Set SKIP_SETUP=1 to skip the package checks (they are quick when everything is present).
 SKIP_SETUP ?=
 
-.PHONY: all setup image tools run run-server test-server test test-host test-scripts e2e bench bench-server fuzz fuzz-smoke lint clean
+.PHONY: all setup image tools run run-server test-server test test-host test-scripts e2e xen bench bench-server fuzz fuzz-smoke lint clean
 
 all: image tools
 
@@ -67,6 +68,10 @@ test-scripts:
 
 e2e: image tools
 	scripts/test-e2e.sh
+
+# The image as a Xen PVH domU under nested Xen in QEMU (scripts/xen/README.md; part of `make test`).
+xen: image tools
+	scripts/test-xen.sh
 
 bench: image tools
 	scripts/bench.sh

@@ -5,7 +5,8 @@ set -eu
 cd "$(dirname "$0")/.."
 need=()
 for pair in qemu-system-x86_64:qemu-system-x86 openvpn:openvpn ip:iproute2 iperf3:iperf3 tcpdump:tcpdump \
-            dnsmasq:dnsmasq-base nft:nftables busybox:busybox python3:python3 gcc:gcc make:make curl:curl openssl:openssl; do
+            dnsmasq:dnsmasq-base nft:nftables busybox:busybox python3:python3 gcc:gcc make:make curl:curl openssl:openssl \
+            cpio:cpio nm:binutils; do
     cmd=${pair%%:*}; pkg=${pair#*:}
     command -v "$cmd" >/dev/null 2>&1 || need+=("$pkg")
 done

@@ -1,0 +1,249 @@
+#!/bin/sh
+# Runs inside the lab's dom0 as /test/run.sh (packed per run by scripts/xen/lab.sh, settings in /test/env).
+# The network of scripts/netlab.sh, with Xen bridges in place of QEMU's taps:
+#
+#   ns behind 10.9.0.2 -- ns srv: openvpn server 10.60.0.1, dnsmasq on 10.8.0.1 (behind.oxvpn.test)
+#                               | veth
+#   dom0: [xenbr0] -- vif<id>.0 ==== domU (first vif: service side)  (second vif: private side) ==== vif<id>.1 -- [xenbr1]
+#                                                                                                  | veth
+#                                                                         ns lan 192.168.60.250, gateway 192.168.60.1
+# Modes (XEN_MODE):
+#   oxvpn   the router test: `xl create` the image, wait for the tunnel, ping / DNS / TCP both ways from the LAN
+#           namespace, `xl shutdown -w`, the domain must be gone
+#   linux   the wiring test: a Linux PVH domU (scripts/xen/domu-init.sh) addresses its two vifs, pings both
+#           sides and reads the disk; dom0's namespaces ping it back; then `xl shutdown -w`
+#   create  for debugging a domU: `xl create`, wait WAIT seconds (or until WAIT_FOR appears on its console),
+#           dump the console, `xl list`, `xl dmesg`, destroy
+# Output (on the serial console): `XENTEST ok|FAIL <check>: detail`, `XENTEST info ...` on a failure, the guest
+# console as `GUEST| ` lines, `XENTEST done`.
+. /test/env
+export PATH=/usr/sbin:/usr/bin:/sbin:/bin:/usr/lib/xen-4.17/bin
+NAME=guest
+CONSOLE=/var/log/xen/console/guest-$NAME.log
+fails=0
+ok() { echo "XENTEST ok $*"; }
+bad() { echo "XENTEST FAIL $*"; fails=$((fails + 1)); }
+now() { cut -d' ' -f1 /proc/uptime; }
+since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
+rate() { awk -v s="$SIZE_MB" -v t="$1" 'BEGIN { printf "%.1f", (t > 0 ? s * 8 / t : 0) }'; }
+# Debian's busybox-static runs its own applets before anything on PATH (FEATURE_SH_STANDALONE): iproute2's ip
+# (for netns and veth) by its full path.
+ip() { /usr/bin/ip "$@"; }
+in_ns() { ns=$1; shift; ip netns exec "$ns" "$@"; }
+
+# --- the network ------------------------------------------------------------------------------------------
+net_up() {
+    sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
+    for br in xenbr0 xenbr1; do
+        ip link add $br type bridge && ip link set $br up
+    done
+    for ns in srv behind lan; do
+        ip netns add $ns
+        ip -n $ns link set lo up
+        in_ns $ns sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
+    done
+    ip link add pub0 type veth peer name eth0 netns srv
+    ip link set pub0 master xenbr0 up
+    ip -n srv addr add "$SRV_PUB/24" dev eth0
+    ip -n srv link set eth0 up
+    ip link add behind0 netns srv type veth peer name eth0 netns behind
+    ip -n srv addr add 10.9.0.1/24 dev behind0
+    ip -n srv link set behind0 up
+    ip -n behind addr add "$BEHIND/24" dev eth0
+    ip -n behind link set eth0 up
+    ip -n behind route add default via 10.9.0.1
+    in_ns srv sysctl -qw net.ipv4.ip_forward=1
+    ip link add lan0 type veth peer name eth0 netns lan
+    ip link set lan0 master xenbr1 up
+    ip -n lan addr add "$LAN_HOST/24" dev eth0
+    ip -n lan link set eth0 up
+    ip -n lan route add default via "$GW"
+}
+
+# The OpenVPN server (the config test-xen.sh wrote with scripts/interop/server.sh), then dnsmasq on its
+# tunnel address, as netlab_services does.
+services_up() {
+    mkdir -p /dev/net
+    [ -e /dev/net/tun ] || mknod /dev/net/tun c 10 200
+    in_ns srv openvpn --config /test/server.conf >/tmp/openvpn.log 2>&1 &
+    for _ in $(seq 100); do grep -q "Initialization Sequence Completed" /tmp/openvpn.log && break; sleep 0.1; done
+    if ! grep -q "Initialization Sequence Completed" /tmp/openvpn.log; then
+        bad "openvpn server: did not start: $(tail -3 /tmp/openvpn.log | tr '\n' ' ')"; return 1
+    fi
+    in_ns srv dnsmasq --keep-in-foreground --no-resolv --no-hosts --pid-file= --user=root \
+        --listen-address="$SRV_TUN" --bind-dynamic --address="/behind.oxvpn.test/$BEHIND" \
+        --log-queries --log-facility=/tmp/dnsmasq.log &
+    return 0
+}
+
+# --- the domU -----------------------------------------------------------------------------------------------
+guest_create() {
+    {
+        echo "name = \"$NAME\""
+        echo "type = \"pvh\""
+        echo "kernel = \"$GUEST_KERNEL\""
+        [ -n "${GUEST_RAMDISK:-}" ] && echo "ramdisk = \"$GUEST_RAMDISK\""
+        echo "extra = \"$GUEST_EXTRA\""
+        echo "memory = ${GUEST_MEM:-64}"
+        echo "vcpus = 1"
+        # Xen traps RDTSC/RDTSCP when it thinks the TSC unreliable (it does under QEMU TCG), and QEMU 7.2's
+        # nested SVM reports an RDTSCP exit as RDTSC without a next-RIP, which Xen cannot step over
+        # ("SVM Insn len emulation failed"): the guest crashes. Native TSC means no trap.
+        echo "tsc_mode = \"native\""
+        echo "vif = [ 'bridge=xenbr0,mac=$PUB_MAC,script=oxv-vif', 'bridge=xenbr1,mac=$LAN_MAC,script=oxv-vif' ]"
+        [ -n "${GUEST_DISK:-}" ] &&
+            echo "disk = [ 'format=raw,vdev=xvda,access=ro,backendtype=phy,script=oxv-block,target=$GUEST_DISK' ]"
+        echo "on_poweroff = \"destroy\""
+        echo "on_reboot = \"destroy\""
+        echo "on_crash = \"destroy\""
+    } > /tmp/guest.cfg
+    : > "$CONSOLE"
+    created_at=$(now)
+    if xl create /tmp/guest.cfg >/tmp/xl-create.log 2>&1; then
+        ok "xl create: domain $(xl domid $NAME) created in $(since "$created_at") s ($(basename "$GUEST_KERNEL"), ${GUEST_MEM:-64} MB)"
+        return 0
+    fi
+    bad "xl create: $(tr '\n' ' ' < /tmp/xl-create.log)"
+    return 1
+}
+
+# wait_console PATTERN SECONDS: until the guest console holds PATTERN; fails at once if the domain is gone.
+# $why says which: "within N s" or "the domain ended after N s".
+wait_console() {
+    t0=$(now)
+    while ! grep -q -- "$1" "$CONSOLE" 2>/dev/null; do
+        if ! xl domid $NAME >/dev/null 2>&1; then
+            sleep 0.5   # xenconsoled's last reads of the ring
+            grep -q -- "$1" "$CONSOLE" 2>/dev/null && return 0
+            why="the domain ended after $(since "$t0") s"; return 1
+        fi
+        [ "$(awk -v a="$t0" -v b="$(now)" 'BEGIN { print (b - a >= 0 + '"$2"') }')" = 1 ] && { why="within $2 s"; return 1; }
+        sleep 0.2
+    done
+}
+
+# The domain's state for a failure report: xl list, the console's size, Xen's log tail.
+guest_state() {
+    echo "XENTEST info xl list: $(xl list 2>&1 | tail -n +2 | tr -s ' ' | tr '\n' ';')"
+    echo "XENTEST info guest console: $(wc -c < "$CONSOLE" 2>/dev/null || echo 0) bytes"
+    # Xen's log: guest_loglvl=all lets a domU's port 0xe9 writes through, as "(d1) ..." lines.
+    xl dmesg 2>&1 | tail -n "${DMESG_LINES:-25}" | sed 's/^/XENTEST xl-dmesg| /'
+    # Where a live domain's vCPU is: registers and the stack (xenctx; symbols from the ELF's `nm` when lab.sh
+    # could make /test/kernel.map).
+    map=; [ -s /test/kernel.map ] && map="-s /test/kernel.map"
+    id=$(xl domid $NAME 2>/dev/null) && xenctx $map -a -S "$id" 0 2>&1 | head -n 40 | sed 's/^/XENTEST xenctx| /'
+    for l in /sys/class/net/*; do
+        echo "XENTEST info link ${l##*/}: $(cat "$l/operstate") rx $(cat "$l/statistics/rx_packets") tx $(cat "$l/statistics/tx_packets") drop rx/tx $(cat "$l/statistics/rx_dropped")/$(cat "$l/statistics/tx_dropped")$([ -e "$l/brport" ] && echo " port of $(basename "$(readlink "$l/master")") state $(cat "$l/brport/state")")"
+    done
+    for ns in srv lan; do echo "XENTEST info ns $ns: $(ip -n $ns -s -o link show eth0 | tr -s ' ' | cut -c1-300) neigh: $(ip -n $ns neigh | tr '\n' ';')"; done
+    sed 's/^/XENTEST hotplug| /' /var/log/xen/hotplug.log 2>/dev/null
+}
+
+dump_console() { sed 's/^/GUEST| /' "$CONSOLE" 2>/dev/null; echo; }
+
+guest_shutdown() {
+    t0=$(now)
+    timeout "${SHUTDOWN_TIMEOUT:-30}" xl shutdown -w $NAME >/tmp/xl-shutdown.log 2>&1
+    # xl returns when the domain has shut down; libxl then destroys it.
+    for _ in $(seq 50); do xl domid $NAME >/dev/null 2>&1 || break; sleep 0.1; done
+    if ! xl domid $NAME >/dev/null 2>&1; then
+        ok "xl shutdown: domain gone after $(since "$t0") s"
+    else
+        bad "xl shutdown: $(tr '\n' ' ' < /tmp/xl-shutdown.log) ($(xl list 2>&1 | grep -w $NAME | tr -s ' '))"
+        xl destroy $NAME >/dev/null 2>&1
+    fi
+}
+
+# ping_ok NS DEST
+ping_ok() { in_ns "$1" timeout 20 ping -c 3 -W 2 "$2" >/tmp/ping.log 2>&1 && grep -q ", [1-9] packets received" /tmp/ping.log; }
+
+# --- modes --------------------------------------------------------------------------------------------------
+mode_oxvpn() {
+    services_up || return
+    guest_create || return
+    # STANDIN=1 (lab.sh --standin): a Linux domU routes without a tunnel, to check these checks; the server
+    # routes the LAN back to it.
+    up=${TUNNEL_PATTERN:-Initialization Sequence Completed}
+    [ -n "${STANDIN:-}" ] && ip -n srv route add 192.168.60.0/24 via "$VM_PUB"
+    if wait_console "$up" "${TUNNEL_TIMEOUT:-60}"; then
+        ok "tunnel up: '$up' on the guest console $(since "$created_at") s after xl create"
+    else
+        bad "tunnel: no '$up' on the console ($why)"
+        guest_state; return
+    fi
+    ping_ok lan "$SRV_TUN" && ok "ping LAN host -> server tunnel address $SRV_TUN" || bad "ping LAN host -> $SRV_TUN"
+    ping_ok lan "$BEHIND" && ok "ping LAN host -> host behind the server $BEHIND" || bad "ping LAN host -> $BEHIND"
+    # The LAN host asks its gateway; dnsmasq (on the server's tunnel address) must see the query come from the
+    # tunnel. The stand-in has no forwarder: the LAN host asks dnsmasq itself, routed through the stand-in.
+    dns=$GW from=10.8.0.
+    [ -n "${STANDIN:-}" ] && dns=$SRV_TUN from=$LAN_HOST
+    answer=$(in_ns lan timeout 20 nslookup behind.oxvpn.test "$dns" 2>&1)
+    if echo "$answer" | grep -q "Address.*$BEHIND" && grep -q "query\[A\] behind.oxvpn.test from $from" /tmp/dnsmasq.log; then
+        ok "DNS: LAN host asked $dns, dnsmasq behind the tunnel answered behind.oxvpn.test = $BEHIND (query from $from)"
+    else
+        bad "DNS through the tunnel: $(echo "$answer" | tr '\n' ' ')"
+    fi
+    # TCP both ways over HTTP, SHA-256 compared: busybox httpd behind the server serves the file (download) and
+    # a CGI that answers the hash of a POST body (upload). The file is base64 text: busybox wget's
+    # --post-file stops at a NUL byte.
+    mkdir -p /tmp/www/cgi-bin
+    head -c $(((SIZE_MB << 20) * 3 / 4 + 4096)) /dev/urandom | base64 | head -c $((SIZE_MB << 20)) > /tmp/www/blob
+    printf '#!/bin/sh\nprintf "Content-Type: text/plain\\r\\n\\r\\n"\nhead -c "$CONTENT_LENGTH" | sha256sum | cut -d" " -f1\n' \
+        > /tmp/www/cgi-bin/sink
+    chmod +x /tmp/www/cgi-bin/sink
+    want=$(sha256sum < /tmp/www/blob | cut -d' ' -f1)
+    in_ns behind httpd -f -p "$BEHIND:8080" -h /tmp/www &
+    httpd_pid=$!
+    sleep 0.5
+    t0=$(now)
+    got=$(in_ns lan timeout "$TRANSFER_BUDGET" wget -q -O - "http://$BEHIND:8080/blob" | sha256sum | cut -d' ' -f1)
+    secs=$(since "$t0")
+    [ "$got" = "$want" ] && ok "TCP download $SIZE_MB MB behind -> LAN in $secs s ($(rate "$secs") Mbit/s), sha256 equal" \
+        || bad "TCP download $SIZE_MB MB: sha256 differs or transfer cut ($secs s)"
+    t0=$(now)
+    got=$(in_ns lan timeout "$TRANSFER_BUDGET" wget -q -O - --post-file /tmp/www/blob "http://$BEHIND:8080/cgi-bin/sink")
+    secs=$(since "$t0")
+    [ "$got" = "$want" ] && ok "TCP upload $SIZE_MB MB LAN -> behind in $secs s ($(rate "$secs") Mbit/s), sha256 equal" \
+        || bad "TCP upload $SIZE_MB MB: sha256 differs or transfer cut ($secs s)"
+    kill $httpd_pid 2>/dev/null
+    guest_shutdown
+}
+
+mode_linux() {
+    guest_create || return
+    if wait_console "DOMU done" "${BOOT_TIMEOUT:-60}"; then
+        ok "Linux domU ran its checks $(since "$created_at") s after xl create"
+    else
+        bad "Linux domU: no 'DOMU done' ($why)"; guest_state; return
+    fi
+    grep "^DOMU ok" "$CONSOLE" | sed 's/^DOMU ok /XENTEST ok domU: /'
+    grep "^DOMU FAIL" "$CONSOLE" | while read -r line; do echo "XENTEST FAIL domU: ${line#DOMU FAIL }"; done
+    fails=$((fails + $(grep -c "^DOMU FAIL" "$CONSOLE")))
+    grep -q "^DOMU FAIL" "$CONSOLE" && guest_state
+    ping_ok srv "$VM_PUB" && ok "ping server namespace -> domU $VM_PUB over xenbr0" || bad "ping srv -> domU $VM_PUB"
+    ping_ok lan "$GW" && ok "ping LAN namespace -> domU $GW over xenbr1" || bad "ping lan -> domU $GW"
+    guest_shutdown
+}
+
+mode_create() {
+    [ -n "${WITH_SERVER:-}" ] && services_up
+    guest_create || return
+    if [ -n "${WAIT_FOR:-}" ]; then
+        wait_console "$WAIT_FOR" "${WAIT:-10}" && ok "'$WAIT_FOR' on the console $(since "$created_at") s after xl create" \
+            || bad "no '$WAIT_FOR' on the console ($why)"
+    else
+        # WAIT seconds, or less if the domain ends first.
+        wait_console "XENLAB-NEVER-PRINTED" "${WAIT:-10}" || echo "XENTEST info waited: $why"
+    fi
+    DMESG_LINES=${DMESG_LINES:-60} guest_state
+    if [ -n "${SHUTDOWN:-}" ]; then guest_shutdown; else xl destroy $NAME >/dev/null 2>&1; fi
+}
+
+echo "XENTEST start mode $XEN_MODE"
+net_up
+mode_"$XEN_MODE"
+echo "XENTEST console begin"
+dump_console
+echo "XENTEST console end"
+[ "$fails" -gt 0 ] && [ -f /tmp/openvpn.log ] && tail -n 15 /tmp/openvpn.log | sed 's/^/XENTEST openvpn| /'
+echo "XENTEST done fails=$fails"
