@@ -14,18 +14,8 @@ set -u
 cd "$(dirname "$0")/.."
 started=$(date +%s)
 KERNEL=${KERNEL:-build/oxvpn.elf}
-# An image without a netfront cannot be the router under Xen: until one is built in (any netfront writes
-# the xenstore key feature-rx-copy, so the string is in the ELF), the run checks the lab itself with the
-# Linux PVH domU instead, and says so. XEN_MODE=oxvpn forces the router test.
-MODE=${XEN_MODE:-}
-if [ -z "$MODE" ]; then
-    if grep -aq feature-rx-copy "$KERNEL" 2>/dev/null; then
-        MODE=oxvpn
-    else
-        MODE=linux
-        echo "xen: $KERNEL has no netfront yet (no 'feature-rx-copy' in it): checking the lab with a Linux PVH domU instead (XEN_MODE=oxvpn forces the router test)"
-    fi
-fi
+# XEN_MODE=linux runs the lab's own wiring check (a Linux PVH domU) instead of the router test.
+MODE=${XEN_MODE:-oxvpn}
 
 for tool in qemu-system-x86_64 openvpn dnsmasq cpio apt-get dpkg; do
     command -v $tool >/dev/null || { echo "xen: FAIL (missing $tool: run scripts/setup.sh)"; exit 1; }
