@@ -6,7 +6,7 @@
 //! fatal paths without a lock. Output goes to the ring when there is one, else through the hypercall.
 
 use core::fmt;
-use core::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
 
 use super::byte_ring::ByteRing;
 use super::hypercall::{self, PARAM_CONSOLE_EVTCHN, PARAM_CONSOLE_PFN};
@@ -14,6 +14,8 @@ use super::{events, XenError};
 
 /// Physical address of the console ring page (0: none).
 static RING: AtomicU64 = AtomicU64::new(0);
+/// Set when a full ring did not drain within the bounded wait (see `ring_write`).
+static STALLED: AtomicBool = AtomicBool::new(false);
 static PORT: AtomicU32 = AtomicU32::new(0);
 
 /// `struct xencons_interface`: `in[1024]`, `out[2048]`, then in_cons, in_prod, out_cons, out_prod.
@@ -74,7 +76,10 @@ fn ring_write(ring: &ByteRing<'_>, mut bytes: &[u8]) {
             Ok(0) => {
                 events::send(port);
                 stalls += 1;
-                if stalls > 10_000 {
+                // A console daemon that stopped reading costs one bounded wait, then output is dropped
+                // at once until the ring drains: the image never crawls because of its console.
+                if stalls > 10_000 || STALLED.load(Ordering::Relaxed) {
+                    STALLED.store(true, Ordering::Relaxed);
                     return;
                 }
                 hypercall::sched_yield();
@@ -82,6 +87,7 @@ fn ring_write(ring: &ByteRing<'_>, mut bytes: &[u8]) {
             Ok(n) => {
                 bytes = bytes.get(n..).unwrap_or(&[]);
                 stalls = 0;
+                STALLED.store(false, Ordering::Relaxed);
             }
             Err(_) => return, // broken indices: nothing sensible to write to
         }
