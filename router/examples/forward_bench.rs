@@ -7,8 +7,8 @@ use std::time::Instant as WallClock;
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use router::{
-    EthernetAddress, Instant, Ipv4Address, Ipv4Cidr, Router, RouterConfig, Sink, TunnelConfig,
-    TunnelState,
+    EthernetAddress, Instant, Ipv4Address, Ipv4Cidr, PortId, Router, RouterConfig, Sink,
+    TunnelConfig, TunnelState,
 };
 
 /// Keeps the last output so the work cannot be optimised away, counting bytes.
@@ -20,7 +20,7 @@ struct Counter {
 }
 
 impl Sink for Counter {
-    fn lan_frame(&mut self, frame: &[u8]) {
+    fn lan_frame(&mut self, _port: PortId, frame: &[u8]) {
         self.lan_bytes += frame.len();
     }
     fn tunnel_packet(&mut self, packet: &[u8]) {
@@ -89,21 +89,21 @@ fn main() {
     arp[22..28].copy_from_slice(&host_mac.0);
     arp[28..32].copy_from_slice(&host.octets());
     arp[38..42].copy_from_slice(&Ipv4Address::new(10, 8, 0, 1).octets());
-    router.handle_lan_frame(now, &arp, &mut out);
+    router.handle_lan_frame(PortId::FIRST, now, &arp, &mut out);
 
     let mut frame = vec![0u8; 14];
     frame[0..6].copy_from_slice(&gw_mac.0);
     frame[6..12].copy_from_slice(&host_mac.0);
     frame[12..14].copy_from_slice(&[0x08, 0x00]);
     frame.extend_from_slice(&udp_packet(host, 40000, remote, 5201, 1372));
-    router.handle_lan_frame(now, &frame, &mut out);
+    router.handle_lan_frame(PortId::FIRST, now, &frame, &mut out);
     let public_port = u16::from_be_bytes([out.last_tunnel[20], out.last_tunnel[21]]);
     let reply = udp_packet(remote, 5201, tun, public_port, 1372);
 
     let rounds = 2_000_000u32;
     let start = WallClock::now();
     for _ in 0..rounds {
-        router.handle_lan_frame(now, &frame, &mut out);
+        router.handle_lan_frame(PortId::FIRST, now, &frame, &mut out);
     }
     let up = start.elapsed();
     let start = WallClock::now();
