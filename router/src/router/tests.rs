@@ -1666,3 +1666,5 @@ fn in_place_lan_input_matches_the_copying_path() {
         );
     }
 }
+
+mod ports;
