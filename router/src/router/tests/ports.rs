@@ -398,10 +398,8 @@ fn ipv6_per_port() {
             target_addr: target,
             lladdr: Some(RawHardwareAddress::from_bytes(&HOST_MAC.0)),
         });
-        {
-            let group = crate::icmp6::solicited_node(target);
-            ndp_frame(host_ll, group, &ns, crate::icmp6::multicast_mac(group))
-        }
+        let group = crate::icmp6::solicited_node(target);
+        ndp_frame(host_ll, group, &ns, crate::icmp6::multicast_mac(group))
     };
     let mut out = Out::default();
     let gw2_ll = crate::icmp6::link_local(GW2_MAC);
