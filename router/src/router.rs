@@ -25,7 +25,7 @@ use crate::arp;
 use crate::dns::DnsForwarder;
 use crate::forward::{TunnelConfig, TunnelState};
 use crate::frag::{Direction, Fragmenter, Reassembler, Reassembly};
-use crate::icmp::{self, ErrorRateLimit, IcmpError, ECHO_REQUEST};
+use crate::icmp::{ErrorRateLimit, IcmpError, ECHO_REQUEST};
 use crate::ip::{self, Ipv4Info};
 use crate::mss;
 use crate::nat::{NatError, NatTable};
@@ -856,16 +856,7 @@ impl Router {
         {
             return Verdict::Dropped(DropReason::NotForUs);
         }
-        let ident = self.next_ident();
-        let Some(len) = self
-            .aux
-            .get_mut(ETH..)
-            .and_then(|b| icmp::build_echo_reply(b, public, packet, ident))
-        else {
-            return Verdict::Dropped(DropReason::Malformed);
-        };
-        self.emit_aux_to_lan(id, now, L2::Mac(src_mac), len, out);
-        Verdict::Answered
+        self.echo_reply_to_lan(id, now, src_mac, public, packet, out)
     }
 
     /// Puts `packet` (or the datagram it completes) into `work` at [`ETH`]; returns its length.

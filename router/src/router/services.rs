@@ -42,16 +42,7 @@ impl Router {
         };
         match info.protocol {
             IpProtocol::Icmp if to_gateway && l4.first() == Some(&ECHO_REQUEST) => {
-                let ident = self.next_ident();
-                let Some(len) = self
-                    .aux
-                    .get_mut(ETH..)
-                    .and_then(|b| icmp::build_echo_reply(b, gateway, packet, ident))
-                else {
-                    return Verdict::Dropped(DropReason::Malformed);
-                };
-                self.emit_aux_to_lan(id, now, L2::Mac(src_mac), len, out);
-                Verdict::Answered
+                self.echo_reply_to_lan(id, now, src_mac, gateway, packet, out)
             }
             IpProtocol::Udp => {
                 let Some((sport, dport, payload)) = udp_payload(info, l4) else {
@@ -96,6 +87,28 @@ impl Router {
             _ if to_gateway => Verdict::Dropped(DropReason::Unsupported),
             _ => Verdict::Consumed,
         }
+    }
+
+    /// Answers the echo request `packet` from `src_mac` on port `id` with a reply from `from`.
+    pub(super) fn echo_reply_to_lan<S: Sink>(
+        &mut self,
+        id: PortId,
+        now: Instant,
+        src_mac: EthernetAddress,
+        from: Ipv4Address,
+        packet: &[u8],
+        out: &mut S,
+    ) -> Verdict {
+        let ident = self.next_ident();
+        let Some(len) = self
+            .aux
+            .get_mut(ETH..)
+            .and_then(|b| icmp::build_echo_reply(b, from, packet, ident))
+        else {
+            return Verdict::Dropped(DropReason::Malformed);
+        };
+        self.emit_aux_to_lan(id, now, L2::Mac(src_mac), len, out);
+        Verdict::Answered
     }
 
     pub(super) fn lan_dhcp<S: Sink>(
