@@ -558,9 +558,7 @@ impl Router {
 
     /// True if `addr` is in some port's prefix.
     fn on_a_port(&self, addr: Ipv4Address) -> bool {
-        self.ports
-            .iter()
-            .any(|p| p.config.ipv4.contains_addr(&addr))
+        self.ports.iter().any(|p| p.in_prefix(addr))
     }
 
     fn next_ident(&mut self) -> u16 {
@@ -764,8 +762,8 @@ impl Router {
         let Some(port) = self.port(id) else {
             return LanRoute::Drop(DropReason::UnknownPort);
         };
-        let (dst, lan) = (info.dst, port.config.ipv4);
-        if dst == lan.address() || dst.is_broadcast() || Some(dst) == lan.broadcast() {
+        let dst = info.dst;
+        if port.is_gateway_or_broadcast(dst) || dst.is_broadcast() {
             return LanRoute::Gateway;
         }
         if self.on_a_port(dst) || dst.is_multicast() {

@@ -9,7 +9,7 @@
 use rand_chacha::rand_core::CryptoRngCore;
 use smoltcp::time::Instant;
 use smoltcp::wire::{
-    EthernetAddress, EthernetProtocol, IpProtocol, Ipv4Address, Ipv6Address, Ipv6Cidr,
+    EthernetAddress, EthernetProtocol, IpProtocol, Ipv4Address, Ipv4Cidr, Ipv6Address, Ipv6Cidr,
 };
 
 use super::{random_ula, DropReason, PortConfig, PortId, Sink, SourceRule, Verdict, ETH, L2};
@@ -39,6 +39,30 @@ pub(crate) struct LanPort {
     pub(super) advertised: bool,
     /// Frames sent on this port.
     pub(super) frames_out: u64,
+    /// `config.ipv4` as numbers, for the checks every packet makes.
+    prefix: Prefix4,
+}
+
+/// An IPv4 prefix and the gateway's address in it, precomputed.
+#[derive(Debug, Clone, Copy)]
+struct Prefix4 {
+    mask: u32,
+    network: u32,
+    gateway: u32,
+    /// `None` for /31 and /32, as [`Ipv4Cidr::broadcast`](smoltcp::wire::Ipv4Cidr::broadcast).
+    broadcast: Option<u32>,
+}
+
+impl Prefix4 {
+    fn new(cidr: Ipv4Cidr) -> Self {
+        let mask = u32::from(cidr.netmask());
+        Prefix4 {
+            mask,
+            network: u32::from(cidr.address()) & mask,
+            gateway: u32::from(cidr.address()),
+            broadcast: cidr.broadcast().map(u32::from),
+        }
+    }
 }
 
 impl LanPort {
@@ -58,6 +82,7 @@ impl LanPort {
             next_ra: None,
             advertised: false,
             frames_out: 0,
+            prefix: Prefix4::new(config.ipv4),
             config,
         }
     }
@@ -72,13 +97,22 @@ impl LanPort {
         Ipv6Address::from(u128::from(icmp6::network(self.lan6)) | 1)
     }
 
+    /// True if `addr` is in the port's prefix.
+    pub(super) fn in_prefix(&self, addr: Ipv4Address) -> bool {
+        u32::from(addr) & self.prefix.mask == self.prefix.network
+    }
+
+    /// True for the gateway's address or the port's broadcast address.
+    pub(super) fn is_gateway_or_broadcast(&self, addr: Ipv4Address) -> bool {
+        let a = u32::from(addr);
+        a == self.prefix.gateway || Some(a) == self.prefix.broadcast
+    }
+
     /// A host address of the port's prefix: not the gateway, network or broadcast address.
     pub(super) fn is_host(&self, addr: Ipv4Address) -> bool {
-        let lan = self.config.ipv4;
-        lan.contains_addr(&addr)
-            && addr != lan.address()
-            && addr != lan.network().address()
-            && Some(addr) != lan.broadcast()
+        let a = u32::from(addr);
+        let p = &self.prefix;
+        a & p.mask == p.network && a != p.gateway && a != p.network && Some(a) != p.broadcast
     }
 
     /// The port's policy on the source address of a packet that is forwarded or served.
