@@ -552,11 +552,13 @@ impl Router {
     }
 
     /// The port whose prefix has `addr` as a host address.
+    #[inline]
     fn port_of_host(&self, addr: Ipv4Address) -> Option<PortId> {
         self.ports.iter().find(|p| p.is_host(addr)).map(|p| p.id)
     }
 
     /// True if `addr` is in some port's prefix.
+    #[inline]
     fn on_a_port(&self, addr: Ipv4Address) -> bool {
         self.ports.iter().any(|p| p.in_prefix(addr))
     }
@@ -962,6 +964,7 @@ impl Router {
     }
 
     /// Where an IPv4 packet from the tunnel goes, from its header alone.
+    #[inline]
     fn decide_tunnel_v4(&self, info: &Ipv4Info) -> Result<TunnelRoute, DropReason> {
         if self.on_a_port(info.src) || ip::is_martian(info.src) {
             // Anti-spoofing: LAN addresses live on the LAN, never behind the tunnel.
