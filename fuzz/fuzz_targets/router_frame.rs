@@ -11,7 +11,7 @@ use libfuzzer_sys::fuzz_target;
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use router::outer;
-use router::{
+use router::{PortId, 
     Duration, EthernetAddress, Instant, Ipv4Address, Ipv4Cidr, Ipv6Cidr, Router, RouterConfig,
     Sink, TunnelConfig, TunnelState,
 };
@@ -21,7 +21,7 @@ const MTU: u16 = 1400;
 struct Checked;
 
 impl Sink for Checked {
-    fn lan_frame(&mut self, frame: &[u8]) {
+    fn lan_frame(&mut self, _port: PortId, frame: &[u8]) {
         assert!(
             frame.len() >= 14 && frame.len() <= 14 + 1500,
             "LAN frame of {} bytes",
@@ -45,7 +45,7 @@ fuzz_target!(|data: &[u8]| {
     config.nat_table_size = 64;
     let nat = data.first().is_none_or(|b| b & 1 == 0);
     config.nat = nat;
-    config.private_ipv6 = Some(Ipv6Cidr::new(
+    config.ports[0].ipv6_prefix = Some(Ipv6Cidr::new(
         Ipv6Addr::new(0xfd6f, 0x7876, 1, 0, 0, 0, 0, 0),
         64,
     ));
@@ -83,10 +83,10 @@ fuzz_target!(|data: &[u8]| {
         outer::fill_udp_checksum(&mut copy);
         match kind % 6 {
             0 => {
-                router.handle_lan_frame(now, record, &mut out);
+                router.handle_lan_frame(PortId::FIRST, now, record, &mut out);
             }
             1 => {
-                router.handle_lan_frame_in_place(now, &mut copy, &mut out);
+                router.handle_lan_frame_in_place(PortId::FIRST, now, &mut copy, &mut out);
             }
             2 => {
                 router.handle_tunnel_packet(now, record, &mut out);

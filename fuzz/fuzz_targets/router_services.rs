@@ -21,7 +21,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use libfuzzer_sys::fuzz_target;
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha20Rng;
-use router::{
+use router::{PortId, 
     Duration, EthernetAddress, Instant, Ipv4Address, Ipv4Cidr, Router, RouterConfig, Sink,
     TunnelConfig, TunnelState,
 };
@@ -42,7 +42,7 @@ struct Out {
 }
 
 impl Sink for Out {
-    fn lan_frame(&mut self, frame: &[u8]) {
+    fn lan_frame(&mut self, _port: PortId, frame: &[u8]) {
         assert!(
             frame.len() >= 14 && frame.len() <= 14 + 1500,
             "LAN frame of {} bytes",
@@ -140,7 +140,7 @@ fuzz_target!(|data: &[u8]| {
         Ipv4Cidr::new(Ipv4Address::new(10, 8, 0, 1), 24),
     );
     config.nat_table_size = 64;
-    config.dhcp_max_leases = 16;
+    config.ports[0].dhcp_max_leases = 16;
     config.dns_max_in_flight = 8;
     config.nat = data.first().is_none_or(|b| b & 1 == 0);
     let mut router = Router::new(config, &mut ChaCha20Rng::from_seed([5; 32]));
@@ -169,12 +169,12 @@ fuzz_target!(|data: &[u8]| {
         match kind % 8 {
             0 => {
                 if let Some(p) = udp([0; 4], [255; 4], 68, 67, b) {
-                    router.handle_lan_frame(now, &eth([0xff; 6], &p), &mut out);
+                    router.handle_lan_frame(PortId::FIRST, now, &eth([0xff; 6], &p), &mut out);
                 }
             }
             1 => {
                 if let Some(p) = udp(HOST, GATEWAY, 40000 + u16::from(*kind), 53, b) {
-                    router.handle_lan_frame(now, &eth(ROUTER_MAC, &p), &mut out);
+                    router.handle_lan_frame(PortId::FIRST, now, &eth(ROUTER_MAC, &p), &mut out);
                 }
             }
             2 => {
@@ -222,7 +222,7 @@ fuzz_target!(|data: &[u8]| {
                 let payload = b.get(5..).unwrap_or(&[]);
                 if *kind % 8 == 4 {
                     if let Some(p) = ipv4(HOST, [1, 1, 1, 1], proto, id, frag, payload) {
-                        router.handle_lan_frame(now, &eth(ROUTER_MAC, &p), &mut out);
+                        router.handle_lan_frame(PortId::FIRST, now, &eth(ROUTER_MAC, &p), &mut out);
                     }
                 } else if let Some(p) = ipv4([1, 1, 1, 1], TUNNEL_ADDR, proto, id, frag, payload) {
                     router.handle_tunnel_packet(now, &p, &mut out);
@@ -231,7 +231,7 @@ fuzz_target!(|data: &[u8]| {
             _ => {
                 let dst = [9, 9, b.first().copied().unwrap_or(9), 9];
                 if let Some(p) = udp(HOST, dst, be16(b, 0), be16(b, 2), b.get(4..).unwrap_or(&[])) {
-                    router.handle_lan_frame(now, &eth(ROUTER_MAC, &p), &mut out);
+                    router.handle_lan_frame(PortId::FIRST, now, &eth(ROUTER_MAC, &p), &mut out);
                 }
             }
         }

@@ -18,7 +18,7 @@ use drivers::virtio::net::QUEUE_SIZE;
 use oxvpn_kernel::args::{BootArgs, Ipv4Cidr as ArgCidr};
 use oxvpn_kernel::nic_roles::{self, RoleError};
 use router::outer::UdpFlow;
-use router::{Router, RouterConfig, Sink};
+use router::{PortId, Router, RouterConfig, Sink};
 use smoltcp::iface::SocketSet;
 use smoltcp::time::Instant;
 use smoltcp::wire::{EthernetAddress, Ipv4Cidr};
@@ -58,28 +58,62 @@ struct TunnelOut<'a> {
     flow: Option<UdpFlow>,
 }
 
-/// The router's output while handling one input: LAN frames go out on the private NIC, tunnel packets
-/// to the OpenVPN tunnel (dropped when there is none: no config disk).
-struct LanSink<'a, 'b, 'c> {
+/// The router's output while it serves a private NIC: LAN frames (the router's one port, this NIC)
+/// into the NIC's transmit queue, packets toward the tunnel to `to_tunnel`.
+pub(crate) struct LanTx<'a, 'b, T: FnMut(&[u8])> {
     tx: Option<&'a mut NicTx<'b>>,
-    tunnel: Option<&'a mut TunnelOut<'c>>,
-    now_us: u64,
+    to_tunnel: &'a mut T,
 }
 
-impl Sink for LanSink<'_, '_, '_> {
-    fn lan_frame(&mut self, frame: &[u8]) {
+impl<'a, 'b, T: FnMut(&[u8])> LanTx<'a, 'b, T> {
+    pub(crate) fn new(tx: Option<&'a mut NicTx<'b>>, to_tunnel: &'a mut T) -> Self {
+        Self { tx, to_tunnel }
+    }
+}
+
+impl<T: FnMut(&[u8])> Sink for LanTx<'_, '_, T> {
+    fn lan_frame(&mut self, _port: PortId, frame: &[u8]) {
         if let Some(tx) = self.tx.as_deref_mut() {
             tx.send(frame);
         }
     }
 
     fn tunnel_packet(&mut self, packet: &[u8]) {
-        if let Some(out) = self.tunnel.as_deref_mut() {
-            let fast = out.flow.as_ref().map(|flow| (&mut *out.public, flow));
-            out.tunnel
-                .send_packet(self.now_us, packet, out.sockets, fast);
-        }
+        (self.to_tunnel)(packet);
     }
+}
+
+/// Serves a private NIC as the router's port [`PortId::FIRST`] (both roles): at most one queue's worth
+/// of received frames per pass, so a flood on the LAN cannot starve the public side, then the router's
+/// timers. The router rewrites forwarded packets in the receive buffer and gives them to `to_tunnel`.
+pub(crate) fn serve_lan(
+    device: &mut Nic,
+    router: &mut Router,
+    now: Instant,
+    to_tunnel: &mut impl FnMut(&[u8]),
+) {
+    device.ack_interrupt();
+    for _ in 0..QUEUE_SIZE {
+        let Some((frame, mut tx)) = device.receive_mut() else {
+            break;
+        };
+        let mut sink = LanTx {
+            tx: Some(&mut tx),
+            to_tunnel: &mut *to_tunnel,
+        };
+        router.handle_lan_frame_in_place(PortId::FIRST, now, frame, &mut sink);
+    }
+    if router.poll_at().is_some_and(|at| at <= now) {
+        let mut tx = device.transmit();
+        router.tick(
+            now,
+            &mut LanTx {
+                tx: tx.as_mut(),
+                to_tunnel,
+            },
+        );
+    }
+    device.refill();
 }
 
 /// The private NIC and the router that answers on it.
@@ -92,36 +126,14 @@ impl PrivateSide {
     fn poll(&mut self, now: Instant, mut tunnel: Option<TunnelOut<'_>>) {
         let Self { device, router } = self;
         let now_us = u64::try_from(now.total_micros()).unwrap_or(0);
-        device.ack_interrupt();
-        // At most one queue's worth per pass, so a flood on the LAN cannot starve the public side.
-        for _ in 0..QUEUE_SIZE {
-            // The router rewrites forwarded packets in the receive buffer; the tunnel seals them in a
-            // transmit buffer of the public NIC (one copy, see `Tunnel::send_packet`).
-            let Some((frame, mut tx)) = device.receive_mut() else {
-                break;
-            };
-            router.handle_lan_frame_in_place(
-                now,
-                frame,
-                &mut LanSink {
-                    tx: Some(&mut tx),
-                    tunnel: tunnel.as_mut(),
-                    now_us,
-                },
-            );
-        }
-        if router.poll_at().is_some_and(|at| at <= now) {
-            let mut tx = device.transmit();
-            router.tick(
-                now,
-                &mut LanSink {
-                    tx: tx.as_mut(),
-                    tunnel: tunnel.as_mut(),
-                    now_us,
-                },
-            );
-        }
-        device.refill();
+        // The tunnel seals what the router forwards in a transmit buffer of the public NIC (one copy,
+        // see `Tunnel::send_packet`); without a tunnel (no config disk) it is dropped.
+        serve_lan(device, router, now, &mut |packet: &[u8]| {
+            if let Some(out) = tunnel.as_mut() {
+                let fast = out.flow.as_ref().map(|flow| (&mut *out.public, flow));
+                out.tunnel.send_packet(now_us, packet, out.sockets, fast);
+            }
+        });
     }
 
     fn poll_at(&mut self, now: Instant) -> Option<Instant> {

@@ -16,10 +16,9 @@ use alloc::vec::Vec;
 use core::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use crate::platform::exit;
-use crate::platform::NicTx;
+use crate::net::{serve_lan, LanTx};
 use drivers::clock;
-use drivers::netdev::{FrameTx, NetDevice};
-use drivers::virtio::net::QUEUE_SIZE;
+use drivers::netdev::NetDevice;
 use openvpn::config::Config;
 use openvpn::config::Transport;
 use openvpn::engine::StreamDeframer;
@@ -32,8 +31,8 @@ use rand_core::RngCore;
 use router::outer::UdpFlow;
 use router::EthernetAddress;
 use router::{
-    ClientDecision, ClientForwarder, ForwarderConfig, Ipv4Address, Ipv4Cidr, Router, RouterConfig,
-    Sink, TunnelConfig, TunnelState,
+    ClientDecision, ClientForwarder, ForwarderConfig, Ipv4Address, Ipv4Cidr, PortConfig, Router,
+    RouterConfig, TunnelConfig, TunnelState,
 };
 use smoltcp::iface::SocketHandle;
 use smoltcp::socket::{raw, tcp, udp};
@@ -105,26 +104,6 @@ fn bad_config(what: core::fmt::Arguments<'_>) -> ! {
 struct ServerLan {
     device: Nic,
     router: Router,
-}
-
-/// The private router's output: frames to the LAN NIC, packets for the clients queued for sealing.
-struct LanOut<'a, 'b> {
-    tx: Option<&'a mut NicTx<'b>>,
-    to_clients: &'a mut Vec<Vec<u8>>,
-}
-
-impl Sink for LanOut<'_, '_> {
-    fn lan_frame(&mut self, frame: &[u8]) {
-        if let Some(tx) = self.tx.as_deref_mut() {
-            tx.send(frame);
-        }
-    }
-
-    fn tunnel_packet(&mut self, packet: &[u8]) {
-        if self.to_clients.len() < DATAGRAM_QUEUE {
-            self.to_clients.push(packet.to_vec());
-        }
-    }
 }
 
 /// The server's network: the public side, the OpenVPN server on it, and the forwarder.
@@ -304,12 +283,13 @@ impl ServerNet {
             (Some(device), Some(cidr)) => {
                 let gateway = Ipv4Cidr::new(cidr.address, cidr.prefix_len);
                 fwd.private_net = Some(gateway);
-                let mut config =
-                    RouterConfig::new(router::EthernetAddress(device.mac_address()), gateway);
+                let mut lan =
+                    PortConfig::new(router::EthernetAddress(device.mac_address()), gateway);
+                lan.dhcp = false;
+                lan.dns_forwarder = false;
+                lan.ipv6 = false;
+                let mut config = RouterConfig::with_ports(vec![lan]);
                 config.nat = false;
-                config.dhcp = false;
-                config.dns_forwarder = false;
-                config.ipv6 = false;
                 let mut router = Router::new(config, &mut KernelRng);
                 router.set_tunnel(TunnelState::Up(TunnelConfig::new(tunnel_cidr)));
                 log::info!("private {gateway}: routed to and from the clients (no NAT)");
@@ -513,31 +493,12 @@ impl ServerNet {
         let Some(ServerLan { device, router }) = &mut self.lan else {
             return;
         };
-        device.ack_interrupt();
-        for _ in 0..QUEUE_SIZE {
-            let Some((frame, mut tx)) = device.receive_mut() else {
-                break;
-            };
-            router.handle_lan_frame_in_place(
-                now,
-                frame,
-                &mut LanOut {
-                    tx: Some(&mut tx),
-                    to_clients: &mut self.from_lan,
-                },
-            );
-        }
-        if router.poll_at().is_some_and(|at| at <= now) {
-            let mut tx = device.transmit();
-            router.tick(
-                now,
-                &mut LanOut {
-                    tx: tx.as_mut(),
-                    to_clients: &mut self.from_lan,
-                },
-            );
-        }
-        device.refill();
+        let from_lan = &mut self.from_lan;
+        serve_lan(device, router, now, &mut |packet: &[u8]| {
+            if from_lan.len() < DATAGRAM_QUEUE {
+                from_lan.push(packet.to_vec());
+            }
+        });
         device.flush();
         for packet in core::mem::take(&mut self.from_lan) {
             let dst = packet.get(16..20).and_then(|d| <[u8; 4]>::try_from(d).ok());
@@ -763,13 +724,16 @@ impl ServerNet {
             ClientDecision::ToPrivate => {
                 if let Some(ServerLan { device, router }) = &mut self.lan {
                     let mut tx = device.transmit();
+                    let from_lan = &mut self.from_lan;
+                    let mut to_clients = |packet: &[u8]| {
+                        if from_lan.len() < DATAGRAM_QUEUE {
+                            from_lan.push(packet.to_vec());
+                        }
+                    };
                     router.handle_tunnel_packet(
                         now,
                         packet,
-                        &mut LanOut {
-                            tx: tx.as_mut(),
-                            to_clients: &mut self.from_lan,
-                        },
+                        &mut LanTx::new(tx.as_mut(), &mut to_clients),
                     );
                     drop(tx);
                     device.flush();

@@ -24,7 +24,7 @@ use oxvpn_kernel::args::BootArgs;
 use oxvpn_kernel::exit::ExitCode;
 use oxvpn_kernel::pushed;
 use router::outer::UdpFlow;
-use router::{Instant, Router, Sink, TunnelState};
+use router::{Instant, PortId, Router, Sink, TunnelState};
 use smoltcp::iface::{Interface, SocketSet};
 use smoltcp::wire::EthernetAddress;
 
@@ -496,7 +496,8 @@ struct EchoSink<'a> {
 }
 
 impl Sink for EchoSink<'_> {
-    fn lan_frame(&mut self, frame: &[u8]) {
+    fn lan_frame(&mut self, _port: PortId, frame: &[u8]) {
+        // The router has one port: the private NIC that `lan` sends on.
         (self.lan)(frame);
     }
 

@@ -16,7 +16,7 @@ use std::time::{Duration as WallDuration, Instant as WallClock};
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use router::{
-    EthernetAddress, Instant, Ipv4Cidr, Ipv6Cidr, Router, RouterConfig, Sink, TunnelConfig,
+    EthernetAddress, Instant, Ipv4Cidr, Ipv6Cidr, PortId, Router, RouterConfig, Sink, TunnelConfig,
     TunnelState, Verdict,
 };
 
@@ -32,7 +32,7 @@ impl<W: Write> Records<W> {
 }
 
 impl<W: Write> Sink for Records<W> {
-    fn lan_frame(&mut self, frame: &[u8]) {
+    fn lan_frame(&mut self, _port: PortId, frame: &[u8]) {
         self.put(0, frame);
     }
     fn tunnel_packet(&mut self, packet: &[u8]) {
@@ -117,7 +117,7 @@ fn main() {
             Instant::from_micros(i64::try_from(start.elapsed().as_micros()).unwrap_or(i64::MAX));
         match received {
             Ok((0, frame)) => {
-                let v = router.handle_lan_frame(now, &frame, &mut out);
+                let v = router.handle_lan_frame(PortId::FIRST, now, &frame, &mut out);
                 if v != Verdict::Forwarded {
                     eprintln!("lan {} bytes: {v:?}", frame.len());
                 }

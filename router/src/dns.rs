@@ -13,6 +13,7 @@ use smoltcp::time::{Duration, Instant};
 use smoltcp::wire::{EthernetAddress, Ipv4Address};
 
 use crate::checksum::{be16, set_be16};
+use crate::router::PortId;
 
 /// First source port used for relayed queries (the NAT uses the ports below).
 pub const PORT_FIRST: u16 = 49152;
@@ -29,6 +30,8 @@ const RCODE_SERVFAIL: u16 = 2;
 /// The LAN client a query came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct DnsClient {
+    /// The LAN port the query came in on.
+    pub lan: PortId,
     pub mac: EthernetAddress,
     pub ip: Ipv4Address,
     pub port: u16,
@@ -220,6 +223,7 @@ mod tests {
 
     fn client() -> DnsClient {
         DnsClient {
+            lan: PortId::FIRST,
             mac: EthernetAddress([2, 0, 0, 0, 0, 5]),
             ip: Ipv4Address::new(10, 8, 0, 5),
             port: 40001,

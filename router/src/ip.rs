@@ -1,9 +1,10 @@
-//! IPv4 header checks and in-place edits shared by the forwarding, NAT, ICMP and service paths.
+//! IPv4 (and IPv6) header checks and in-place edits shared by the forwarding, NAT, ICMP and service
+//! paths.
 //!
 //! Layer: wire helpers over raw bytes (smoltcp's `Ipv4Packet` is used for the checked view). Nothing here
 //! keeps state, allocates or panics on short input.
 
-use smoltcp::wire::{IpProtocol, Ipv4Address, Ipv4Packet};
+use smoltcp::wire::{IpProtocol, Ipv4Address, Ipv4Packet, Ipv6Address, Ipv6Packet};
 
 use crate::checksum::{be16, internet, patch16, set_be16, set_bytes4};
 
@@ -72,6 +73,34 @@ pub(crate) fn parse(bytes: &[u8]) -> Option<Ipv4Info> {
         more_frags: packet.more_frags(),
         frag_offset: usize::from(packet.frag_offset()),
         ident: packet.ident(),
+    })
+}
+
+/// The facts about a validated IPv6 packet that every path needs (the fixed header only: extension
+/// headers are the payload's business).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Ipv6Info {
+    /// Header (40 bytes) plus payload length; the packet slice is cut to it.
+    pub total_len: usize,
+    pub src: Ipv6Address,
+    pub dst: Ipv6Address,
+    pub next_header: IpProtocol,
+    pub hop_limit: u8,
+}
+
+/// Validates an IPv6 packet: version 6, the whole fixed header and the payload length within the
+/// buffer. Bytes past the payload (Ethernet padding) are ignored.
+pub(crate) fn parse6(bytes: &[u8]) -> Option<Ipv6Info> {
+    let packet = Ipv6Packet::new_checked(bytes).ok()?;
+    if packet.version() != 6 {
+        return None;
+    }
+    Some(Ipv6Info {
+        total_len: packet.total_len(),
+        src: packet.src_addr(),
+        dst: packet.dst_addr(),
+        next_header: packet.next_header(),
+        hop_limit: packet.hop_limit(),
     })
 }
 
@@ -216,5 +245,27 @@ mod tests {
         assert!(parse(&bad).is_none());
         assert!(parse(&buf[..27]).is_none());
         assert!(parse(&[]).is_none());
+    }
+
+    #[test]
+    fn parses_ipv6_headers() {
+        let mut buf = [0u8; 48];
+        buf[0] = 0x60;
+        buf[5] = 8; // payload length
+        buf[6] = 17; // UDP
+        buf[7] = 64;
+        buf[8..24].copy_from_slice(&Ipv6Address::new(0xfd00, 0, 0, 0, 0, 0, 0, 2).octets());
+        buf[24..40].copy_from_slice(&Ipv6Address::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1).octets());
+        let info = parse6(&buf).unwrap();
+        assert_eq!(
+            (info.total_len, info.next_header, info.hop_limit),
+            (48, IpProtocol::Udp, 64)
+        );
+        assert_eq!(info.dst, Ipv6Address::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1));
+        assert!(parse6(&buf[..47]).is_none(), "payload cut short");
+        let mut v4 = buf;
+        v4[0] = 0x40;
+        assert!(parse6(&v4).is_none(), "not version 6");
+        assert!(parse6(&buf[..39]).is_none());
     }
 }

@@ -2,21 +2,24 @@
 //! OpenVPN tunnel.
 //!
 //! Layer: sans-IO L2/L3. Never reads a clock (every entry point takes `now`), never reads a random
-//! source after [`Router::new`], never touches a device: Ethernet frames from the private NIC go into
-//! [`Router::handle_lan_frame`], decrypted IP packets from the tunnel into
-//! [`Router::handle_tunnel_packet`], and everything the router wants to send comes out through the
-//! caller's [`Sink`]. [`Router::poll_at`] says when to call [`Router::tick`].
+//! source after [`Router::new`], never touches a device: Ethernet frames from a LAN port (a private
+//! NIC) go into [`Router::handle_lan_frame`] with the port's [`PortId`], decrypted IP packets from the
+//! tunnel into [`Router::handle_tunnel_packet`], and everything the router wants to send comes out
+//! through the caller's [`Sink`], LAN frames with the port to send them on. Each port has its own
+//! gateway addresses, ARP cache, DHCP server, IPv6 neighbours and [`PortPolicy`]; ports never reach
+//! each other. [`Router::poll_at`] says when to call [`Router::tick`].
 //!
 //! ```
-//! use router::{EthernetAddress, Instant, Ipv4Address, Ipv4Cidr, Router, RouterConfig, Sink, TunnelConfig, TunnelState};
+//! use router::{EthernetAddress, Instant, Ipv4Address, Ipv4Cidr, PortId, Router, RouterConfig, Sink, TunnelConfig, TunnelState};
 //!
 //! struct Nics { lan: Vec<Vec<u8>>, tunnel: Vec<Vec<u8>> }
 //! impl Sink for Nics {
-//!     fn lan_frame(&mut self, frame: &[u8]) { self.lan.push(frame.to_vec()) } // private NIC transmit
+//!     fn lan_frame(&mut self, _port: PortId, frame: &[u8]) { self.lan.push(frame.to_vec()) } // private NIC transmit
 //!     fn tunnel_packet(&mut self, packet: &[u8]) { self.tunnel.push(packet.to_vec()) } // engine encrypt
 //! }
 //!
 //! let mac = EthernetAddress([0x02, 0, 0, 0, 0, 1]);
+//! // One LAN port (PortId::FIRST); RouterConfig::with_ports(vec![PortConfig::new(..), ..]) for more.
 //! let config = RouterConfig::new(mac, Ipv4Cidr::new(Ipv4Address::new(10, 8, 0, 1), 24));
 //! # use rand_chacha::rand_core::SeedableRng;
 //! # let mut rng = rand_chacha::ChaCha20Rng::from_seed([7; 32]);
@@ -30,7 +33,7 @@
 //!
 //! let now = Instant::from_millis(1_000);
 //! let frame = [0u8; 60]; // a frame received on the private NIC
-//! let _verdict = router.handle_lan_frame(now, &frame, &mut out);
+//! let _verdict = router.handle_lan_frame(PortId::FIRST, now, &frame, &mut out);
 //! // ... and every decrypted packet: router.handle_tunnel_packet(now, &packet, &mut out);
 //! if router.poll_at().is_some_and(|at| at <= now) {
 //!     router.tick(now, &mut out);
@@ -41,8 +44,8 @@
 //! `icmp6` (Neighbor Discovery, router advertisements, ICMPv6 errors), `ip` and `checksum` (header
 //! checks, incremental checksums), `forward` (pushed routes, tunnel state), `nat` (source NAT; `nat/v6`
 //! NAT66), `frag` (fragmentation, reassembly), `mss` (MSS clamping), `dhcp` (DHCPv4 server), `dns` (DNS
-//! forwarder), `router` (the entry points; `router/services` gateway services, `router/ipv6`,
-//! `router/emit` LAN output); `outer` is the public side's fast path (the tunnel's UDP datagrams picked out
+//! forwarder), `router` (the entry points and the route decisions; `router/port` a LAN port's state
+//! and output, `router/services` gateway services, `router/ipv6`); `outer` is the public side's fast path (the tunnel's UDP datagrams picked out
 //! of received frames, UDP checksums filled in on transmit). `uplink` is the server role's forwarding:
 //! [`ClientForwarder`] routes its clients' decrypted packets (echo to the server, client to client,
 //! source NAT out of the public NIC, the private network) and sends NAT replies back to a client.
@@ -84,7 +87,10 @@ mod uplink;
 
 pub use forward::{TunnelConfig, TunnelState, MIN_TUNNEL_MTU};
 pub use nat::NatError;
-pub use router::{DropReason, Router, RouterConfig, RouterStats, Sink, Verdict};
+pub use router::{
+    DropReason, PortConfig, PortId, PortPolicy, Router, RouterConfig, RouterStats, Sink,
+    SourceRule, Verdict, MAX_PORTS,
+};
 /// The smoltcp wire types that appear in this crate's API (addresses, prefixes, time).
 pub use smoltcp::time::{Duration, Instant};
 pub use smoltcp::wire::{EthernetAddress, IpAddress, Ipv4Address, Ipv4Cidr, Ipv6Address, Ipv6Cidr};

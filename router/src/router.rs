@@ -20,14 +20,12 @@ use smoltcp::wire::{
     Ipv4Address, Ipv4Cidr, Ipv6Address, Ipv6Cidr,
 };
 
-use self::emit::send_to_lan;
-use crate::arp::{self, ArpCache};
-use crate::dhcp::DhcpServer;
+use self::port::LanPort;
+use crate::arp;
 use crate::dns::DnsForwarder;
-use crate::forward::{Ipv6Neighbours, TunnelConfig, TunnelState};
+use crate::forward::{TunnelConfig, TunnelState};
 use crate::frag::{Direction, Fragmenter, Reassembler, Reassembly};
-use crate::icmp::{self, ErrorRateLimit, IcmpError, ECHO_REQUEST};
-use crate::icmp6;
+use crate::icmp::{ErrorRateLimit, IcmpError, ECHO_REQUEST};
 use crate::ip::{self, Ipv4Info};
 use crate::mss;
 use crate::nat::{NatError, NatTable};
@@ -42,8 +40,8 @@ const DNS_PORT: u16 = 53;
 /// Where the router's output goes. Each slice is valid only during the call; copy it into a device
 /// transmit buffer.
 pub trait Sink {
-    /// An Ethernet frame for the private NIC (no FCS, not padded to 60 bytes).
-    fn lan_frame(&mut self, frame: &[u8]);
+    /// An Ethernet frame to send on LAN port `port` (no FCS, not padded to 60 bytes).
+    fn lan_frame(&mut self, port: PortId, frame: &[u8]);
     /// An IPv4 or IPv6 packet for the OpenVPN engine to encrypt and send (at most the tunnel MTU).
     fn tunnel_packet(&mut self, packet: &[u8]);
 }
@@ -91,6 +89,8 @@ pub enum DropReason {
     ArpQueueFull,
     /// A protocol or message the router does not handle.
     Unsupported,
+    /// A frame for a LAN port the router does not have.
+    UnknownPort,
 }
 
 impl fmt::Display for DropReason {
@@ -108,23 +108,64 @@ impl fmt::Display for DropReason {
             DropReason::Reassembly => f.write_str("fragment dropped"),
             DropReason::ArpQueueFull => f.write_str("ARP queue full"),
             DropReason::Unsupported => f.write_str("unsupported protocol"),
+            DropReason::UnknownPort => f.write_str("no such LAN port"),
         }
     }
 }
 
-/// Static configuration of the private side (MirageVPN's `--private-ipv4`, `--nat`, ...).
+/// A LAN port's number: the index of its [`PortConfig`] in [`RouterConfig::ports`]. Frames come in
+/// with it ([`Router::handle_lan_frame`]) and go out with it ([`Sink::lan_frame`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PortId(pub u16);
+
+impl PortId {
+    /// The first port: the only one of a single-LAN router ([`RouterConfig::new`]).
+    pub const FIRST: PortId = PortId(0);
+
+    fn index(self) -> usize {
+        usize::from(self.0)
+    }
+}
+
+impl fmt::Display for PortId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "port {}", self.0)
+    }
+}
+
+/// Most LAN ports a router has; ports past this in [`RouterConfig::ports`] are not created.
+pub const MAX_PORTS: usize = 256;
+
+/// Which source addresses a port's hosts may use.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SourceRule {
+    /// Any host address of the port's IPv4 prefix (not the gateway, network or broadcast address).
+    #[default]
+    Prefix,
+}
+
+/// What a port's hosts may do: the place for per-port anti-spoofing and firewall rules. The default is
+/// a single LAN's behaviour.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PortPolicy {
+    /// Sources accepted for forwarding and for the gateway's DNS forwarder; others are dropped as
+    /// [`DropReason::Martian`].
+    pub sources: SourceRule,
+}
+
+/// One LAN port: its link (MAC address, MTU), the gateway's addresses on it and its services.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RouterConfig {
-    /// MAC address of the private NIC.
-    pub private_mac: EthernetAddress,
-    /// The gateway's address on the LAN with the LAN prefix, e.g. 10.8.0.1/24.
-    pub private_ipv4: Ipv4Cidr,
-    /// Source NAT LAN traffic to the tunnel address (default true). Off: plain routing, the server must
-    /// `iroute` the LAN prefix.
-    pub nat: bool,
-    /// NAT table capacity (default 2048, at most 32768).
-    pub nat_table_size: usize,
-    /// Run the DHCPv4 server (default true).
+pub struct PortConfig {
+    /// The router's MAC address on this port (the private NIC's).
+    pub mac: EthernetAddress,
+    /// The gateway's address on the port with the port's prefix, e.g. 10.8.0.1/24 (MirageVPN's
+    /// `--private-ipv4`).
+    pub ipv4: Ipv4Cidr,
+    /// MTU of the port's link (default 1500).
+    pub mtu: u16,
+    /// Run the DHCPv4 server on this port (default true).
     pub dhcp: bool,
     /// DHCP lease time (default 1 hour).
     pub dhcp_lease_time: Duration,
@@ -132,49 +173,78 @@ pub struct RouterConfig {
     pub dhcp_max_leases: usize,
     /// Run the DNS forwarder on the gateway address and announce it by DHCP (default true).
     pub dns_forwarder: bool,
-    /// Most DNS queries in flight (default 256).
-    pub dns_max_in_flight: usize,
-    /// MTU of the LAN (default 1500).
-    pub lan_mtu: u16,
     /// ARP cache entries (default 256).
     pub arp_cache_size: usize,
     /// Destinations that may wait for ARP at once (default 32) ...
     pub arp_pending_destinations: usize,
     /// ... and packets queued per destination (default 4).
     pub arp_pending_per_destination: usize,
-    /// Partial datagrams reassembled at once (default 32) ...
-    pub reassembly_max_datagrams: usize,
-    /// ... and bytes they may hold in total (default 512 KiB).
-    pub reassembly_max_bytes: usize,
-    /// IPv6 on the LAN (default true): answer Neighbor Discovery for the gateway and, while the tunnel
-    /// carries IPv6, advertise `private_ipv6` for SLAAC and route (NAT66 when `nat`) into the tunnel.
+    /// IPv6 on the port (default true): answer Neighbor Discovery for the gateway and, while the tunnel
+    /// carries IPv6, advertise `ipv6_prefix` for SLAAC and route (NAT66 when `nat`) into the tunnel.
     pub ipv6: bool,
-    /// The LAN's IPv6 /64; the gateway is its `::1`. `None` (default): a random unique local prefix
+    /// The port's IPv6 /64; the gateway is its `::1`. `None` (default): a random unique local prefix
     /// (RFC 4193) drawn in [`Router::new`].
-    pub private_ipv6: Option<Ipv6Cidr>,
+    pub ipv6_prefix: Option<Ipv6Cidr>,
+    /// What the port's hosts may do.
+    pub policy: PortPolicy,
 }
 
-impl RouterConfig {
-    /// The defaults for a LAN whose gateway is `private_ipv4` (address + prefix).
-    pub fn new(private_mac: EthernetAddress, private_ipv4: Ipv4Cidr) -> Self {
-        RouterConfig {
-            private_mac,
-            private_ipv4,
-            nat: true,
-            nat_table_size: 2048,
+impl PortConfig {
+    /// The defaults for a port whose gateway is `ipv4` (address + prefix).
+    pub fn new(mac: EthernetAddress, ipv4: Ipv4Cidr) -> Self {
+        PortConfig {
+            mac,
+            ipv4,
+            mtu: 1500,
             dhcp: true,
             dhcp_lease_time: Duration::from_secs(3600),
             dhcp_max_leases: 253,
             dns_forwarder: true,
-            dns_max_in_flight: 256,
-            lan_mtu: 1500,
             arp_cache_size: 256,
             arp_pending_destinations: 32,
             arp_pending_per_destination: 4,
+            ipv6: true,
+            ipv6_prefix: None,
+            policy: PortPolicy::default(),
+        }
+    }
+}
+
+/// Static configuration of the private side (MirageVPN's `--private-ipv4`, `--nat`, ...): its LAN
+/// ports and what they share (NAT, DNS forwarder, reassembly).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouterConfig {
+    /// The LAN ports, numbered by their index ([`PortId`]); at most [`MAX_PORTS`].
+    pub ports: Vec<PortConfig>,
+    /// Source NAT LAN traffic to the tunnel address (default true). Off: plain routing, the server must
+    /// `iroute` the LAN prefixes.
+    pub nat: bool,
+    /// NAT table capacity (default 2048, at most 32768).
+    pub nat_table_size: usize,
+    /// Most DNS queries in flight (default 256).
+    pub dns_max_in_flight: usize,
+    /// Partial datagrams reassembled at once (default 32) ...
+    pub reassembly_max_datagrams: usize,
+    /// ... and bytes they may hold in total (default 512 KiB).
+    pub reassembly_max_bytes: usize,
+}
+
+impl RouterConfig {
+    /// A single LAN (one port, [`PortId::FIRST`]) whose gateway is `private_ipv4` (address + prefix),
+    /// with the defaults.
+    pub fn new(private_mac: EthernetAddress, private_ipv4: Ipv4Cidr) -> Self {
+        Self::with_ports(vec![PortConfig::new(private_mac, private_ipv4)])
+    }
+
+    /// These ports, with the defaults for the rest.
+    pub fn with_ports(ports: Vec<PortConfig>) -> Self {
+        RouterConfig {
+            ports,
+            nat: true,
+            nat_table_size: 2048,
+            dns_max_in_flight: 256,
             reassembly_max_datagrams: 32,
             reassembly_max_bytes: 512 * 1024,
-            ipv6: true,
-            private_ipv6: None,
         }
     }
 }
@@ -197,27 +267,104 @@ enum L2 {
     Resolve(Ipv4Address),
 }
 
+/// An input the router reads and, on the in-place entry points, may rewrite.
+trait Input {
+    /// The input: a LAN frame, or a packet from the tunnel.
+    fn bytes(&self) -> &[u8];
+    /// The buffer with the IP packet at offset [`ETH`] and room for an Ethernet header in front of it
+    /// (a LAN frame has its own), for the router to rewrite; `None` on the copying path.
+    fn writable(&mut self) -> Option<&mut [u8]>;
+}
+
+impl Input for &[u8] {
+    fn bytes(&self) -> &[u8] {
+        self
+    }
+
+    fn writable(&mut self) -> Option<&mut [u8]> {
+        None
+    }
+}
+
+/// The Ethernet payload of a LAN frame.
+fn payload<I: Input>(frame: &I) -> &[u8] {
+    frame.bytes().get(ETH..).unwrap_or(&[])
+}
+
+/// A buffer the caller lets the router rewrite: the input is `buf[at..]`, the IP packet `buf[ETH..]`.
+struct InPlace<'a> {
+    buf: &'a mut [u8],
+    at: usize,
+}
+
+impl Input for InPlace<'_> {
+    fn bytes(&self) -> &[u8] {
+        self.buf.get(self.at..).unwrap_or(&[])
+    }
+
+    fn writable(&mut self) -> Option<&mut [u8]> {
+        Some(&mut *self.buf)
+    }
+}
+
+/// Where an IPv4 packet from a LAN port goes: decided once from its header
+/// ([`Router::decide_lan_v4`]), before anything is copied or changed; the copying and the in-place
+/// path both execute it.
+#[derive(Debug, Clone, Copy)]
+enum LanRoute {
+    /// For the gateway (its address or a broadcast): the gateway's services.
+    Gateway,
+    /// For the router's tunnel address: an echo request is answered, nothing else.
+    TunnelAddress(Ipv4Address),
+    /// Into the tunnel.
+    Tunnel(ToTunnel),
+    /// Refused with an ICMP error to the sender.
+    Refuse(IcmpError, DropReason),
+    /// Dropped without an answer.
+    Drop(DropReason),
+}
+
+/// How a LAN packet enters the tunnel.
+#[derive(Debug, Clone, Copy)]
+struct ToTunnel {
+    /// Source NAT to this address (NAT on).
+    nat_to: Option<Ipv4Address>,
+    /// The tunnel MTU: larger packets are fragmented to it.
+    mtu: u16,
+    /// MSS clamp for TCP SYNs.
+    max_mss: u16,
+}
+
+/// Where an IPv4 packet from the tunnel goes: decided once from its header
+/// ([`Router::decide_tunnel_v4`]); the copying and the in-place path both execute it.
+#[derive(Debug, Clone, Copy)]
+enum TunnelRoute {
+    /// To a host on this port, routed as it is.
+    Host(PortId),
+    /// To the router's tunnel address or a gateway address: the router's own services, then (`nat`)
+    /// back to the LAN host its NAT mapping names.
+    Router { nat: bool },
+}
+
 /// The private-side router.
 pub struct Router {
     config: RouterConfig,
+    /// The LAN ports, `ports[i].id == PortId(i)`.
+    ports: Vec<LanPort>,
+    /// The smallest MTU of the ports, and of the ports with IPv6: the bound for a packet whose port is
+    /// known only once NAT has translated it.
+    min_mtu: u16,
+    min_mtu6: u16,
     tunnel: TunnelState,
     dns_servers: Vec<Ipv4Address>,
-    arp: ArpCache,
     nat: NatTable,
     reassembler: Reassembler,
-    dhcp: DhcpServer,
     dns: DnsForwarder,
-    neighbours6: Ipv6Neighbours,
     nat6: NatTable<Ipv6Address>,
-    /// The LAN's IPv6 prefix (the gateway is `::1`) and the gateway's link-local address.
-    lan6: Ipv6Cidr,
-    link_local6: Ipv6Address,
-    /// When the next router advertisement is due, and whether the last one made us a default router.
-    next_ra: Option<Instant>,
-    advertised: bool,
     rng: ChaCha20Rng,
     icmp_limit: ErrorRateLimit,
     ident: u16,
+    /// `to_tunnel` and `dropped`; the ports count what they send.
     stats: RouterStats,
     /// The packet being forwarded, at offset [`ETH`] so a frame header fits in front.
     work: Vec<u8>,
@@ -230,41 +377,51 @@ impl fmt::Debug for Router {
         f.debug_struct("Router")
             .field("config", &self.config)
             .field("tunnel", &self.tunnel)
-            .field("stats", &self.stats)
+            .field("stats", &self.stats())
             .finish()
     }
 }
 
 impl Router {
     /// Builds the router; allocates every table and both packet buffers now. `rng` seeds the NAT port
-    /// choice, DNS query IDs and hash keys.
-    pub fn new(config: RouterConfig, rng: &mut impl CryptoRngCore) -> Self {
+    /// choice, DNS query IDs and hash keys, and draws the ports' IPv6 prefixes that are not configured.
+    pub fn new(mut config: RouterConfig, rng: &mut impl CryptoRngCore) -> Self {
         let mut seed = [0u8; 32];
         rng.fill_bytes(&mut seed);
         let hash_key = rng.next_u64();
+        if config.ports.len() > MAX_PORTS {
+            log::warn!(
+                "router: {} LAN ports configured, using the first {MAX_PORTS}",
+                config.ports.len()
+            );
+            config.ports.truncate(MAX_PORTS);
+        }
+        let mut ports = Vec::with_capacity(config.ports.len());
+        for (i, port) in config.ports.iter().enumerate() {
+            if let Ok(id) = u16::try_from(i) {
+                ports.push(LanPort::new(PortId(id), port.clone(), rng));
+            }
+        }
+        let mtus = |ipv6: bool| {
+            config
+                .ports
+                .iter()
+                .filter(|p| p.ipv6 || !ipv6)
+                .map(|p| p.mtu)
+                .min()
+                .unwrap_or(0)
+        };
         Router {
-            arp: ArpCache::new(
-                config.arp_cache_size,
-                config.arp_pending_destinations,
-                config.arp_pending_per_destination,
-            ),
+            min_mtu: mtus(false),
+            min_mtu6: mtus(true),
+            ports,
             nat: NatTable::new(config.nat_table_size, hash_key),
             reassembler: Reassembler::new(
                 config.reassembly_max_datagrams,
                 config.reassembly_max_bytes,
             ),
-            dhcp: DhcpServer::new(
-                config.private_ipv4,
-                config.dhcp_max_leases,
-                config.dhcp_lease_time,
-            ),
             dns: DnsForwarder::new(config.dns_max_in_flight),
-            neighbours6: Ipv6Neighbours::new(64),
             nat6: NatTable::new(config.nat_table_size, hash_key.rotate_left(29)),
-            lan6: config.private_ipv6.unwrap_or_else(|| random_ula(rng)),
-            link_local6: icmp6::link_local(config.private_mac),
-            next_ra: None,
-            advertised: false,
             rng: ChaCha20Rng::from_seed(seed),
             icmp_limit: ErrorRateLimit::new(),
             ident: 0,
@@ -284,12 +441,15 @@ impl Router {
 
     /// Counters since construction.
     pub fn stats(&self) -> RouterStats {
-        self.stats
+        RouterStats {
+            to_lan: self.ports.iter().map(|p| p.frames_out).sum(),
+            ..self.stats
+        }
     }
 
-    /// Number of DHCP leases held (offered, bound or declined).
+    /// Number of DHCP leases held (offered, bound or declined), on all ports.
     pub fn dhcp_leases(&self) -> usize {
-        self.dhcp.lease_count()
+        self.ports.iter().map(|p| p.dhcp.lease_count()).sum()
     }
 
     /// Number of live NAT mappings.
@@ -320,59 +480,87 @@ impl Router {
                 }));
         }
         self.tunnel = state;
-        if self.config.ipv6 && (self.advertised || self.tunnel_ipv6().is_some()) {
-            // Announce (or withdraw) the default route at the next tick.
-            self.next_ra = Some(Instant::ZERO);
+        let carrying = self.tunnel_ipv6().is_some();
+        for port in &mut self.ports {
+            if port.config.ipv6 && (port.advertised || carrying) {
+                // Announce (or withdraw) the default route at the next tick.
+                port.next_ra = Some(Instant::ZERO);
+            }
         }
     }
 
     /// The next instant at which [`Router::tick`] has work, if any.
     pub fn poll_at(&self) -> Option<Instant> {
+        let ports = self.ports.iter().flat_map(|p| {
+            [
+                p.arp.poll_at(),
+                if p.config.dhcp {
+                    p.dhcp.poll_at()
+                } else {
+                    None
+                },
+                p.neighbours6.poll_at(),
+                p.next_ra,
+            ]
+        });
         [
-            self.arp.poll_at(),
             self.nat.poll_at(),
             self.reassembler.poll_at(),
-            if self.config.dhcp {
-                self.dhcp.poll_at()
-            } else {
-                None
-            },
             self.dns.poll_at(),
-            self.neighbours6.poll_at(),
-            self.next_ra,
         ]
         .into_iter()
+        .chain(ports)
         .flatten()
         .min()
     }
 
-    /// Runs the timers: ARP retries (may emit requests) and expiry of neighbours, NAT mappings, partial
-    /// datagrams, DHCP leases and DNS queries.
+    /// Runs the timers: ARP retries (may emit requests), router advertisements, and expiry of
+    /// neighbours, NAT mappings, partial datagrams, DHCP leases and DNS queries.
     pub fn tick<S: Sink>(&mut self, now: Instant, out: &mut S) {
         self.nat.expire(now);
         self.reassembler.expire(now);
-        self.dhcp.expire(now);
         self.dns.expire(now);
-        self.neighbours6.expire(now);
         self.nat6.expire(now);
-        if self.next_ra.is_some_and(|at| at <= now) {
-            self.send_router_advert(now, out);
-        }
-        let mut targets = [Ipv4Address::UNSPECIFIED; 8];
-        let n = self.arp.tick(now, &mut targets);
-        for &target in targets.get(..n).unwrap_or(&[]) {
-            let mut frame = [0u8; arp::ARP_FRAME_LEN];
-            if let Some(len) =
-                arp::build_request(&mut frame, self.config.private_mac, self.gateway(), target)
-            {
-                self.stats.to_lan += 1;
-                out.lan_frame(frame.get(..len).unwrap_or(&[]));
+        for i in 0..self.ports.len() {
+            let Some(port) = self.ports.get_mut(i) else {
+                break;
+            };
+            port.dhcp.expire(now);
+            port.neighbours6.expire(now);
+            let id = port.id;
+            if port.next_ra.is_some_and(|at| at <= now) {
+                self.send_router_advert(id, now, out);
+            }
+            let Some(port) = self.ports.get_mut(i) else {
+                break;
+            };
+            let mut targets = [Ipv4Address::UNSPECIFIED; 8];
+            let n = port.arp.tick(now, &mut targets);
+            for &target in targets.get(..n).unwrap_or(&[]) {
+                let mut frame = [0u8; arp::ARP_FRAME_LEN];
+                if let Some(len) =
+                    arp::build_request(&mut frame, port.config.mac, port.gateway(), target)
+                {
+                    port.transmit(frame.get(..len).unwrap_or(&[]), out);
+                }
             }
         }
     }
 
-    fn gateway(&self) -> Ipv4Address {
-        self.config.private_ipv4.address()
+    fn port(&self, id: PortId) -> Option<&LanPort> {
+        self.ports.get(id.index())
+    }
+
+    /// The port whose prefix has `addr` as a host address.
+    #[inline]
+    fn port_of_host(&self, addr: Ipv4Address) -> Option<PortId> {
+        self.ports.iter().find(|p| p.is_host(addr)).map(|p| p.id)
+    }
+
+    /// True if `addr` is in some port's prefix.
+    #[inline]
+    fn on_a_port(&self, addr: Ipv4Address) -> bool {
+        self.ports.iter().any(|p| p.in_prefix(addr))
     }
 
     fn next_ident(&mut self) -> u16 {
@@ -408,95 +596,31 @@ impl Router {
         v
     }
 
-    /// Handles one Ethernet frame received on the private NIC.
+    /// Handles one Ethernet frame received on LAN port `port`.
     pub fn handle_lan_frame<S: Sink>(
         &mut self,
+        port: PortId,
         now: Instant,
         frame: &[u8],
         out: &mut S,
     ) -> Verdict {
-        let v = self.lan_frame(now, frame, out);
+        let v = self.lan_frame(port, now, frame, out);
         self.count(v, "LAN")
     }
 
     /// [`handle_lan_frame`](Self::handle_lan_frame) for a frame the caller lets the router rewrite: an
     /// unfragmented IPv4 packet from a LAN host into the tunnel that fits the tunnel MTU is rewritten where
     /// it lies (NAT, MSS clamp, TTL) and given to [`Sink::tunnel_packet`] from `frame` itself. Everything
-    /// else takes the copying path, and `frame` is then left unchanged.
+    /// else is copied, and `frame` is then left unchanged.
     pub fn handle_lan_frame_in_place<S: Sink>(
         &mut self,
+        port: PortId,
         now: Instant,
         frame: &mut [u8],
         out: &mut S,
     ) -> Verdict {
-        match self.lan_v4_in_place(now, frame, out) {
-            Some(v) => self.count(v, "LAN"),
-            None => self.handle_lan_frame(now, frame, out),
-        }
-    }
-
-    /// The in-place case of [`handle_lan_frame_in_place`](Self::handle_lan_frame_in_place): the checks
-    /// of `lan_frame`, `lan_v4` and `lan_forward` for a packet they would forward unfragmented, and their
-    /// rewrites; `None` before anything is changed when the packet needs the copying path.
-    fn lan_v4_in_place<S: Sink>(
-        &mut self,
-        now: Instant,
-        frame: &mut [u8],
-        out: &mut S,
-    ) -> Option<Verdict> {
-        let eth = EthernetFrame::new_checked(&*frame).ok()?;
-        let src_mac = eth.src_addr();
-        if !src_mac.is_unicast()
-            || src_mac == self.config.private_mac
-            || eth.dst_addr() != self.config.private_mac
-            || eth.ethertype() != EthernetProtocol::Ipv4
-        {
-            return None;
-        }
-        let info = ip::parse(frame.get(ETH..)?)?;
-        let len = info.total_len;
-        let lan = self.config.private_ipv4;
-        if len < info.header_len
-            || len > frame.len().saturating_sub(ETH)
-            || info.is_fragment()
-            || info.ttl <= 1
-            || info.dst == lan.address()
-            || info.dst.is_broadcast()
-            || Some(info.dst) == lan.broadcast()
-            || lan.contains_addr(&info.dst)
-            || info.dst.is_multicast()
-            || !self.is_lan_host(info.src)
-            || ip::is_martian(info.dst)
-            || Some(info.dst) == self.tunnel_ipv4()
-        {
-            return None;
-        }
-        let tunnel = self.tunnel_config()?;
-        let public = tunnel.ipv4.map(|c| c.address());
-        let mtu = tunnel.effective_mtu();
-        let max_mss = tunnel.ipv4_mss();
-        if !tunnel.routes_ipv4(info.dst)
-            || (self.config.nat && public.is_none())
-            || len > usize::from(mtu)
-        {
-            return None;
-        }
-        let datagram = frame.get_mut(ETH..ETH.checked_add(len)?)?;
-        let nat_to = public.filter(|_| self.config.nat);
-        if let Err(v) = rewrite_to_tunnel(
-            &mut self.nat,
-            &mut self.rng,
-            now,
-            datagram,
-            &info,
-            nat_to,
-            max_mss,
-        ) {
-            return Some(v);
-        }
-        self.stats.to_tunnel += 1;
-        out.tunnel_packet(datagram);
-        Some(Verdict::Forwarded)
+        let v = self.lan_frame(port, now, InPlace { buf: frame, at: 0 }, out);
+        self.count(v, "LAN")
     }
 
     /// Handles one decrypted IP packet (IPv4 or IPv6) from the tunnel.
@@ -506,12 +630,7 @@ impl Router {
         packet: &[u8],
         out: &mut S,
     ) -> Verdict {
-        let v = match (&self.tunnel, packet.first().map(|b| b >> 4)) {
-            (TunnelState::Down, _) => Verdict::Dropped(DropReason::TunnelDown),
-            (_, Some(4)) => self.tunnel_v4(now, packet, out),
-            (_, Some(6)) => self.tunnel_v6(now, packet, out),
-            _ => Verdict::Dropped(DropReason::Malformed),
-        };
+        let v = self.tunnel_packet(now, packet, out);
         self.count(v, "tunnel")
     }
 
@@ -520,8 +639,8 @@ impl Router {
     /// tunnel address) that fits the LAN MTU is rewritten where it lies (NAT, MSS clamp, TTL) and leaves
     /// as the frame `buf[packet.start - 14..packet.end]`, its Ethernet header written over the 14 bytes in
     /// front of the packet (which must be free: the engine's headers, `Engine::receive_in_place`).
-    /// Everything else (fragments, IPv6, the router's own services, errors) takes the copying path, and
-    /// `buf` is then left unchanged.
+    /// Everything else (fragments, IPv6, the router's own services, errors) is copied, and `buf` is then
+    /// left unchanged.
     pub fn handle_tunnel_packet_in_place<S: Sink>(
         &mut self,
         now: Instant,
@@ -529,110 +648,55 @@ impl Router {
         packet: core::ops::Range<usize>,
         out: &mut S,
     ) -> Verdict {
-        match self.tunnel_v4_in_place(now, buf, packet.clone(), out) {
-            Some(v) => self.count(v, "tunnel"),
-            None => {
-                let bytes = buf.get(packet).unwrap_or(&[]);
-                self.handle_tunnel_packet(now, bytes, out)
+        let framed = packet
+            .start
+            .checked_sub(ETH)
+            .filter(|&start| start <= packet.end && packet.end <= buf.len());
+        let v = match framed {
+            Some(start) => {
+                let buf = buf.get_mut(start..packet.end).unwrap_or(&mut []);
+                self.tunnel_packet(now, InPlace { buf, at: ETH }, out)
             }
+            None => self.tunnel_packet(now, buf.get(packet).unwrap_or(&[]), out),
+        };
+        self.count(v, "tunnel")
+    }
+
+    fn tunnel_packet<I: Input, S: Sink>(&mut self, now: Instant, input: I, out: &mut S) -> Verdict {
+        match (&self.tunnel, input.bytes().first().map(|b| b >> 4)) {
+            (TunnelState::Down, _) => Verdict::Dropped(DropReason::TunnelDown),
+            (_, Some(4)) => self.tunnel_v4(now, input, out),
+            (_, Some(6)) => self.tunnel_v6(now, input.bytes(), out),
+            _ => Verdict::Dropped(DropReason::Malformed),
         }
     }
 
-    /// The in-place case of [`handle_tunnel_packet_in_place`](Self::handle_tunnel_packet_in_place):
-    /// the same checks and rewrites as `tunnel_v4`, in the same order; `None` before anything is changed
-    /// when the packet needs the copying path.
-    fn tunnel_v4_in_place<S: Sink>(
+    fn lan_frame<I: Input, S: Sink>(
         &mut self,
+        id: PortId,
         now: Instant,
-        buf: &mut [u8],
-        packet: core::ops::Range<usize>,
+        input: I,
         out: &mut S,
-    ) -> Option<Verdict> {
-        let frame_start = packet.start.checked_sub(ETH)?;
-        let bytes = buf.get(packet.clone())?;
-        if bytes.first()? >> 4 != 4 {
-            return None;
-        }
-        let public = self.tunnel_ipv4();
-        let max_mss = self
-            .tunnel_config()?
-            .ipv4_mss()
-            .min(mss::ipv4_mss_for_mtu(self.config.lan_mtu));
-        let info = ip::parse(bytes)?;
-        let len = info.total_len;
-        if info.is_fragment()
-            || info.ttl <= 1
-            || len > usize::from(self.config.lan_mtu)
-            || len < info.header_len
-            || len > bytes.len()
-            || self.config.private_ipv4.contains_addr(&info.src)
-            || ip::is_martian(info.src)
-        {
-            return None;
-        }
-        let to_lan = self.is_lan_host(info.dst);
-        if !to_lan {
-            if !(self.config.nat && Some(info.dst) == public) {
-                return None;
-            }
-            // Not for the router's own services (`tunnel_local`): echo requests to the tunnel address and
-            // DNS answers for the forwarder take the copying path.
-            let l4 = bytes.get(info.header_len..len)?;
-            let own = match info.protocol {
-                IpProtocol::Tcp => false,
-                IpProtocol::Udp => crate::checksum::be16(l4, 0)? == DNS_PORT,
-                IpProtocol::Icmp => l4.first() == Some(&ECHO_REQUEST),
-                _ => true,
-            };
-            if own {
-                return None;
-            }
-        }
-        let frame = buf.get_mut(frame_start..packet.start.checked_add(len)?)?;
-        let datagram = frame.get_mut(ETH..)?;
-        let dst = match rewrite_from_tunnel(&mut self.nat, now, datagram, &info, to_lan, max_mss) {
-            Ok(dst) => dst,
-            Err(v) => return Some(v),
+    ) -> Verdict {
+        let Some(port) = self.port(id) else {
+            return Verdict::Dropped(DropReason::UnknownPort);
         };
-        let Router {
-            aux,
-            arp,
-            config,
-            stats,
-            ..
-        } = self;
-        Some(send_to_lan(
-            arp,
-            config,
-            stats,
-            now,
-            L2::Resolve(dst),
-            frame,
-            len,
-            aux,
-            out,
-        ))
-    }
-
-    fn lan_frame<S: Sink>(&mut self, now: Instant, frame: &[u8], out: &mut S) -> Verdict {
-        let Ok(eth) = EthernetFrame::new_checked(frame) else {
+        let (our_mac, ipv6) = (port.config.mac, port.config.ipv6);
+        let Ok(eth) = EthernetFrame::new_checked(input.bytes()) else {
             return Verdict::Dropped(DropReason::Malformed);
         };
-        let src_mac = eth.src_addr();
-        let dst_mac = eth.dst_addr();
-        if !src_mac.is_unicast() || src_mac == self.config.private_mac {
+        let (src_mac, dst_mac, ethertype) = (eth.src_addr(), eth.dst_addr(), eth.ethertype());
+        if !src_mac.is_unicast() || src_mac == our_mac {
             return Verdict::Dropped(DropReason::Malformed);
         }
-        let to_us = dst_mac == self.config.private_mac;
-        match eth.ethertype() {
-            EthernetProtocol::Arp => self.lan_arp(now, eth.payload(), out),
+        let to_us = dst_mac == our_mac;
+        match ethertype {
+            EthernetProtocol::Arp => self.lan_arp(id, now, payload(&input), out),
             EthernetProtocol::Ipv4 if to_us || dst_mac.is_broadcast() => {
-                self.lan_v4(now, src_mac, eth.payload(), out)
+                self.lan_v4(id, now, src_mac, input, out)
             }
-            EthernetProtocol::Ipv6
-                if self.config.ipv6 && (to_us || dst_mac.0[..2] == [0x33, 0x33]) =>
-            {
-                self.lan_v6(now, src_mac, eth.payload(), out)
+            EthernetProtocol::Ipv6 if ipv6 && (to_us || dst_mac.0[..2] == [0x33, 0x33]) => {
+                self.lan_v6(id, now, src_mac, payload(&input), out)
             }
             EthernetProtocol::Ipv4 | EthernetProtocol::Ipv6 => {
                 Verdict::Dropped(DropReason::NotForUs)
@@ -641,15 +705,13 @@ impl Router {
         }
     }
 
-    fn is_lan_host(&self, addr: Ipv4Address) -> bool {
-        let lan = self.config.private_ipv4;
-        lan.contains_addr(&addr)
-            && addr != lan.address()
-            && addr != lan.network().address()
-            && Some(addr) != lan.broadcast()
-    }
-
-    fn lan_arp<S: Sink>(&mut self, now: Instant, payload: &[u8], out: &mut S) -> Verdict {
+    fn lan_arp<S: Sink>(
+        &mut self,
+        id: PortId,
+        now: Instant,
+        payload: &[u8],
+        out: &mut S,
+    ) -> Verdict {
         let Some(ArpRepr::EthernetIpv4 {
             operation,
             source_hardware_addr: sha,
@@ -660,28 +722,22 @@ impl Router {
         else {
             return Verdict::Dropped(DropReason::Malformed);
         };
-        let gateway = self.gateway();
+        let Router { ports, work, .. } = self;
+        let Some(port) = ports.get_mut(id.index()) else {
+            return Verdict::Dropped(DropReason::UnknownPort);
+        };
+        let gateway = port.gateway();
         let for_us = tpa == gateway;
-        if sha.is_unicast() && self.is_lan_host(spa) {
-            self.arp.learn(spa, sha, for_us, now);
+        if sha.is_unicast() && port.is_host(spa) {
+            port.arp.learn(spa, sha, for_us, now);
             if let (Some(mac), Some(queued)) =
-                (self.arp.lookup(spa, now), self.arp.take_pending(spa))
+                (port.arp.lookup(spa, now), port.arp.take_pending(spa))
             {
                 for packet in queued {
                     let len = packet.len();
-                    if let Some(body) = self.work.get_mut(ETH..ETH + len) {
+                    if let Some(body) = work.get_mut(ETH..ETH + len) {
                         body.copy_from_slice(&packet);
-                        if arp::write_ethernet(
-                            &mut self.work,
-                            self.config.private_mac,
-                            mac,
-                            EthernetProtocol::Ipv4,
-                        )
-                        .is_some()
-                        {
-                            self.stats.to_lan += 1;
-                            out.lan_frame(self.work.get(..ETH + len).unwrap_or(&[]));
-                        }
+                        port.send_ethernet(work, len, mac, EthernetProtocol::Ipv4, out);
                     }
                 }
             }
@@ -689,66 +745,118 @@ impl Router {
         if operation == ArpOperation::Request && for_us && sha.is_unicast() {
             let reply = ArpRepr::EthernetIpv4 {
                 operation: ArpOperation::Reply,
-                source_hardware_addr: self.config.private_mac,
+                source_hardware_addr: port.config.mac,
                 source_protocol_addr: gateway,
                 target_hardware_addr: sha,
                 target_protocol_addr: spa,
             };
             let mut frame = [0u8; arp::ARP_FRAME_LEN];
             if let Some(len) = arp::build_frame(&mut frame, sha, &reply) {
-                self.stats.to_lan += 1;
-                out.lan_frame(frame.get(..len).unwrap_or(&[]));
+                port.transmit(frame.get(..len).unwrap_or(&[]), out);
                 return Verdict::Answered;
             }
         }
         Verdict::Consumed
     }
 
-    fn lan_v4<S: Sink>(
+    /// Where an IPv4 packet from port `id` goes, from its header alone.
+    fn decide_lan_v4(&self, id: PortId, info: &Ipv4Info) -> LanRoute {
+        let Some(port) = self.port(id) else {
+            return LanRoute::Drop(DropReason::UnknownPort);
+        };
+        let dst = info.dst;
+        if port.is_gateway_or_broadcast(dst) || dst.is_broadcast() {
+            return LanRoute::Gateway;
+        }
+        if self.on_a_port(dst) || dst.is_multicast() {
+            // Ports never reach each other (nor a host its own port's neighbours through us).
+            return LanRoute::Drop(DropReason::NotForUs);
+        }
+        if !port.admits_source(info.src) || ip::is_martian(dst) {
+            return LanRoute::Drop(DropReason::Martian);
+        }
+        let Some(tunnel) = self.tunnel_config() else {
+            return LanRoute::Refuse(IcmpError::NetUnreachable, DropReason::TunnelDown);
+        };
+        let public = tunnel.ipv4.map(|c| c.address());
+        if public == Some(dst) {
+            return LanRoute::TunnelAddress(dst);
+        }
+        if !tunnel.routes_ipv4(dst) || (self.config.nat && public.is_none()) {
+            return LanRoute::Refuse(IcmpError::NetUnreachable, DropReason::NoRoute);
+        }
+        if info.ttl <= 1 {
+            return LanRoute::Refuse(IcmpError::TtlExceeded, DropReason::TtlExceeded);
+        }
+        let mtu = tunnel.effective_mtu();
+        if info.dont_frag && info.total_len > usize::from(mtu) && !info.is_fragment() {
+            return LanRoute::Refuse(IcmpError::FragmentationNeeded { mtu }, DropReason::TooBig);
+        }
+        LanRoute::Tunnel(ToTunnel {
+            nat_to: public.filter(|_| self.config.nat),
+            mtu,
+            max_mss: tunnel.ipv4_mss(),
+        })
+    }
+
+    fn lan_v4<I: Input, S: Sink>(
         &mut self,
+        id: PortId,
         now: Instant,
         src_mac: EthernetAddress,
-        payload: &[u8],
+        mut input: I,
         out: &mut S,
     ) -> Verdict {
-        let Some(info) = ip::parse(payload) else {
+        let Some(info) = input.bytes().get(ETH..).and_then(ip::parse) else {
             return Verdict::Dropped(DropReason::Malformed);
         };
-        let Some(packet) = payload.get(..info.total_len) else {
-            return Verdict::Dropped(DropReason::Malformed);
-        };
-        let lan = self.config.private_ipv4;
-        if info.dst == lan.address() || info.dst.is_broadcast() || Some(info.dst) == lan.broadcast()
-        {
-            return self.lan_local(now, src_mac, &info, packet, out);
+        let len = info.total_len;
+        let route = self.decide_lan_v4(id, &info);
+        if let LanRoute::Tunnel(to) = route {
+            // The common case where it lies: unfragmented and within the tunnel MTU.
+            if !info.is_fragment() && len <= usize::from(to.mtu) {
+                if let Some(datagram) = input.writable().and_then(|f| f.get_mut(ETH..ETH + len)) {
+                    return self.forward_to_tunnel(now, datagram, &info, to, out);
+                }
+            }
         }
-        if lan.contains_addr(&info.dst) || info.dst.is_multicast() {
+        let Some(packet) = input.bytes().get(ETH..ETH + len) else {
+            return Verdict::Dropped(DropReason::Malformed);
+        };
+        match route {
+            LanRoute::Gateway => self.lan_local(id, now, src_mac, &info, packet, out),
+            LanRoute::TunnelAddress(public) => {
+                self.ping_tunnel_address(id, now, src_mac, &info, public, packet, out)
+            }
+            LanRoute::Tunnel(to) => self.lan_forward(now, &info, packet, to, out),
+            LanRoute::Refuse(error, reason) => {
+                self.lan_error(id, now, src_mac, packet, error, reason, out)
+            }
+            LanRoute::Drop(reason) => Verdict::Dropped(reason),
+        }
+    }
+
+    /// The router's own tunnel address, from the LAN: answer ping like the gateway address; never loop
+    /// it out.
+    #[allow(clippy::too_many_arguments)]
+    fn ping_tunnel_address<S: Sink>(
+        &mut self,
+        id: PortId,
+        now: Instant,
+        src_mac: EthernetAddress,
+        info: &Ipv4Info,
+        public: Ipv4Address,
+        packet: &[u8],
+        out: &mut S,
+    ) -> Verdict {
+        let l4 = packet.get(info.header_len..).unwrap_or(&[]);
+        if info.protocol != IpProtocol::Icmp
+            || l4.first() != Some(&ECHO_REQUEST)
+            || info.is_fragment()
+        {
             return Verdict::Dropped(DropReason::NotForUs);
         }
-        if !self.is_lan_host(info.src) || ip::is_martian(info.dst) {
-            return Verdict::Dropped(DropReason::Martian);
-        }
-        if let Some(public) = self.tunnel_ipv4().filter(|&a| a == info.dst) {
-            // The router's own tunnel address: answer ping like the gateway address; never loop it out.
-            let l4 = packet.get(info.header_len..).unwrap_or(&[]);
-            if info.protocol != IpProtocol::Icmp
-                || l4.first() != Some(&ECHO_REQUEST)
-                || info.is_fragment()
-            {
-                return Verdict::Dropped(DropReason::NotForUs);
-            }
-            let ident = self.next_ident();
-            let Some(len) = self
-                .aux
-                .get_mut(ETH..)
-                .and_then(|b| icmp::build_echo_reply(b, public, packet, ident))
-            else {
-                return Verdict::Dropped(DropReason::Malformed);
-            };
-            self.emit_aux_to_lan(now, L2::Mac(src_mac), len, out);
-            return Verdict::Answered;
-        }
-        self.lan_forward(now, src_mac, &info, packet, out)
+        self.echo_reply_to_lan(id, now, src_mac, public, packet, out)
     }
 
     /// Puts `packet` (or the datagram it completes) into `work` at [`ETH`]; returns its length.
@@ -777,99 +885,56 @@ impl Router {
         }
     }
 
-    /// LAN -> tunnel for a destination outside the LAN.
+    /// [`LanRoute::Tunnel`], copying: the packet (or the datagram it completes) into `work`, then on.
     fn lan_forward<S: Sink>(
         &mut self,
         now: Instant,
-        src_mac: EthernetAddress,
         info: &Ipv4Info,
         packet: &[u8],
+        to: ToTunnel,
         out: &mut S,
     ) -> Verdict {
-        let Some(tunnel) = self.tunnel_config() else {
-            return self.lan_error(
-                now,
-                src_mac,
-                packet,
-                IcmpError::NetUnreachable,
-                DropReason::TunnelDown,
-                out,
-            );
-        };
-        let public = tunnel.ipv4.map(|c| c.address());
-        let mtu = tunnel.effective_mtu();
-        let max_mss = tunnel.ipv4_mss();
-        if !tunnel.routes_ipv4(info.dst) || (self.config.nat && public.is_none()) {
-            return self.lan_error(
-                now,
-                src_mac,
-                packet,
-                IcmpError::NetUnreachable,
-                DropReason::NoRoute,
-                out,
-            );
-        }
-        if info.ttl <= 1 {
-            return self.lan_error(
-                now,
-                src_mac,
-                packet,
-                IcmpError::TtlExceeded,
-                DropReason::TtlExceeded,
-                out,
-            );
-        }
-        if info.dont_frag && info.total_len > usize::from(mtu) && !info.is_fragment() {
-            return self.lan_error(
-                now,
-                src_mac,
-                packet,
-                IcmpError::FragmentationNeeded { mtu },
-                DropReason::TooBig,
-                out,
-            );
-        }
         let len = match self.load(now, Direction::FromLan, info, packet) {
             Ok(len) => len,
             Err(v) => return v,
         };
-        let Some(datagram) = self.work.get_mut(ETH..ETH + len) else {
-            return Verdict::Dropped(DropReason::Malformed);
+        let mut work = core::mem::take(&mut self.work);
+        let v = match work.get_mut(ETH..ETH + len) {
+            Some(datagram) => match ip::parse(datagram) {
+                Some(whole) => self.forward_to_tunnel(now, datagram, &whole, to, out),
+                None => Verdict::Dropped(DropReason::Malformed),
+            },
+            None => Verdict::Dropped(DropReason::Malformed),
         };
-        let Some(whole) = ip::parse(datagram) else {
-            return Verdict::Dropped(DropReason::Malformed);
-        };
-        let nat_to = public.filter(|_| self.config.nat);
-        if let Err(v) = rewrite_to_tunnel(
-            &mut self.nat,
-            &mut self.rng,
-            now,
-            datagram,
-            &whole,
-            nat_to,
-            max_mss,
-        ) {
-            return v;
-        }
-        self.send_work_to_tunnel(len, &whole, mtu, out)
+        self.work = work;
+        v
     }
 
-    fn send_work_to_tunnel<S: Sink>(
+    /// Executes [`LanRoute::Tunnel`] on the whole datagram where it lies (the caller's frame or
+    /// `work`): NAT, MSS clamp, TTL, then into the tunnel, fragmented to the tunnel MTU through `aux`.
+    fn forward_to_tunnel<S: Sink>(
         &mut self,
-        len: usize,
+        now: Instant,
+        datagram: &mut [u8],
         info: &Ipv4Info,
-        mtu: u16,
+        to: ToTunnel,
         out: &mut S,
     ) -> Verdict {
-        let Some(datagram) = self.work.get(ETH..ETH + len) else {
-            return Verdict::Dropped(DropReason::Malformed);
-        };
-        if len <= usize::from(mtu) {
+        if let Some(public) = to.nat_to {
+            if let Err(e) = self
+                .nat
+                .outbound(now, datagram, info, public, &mut self.rng)
+            {
+                return Verdict::Dropped(DropReason::Nat(e));
+            }
+        }
+        clamp_and_age(datagram, info, to.max_mss);
+        if datagram.len() <= usize::from(to.mtu) {
             self.stats.to_tunnel += 1;
             out.tunnel_packet(datagram);
             return Verdict::Forwarded;
         }
-        let Some(mut fragments) = Fragmenter::new(datagram, info, usize::from(mtu)) else {
+        let Some(mut fragments) = Fragmenter::new(datagram, info, usize::from(to.mtu)) else {
             return Verdict::Dropped(DropReason::TooBig);
         };
         while let Some(n) = fragments.next_into(&mut self.aux) {
@@ -879,57 +944,126 @@ impl Router {
         Verdict::Forwarded
     }
 
-    /// Sends the IPv4 packet at `aux[ETH..ETH + len]` (a router-made reply, at most LAN-MTU sized or
-    /// fragmented here) to the LAN.
+    /// Sends the IPv4 packet at `aux[ETH..ETH + len]` (a router-made reply, at most the port's MTU or
+    /// fragmented here) on port `id`.
     fn emit_aux_to_lan<S: Sink>(
         &mut self,
+        id: PortId,
         now: Instant,
         to: L2,
         len: usize,
         out: &mut S,
     ) -> Verdict {
         let Router {
-            aux,
-            work,
-            arp,
-            config,
-            stats,
-            ..
+            aux, work, ports, ..
         } = self;
-        send_to_lan(arp, config, stats, now, to, aux, len, work, out)
+        match ports.get_mut(id.index()) {
+            Some(port) => port.send_ipv4(now, to, aux, len, work, out),
+            None => Verdict::Dropped(DropReason::UnknownPort),
+        }
     }
 
-    fn tunnel_v4<S: Sink>(&mut self, now: Instant, packet: &[u8], out: &mut S) -> Verdict {
-        let Some(info) = ip::parse(packet) else {
-            return Verdict::Dropped(DropReason::Malformed);
-        };
-        let Some(packet) = packet.get(..info.total_len) else {
-            return Verdict::Dropped(DropReason::Malformed);
-        };
-        if self.config.private_ipv4.contains_addr(&info.src) || ip::is_martian(info.src) {
+    /// Where an IPv4 packet from the tunnel goes, from its header alone.
+    #[inline]
+    fn decide_tunnel_v4(&self, info: &Ipv4Info) -> Result<TunnelRoute, DropReason> {
+        if self.on_a_port(info.src) || ip::is_martian(info.src) {
             // Anti-spoofing: LAN addresses live on the LAN, never behind the tunnel.
-            return Verdict::Dropped(DropReason::Martian);
+            return Err(DropReason::Martian);
         }
-        let public = self.tunnel_ipv4();
-        let gateway = self.gateway();
-        let to_public = Some(info.dst) == public;
-        let to_lan = self.is_lan_host(info.dst);
-        if !(to_public || to_lan || info.dst == gateway) {
-            // Never route tunnel -> tunnel or to anything outside the LAN.
-            return Verdict::Dropped(DropReason::NoRoute);
+        if let Some(id) = self.port_of_host(info.dst) {
+            return Ok(TunnelRoute::Host(id));
         }
-        let len = match self.load(now, Direction::FromTunnel, &info, packet) {
+        let to_public = self.tunnel_ipv4() == Some(info.dst);
+        if to_public || self.ports.iter().any(|p| p.gateway() == info.dst) {
+            return Ok(TunnelRoute::Router {
+                nat: to_public && self.config.nat,
+            });
+        }
+        // Never route tunnel -> tunnel or to anything outside the LAN.
+        Err(DropReason::NoRoute)
+    }
+
+    fn tunnel_v4<I: Input, S: Sink>(&mut self, now: Instant, mut input: I, out: &mut S) -> Verdict {
+        let Some(info) = ip::parse(input.bytes()) else {
+            return Verdict::Dropped(DropReason::Malformed);
+        };
+        let route = match self.decide_tunnel_v4(&info) {
+            Ok(route) => route,
+            Err(reason) => return Verdict::Dropped(reason),
+        };
+        if let Some(buf) = input.writable() {
+            if let Some(v) = self.tunnel_v4_in_place(now, buf, &info, route, out) {
+                return v;
+            }
+        }
+        let Some(packet) = input.bytes().get(..info.total_len) else {
+            return Verdict::Dropped(DropReason::Malformed);
+        };
+        self.tunnel_v4_copy(now, &info, packet, route, out)
+    }
+
+    /// A tunnel route executed where the packet lies, when it can be: unfragmented, with TTL left, within
+    /// the MTU of the port it may go out on, not for the router's own services. `None`, with `buf`
+    /// unchanged, when it must be copied.
+    fn tunnel_v4_in_place<S: Sink>(
+        &mut self,
+        now: Instant,
+        buf: &mut [u8],
+        info: &Ipv4Info,
+        route: TunnelRoute,
+        out: &mut S,
+    ) -> Option<Verdict> {
+        let len = info.total_len;
+        let mtu = match route {
+            TunnelRoute::Host(id) => self.port(id)?.config.mtu,
+            TunnelRoute::Router { nat: true } => self.min_mtu,
+            TunnelRoute::Router { nat: false } => return None,
+        };
+        if info.is_fragment() || info.ttl <= 1 || len > usize::from(mtu) {
+            return None;
+        }
+        let frame = buf.get_mut(..ETH.checked_add(len)?)?;
+        if let TunnelRoute::Router { .. } = route {
+            // Echo requests and DNS answers for the router (`tunnel_local`) are copied.
+            let l4 = frame.get(ETH + info.header_len..)?;
+            let own = match info.protocol {
+                IpProtocol::Tcp => false,
+                IpProtocol::Udp => crate::checksum::be16(l4, 0)? == DNS_PORT,
+                IpProtocol::Icmp => l4.first() == Some(&ECHO_REQUEST),
+                _ => true,
+            };
+            if own {
+                return None;
+            }
+        }
+        Some(
+            self.deliver_v4(now, frame, info, route, out)
+                .unwrap_or(Verdict::Dropped(DropReason::TooBig)),
+        )
+    }
+
+    /// A tunnel route executed on a copy: the packet (or the datagram it completes) into `work`, the
+    /// router's own services, then on to the LAN.
+    fn tunnel_v4_copy<S: Sink>(
+        &mut self,
+        now: Instant,
+        info: &Ipv4Info,
+        packet: &[u8],
+        route: TunnelRoute,
+        out: &mut S,
+    ) -> Verdict {
+        let len = match self.load(now, Direction::FromTunnel, info, packet) {
             Ok(len) => len,
             Err(v) => return v,
         };
         let Some(whole) = self.work.get(ETH..ETH + len).and_then(ip::parse) else {
             return Verdict::Dropped(DropReason::Malformed);
         };
-        if !to_lan {
+        if let TunnelRoute::Router { nat } = route {
             if let Some(v) = self.tunnel_local(now, &whole, len, out) {
                 return v;
             }
-            if !(to_public && self.config.nat) {
+            if !nat {
                 return Verdict::Dropped(DropReason::NotForUs);
             }
         }
@@ -942,86 +1076,58 @@ impl Router {
                 out,
             );
         }
-        let max_mss = self
-            .tunnel_config()
-            .map_or(1460, TunnelConfig::ipv4_mss)
-            .min(mss::ipv4_mss_for_mtu(self.config.lan_mtu));
-        let Some(datagram) = self.work.get_mut(ETH..ETH + len) else {
-            return Verdict::Dropped(DropReason::Malformed);
+        let mut work = core::mem::take(&mut self.work);
+        let delivered = match work.get_mut(..ETH + len) {
+            Some(frame) => self.deliver_v4(now, frame, &whole, route, out),
+            None => Ok(Verdict::Dropped(DropReason::Malformed)),
         };
-        let dst = match rewrite_from_tunnel(&mut self.nat, now, datagram, &whole, to_lan, max_mss) {
-            Ok(dst) => dst,
-            Err(v) => return v,
-        };
-        if len > usize::from(self.config.lan_mtu) && whole.dont_frag {
-            let lan_mtu = self.config.lan_mtu;
-            return self.tunnel_error(
+        self.work = work;
+        match delivered {
+            Ok(v) => v,
+            Err(mtu) => self.tunnel_error(
                 now,
                 packet,
-                IcmpError::FragmentationNeeded { mtu: lan_mtu },
+                IcmpError::FragmentationNeeded { mtu },
                 DropReason::TooBig,
                 out,
-            );
+            ),
         }
-        let Router {
-            aux,
-            work,
-            arp,
-            config,
-            stats,
-            ..
-        } = self;
-        send_to_lan(
-            arp,
-            config,
-            stats,
-            now,
-            L2::Resolve(dst),
-            work,
-            len,
-            aux,
-            out,
-        )
     }
-}
 
-/// The rewrites of an IPv4 packet from the LAN into the tunnel, where it lies (the copying and the
-/// in-place path share them): source NAT to `nat_to` when NAT is on, MSS clamp, TTL.
-fn rewrite_to_tunnel(
-    nat: &mut NatTable,
-    rng: &mut ChaCha20Rng,
-    now: Instant,
-    datagram: &mut [u8],
-    info: &Ipv4Info,
-    nat_to: Option<Ipv4Address>,
-    max_mss: u16,
-) -> Result<(), Verdict> {
-    if let Some(public) = nat_to {
-        nat.outbound(now, datagram, info, public, rng)
-            .map_err(|e| Verdict::Dropped(DropReason::Nat(e)))?;
+    /// Executes a tunnel route on the whole datagram at `frame[ETH..]` (the caller's buffer or `work`):
+    /// NAT back to the LAN host, MSS clamp for its port, TTL, onto the port (fragmented through `aux`).
+    /// `Err(mtu)` if DF is set and the datagram exceeds the port's MTU; the caller reports it.
+    fn deliver_v4<S: Sink>(
+        &mut self,
+        now: Instant,
+        frame: &mut [u8],
+        info: &Ipv4Info,
+        route: TunnelRoute,
+        out: &mut S,
+    ) -> Result<Verdict, u16> {
+        let len = frame.len().saturating_sub(ETH);
+        let Some(datagram) = frame.get_mut(ETH..) else {
+            return Ok(Verdict::Dropped(DropReason::Malformed));
+        };
+        let (dst, id) = match route {
+            TunnelRoute::Host(id) => (info.dst, Some(id)),
+            TunnelRoute::Router { .. } => match self.nat.inbound(now, datagram, info) {
+                Ok(dst) => (dst, self.port_of_host(dst)),
+                Err(e) => return Ok(Verdict::Dropped(DropReason::Nat(e))),
+            },
+        };
+        let tunnel_mss = self.tunnel_config().map_or(1460, TunnelConfig::ipv4_mss);
+        let Router { ports, aux, .. } = self;
+        let Some(port) = id.and_then(|id| ports.get_mut(id.index())) else {
+            return Ok(Verdict::Dropped(DropReason::NoRoute));
+        };
+        let mtu = port.config.mtu;
+        clamp_and_age(datagram, info, tunnel_mss.min(mss::ipv4_mss_for_mtu(mtu)));
+        if len > usize::from(mtu) && info.dont_frag {
+            return Err(mtu);
+        }
+        Ok(port.send_ipv4(now, L2::Resolve(dst), frame, len, aux, out))
     }
-    clamp_and_age(datagram, info, max_mss);
-    Ok(())
-}
-
-/// The rewrites of an IPv4 packet from the tunnel onto the LAN, where it lies: NAT back to the LAN host
-/// unless it is already addressed to one (`to_lan`), MSS clamp, TTL. Returns the LAN destination.
-fn rewrite_from_tunnel(
-    nat: &mut NatTable,
-    now: Instant,
-    datagram: &mut [u8],
-    info: &Ipv4Info,
-    to_lan: bool,
-    max_mss: u16,
-) -> Result<Ipv4Address, Verdict> {
-    let dst = if to_lan {
-        info.dst
-    } else {
-        nat.inbound(now, datagram, info)
-            .map_err(|e| Verdict::Dropped(DropReason::Nat(e)))?
-    };
-    clamp_and_age(datagram, info, max_mss);
-    Ok(dst)
 }
 
 /// MSS clamp (TCP) and TTL decrement of a forwarded packet.
@@ -1034,8 +1140,8 @@ pub(crate) fn clamp_and_age(datagram: &mut [u8], info: &Ipv4Info, max_mss: u16) 
     ip::decrement_ttl(datagram);
 }
 
-mod emit;
 mod ipv6;
+mod port;
 mod services;
 #[cfg(test)]
 mod tests;

@@ -12,7 +12,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 use router::{
-    Duration, EthernetAddress, Instant, Ipv4Address, Ipv4Cidr, Router, RouterConfig, Sink,
+    Duration, EthernetAddress, Instant, Ipv4Address, Ipv4Cidr, PortId, Router, RouterConfig, Sink,
     TunnelConfig, TunnelState,
 };
 
@@ -70,7 +70,7 @@ struct Counter {
 }
 
 impl Sink for Counter {
-    fn lan_frame(&mut self, frame: &[u8]) {
+    fn lan_frame(&mut self, _port: PortId, frame: &[u8]) {
         assert!(
             frame.len() >= 14 && frame.len() <= 1514,
             "LAN frame of {} bytes",
@@ -289,7 +289,7 @@ fn run(nat: bool) {
         for i in 0..n {
             match hostile(i, &mut rng) {
                 Event::Lan(f) => {
-                    let _ = router.handle_lan_frame(*now, &f, out);
+                    let _ = router.handle_lan_frame(PortId::FIRST, *now, &f, out);
                 }
                 Event::Tunnel(p) => {
                     let _ = router.handle_tunnel_packet(*now, &p, out);

@@ -6,11 +6,11 @@
 use smoltcp::time::Instant;
 use smoltcp::wire::{DhcpMessageType, EthernetAddress, EthernetProtocol, IpProtocol, Ipv4Address};
 
-use super::emit::udp_payload;
+use super::port::udp_payload;
 use super::{
-    DropReason, Router, Sink, Verdict, DHCP_CLIENT_PORT, DHCP_SERVER_PORT, DNS_PORT, ETH, L2,
+    DropReason, PortId, Router, Sink, Verdict, DHCP_CLIENT_PORT, DHCP_SERVER_PORT, DNS_PORT, ETH,
+    L2,
 };
-use crate::arp;
 use crate::checksum::be16;
 use crate::dns::{self, DnsClient};
 use crate::forward::TunnelConfig;
@@ -18,9 +18,10 @@ use crate::icmp::{self, IcmpError, ECHO_REQUEST};
 use crate::ip::{self, Ipv4Info};
 
 impl Router {
-    /// Packets for the gateway itself: ping, DHCP, DNS.
+    /// Packets for the gateway of port `id` itself: ping, DHCP, DNS.
     pub(super) fn lan_local<S: Sink>(
         &mut self,
+        id: PortId,
         now: Instant,
         src_mac: EthernetAddress,
         info: &Ipv4Info,
@@ -30,38 +31,34 @@ impl Router {
         if info.is_fragment() {
             return Verdict::Dropped(DropReason::Unsupported);
         }
-        let gateway = self.gateway();
+        let Some(port) = self.port(id) else {
+            return Verdict::Dropped(DropReason::UnknownPort);
+        };
+        let gateway = port.gateway();
+        let (dhcp, dns_forwarder) = (port.config.dhcp, port.config.dns_forwarder);
         let to_gateway = info.dst == gateway;
         let Some(l4) = packet.get(info.header_len..) else {
             return Verdict::Dropped(DropReason::Malformed);
         };
         match info.protocol {
             IpProtocol::Icmp if to_gateway && l4.first() == Some(&ECHO_REQUEST) => {
-                let ident = self.next_ident();
-                let Some(len) = self
-                    .aux
-                    .get_mut(ETH..)
-                    .and_then(|b| icmp::build_echo_reply(b, gateway, packet, ident))
-                else {
-                    return Verdict::Dropped(DropReason::Malformed);
-                };
-                self.emit_aux_to_lan(now, L2::Mac(src_mac), len, out);
-                Verdict::Answered
+                self.echo_reply_to_lan(id, now, src_mac, gateway, packet, out)
             }
             IpProtocol::Udp => {
                 let Some((sport, dport, payload)) = udp_payload(info, l4) else {
                     return Verdict::Dropped(DropReason::Malformed);
                 };
-                if dport == DHCP_SERVER_PORT && sport == DHCP_CLIENT_PORT && self.config.dhcp {
-                    self.lan_dhcp(now, payload, out)
+                if dport == DHCP_SERVER_PORT && sport == DHCP_CLIENT_PORT && dhcp {
+                    self.lan_dhcp(id, now, payload, out)
                 } else if dport == DNS_PORT
                     && to_gateway
-                    && self.config.dns_forwarder
-                    && self.is_lan_host(info.src)
+                    && dns_forwarder
+                    && self.port(id).is_some_and(|p| p.admits_source(info.src))
                 {
-                    self.lan_dns(now, src_mac, info.src, sport, payload, out)
+                    self.lan_dns(id, now, src_mac, info.src, sport, payload, out)
                 } else if to_gateway {
                     self.lan_error(
+                        id,
                         now,
                         src_mac,
                         packet,
@@ -84,7 +81,7 @@ impl Router {
                 else {
                     return Verdict::Dropped(DropReason::Unsupported);
                 };
-                self.emit_aux_to_lan(now, L2::Mac(src_mac), len, out);
+                self.emit_aux_to_lan(id, now, L2::Mac(src_mac), len, out);
                 Verdict::Dropped(DropReason::Unsupported)
             }
             _ if to_gateway => Verdict::Dropped(DropReason::Unsupported),
@@ -92,13 +89,41 @@ impl Router {
         }
     }
 
+    /// Answers the echo request `packet` from `src_mac` on port `id` with a reply from `from`.
+    pub(super) fn echo_reply_to_lan<S: Sink>(
+        &mut self,
+        id: PortId,
+        now: Instant,
+        src_mac: EthernetAddress,
+        from: Ipv4Address,
+        packet: &[u8],
+        out: &mut S,
+    ) -> Verdict {
+        let ident = self.next_ident();
+        let Some(len) = self
+            .aux
+            .get_mut(ETH..)
+            .and_then(|b| icmp::build_echo_reply(b, from, packet, ident))
+        else {
+            return Verdict::Dropped(DropReason::Malformed);
+        };
+        self.emit_aux_to_lan(id, now, L2::Mac(src_mac), len, out);
+        Verdict::Answered
+    }
+
     pub(super) fn lan_dhcp<S: Sink>(
         &mut self,
+        id: PortId,
         now: Instant,
         payload: &[u8],
         out: &mut S,
     ) -> Verdict {
-        let Some(reply) = self.dhcp.handle_payload(now, payload) else {
+        let ident = self.next_ident();
+        let Router { ports, aux, .. } = self;
+        let Some(port) = ports.get_mut(id.index()) else {
+            return Verdict::Dropped(DropReason::UnknownPort);
+        };
+        let Some(reply) = port.dhcp.handle_payload(now, payload) else {
             return Verdict::Consumed;
         };
         // dnsmasq-style lines: what a LAN user looks for when a host has no address.
@@ -111,17 +136,15 @@ impl Router {
             DhcpMessageType::Nak => log::info!("DHCPNAK to {mac}"),
             _ => {}
         }
-        let dns = self.config.dns_forwarder.then_some(self.gateway());
-        let Some(len) = self
-            .aux
+        let gateway = port.gateway();
+        let dns = port.config.dns_forwarder.then_some(gateway);
+        let Some(len) = aux
             .get_mut(ETH + 28..)
-            .and_then(|b| self.dhcp.emit(&reply, dns, b))
+            .and_then(|b| port.dhcp.emit(&reply, dns, b))
         else {
             return Verdict::Consumed;
         };
-        let ident = self.next_ident();
-        let gateway = self.gateway();
-        let Some(total) = self.aux.get_mut(ETH..).and_then(|b| {
+        let Some(total) = aux.get_mut(ETH..).and_then(|b| {
             ip::write_udp(
                 b,
                 (gateway, DHCP_SERVER_PORT),
@@ -132,12 +155,14 @@ impl Router {
         }) else {
             return Verdict::Consumed;
         };
-        self.emit_aux_to_lan(now, L2::Mac(reply.dst_mac), total, out);
+        self.emit_aux_to_lan(id, now, L2::Mac(reply.dst_mac), total, out);
         Verdict::Answered
     }
 
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn lan_dns<S: Sink>(
         &mut self,
+        id: PortId,
         now: Instant,
         src_mac: EthernetAddress,
         client_ip: Ipv4Address,
@@ -149,6 +174,7 @@ impl Router {
             return Verdict::Dropped(DropReason::Malformed);
         }
         let client = DnsClient {
+            lan: id,
             mac: src_mac,
             ip: client_ip,
             port: client_port,
@@ -174,13 +200,15 @@ impl Router {
             else {
                 return Verdict::Dropped(DropReason::Malformed);
             };
-            let gateway = self.gateway();
+            let Some(gateway) = self.port(id).map(|p| p.gateway()) else {
+                return Verdict::Dropped(DropReason::UnknownPort);
+            };
             let Some(total) = self.aux.get_mut(ETH..).and_then(|b| {
                 ip::write_udp(b, (gateway, DNS_PORT), (client_ip, client_port), len, ident)
             }) else {
                 return Verdict::Dropped(DropReason::Malformed);
             };
-            self.emit_aux_to_lan(now, L2::Mac(src_mac), total, out);
+            self.emit_aux_to_lan(id, now, L2::Mac(src_mac), total, out);
             return Verdict::Answered;
         };
         let Some(body) = self.aux.get_mut(ETH + 28..ETH + 28 + query.len()) else {
@@ -204,9 +232,12 @@ impl Router {
         Verdict::Answered
     }
 
-    /// Sends an ICMP error about `original` back to the LAN host at `src_mac`, and reports `reason`.
+    /// Sends an ICMP error about `original` back to the host at `src_mac` on port `id`, and reports
+    /// `reason`.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn lan_error<S: Sink>(
         &mut self,
+        id: PortId,
         now: Instant,
         src_mac: EthernetAddress,
         original: &[u8],
@@ -218,23 +249,15 @@ impl Router {
             return Verdict::Dropped(reason);
         }
         let ident = self.next_ident();
-        let gateway = self.gateway();
-        if let Some(len) = self
-            .aux
+        let Router { ports, aux, .. } = self;
+        let Some(port) = ports.get_mut(id.index()) else {
+            return Verdict::Dropped(reason);
+        };
+        if let Some(len) = aux
             .get_mut(ETH..)
-            .and_then(|b| icmp::build_error(b, gateway, original, error, ident))
+            .and_then(|b| icmp::build_error(b, port.gateway(), original, error, ident))
         {
-            if arp::write_ethernet(
-                &mut self.aux,
-                self.config.private_mac,
-                src_mac,
-                EthernetProtocol::Ipv4,
-            )
-            .is_some()
-            {
-                self.stats.to_lan += 1;
-                out.lan_frame(self.aux.get(..ETH + len).unwrap_or(&[]));
-            }
+            port.send_ethernet(aux, len, src_mac, EthernetProtocol::Ipv4, out);
         }
         Verdict::Dropped(reason)
     }
@@ -313,7 +336,7 @@ impl Router {
                 let body = self.aux.get_mut(ETH + 28..ETH + 28 + answer_len)?;
                 body.copy_from_slice(payload);
                 dns::set_id(body, client.id)?;
-                let gateway = self.gateway();
+                let gateway = self.port(client.lan)?.gateway();
                 let total = self.aux.get_mut(ETH..).and_then(|b| {
                     ip::write_udp(
                         b,
@@ -324,7 +347,7 @@ impl Router {
                     )
                 })?;
                 Some(
-                    match self.emit_aux_to_lan(now, L2::Mac(client.mac), total, out) {
+                    match self.emit_aux_to_lan(client.lan, now, L2::Mac(client.mac), total, out) {
                         Verdict::Forwarded => Verdict::Answered,
                         v => v,
                     },

@@ -23,12 +23,15 @@ const REMOTE: Ipv4Address = Ipv4Address::new(93, 184, 216, 34);
 #[derive(Default)]
 struct Out {
     lan: Vec<Vec<u8>>,
+    /// The port each of `lan` went out on.
+    ports: Vec<PortId>,
     tunnel: Vec<Vec<u8>>,
 }
 
 impl Sink for Out {
-    fn lan_frame(&mut self, frame: &[u8]) {
+    fn lan_frame(&mut self, port: PortId, frame: &[u8]) {
         self.lan.push(frame.to_vec());
+        self.ports.push(port);
     }
     fn tunnel_packet(&mut self, packet: &[u8]) {
         self.tunnel.push(packet.to_vec());
@@ -103,7 +106,7 @@ fn answers_arp_for_the_gateway_only() {
     let mut out = Out::default();
     let who_has = who_has_gateway();
     assert_eq!(
-        r.handle_lan_frame(t0(), &who_has, &mut out),
+        r.handle_lan_frame(PortId::FIRST, t0(), &who_has, &mut out),
         Verdict::Answered
     );
     assert_eq!(out.lan.len(), 1);
@@ -139,7 +142,7 @@ fn answers_arp_for_the_gateway_only() {
     );
     let mut out = Out::default();
     assert_eq!(
-        r.handle_lan_frame(t0(), &other, &mut out),
+        r.handle_lan_frame(PortId::FIRST, t0(), &other, &mut out),
         Verdict::Consumed
     );
     assert!(out.lan.is_empty());
@@ -150,7 +153,10 @@ fn answers_ping_to_the_gateway_even_while_the_tunnel_is_down() {
     let mut r = router_with(|_| {});
     let mut out = Out::default();
     let ping = from_host(&echo_request(HOST, GW, 7, b"0123456789abcdef"));
-    assert_eq!(r.handle_lan_frame(t0(), &ping, &mut out), Verdict::Answered);
+    assert_eq!(
+        r.handle_lan_frame(PortId::FIRST, t0(), &ping, &mut out),
+        Verdict::Answered
+    );
     let reply = lan_ip(&out.lan[0], HOST_MAC);
     assert!(checksums_ok(&reply));
     assert_eq!(icmp_type_code(&reply), (0, 0));
@@ -163,7 +169,7 @@ fn nat_forwarding_both_ways_with_arp_resolution() {
     let mut out = Out::default();
     let query = udp((HOST, 40000), (REMOTE, 7777), b"hello");
     assert_eq!(
-        r.handle_lan_frame(t0(), &from_host(&query), &mut out),
+        r.handle_lan_frame(PortId::FIRST, t0(), &from_host(&query), &mut out),
         Verdict::Forwarded
     );
     assert_eq!(out.tunnel.len(), 1);
@@ -191,7 +197,7 @@ fn nat_forwarding_both_ways_with_arp_resolution() {
 
     let is_at = arp_frame(ArpOperation::Reply, HOST_MAC, HOST, GW_MAC, GW, GW_MAC);
     let mut out = Out::default();
-    r.handle_lan_frame(t0(), &is_at, &mut out);
+    r.handle_lan_frame(PortId::FIRST, t0(), &is_at, &mut out);
     assert_eq!(out.lan.len(), 1, "the queued packet is flushed");
     let delivered = lan_ip(&out.lan[0], HOST_MAC);
     assert!(checksums_ok(&delivered));
@@ -220,7 +226,7 @@ fn busy_neighbours_are_reprobed_before_they_expire() {
     let mut r = router_with(|c| c.nat = false);
     r.set_tunnel(TunnelState::Up(tunnel()));
     let is_at = arp_frame(ArpOperation::Reply, HOST_MAC, HOST, GW_MAC, GW, GW_MAC);
-    r.handle_lan_frame(t0(), &is_at, &mut Out::default());
+    r.handle_lan_frame(PortId::FIRST, t0(), &is_at, &mut Out::default());
     let inbound = udp((REMOTE, 1), (HOST, 2), b"data");
     let mut out = Out::default();
     r.handle_tunnel_packet(t0() + Duration::from_secs(110), &inbound, &mut out);
@@ -243,6 +249,7 @@ fn no_leak_while_the_tunnel_is_down() {
     let mut r = router_with(|_| {});
     let mut out = Out::default();
     let v = r.handle_lan_frame(
+        PortId::FIRST,
         t0(),
         &from_host(&udp((HOST, 1234), (REMOTE, 53), b"q")),
         &mut out,
@@ -267,6 +274,7 @@ fn no_leak_while_the_tunnel_is_down() {
     r.set_tunnel(TunnelState::Down);
     let mut out = Out::default();
     r.handle_lan_frame(
+        PortId::FIRST,
         t0(),
         &from_host(&udp((HOST, 1234), (REMOTE, 53), b"q")),
         &mut out,
@@ -284,6 +292,7 @@ fn only_pushed_routes_enter_the_tunnel() {
     r.set_tunnel(TunnelState::Up(t));
     let mut out = Out::default();
     let v = r.handle_lan_frame(
+        PortId::FIRST,
         t0(),
         &from_host(&udp((HOST, 1), (REMOTE, 2), b"x")),
         &mut out,
@@ -294,12 +303,12 @@ fn only_pushed_routes_enter_the_tunnel() {
     let mut out = Out::default();
     let routed = udp((HOST, 1), (Ipv4Address::new(192, 168, 77, 5), 2), b"x");
     assert_eq!(
-        r.handle_lan_frame(t0(), &from_host(&routed), &mut out),
+        r.handle_lan_frame(PortId::FIRST, t0(), &from_host(&routed), &mut out),
         Verdict::Forwarded
     );
     let in_subnet = udp((HOST, 1), (Ipv4Address::new(10, 200, 0, 1), 2), b"x");
     assert_eq!(
-        r.handle_lan_frame(t0(), &from_host(&in_subnet), &mut out),
+        r.handle_lan_frame(PortId::FIRST, t0(), &from_host(&in_subnet), &mut out),
         Verdict::Forwarded
     );
     assert_eq!(out.tunnel.len(), 2);
@@ -313,7 +322,7 @@ fn ttl_expiry_both_ways() {
     p[8] = 1;
     ip::fill_header_checksum(&mut p, 20);
     assert_eq!(
-        r.handle_lan_frame(t0(), &from_host(&p), &mut out),
+        r.handle_lan_frame(PortId::FIRST, t0(), &from_host(&p), &mut out),
         Verdict::Dropped(DropReason::TtlExceeded)
     );
     assert!(out.tunnel.is_empty());
@@ -360,7 +369,12 @@ fn df_too_big_gets_fragmentation_needed_with_the_tunnel_mtu() {
     r.set_tunnel(TunnelState::Up(t));
     let mut out = Out::default();
     assert_eq!(
-        r.handle_lan_frame(t0(), &from_host(&big_udp(1500, true)), &mut out),
+        r.handle_lan_frame(
+            PortId::FIRST,
+            t0(),
+            &from_host(&big_udp(1500, true)),
+            &mut out
+        ),
         Verdict::Dropped(DropReason::TooBig)
     );
     assert!(out.tunnel.is_empty());
@@ -380,7 +394,7 @@ fn fragments_to_the_tunnel_mtu_and_reassembles_from_the_lan() {
     let original = big_udp(2500, false);
     let mut out = Out::default();
     assert_eq!(
-        r.handle_lan_frame(t0(), &from_host(&original), &mut out),
+        r.handle_lan_frame(PortId::FIRST, t0(), &from_host(&original), &mut out),
         Verdict::Forwarded
     );
     assert_eq!(out.tunnel.len(), 3);
@@ -418,11 +432,11 @@ fn fragments_to_the_tunnel_mtu_and_reassembles_from_the_lan() {
     }
     let mut out = Out::default();
     assert_eq!(
-        r.handle_lan_frame(t0(), &from_host(&pieces[0]), &mut out),
+        r.handle_lan_frame(PortId::FIRST, t0(), &from_host(&pieces[0]), &mut out),
         Verdict::Queued
     );
     assert_eq!(
-        r.handle_lan_frame(t0(), &from_host(&pieces[1]), &mut out),
+        r.handle_lan_frame(PortId::FIRST, t0(), &from_host(&pieces[1]), &mut out),
         Verdict::Forwarded
     );
     assert_eq!(out.tunnel.len(), 3);
@@ -430,10 +444,10 @@ fn fragments_to_the_tunnel_mtu_and_reassembles_from_the_lan() {
 
 #[test]
 fn tunnel_to_lan_fragments_to_the_lan_mtu_or_reports_frag_needed() {
-    let mut r = router_with(|c| c.lan_mtu = 1000);
+    let mut r = router_with(|c| c.ports[0].mtu = 1000);
     r.set_tunnel(TunnelState::Up(tunnel()));
     let is_at = arp_frame(ArpOperation::Reply, HOST_MAC, HOST, GW_MAC, GW, GW_MAC);
-    r.handle_lan_frame(t0(), &is_at, &mut Out::default());
+    r.handle_lan_frame(PortId::FIRST, t0(), &is_at, &mut Out::default());
     let payload: Vec<u8> = (0..1372).map(|i| i as u8).collect();
     let mut big = udp((REMOTE, 9), (HOST, 9), &payload);
     big[6] &= !0x40;
@@ -483,7 +497,7 @@ fn tunnel_to_lan_fragments_to_the_lan_mtu_or_reports_frag_needed() {
 fn path_mtu_errors_from_beyond_the_tunnel_reach_the_lan_host() {
     let mut r = up_router();
     let is_at = arp_frame(ArpOperation::Reply, HOST_MAC, HOST, GW_MAC, GW, GW_MAC);
-    r.handle_lan_frame(t0(), &is_at, &mut Out::default());
+    r.handle_lan_frame(PortId::FIRST, t0(), &is_at, &mut Out::default());
     let mut out = Out::default();
     let syn = tcp(
         (HOST, 40000),
@@ -492,7 +506,7 @@ fn path_mtu_errors_from_beyond_the_tunnel_reach_the_lan_host() {
         false,
         Some(1460),
     );
-    r.handle_lan_frame(t0(), &from_host(&syn), &mut out);
+    r.handle_lan_frame(PortId::FIRST, t0(), &from_host(&syn), &mut out);
     let sent = out.tunnel[0].clone();
     // A router behind the server says the path MTU is 1280, quoting our (translated) packet.
     let mut body = vec![0u8; 8 + 28];
@@ -542,7 +556,7 @@ fn mss_is_clamped_both_ways_with_valid_checksums() {
         Some(1460),
     );
     assert_eq!(
-        r.handle_lan_frame(t0(), &from_host(&syn), &mut out),
+        r.handle_lan_frame(PortId::FIRST, t0(), &from_host(&syn), &mut out),
         Verdict::Forwarded
     );
     let sent = &out.tunnel[0];
@@ -561,7 +575,7 @@ fn mss_is_clamped_both_ways_with_valid_checksums() {
 
     // SYN-ACK from the server side, MSS 1460: clamped on the way to the LAN too.
     let is_at = arp_frame(ArpOperation::Reply, HOST_MAC, HOST, GW_MAC, GW, GW_MAC);
-    r.handle_lan_frame(t0(), &is_at, &mut Out::default());
+    r.handle_lan_frame(PortId::FIRST, t0(), &is_at, &mut Out::default());
     let synack = tcp(
         (REMOTE, 443),
         (TUN, public_port),
@@ -592,7 +606,7 @@ fn mss_is_clamped_both_ways_with_valid_checksums() {
     t.mss_clamp = Some(1400);
     r.set_tunnel(TunnelState::Up(t));
     let mut out = Out::default();
-    r.handle_lan_frame(t0(), &from_host(&syn), &mut out);
+    r.handle_lan_frame(PortId::FIRST, t0(), &from_host(&syn), &mut out);
     let p = Ipv4Packet::new_checked(&out.tunnel[0][..]).unwrap();
     let seg = TcpPacket::new_checked(p.payload()).unwrap();
     let repr = TcpRepr::parse(
@@ -681,6 +695,7 @@ fn dhcp_full_exchange_over_frames() {
     let mut out = Out::default();
     assert_eq!(
         r.handle_lan_frame(
+            PortId::FIRST,
             t0(),
             &dhcp_frame(DhcpMessageType::Discover, None, None),
             &mut out
@@ -697,6 +712,7 @@ fn dhcp_full_exchange_over_frames() {
     );
     let mut out = Out::default();
     r.handle_lan_frame(
+        PortId::FIRST,
         t0(),
         &dhcp_frame(DhcpMessageType::Request, Some(offered), Some(GW)),
         &mut out,
@@ -715,7 +731,7 @@ fn tcp_to_the_gateway_is_refused_with_a_reset() {
     let mut out = Out::default();
     let syn = tcp((HOST, 40001), (GW, 53), TcpControl::Syn, false, Some(1460));
     assert!(matches!(
-        r.handle_lan_frame(t0(), &from_host(&syn), &mut out),
+        r.handle_lan_frame(PortId::FIRST, t0(), &from_host(&syn), &mut out),
         Verdict::Dropped(_)
     ));
     let rst = lan_ip(&out.lan[0], HOST_MAC);
@@ -729,15 +745,16 @@ fn tcp_to_the_gateway_is_refused_with_a_reset() {
     // No reset in answer to a reset.
     let mut out = Out::default();
     let rst_in = tcp((HOST, 40001), (GW, 53), TcpControl::Rst, false, None);
-    r.handle_lan_frame(t0(), &from_host(&rst_in), &mut out);
+    r.handle_lan_frame(PortId::FIRST, t0(), &from_host(&rst_in), &mut out);
     assert!(out.lan.is_empty());
 }
 
 #[test]
 fn dhcp_can_be_turned_off() {
-    let mut r = router_with(|c| c.dhcp = false);
+    let mut r = router_with(|c| c.ports[0].dhcp = false);
     let mut out = Out::default();
     r.handle_lan_frame(
+        PortId::FIRST,
         t0(),
         &dhcp_frame(DhcpMessageType::Discover, None, None),
         &mut out,
@@ -755,7 +772,10 @@ fn dns_is_relayed_through_the_tunnel_and_mapped_back() {
     let mut r = up_router();
     let mut out = Out::default();
     let q = from_host(&udp((HOST, 45000), (GW, 53), &DNS_QUERY));
-    assert_eq!(r.handle_lan_frame(t0(), &q, &mut out), Verdict::Answered);
+    assert_eq!(
+        r.handle_lan_frame(PortId::FIRST, t0(), &q, &mut out),
+        Verdict::Answered
+    );
     assert!(out.lan.is_empty());
     let relayed = &out.tunnel[0];
     assert!(checksums_ok(relayed));
@@ -819,7 +839,10 @@ fn dns_without_tunnel_or_server_is_servfail_not_leak() {
     let mut r = router_with(|_| {});
     let q = from_host(&udp((HOST, 45000), (GW, 53), &DNS_QUERY));
     let mut out = Out::default();
-    assert_eq!(r.handle_lan_frame(t0(), &q, &mut out), Verdict::Answered);
+    assert_eq!(
+        r.handle_lan_frame(PortId::FIRST, t0(), &q, &mut out),
+        Verdict::Answered
+    );
     assert!(out.tunnel.is_empty());
     assert_eq!(servfail_of(&out.lan[0]), 2);
 
@@ -827,7 +850,7 @@ fn dns_without_tunnel_or_server_is_servfail_not_leak() {
     t.dns_servers.clear();
     r.set_tunnel(TunnelState::Up(t));
     let mut out = Out::default();
-    r.handle_lan_frame(t0(), &q, &mut out);
+    r.handle_lan_frame(PortId::FIRST, t0(), &q, &mut out);
     assert!(out.tunnel.is_empty());
     assert_eq!(servfail_of(&out.lan[0]), 2);
 }
@@ -839,7 +862,7 @@ fn without_nat_packets_are_routed_unchanged() {
     let mut out = Out::default();
     let p = udp((HOST, 40000), (REMOTE, 7777), b"hi");
     assert_eq!(
-        r.handle_lan_frame(t0(), &from_host(&p), &mut out),
+        r.handle_lan_frame(PortId::FIRST, t0(), &from_host(&p), &mut out),
         Verdict::Forwarded
     );
     let sent = Ipv4Packet::new_checked(&out.tunnel[0][..]).unwrap();
@@ -877,6 +900,7 @@ fn the_tunnel_address_answers_ping() {
     let mut out = Out::default();
     assert_eq!(
         r.handle_lan_frame(
+            PortId::FIRST,
             t0(),
             &from_host(&echo_request(HOST, TUN, 4, b"ping")),
             &mut out
@@ -950,7 +974,7 @@ fn icmp6_of(frame_or_packet: &[u8]) -> Icmpv6Repr<'_> {
 }
 
 fn v6_router() -> Router {
-    let mut r = router_with(|c| c.private_ipv6 = Some(Ipv6Cidr::new(LAN6, 64)));
+    let mut r = router_with(|c| c.ports[0].ipv6_prefix = Some(Ipv6Cidr::new(LAN6, 64)));
     let mut t = tunnel();
     t.ipv6 = Some(Ipv6Cidr::new(TUN6, 64));
     t.redirect_gateway_ipv6 = true;
@@ -960,11 +984,11 @@ fn v6_router() -> Router {
 
 #[test]
 fn ipv6_enters_the_tunnel_only_when_pushed() {
-    let mut r = router_with(|c| c.private_ipv6 = Some(Ipv6Cidr::new(LAN6, 64)));
+    let mut r = router_with(|c| c.ports[0].ipv6_prefix = Some(Ipv6Cidr::new(LAN6, 64)));
     r.set_tunnel(TunnelState::Up(tunnel()));
     let mut out = Out::default();
     assert_eq!(
-        r.handle_lan_frame(t0(), &ipv6_frame(HOST6, REMOTE6), &mut out),
+        r.handle_lan_frame(PortId::FIRST, t0(), &ipv6_frame(HOST6, REMOTE6), &mut out),
         Verdict::Dropped(DropReason::Ipv6NotRouted)
     );
     assert!(
@@ -980,7 +1004,7 @@ fn ipv6_enters_the_tunnel_only_when_pushed() {
     let mut r = v6_router();
     let mut out = Out::default();
     assert!(matches!(
-        r.handle_lan_frame(t0(), &ipv6_frame(ll, REMOTE6), &mut out),
+        r.handle_lan_frame(PortId::FIRST, t0(), &ipv6_frame(ll, REMOTE6), &mut out),
         Verdict::Dropped(_)
     ));
     assert!(out.tunnel.is_empty());
@@ -991,7 +1015,7 @@ fn ipv6_nat66_round_trip() {
     let mut r = v6_router();
     let mut out = Out::default();
     assert_eq!(
-        r.handle_lan_frame(t0(), &ipv6_frame(HOST6, REMOTE6), &mut out),
+        r.handle_lan_frame(PortId::FIRST, t0(), &ipv6_frame(HOST6, REMOTE6), &mut out),
         Verdict::Forwarded
     );
     let sent = &out.tunnel[0];
@@ -1032,7 +1056,7 @@ fn ipv6_too_big_and_hop_limit_get_icmpv6_errors() {
     let big = udp6((HOST6, 1), (REMOTE6, 2), &[0u8; 1500 - 48], 64);
     let frame = ethernet(HOST_MAC, GW_MAC, EthernetProtocol::Ipv6, &big);
     assert_eq!(
-        r.handle_lan_frame(t0(), &frame, &mut out),
+        r.handle_lan_frame(PortId::FIRST, t0(), &frame, &mut out),
         Verdict::Forwarded,
         "fits MTU 1500"
     );
@@ -1043,7 +1067,7 @@ fn ipv6_too_big_and_hop_limit_get_icmpv6_errors() {
     r.set_tunnel(TunnelState::Up(t));
     let mut out = Out::default();
     assert_eq!(
-        r.handle_lan_frame(t0(), &frame, &mut out),
+        r.handle_lan_frame(PortId::FIRST, t0(), &frame, &mut out),
         Verdict::Dropped(DropReason::TooBig)
     );
     assert!(out.tunnel.is_empty());
@@ -1054,6 +1078,7 @@ fn ipv6_too_big_and_hop_limit_get_icmpv6_errors() {
     let last_hop = udp6((HOST6, 1), (REMOTE6, 2), b"x", 1);
     let mut out = Out::default();
     let v = r.handle_lan_frame(
+        PortId::FIRST,
         t0(),
         &ethernet(HOST_MAC, GW_MAC, EthernetProtocol::Ipv6, &last_hop),
         &mut out,
@@ -1138,7 +1163,7 @@ fn neighbor_and_router_discovery() {
     );
     let mut out = Out::default();
     assert_eq!(
-        r.handle_lan_frame(t0(), &frame, &mut out),
+        r.handle_lan_frame(PortId::FIRST, t0(), &frame, &mut out),
         Verdict::Answered
     );
     let eth = EthernetFrame::new_checked(&out.lan[0][..]).unwrap();
@@ -1169,7 +1194,7 @@ fn neighbor_and_router_discovery() {
     );
     let mut out = Out::default();
     assert_eq!(
-        r.handle_lan_frame(t0(), &frame, &mut out),
+        r.handle_lan_frame(PortId::FIRST, t0(), &frame, &mut out),
         Verdict::Answered
     );
     let eth = EthernetFrame::new_checked(&out.lan[0][..]).unwrap();
@@ -1239,12 +1264,12 @@ fn lan_to_lan_and_martians_are_not_forwarded() {
     let mut out = Out::default();
     let lan = udp((HOST, 1), (Ipv4Address::new(10, 8, 0, 9), 2), b"");
     assert_eq!(
-        r.handle_lan_frame(t0(), &from_host(&lan), &mut out),
+        r.handle_lan_frame(PortId::FIRST, t0(), &from_host(&lan), &mut out),
         Verdict::Dropped(DropReason::NotForUs)
     );
     let spoofed = udp((Ipv4Address::new(172, 16, 0, 5), 1), (REMOTE, 2), b"");
     assert_eq!(
-        r.handle_lan_frame(t0(), &from_host(&spoofed), &mut out),
+        r.handle_lan_frame(PortId::FIRST, t0(), &from_host(&spoofed), &mut out),
         Verdict::Dropped(DropReason::Martian)
     );
     assert!(out.tunnel.is_empty());
@@ -1263,6 +1288,7 @@ fn arp_gives_up_and_timers_drain() {
     let mut out = Out::default();
     // NAT mapping so the answer is accepted.
     r.handle_lan_frame(
+        PortId::FIRST,
         t0(),
         &from_host(&udp((HOST, 4000), (REMOTE, 53), b"q")),
         &mut out,
@@ -1344,7 +1370,7 @@ fn never_panics_on_arbitrary_input() {
             }
             _ => {}
         }
-        let v = r.handle_lan_frame(now, &frame, &mut out);
+        let v = r.handle_lan_frame(PortId::FIRST, now, &frame, &mut out);
         accepted += usize::from(!matches!(v, Verdict::Dropped(_)));
         let ip = frame.get(14..).unwrap_or(&[]);
         let v = r.handle_tunnel_packet(now, ip, &mut out);
@@ -1368,8 +1394,14 @@ fn ethernet_repr_round_trip_of_outputs() {
     // Every frame the router emits parses as Ethernet with our source MAC.
     let mut r = up_router();
     let mut out = Out::default();
-    r.handle_lan_frame(t0(), &from_host(&echo_request(HOST, GW, 1, b"x")), &mut out);
     r.handle_lan_frame(
+        PortId::FIRST,
+        t0(),
+        &from_host(&echo_request(HOST, GW, 1, b"x")),
+        &mut out,
+    );
+    r.handle_lan_frame(
+        PortId::FIRST,
         t0(),
         &dhcp_frame(DhcpMessageType::Discover, None, None),
         &mut out,
@@ -1450,8 +1482,8 @@ fn in_place_tunnel_input_matches_the_copying_path() {
     let mut out_a = Out::default();
     let mut out_b = Out::default();
     for frame in &setup {
-        copying.handle_lan_frame(t0(), frame, &mut out_a);
-        in_place.handle_lan_frame(t0(), frame, &mut out_b);
+        copying.handle_lan_frame(PortId::FIRST, t0(), frame, &mut out_a);
+        in_place.handle_lan_frame(PortId::FIRST, t0(), frame, &mut out_b);
     }
     assert_eq!(out_a.tunnel, out_b.tunnel);
     // The public ports NAT chose, from what went into the tunnel.
@@ -1605,9 +1637,9 @@ fn in_place_lan_input_matches_the_copying_path() {
             }
             let mut out_a = Out::default();
             let mut out_b = Out::default();
-            let va = copying.handle_lan_frame(now, &frame, &mut out_a);
+            let va = copying.handle_lan_frame(PortId::FIRST, now, &frame, &mut out_a);
             let mut buf = frame.clone();
-            let vb = in_place.handle_lan_frame_in_place(now, &mut buf, &mut out_b);
+            let vb = in_place.handle_lan_frame_in_place(PortId::FIRST, now, &mut buf, &mut out_b);
             assert_eq!(va, vb, "nat {nat} step {step}");
             assert_eq!(out_a.lan, out_b.lan, "nat {nat} step {step}");
             assert_eq!(out_a.tunnel, out_b.tunnel, "nat {nat} step {step}");
@@ -1634,3 +1666,5 @@ fn in_place_lan_input_matches_the_copying_path() {
         );
     }
 }
+
+mod ports;
