@@ -15,8 +15,8 @@ use alloc::vec;
 use alloc::vec::Vec;
 use core::net::{IpAddr, Ipv4Addr, SocketAddr};
 
-use crate::platform::exit;
 use crate::net::{serve_lan, LanTx};
+use crate::platform::exit;
 use drivers::clock;
 use drivers::netdev::NetDevice;
 use openvpn::config::Config;
