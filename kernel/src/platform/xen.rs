@@ -348,16 +348,21 @@ fn grant_map_loopback(
     // While still mapped (the unmap failed) this fails too, and the entry stays in use.
     let ended = grants.end_grant(gref);
     drop(scratch);
+    // Once the grant is ended nothing maps the source page: give its frame back (if Xen left it there)
+    // and refill it, whatever the check found. A frame left a hole is harmless: nothing else uses it.
+    let refilled = ended.and_then(|()| {
+        let mut frames = [frame];
+        let released = hypercall::decrease_reservation(&mut frames)?;
+        let mut frames = [frame];
+        if hypercall::populate_physmap(&mut frames)? != 1 {
+            return Err(XenError::Backend(
+                "grant map loopback: Xen gave no page to refill the source frame".into(),
+            ));
+        }
+        Ok(released)
+    });
     let address = checked?;
-    ended?;
-    let mut frames = [frame];
-    let released = hypercall::decrease_reservation(&mut frames)?;
-    let mut frames = [frame];
-    if hypercall::populate_physmap(&mut frames)? != 1 {
-        return Err(XenError::Backend(
-            "grant map loopback: Xen gave no page to refill the source frame".into(),
-        ));
-    }
+    let released = refilled?;
     Ok(GrantLoopback {
         gref,
         address,
