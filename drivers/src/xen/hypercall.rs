@@ -240,6 +240,48 @@ pub fn add_to_physmap(space: u32, idx: u64, gpfn: u64) -> Result<(), XenError> {
     check("memory_op add_to_physmap", ret).map(|_| ())
 }
 
+/// `struct xen_memory_reservation` (`memory.h`).
+#[repr(C)]
+struct MemoryReservation {
+    extent_start: u64,
+    nr_extents: u64,
+    extent_order: u32,
+    mem_flags: u32,
+    domid: u16,
+}
+
+/// A reservation op (`XENMEM_increase_reservation` 0, `decrease_reservation` 1, `populate_physmap` 6) on
+/// single pages at our frames `frames`. Returns how many Xen did (it stops at the first it cannot do).
+fn reservation_op(cmd: u64, name: &'static str, frames: &mut [u64]) -> Result<usize, XenError> {
+    if frames.is_empty() {
+        return Ok(0);
+    }
+    let mut arg = MemoryReservation {
+        extent_start: frames.as_mut_ptr() as u64,
+        nr_extents: frames.len() as u64,
+        extent_order: 0,
+        mem_flags: 0,
+        domid: DOMID_SELF,
+    };
+    // SAFETY: the reservation ops read (and for a non-translated guest write) `nr_extents` frame numbers
+    // at `extent_start`, which is `frames`, live and writable for the call. Xen only changes our physmap at
+    // those frames, which the callers reserve for this.
+    let ret = unsafe { memory_op(cmd, &mut arg) };
+    check(name, ret).map(|done| (done as usize).min(frames.len()))
+}
+
+/// `XENMEM_decrease_reservation`: gives the RAM pages at our frames `frames` back to Xen, leaving holes.
+/// Returns how many were released (a frame that already is a hole stops the batch there).
+pub fn decrease_reservation(frames: &mut [u64]) -> Result<usize, XenError> {
+    reservation_op(1, "memory_op decrease_reservation", frames)
+}
+
+/// `XENMEM_populate_physmap`: puts fresh RAM pages at our frames `frames` (holes). Returns how many were
+/// populated (Xen stops when the domain would exceed its maximum).
+pub fn populate_physmap(frames: &mut [u64]) -> Result<usize, XenError> {
+    reservation_op(6, "memory_op populate_physmap", frames)
+}
+
 /// `struct xen_hvm_param` (`hvm/hvm_op.h`).
 #[repr(C)]
 struct HvmParam {
@@ -350,6 +392,8 @@ mod tests {
     fn argument_layouts_match_the_headers() {
         assert_eq!(core::mem::size_of::<AddToPhysmap>(), 24);
         assert_eq!(core::mem::size_of::<HvmParam>(), 16);
+        assert_eq!(core::mem::size_of::<MemoryReservation>(), 32);
+        assert_eq!(core::mem::offset_of!(MemoryReservation, domid), 24);
         assert_eq!(core::mem::offset_of!(HvmParam, index), 4);
     }
 }

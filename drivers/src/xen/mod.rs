@@ -59,6 +59,10 @@ pub enum XenError {
     Hypercall { op: &'static str, errno: i64 },
     /// No free grant-table entry.
     GrantTableFull,
+    /// A grant-table op ran but Xen refused it: its `GNTST_*` status (negative).
+    Grant { op: &'static str, status: i16 },
+    /// Every frame of the grant-map pool holds a mapping.
+    MapPoolFull,
     /// xenstore answered with an error string (e.g. "ENOENT").
     Store { path: String, error: String },
     /// A backend broke the protocol (index out of range, bad state, bad id): what it did.
@@ -72,6 +76,14 @@ impl fmt::Display for XenError {
         match self {
             Self::Hypercall { op, errno } => write!(f, "hypercall {op} failed: errno {errno}"),
             Self::GrantTableFull => f.write_str("grant table full"),
+            Self::Grant { op, status } => {
+                write!(f, "grant {op}: {} ({status})", gnttab::status_name(*status))
+            }
+            Self::MapPoolFull => write!(
+                f,
+                "grant-map pool full ({} frames mapped)",
+                gnttab::MAP_POOL_FRAMES
+            ),
             Self::Store { path, error } => write!(f, "xenstore {path}: {error}"),
             Self::Backend(what) => write!(f, "backend misbehaved: {what}"),
             Self::Timeout(what) => write!(f, "timed out waiting for {what}"),

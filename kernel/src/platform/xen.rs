@@ -235,6 +235,142 @@ fn event_loopback(mut events: XenEvents) -> Result<u64, XenError> {
     Ok(elapsed)
 }
 
+/// The page the grant-map loopback grants to ourselves; nothing else touches it. x86 Xen puts a grant
+/// mapping into our physmap with `p2m_add_page`, which treats one of our own pages appearing at a second
+/// frame as an alias and takes it out of its first frame: while mapped, this frame is a hole (the page is
+/// reached only through the mapping and the grant), and afterwards its old memory stays stranded with the
+/// domain, so the check gives the frame back (if Xen left it) and refills it with a fresh page.
+#[repr(C, align(4096))]
+struct LoopbackPage(UnsafeCell<[u8; drivers::xen::PAGE_SIZE]>);
+
+// SAFETY: only `grant_map_loopback` uses it, once, through volatile accesses of a raw pointer.
+unsafe impl Sync for LoopbackPage {}
+
+static LOOPBACK_PAGE: LoopbackPage = LoopbackPage(UnsafeCell::new([0; drivers::xen::PAGE_SIZE]));
+static GRANT_LOOPBACK_RAN: AtomicU32 = AtomicU32::new(0);
+
+/// Word `i` of the loopback's pattern `n` (every word of every pattern differs).
+fn pattern(n: u64, i: usize) -> u64 {
+    (n << 56 | i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+}
+
+/// What the grant-map loopback found.
+struct GrantLoopback {
+    gref: drivers::xen::GrantRef,
+    address: u64,
+    us: u64,
+    /// Whether Xen had taken the source page out of its frame (the alias rule above).
+    source_moved: bool,
+}
+
+/// Checks mapping a grant: one of our pages granted to ourselves (`domid` is our real id: Xen checks the
+/// entry's domain against the mapper's, and its map op does not take DOMID_SELF), mapped into the pool,
+/// a pattern compared each way (source page -> mapping, mapping -> grant copy, grant copy -> mapping),
+/// unmapped, the grant ended, the source frame refilled. Runs at most once per boot.
+fn grant_map_loopback(
+    mut grants: XenGrants,
+    domid: drivers::xen::DomId,
+) -> Result<GrantLoopback, XenError> {
+    use drivers::xen::gnttab::{CopyPtr, GnttabCopy};
+    use drivers::xen::{Grants, Page, PAGE_SIZE};
+    if GRANT_LOOPBACK_RAN.swap(1, Ordering::SeqCst) != 0 {
+        return Err(XenError::Backend("the grant-map loopback already ran".into()));
+    }
+    let start = clock::now_us();
+    const WORDS: usize = PAGE_SIZE / 8;
+    let source = LOOPBACK_PAGE.0.get().cast::<u64>();
+    let frame = source as u64 >> 12;
+    for i in 0..WORDS {
+        // SAFETY: within our static page, which nothing else uses; it is still RAM (not yet granted).
+        unsafe { source.add(i).write_volatile(pattern(1, i)) };
+    }
+    let gref = grants.grant(domid, frame, false)?;
+    let mut scratch = alloc::boxed::Box::new(Page::zeroed());
+    let scratch_ptr = scratch.0.as_mut_ptr().cast::<u64>();
+    let scratch_frame = scratch.frame();
+    let mismatch = |what: &str| XenError::Backend(format!("grant map loopback: {what} differs"));
+    let checked = gnttab::map(domid, gref, false).and_then(|page| {
+        let through = (|| {
+            for i in 0..WORDS {
+                if page.load::<u64>(i * 8)? != pattern(1, i) {
+                    return Err(mismatch("the granted page read through the mapping"));
+                }
+            }
+            for i in 0..WORDS {
+                page.store::<u64>(i * 8, pattern(2, i))?;
+            }
+            let grant = CopyPtr::Grant {
+                domid,
+                gref,
+                offset: 0,
+            };
+            let local = CopyPtr::Local {
+                frame: scratch_frame,
+                offset: 0,
+            };
+            let len = PAGE_SIZE as u16;
+            let mut op = [GnttabCopy::new(grant, local, len)?];
+            gnttab::copy(&mut op)?;
+            if op[0].status() != 0 {
+                return Err(XenError::Grant {
+                    op: "copy from the loopback grant",
+                    status: op[0].status(),
+                });
+            }
+            for i in 0..WORDS {
+                // SAFETY: within the scratch page, which Xen wrote during the copy (hence volatile).
+                if unsafe { scratch_ptr.add(i).read_volatile() } != pattern(2, i) {
+                    return Err(mismatch("the mapping read through a grant copy"));
+                }
+                // SAFETY: as above; the next copy reads it.
+                unsafe { scratch_ptr.add(i).write_volatile(pattern(3, i)) };
+            }
+            let mut op = [GnttabCopy::new(local, grant, len)?];
+            gnttab::copy(&mut op)?;
+            if op[0].status() != 0 {
+                return Err(XenError::Grant {
+                    op: "copy to the loopback grant",
+                    status: op[0].status(),
+                });
+            }
+            for i in 0..WORDS {
+                if page.load::<u64>(i * 8)? != pattern(3, i) {
+                    return Err(mismatch("a grant copy read through the mapping"));
+                }
+            }
+            Ok(page.frame() << 12)
+        })();
+        // On failure the page is dropped, which retries the unmap and otherwise keeps its frame taken.
+        let unmapped = page.unmap().map_err(|(_, e)| e);
+        let address = through?;
+        unmapped.map(|()| address)
+    });
+    // While still mapped (the unmap failed) this fails too, and the entry stays in use.
+    let ended = grants.end_grant(gref);
+    drop(scratch);
+    // Once the grant is ended nothing maps the source page: give its frame back (if Xen left it there)
+    // and refill it, whatever the check found. A frame left a hole is harmless: nothing else uses it.
+    let refilled = ended.and_then(|()| {
+        let mut frames = [frame];
+        let released = hypercall::decrease_reservation(&mut frames)?;
+        let mut frames = [frame];
+        if hypercall::populate_physmap(&mut frames)? != 1 {
+            return Err(XenError::Backend(
+                "grant map loopback: Xen gave no page to refill the source frame".into(),
+            ));
+        }
+        Ok(released)
+    });
+    let address = checked?;
+    let released = refilled?;
+    Ok(GrantLoopback {
+        gref,
+        address,
+        us: clock::now_us() - start,
+        source_moved: released == 0,
+    })
+}
+
 /// A device found in xenstore.
 #[derive(Debug, Clone)]
 pub struct FoundDevice {
@@ -271,6 +407,16 @@ pub fn bring_up() -> Option<(XenServices, Vec<FoundDevice>)> {
     let grants = match gnttab::init().and_then(|n| XenGrants::new().map(|g| (n, g))) {
         Ok((n, g)) => {
             info!("xen: grant table v1 with {n} entries ({} free)", g.free());
+            match gnttab::map_pool_init() {
+                Ok(n) => info!(
+                    "xen: grant-map pool: {} frames at {:#x}, RAM of {n} returned to Xen",
+                    gnttab::MAP_POOL_FRAMES,
+                    gnttab::map_pool_base() << 12
+                ),
+                Err(e) => warn!(
+                    "xen: grant-map pool keeps its RAM ({e}): a frame's first mapping strands a page"
+                ),
+            }
             Some(g)
         }
         Err(e) => {
@@ -297,6 +443,26 @@ pub fn bring_up() -> Option<(XenServices, Vec<FoundDevice>)> {
             None
         }
     };
+    if let (Some(store), Some(grants)) = (store.as_mut(), grants) {
+        match store.read("domid").map(|v| v.trim_end_matches('\0').trim().parse()) {
+            Ok(Ok(domid)) => match grant_map_loopback(grants, domid) {
+                Ok(r) => info!(
+                    "xen: grant map loopback ok (gref {} of domain {domid} mapped at {:#x}, {} us{})",
+                    r.gref,
+                    r.address,
+                    r.us,
+                    if r.source_moved {
+                        "; Xen had moved the source page, refilled"
+                    } else {
+                        ""
+                    }
+                ),
+                Err(e) => warn!("xen: grant map loopback: {e}"),
+            },
+            Ok(Err(_)) => warn!("xen: grant map loopback skipped: xenstore domid is not a number"),
+            Err(e) => warn!("xen: grant map loopback skipped: reading our domid: {e}"),
+        }
+    }
     let mut devices = Vec::new();
     if let Some(store) = store.as_mut() {
         discover(store, &mut devices);
