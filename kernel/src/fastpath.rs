@@ -39,6 +39,7 @@ pub fn local_mac(iface: &Interface) -> EthernetAddress {
 /// room (at most `max_payload` bytes, less when the MTU allows less) and returns the payload's length
 /// (0: nothing is sent). Returns whether a frame was queued (false also when the transmit queue is full:
 /// dropped like a full socket).
+#[inline]
 pub fn send_datagram(
     nic: &mut Nic,
     flow: &UdpFlow,
@@ -77,6 +78,7 @@ pub enum Taken {
 }
 
 /// Whether `frame` is a datagram of the client's tunnel flow.
+#[inline]
 pub fn take_flow(frame: &[u8], flow: &UdpFlow) -> Taken {
     match outer::match_datagram(frame, flow) {
         Matched::Other => Taken::Other,

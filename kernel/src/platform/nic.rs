@@ -32,6 +32,7 @@ pub enum NicTx<'a> {
 }
 
 impl phy::RxToken for NicRx<'_> {
+    #[inline]
     fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
         match self {
             Self::Virtio(rx) => rx.consume(f),
@@ -41,6 +42,7 @@ impl phy::RxToken for NicRx<'_> {
 }
 
 impl FrameTx for NicTx<'_> {
+    #[inline]
     fn send_with(&mut self, max: usize, fill: impl FnOnce(&mut [u8]) -> usize) -> bool {
         match self {
             Self::Virtio(tx) => tx.send_with(max, fill),
@@ -48,6 +50,7 @@ impl FrameTx for NicTx<'_> {
         }
     }
 
+    #[inline]
     fn send(&mut self, frame: &[u8]) -> bool {
         match self {
             Self::Virtio(tx) => FrameTx::send(tx, frame),
@@ -55,6 +58,7 @@ impl FrameTx for NicTx<'_> {
         }
     }
 
+    #[inline]
     fn emit<R, F: FnOnce(&mut [u8]) -> R>(&mut self, len: usize, f: F) -> R {
         match self {
             Self::Virtio(tx) => FrameTx::emit(tx, len, f),
@@ -64,6 +68,7 @@ impl FrameTx for NicTx<'_> {
 }
 
 impl phy::TxToken for NicTx<'_> {
+    #[inline]
     fn consume<R, F: FnOnce(&mut [u8]) -> R>(mut self, len: usize, f: F) -> R {
         self.emit(len, f)
     }
@@ -79,6 +84,7 @@ impl NetDevice for Nic {
     where
         Self: 'a;
 
+    #[inline]
     fn mac_address(&self) -> [u8; 6] {
         match self {
             Self::Virtio(d) => NetDevice::mac_address(d),
@@ -86,6 +92,7 @@ impl NetDevice for Nic {
         }
     }
 
+    #[inline]
     fn capabilities(&self) -> DeviceCapabilities {
         match self {
             Self::Virtio(d) => NetDevice::capabilities(d),
@@ -93,6 +100,7 @@ impl NetDevice for Nic {
         }
     }
 
+    #[inline]
     fn receive_unless(
         &mut self,
         take: &mut dyn FnMut(&mut [u8]) -> bool,
@@ -106,6 +114,7 @@ impl NetDevice for Nic {
         }
     }
 
+    #[inline]
     fn receive_mut(&mut self) -> Option<(&mut [u8], Self::Tx<'_>)> {
         match self {
             Self::Virtio(d) => NetDevice::receive_mut(d).map(|(f, tx)| (f, NicTx::Virtio(tx))),
@@ -113,6 +122,7 @@ impl NetDevice for Nic {
         }
     }
 
+    #[inline]
     fn transmit(&mut self) -> Option<Self::Tx<'_>> {
         match self {
             Self::Virtio(d) => NetDevice::transmit(d).map(NicTx::Virtio),
@@ -120,6 +130,7 @@ impl NetDevice for Nic {
         }
     }
 
+    #[inline]
     fn rx_pending(&self) -> bool {
         match self {
             Self::Virtio(d) => NetDevice::rx_pending(d),
@@ -127,6 +138,7 @@ impl NetDevice for Nic {
         }
     }
 
+    #[inline]
     fn refill(&mut self) {
         match self {
             Self::Virtio(d) => NetDevice::refill(d),
@@ -134,6 +146,7 @@ impl NetDevice for Nic {
         }
     }
 
+    #[inline]
     fn flush(&mut self) {
         match self {
             Self::Virtio(d) => NetDevice::flush(d),
@@ -141,6 +154,7 @@ impl NetDevice for Nic {
         }
     }
 
+    #[inline]
     fn ack_interrupt(&mut self) {
         match self {
             Self::Virtio(d) => NetDevice::ack_interrupt(d),
@@ -148,6 +162,7 @@ impl NetDevice for Nic {
         }
     }
 
+    #[inline]
     fn set_interrupts(&mut self, on: bool) {
         match self {
             Self::Virtio(d) => NetDevice::set_interrupts(d, on),
@@ -155,6 +170,7 @@ impl NetDevice for Nic {
         }
     }
 
+    #[inline]
     fn tx_dropped(&self) -> u64 {
         match self {
             Self::Virtio(d) => NetDevice::tx_dropped(d),
