@@ -188,6 +188,8 @@ impl MainLoop {
             return Next::Shutdown(ExitCode::Clean);
         }
 
+        platform::poll_backends();
+
         if let Some(network) = &mut self.network {
             let at = match network {
                 devices::NetRole::Router(n) => n.run(now),

@@ -14,6 +14,10 @@
 #           sides and reads the disk; dom0's namespaces ping it back; then `xl shutdown -w`
 #   create  for debugging a domU: `xl create`, wait WAIT seconds (or until WAIT_FOR appears on its console),
 #           dump the console, `xl list`, `xl dmesg`, destroy
+#   netback the image as a driver domain: `xl create` it (with the server, as oxvpn), then a Linux client
+#           domU whose vif has `backend=guest`; the client's ARP and pings must be answered by the image,
+#           then `xl shutdown -w` of the client must tear the vif down (backend directory removed) with the
+#           image still alive; then the image's own `xl shutdown -w`
 # Output (on the serial console): `XENTEST ok|FAIL <check>: detail`, `XENTEST info ...` on a failure, the guest
 # console as `GUEST| ` lines, `XENTEST done`.
 . /test/env
@@ -237,6 +241,82 @@ mode_create() {
     fi
     DMESG_LINES=${DMESG_LINES:-60} guest_state
     if [ -n "${SHUTDOWN:-}" ]; then guest_shutdown; else xl destroy $NAME >/dev/null 2>&1; fi
+}
+
+# The client domU of netback mode: the lab's Linux PVH domU, its one vif served by the image.
+CLIENT=client
+CLIENT_CONSOLE=/var/log/xen/console/guest-$CLIENT.log
+CLIENT_IP=10.137.0.5
+CLIENT_GW=10.137.0.1
+
+# client_wait PATTERN SECONDS: until the client's console holds PATTERN.
+client_wait() {
+    t0=$(now)
+    while ! grep -q -- "$1" "$CLIENT_CONSOLE" 2>/dev/null; do
+        xl domid $CLIENT >/dev/null 2>&1 || { sleep 0.5; grep -q -- "$1" "$CLIENT_CONSOLE" 2>/dev/null; return; }
+        [ "$(awk -v a="$t0" -v b="$(now)" 'BEGIN { print (b - a >= 0 + '"$2"') }')" = 1 ] && return 1
+        sleep 0.2
+    done
+}
+
+mode_netback() {
+    services_up || return
+    guest_create || return
+    if wait_console "watching backend/vif" "${BOOT_TIMEOUT:-30}"; then
+        ok "the image watches backend/vif $(since "$created_at") s after xl create"
+    else
+        bad "no 'watching backend/vif' on the image's console ($why)"; guest_state; return
+    fi
+    {
+        echo "name = \"$CLIENT\""
+        echo "type = \"pvh\""
+        echo "kernel = \"$CLIENT_KERNEL\""
+        echo "ramdisk = \"$CLIENT_RAMDISK\""
+        echo "extra = \"console=hvc0 quiet oxv.net=eth0:$CLIENT_IP/24 oxv.gw=$CLIENT_GW oxv.ping=$CLIENT_GW oxv.stay=1\""
+        echo "memory = 256"
+        echo "vcpus = 1"
+        echo "tsc_mode = \"native\""
+        echo "vif = [ 'backend=$NAME,mac=00:16:3e:00:00:05,ip=$CLIENT_IP' ]"
+        echo "on_poweroff = \"destroy\""
+        echo "on_reboot = \"destroy\""
+        echo "on_crash = \"destroy\""
+    } > /tmp/client.cfg
+    : > "$CLIENT_CONSOLE"
+    t0=$(now)
+    if xl create /tmp/client.cfg >/tmp/xl-client.log 2>&1; then
+        ok "xl create client (vif backend=$NAME): domain $(xl domid $CLIENT) in $(since "$t0") s"
+    else
+        bad "xl create client: $(tr '\n' ' ' < /tmp/xl-client.log)"; guest_state; return
+    fi
+    be=/local/domain/$(xl domid $NAME)/backend/vif/$(xl domid $CLIENT)/0
+    echo "XENTEST info backend $be: $(xenstore-ls "$be" 2>&1 | tr -s ' ' | tr '\n' ';' | cut -c1-600)"
+    if client_wait "DOMU done" "${BOOT_TIMEOUT:-60}"; then
+        ok "client ran its checks $(since "$t0") s after xl create"
+    else
+        bad "client: no 'DOMU done'"
+    fi
+    sed 's/^/CLIENT| /' "$CLIENT_CONSOLE" | grep -v "^CLIENT| \[" | head -n 40
+    grep "^DOMU ok" "$CLIENT_CONSOLE" | sed 's/^DOMU ok /XENTEST ok client: /'
+    grep "^DOMU FAIL" "$CLIENT_CONSOLE" | while read -r line; do echo "XENTEST FAIL client: ${line#DOMU FAIL }"; done
+    fails=$((fails + $(grep -c "^DOMU FAIL" "$CLIENT_CONSOLE")))
+    grep -q "netback vif.*: connected" "$CONSOLE" && ok "image: $(grep -o "netback vif.*: connected.*" "$CONSOLE" | head -1)" \
+        || bad "image: no 'netback ... connected' on its console"
+    grep -q "netback vif.*answered" "$CONSOLE" && ok "image: $(grep -o "netback vif.*answered.*" "$CONSOLE" | tail -1)" \
+        || bad "image: answered no frames of the client"
+    t0=$(now)
+    timeout 40 xl shutdown -w $CLIENT >/tmp/xl-client-shutdown.log 2>&1
+    for _ in $(seq 50); do xl domid $CLIENT >/dev/null 2>&1 || break; sleep 0.1; done
+    if xl domid $CLIENT >/dev/null 2>&1; then
+        bad "xl shutdown client: $(tr '\n' ' ' < /tmp/xl-client-shutdown.log)"; xl destroy $CLIENT >/dev/null 2>&1
+    else
+        ok "xl shutdown client: gone after $(since "$t0") s ($(tr '\n' ' ' < /tmp/xl-client-shutdown.log | cut -c1-200))"
+    fi
+    sleep 1
+    if xenstore-exists "$be" 2>/dev/null; then bad "backend directory $be still there"; else ok "backend directory removed"; fi
+    grep -q "netback vif.*gone" "$CONSOLE" && ok "image: $(grep -o "netback vif.*gone.*" "$CONSOLE" | tail -1)" \
+        || bad "image: the vif was not torn down"
+    xl domid $NAME >/dev/null 2>&1 && ok "the image is still alive after the client left" || bad "the image died"
+    guest_shutdown
 }
 
 echo "XENTEST start mode $XEN_MODE"

@@ -3,7 +3,8 @@
 # cached), which runs scripts/xen/dom0-test.sh in one mode and reboots. See scripts/xen/README.md.
 #
 #   scripts/xen/lab.sh [options]
-#     --mode oxvpn|linux|create  what dom0 does (default create: `xl create`, wait, dump the console, destroy)
+#     --mode oxvpn|linux|create|netback  what dom0 does (default create: `xl create`, wait, dump the console,
+#                                destroy; netback: the image as the driver domain of a Linux client domU)
 #     --kernel PATH              the domU kernel (default build/oxvpn.elf; linux mode: build/xen/vmlinuz)
 #     --args "ARGS"              the domU's command line (xl `extra`; default the router's netlab arguments)
 #     --disk PATH                the domU's config disk (xvda, read-only; default the server dir's config.img
@@ -50,7 +51,7 @@ while [ $# -gt 0 ]; do
         *) echo "lab.sh: unknown option $1" >&2; exit 2 ;;
     esac
 done
-case $mode in oxvpn|linux|create) ;; *) echo "lab.sh: unknown mode $mode" >&2; exit 2 ;; esac
+case $mode in oxvpn|linux|create|netback) ;; *) echo "lab.sh: unknown mode $mode" >&2; exit 2 ;; esac
 command -v qemu-system-x86_64 >/dev/null || { echo "lab.sh: no qemu-system-x86_64: run scripts/setup.sh" >&2; exit 1; }
 
 X=$(scripts/xen/dom0.sh)
@@ -104,8 +105,14 @@ if [ "$mode" = linux ] || [ -n "$standin" ]; then
     # Any file will do as the disk: the domU prints its first bytes.
     [ "$disk" = default ] && { printf 'oxvpn xen lab test disk\n' > "$work/disk.img"; truncate -s 4096 "$work/disk.img"; disk=$work/disk.img; }
 fi
+if [ "$mode" = netback ]; then
+    # The client domU whose vif has the image as its backend: the lab's Linux PVH domU.
+    cp "$X/vmlinuz" "$t/client-kernel"
+    cp "$X/domu.cpio" "$t/client-ramdisk"
+    echo "CLIENT_KERNEL=/test/client-kernel CLIENT_RAMDISK=/test/client-ramdisk" >> "$t/env"
+fi
 # --server without --server-dir, or the router test without one: make one (PKI, server config, config disk).
-if [ -z "$server_dir" ] && { [ "$mode" = oxvpn ] || printf '%s\n' "${sets[@]}" | grep -q '^WITH_SERVER=1$'; }; then
+if [ -z "$server_dir" ] && { [ "$mode" = oxvpn ] || [ "$mode" = netback ] || printf '%s\n' "${sets[@]}" | grep -q '^WITH_SERVER=1$'; }; then
     server_dir=$work/server
     scripts/xen/server-dir.sh "$server_dir" || { echo "lab.sh: cannot make the server's files" >&2; exit 1; }
 fi

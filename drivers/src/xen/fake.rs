@@ -14,9 +14,13 @@ use core::cell::RefCell;
 use core::ptr::NonNull;
 
 use super::blkfront::{BlkRequest, BlkResponse, BLKIF_RSP_ERROR, BLKIF_RSP_OKAY};
+use super::gnttab::{CopyPtr, GnttabCopy};
 use super::netfront::{RxRequest, RxResponse, TxRequest, TxResponse};
 use super::ring::{layout, BackRing};
-use super::{DomId, EventChannels, GrantRef, Grants, Page, Port, Store, XenError, PAGE_SIZE};
+use super::{
+    DomId, EventChannels, ForeignGrants, GrantRef, Grants, InterdomainEvents, Page, Port, Store,
+    XenError, PAGE_SIZE,
+};
 
 /// The backends' domain.
 pub const BACKEND: DomId = 0;
@@ -43,6 +47,8 @@ pub struct PortState {
     pub unmasked: bool,
     /// Times the frontend signalled the backend.
     pub kicks: u32,
+    /// The other end, once a backend bound to this port (`bind_interdomain`): a kick makes it pending.
+    pub peer: Option<Port>,
 }
 
 /// The whole fake platform.
@@ -57,6 +63,11 @@ pub struct FakeXen {
     pub store: BTreeMap<String, String>,
     /// When `path` is written with `value`, these writes follow (a backend reacting to a state).
     pub triggers: Vec<Trigger>,
+    /// Foreign mappings live (`ForeignGrants`).
+    pub mapped: usize,
+    /// Grant-copy ops and hypercalls made.
+    pub copy_ops: u64,
+    pub copy_calls: u64,
 }
 
 /// A shared handle, as the kernel's hypervisor handle would be.
@@ -225,7 +236,13 @@ impl EventChannels for Fake {
     }
 
     fn notify(&mut self, port: Port) {
-        self.with(|xen| xen.ports.entry(port).or_default().kicks += 1);
+        self.with(|xen| {
+            let state = xen.ports.entry(port).or_default();
+            state.kicks += 1;
+            if let Some(peer) = state.peer {
+                xen.ports.entry(peer).or_default().pending = true;
+            }
+        });
     }
 
     fn take_pending(&mut self, port: Port) -> bool {
@@ -257,6 +274,15 @@ impl Store for Fake {
         Ok(())
     }
 
+    fn remove(&mut self, path: &str) -> Result<(), XenError> {
+        let prefix = format!("{path}/");
+        self.with(|xen| {
+            xen.store
+                .retain(|key, _| key != path && !key.starts_with(&prefix))
+        });
+        Ok(())
+    }
+
     fn directory(&mut self, path: &str) -> Result<Vec<String>, XenError> {
         let prefix = format!("{path}/");
         let children: Vec<String> = self.with(|xen| {
@@ -273,6 +299,154 @@ impl Store for Fake {
             return Err(Self::store_error(path));
         }
         Ok(children)
+    }
+}
+
+/// A mapping the fake hands out: the granted page itself (frame -> address identity).
+#[derive(Debug)]
+pub struct FakeMapping {
+    pub gref: GrantRef,
+    pub page: NonNull<Page>,
+}
+
+/// GNTST_bad_gntref, GNTST_permission_denied, GNTST_bad_copy_arg.
+const GNTST_BAD_GNTREF: i16 = -3;
+const GNTST_PERMISSION_DENIED: i16 = -8;
+const GNTST_BAD_COPY_ARG: i16 = -10;
+
+impl Fake {
+    /// The address behind one side of a copy, or its `GNTST_*` error: a grant must exist, be for the
+    /// backend and be writable when written; nothing may cross the page.
+    fn copy_side(&self, side: CopyPtr, len: u16, write: bool) -> Result<*mut u8, i16> {
+        let (frame, offset) = match side {
+            CopyPtr::Local { frame, offset } => (frame, offset),
+            CopyPtr::Grant { gref, offset, .. } => {
+                let grant = self.with(|xen| xen.grants.get(&gref).copied());
+                let grant = grant.ok_or(GNTST_BAD_GNTREF)?;
+                if grant.domid != BACKEND || (write && grant.readonly) {
+                    return Err(GNTST_PERMISSION_DENIED);
+                }
+                (grant.frame, offset)
+            }
+        };
+        if usize::from(offset) + usize::from(len) > PAGE_SIZE || frame == 0 {
+            return Err(GNTST_BAD_COPY_ARG);
+        }
+        Ok(((frame << 12) as *mut u8).wrapping_add(usize::from(offset)))
+    }
+
+    /// Copies made (ops, hypercalls).
+    pub fn copies(&self) -> (u64, u64) {
+        self.with(|xen| (xen.copy_ops, xen.copy_calls))
+    }
+}
+
+impl ForeignGrants for Fake {
+    type Mapping = FakeMapping;
+
+    fn map_foreign(
+        &mut self,
+        _domid: DomId,
+        gref: GrantRef,
+        readonly: bool,
+    ) -> Result<FakeMapping, XenError> {
+        self.with(|xen| {
+            let grant = xen.grants.get_mut(&gref).ok_or(XenError::Grant {
+                op: "map",
+                status: GNTST_BAD_GNTREF,
+            })?;
+            if grant.domid != BACKEND || (!readonly && grant.readonly) {
+                return Err(XenError::Grant {
+                    op: "map",
+                    status: GNTST_PERMISSION_DENIED,
+                });
+            }
+            grant.mapped = true;
+            xen.mapped += 1;
+            Ok(FakeMapping {
+                gref,
+                page: NonNull::new((grant.frame << 12) as *mut Page).ok_or(XenError::Grant {
+                    op: "map",
+                    status: GNTST_BAD_GNTREF,
+                })?,
+            })
+        })
+    }
+
+    fn mapping_page(&self, mapping: &FakeMapping) -> Option<NonNull<Page>> {
+        Some(mapping.page)
+    }
+
+    fn unmap_foreign(&mut self, mapping: FakeMapping) -> Result<(), XenError> {
+        self.with(|xen| {
+            if let Some(grant) = xen.grants.get_mut(&mapping.gref) {
+                grant.mapped = false;
+            }
+            xen.mapped -= 1;
+        });
+        Ok(())
+    }
+
+    fn copy(&mut self, ops: &mut [GnttabCopy]) -> Result<(), XenError> {
+        self.with(|xen| {
+            xen.copy_calls += 1;
+            xen.copy_ops += ops.len() as u64;
+        });
+        for op in ops.iter_mut() {
+            let (source, dest) = op.sides();
+            let len = op.len();
+            let status = match (
+                self.copy_side(source, len, false),
+                self.copy_side(dest, len, true),
+            ) {
+                (Ok(from), Ok(to)) => {
+                    // SAFETY: both ranges lie inside live pages (a granted page of the test's
+                    // frontend, or a buffer page of the backend under test), checked above.
+                    unsafe { core::ptr::copy(from, to, usize::from(len)) };
+                    0
+                }
+                (Err(e), _) | (_, Err(e)) => e,
+            };
+            op.set_status(status);
+        }
+        Ok(())
+    }
+}
+
+impl InterdomainEvents for Fake {
+    fn bind_interdomain(&mut self, remote: DomId, remote_port: Port) -> Result<Port, XenError> {
+        self.with(|xen| {
+            if !xen.ports.contains_key(&remote_port) {
+                return Err(XenError::Hypercall {
+                    op: "evtchn bind_interdomain",
+                    errno: -22,
+                });
+            }
+            let port = xen.next_port;
+            xen.next_port += 1;
+            xen.ports.insert(
+                port,
+                PortState {
+                    remote,
+                    peer: Some(remote_port),
+                    ..PortState::default()
+                },
+            );
+            if let Some(theirs) = xen.ports.get_mut(&remote_port) {
+                theirs.peer = Some(port);
+            }
+            Ok(port)
+        })
+    }
+
+    fn close_port(&mut self, port: Port) {
+        self.with(|xen| {
+            if let Some(state) = xen.ports.remove(&port) {
+                if let Some(theirs) = state.peer.and_then(|p| xen.ports.get_mut(&p)) {
+                    theirs.peer = None;
+                }
+            }
+        });
     }
 }
 

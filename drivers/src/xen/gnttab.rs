@@ -293,6 +293,43 @@ impl GnttabCopy {
     pub fn status(&self) -> i16 {
         self.status
     }
+
+    /// Sets the status (what Xen does; for a fake hypervisor in tests).
+    pub fn set_status(&mut self, status: i16) {
+        self.status = status;
+    }
+
+    /// The bytes to copy.
+    pub fn len(&self) -> u16 {
+        self.len
+    }
+
+    /// Whether the copy is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The source and destination, as given to [`new`](Self::new).
+    pub fn sides(&self) -> (CopyPtr, CopyPtr) {
+        let side = |raw: &CopyPtrRaw, grant: bool| {
+            if grant {
+                CopyPtr::Grant {
+                    domid: raw.domid,
+                    gref: raw.ref_or_gmfn as GrantRef,
+                    offset: raw.offset,
+                }
+            } else {
+                CopyPtr::Local {
+                    frame: raw.ref_or_gmfn,
+                    offset: raw.offset,
+                }
+            }
+        };
+        (
+            side(&self.source, self.flags & GNTCOPY_SOURCE_GREF != 0),
+            side(&self.dest, self.flags & GNTCOPY_DEST_GREF != 0),
+        )
+    }
 }
 
 /// `GNTTABOP_copy` on a batch; each op's own result is in its [`GnttabCopy::status`].

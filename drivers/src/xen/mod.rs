@@ -22,6 +22,7 @@ pub mod blkfront;
 #[cfg(test)]
 pub mod fake;
 pub mod frontend;
+pub mod netback;
 pub mod netfront;
 pub mod ring;
 
@@ -119,6 +120,41 @@ pub trait Store {
     fn write(&mut self, path: &str, value: &str) -> Result<(), XenError>;
     /// The children of `path`.
     fn directory(&mut self, path: &str) -> Result<Vec<String>, XenError>;
+    /// Removes `path` and everything below it (a backend removing its device directory).
+    fn remove(&mut self, path: &str) -> Result<(), XenError> {
+        Err(XenError::Store {
+            path: path.into(),
+            error: "remove not supported".into(),
+        })
+    }
+}
+
+/// Mapping another domain's grants and copying between its granted pages and ours (what a backend
+/// needs: netback maps a frontend's ring pages and moves frames with grant copy).
+pub trait ForeignGrants {
+    /// A live mapping of another domain's page.
+    type Mapping;
+    /// Maps `domid`'s grant `gref` (read-only when `readonly`).
+    fn map_foreign(
+        &mut self,
+        domid: DomId,
+        gref: GrantRef,
+        readonly: bool,
+    ) -> Result<Self::Mapping, XenError>;
+    /// The mapped page (valid while the mapping lives; the other domain writes it concurrently).
+    fn mapping_page(&self, mapping: &Self::Mapping) -> Option<core::ptr::NonNull<Page>>;
+    /// Ends a mapping. When that fails the mapping's frame is never reused.
+    fn unmap_foreign(&mut self, mapping: Self::Mapping) -> Result<(), XenError>;
+    /// `GNTTABOP_copy` on a batch (one hypercall); each op's own result is in its status.
+    fn copy(&mut self, ops: &mut [gnttab::GnttabCopy]) -> Result<(), XenError>;
+}
+
+/// The event-channel calls of a backend: connecting to the port a frontend offered, and closing it.
+pub trait InterdomainEvents {
+    /// Binds to `remote`'s unbound port `remote_port` (EVTCHNOP_bind_interdomain); our new port.
+    fn bind_interdomain(&mut self, remote: DomId, remote_port: Port) -> Result<Port, XenError>;
+    /// Closes our end of `port` (EVTCHNOP_close).
+    fn close_port(&mut self, port: Port);
 }
 
 /// XenbusState (`io/xenbus.h`).
@@ -194,5 +230,41 @@ impl EventChannels for Hypervisor {
 
     fn set_unmasked(&mut self, port: Port, unmasked: bool) {
         self.events.set_unmasked(port, unmasked)
+    }
+}
+
+impl ForeignGrants for Hypervisor {
+    type Mapping = gnttab::MappedPage;
+
+    fn map_foreign(
+        &mut self,
+        domid: DomId,
+        gref: GrantRef,
+        readonly: bool,
+    ) -> Result<gnttab::MappedPage, XenError> {
+        gnttab::map(domid, gref, readonly)
+    }
+
+    fn mapping_page(&self, mapping: &gnttab::MappedPage) -> Option<core::ptr::NonNull<Page>> {
+        core::ptr::NonNull::new(mapping.as_ptr().cast::<Page>())
+    }
+
+    fn unmap_foreign(&mut self, mapping: gnttab::MappedPage) -> Result<(), XenError> {
+        // On failure the page is dropped, whose own unmap leaves the pool frame taken for good.
+        mapping.unmap().map_err(|(_page, e)| e)
+    }
+
+    fn copy(&mut self, ops: &mut [gnttab::GnttabCopy]) -> Result<(), XenError> {
+        gnttab::copy(ops)
+    }
+}
+
+impl InterdomainEvents for Hypervisor {
+    fn bind_interdomain(&mut self, remote: DomId, remote_port: Port) -> Result<Port, XenError> {
+        self.events.bind_interdomain(remote, remote_port)
+    }
+
+    fn close_port(&mut self, port: Port) {
+        let _ = self.events.close(port);
     }
 }

@@ -392,6 +392,10 @@ impl<T: Transport> Store for XenStore<T> {
         let v = self.request(MsgType::Directory, 0, &[path.as_bytes(), b"\0"], path)?;
         Ok(split_strings(&v))
     }
+
+    fn remove(&mut self, path: &str) -> Result<(), XenError> {
+        self.rm(0, path)
+    }
 }
 
 /// `struct xenstore_domain_interface`: req[1024], rsp[1024], req_cons, req_prod, rsp_cons, rsp_prod.

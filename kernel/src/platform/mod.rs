@@ -18,6 +18,7 @@ use oxvpn_kernel::exit::ExitCode;
 mod nic;
 pub mod qemu;
 pub mod xen;
+mod xen_netback;
 
 pub use nic::{Nic, NicRx, NicTx};
 
@@ -103,6 +104,14 @@ pub fn shutdown_request() -> Option<xen::ShutdownRequest> {
     match host() {
         Host::Qemu => None,
         Host::Xen => xen::shutdown_request(),
+    }
+}
+
+/// Client domains' vifs served by this image (Xen netback: a driver domain's downstream): takes on new
+/// ones, follows their handshakes and serves their frames. Every main-loop pass; cheap when idle.
+pub fn poll_backends() {
+    if host() == Host::Xen {
+        xen::poll_backends();
     }
 }
 

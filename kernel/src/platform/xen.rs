@@ -614,7 +614,7 @@ pub fn bring_up_devices() -> super::Devices {
             _ => info!("xen: {}: ignored", dev.frontend),
         }
     }
-    control_start(store, events);
+    control_start(store, events, Some(hv));
     devices
 }
 
@@ -627,9 +627,10 @@ pub enum ShutdownRequest {
     Reboot,
 }
 
-/// xenstore after bring-up: the watch on `control/shutdown`.
+/// xenstore after bring-up: the watch on `control/shutdown`, and the client vifs we serve (netback).
 struct Control {
     store: XenStore<RingTransport>,
+    vifs: Option<super::xen_netback::Vifs>,
 }
 
 struct ControlCell(UnsafeCell<Option<Control>>);
@@ -647,7 +648,11 @@ const SHUTDOWN_NODE: &str = "control/shutdown";
 /// Announces the PV shutdown protocol (`control/feature-poweroff`, `-reboot`) and watches
 /// `control/shutdown`, with its event channel unmasked so a request wakes `hlt`. xenstore stays open for
 /// the life of the image.
-fn control_start(mut store: XenStore<RingTransport>, mut events: XenEvents) {
+fn control_start(
+    mut store: XenStore<RingTransport>,
+    mut events: XenEvents,
+    hv: Option<Hypervisor>,
+) {
     use drivers::xen::EventChannels;
     for feature in ["control/feature-poweroff", "control/feature-reboot"] {
         if let Err(e) = store.write(feature, "1") {
@@ -661,8 +666,19 @@ fn control_start(mut store: XenStore<RingTransport>, mut events: XenEvents) {
         }
         Err(e) => warn!("xen: watching {SHUTDOWN_NODE}: {e}; xl shutdown will not be heard"),
     }
+    // Client domains whose vifs name us as their backend (`backend=<our name>` in their xl config).
+    let vifs = hv.and_then(|hv| match store.watch("backend/vif", super::xen_netback::TOKEN) {
+        Ok(()) => {
+            info!("xen: watching backend/vif (netback for client domains)");
+            Some(super::xen_netback::Vifs::new(hv))
+        }
+        Err(e) => {
+            warn!("xen: watching backend/vif: {e}; no netback");
+            None
+        }
+    });
     // SAFETY: single-threaded boot; nothing has borrowed CONTROL yet (see ControlCell).
-    unsafe { *CONTROL.0.get() = Some(Control { store }) };
+    unsafe { *CONTROL.0.get() = Some(Control { store, vifs }) };
 }
 
 /// A shutdown request from the toolstack, if one arrived: cheap when none did (the xenstore ring's
@@ -673,6 +689,11 @@ pub fn shutdown_request() -> Option<ShutdownRequest> {
     let mut fired = false;
     loop {
         match control.store.poll_watch() {
+            Ok(Some(event)) if event.token == super::xen_netback::TOKEN => {
+                if let Some(vifs) = control.vifs.as_mut() {
+                    vifs.dirty = true;
+                }
+            }
             Ok(Some(event)) => fired |= event.path.ends_with(SHUTDOWN_NODE),
             Ok(None) => break,
             Err(e) => {
@@ -709,4 +730,20 @@ pub fn shutdown_request() -> Option<ShutdownRequest> {
         REBOOT_REQUESTED.store(1, Ordering::Relaxed);
     }
     Some(request)
+}
+
+/// The netback side of the main loop: a handshake pass when a watch fired, then the vifs' frames.
+pub fn poll_backends() {
+    // SAFETY: only the main loop calls this, never reentrantly, and not while `shutdown_request` runs
+    // (see ControlCell).
+    let Some(control) = (unsafe { (*CONTROL.0.get()).as_mut() }) else {
+        return;
+    };
+    let Some(vifs) = control.vifs.as_mut() else {
+        return;
+    };
+    if vifs.dirty {
+        vifs.rescan(&mut control.store);
+    }
+    vifs.serve();
 }
