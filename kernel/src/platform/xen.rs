@@ -274,7 +274,9 @@ fn grant_map_loopback(
     use drivers::xen::gnttab::{CopyPtr, GnttabCopy};
     use drivers::xen::{Grants, Page, PAGE_SIZE};
     if GRANT_LOOPBACK_RAN.swap(1, Ordering::SeqCst) != 0 {
-        return Err(XenError::Backend("the grant-map loopback already ran".into()));
+        return Err(XenError::Backend(
+            "the grant-map loopback already ran".into(),
+        ));
     }
     let start = clock::now_us();
     const WORDS: usize = PAGE_SIZE / 8;
@@ -667,16 +669,18 @@ fn control_start(
         Err(e) => warn!("xen: watching {SHUTDOWN_NODE}: {e}; xl shutdown will not be heard"),
     }
     // Client domains whose vifs name us as their backend (`backend=<our name>` in their xl config).
-    let vifs = hv.and_then(|hv| match store.watch("backend/vif", super::xen_netback::TOKEN) {
-        Ok(()) => {
-            info!("xen: watching backend/vif (netback for client domains)");
-            Some(super::xen_netback::Vifs::new(hv))
-        }
-        Err(e) => {
-            warn!("xen: watching backend/vif: {e}; no netback");
-            None
-        }
-    });
+    let vifs = hv.and_then(
+        |hv| match store.watch("backend/vif", super::xen_netback::TOKEN) {
+            Ok(()) => {
+                info!("xen: watching backend/vif (netback for client domains)");
+                Some(super::xen_netback::Vifs::new(hv))
+            }
+            Err(e) => {
+                warn!("xen: watching backend/vif: {e}; no netback");
+                None
+            }
+        },
+    );
     // SAFETY: single-threaded boot; nothing has borrowed CONTROL yet (see ControlCell).
     unsafe { *CONTROL.0.get() = Some(Control { store, vifs }) };
 }
