@@ -24,6 +24,7 @@ pub mod fake;
 pub mod frontend;
 pub mod netfront;
 pub mod ring;
+pub mod vchan;
 
 /// A domain id (0 is dom0).
 pub type DomId = u16;
