@@ -23,6 +23,7 @@ pub mod blkfront;
 pub mod fake;
 pub mod frontend;
 pub mod netfront;
+pub mod qubesdb;
 pub mod ring;
 pub mod vchan;
 
