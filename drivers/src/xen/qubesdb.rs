@@ -375,6 +375,51 @@ impl Db {
     }
 }
 
+/// The uplink configuration dom0 gives a VM: `/qubes-ip`, `/qubes-netmask`, `/qubes-gateway`,
+/// `/qubes-primary-dns`, `/qubes-secondary-dns`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Uplink {
+    pub address: core::net::Ipv4Addr,
+    /// From `/qubes-netmask`, widened when needed so that the gateway is on the link (Qubes gives VMs a
+    /// /32 with the gateway outside it; without a netmask: the longest prefix holding both).
+    pub prefix_len: u8,
+    pub gateway: Option<core::net::Ipv4Addr>,
+    pub dns: Option<core::net::Ipv4Addr>,
+    pub secondary_dns: Option<core::net::Ipv4Addr>,
+}
+
+impl Db {
+    /// The uplink configuration, when `/qubes-ip` holds an IPv4 address.
+    pub fn uplink(&self) -> Option<Uplink> {
+        let addr = |key: &str| self.get(key).and_then(|v| v.trim().parse().ok());
+        let address: core::net::Ipv4Addr = addr("/qubes-ip")?;
+        let gateway: Option<core::net::Ipv4Addr> = addr("/qubes-gateway");
+        let mut prefix_len = match addr("/qubes-netmask") {
+            Some(mask) => {
+                let m = u32::from(mask);
+                // a netmask must be contiguous ones
+                if m.leading_ones() + m.trailing_zeros() == 32 {
+                    m.leading_ones() as u8
+                } else {
+                    32
+                }
+            }
+            None => 32,
+        };
+        if let Some(gw) = gateway {
+            let common = (u32::from(address) ^ u32::from(gw)).leading_zeros() as u8;
+            prefix_len = prefix_len.min(common);
+        }
+        Some(Uplink {
+            address,
+            prefix_len,
+            gateway,
+            dns: addr("/qubes-primary-dns"),
+            secondary_dns: addr("/qubes-secondary-dns"),
+        })
+    }
+}
+
 /// QubesDB over a vchan to dom0.
 pub struct QubesDbClient<P: SharedPage> {
     vchan: Vchan<P>,
@@ -654,6 +699,39 @@ mod tests {
         assert_eq!(changes, [Change::Removed("/qubes-gateway".into())]);
         let (changes, answer) = db.handle(&msg(MsgType::Rm, "/nothing", "")).unwrap();
         assert!(changes.is_empty() && answer.is_some());
+    }
+
+    #[test]
+    fn uplink_from_the_keys() {
+        let mut db = Db::new();
+        assert_eq!(db.uplink(), None);
+        for (k, v) in [
+            ("/qubes-ip", "10.137.0.5"),
+            ("/qubes-netmask", "255.255.255.255"),
+            ("/qubes-gateway", "10.137.0.1"),
+            ("/qubes-primary-dns", "10.139.1.1"),
+        ] {
+            db.handle(&msg(MsgType::Write, k, v)).unwrap();
+        }
+        let u = db.uplink().unwrap();
+        assert_eq!(u.address, core::net::Ipv4Addr::new(10, 137, 0, 5));
+        assert_eq!(u.prefix_len, 29, "widened to hold the gateway");
+        assert_eq!(u.gateway, Some(core::net::Ipv4Addr::new(10, 137, 0, 1)));
+        assert_eq!(u.dns, Some(core::net::Ipv4Addr::new(10, 139, 1, 1)));
+        assert_eq!(u.secondary_dns, None);
+        db.handle(&msg(MsgType::Write, "/qubes-netmask", "255.255.255.0"))
+            .unwrap();
+        assert_eq!(db.uplink().unwrap().prefix_len, 24);
+        db.handle(&msg(MsgType::Write, "/qubes-netmask", "255.0.255.0"))
+            .unwrap();
+        assert_eq!(
+            db.uplink().unwrap().prefix_len,
+            29,
+            "a broken mask counts as /32"
+        );
+        db.handle(&msg(MsgType::Write, "/qubes-ip", "not an address"))
+            .unwrap();
+        assert_eq!(db.uplink(), None);
     }
 
     #[test]
