@@ -425,6 +425,7 @@ pub struct QubesDbClient<P: SharedPage> {
     vchan: Vchan<P>,
     decoder: Decoder,
     db: Db,
+    closed: bool,
 }
 
 /// dom0, the QubesDB server.
@@ -446,6 +447,7 @@ impl<P: SharedPage> QubesDbClient<P> {
             vchan,
             decoder: Decoder::default(),
             db: Db::new(),
+            closed: false,
         };
         client
             .vchan
@@ -482,6 +484,9 @@ impl<P: SharedPage> QubesDbClient<P> {
 
     /// Reads what dom0 sent, applies it and answers it. Cheap when nothing arrived.
     pub fn poll(&mut self, host: &mut impl VchanHost) -> Result<Vec<Change>, QdbError> {
+        if self.closed {
+            return Ok(Vec::new());
+        }
         let _ = self.vchan.take_event(host);
         let mut changes = Vec::new();
         loop {
@@ -513,6 +518,13 @@ impl<P: SharedPage> QubesDbClient<P> {
                 return Ok(changes);
             }
         }
+    }
+
+    /// Stops talking to dom0 (after a protocol error): the database stays readable, [`poll`](Self::poll)
+    /// returns nothing.
+    pub fn close(&mut self, host: &mut impl VchanHost) {
+        self.closed = true;
+        self.vchan.close(host);
     }
 
     /// Writes `key` = `value` to dom0's copy (e.g. `/qubes-iptables-error`); dom0's RESP_OK is consumed

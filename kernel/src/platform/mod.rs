@@ -17,6 +17,7 @@ use oxvpn_kernel::exit::ExitCode;
 
 mod nic;
 pub mod qemu;
+pub mod qubesdb;
 pub mod xen;
 
 pub use nic::{Nic, NicRx, NicTx};
@@ -106,6 +107,22 @@ pub fn shutdown_request() -> Option<xen::ShutdownRequest> {
     }
 }
 
+/// The host's services besides the NICs (Xen: QubesDB updates with `--qubesdb`). Every main-loop pass;
+/// cheap.
+pub fn poll_host_services() {
+    if host() == Host::Xen {
+        qubesdb::poll();
+    }
+}
+
+/// QubesDB's uplink configuration (Xen with `--qubesdb`, once connected).
+pub fn qubesdb_uplink() -> Option<drivers::xen::qubesdb::Uplink> {
+    match host() {
+        Host::Xen => qubesdb::uplink(),
+        Host::Qemu => None,
+    }
+}
+
 /// After each wake from `hlt`, before the main loop polls again.
 pub fn after_wake() {
     if host() == Host::Xen {
@@ -150,6 +167,6 @@ pub const MAX_DISK_BYTES: usize = config_disk::MAX_CONFIG_LEN + config_disk::SEC
 pub fn bring_up(cmdline: &str) -> Devices {
     match host() {
         Host::Qemu => qemu::bring_up(cmdline),
-        Host::Xen => xen::bring_up_devices(),
+        Host::Xen => xen::bring_up_devices(cmdline),
     }
 }
