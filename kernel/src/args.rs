@@ -24,6 +24,9 @@ oxvpn: OpenVPN-compatible VPN router unikernel. Boot arguments (QEMU -append \".
   --private-mac=MAC            pick the private NIC by its MAC (default: the second one)
   --verb=N                     log verbosity 0..11 as OpenVPN's --verb (default 3)
   --busy-poll-us=N             poll the NICs for up to N us (0..1000) before halting (default 0)
+  --qubesdb                    Xen: read QubesDB from dom0 (vchan port 111); without --ipv4 the public
+                               address, gateway and resolver come from /qubes-ip, /qubes-gateway,
+                               /qubes-primary-dns
   --help                       print this text and shut down
 Test only:
   --test-fault                 trigger a CPU exception (page fault) after boot
@@ -166,6 +169,8 @@ pub struct BootArgs {
     pub verb: Verb,
     /// `--busy-poll-us`: how long the idle loop polls the NICs before it halts (0: halt at once).
     pub busy_poll_us: u32,
+    /// `--qubesdb`: connect to dom0's QubesDB (Xen).
+    pub qubesdb: bool,
     /// `--help`.
     pub help: bool,
     /// `--test-fault`.
@@ -191,6 +196,7 @@ impl Default for BootArgs {
             private_mac: None,
             verb: Verb::DEFAULT,
             busy_poll_us: 0,
+            qubesdb: false,
             help: false,
             test_fault: false,
             test_panic: false,
@@ -253,6 +259,7 @@ const FLAGS: &[&str] = &[
     "--nat",
     "--no-nat",
     "--help",
+    "--qubesdb",
     "--test-fault",
     "--test-panic",
     "--test-stack-overflow",
@@ -303,6 +310,7 @@ pub fn parse(cmdline: &str) -> Result<BootArgs, ArgError<'_>> {
                 "--nat" => args.nat = true,
                 "--no-nat" => args.nat = false,
                 "--help" => args.help = true,
+                "--qubesdb" => args.qubesdb = true,
                 "--test-fault" => args.test_fault = true,
                 "--test-panic" => args.test_panic = true,
                 _ => args.test_stack_overflow = true,

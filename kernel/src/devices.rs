@@ -44,12 +44,39 @@ impl fmt::Display for ConfigDiskError {
     }
 }
 
+/// With `--qubesdb` and no `--ipv4`: the public address, gateway and resolver from QubesDB's
+/// `/qubes-ip`, `/qubes-gateway`, `/qubes-primary-dns`.
+fn apply_qubesdb(args: &mut BootArgs) {
+    if !args.qubesdb || args.ipv4.is_some() {
+        return;
+    }
+    let Some(up) = platform::qubesdb_uplink() else {
+        log::warn!("qubesdb: no /qubes-ip: the public address comes from DHCP");
+        return;
+    };
+    args.ipv4 = Some(oxvpn_kernel::args::Ipv4Cidr {
+        address: up.address,
+        prefix_len: up.prefix_len,
+    });
+    args.ipv4_gateway = args.ipv4_gateway.or(up.gateway);
+    args.resolver = args.resolver.or(up.dns);
+    args.dhcp = Some(false);
+    log::info!(
+        "qubesdb: public {}/{} gateway {:?} resolver {:?} (from /qubes-ip, /qubes-gateway, /qubes-primary-dns)",
+        up.address,
+        up.prefix_len,
+        up.gateway,
+        up.dns
+    );
+}
+
 /// The boot step after the CPU and memory: find the devices, read and fingerprint the config disk, and
 /// bring up both network sides. Exits with [`ExitCode::BadConfig`] when a config disk is present but
 /// unusable. Returns the config text (if there was a disk) and the network: a server config serves on
 /// the first NIC; otherwise the router needs two NICs.
-pub fn start(cmdline: &str, args: &BootArgs) -> (Option<String>, Option<NetRole>) {
+pub fn start(cmdline: &str, args: &mut BootArgs) -> (Option<String>, Option<NetRole>) {
     let devices = platform::bring_up(cmdline);
+    apply_qubesdb(args);
     let config = match devices.disk {
         None => {
             log::warn!(

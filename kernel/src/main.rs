@@ -67,7 +67,7 @@ fn kernel_main(start_info_paddr: u64) -> ! {
         Ok(c) => c,
         Err(e) => fail(ExitCode::BadArguments, format_args!("{e}")),
     };
-    let args = match args::parse(cmdline) {
+    let mut args = match args::parse(cmdline) {
         Ok(a) => a,
         Err(e) => fail(ExitCode::BadArguments, format_args!("{e}")),
     };
@@ -95,7 +95,7 @@ fn kernel_main(start_info_paddr: u64) -> ! {
 
     selftest::run(&args);
 
-    let (config, mut network) = devices::start(cmdline, &args);
+    let (config, mut network) = devices::start(cmdline, &mut args);
     if let (Some(text), Some(devices::NetRole::Router(network))) =
         (config.as_deref(), network.as_mut())
     {
@@ -187,8 +187,8 @@ impl MainLoop {
             }
             return Next::Shutdown(ExitCode::Clean);
         }
-
-        platform::poll_backends();
+        // After the shutdown check, which reads the xenstore watches and hands netback's on.
+        platform::poll_host_services();
 
         if let Some(network) = &mut self.network {
             let at = match network {

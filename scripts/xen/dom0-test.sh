@@ -12,6 +12,9 @@
 #           namespace, `xl shutdown -w`, the domain must be gone
 #   linux   the wiring test: a Linux PVH domU (scripts/xen/domu-init.sh) addresses its two vifs, pings both
 #           sides and reads the disk; dom0's namespaces ping it back; then `xl shutdown -w`
+#   qubesdb the image with --qubesdb and no --ipv4 against dom0's QubesDB stand-in (qubesdb-standin, vchan port
+#           111): it must log the keys, take /qubes-ip as its public address, bring the tunnel up with it, and
+#           log a firewall update written at run time
 #   create  for debugging a domU: `xl create`, wait WAIT seconds (or until WAIT_FOR appears on its console),
 #           dump the console, `xl list`, `xl dmesg`, destroy
 #   netback the image as a driver domain: `xl create` it (with the server, as oxvpn), then a Linux client
@@ -103,7 +106,7 @@ guest_create() {
     } > /tmp/guest.cfg
     : > "$CONSOLE"
     created_at=$(now)
-    if xl create /tmp/guest.cfg >/tmp/xl-create.log 2>&1; then
+    if xl create ${XL_CREATE_FLAGS:-} /tmp/guest.cfg >/tmp/xl-create.log 2>&1; then
         ok "xl create: domain $(xl domid $NAME) created in $(since "$created_at") s ($(basename "$GUEST_KERNEL"), ${GUEST_MEM:-64} MB)"
         return 0
     fi
@@ -227,6 +230,54 @@ mode_linux() {
     ping_ok srv "$VM_PUB" && ok "ping server namespace -> domU $VM_PUB over xenbr0" || bad "ping srv -> domU $VM_PUB"
     ping_ok lan "$GW" && ok "ping LAN namespace -> domU $GW over xenbr1" || bad "ping lan -> domU $GW"
     guest_shutdown
+}
+
+mode_qubesdb() {
+    client=$LAN_HOST fw=/qubes-firewall/$LAN_HOST
+    printf '%s\n' "/qubes-ip=$VM_PUB" /qubes-netmask=255.255.255.0 "/qubes-gateway=$SRV_PUB" \
+        "/qubes-primary-dns=$SRV_PUB" /qubes-secondary-dns=10.139.1.2 "/qubes-netvm-primary-dns=10.139.1.1" \
+        "$fw/0000=action=accept proto=tcp dstports=8080-8080" "$fw/policy=drop" "$fw=" > /tmp/qdb.keys
+    # What dom0 does on a rule change: drop the client's rules, write the new ones, mark them complete.
+    printf '%s\n' "-$fw/" "$fw/0000=action=drop proto=udp dstports=53-53" "$fw/policy=accept" "$fw=" > /tmp/qdb.update
+    services_up || return
+    # Paused, so that the stand-in serves the vchan before the image looks for it.
+    XL_CREATE_FLAGS=-p guest_create || return
+    domid=$(xl domid $NAME)
+    qubesdb-standin "$domid" /tmp/qdb.keys /tmp/qdb.update > /tmp/qdb.log 2>&1 &
+    qdb_pid=$!
+    for _ in $(seq 50); do grep -q "^QDB serving" /tmp/qdb.log && break; sleep 0.1; done
+    grep -q "^QDB serving" /tmp/qdb.log || { bad "qubesdb stand-in: $(tr '\n' ' ' < /tmp/qdb.log)"; xl destroy $NAME; return; }
+    xl unpause $NAME
+    if wait_console "qubesdb: initial dump complete" "${QDB_TIMEOUT:-60}"; then
+        ok "QubesDB: $(grep -o 'initial dump complete ([0-9]* keys)' "$CONSOLE") on the console $(since "$created_at") s after xl create"
+    else
+        bad "QubesDB: no initial dump on the console ($why)"; guest_state; kill $qdb_pid; return
+    fi
+    grep -q "qubesdb: /qubes-ip = \"$VM_PUB\"" "$CONSOLE" && grep -q "qubesdb: /qubes-gateway = \"$SRV_PUB\"" "$CONSOLE" \
+        && ok "QubesDB keys logged: /qubes-ip = $VM_PUB, /qubes-gateway = $SRV_PUB" || bad "QubesDB keys not logged"
+    grep -q "qubesdb: firewall $client 0000: action=accept proto=tcp dstports=8080-8080" "$CONSOLE" \
+        && ok "QubesDB firewall rules for $client in the dump" || bad "QubesDB: the dump's firewall rules not logged"
+    grep -q "public $VM_PUB/24 gateway $SRV_PUB (static)" "$CONSOLE" \
+        && ok "public address from /qubes-ip: $VM_PUB/24 gateway $SRV_PUB" || bad "public address: not $VM_PUB/24 from QubesDB"
+    up="Initialization Sequence Completed"
+    if wait_console "$up" "${TUNNEL_TIMEOUT:-60}"; then
+        ok "tunnel up with the QubesDB address: '$up' $(since "$created_at") s after xl create"
+        ping_ok lan "$SRV_TUN" && ok "ping LAN host -> server tunnel address $SRV_TUN" || bad "ping LAN host -> $SRV_TUN"
+    else
+        bad "tunnel: no '$up' on the console ($why)"; guest_state
+    fi
+    t0=$(now)
+    kill -USR1 $qdb_pid
+    if wait_console "qubesdb: firewall $client 0000: action=drop proto=udp dstports=53-53" 30; then
+        ok "run-time firewall update for $client on the console $(since "$t0") s after dom0 wrote it"
+    else
+        bad "run-time firewall update not on the console ($why)"
+    fi
+    sleep 1
+    grep -q "^QDB OK $fw\$" /tmp/qdb.log && ok "the image acknowledged the update (RESP_OK $fw)" || bad "no RESP_OK for $fw"
+    guest_shutdown
+    kill $qdb_pid 2>/dev/null
+    sed 's/^/XENTEST qdb| /' /tmp/qdb.log
 }
 
 mode_create() {

@@ -3,7 +3,7 @@
 #   xen            Xen 4.17's hypervisor (xen-hypervisor-4.17-amd64's xen.gz, unpacked: QEMU's multiboot loader
 #                  wants the ELF)
 #   vmlinuz        Debian's linux-image-*-amd64: dom0 (PV) and the Linux test domU (PVH) boot the same kernel
-#   dom0.cpio      dom0's initramfs: busybox-static, xl/xenstored/xenconsoled and their libraries, the kernel
+#   dom0.cpio      dom0's initramfs: busybox-static, xl/xenstored/xenconsoled and their libraries, qubesdb-standin, the kernel
 #                  modules dom0 needs, the host's ip/openvpn/dnsmasq with their library closure, /init
 #                  (scripts/xen/dom0-init.sh) and our own hotplug scripts (scripts/xen/hotplug-*)
 #   domu.cpio      a Linux PVH domU's initramfs (busybox-static, xen-netfront/xen-blkfront, scripts/xen/domu-init.sh)
@@ -26,11 +26,11 @@ resolve() {
     KPKG=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ { print $2; exit }')
     PKGS=(xen-hypervisor-$XENV-amd64 xen-utils-$XENV xen-utils-common xenstore-utils libxencall1 libxenevtchn1
           libxenforeignmemory1 libxengnttab1 libxenmisc$XENV libxenstore4 libxentoollog1 libxentoolcore1
-          libxendevicemodel1 libxenhypfs1 libyajl2 "$KPKG" busybox-static)
+          libxendevicemodel1 libxenhypfs1 libyajl2 "$KPKG" busybox-static libxen-dev)
     key=$( {
         for p in "${PKGS[@]}"; do echo "$p $(apt-cache policy "$p" | awk '/Candidate:/ { print $2 }')"; done
         for b in "${HOSTBIN[@]}"; do echo "$b $(dpkg -S "$b" 2>/dev/null | cut -d: -f1 | xargs -r dpkg-query -W -f='${Version}')"; done
-        cat scripts/xen/dom0.sh scripts/xen/dom0-init.sh scripts/xen/domu-init.sh scripts/xen/hotplug-*
+        cat scripts/xen/dom0.sh scripts/xen/dom0-init.sh scripts/xen/domu-init.sh scripts/xen/hotplug-* scripts/xen/qubesdb-standin.c
     } | sha256sum | cut -c1-16)
 }
 resolve
@@ -115,6 +115,13 @@ for t in read write ls rm list exists watch; do ln -sf xenstore "$d/usr/bin/xens
 # glibc dlopens libgcc_s for pthread_cancel (xl's event loop uses it): ldd cannot see that.
 add_file "$d" "$(ldconfig -p | awk '/libgcc_s.so.1 .*x86-64/ { print $NF; exit }')" /lib/x86_64-linux-gnu/libgcc_s.so.1
 for b in "${HOSTBIN[@]}"; do add_elf "$d" "$b"; done
+# The QubesDB stand-in (scripts/xen/qubesdb-standin.c), built against the unpacked libxen-dev and
+# libxenvchan (libxenmisc): a few KB plus libxenvchan, where python3 + ctypes would add tens of MB.
+command -v gcc >/dev/null || { log "missing gcc: run scripts/setup.sh"; exit 1; }
+XL=$P/usr/lib/x86_64-linux-gnu
+gcc -O2 -Wall -I "$P/usr/include" -o "$tmp/qubesdb-standin" scripts/xen/qubesdb-standin.c \
+    "$XL/libxenvchan.so.$XENV" -Wl,-rpath-link="$XL"
+add_elf "$d" "$tmp/qubesdb-standin" /usr/bin/qubesdb-standin
 # The host's ip replaces busybox's (which has no `ip netns`).
 ln -sf /usr/bin/ip "$d/sbin/ip"
 add_modules "$d" xen-evtchn xen-gntdev xen-gntalloc xen-privcmd xenfs xen-netback xen-blkback bridge veth tun loop

@@ -3,8 +3,9 @@
 # cached), which runs scripts/xen/dom0-test.sh in one mode and reboots. See scripts/xen/README.md.
 #
 #   scripts/xen/lab.sh [options]
-#     --mode oxvpn|linux|create|netback  what dom0 does (default create: `xl create`, wait, dump the console,
-#                                destroy; netback: the image as the driver domain of a Linux client domU)
+#     --mode oxvpn|linux|create|netback|qubesdb  what dom0 does (default create: `xl create`, wait, dump the
+#                                console, destroy; netback: the image as the driver domain of a Linux client
+#                                domU; qubesdb: the image with --qubesdb against dom0's QubesDB stand-in)
 #     --kernel PATH              the domU kernel (default build/oxvpn.elf; linux mode: build/xen/vmlinuz)
 #     --args "ARGS"              the domU's command line (xl `extra`; default the router's netlab arguments)
 #     --disk PATH                the domU's config disk (xvda, read-only; default the server dir's config.img
@@ -51,7 +52,7 @@ while [ $# -gt 0 ]; do
         *) echo "lab.sh: unknown option $1" >&2; exit 2 ;;
     esac
 done
-case $mode in oxvpn|linux|create|netback) ;; *) echo "lab.sh: unknown mode $mode" >&2; exit 2 ;; esac
+case $mode in oxvpn|linux|create|netback|qubesdb) ;; *) echo "lab.sh: unknown mode $mode" >&2; exit 2 ;; esac
 command -v qemu-system-x86_64 >/dev/null || { echo "lab.sh: no qemu-system-x86_64: run scripts/setup.sh" >&2; exit 1; }
 
 X=$(scripts/xen/dom0.sh)
@@ -64,6 +65,11 @@ elif [ "$mode" = linux ]; then
     kernel=${kernel:-$X/vmlinuz}
     mem=${mem:-256}   # Debian's kernel unpacks to ~58 MB
     args=${args:-console=hvc0 quiet oxv.net=eth0:$NETLAB_VM_PUB/24,eth1:$NETLAB_GW/24 oxv.ping=$NETLAB_SRV_PUB,$NETLAB_LAN_HOST oxv.disk=xvda oxv.stay=1}
+elif [ "$mode" = qubesdb ]; then
+    # No --ipv4: the public address, gateway and resolver come from the QubesDB stand-in.
+    kernel=${kernel:-build/oxvpn.elf}
+    mem=${mem:-64}
+    args=${args:---qubesdb --private-ipv4=$NETLAB_GW/24 --nat}
 else
     kernel=${kernel:-build/oxvpn.elf}
     mem=${mem:-64}
@@ -112,7 +118,7 @@ if [ "$mode" = netback ]; then
     echo "CLIENT_KERNEL=/test/client-kernel CLIENT_RAMDISK=/test/client-ramdisk" >> "$t/env"
 fi
 # --server without --server-dir, or the router test without one: make one (PKI, server config, config disk).
-if [ -z "$server_dir" ] && { [ "$mode" = oxvpn ] || [ "$mode" = netback ] || printf '%s\n' "${sets[@]}" | grep -q '^WITH_SERVER=1$'; }; then
+if [ -z "$server_dir" ] && { [ "$mode" = oxvpn ] || [ "$mode" = netback ] || [ "$mode" = qubesdb ] || printf '%s\n' "${sets[@]}" | grep -q '^WITH_SERVER=1$'; }; then
     server_dir=$work/server
     scripts/xen/server-dir.sh "$server_dir" || { echo "lab.sh: cannot make the server's files" >&2; exit 1; }
 fi

@@ -24,7 +24,9 @@ pub mod fake;
 pub mod frontend;
 pub mod netback;
 pub mod netfront;
+pub mod qubesdb;
 pub mod ring;
+pub mod vchan;
 
 /// A domain id (0 is dom0).
 pub type DomId = u16;

@@ -17,6 +17,7 @@ use oxvpn_kernel::exit::ExitCode;
 
 mod nic;
 pub mod qemu;
+pub mod qubesdb;
 pub mod xen;
 mod xen_netback;
 
@@ -107,11 +108,21 @@ pub fn shutdown_request() -> Option<xen::ShutdownRequest> {
     }
 }
 
-/// Client domains' vifs served by this image (Xen netback: a driver domain's downstream): takes on new
-/// ones, follows their handshakes and serves their frames. Every main-loop pass; cheap when idle.
-pub fn poll_backends() {
+/// The host's services besides the NICs, every main-loop pass (cheap when idle). Under Xen: client
+/// domains' vifs served by this image (netback: new ones taken on, handshakes followed, frames served) and
+/// QubesDB's updates (with `--qubesdb`).
+pub fn poll_host_services() {
     if host() == Host::Xen {
         xen::poll_backends();
+        qubesdb::poll();
+    }
+}
+
+/// QubesDB's uplink configuration (Xen with `--qubesdb`, once connected).
+pub fn qubesdb_uplink() -> Option<drivers::xen::qubesdb::Uplink> {
+    match host() {
+        Host::Xen => qubesdb::uplink(),
+        Host::Qemu => None,
     }
 }
 
@@ -159,6 +170,6 @@ pub const MAX_DISK_BYTES: usize = config_disk::MAX_CONFIG_LEN + config_disk::SEC
 pub fn bring_up(cmdline: &str) -> Devices {
     match host() {
         Host::Qemu => qemu::bring_up(cmdline),
-        Host::Xen => xen::bring_up_devices(),
+        Host::Xen => xen::bring_up_devices(cmdline),
     }
 }

@@ -551,7 +551,7 @@ fn idle_a_little() {
 /// blkfront (the config disk) and every vif connected through netfront, in `device/vif` order (the
 /// first is the service NIC unless boot arguments pick by MAC, as with virtio). A device whose backend
 /// misbehaves or never connects is logged and left out.
-pub fn bring_up_devices() -> super::Devices {
+pub fn bring_up_devices(cmdline: &str) -> super::Devices {
     let mut devices = super::Devices {
         disk: None,
         nics: Vec::new(),
@@ -614,6 +614,15 @@ pub fn bring_up_devices() -> super::Devices {
                 Err(e) => warn!("xen: {}: netfront: {e}; left out", dev.frontend),
             },
             _ => info!("xen: {}: ignored", dev.frontend),
+        }
+    }
+    if cmdline.split_ascii_whitespace().any(|t| t == "--qubesdb") {
+        match store
+            .read("domid")
+            .map(|v| v.trim_end_matches('\0').trim().parse())
+        {
+            Ok(Ok(me)) => super::qubesdb::start(hv, &mut store, me),
+            _ => warn!("qubesdb: our domid is not in xenstore; running without QubesDB"),
         }
     }
     control_start(store, events, Some(hv));
