@@ -474,6 +474,22 @@ impl Router {
         }
     }
 
+    /// Replaces the firewall rules of `port` (a client's rules, e.g. when they change at run time);
+    /// false for a port the router does not have.
+    pub fn set_firewall(&mut self, port: PortId, firewall: Option<Firewall>) -> bool {
+        match (
+            self.ports.get_mut(port.index()),
+            self.config.ports.get_mut(port.index()),
+        ) {
+            (Some(p), Some(c)) => {
+                p.config.policy.firewall.clone_from(&firewall);
+                c.policy.firewall = firewall;
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// The configuration the router was built with.
     pub fn config(&self) -> &RouterConfig {
         &self.config

@@ -226,8 +226,14 @@ fn qubes_firewall_block_lines_are_kept_printed_back_and_refused_naming_the_line(
         "10.137.0.11 drop",
         "10.137.0.11/32 policy=drop",
     ] {
-        let e = config(&format!("<qubes-firewall>\n10.137.0.11 policy=accept\n{bad}\n</qubes-firewall>\n"))
-            .unwrap_err();
-        assert_eq!((e.line, e.kind), (10, ErrorKind::BadQubesFirewallLine), "{bad}");
+        let e = config(&format!(
+            "<qubes-firewall>\n10.137.0.11 policy=accept\n{bad}\n</qubes-firewall>\n"
+        ))
+        .unwrap_err();
+        assert_eq!(
+            (e.line, e.kind),
+            (10, ErrorKind::BadQubesFirewallLine),
+            "{bad}"
+        );
     }
 }
