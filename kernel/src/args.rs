@@ -44,9 +44,57 @@ pub const DEFAULT_NAT_TABLE_SIZE: usize = 2048;
 /// Most `--client` ports.
 pub const MAX_CLIENTS: usize = 64;
 
+const NO_CLIENT: ClientPort = ClientPort {
+    mac: Mac([0; 6]),
+    address: Ipv4Addr::UNSPECIFIED,
+    gateway: Ipv4Addr::UNSPECIFIED,
+};
+
 /// Qubes' virtual DNS addresses, the default `--virtual-dns`.
 pub const QUBES_VIRTUAL_DNS: [Ipv4Addr; 2] =
     [Ipv4Addr::new(10, 139, 1, 1), Ipv4Addr::new(10, 139, 1, 2)];
+
+/// At most `N` values in place: the boot arguments are parsed before the heap exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bounded<T: Copy, const N: usize> {
+    items: [T; N],
+    len: usize,
+}
+
+impl<T: Copy, const N: usize> Bounded<T, N> {
+    /// Empty, the slots filled with `fill`.
+    pub const fn new(fill: T) -> Self {
+        Bounded {
+            items: [fill; N],
+            len: 0,
+        }
+    }
+
+    /// Appends `item`; false when full.
+    pub fn push(&mut self, item: T) -> bool {
+        match self.items.get_mut(self.len) {
+            Some(slot) => {
+                *slot = item;
+                self.len += 1;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The values.
+    pub fn as_slice(&self) -> &[T] {
+        self.items.get(..self.len).unwrap_or(&[])
+    }
+}
+
+impl<T: Copy, const N: usize> core::ops::Deref for Bounded<T, N> {
+    type Target = [T];
+
+    fn deref(&self) -> &[T] {
+        self.as_slice()
+    }
+}
 
 /// `--client=MAC,IPV4[,GATEWAY]`: one client's link.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -218,9 +266,9 @@ pub struct BootArgs {
     /// `--private-mac`.
     pub private_mac: Option<Mac>,
     /// `--client`, in order: the client ports.
-    pub clients: alloc::vec::Vec<ClientPort>,
+    pub clients: Bounded<ClientPort, MAX_CLIENTS>,
     /// `--virtual-dns`.
-    pub virtual_dns: alloc::vec::Vec<Ipv4Addr>,
+    pub virtual_dns: Bounded<Ipv4Addr, 2>,
     /// `--verb`.
     pub verb: Verb,
     /// `--busy-poll-us`: how long the idle loop polls the NICs before it halts (0: halt at once).
@@ -248,8 +296,11 @@ impl Default for BootArgs {
             nat_table_size: DEFAULT_NAT_TABLE_SIZE,
             service_mac: None,
             private_mac: None,
-            clients: alloc::vec::Vec::new(),
-            virtual_dns: QUBES_VIRTUAL_DNS.to_vec(),
+            clients: Bounded::new(NO_CLIENT),
+            virtual_dns: Bounded {
+                items: QUBES_VIRTUAL_DNS,
+                len: 2,
+            },
             verb: Verb::DEFAULT,
             busy_poll_us: 0,
             help: false,
@@ -411,13 +462,6 @@ pub fn parse(cmdline: &str) -> Result<BootArgs, ArgError<'_>> {
             "--client" => {
                 let expected = "MAC,CLIENT_IPV4[,GATEWAY_IPV4] (two different unicast addresses)";
                 let client: ClientPort = value(opt, v, expected)?;
-                if args.clients.len() >= MAX_CLIENTS {
-                    return Err(ArgError::Invalid {
-                        name: opt,
-                        value: v,
-                        expected: "at most 64 --client arguments",
-                    });
-                }
                 if args
                     .clients
                     .iter()
@@ -429,20 +473,25 @@ pub fn parse(cmdline: &str) -> Result<BootArgs, ArgError<'_>> {
                         expected: "a MAC and a client address no other --client uses",
                     });
                 }
-                args.clients.push(client);
-            }
-            "--virtual-dns" => {
-                let expected = "one or two IPv4 addresses, comma separated";
-                let mut list = alloc::vec::Vec::new();
-                for a in v.split(',') {
-                    list.push(value::<Ipv4Addr>(opt, a, expected)?);
-                }
-                if list.len() > 2 {
+                if !args.clients.push(client) {
                     return Err(ArgError::Invalid {
                         name: opt,
                         value: v,
-                        expected,
+                        expected: "at most 64 --client arguments",
                     });
+                }
+            }
+            "--virtual-dns" => {
+                let expected = "one or two IPv4 addresses, comma separated";
+                let mut list = Bounded::new(Ipv4Addr::UNSPECIFIED);
+                for a in v.split(',') {
+                    if !list.push(value::<Ipv4Addr>(opt, a, expected)?) {
+                        return Err(ArgError::Invalid {
+                            name: opt,
+                            value: v,
+                            expected,
+                        });
+                    }
                 }
                 args.virtual_dns = list;
             }
@@ -503,7 +552,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            a.clients,
+            *a.clients,
             [
                 ClientPort {
                     mac: Mac([0x52, 0x54, 0, 0, 0, 0x11]),
@@ -517,8 +566,8 @@ mod tests {
                 }
             ]
         );
-        assert_eq!(a.virtual_dns, [Ipv4Addr::new(10, 139, 1, 3)]);
-        assert_eq!(parse("").unwrap().virtual_dns, QUBES_VIRTUAL_DNS);
+        assert_eq!(*a.virtual_dns, [Ipv4Addr::new(10, 139, 1, 3)]);
+        assert_eq!(*parse("").unwrap().virtual_dns, QUBES_VIRTUAL_DNS);
         for bad in [
             "--client=52:54:00:00:00:11",
             "--client=52:54:00:00:00:11,10.137.0.1",

@@ -208,8 +208,8 @@ impl PrivateSide {
         });
         if let Some((logged, at)) = &mut self.clients_log {
             let stats = self.router.stats();
-            let changed = (stats.spoofed, stats.firewall_dropped, stats.dropped)
-                != (logged.spoofed, logged.firewall_dropped, logged.dropped);
+            let changed = (stats.spoofed, stats.firewall_dropped)
+                != (logged.spoofed, logged.firewall_dropped);
             if changed
                 && now >= *at + smoltcp::time::Duration::from_millis(CLIENT_STATS_INTERVAL_MS)
             {
@@ -233,8 +233,7 @@ impl PrivateSide {
         }
         let log = self.clients_log.and_then(|(logged, at)| {
             let s = self.router.stats();
-            ((s.spoofed, s.firewall_dropped, s.dropped)
-                != (logged.spoofed, logged.firewall_dropped, logged.dropped))
+            ((s.spoofed, s.firewall_dropped) != (logged.spoofed, logged.firewall_dropped))
                 .then(|| at + smoltcp::time::Duration::from_millis(CLIENT_STATS_INTERVAL_MS))
         });
         [self.router.poll_at(), log].into_iter().flatten().min()
@@ -381,7 +380,7 @@ impl Network {
             );
             port.ipv6 = false;
             port.policy =
-                router::PortPolicy::client(client.address, None, args.virtual_dns.clone());
+                router::PortPolicy::client(client.address, None, args.virtual_dns.to_vec());
             log::info!(
                 "nic{i} mac={} role=client {} gateway {} (port {})",
                 client.mac,
@@ -409,7 +408,7 @@ impl Network {
         log::info!(
             "client ports: {} (virtual DNS {:?})",
             args.clients.len(),
-            args.virtual_dns
+            args.virtual_dns.as_slice()
         );
         log::info!("ready");
         Ok(Self {

@@ -595,8 +595,9 @@ pub struct Config {
 /// Most `<qubes-firewall>` lines.
 pub const MAX_QUBES_FIREWALL_LINES: usize = 4096;
 
-/// One `<qubes-firewall>` line: `CLIENT_IPV4 policy=accept|drop` or `CLIENT_IPV4 action=... ...`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One `<qubes-firewall>` line: `CLIENT_IPV4 policy=accept|drop` or `CLIENT_IPV4 action=... ...`. Two
+/// lines are equal when they say the same thing, wherever they stand (a printed config parses back equal).
+#[derive(Debug, Clone, Eq)]
 pub struct QubesFirewallLine {
     /// The line number in the config text.
     pub line: u32,
@@ -604,6 +605,12 @@ pub struct QubesFirewallLine {
     pub client: core::net::Ipv4Addr,
     /// The rest of the line: a `policy=` word or a rule, words separated by single spaces.
     pub rule: String,
+}
+
+impl PartialEq for QubesFirewallLine {
+    fn eq(&self, other: &Self) -> bool {
+        (self.client, &self.rule) == (other.client, &other.rule)
+    }
 }
 
 impl Config {
