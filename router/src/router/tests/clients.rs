@@ -409,3 +409,31 @@ fn a_single_lan_keeps_its_prefix_rule_and_no_firewall() {
     assert_eq!(port.policy, PortPolicy::default());
     assert!(port.policy.firewall.is_none() && port.policy.virtual_dns.is_empty());
 }
+
+#[test]
+fn set_firewall_applies_to_that_port_only() {
+    let mut r = clients(None);
+    up(&mut r);
+    let fw = firewall(
+        Action::Drop,
+        &["action=accept proto=tcp dst4=10.9.0.0/24 dstports=80-80"],
+    );
+    assert!(r.set_firewall(PortId(1), Some(fw)));
+    assert!(!r.set_firewall(PortId(9), None));
+    assert_eq!(
+        send(&mut r, 0, &syn(client_ip(0), BEHIND, 81)).0,
+        Verdict::Forwarded
+    );
+    assert_eq!(
+        send(&mut r, 2, &syn(client_ip(2), BEHIND, 81)).0,
+        Verdict::Forwarded
+    );
+    assert_eq!(
+        send(&mut r, 1, &syn(client_ip(1), BEHIND, 81)).0,
+        Verdict::Dropped(DropReason::Firewall)
+    );
+    assert_eq!(
+        send(&mut r, 1, &syn(client_ip(1), BEHIND, 80)).0,
+        Verdict::Forwarded
+    );
+}
