@@ -25,7 +25,8 @@ oxvpn: OpenVPN-compatible VPN router unikernel. Boot arguments (QEMU -append \".
   --client=MAC,IPV4[,GATEWAY]  a client port (Qubes-style): the NIC with this MAC is one client's link;
                                the client uses IPV4 (static, or by DHCP on that port) and GATEWAY as its
                                gateway (default: .1 of IPV4's /24); repeatable, at most 64
-  --virtual-dns=IP[,IP]        addresses client ports' DNS goes to (default 10.139.1.1,10.139.1.2)
+  --virtual-dns=IP[,IP]        addresses client ports' DNS goes to (default 10.139.1.1,10.139.1.2);
+                               per-client firewall rules: a <qubes-firewall> block on the config disk
   --verb=N                     log verbosity 0..11 as OpenVPN's --verb (default 3)
   --busy-poll-us=N             poll the NICs for up to N us (0..1000) before halting (default 0)
   --help                       print this text and shut down
