@@ -83,6 +83,12 @@ for port in 8081 8082; do
     netlab_bg http$port ip netns exec "$NS_BEHIND" python3 -m http.server $port --bind $NETLAB_BEHIND --directory "$work/www"
 done
 echo "oxvpn qubes test" > "$work/www/index.html"
+for port in 8081 8082; do
+    for _ in $(seq 100); do
+        netlab_in "$NS_BEHIND" bash -c "exec 3<>/dev/tcp/$NETLAB_BEHIND/$port" 2>/dev/null && break
+        sleep 0.2
+    done
+done
 
 args="--ipv4=$NETLAB_VM_PUB/24 --ipv4-gateway=$NETLAB_SRV_PUB"
 qemu_nics=()
