@@ -22,6 +22,11 @@ oxvpn: OpenVPN-compatible VPN router unikernel. Boot arguments (QEMU -append \".
   --nat-table-size=N           NAT table entries (default 2048)
   --service-mac=MAC            pick the service NIC by its MAC (default: the first virtio-net NIC)
   --private-mac=MAC            pick the private NIC by its MAC (default: the second one)
+  --client=MAC,IPV4[,GATEWAY]  a client port (Qubes-style): the NIC with this MAC is one client's link;
+                               the client uses IPV4 (static, or by DHCP on that port) and GATEWAY as its
+                               gateway (default: .1 of IPV4's /24); repeatable, at most 64
+  --virtual-dns=IP[,IP]        addresses client ports' DNS goes to (default 10.139.1.1,10.139.1.2);
+                               per-client firewall rules: a <qubes-firewall> block on the config disk
   --verb=N                     log verbosity 0..11 as OpenVPN's --verb (default 3)
   --busy-poll-us=N             poll the NICs for up to N us (0..1000) before halting (default 0)
   --qubesdb                    Xen: read QubesDB from dom0 (vchan port 111); without --ipv4 the public
@@ -39,6 +44,105 @@ pub const MAX_BUSY_POLL_US: u32 = 1000;
 
 /// Default `--nat-table-size` (MirageVPN's).
 pub const DEFAULT_NAT_TABLE_SIZE: usize = 2048;
+
+/// Most `--client` ports.
+pub const MAX_CLIENTS: usize = 64;
+
+const NO_CLIENT: ClientPort = ClientPort {
+    mac: Mac([0; 6]),
+    address: Ipv4Addr::UNSPECIFIED,
+    gateway: Ipv4Addr::UNSPECIFIED,
+};
+
+/// Qubes' virtual DNS addresses, the default `--virtual-dns`.
+pub const QUBES_VIRTUAL_DNS: [Ipv4Addr; 2] =
+    [Ipv4Addr::new(10, 139, 1, 1), Ipv4Addr::new(10, 139, 1, 2)];
+
+/// At most `N` values in place: the boot arguments are parsed before the heap exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bounded<T: Copy, const N: usize> {
+    items: [T; N],
+    len: usize,
+}
+
+impl<T: Copy, const N: usize> Bounded<T, N> {
+    /// Empty, the slots filled with `fill`.
+    pub const fn new(fill: T) -> Self {
+        Bounded {
+            items: [fill; N],
+            len: 0,
+        }
+    }
+
+    /// Appends `item`; false when full.
+    pub fn push(&mut self, item: T) -> bool {
+        match self.items.get_mut(self.len) {
+            Some(slot) => {
+                *slot = item;
+                self.len += 1;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The values.
+    pub fn as_slice(&self) -> &[T] {
+        self.items.get(..self.len).unwrap_or(&[])
+    }
+}
+
+impl<T: Copy, const N: usize> core::ops::Deref for Bounded<T, N> {
+    type Target = [T];
+
+    fn deref(&self) -> &[T] {
+        self.as_slice()
+    }
+}
+
+/// `--client=MAC,IPV4[,GATEWAY]`: one client's link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientPort {
+    /// The NIC's MAC address.
+    pub mac: Mac,
+    /// The client's address (its only allowed source).
+    pub address: Ipv4Addr,
+    /// The gateway address the client uses.
+    pub gateway: Ipv4Addr,
+}
+
+impl FromStr for ClientPort {
+    type Err = ();
+
+    fn from_str(s: &str) -> Result<Self, ()> {
+        let mut parts = s.split(',');
+        let mac = parts.next().ok_or(())?.parse()?;
+        let address: Ipv4Addr = parts.next().ok_or(())?.parse().map_err(|_| ())?;
+        let gateway = match parts.next() {
+            Some(g) => g.parse().map_err(|_| ())?,
+            None => {
+                let [a, b, c, _] = address.octets();
+                Ipv4Addr::new(a, b, c, 1)
+            }
+        };
+        if parts.next().is_some()
+            || gateway == address
+            || address.is_unspecified()
+            || address.is_broadcast()
+            || address.is_multicast()
+            || gateway.is_unspecified()
+            || gateway.is_multicast()
+            || gateway.is_broadcast()
+        {
+            return Err(());
+        }
+        Ok(ClientPort {
+            mac,
+            address,
+            gateway,
+        })
+    }
+}
 
 /// An IPv4 address with a prefix length, as written `a.b.c.d/len`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -165,6 +269,10 @@ pub struct BootArgs {
     pub service_mac: Option<Mac>,
     /// `--private-mac`.
     pub private_mac: Option<Mac>,
+    /// `--client`, in order: the client ports.
+    pub clients: Bounded<ClientPort, MAX_CLIENTS>,
+    /// `--virtual-dns`.
+    pub virtual_dns: Bounded<Ipv4Addr, 2>,
     /// `--verb`.
     pub verb: Verb,
     /// `--busy-poll-us`: how long the idle loop polls the NICs before it halts (0: halt at once).
@@ -194,6 +302,11 @@ impl Default for BootArgs {
             nat_table_size: DEFAULT_NAT_TABLE_SIZE,
             service_mac: None,
             private_mac: None,
+            clients: Bounded::new(NO_CLIENT),
+            virtual_dns: Bounded {
+                items: QUBES_VIRTUAL_DNS,
+                len: 2,
+            },
             verb: Verb::DEFAULT,
             busy_poll_us: 0,
             qubesdb: false,
@@ -273,6 +386,8 @@ const OPTIONS: &[&str] = &[
     "--nat-table-size",
     "--service-mac",
     "--private-mac",
+    "--client",
+    "--virtual-dns",
     "--verb",
     "--busy-poll-us",
 ];
@@ -353,6 +468,42 @@ pub fn parse(cmdline: &str) -> Result<BootArgs, ArgError<'_>> {
             "--private-mac" => {
                 args.private_mac = Some(value(opt, v, "a MAC address such as 52:54:00:12:34:56")?)
             }
+            "--client" => {
+                let expected = "MAC,CLIENT_IPV4[,GATEWAY_IPV4] (two different unicast addresses)";
+                let client: ClientPort = value(opt, v, expected)?;
+                if args
+                    .clients
+                    .iter()
+                    .any(|c| c.mac == client.mac || c.address == client.address)
+                {
+                    return Err(ArgError::Invalid {
+                        name: opt,
+                        value: v,
+                        expected: "a MAC and a client address no other --client uses",
+                    });
+                }
+                if !args.clients.push(client) {
+                    return Err(ArgError::Invalid {
+                        name: opt,
+                        value: v,
+                        expected: "at most 64 --client arguments",
+                    });
+                }
+            }
+            "--virtual-dns" => {
+                let expected = "one or two IPv4 addresses, comma separated";
+                let mut list = Bounded::new(Ipv4Addr::UNSPECIFIED);
+                for a in v.split(',') {
+                    if !list.push(value::<Ipv4Addr>(opt, a, expected)?) {
+                        return Err(ArgError::Invalid {
+                            name: opt,
+                            value: v,
+                            expected,
+                        });
+                    }
+                }
+                args.virtual_dns = list;
+            }
             "--busy-poll-us" => {
                 let expected = "a number of microseconds from 0 to 1000";
                 let us: u32 = value(opt, v, expected)?;
@@ -378,6 +529,14 @@ pub fn parse(cmdline: &str) -> Result<BootArgs, ArgError<'_>> {
     if args.dhcp == Some(true) && args.ipv4.is_some() {
         return Err(ArgError::Conflict("--dhcp", "--ipv4"));
     }
+    if let (Some(mac), false) = (args.private_mac, args.clients.is_empty()) {
+        if args.clients.iter().any(|c| c.mac == mac) {
+            return Err(ArgError::Conflict(
+                "--private-mac",
+                "--client with the same MAC",
+            ));
+        }
+    }
     Ok(args)
 }
 
@@ -393,6 +552,50 @@ mod tests {
         assert_eq!(a.nat_table_size, 2048);
         assert!(a.nat, "NAT is on by default");
         assert!(a.service_dhcp());
+    }
+
+    #[test]
+    fn client_ports() {
+        let a = parse(
+            "--client=52:54:00:00:00:11,10.137.0.11 --client=52:54:00:00:00:12,10.137.0.12,10.137.0.2 --virtual-dns=10.139.1.3",
+        )
+        .unwrap();
+        assert_eq!(
+            *a.clients,
+            [
+                ClientPort {
+                    mac: Mac([0x52, 0x54, 0, 0, 0, 0x11]),
+                    address: Ipv4Addr::new(10, 137, 0, 11),
+                    gateway: Ipv4Addr::new(10, 137, 0, 1),
+                },
+                ClientPort {
+                    mac: Mac([0x52, 0x54, 0, 0, 0, 0x12]),
+                    address: Ipv4Addr::new(10, 137, 0, 12),
+                    gateway: Ipv4Addr::new(10, 137, 0, 2),
+                }
+            ]
+        );
+        assert_eq!(*a.virtual_dns, [Ipv4Addr::new(10, 139, 1, 3)]);
+        assert_eq!(*parse("").unwrap().virtual_dns, QUBES_VIRTUAL_DNS);
+        for bad in [
+            "--client=52:54:00:00:00:11",
+            "--client=52:54:00:00:00:11,10.137.0.1",
+            "--client=52:54:00:00:00:11,10.137.0.5,10.137.0.5",
+            "--client=52:54:00:00:00:11,10.137.0.5,10.137.0.1,x",
+            "--client=52:54:00:00:00:11,255.255.255.255,10.137.0.1",
+            "--client=zz,10.137.0.5",
+            "--client=52:54:00:00:00:11,10.137.0.5 --client=52:54:00:00:00:11,10.137.0.6",
+            "--client=52:54:00:00:00:11,10.137.0.5 --client=52:54:00:00:00:12,10.137.0.5",
+            "--virtual-dns=1.1.1.1,2.2.2.2,3.3.3.3",
+            "--virtual-dns=1.1.1",
+            "--client=52:54:00:00:00:11,10.137.0.5 --private-mac=52:54:00:00:00:11",
+        ] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
+        let many: alloc::string::String = (0..65)
+            .map(|i| alloc::format!("--client=52:54:00:00:01:{i:02x},10.137.1.{} ", i + 10))
+            .collect();
+        assert!(parse(&many).is_err());
     }
 
     #[test]

@@ -18,7 +18,7 @@ use drivers::virtio::net::QUEUE_SIZE;
 use oxvpn_kernel::args::{BootArgs, Ipv4Cidr as ArgCidr};
 use oxvpn_kernel::nic_roles::{self, RoleError};
 use router::outer::UdpFlow;
-use router::{PortId, Router, RouterConfig, Sink};
+use router::{PortId, Router, RouterConfig, RouterStats, Sink};
 use smoltcp::iface::SocketSet;
 use smoltcp::time::Instant;
 use smoltcp::wire::{EthernetAddress, Ipv4Cidr};
@@ -34,6 +34,13 @@ pub enum NetError {
     Roles(RoleError),
     /// `--private-ipv4` is required.
     NoPrivateAddress,
+}
+
+/// A client port's gateway prefix: the client's /24 when the gateway is in it, else the longest prefix
+/// holding both (what DHCP tells the client; routing on the port is the client's address only).
+fn client_prefix(client: core::net::Ipv4Addr, gateway: core::net::Ipv4Addr) -> u8 {
+    let common = (u32::from(client) ^ u32::from(gateway)).leading_zeros();
+    u8::try_from(common.min(24)).unwrap_or(24)
 }
 
 impl fmt::Display for NetError {
@@ -62,18 +69,26 @@ struct TunnelOut<'a> {
 /// into the NIC's transmit queue, packets toward the tunnel to `to_tunnel`.
 pub(crate) struct LanTx<'a, 'b, T: FnMut(&[u8])> {
     tx: Option<&'a mut NicTx<'b>>,
+    /// The port `tx` sends on.
+    port: PortId,
     to_tunnel: &'a mut T,
 }
 
 impl<'a, 'b, T: FnMut(&[u8])> LanTx<'a, 'b, T> {
+    /// The output of a router with one port, [`PortId::FIRST`], on `tx`.
     pub(crate) fn new(tx: Option<&'a mut NicTx<'b>>, to_tunnel: &'a mut T) -> Self {
-        Self { tx, to_tunnel }
+        Self {
+            tx,
+            port: PortId::FIRST,
+            to_tunnel,
+        }
     }
 }
 
 impl<T: FnMut(&[u8])> Sink for LanTx<'_, '_, T> {
-    fn lan_frame(&mut self, _port: PortId, frame: &[u8]) {
-        if let Some(tx) = self.tx.as_deref_mut() {
+    fn lan_frame(&mut self, port: PortId, frame: &[u8]) {
+        // Only the port the frame came in on answers it (ports never reach each other).
+        if let (Some(tx), true) = (self.tx.as_deref_mut(), port == self.port) {
             tx.send(frame);
         }
     }
@@ -83,64 +98,161 @@ impl<T: FnMut(&[u8])> Sink for LanTx<'_, '_, T> {
     }
 }
 
-/// Serves a private NIC as the router's port [`PortId::FIRST`] (both roles): at most one queue's worth
-/// of received frames per pass, so a flood on the LAN cannot starve the public side, then the router's
-/// timers. The router rewrites forwarded packets in the receive buffer and gives them to `to_tunnel`.
+/// The transmit queues of all the router's ports at once (port `i` is `devices[i]`): for the router's
+/// timers and for frames from the tunnel. One port (the single LAN) needs no allocation.
+pub(crate) enum LanOut<'a> {
+    One(Option<NicTx<'a>>),
+    Many(Vec<Option<NicTx<'a>>>),
+}
+
+impl<'a> LanOut<'a> {
+    pub(crate) fn new(devices: &'a mut [Nic]) -> Self {
+        match devices {
+            [one] => LanOut::One(one.transmit()),
+            many => LanOut::Many(many.iter_mut().map(Nic::transmit).collect()),
+        }
+    }
+
+    /// Sends `frame` on `port`.
+    pub(crate) fn send(&mut self, port: PortId, frame: &[u8]) {
+        let tx = match self {
+            LanOut::One(tx) if port == PortId::FIRST => tx.as_mut(),
+            LanOut::One(_) => None,
+            LanOut::Many(txs) => txs.get_mut(usize::from(port.0)).and_then(Option::as_mut),
+        };
+        if let Some(tx) = tx {
+            tx.send(frame);
+        }
+    }
+}
+
+/// [`LanOut`] as the router's output, packets toward the tunnel to `to_tunnel`.
+struct PortsTx<'a, 'b, T: FnMut(&[u8])> {
+    lan: LanOut<'b>,
+    to_tunnel: &'a mut T,
+}
+
+impl<T: FnMut(&[u8])> Sink for PortsTx<'_, '_, T> {
+    fn lan_frame(&mut self, port: PortId, frame: &[u8]) {
+        self.lan.send(port, frame);
+    }
+
+    fn tunnel_packet(&mut self, packet: &[u8]) {
+        (self.to_tunnel)(packet);
+    }
+}
+
+/// Serves the router's private NICs, `devices[i]` as port `i` (both roles; the server and the single
+/// LAN have one): at most one queue's worth of received frames per NIC and pass, so a flood on one
+/// link cannot starve the others or the public side, then the router's timers. The router rewrites
+/// forwarded packets in the receive buffer and gives them to `to_tunnel`.
 pub(crate) fn serve_lan(
-    device: &mut Nic,
+    devices: &mut [Nic],
     router: &mut Router,
     now: Instant,
     to_tunnel: &mut impl FnMut(&[u8]),
 ) {
-    device.ack_interrupt();
-    for _ in 0..QUEUE_SIZE {
-        let Some((frame, mut tx)) = device.receive_mut() else {
-            break;
-        };
-        let mut sink = LanTx {
-            tx: Some(&mut tx),
-            to_tunnel: &mut *to_tunnel,
-        };
-        router.handle_lan_frame_in_place(PortId::FIRST, now, frame, &mut sink);
+    for (i, device) in devices.iter_mut().enumerate() {
+        let port = PortId(u16::try_from(i).unwrap_or(u16::MAX));
+        device.ack_interrupt();
+        for _ in 0..QUEUE_SIZE {
+            let Some((frame, mut tx)) = device.receive_mut() else {
+                break;
+            };
+            let mut sink = LanTx {
+                tx: Some(&mut tx),
+                port,
+                to_tunnel: &mut *to_tunnel,
+            };
+            router.handle_lan_frame_in_place(port, now, frame, &mut sink);
+        }
     }
     if router.poll_at().is_some_and(|at| at <= now) {
-        let mut tx = device.transmit();
         router.tick(
             now,
-            &mut LanTx {
-                tx: tx.as_mut(),
+            &mut PortsTx {
+                lan: LanOut::new(devices),
                 to_tunnel,
             },
         );
     }
-    device.refill();
+    for device in devices.iter_mut() {
+        device.refill();
+    }
 }
 
-/// The private NIC and the router that answers on it.
+/// The private NICs (port `i` of the router is `devices[i]`) and the one router that answers on them.
 struct PrivateSide {
-    device: Nic,
+    devices: Vec<Nic>,
     router: Router,
+    /// Client ports: the last counters logged, and when.
+    clients_log: Option<(RouterStats, Instant)>,
 }
+
+/// Client ports log their drop counters at most this often, when they change.
+const CLIENT_STATS_INTERVAL_MS: u64 = 1_000;
 
 impl PrivateSide {
     fn poll(&mut self, now: Instant, mut tunnel: Option<TunnelOut<'_>>) {
-        let Self { device, router } = self;
+        let Self {
+            devices, router, ..
+        } = self;
         let now_us = u64::try_from(now.total_micros()).unwrap_or(0);
         // The tunnel seals what the router forwards in a transmit buffer of the public NIC (one copy,
         // see `Tunnel::send_packet`); without a tunnel (no config disk) it is dropped.
-        serve_lan(device, router, now, &mut |packet: &[u8]| {
+        serve_lan(devices, router, now, &mut |packet: &[u8]| {
             if let Some(out) = tunnel.as_mut() {
                 let fast = out.flow.as_ref().map(|flow| (&mut *out.public, flow));
                 out.tunnel.send_packet(now_us, packet, out.sockets, fast);
             }
         });
+        if let Some((logged, at)) = &mut self.clients_log {
+            let stats = self.router.stats();
+            let changed = (stats.spoofed, stats.firewall_dropped)
+                != (logged.spoofed, logged.firewall_dropped);
+            if changed
+                && now >= *at + smoltcp::time::Duration::from_millis(CLIENT_STATS_INTERVAL_MS)
+            {
+                log::info!(
+                    "clients: spoofed_dropped={} firewall_dropped={} dropped={} to_tunnel={} to_lan={}",
+                    stats.spoofed,
+                    stats.firewall_dropped,
+                    stats.dropped,
+                    stats.to_tunnel,
+                    stats.to_lan
+                );
+                *logged = stats;
+                *at = now;
+            }
+        }
     }
 
     fn poll_at(&mut self, now: Instant) -> Option<Instant> {
-        if self.device.rx_pending() {
+        if self.rx_pending() {
             return Some(now);
         }
-        self.router.poll_at()
+        let log = self.clients_log.and_then(|(logged, at)| {
+            let s = self.router.stats();
+            ((s.spoofed, s.firewall_dropped) != (logged.spoofed, logged.firewall_dropped))
+                .then(|| at + smoltcp::time::Duration::from_millis(CLIENT_STATS_INTERVAL_MS))
+        });
+        [self.router.poll_at(), log].into_iter().flatten().min()
+    }
+
+    fn rx_pending(&self) -> bool {
+        self.devices.iter().any(Nic::rx_pending)
+    }
+
+    fn set_interrupts(&mut self, on: bool) {
+        for d in &mut self.devices {
+            d.set_interrupts(on);
+        }
+    }
+
+    fn flush(&mut self) {
+        for d in &mut self.devices {
+            d.flush();
+        }
     }
 }
 
@@ -167,6 +279,9 @@ impl Network {
         interrupts_routed: bool,
     ) -> Result<Self, NetError> {
         let macs: Vec<[u8; 6]> = nics.iter().map(Nic::mac_address).collect();
+        if !args.clients.is_empty() {
+            return Self::with_clients(nics, &macs, args, now, seed, interrupts_routed);
+        }
         let (service, private) =
             nic_roles::pick(&macs, args.service_mac, args.private_mac).map_err(NetError::Roles)?;
         let private_cidr = args
@@ -205,8 +320,9 @@ impl Network {
         config.nat = args.nat;
         config.nat_table_size = args.nat_table_size;
         let private = PrivateSide {
-            device: private_nic,
+            devices: alloc::vec![private_nic],
             router: Router::new(config, &mut KernelRng),
+            clients_log: None,
         };
         log::info!("private gateway {gateway}");
         log::info!("ready");
@@ -216,6 +332,147 @@ impl Network {
             tunnel: None,
             polled: !interrupts_routed,
         })
+    }
+
+    /// Client-port mode (`--client`): each client's NIC is a port of the one router, with the client's
+    /// address as its only source and the virtual DNS; `--private-ipv4`, when given, is port 0.
+    fn with_clients(
+        nics: Vec<Nic>,
+        macs: &[[u8; 6]],
+        args: &BootArgs,
+        now: Instant,
+        seed: u64,
+        interrupts_routed: bool,
+    ) -> Result<Self, NetError> {
+        let client_macs: Vec<_> = args.clients.iter().map(|c| c.mac).collect();
+        let roles = nic_roles::pick_clients(
+            macs,
+            args.service_mac,
+            args.private_mac,
+            args.private_ipv4.is_some(),
+            &client_macs,
+        )
+        .map_err(NetError::Roles)?;
+        let mut slots: Vec<Option<Nic>> = nics.into_iter().map(Some).collect();
+        let mut take = |i: usize| slots.get_mut(i).and_then(Option::take);
+        let public_nic = take(roles.service).ok_or(NetError::Roles(RoleError::SameNic))?;
+        let mut devices = Vec::new();
+        let mut ports = Vec::new();
+        if let (Some(i), Some(private_cidr)) = (roles.private, args.private_ipv4.map(cidr)) {
+            let nic = take(i).ok_or(NetError::Roles(RoleError::SameNic))?;
+            let gateway = match args.private_ipv4_gateway {
+                Some(gw) => Ipv4Cidr::new(gw, private_cidr.prefix_len()),
+                None => private_cidr,
+            };
+            log::info!("nic{i} role=private gateway {gateway}");
+            ports.push(router::PortConfig::new(
+                EthernetAddress(nic.mac_address()),
+                gateway,
+            ));
+            devices.push(nic);
+        }
+        for (client, &i) in args.clients.iter().zip(&roles.clients) {
+            let nic = take(i).ok_or(NetError::Roles(RoleError::SameNic))?;
+            let prefix = client_prefix(client.address, client.gateway);
+            let mut port = router::PortConfig::new(
+                EthernetAddress(nic.mac_address()),
+                Ipv4Cidr::new(client.gateway, prefix),
+            );
+            port.ipv6 = false;
+            port.policy =
+                router::PortPolicy::client(client.address, None, args.virtual_dns.to_vec());
+            log::info!(
+                "nic{i} mac={} role=client {} gateway {} (port {})",
+                client.mac,
+                client.address,
+                client.gateway,
+                ports.len()
+            );
+            ports.push(port);
+            devices.push(nic);
+        }
+        let [a, b, c, d, e, f] = public_nic.mac_address();
+        log::info!(
+            "nic{} mac={a:02x}:{b:02x}:{c:02x}:{d:02x}:{e:02x}:{f:02x} role=service (public)",
+            roles.service
+        );
+        let public = PublicSide::new(public_nic, args, now, seed);
+        let mut config = RouterConfig::with_ports(ports);
+        config.nat = args.nat;
+        config.nat_table_size = args.nat_table_size;
+        let private = PrivateSide {
+            devices,
+            router: Router::new(config, &mut KernelRng),
+            clients_log: Some((RouterStats::default(), now)),
+        };
+        log::info!(
+            "client ports: {} (virtual DNS {:?})",
+            args.clients.len(),
+            args.virtual_dns.as_slice()
+        );
+        log::info!("ready");
+        Ok(Self {
+            public,
+            private,
+            tunnel: None,
+            polled: !interrupts_routed,
+        })
+    }
+
+    /// The `<qubes-firewall>` lines of the config onto the client ports; a line for no `--client`, a
+    /// rule the router cannot use or a `dst6` rule (client ports carry no IPv6) is refused naming the
+    /// line.
+    fn apply_firewall(
+        &mut self,
+        lines: &[openvpn::config::QubesFirewallLine],
+    ) -> Result<(), alloc::string::String> {
+        use alloc::format;
+        use router::firewall::{parse_policy, Action, Firewall, Rule};
+        let ports = &self.private.router.config().ports;
+        let mut firewalls: Vec<Option<Firewall>> = alloc::vec![None; ports.len()];
+        for l in lines {
+            let at = |what: &dyn fmt::Display| {
+                format!(
+                    "line {}: <qubes-firewall> {} {}: {what}",
+                    l.line, l.client, l.rule
+                )
+            };
+            let port = ports
+                .iter()
+                .position(|p| p.policy.sources == router::SourceRule::Exact(l.client))
+                .ok_or_else(|| at(&"no --client has this address"))?;
+            let fw = firewalls
+                .get_mut(port)
+                .ok_or_else(|| at(&"no such port"))?
+                .get_or_insert_with(|| Firewall::new(Action::Accept));
+            if let Some(policy) = parse_policy(&l.rule) {
+                fw.policy = policy.map_err(|e| at(&e))?;
+                continue;
+            }
+            let rule = Rule::parse(&l.rule).map_err(|e| at(&e))?;
+            if rule.is_ipv6() {
+                return Err(at(
+                    &"dst6: client ports carry IPv4 only (no IPv6 is forwarded from clients)",
+                ));
+            }
+            fw.push(rule).map_err(|e| at(&e))?;
+        }
+        let mut set = Vec::new();
+        for (i, fw) in firewalls.into_iter().enumerate() {
+            if let (Some(fw), Some(p)) = (fw, ports.get(i)) {
+                log::info!(
+                    "firewall: {:?}: policy {} with {} rule(s)",
+                    p.policy.sources,
+                    fw.policy,
+                    fw.rules().len()
+                );
+                set.push((PortId(u16::try_from(i).unwrap_or(u16::MAX)), fw));
+            }
+        }
+        for (id, fw) in set {
+            self.private.router.set_firewall(id, Some(fw));
+        }
+        Ok(())
     }
 
     /// Runs both interfaces: drains every received frame, answers what must be answered, sends what is
@@ -229,13 +486,11 @@ impl Network {
         }
         let now_us = u64::try_from(now.total_micros()).unwrap_or(0);
         if let Some(tunnel) = &mut self.tunnel {
-            let PrivateSide { device, router } = &mut self.private;
-            let mut tx = device.transmit();
-            let mut lan = |frame: &[u8]| {
-                if let Some(tx) = tx.as_mut() {
-                    tx.send(frame);
-                }
-            };
+            let PrivateSide {
+                devices, router, ..
+            } = &mut self.private;
+            let mut out = LanOut::new(devices);
+            let mut lan = |port: PortId, frame: &[u8]| out.send(port, frame);
             tunnel.poll(
                 now_us,
                 &mut self.public.iface,
@@ -280,7 +535,7 @@ impl Network {
     /// rest of the pass.
     fn flush(&mut self) {
         self.public.device.flush();
-        self.private.device.flush();
+        self.private.flush();
     }
 
     /// Polls the public side. Once the tunnel has a ready UDP transport, the server's datagrams take the
@@ -301,13 +556,11 @@ impl Network {
             public.poll(now, &mut |_| false);
             return;
         };
-        let PrivateSide { device, router } = private;
-        let mut tx = device.transmit();
-        let mut lan = |frame: &[u8]| {
-            if let Some(tx) = tx.as_mut() {
-                tx.send(frame);
-            }
-        };
+        let PrivateSide {
+            devices, router, ..
+        } = private;
+        let mut out = LanOut::new(devices);
+        let mut lan = |port: PortId, frame: &[u8]| out.send(port, frame);
         public.poll(now, &mut |frame: &mut [u8]| {
             tunnel.take_frame(now_us, frame, &flow, router, &mut lan)
         });
@@ -315,7 +568,14 @@ impl Network {
 
     /// Starts the OpenVPN tunnel for the config text `config` (see [`Tunnel::new`]).
     pub fn attach_tunnel(&mut self, config: &str, args: &BootArgs) {
-        self.tunnel = Some(Tunnel::new(config, args, &mut self.public.sockets));
+        let mut tunnel = Tunnel::new(config, args, &mut self.public.sockets);
+        let lines = tunnel.take_qubes_firewall();
+        if let Err(e) = self.apply_firewall(&lines) {
+            log::error!("config: {e}");
+            log::error!("exit: {}", oxvpn_kernel::exit::ExitCode::BadConfig);
+            crate::platform::exit(oxvpn_kernel::exit::ExitCode::BadConfig)
+        }
+        self.tunnel = Some(tunnel);
     }
 
     /// The earliest time either interface needs [`poll`](Self::poll) again without a device interrupt:
@@ -350,12 +610,12 @@ impl Network {
             }
         }
         self.public.device.set_interrupts(true);
-        self.private.device.set_interrupts(true);
+        self.private.set_interrupts(true);
         !self.rx_pending()
     }
 
     fn rx_pending(&self) -> bool {
-        self.public.device.rx_pending() || self.private.device.rx_pending()
+        self.public.device.rx_pending() || self.private.rx_pending()
     }
 
     /// One main-loop pass at `now_us` (monotonic microseconds): polls both sides and returns when the
@@ -364,7 +624,7 @@ impl Network {
         let now = Instant::from_micros(i64::try_from(now_us).unwrap_or(i64::MAX));
         // Busy: the loop polls, the devices need not interrupt (on again in `prepare_halt`).
         self.public.device.set_interrupts(false);
-        self.private.device.set_interrupts(false);
+        self.private.set_interrupts(false);
         self.poll(now);
         let at = self
             .poll_at(now)

@@ -63,6 +63,64 @@ pub fn pick(
     Ok((service, private))
 }
 
+/// The NICs of client-port mode (`--client`): indices into the NICs in discovery order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientRoles {
+    /// The service (public) NIC: `--service-mac`, else the first NIC no `--client` names.
+    pub service: usize,
+    /// The single LAN beside the clients, when `want_private` (`--private-ipv4`): `--private-mac`,
+    /// else the first NIC left.
+    pub private: Option<usize>,
+    /// The NIC of each `--client`, in the arguments' order.
+    pub clients: alloc::vec::Vec<usize>,
+}
+
+/// Picks the NICs for client-port mode: each `--client` MAC must name a NIC.
+pub fn pick_clients(
+    macs: &[[u8; 6]],
+    service_mac: Option<Mac>,
+    private_mac: Option<Mac>,
+    want_private: bool,
+    client_macs: &[Mac],
+) -> Result<ClientRoles, RoleError> {
+    let position = |mac: Mac, option| {
+        macs.iter()
+            .position(|m| *m == mac.0)
+            .ok_or(RoleError::UnknownMac(option))
+    };
+    let clients = client_macs
+        .iter()
+        .map(|&mac| position(mac, "--client"))
+        .collect::<Result<alloc::vec::Vec<_>, _>>()?;
+    let free = |taken: &[usize]| (0..macs.len()).find(|i| !taken.contains(i));
+    let service = match service_mac {
+        Some(mac) => position(mac, "--service-mac")?,
+        None => free(&clients).ok_or(RoleError::MissingNic { found: macs.len() })?,
+    };
+    if clients.contains(&service) {
+        return Err(RoleError::SameNic);
+    }
+    let private = if want_private {
+        let mut taken = clients.clone();
+        taken.push(service);
+        let p = match private_mac {
+            Some(mac) => position(mac, "--private-mac")?,
+            None => free(&taken).ok_or(RoleError::MissingNic { found: macs.len() })?,
+        };
+        if taken.contains(&p) {
+            return Err(RoleError::SameNic);
+        }
+        Some(p)
+    } else {
+        None
+    };
+    Ok(ClientRoles {
+        service,
+        private,
+        clients,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -88,6 +146,36 @@ mod tests {
         assert_eq!(pick(&[A, B], Some(Mac(B)), None), Ok((1, 0)));
         assert_eq!(pick(&[A, B], None, Some(Mac(A))), Ok((1, 0)));
         assert_eq!(pick(&[A, B, C], None, Some(Mac(C))), Ok((0, 2)));
+    }
+
+    #[test]
+    fn client_ports_by_mac() {
+        const D: [u8; 6] = [0x52, 0x54, 0, 0, 0, 4];
+        let roles = pick_clients(&[A, B, C, D], None, None, false, &[Mac(C), Mac(B)]).unwrap();
+        assert_eq!(
+            (roles.service, roles.private, roles.clients),
+            (0, None, alloc::vec![2, 1])
+        );
+        let roles = pick_clients(&[A, B, C, D], None, None, true, &[Mac(A)]).unwrap();
+        assert_eq!((roles.service, roles.private), (1, Some(2)));
+        let roles = pick_clients(&[A, B, C], Some(Mac(C)), None, false, &[Mac(A)]).unwrap();
+        assert_eq!(roles.service, 2);
+        assert_eq!(
+            pick_clients(&[A, B], None, None, false, &[Mac(D)]),
+            Err(RoleError::UnknownMac("--client"))
+        );
+        assert_eq!(
+            pick_clients(&[A, B], Some(Mac(A)), None, false, &[Mac(A)]),
+            Err(RoleError::SameNic)
+        );
+        assert_eq!(
+            pick_clients(&[A, B], None, None, true, &[Mac(B)]),
+            Err(RoleError::MissingNic { found: 2 })
+        );
+        assert_eq!(
+            pick_clients(&[A], None, None, false, &[Mac(A)]),
+            Err(RoleError::MissingNic { found: 1 })
+        );
     }
 
     #[test]

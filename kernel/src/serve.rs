@@ -494,11 +494,16 @@ impl ServerNet {
             return;
         };
         let from_lan = &mut self.from_lan;
-        serve_lan(device, router, now, &mut |packet: &[u8]| {
-            if from_lan.len() < DATAGRAM_QUEUE {
-                from_lan.push(packet.to_vec());
-            }
-        });
+        serve_lan(
+            core::slice::from_mut(device),
+            router,
+            now,
+            &mut |packet: &[u8]| {
+                if from_lan.len() < DATAGRAM_QUEUE {
+                    from_lan.push(packet.to_vec());
+                }
+            },
+        );
         device.flush();
         for packet in core::mem::take(&mut self.from_lan) {
             let dst = packet.get(16..20).and_then(|d| <[u8; 4]>::try_from(d).ok());

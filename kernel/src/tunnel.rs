@@ -67,6 +67,8 @@ pub struct Tunnel {
     /// authentic data packet (the server itself or the public side's gateway). Forgotten on every
     /// `Connect` (the fast path needs a ready transport, so a closed one never uses a stale value).
     next_hop: Option<EthernetAddress>,
+    /// The config's `<qubes-firewall>` lines, until the network takes them.
+    qubes_firewall: Vec<openvpn::config::QubesFirewallLine>,
 }
 
 fn engine_now(now_us: u64) -> EngineInstant {
@@ -128,7 +130,13 @@ impl Tunnel {
             seal_skip: 0,
             bad_checksums: 0,
             next_hop: None,
+            qubes_firewall: parsed.config.qubes_firewall.clone(),
         }
+    }
+
+    /// The config's `<qubes-firewall>` lines (once).
+    pub fn take_qubes_firewall(&mut self) -> Vec<openvpn::config::QubesFirewallLine> {
+        core::mem::take(&mut self.qubes_firewall)
     }
 
     /// Encrypts one IP packet from the LAN (the router's `tunnel_packet`) and sends it to the remote.
@@ -221,7 +229,7 @@ impl Tunnel {
         frame: &mut [u8],
         flow: &UdpFlow,
         router: &mut Router,
-        lan: &mut dyn FnMut(&[u8]),
+        lan: &mut dyn FnMut(PortId, &[u8]),
     ) -> bool {
         let (payload, source_mac) = match fastpath::take_flow(frame, flow) {
             Taken::Other => return false,
@@ -263,7 +271,7 @@ impl Tunnel {
         iface: &mut Interface,
         sockets: &mut SocketSet<'static>,
         router: &mut Router,
-        lan: &mut dyn FnMut(&[u8]),
+        lan: &mut dyn FnMut(PortId, &[u8]),
         dhcp_dns: Option<Ipv4Addr>,
     ) {
         let now = engine_now(now_us);
@@ -491,14 +499,13 @@ fn show_handshake(status: &mut Status, state: EngineState) {
 /// The router's output while it handles a packet from the tunnel: frames to the LAN, and (rarely, ICMP
 /// errors) packets back into the tunnel, queued because the engine is busy with the input.
 struct EchoSink<'a> {
-    lan: &'a mut dyn FnMut(&[u8]),
+    lan: &'a mut dyn FnMut(PortId, &[u8]),
     echo: &'a mut Vec<Vec<u8>>,
 }
 
 impl Sink for EchoSink<'_> {
-    fn lan_frame(&mut self, _port: PortId, frame: &[u8]) {
-        // The router has one port: the private NIC that `lan` sends on.
-        (self.lan)(frame);
+    fn lan_frame(&mut self, port: PortId, frame: &[u8]) {
+        (self.lan)(port, frame);
     }
 
     fn tunnel_packet(&mut self, packet: &[u8]) {

@@ -93,6 +93,12 @@ impl DhcpServer {
         }
     }
 
+    /// Hands out `addr` only (a client port: one host whose address is fixed).
+    pub(crate) fn only(&mut self, addr: Ipv4Address) {
+        self.first = u32::from(addr);
+        self.last = u32::from(addr);
+    }
+
     fn in_pool(&self, ip: Ipv4Address) -> bool {
         let v = u32::from(ip);
         v >= self.first && v <= self.last && ip != self.server

@@ -35,6 +35,9 @@ pub(crate) struct DnsClient {
     pub mac: EthernetAddress,
     pub ip: Ipv4Address,
     pub port: u16,
+    /// The address the client sent the query to (the gateway's, or a virtual DNS address): the
+    /// answer comes from it.
+    pub asked: Ipv4Address,
     /// The client's query ID, restored in the answer.
     pub id: u16,
 }
@@ -226,6 +229,7 @@ mod tests {
             lan: PortId::FIRST,
             mac: EthernetAddress([2, 0, 0, 0, 0, 5]),
             ip: Ipv4Address::new(10, 8, 0, 5),
+            asked: Ipv4Address::new(10, 8, 0, 1),
             port: 40001,
             id: 0xabcd,
         }

@@ -72,6 +72,7 @@ mod arp;
 mod checksum;
 mod dhcp;
 mod dns;
+pub mod firewall;
 mod forward;
 mod frag;
 mod icmp;

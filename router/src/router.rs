@@ -23,6 +23,7 @@ use smoltcp::wire::{
 use self::port::LanPort;
 use crate::arp;
 use crate::dns::DnsForwarder;
+use crate::firewall::{Action, Firewall, Packet4};
 use crate::forward::{TunnelConfig, TunnelState};
 use crate::frag::{Direction, Fragmenter, Reassembler, Reassembly};
 use crate::icmp::{ErrorRateLimit, IcmpError, ECHO_REQUEST};
@@ -91,6 +92,10 @@ pub enum DropReason {
     Unsupported,
     /// A frame for a LAN port the router does not have.
     UnknownPort,
+    /// From a client port, with a source address that is not the client's (anti-spoofing).
+    Spoofed,
+    /// Refused by the client's firewall rules (dropped silently, as Qubes does).
+    Firewall,
 }
 
 impl fmt::Display for DropReason {
@@ -109,6 +114,8 @@ impl fmt::Display for DropReason {
             DropReason::ArpQueueFull => f.write_str("ARP queue full"),
             DropReason::Unsupported => f.write_str("unsupported protocol"),
             DropReason::UnknownPort => f.write_str("no such LAN port"),
+            DropReason::Spoofed => f.write_str("source is not the client's address"),
+            DropReason::Firewall => f.write_str("refused by the client's firewall rules"),
         }
     }
 }
@@ -143,16 +150,45 @@ pub enum SourceRule {
     /// Any host address of the port's IPv4 prefix (not the gateway, network or broadcast address).
     #[default]
     Prefix,
+    /// This address only: the port is one client's link (a Qubes vif). The port then holds this one
+    /// host: traffic for other addresses of its prefix is not routed to it, DHCP offers only this
+    /// address, and a packet with another source is dropped as [`DropReason::Spoofed`].
+    Exact(Ipv4Address),
 }
 
-/// What a port's hosts may do: the place for per-port anti-spoofing and firewall rules. The default is
-/// a single LAN's behaviour.
+/// Most virtual DNS addresses a port answers on.
+pub const MAX_VIRTUAL_DNS: usize = 4;
+
+/// What a port's hosts may do: per-port anti-spoofing and firewall rules. The default is a single
+/// LAN's behaviour.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct PortPolicy {
     /// Sources accepted for forwarding and for the gateway's DNS forwarder; others are dropped as
-    /// [`DropReason::Martian`].
+    /// [`DropReason::Martian`] ([`SourceRule::Prefix`]) or [`DropReason::Spoofed`]
+    /// ([`SourceRule::Exact`]).
     pub sources: SourceRule,
+    /// Rules for what the port's hosts send toward the tunnel and to the DNS addresses (first match
+    /// wins, else the policy); `None`: everything the tunnel routes (no per-packet check).
+    pub firewall: Option<Firewall>,
+    /// Further addresses the gateway answers DNS (and ping) on as if they were its own, e.g. Qubes'
+    /// virtual DNS 10.139.1.1 and 10.139.1.2; at most [`MAX_VIRTUAL_DNS`] (the rest are ignored).
+    pub virtual_dns: Vec<Ipv4Address>,
+}
+
+impl PortPolicy {
+    /// One client's link: source `client` only, these rules, these virtual DNS addresses.
+    pub fn client(
+        client: Ipv4Address,
+        firewall: Option<Firewall>,
+        virtual_dns: Vec<Ipv4Address>,
+    ) -> Self {
+        PortPolicy {
+            sources: SourceRule::Exact(client),
+            firewall,
+            virtual_dns,
+        }
+    }
 }
 
 /// One LAN port: its link (MAC address, MTU), the gateway's addresses on it and its services.
@@ -258,6 +294,10 @@ pub struct RouterStats {
     pub to_lan: u64,
     /// Inputs dropped.
     pub dropped: u64,
+    /// Of those, packets from a client port whose source was not the client's address.
+    pub spoofed: u64,
+    /// Of those, packets a client's firewall rules refused.
+    pub firewall_dropped: u64,
 }
 
 /// Where a LAN frame goes at layer 2.
@@ -434,6 +474,22 @@ impl Router {
         }
     }
 
+    /// Replaces the firewall rules of `port` (a client's rules, e.g. when they change at run time);
+    /// false for a port the router does not have.
+    pub fn set_firewall(&mut self, port: PortId, firewall: Option<Firewall>) -> bool {
+        match (
+            self.ports.get_mut(port.index()),
+            self.config.ports.get_mut(port.index()),
+        ) {
+            (Some(p), Some(c)) => {
+                p.config.policy.firewall.clone_from(&firewall);
+                c.policy.firewall = firewall;
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// The configuration the router was built with.
     pub fn config(&self) -> &RouterConfig {
         &self.config
@@ -591,6 +647,11 @@ impl Router {
     fn count(&mut self, v: Verdict, from: &str) -> Verdict {
         if let Verdict::Dropped(reason) = v {
             self.stats.dropped += 1;
+            match reason {
+                DropReason::Spoofed => self.stats.spoofed += 1,
+                DropReason::Firewall => self.stats.firewall_dropped += 1,
+                _ => {}
+            }
             log::trace!("router: dropped {from} packet: {reason}");
         }
         v
@@ -759,21 +820,51 @@ impl Router {
         Verdict::Consumed
     }
 
-    /// Where an IPv4 packet from port `id` goes, from its header alone.
-    fn decide_lan_v4(&self, id: PortId, info: &Ipv4Info) -> LanRoute {
+    /// Where an IPv4 packet from port `id` goes, from its header (and, on a port with firewall rules,
+    /// its transport header `l4`).
+    fn decide_lan_v4(&self, id: PortId, info: &Ipv4Info, l4: &[u8]) -> LanRoute {
         let Some(port) = self.port(id) else {
             return LanRoute::Drop(DropReason::UnknownPort);
         };
         let dst = info.dst;
-        if port.is_gateway_or_broadcast(dst) || dst.is_broadcast() {
+        if port.is_gateway_or_broadcast(dst) || dst.is_broadcast() || port.is_virtual_dns(dst) {
+            if port.client_spoofs(info.src) {
+                return LanRoute::Drop(DropReason::Spoofed);
+            }
+            if let Some(firewall) = &port.config.policy.firewall {
+                // DNS to the gateway or a virtual DNS address is `specialtarget=dns`; DHCP and ping
+                // of the gateway are the link's own and never filtered.
+                if info.protocol == IpProtocol::Udp || info.protocol == IpProtocol::Tcp {
+                    if let Some(53) = crate::checksum::be16(l4, 2) {
+                        let packet = Packet4 {
+                            dst: u32::from(dst),
+                            protocol: info.protocol.into(),
+                            dst_port: Some(53),
+                            icmp_type: None,
+                            to_dns: true,
+                        };
+                        if firewall.decide(&packet) == Action::Drop {
+                            return LanRoute::Drop(DropReason::Firewall);
+                        }
+                    }
+                }
+            }
             return LanRoute::Gateway;
         }
         if self.on_a_port(dst) || dst.is_multicast() {
             // Ports never reach each other (nor a host its own port's neighbours through us).
             return LanRoute::Drop(DropReason::NotForUs);
         }
-        if !port.admits_source(info.src) || ip::is_martian(dst) {
+        if !port.admits_source(info.src) {
+            return LanRoute::Drop(port.spoof_reason());
+        }
+        if ip::is_martian(dst) {
             return LanRoute::Drop(DropReason::Martian);
+        }
+        if let Some(firewall) = &port.config.policy.firewall {
+            if !firewall_admits(firewall, info, l4) {
+                return LanRoute::Drop(DropReason::Firewall);
+            }
         }
         let Some(tunnel) = self.tunnel_config() else {
             return LanRoute::Refuse(IcmpError::NetUnreachable, DropReason::TunnelDown);
@@ -811,7 +902,11 @@ impl Router {
             return Verdict::Dropped(DropReason::Malformed);
         };
         let len = info.total_len;
-        let route = self.decide_lan_v4(id, &info);
+        let l4 = input
+            .bytes()
+            .get(ETH + info.header_len..ETH + len)
+            .unwrap_or(&[]);
+        let route = self.decide_lan_v4(id, &info, l4);
         if let LanRoute::Tunnel(to) = route {
             // The common case where it lies: unfragmented and within the tunnel MTU.
             if !info.is_fragment() && len <= usize::from(to.mtu) {
@@ -1128,6 +1223,35 @@ impl Router {
         }
         Ok(port.send_ipv4(now, L2::Resolve(dst), frame, len, aux, out))
     }
+}
+
+/// A client's firewall on a packet toward the tunnel. A later fragment (no transport header) passes:
+/// the router forwards only whole datagrams, and the first fragment, which carries the ports, was
+/// judged. A first fragment too short for the fields the rules look at is refused.
+fn firewall_admits(firewall: &Firewall, info: &Ipv4Info, l4: &[u8]) -> bool {
+    if info.frag_offset > 0 {
+        return true;
+    }
+    let protocol: u8 = info.protocol.into();
+    let (dst_port, icmp_type) = match info.protocol {
+        IpProtocol::Tcp | IpProtocol::Udp => match crate::checksum::be16(l4, 2) {
+            Some(port) => (Some(port), None),
+            None => return false,
+        },
+        IpProtocol::Icmp => match l4.first() {
+            Some(&t) => (None, Some(t)),
+            None => return false,
+        },
+        _ => (None, None),
+    };
+    let packet = Packet4 {
+        dst: u32::from(info.dst),
+        protocol,
+        dst_port,
+        icmp_type,
+        to_dns: false,
+    };
+    firewall.decide(&packet) == Action::Accept
 }
 
 /// MSS clamp (TCP) and TTL decrement of a forwarded packet.

@@ -187,6 +187,8 @@ pub enum ErrorKind {
     BadPasswordHash,
     /// `<tls-crypt-v2-revoked>`: a line is not 64 lowercase hex digits (a SHA-256).
     BadRevokedKeyHash,
+    /// `<qubes-firewall>`: a line is not `CLIENT_IPV4 RULE`.
+    BadQubesFirewallLine,
     /// More entries than the server keeps (push lines, listeners, revoked keys, users).
     TooManyEntries,
     /// A file referenced by path could not be used.
@@ -296,6 +298,9 @@ impl fmt::Display for ErrorKind {
             ErrorKind::BadRevokedKeyHash => {
                 f.write_str("not a SHA-256 of a wrapped client key (64 lowercase hex digits)")
             }
+            ErrorKind::BadQubesFirewallLine => f.write_str(
+                "not `CLIENT_IPV4 policy=accept|drop` or `CLIENT_IPV4 action=accept|drop [key=value ...]`",
+            ),
             ErrorKind::TooManyEntries => f.write_str("too many entries"),
             ErrorKind::File(kind) => fmt::Display::fmt(kind, f),
             ErrorKind::Key(kind) => fmt::Display::fmt(kind, f),

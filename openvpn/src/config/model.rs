@@ -587,6 +587,30 @@ pub struct Config {
     pub verb: u8,
     /// The server-only directives; `None` for a client config (see [`Config::role`]).
     pub server: Option<super::ServerOptions>,
+    /// oxvpn extension `<qubes-firewall>` (client configs): per-client firewall lines for the router's
+    /// client ports, in file order. Their rule text is checked by the image (`router::firewall`).
+    pub qubes_firewall: Vec<QubesFirewallLine>,
+}
+
+/// Most `<qubes-firewall>` lines.
+pub const MAX_QUBES_FIREWALL_LINES: usize = 4096;
+
+/// One `<qubes-firewall>` line: `CLIENT_IPV4 policy=accept|drop` or `CLIENT_IPV4 action=... ...`. Two
+/// lines are equal when they say the same thing, wherever they stand (a printed config parses back equal).
+#[derive(Debug, Clone, Eq)]
+pub struct QubesFirewallLine {
+    /// The line number in the config text.
+    pub line: u32,
+    /// The client the line is for.
+    pub client: core::net::Ipv4Addr,
+    /// The rest of the line: a `policy=` word or a rule, words separated by single spaces.
+    pub rule: String,
+}
+
+impl PartialEq for QubesFirewallLine {
+    fn eq(&self, other: &Self) -> bool {
+        (self.client, &self.rule) == (other.client, &other.rule)
+    }
 }
 
 impl Config {
@@ -648,6 +672,7 @@ impl Default for Config {
             float: false,
             verb: 1,
             server: None,
+            qubes_firewall: Vec::new(),
         }
     }
 }

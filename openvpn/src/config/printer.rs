@@ -365,6 +365,13 @@ pub fn print(config: &Config) -> String {
         line(o, &["float"]);
     }
     number(o, "verb", config.verb, d.verb);
+    if !config.qubes_firewall.is_empty() {
+        let mut body = String::new();
+        for l in &config.qubes_firewall {
+            let _ = writeln!(body, "{} {}", l.client, l.rule);
+        }
+        block(o, "qubes-firewall", &body);
+    }
     out
 }
 

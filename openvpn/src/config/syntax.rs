@@ -11,7 +11,7 @@ use alloc::vec::Vec;
 use super::error::{ConfigError, ErrorKind};
 
 /// Inline blocks OpenVPN accepts (wire reference §11), plus `connection` and oxvpn's two server blocks.
-const BLOCK_NAMES: [&str; 19] = [
+const BLOCK_NAMES: [&str; 20] = [
     "ca",
     "cert",
     "key",
@@ -32,6 +32,8 @@ const BLOCK_NAMES: [&str; 19] = [
     // oxvpn's server extensions (README: Server config extensions).
     "tls-crypt-v2-revoked",
     "auth-user-pass-db",
+    // oxvpn's router extension (README: Qubes-style client ports).
+    "qubes-firewall",
 ];
 
 /// What a statement carries besides its tokens.

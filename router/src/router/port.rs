@@ -12,7 +12,9 @@ use smoltcp::wire::{
     EthernetAddress, EthernetProtocol, IpProtocol, Ipv4Address, Ipv4Cidr, Ipv6Address, Ipv6Cidr,
 };
 
-use super::{random_ula, DropReason, PortConfig, PortId, Sink, SourceRule, Verdict, ETH, L2};
+use super::{
+    random_ula, DropReason, PortConfig, PortId, Sink, SourceRule, Verdict, ETH, L2, MAX_VIRTUAL_DNS,
+};
 use crate::arp::{self, ArpCache, QueueOutcome};
 use crate::checksum::be16;
 use crate::dhcp::DhcpServer;
@@ -51,23 +53,34 @@ struct Prefix4 {
     gateway: u32,
     /// `None` for /31 and /32, as [`Ipv4Cidr::broadcast`](smoltcp::wire::Ipv4Cidr::broadcast).
     broadcast: Option<u32>,
+    /// [`SourceRule::Exact`]: the one host on the port; the prefix is then only the link's.
+    client: Option<u32>,
 }
 
 impl Prefix4 {
-    fn new(cidr: Ipv4Cidr) -> Self {
+    fn new(cidr: Ipv4Cidr, sources: SourceRule) -> Self {
         let mask = u32::from(cidr.netmask());
         Prefix4 {
             mask,
             network: u32::from(cidr.address()) & mask,
             gateway: u32::from(cidr.address()),
             broadcast: cidr.broadcast().map(u32::from),
+            client: match sources {
+                SourceRule::Prefix => None,
+                SourceRule::Exact(addr) => Some(u32::from(addr)),
+            },
         }
     }
 }
 
 impl LanPort {
     /// Allocates the port's tables now; draws a random unique local prefix when none is configured.
-    pub(super) fn new(id: PortId, config: PortConfig, rng: &mut impl CryptoRngCore) -> Self {
+    pub(super) fn new(id: PortId, mut config: PortConfig, rng: &mut impl CryptoRngCore) -> Self {
+        config.policy.virtual_dns.truncate(MAX_VIRTUAL_DNS);
+        let mut dhcp = DhcpServer::new(config.ipv4, config.dhcp_max_leases, config.dhcp_lease_time);
+        if let SourceRule::Exact(client) = config.policy.sources {
+            dhcp.only(client);
+        }
         LanPort {
             id,
             arp: ArpCache::new(
@@ -75,14 +88,14 @@ impl LanPort {
                 config.arp_pending_destinations,
                 config.arp_pending_per_destination,
             ),
-            dhcp: DhcpServer::new(config.ipv4, config.dhcp_max_leases, config.dhcp_lease_time),
+            dhcp,
             neighbours6: Ipv6Neighbours::new(IPV6_NEIGHBOURS),
             lan6: config.ipv6_prefix.unwrap_or_else(|| random_ula(rng)),
             link_local6: icmp6::link_local(config.mac),
             next_ra: None,
             advertised: false,
             frames_out: 0,
-            prefix: Prefix4::new(config.ipv4),
+            prefix: Prefix4::new(config.ipv4, config.policy.sources),
             config,
         }
     }
@@ -97,9 +110,33 @@ impl LanPort {
         Ipv6Address::from(u128::from(icmp6::network(self.lan6)) | 1)
     }
 
-    /// True if `addr` is in the port's prefix.
+    /// True if `addr` is in the port's prefix (a client port's: the client's address).
     pub(super) fn in_prefix(&self, addr: Ipv4Address) -> bool {
-        u32::from(addr) & self.prefix.mask == self.prefix.network
+        match self.prefix.client {
+            None => u32::from(addr) & self.prefix.mask == self.prefix.network,
+            Some(client) => u32::from(addr) == client,
+        }
+    }
+
+    /// True for one of the port's virtual DNS addresses.
+    pub(super) fn is_virtual_dns(&self, addr: Ipv4Address) -> bool {
+        let dns = &self.config.policy.virtual_dns;
+        !dns.is_empty() && dns.contains(&addr)
+    }
+
+    /// On a client port, a source that is neither the client's address nor unspecified (DHCP).
+    pub(super) fn client_spoofs(&self, src: Ipv4Address) -> bool {
+        self.prefix
+            .client
+            .is_some_and(|c| u32::from(src) != c && !src.is_unspecified())
+    }
+
+    /// Why a packet whose source the port does not admit is dropped.
+    pub(super) fn spoof_reason(&self) -> DropReason {
+        match self.config.policy.sources {
+            SourceRule::Prefix => DropReason::Martian,
+            SourceRule::Exact(_) => DropReason::Spoofed,
+        }
     }
 
     /// True for the gateway's address or the port's broadcast address.
@@ -112,14 +149,15 @@ impl LanPort {
     pub(super) fn is_host(&self, addr: Ipv4Address) -> bool {
         let a = u32::from(addr);
         let p = &self.prefix;
+        if let Some(client) = p.client {
+            return a == client && a != p.gateway;
+        }
         a & p.mask == p.network && a != p.gateway && a != p.network && Some(a) != p.broadcast
     }
 
     /// The port's policy on the source address of a packet that is forwarded or served.
     pub(super) fn admits_source(&self, addr: Ipv4Address) -> bool {
-        match self.config.policy.sources {
-            SourceRule::Prefix => self.is_host(addr),
-        }
+        self.is_host(addr)
     }
 
     /// Sends `frame` on this port and counts it.

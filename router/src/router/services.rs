@@ -34,7 +34,12 @@ impl Router {
         let Some(port) = self.port(id) else {
             return Verdict::Dropped(DropReason::UnknownPort);
         };
-        let gateway = port.gateway();
+        // A virtual DNS address answers as the gateway does, from its own address.
+        let gateway = if port.is_virtual_dns(info.dst) {
+            info.dst
+        } else {
+            port.gateway()
+        };
         let (dhcp, dns_forwarder) = (port.config.dhcp, port.config.dns_forwarder);
         let to_gateway = info.dst == gateway;
         let Some(l4) = packet.get(info.header_len..) else {
@@ -55,7 +60,7 @@ impl Router {
                     && dns_forwarder
                     && self.port(id).is_some_and(|p| p.admits_source(info.src))
                 {
-                    self.lan_dns(id, now, src_mac, info.src, sport, payload, out)
+                    self.lan_dns(id, now, src_mac, (info.src, sport), gateway, payload, out)
                 } else if to_gateway {
                     self.lan_error(
                         id,
@@ -165,8 +170,8 @@ impl Router {
         id: PortId,
         now: Instant,
         src_mac: EthernetAddress,
-        client_ip: Ipv4Address,
-        client_port: u16,
+        (client_ip, client_port): (Ipv4Address, u16),
+        asked: Ipv4Address,
         query: &[u8],
         out: &mut S,
     ) -> Verdict {
@@ -178,6 +183,7 @@ impl Router {
             mac: src_mac,
             ip: client_ip,
             port: client_port,
+            asked,
             id: be16(query, 0).unwrap_or(0),
         };
         let tunnel = self
@@ -200,11 +206,8 @@ impl Router {
             else {
                 return Verdict::Dropped(DropReason::Malformed);
             };
-            let Some(gateway) = self.port(id).map(|p| p.gateway()) else {
-                return Verdict::Dropped(DropReason::UnknownPort);
-            };
             let Some(total) = self.aux.get_mut(ETH..).and_then(|b| {
-                ip::write_udp(b, (gateway, DNS_PORT), (client_ip, client_port), len, ident)
+                ip::write_udp(b, (asked, DNS_PORT), (client_ip, client_port), len, ident)
             }) else {
                 return Verdict::Dropped(DropReason::Malformed);
             };
@@ -336,11 +339,10 @@ impl Router {
                 let body = self.aux.get_mut(ETH + 28..ETH + 28 + answer_len)?;
                 body.copy_from_slice(payload);
                 dns::set_id(body, client.id)?;
-                let gateway = self.port(client.lan)?.gateway();
                 let total = self.aux.get_mut(ETH..).and_then(|b| {
                     ip::write_udp(
                         b,
-                        (gateway, DNS_PORT),
+                        (client.asked, DNS_PORT),
                         (client.ip, client.port),
                         answer_len,
                         ident,

@@ -1667,4 +1667,5 @@ fn in_place_lan_input_matches_the_copying_path() {
     }
 }
 
+mod clients;
 mod ports;

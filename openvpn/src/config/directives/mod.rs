@@ -744,6 +744,28 @@ impl<'r> Builder<'r> {
                 "p2p" => {}
                 _ => return Err(err(st, ErrorKind::ServerMode)),
             },
+            "qubes-firewall" => {
+                if self.server.is_some() {
+                    return Err(err(st, ErrorKind::ClientDirectiveInServer));
+                }
+                for (line, text) in server::block_lines(st)? {
+                    let bad = || server::line_err(line, st, ErrorKind::BadQubesFirewallLine);
+                    let mut words = text.split_ascii_whitespace();
+                    let client = words.next().and_then(|w| w.parse().ok()).ok_or_else(bad)?;
+                    let rest: Vec<&str> = words.collect();
+                    if rest.is_empty() || rest.iter().any(|w| !w.contains('=')) {
+                        return Err(bad());
+                    }
+                    if self.config.qubes_firewall.len() >= MAX_QUBES_FIREWALL_LINES {
+                        return Err(server::line_err(line, st, ErrorKind::TooManyEntries));
+                    }
+                    self.config.qubes_firewall.push(QubesFirewallLine {
+                        line,
+                        client,
+                        rule: rest.join(" "),
+                    });
+                }
+            }
             "ignore-unknown-option" => self.ignore_unknown.extend(st.args.iter().cloned()),
             "setenv" => {
                 if st.args.first().is_some_and(|a| a == "opt") {

@@ -100,7 +100,7 @@ fn server_proto(st: &Statement, value: &str) -> Result<Proto> {
 }
 
 /// Numbered non-empty, non-comment lines of an inline block: `(config line, trimmed text)`.
-fn block_lines(st: &Statement) -> Result<impl Iterator<Item = (u32, &str)>> {
+pub(super) fn block_lines(st: &Statement) -> Result<impl Iterator<Item = (u32, &str)>> {
     let Body::Inline(text) = &st.body else {
         return Err(err(st, ErrorKind::MissingArgument));
     };
@@ -114,7 +114,7 @@ fn block_lines(st: &Statement) -> Result<impl Iterator<Item = (u32, &str)>> {
         .filter(|(_, l)| !l.is_empty() && !l.starts_with('#')))
 }
 
-fn line_err(line: u32, st: &Statement, kind: ErrorKind) -> ConfigError {
+pub(super) fn line_err(line: u32, st: &Statement, kind: ErrorKind) -> ConfigError {
     ConfigError::new(line, &st.name, kind)
 }
 

@@ -194,3 +194,46 @@ fn tls_cipher_lists_against_rustls() {
         .warnings
         .is_empty());
 }
+
+#[test]
+fn qubes_firewall_block_lines_are_kept_printed_back_and_refused_naming_the_line() {
+    let p = config(
+        "<qubes-firewall>\n# client 10.137.0.11\n10.137.0.11 policy=drop\n10.137.0.11   action=accept proto=tcp dst4=10.9.0.0/24 dstports=80-80\n\n</qubes-firewall>\n",
+    )
+    .unwrap();
+    let lines = &p.config.qubes_firewall;
+    assert_eq!(lines.len(), 2);
+    assert_eq!(
+        (lines[0].line, lines[0].client, lines[0].rule.as_str()),
+        (10, core::net::Ipv4Addr::new(10, 137, 0, 11), "policy=drop")
+    );
+    assert_eq!(lines[1].line, 11);
+    assert_eq!(
+        lines[1].rule,
+        "action=accept proto=tcp dst4=10.9.0.0/24 dstports=80-80"
+    );
+    let printed = crate::config::print(&p.config);
+    assert!(
+        printed.contains("<qubes-firewall>\n10.137.0.11 policy=drop\n10.137.0.11 action=accept proto=tcp dst4=10.9.0.0/24 dstports=80-80\n</qubes-firewall>"),
+        "{printed}"
+    );
+    let again = parse(&printed, &mut KeepPaths).unwrap();
+    assert_eq!(again.config.qubes_firewall.len(), 2);
+    for bad in [
+        "policy=drop",
+        "10.137.0.300 policy=drop",
+        "10.137.0.11",
+        "10.137.0.11 drop",
+        "10.137.0.11/32 policy=drop",
+    ] {
+        let e = config(&format!(
+            "<qubes-firewall>\n10.137.0.11 policy=accept\n{bad}\n</qubes-firewall>\n"
+        ))
+        .unwrap_err();
+        assert_eq!(
+            (e.line, e.kind),
+            (10, ErrorKind::BadQubesFirewallLine),
+            "{bad}"
+        );
+    }
+}
