@@ -6,7 +6,7 @@
 //! (the caller writes the frame where the device will read it), batches notifications until `flush`, and
 //! signals work through an interrupt or event that `set_interrupts` turns on before the CPU halts.
 
-use smoltcp::phy::{DeviceCapabilities, RxToken};
+use smoltcp::phy::{DeviceCapabilities, Medium, RxToken};
 
 /// Permission to queue frames on a device's transmit ring. It stays usable after a send, so one
 /// received frame may be answered with several.
@@ -78,4 +78,16 @@ pub trait NetDevice {
 
     /// Frames dropped on transmit (queue full or refused).
     fn tx_dropped(&self) -> u64;
+}
+
+/// The Ethernet MTU every device offers: a 1500-byte payload plus the 14-byte header.
+pub const ETHERNET_MTU: usize = 1514;
+
+/// The capabilities of an Ethernet device with that MTU that takes up to `burst` frames at once.
+pub fn ethernet_capabilities(burst: usize) -> DeviceCapabilities {
+    let mut caps = DeviceCapabilities::default();
+    caps.medium = Medium::Ethernet;
+    caps.max_transmission_unit = ETHERNET_MTU;
+    caps.max_burst_size = Some(burst);
+    caps
 }

@@ -12,8 +12,8 @@ use core::fmt;
 
 use super::net_raw::NetQueues;
 use super::Transport;
-use crate::netdev::{FrameTx, NetDevice};
-use smoltcp::phy::{self, DeviceCapabilities, Medium};
+use crate::netdev::{FrameTx, NetDevice, ETHERNET_MTU};
+use smoltcp::phy::{self, DeviceCapabilities};
 use smoltcp::time::Instant;
 
 /// Descriptors per virtqueue; each buffer uses exactly one.
@@ -21,8 +21,6 @@ pub const QUEUE_SIZE: usize = 128;
 /// A virtio-net header (12 bytes) plus the largest Ethernet frame, rounded up: at least the 1526 bytes
 /// `virtio-drivers` demands of a receive buffer.
 const BUFFER_LEN: usize = 2048;
-/// The Ethernet MTU smoltcp sees: 1500 bytes of payload plus the 14-byte header.
-const ETHERNET_MTU: usize = 1514;
 
 type Buffer = [u8; BUFFER_LEN];
 
@@ -405,11 +403,7 @@ impl<T: Transport> phy::Device for VirtioNet<T> {
     }
 
     fn capabilities(&self) -> DeviceCapabilities {
-        let mut caps = DeviceCapabilities::default();
-        caps.medium = Medium::Ethernet;
-        caps.max_transmission_unit = ETHERNET_MTU;
-        caps.max_burst_size = Some(QUEUE_SIZE);
-        caps
+        crate::netdev::ethernet_capabilities(QUEUE_SIZE)
     }
 }
 

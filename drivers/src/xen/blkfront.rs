@@ -196,14 +196,8 @@ impl<H: Grants + EventChannels> Blkfront<H> {
 
     /// Ends every grant; returns how many the backend still holds (those pages are leaked).
     fn end_grants(&mut self) -> usize {
-        let hv = &mut self.hv;
-        let mut kept = 0;
-        for page in core::iter::once(&mut self.ring_page).chain(self.pages.iter_mut()) {
-            if page.end_grant(hv).is_err() {
-                kept += 1;
-            }
-        }
-        kept
+        let pages = core::iter::once(&mut self.ring_page).chain(self.pages.iter_mut());
+        super::frontend::end_all_grants(&mut self.hv, pages)
     }
 
     /// One step of the xenbus handshake; true once connected (then [`info`](Self::info) is known).

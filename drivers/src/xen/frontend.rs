@@ -272,3 +272,18 @@ pub fn close_handshake<S: Store + ?Sized>(
     }
     result
 }
+
+/// Ends the grant of every page in `pages`; returns how many the other side still holds (those pages are
+/// leaked by their owners, never freed or reused).
+pub fn end_all_grants<'a, G: Grants + ?Sized>(
+    grants: &mut G,
+    pages: impl Iterator<Item = &'a mut SharedPage>,
+) -> usize {
+    let mut kept = 0;
+    for page in pages {
+        if page.end_grant(grants).is_err() {
+            kept += 1;
+        }
+    }
+    kept
+}

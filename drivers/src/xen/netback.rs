@@ -34,7 +34,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use log::{debug, info, warn};
-use smoltcp::phy::{self, DeviceCapabilities, Medium};
+use smoltcp::phy::{self, DeviceCapabilities};
 
 use super::frontend::{read_number, read_value};
 use super::gnttab::{CopyPtr, GnttabCopy};
@@ -930,11 +930,7 @@ impl<H: ForeignGrants + InterdomainEvents + EventChannels> NetDevice for Netback
     }
 
     fn capabilities(&self) -> DeviceCapabilities {
-        let mut caps = DeviceCapabilities::default();
-        caps.medium = Medium::Ethernet;
-        caps.max_transmission_unit = ETHERNET_MTU;
-        caps.max_burst_size = Some(TX_BUFFERS);
-        caps
+        crate::netdev::ethernet_capabilities(TX_BUFFERS)
     }
 
     fn receive_unless(

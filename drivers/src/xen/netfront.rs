@@ -40,7 +40,7 @@ use alloc::vec::Vec;
 use core::ops::Range;
 
 use log::{debug, warn};
-use smoltcp::phy::{self, DeviceCapabilities, Medium};
+use smoltcp::phy::{self, DeviceCapabilities};
 
 use super::frontend::{
     backend_closing, backend_ready_for_rings, close_handshake, read_state, read_value, write_state,
@@ -57,7 +57,7 @@ pub const TX_BUFFERS: usize = 128;
 /// Bytes per transmit buffer: half a page.
 const TX_BUFFER_LEN: usize = PAGE_SIZE / 2;
 /// The Ethernet MTU smoltcp sees: 1500 bytes of payload plus the 14-byte header.
-pub const ETHERNET_MTU: usize = 1514;
+pub use crate::netdev::ETHERNET_MTU;
 
 /// `netif_tx_request`.
 #[repr(C)]
@@ -560,18 +560,11 @@ impl<H: Grants + EventChannels> Netfront<H> {
 
     /// Ends every grant; returns how many the backend still holds (those pages are leaked).
     fn end_grants(&mut self) -> usize {
-        let hv = &mut self.hv;
         let pages = [&mut self.tx.ring_page, &mut self.rx.ring_page]
             .into_iter()
             .chain(self.rx.pages.iter_mut())
             .chain(self.tx.pages.iter_mut());
-        let mut kept = 0;
-        for page in pages {
-            if page.end_grant(hv).is_err() {
-                kept += 1;
-            }
-        }
-        kept
+        super::frontend::end_all_grants(&mut self.hv, pages)
     }
 
     /// One step of the xenbus handshake; true once both ends are Connected. Call it until then (it
@@ -810,11 +803,7 @@ impl<H: Grants + EventChannels> NetDevice for Netfront<H> {
     }
 
     fn capabilities(&self) -> DeviceCapabilities {
-        let mut caps = DeviceCapabilities::default();
-        caps.medium = Medium::Ethernet;
-        caps.max_transmission_unit = ETHERNET_MTU;
-        caps.max_burst_size = Some(TX_BUFFERS);
-        caps
+        crate::netdev::ethernet_capabilities(TX_BUFFERS)
     }
 
     fn receive_unless(
