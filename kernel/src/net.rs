@@ -266,6 +266,8 @@ pub struct Network {
     polled: bool,
     /// `--virtual-dns`, for client ports added at run time (Xen vifs).
     virtual_dns: Vec<core::net::Ipv4Addr>,
+    /// `--vif-gateway`.
+    vif_gateway: Option<core::net::Ipv4Addr>,
 }
 
 /// Longest sleep when a NIC has no interrupt route.
@@ -334,6 +336,7 @@ impl Network {
             tunnel: None,
             polled: !interrupts_routed,
             virtual_dns: args.virtual_dns.to_vec(),
+            vif_gateway: args.vif_gateway,
         })
     }
 
@@ -420,6 +423,7 @@ impl Network {
             tunnel: None,
             polled: !interrupts_routed,
             virtual_dns: args.virtual_dns.to_vec(),
+            vif_gateway: args.vif_gateway,
         })
     }
 
@@ -649,9 +653,15 @@ fn vif_ipv4(value: &str) -> Option<core::net::Ipv4Addr> {
     value.split_ascii_whitespace().find_map(|w| w.parse().ok())
 }
 
-/// The gateway a vif's client uses: as in Qubes, the net VM's own address (`/qubes-ip`, with
-/// `--qubesdb`); else the `.1` of the client's /24 (as `--client` defaults to).
-fn vif_gateway(client: core::net::Ipv4Addr) -> core::net::Ipv4Addr {
+/// The gateway a vif's client uses: `--vif-gateway`; else, as in Qubes, the net VM's own address
+/// (`/qubes-ip`, with `--qubesdb`); else the `.1` of the client's /24 (as `--client` defaults to).
+fn vif_gateway(
+    client: core::net::Ipv4Addr,
+    configured: Option<core::net::Ipv4Addr>,
+) -> core::net::Ipv4Addr {
+    if let Some(gw) = configured {
+        return gw;
+    }
     match crate::platform::qubesdb_uplink() {
         Some(uplink) => uplink.address,
         None => core::net::Ipv4Addr::from(u32::from(client) & 0xffff_ff00 | 1),
@@ -712,14 +722,21 @@ impl crate::platform::ClientPorts for Network {
     fn attach(
         &mut self,
         net: alloc::boxed::Box<drivers::xen::netback::Netback<drivers::xen::Hypervisor>>,
-    ) -> Result<(), alloc::boxed::Box<drivers::xen::netback::Netback<drivers::xen::Hypervisor>>> {
+    ) -> Result<(), alloc::boxed::Box<drivers::xen::netback::Netback<drivers::xen::Hypervisor>>>
+    {
         let Some(client) = net.client_ip().and_then(vif_ipv4) else {
-            log::warn!("netback {}: no IPv4 address in its ip key: not served", net.name());
+            log::warn!(
+                "netback {}: no IPv4 address in its ip key: not served",
+                net.name()
+            );
             return Err(net);
         };
-        let gateway = vif_gateway(client);
+        let gateway = vif_gateway(client, self.vif_gateway);
         if gateway == client {
-            log::warn!("netback {}: client {client} is its own gateway: not served", net.name());
+            log::warn!(
+                "netback {}: client {client} is its own gateway: not served",
+                net.name()
+            );
             return Err(net);
         }
         let devices = &mut self.private.devices;

@@ -2,10 +2,10 @@
 //! the server are written once. Dispatch is a `match` per call (no trait objects: the transmit permission
 //! borrows the device and `FrameTx::send_with` is generic).
 
+use alloc::boxed::Box;
 use drivers::netdev::{FrameTx, NetDevice};
 use drivers::virtio::net::{VirtioNet, VirtioRxToken, VirtioTxToken};
 use drivers::virtio::SomeTransport;
-use alloc::boxed::Box;
 use drivers::xen::netback::{Netback, NetbackRx, NetbackTx};
 use drivers::xen::netfront::{Netfront, NetfrontRx, NetfrontTx};
 use drivers::xen::Hypervisor;
