@@ -32,6 +32,8 @@ oxvpn: OpenVPN-compatible VPN router unikernel. Boot arguments (QEMU -append \".
   --qubesdb                    Xen: read QubesDB from dom0 (vchan port 111); without --ipv4 the public
                                address, gateway and resolver come from /qubes-ip, /qubes-gateway,
                                /qubes-primary-dns
+  --vif-gateway=IP             Xen: the gateway clients of netback vifs use (default: /qubes-ip with
+                               --qubesdb, as Qubes does, else .1 of the client's /24)
   --help                       print this text and shut down
 Test only:
   --test-fault                 trigger a CPU exception (page fault) after boot
@@ -279,6 +281,8 @@ pub struct BootArgs {
     pub busy_poll_us: u32,
     /// `--qubesdb`: connect to dom0's QubesDB (Xen).
     pub qubesdb: bool,
+    /// `--vif-gateway`: the gateway of netback vifs' clients (Xen).
+    pub vif_gateway: Option<Ipv4Addr>,
     /// `--help`.
     pub help: bool,
     /// `--test-fault`.
@@ -298,6 +302,7 @@ impl Default for BootArgs {
             resolver: None,
             private_ipv4: None,
             private_ipv4_gateway: None,
+            vif_gateway: None,
             nat: true,
             nat_table_size: DEFAULT_NAT_TABLE_SIZE,
             service_mac: None,
@@ -390,6 +395,7 @@ const OPTIONS: &[&str] = &[
     "--virtual-dns",
     "--verb",
     "--busy-poll-us",
+    "--vif-gateway",
 ];
 
 fn value<'a, T: FromStr>(
@@ -443,6 +449,7 @@ pub fn parse(cmdline: &str) -> Result<BootArgs, ArgError<'_>> {
                 args.ipv4 = Some(value(opt, v, "an IPv4 address/prefix such as 10.0.0.2/24")?)
             }
             "--ipv4-gateway" => args.ipv4_gateway = Some(value(opt, v, "an IPv4 address")?),
+            "--vif-gateway" => args.vif_gateway = Some(value(opt, v, "an IPv4 address")?),
             "--resolver" => args.resolver = Some(value(opt, v, "an IPv4 address")?),
             "--private-ipv4" => {
                 args.private_ipv4 =
@@ -720,6 +727,11 @@ mod tests {
         );
         assert_eq!(parse("--busy-poll-us=50").unwrap().busy_poll_us, 50);
         assert_eq!(parse("--busy-poll-us=0").unwrap().busy_poll_us, 0);
+        assert_eq!(
+            parse("--vif-gateway=10.137.0.1").unwrap().vif_gateway,
+            Some(Ipv4Addr::new(10, 137, 0, 1))
+        );
+        assert!(parse("--vif-gateway=x").is_err());
         assert_eq!(
             parse("--busy-poll-us=1001").unwrap_err().to_string(),
             "boot argument --busy-poll-us=1001: expected a number of microseconds from 0 to 1000"

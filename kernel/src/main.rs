@@ -188,7 +188,10 @@ impl MainLoop {
             return Next::Shutdown(ExitCode::Clean);
         }
         // After the shutdown check, which reads the xenstore watches and hands netback's on.
-        platform::poll_host_services();
+        match &mut self.network {
+            Some(devices::NetRole::Router(n)) => platform::poll_host_services(n),
+            _ => platform::poll_host_services(&mut platform::NoPorts),
+        }
 
         if let Some(network) = &mut self.network {
             let at = match network {

@@ -264,6 +264,10 @@ pub struct Network {
     tunnel: Option<Tunnel>,
     /// Some NIC raises no interrupt: never sleep longer than [`POLL_INTERVAL_US`].
     polled: bool,
+    /// `--virtual-dns`, for client ports added at run time (Xen vifs).
+    virtual_dns: Vec<core::net::Ipv4Addr>,
+    /// `--vif-gateway`.
+    vif_gateway: Option<core::net::Ipv4Addr>,
 }
 
 /// Longest sleep when a NIC has no interrupt route.
@@ -331,6 +335,8 @@ impl Network {
             private,
             tunnel: None,
             polled: !interrupts_routed,
+            virtual_dns: args.virtual_dns.to_vec(),
+            vif_gateway: args.vif_gateway,
         })
     }
 
@@ -416,6 +422,8 @@ impl Network {
             private,
             tunnel: None,
             polled: !interrupts_routed,
+            virtual_dns: args.virtual_dns.to_vec(),
+            vif_gateway: args.vif_gateway,
         })
     }
 
@@ -636,6 +644,187 @@ impl Network {
             )
         } else {
             at
+        }
+    }
+}
+
+/// A Xen vif's `ip` key: its first IPv4 address (Qubes may list an IPv6 one after it).
+fn vif_ipv4(value: &str) -> Option<core::net::Ipv4Addr> {
+    value.split_ascii_whitespace().find_map(|w| w.parse().ok())
+}
+
+/// The gateway a vif's client uses: `--vif-gateway`; else, as in Qubes, the net VM's own address
+/// (`/qubes-ip`, with `--qubesdb`); else the `.1` of the client's /24 (as `--client` defaults to).
+fn vif_gateway(
+    client: core::net::Ipv4Addr,
+    configured: Option<core::net::Ipv4Addr>,
+) -> core::net::Ipv4Addr {
+    if let Some(gw) = configured {
+        return gw;
+    }
+    match crate::platform::qubesdb_uplink() {
+        Some(uplink) => uplink.address,
+        None => core::net::Ipv4Addr::from(u32::from(client) & 0xffff_ff00 | 1),
+    }
+}
+
+/// Client `ip`'s rules from QubesDB as the router's firewall; fail closed (policy drop, the error written
+/// to `/qubes-iptables-error`) when a rule does not parse or dom0 has completed none yet.
+fn qubesdb_firewall(ip: core::net::Ipv4Addr) -> router::firewall::Firewall {
+    use alloc::format;
+    use alloc::string::ToString;
+    use router::firewall::{parse_policy, Action, Firewall, Rule};
+    let key = ip.to_string();
+    let Some(mut rules) = crate::platform::qubesdb::firewall_rules(&key) else {
+        log::warn!("firewall: {ip}: no rules from QubesDB yet: policy drop until dom0 sends them");
+        return Firewall::new(Action::Drop);
+    };
+    rules.sort();
+    let mut fw = Firewall::new(Action::Accept);
+    let mut error = None;
+    for (name, value) in &rules {
+        if name == "policy" {
+            match parse_policy(&format!("policy={value}")) {
+                Some(Ok(p)) => fw.policy = p,
+                Some(Err(e)) => error = Some(format!("{key}: policy {value}: {e}")),
+                None => error = Some(format!("{key}: policy {value}: not accept|drop")),
+            }
+        } else {
+            match Rule::parse(value) {
+                // Client ports carry no IPv6: a dst6 rule can match nothing.
+                Ok(rule) if rule.is_ipv6() => {}
+                Ok(rule) => {
+                    if let Err(e) = fw.push(rule) {
+                        error = Some(format!("{key}: rule {name}: {e}"));
+                    }
+                }
+                Err(e) => error = Some(format!("{key}: rule {name} ({value}): {e}")),
+            }
+        }
+        if error.is_some() {
+            break;
+        }
+    }
+    if let Some(e) = error {
+        log::error!("firewall: {e}: client {ip} gets policy drop");
+        crate::platform::qubesdb::report_error(&e);
+        return Firewall::new(Action::Drop);
+    }
+    log::info!(
+        "firewall: {ip}: policy {} with {} rule(s) from QubesDB",
+        fw.policy,
+        fw.rules().len()
+    );
+    fw
+}
+
+impl crate::platform::ClientPorts for Network {
+    fn attach(
+        &mut self,
+        net: alloc::boxed::Box<drivers::xen::netback::Netback<drivers::xen::Hypervisor>>,
+    ) -> Result<(), alloc::boxed::Box<drivers::xen::netback::Netback<drivers::xen::Hypervisor>>>
+    {
+        let Some(client) = net.client_ip().and_then(vif_ipv4) else {
+            log::warn!(
+                "netback {}: no IPv4 address in its ip key: not served",
+                net.name()
+            );
+            return Err(net);
+        };
+        let gateway = vif_gateway(client, self.vif_gateway);
+        if gateway == client {
+            log::warn!(
+                "netback {}: client {client} is its own gateway: not served",
+                net.name()
+            );
+            return Err(net);
+        }
+        let devices = &mut self.private.devices;
+        let router = &mut self.private.router;
+        let mut port = router::PortConfig::new(
+            EthernetAddress(net.mac_address()),
+            Ipv4Cidr::new(gateway, client_prefix(client, gateway)),
+        );
+        port.ipv6 = false;
+        let firewall = crate::platform::qubesdb::connected().then(|| qubesdb_firewall(client));
+        port.policy = router::PortPolicy::client(client, firewall, self.virtual_dns.clone());
+        let Some(id) = router.add_port(port) else {
+            log::warn!("netback {}: no free router port: not served", net.name());
+            return Err(net);
+        };
+        let index = usize::from(id.0);
+        log::info!(
+            "netback {}: client {client} gateway {gateway}: {id} of the router",
+            net.name()
+        );
+        if index < devices.len() {
+            if let Some(slot) = devices.get_mut(index) {
+                *slot = crate::platform::Nic::XenBack(net);
+            }
+        } else {
+            devices.resize_with(index, || crate::platform::Nic::Vacant);
+            devices.push(crate::platform::Nic::XenBack(net));
+        }
+        if self.private.clients_log.is_none() {
+            self.private.clients_log = Some((self.private.router.stats(), Instant::ZERO));
+        }
+        Ok(())
+    }
+
+    fn each_attached(
+        &mut self,
+        f: &mut dyn FnMut(&mut drivers::xen::netback::Netback<drivers::xen::Hypervisor>),
+    ) {
+        for d in &mut self.private.devices {
+            if let crate::platform::Nic::XenBack(net) = d {
+                f(net);
+            }
+        }
+    }
+
+    fn detach_gone(&mut self) -> Vec<alloc::string::String> {
+        use drivers::xen::netback::NetbackState;
+        let mut gone = Vec::new();
+        for (i, d) in self.private.devices.iter_mut().enumerate() {
+            let crate::platform::Nic::XenBack(net) = d else {
+                continue;
+            };
+            if net.state() != NetbackState::Gone {
+                continue;
+            }
+            let s = net.stats();
+            log::info!(
+                "netback {}: gone ({} frames from the client, {} to it, {} errors, {} dropped); port {i} removed",
+                net.name(),
+                s.rx_frames,
+                s.tx_frames,
+                s.rx_errors,
+                s.tx_dropped
+            );
+            gone.push(alloc::string::String::from(net.name()));
+            self.private
+                .router
+                .remove_port(PortId(u16::try_from(i).unwrap_or(u16::MAX)));
+            *d = crate::platform::Nic::Vacant;
+        }
+        gone
+    }
+
+    fn firewall_changed(&mut self, ip: &str) {
+        let Some(client) = vif_ipv4(ip) else { return };
+        let ports = &self.private.router.config().ports;
+        let found = self.private.devices.iter().enumerate().find_map(|(i, d)| {
+            let vif = matches!(d, crate::platform::Nic::XenBack(_));
+            let ours = ports
+                .get(i)
+                .is_some_and(|p| p.policy.sources == router::SourceRule::Exact(client));
+            (vif && ours).then_some(i)
+        });
+        if let Some(i) = found {
+            let fw = qubesdb_firewall(client);
+            self.private
+                .router
+                .set_firewall(PortId(u16::try_from(i).unwrap_or(u16::MAX)), Some(fw));
         }
     }
 }

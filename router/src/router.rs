@@ -490,6 +490,72 @@ impl Router {
         }
     }
 
+    /// Adds a LAN port at run time (a client's link that appeared, e.g. a Xen vif): the first slot a
+    /// [`remove_port`](Self::remove_port) freed, else a new one; `None` when [`MAX_PORTS`] are in use.
+    /// The port's tables are allocated now, empty.
+    pub fn add_port(&mut self, config: PortConfig) -> Option<PortId> {
+        let index = match self.ports.iter().position(|p| !p.active) {
+            Some(i) => i,
+            None if self.ports.len() < MAX_PORTS => self.ports.len(),
+            None => return None,
+        };
+        let id = PortId(u16::try_from(index).ok()?);
+        let port = LanPort::new(id, config.clone(), &mut self.rng);
+        if let (Some(slot), Some(c)) = (self.ports.get_mut(index), self.config.ports.get_mut(index))
+        {
+            *slot = port;
+            *c = config;
+        } else {
+            self.ports.push(port);
+            self.config.ports.push(config);
+        }
+        self.update_min_mtu();
+        if self.tunnel_ipv6().is_some() {
+            if let Some(p) = self.ports.get_mut(index).filter(|p| p.config.ipv6) {
+                p.next_ra = Some(Instant::ZERO);
+            }
+        }
+        Some(id)
+    }
+
+    /// Takes a port away (the client's link is gone): its ARP cache, DHCP leases and neighbours are
+    /// dropped and it neither answers nor receives anything until [`add_port`](Self::add_port) reuses
+    /// the slot. False for a port the router does not have.
+    pub fn remove_port(&mut self, id: PortId) -> bool {
+        let Some(config) = self
+            .ports
+            .get(id.index())
+            .filter(|p| p.active)
+            .map(|p| p.config.clone())
+        else {
+            return false;
+        };
+        let mut port = LanPort::new(id, config, &mut self.rng);
+        port.active = false;
+        if let Some(slot) = self.ports.get_mut(id.index()) {
+            *slot = port;
+        }
+        self.update_min_mtu();
+        true
+    }
+
+    /// True for a port the router has (configured, or added and not removed).
+    pub fn has_port(&self, id: PortId) -> bool {
+        self.port(id).is_some()
+    }
+
+    fn update_min_mtu(&mut self) {
+        let mtus = |ipv6: bool| {
+            self.ports
+                .iter()
+                .filter(|p| p.active && (p.config.ipv6 || !ipv6))
+                .map(|p| p.config.mtu)
+                .min()
+                .unwrap_or(0)
+        };
+        (self.min_mtu, self.min_mtu6) = (mtus(false), mtus(true));
+    }
+
     /// The configuration the router was built with.
     pub fn config(&self) -> &RouterConfig {
         &self.config
@@ -505,7 +571,11 @@ impl Router {
 
     /// Number of DHCP leases held (offered, bound or declined), on all ports.
     pub fn dhcp_leases(&self) -> usize {
-        self.ports.iter().map(|p| p.dhcp.lease_count()).sum()
+        self.ports
+            .iter()
+            .filter(|p| p.active)
+            .map(|p| p.dhcp.lease_count())
+            .sum()
     }
 
     /// Number of live NAT mappings.
@@ -537,7 +607,7 @@ impl Router {
         }
         self.tunnel = state;
         let carrying = self.tunnel_ipv6().is_some();
-        for port in &mut self.ports {
+        for port in self.ports.iter_mut().filter(|p| p.active) {
             if port.config.ipv6 && (port.advertised || carrying) {
                 // Announce (or withdraw) the default route at the next tick.
                 port.next_ra = Some(Instant::ZERO);
@@ -547,7 +617,7 @@ impl Router {
 
     /// The next instant at which [`Router::tick`] has work, if any.
     pub fn poll_at(&self) -> Option<Instant> {
-        let ports = self.ports.iter().flat_map(|p| {
+        let ports = self.ports.iter().filter(|p| p.active).flat_map(|p| {
             [
                 p.arp.poll_at(),
                 if p.config.dhcp {
@@ -581,6 +651,9 @@ impl Router {
             let Some(port) = self.ports.get_mut(i) else {
                 break;
             };
+            if !port.active {
+                continue;
+            }
             port.dhcp.expire(now);
             port.neighbours6.expire(now);
             let id = port.id;
@@ -604,19 +677,22 @@ impl Router {
     }
 
     fn port(&self, id: PortId) -> Option<&LanPort> {
-        self.ports.get(id.index())
+        self.ports.get(id.index()).filter(|p| p.active)
     }
 
     /// The port whose prefix has `addr` as a host address.
     #[inline]
     fn port_of_host(&self, addr: Ipv4Address) -> Option<PortId> {
-        self.ports.iter().find(|p| p.is_host(addr)).map(|p| p.id)
+        self.ports
+            .iter()
+            .find(|p| p.active && p.is_host(addr))
+            .map(|p| p.id)
     }
 
     /// True if `addr` is in some port's prefix.
     #[inline]
     fn on_a_port(&self, addr: Ipv4Address) -> bool {
-        self.ports.iter().any(|p| p.in_prefix(addr))
+        self.ports.iter().any(|p| p.active && p.in_prefix(addr))
     }
 
     fn next_ident(&mut self) -> u16 {
@@ -1069,7 +1145,12 @@ impl Router {
             return Ok(TunnelRoute::Host(id));
         }
         let to_public = self.tunnel_ipv4() == Some(info.dst);
-        if to_public || self.ports.iter().any(|p| p.gateway() == info.dst) {
+        if to_public
+            || self
+                .ports
+                .iter()
+                .any(|p| p.active && p.gateway() == info.dst)
+        {
             return Ok(TunnelRoute::Router {
                 nat: to_public && self.config.nat,
             });

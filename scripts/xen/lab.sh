@@ -3,7 +3,7 @@
 # cached), which runs scripts/xen/dom0-test.sh in one mode and reboots. See scripts/xen/README.md.
 #
 #   scripts/xen/lab.sh [options]
-#     --mode oxvpn|linux|create|netback|qubesdb  what dom0 does (default create: `xl create`, wait, dump the
+#     --mode oxvpn|linux|create|netback|qubesdb|qubes  what dom0 does (default create: `xl create`, wait, dump the
 #                                console, destroy; netback: the image as the driver domain of a Linux client
 #                                domU; qubesdb: the image with --qubesdb against dom0's QubesDB stand-in)
 #     --kernel PATH              the domU kernel (default build/oxvpn.elf; linux mode: build/xen/vmlinuz)
@@ -52,7 +52,7 @@ while [ $# -gt 0 ]; do
         *) echo "lab.sh: unknown option $1" >&2; exit 2 ;;
     esac
 done
-case $mode in oxvpn|linux|create|netback|qubesdb) ;; *) echo "lab.sh: unknown mode $mode" >&2; exit 2 ;; esac
+case $mode in oxvpn|linux|create|netback|qubesdb|qubes) ;; *) echo "lab.sh: unknown mode $mode" >&2; exit 2 ;; esac
 command -v qemu-system-x86_64 >/dev/null || { echo "lab.sh: no qemu-system-x86_64: run scripts/setup.sh" >&2; exit 1; }
 
 X=$(scripts/xen/dom0.sh)
@@ -65,6 +65,11 @@ elif [ "$mode" = linux ]; then
     kernel=${kernel:-$X/vmlinuz}
     mem=${mem:-256}   # Debian's kernel unpacks to ~58 MB
     args=${args:-console=hvc0 quiet oxv.net=eth0:$NETLAB_VM_PUB/24,eth1:$NETLAB_GW/24 oxv.ping=$NETLAB_SRV_PUB,$NETLAB_LAN_HOST oxv.disk=xvda oxv.stay=1}
+elif [ "$mode" = qubes ]; then
+    # A Qubes-style net VM: QubesDB's uplink, netback vifs as client ports (their gateway 10.137.0.1).
+    kernel=${kernel:-build/oxvpn.elf}
+    mem=${mem:-64}
+    args=${args:---qubesdb --vif-gateway=10.137.0.1 --private-ipv4=$NETLAB_GW/24 --nat}
 elif [ "$mode" = qubesdb ]; then
     # No --ipv4: the public address, gateway and resolver come from the QubesDB stand-in.
     kernel=${kernel:-build/oxvpn.elf}
@@ -111,14 +116,14 @@ if [ "$mode" = linux ] || [ -n "$standin" ]; then
     # Any file will do as the disk: the domU prints its first bytes.
     [ "$disk" = default ] && { printf 'oxvpn xen lab test disk\n' > "$work/disk.img"; truncate -s 4096 "$work/disk.img"; disk=$work/disk.img; }
 fi
-if [ "$mode" = netback ]; then
+if [ "$mode" = netback ] || [ "$mode" = qubes ]; then
     # The client domU whose vif has the image as its backend: the lab's Linux PVH domU.
     cp "$X/vmlinuz" "$t/client-kernel"
     cp "$X/domu.cpio" "$t/client-ramdisk"
     echo "CLIENT_KERNEL=/test/client-kernel CLIENT_RAMDISK=/test/client-ramdisk" >> "$t/env"
 fi
 # --server without --server-dir, or the router test without one: make one (PKI, server config, config disk).
-if [ -z "$server_dir" ] && { [ "$mode" = oxvpn ] || [ "$mode" = netback ] || [ "$mode" = qubesdb ] || printf '%s\n' "${sets[@]}" | grep -q '^WITH_SERVER=1$'; }; then
+if [ -z "$server_dir" ] && { [ "$mode" = oxvpn ] || [ "$mode" = netback ] || [ "$mode" = qubesdb ] || [ "$mode" = qubes ] || printf '%s\n' "${sets[@]}" | grep -q '^WITH_SERVER=1$'; }; then
     server_dir=$work/server
     scripts/xen/server-dir.sh "$server_dir" || { echo "lab.sh: cannot make the server's files" >&2; exit 1; }
 fi

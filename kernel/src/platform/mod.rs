@@ -22,6 +22,7 @@ pub mod xen;
 mod xen_netback;
 
 pub use nic::{Nic, NicRx, NicTx};
+pub use xen_netback::{ClientPorts, NoPorts};
 
 /// The host the image runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,12 +110,14 @@ pub fn shutdown_request() -> Option<xen::ShutdownRequest> {
 }
 
 /// The host's services besides the NICs, every main-loop pass (cheap when idle). Under Xen: client
-/// domains' vifs served by this image (netback: new ones taken on, handshakes followed, frames served) and
-/// QubesDB's updates (with `--qubesdb`).
-pub fn poll_host_services() {
+/// domains' vifs (netback: new ones taken on, handshakes followed, connected ones handed to `ports`, the
+/// router's client ports) and QubesDB's updates (with `--qubesdb`; committed firewall rules to `ports`).
+pub fn poll_host_services(ports: &mut dyn ClientPorts) {
     if host() == Host::Xen {
-        xen::poll_backends();
-        qubesdb::poll();
+        xen::poll_backends(ports);
+        for ip in qubesdb::poll() {
+            ports.firewall_changed(&ip);
+        }
     }
 }
 

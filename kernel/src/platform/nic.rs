@@ -2,9 +2,11 @@
 //! the server are written once. Dispatch is a `match` per call (no trait objects: the transmit permission
 //! borrows the device and `FrameTx::send_with` is generic).
 
+use alloc::boxed::Box;
 use drivers::netdev::{FrameTx, NetDevice};
 use drivers::virtio::net::{VirtioNet, VirtioRxToken, VirtioTxToken};
 use drivers::virtio::SomeTransport;
+use drivers::xen::netback::{Netback, NetbackRx, NetbackTx};
 use drivers::xen::netfront::{Netfront, NetfrontRx, NetfrontTx};
 use drivers::xen::Hypervisor;
 use smoltcp::phy::{self, DeviceCapabilities};
@@ -17,18 +19,24 @@ pub enum Nic {
     Virtio(Virtio),
     /// Xen netfront.
     Xen(Netfront<Hypervisor>),
+    /// Xen netback: a client domain's vif served by this image (a client port of the router).
+    XenBack(Box<Netback<Hypervisor>>),
+    /// No device: the slot of a port that was taken away (its vif is gone).
+    Vacant,
 }
 
 /// A received frame for smoltcp.
 pub enum NicRx<'a> {
     Virtio(VirtioRxToken<'a>),
     Xen(NetfrontRx<'a>),
+    XenBack(NetbackRx<'a>),
 }
 
 /// A transmit permission on a [`Nic`].
 pub enum NicTx<'a> {
     Virtio(VirtioTxToken<'a, SomeTransport<'static>>),
     Xen(NetfrontTx<'a>),
+    XenBack(NetbackTx<'a, Hypervisor>),
 }
 
 impl phy::RxToken for NicRx<'_> {
@@ -37,6 +45,7 @@ impl phy::RxToken for NicRx<'_> {
         match self {
             Self::Virtio(rx) => rx.consume(f),
             Self::Xen(rx) => rx.consume(f),
+            Self::XenBack(rx) => rx.consume(f),
         }
     }
 }
@@ -47,6 +56,7 @@ impl FrameTx for NicTx<'_> {
         match self {
             Self::Virtio(tx) => tx.send_with(max, fill),
             Self::Xen(tx) => tx.send_with(max, fill),
+            Self::XenBack(tx) => tx.send_with(max, fill),
         }
     }
 
@@ -55,6 +65,7 @@ impl FrameTx for NicTx<'_> {
         match self {
             Self::Virtio(tx) => FrameTx::send(tx, frame),
             Self::Xen(tx) => FrameTx::send(tx, frame),
+            Self::XenBack(tx) => FrameTx::send(tx, frame),
         }
     }
 
@@ -63,6 +74,7 @@ impl FrameTx for NicTx<'_> {
         match self {
             Self::Virtio(tx) => FrameTx::emit(tx, len, f),
             Self::Xen(tx) => FrameTx::emit(tx, len, f),
+            Self::XenBack(tx) => FrameTx::emit(tx, len, f),
         }
     }
 }
@@ -89,6 +101,8 @@ impl NetDevice for Nic {
         match self {
             Self::Virtio(d) => NetDevice::mac_address(d),
             Self::Xen(d) => NetDevice::mac_address(d),
+            Self::XenBack(d) => NetDevice::mac_address(&**d),
+            Self::Vacant => [0; 6],
         }
     }
 
@@ -97,6 +111,8 @@ impl NetDevice for Nic {
         match self {
             Self::Virtio(d) => NetDevice::capabilities(d),
             Self::Xen(d) => NetDevice::capabilities(d),
+            Self::XenBack(d) => NetDevice::capabilities(&**d),
+            Self::Vacant => DeviceCapabilities::default(),
         }
     }
 
@@ -111,6 +127,9 @@ impl NetDevice for Nic {
             Self::Xen(d) => {
                 NetDevice::receive_unless(d, take).map(|(rx, tx)| (NicRx::Xen(rx), NicTx::Xen(tx)))
             }
+            Self::XenBack(d) => NetDevice::receive_unless(&mut **d, take)
+                .map(|(rx, tx)| (NicRx::XenBack(rx), NicTx::XenBack(tx))),
+            Self::Vacant => None,
         }
     }
 
@@ -119,6 +138,10 @@ impl NetDevice for Nic {
         match self {
             Self::Virtio(d) => NetDevice::receive_mut(d).map(|(f, tx)| (f, NicTx::Virtio(tx))),
             Self::Xen(d) => NetDevice::receive_mut(d).map(|(f, tx)| (f, NicTx::Xen(tx))),
+            Self::XenBack(d) => {
+                NetDevice::receive_mut(&mut **d).map(|(f, tx)| (f, NicTx::XenBack(tx)))
+            }
+            Self::Vacant => None,
         }
     }
 
@@ -127,6 +150,8 @@ impl NetDevice for Nic {
         match self {
             Self::Virtio(d) => NetDevice::transmit(d).map(NicTx::Virtio),
             Self::Xen(d) => NetDevice::transmit(d).map(NicTx::Xen),
+            Self::XenBack(d) => NetDevice::transmit(&mut **d).map(NicTx::XenBack),
+            Self::Vacant => None,
         }
     }
 
@@ -135,6 +160,8 @@ impl NetDevice for Nic {
         match self {
             Self::Virtio(d) => NetDevice::rx_pending(d),
             Self::Xen(d) => NetDevice::rx_pending(d),
+            Self::XenBack(d) => NetDevice::rx_pending(&**d),
+            Self::Vacant => false,
         }
     }
 
@@ -143,6 +170,8 @@ impl NetDevice for Nic {
         match self {
             Self::Virtio(d) => NetDevice::refill(d),
             Self::Xen(d) => NetDevice::refill(d),
+            Self::XenBack(d) => NetDevice::refill(&mut **d),
+            Self::Vacant => {}
         }
     }
 
@@ -151,6 +180,8 @@ impl NetDevice for Nic {
         match self {
             Self::Virtio(d) => NetDevice::flush(d),
             Self::Xen(d) => NetDevice::flush(d),
+            Self::XenBack(d) => NetDevice::flush(&mut **d),
+            Self::Vacant => {}
         }
     }
 
@@ -159,6 +190,8 @@ impl NetDevice for Nic {
         match self {
             Self::Virtio(d) => NetDevice::ack_interrupt(d),
             Self::Xen(d) => NetDevice::ack_interrupt(d),
+            Self::XenBack(d) => NetDevice::ack_interrupt(&mut **d),
+            Self::Vacant => {}
         }
     }
 
@@ -167,6 +200,8 @@ impl NetDevice for Nic {
         match self {
             Self::Virtio(d) => NetDevice::set_interrupts(d, on),
             Self::Xen(d) => NetDevice::set_interrupts(d, on),
+            Self::XenBack(d) => NetDevice::set_interrupts(&mut **d, on),
+            Self::Vacant => {}
         }
     }
 
@@ -175,6 +210,8 @@ impl NetDevice for Nic {
         match self {
             Self::Virtio(d) => NetDevice::tx_dropped(d),
             Self::Xen(d) => NetDevice::tx_dropped(d),
+            Self::XenBack(d) => NetDevice::tx_dropped(&**d),
+            Self::Vacant => 0,
         }
     }
 }

@@ -82,16 +82,43 @@ pub fn start(mut hv: Hypervisor, store: &mut impl Store, me: drivers::xen::DomId
     }
 }
 
-/// Applies and logs dom0's updates. Cheap when none came; called on every main-loop pass.
-pub fn poll() {
-    let Some(s) = state() else { return };
+/// Applies and logs dom0's updates; returns the clients whose firewall rules dom0 committed. Cheap
+/// when none came; called on every main-loop pass.
+pub fn poll() -> Vec<String> {
+    let Some(s) = state() else {
+        return Vec::new();
+    };
     match s.client.poll(&mut s.hv) {
-        Ok(changes) => log_changes(&changes, &s.client),
+        Ok(changes) => {
+            log_changes(&changes, &s.client);
+            changes
+                .into_iter()
+                .filter_map(|c| match c {
+                    Change::FirewallCommitted(ip) => Some(ip),
+                    _ => None,
+                })
+                .collect()
+        }
         Err(e) => {
             warn!("qubesdb: {e}; disconnected (the last rules stay)");
             // Keep the database for the accessors, stop polling a broken stream.
             s.client.close(&mut s.hv);
+            Vec::new()
         }
+    }
+}
+
+/// True once connected to dom0's QubesDB (`--qubesdb`): client ports then take their firewall rules
+/// from it, and fail closed without them.
+pub fn connected() -> bool {
+    state().is_some()
+}
+
+/// Writes `/qubes-iptables-error` (Qubes' way to tell dom0 a client's rules were refused).
+pub fn report_error(text: &str) {
+    let Some(s) = state() else { return };
+    if let Err(e) = s.client.write(&mut s.hv, "/qubes-iptables-error", text) {
+        warn!("qubesdb: writing /qubes-iptables-error: {e}");
     }
 }
 
@@ -102,8 +129,6 @@ pub fn uplink() -> Option<Uplink> {
 
 /// The firewall rules for client `ip` as dom0 last completed them: raw `(name, value)` pairs (`"0000"`,
 /// `"action=accept proto=tcp dstports=443-443"`; `"policy"`, `"drop"`).
-// For the router's Qubes rule matcher (being built separately); nothing calls it yet.
-#[allow(dead_code)]
 pub fn firewall_rules(ip: &str) -> Option<Vec<(String, String)>> {
     state()?.client.db().firewall_rules(ip).map(<[_]>::to_vec)
 }

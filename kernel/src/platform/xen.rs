@@ -745,8 +745,9 @@ pub fn shutdown_request() -> Option<ShutdownRequest> {
     Some(request)
 }
 
-/// The netback side of the main loop: a handshake pass when a watch fired, then the vifs' frames.
-pub fn poll_backends() {
+/// The netback side of the main loop: a handshake pass when a watch fired (connected vifs go to
+/// `ports`).
+pub fn poll_backends(ports: &mut dyn super::ClientPorts) {
     // SAFETY: only the main loop calls this, never reentrantly, and not while `shutdown_request` runs
     // (see ControlCell).
     let Some(control) = (unsafe { (*CONTROL.0.get()).as_mut() }) else {
@@ -756,7 +757,6 @@ pub fn poll_backends() {
         return;
     };
     if vifs.dirty {
-        vifs.rescan(&mut control.store);
+        vifs.rescan(&mut control.store, ports);
     }
-    vifs.serve();
 }

@@ -1,35 +1,54 @@
 //! Netback vifs of client domains (a Qubes-style driver domain's downstream), managed from the main loop.
 //!
 //! Layer: kernel glue. xenstore's `backend/vif` is watched (on the control connection, see
-//! [`super::xen::shutdown_request`]); each watch event marks the vifs dirty and the next [`poll`] lists
-//! `backend/vif/<domid>/<devid>`, takes on new ones (`drivers::xen::netback`), drives every handshake and
-//! drops the vifs that are gone. Frames of connected vifs are served here too, until the router has ports
-//! for them (another change): a stand-in that answers ARP for any address but the client's own (proxy ARP,
-//! with the backend MAC) and ICMP echo requests sent to us, and logs the first frame of each client.
+//! [`super::xen::shutdown_request`]); each watch event marks the vifs dirty and the next pass lists
+//! `backend/vif/<domid>/<devid>`, takes on new ones (`drivers::xen::netback`) and drives every handshake.
+//! A vif that connects is handed to the router ([`ClientPorts::attach`]: a client port, served with the
+//! other ports); its handshake is still followed here, and when it is gone the router drops the port.
+//! Without a router (the server role) vifs are not taken on.
 
+use alloc::boxed::Box;
+use alloc::string::String;
 use alloc::vec::Vec;
 
-use drivers::netdev::{FrameTx, NetDevice};
-use drivers::xen::netback::{self, format_mac, Netback, NetbackState, BACKEND_MAC};
+use drivers::netdev::NetDevice;
+use drivers::xen::netback::{self, format_mac, Netback, NetbackState};
 use drivers::xen::{DomId, Hypervisor, Store};
 use log::{info, warn};
 
 /// The watch token for `backend/vif` and the client frontends' states.
 pub const TOKEN: &str = "netback";
 
-/// One client vif and what the stand-in has seen of it.
-pub struct Vif {
-    pub net: Netback<Hypervisor>,
-    key: (DomId, u32),
-    watched: Option<alloc::string::String>,
-    frames: u64,
-    answered: u64,
+/// Where connected vifs go: the router's client ports (`net::Network`).
+pub trait ClientPorts {
+    /// Takes a connected vif as a client port; gives it back when it cannot (no address, no room).
+    fn attach(&mut self, net: Box<Netback<Hypervisor>>) -> Result<(), Box<Netback<Hypervisor>>>;
+    /// Runs `f` over the attached vifs (their handshakes: a vif closes, reconnects or goes).
+    fn each_attached(&mut self, f: &mut dyn FnMut(&mut Netback<Hypervisor>));
+    /// Drops the ports of the attached vifs that are gone; returns their names.
+    fn detach_gone(&mut self) -> Vec<String>;
+    /// dom0 committed new firewall rules for client `ip` (QubesDB).
+    fn firewall_changed(&mut self, ip: &str);
 }
 
-/// All client vifs (at most `netback::MAX_VIFS`).
+/// A vif being set up (not yet handed to the router).
+struct Pending {
+    net: Box<Netback<Hypervisor>>,
+    key: (DomId, u32),
+}
+
+/// A vif the router holds.
+struct Attached {
+    key: (DomId, u32),
+    name: String,
+}
+
+/// All client vifs (at most `netback::MAX_VIFS`) and the frontend state paths watched for them.
 pub struct Vifs {
     hv: Hypervisor,
-    vifs: Vec<Vif>,
+    pending: Vec<Pending>,
+    attached: Vec<Attached>,
+    watched: Vec<((DomId, u32), String)>,
     /// A watch fired since the last handshake pass.
     pub dirty: bool,
 }
@@ -38,22 +57,37 @@ impl Vifs {
     pub fn new(hv: Hypervisor) -> Self {
         Self {
             hv,
-            vifs: Vec::new(),
+            pending: Vec::new(),
+            attached: Vec::new(),
+            watched: Vec::new(),
             dirty: true,
         }
     }
 
-    /// The handshake pass: new vifs, state changes, vifs gone.
-    pub fn rescan<S: Store + WatchStore>(&mut self, store: &mut S) {
+    fn unwatch<S: WatchStore>(&mut self, store: &mut S, key: (DomId, u32)) {
+        self.watched.retain(|(k, path)| {
+            if *k == key {
+                store.unwatch_path(path);
+            }
+            *k != key
+        });
+    }
+
+    /// The handshake pass: new vifs, state changes, connected vifs to `ports`, vifs gone.
+    pub fn rescan<S: Store + WatchStore>(&mut self, store: &mut S, ports: &mut dyn ClientPorts) {
         self.dirty = false;
         for key in netback::list_vifs(store) {
-            if self.vifs.iter().any(|v| v.key == key) || self.vifs.len() >= netback::MAX_VIFS {
+            let known = self.pending.iter().any(|v| v.key == key)
+                || self.attached.iter().any(|v| v.key == key);
+            if known || self.pending.len() + self.attached.len() >= netback::MAX_VIFS {
                 continue;
             }
             match Netback::new(self.hv, store, key.0, key.1) {
                 Ok(net) => {
                     let path = net.paths().front("state");
-                    let watched = store.watch_path(&path).then_some(path);
+                    if store.watch_path(&path) {
+                        self.watched.push((key, path));
+                    }
                     info!(
                         "netback {}: client domain {} mac {} ip {}: InitWait",
                         net.name(),
@@ -61,168 +95,69 @@ impl Vifs {
                         format_mac(net.client_mac()),
                         net.client_ip().unwrap_or("unknown")
                     );
-                    self.vifs.push(Vif {
-                        net,
+                    self.pending.push(Pending {
+                        net: Box::new(net),
                         key,
-                        watched,
-                        frames: 0,
-                        answered: 0,
                     });
                 }
                 Err(e) => warn!("netback vif{}.{}: {e}", key.0, key.1),
             }
         }
-        for vif in &mut self.vifs {
-            if vif.net.poll(store) == NetbackState::Connected {
-                vif.net.set_interrupts(true);
+        ports.each_attached(&mut |net| {
+            if net.poll(store) == NetbackState::Connected {
+                net.set_interrupts(true);
+            }
+        });
+        for name in ports.detach_gone() {
+            if let Some(i) = self.attached.iter().position(|a| a.name == name) {
+                let a = self.attached.swap_remove(i);
+                self.unwatch(store, a.key);
             }
         }
-        self.vifs.retain_mut(|vif| {
-            if vif.net.state() != NetbackState::Gone {
-                return true;
-            }
-            if let Some(path) = vif.watched.take() {
-                store.unwatch_path(&path);
-            }
-            let s = vif.net.stats();
-            info!(
-                "netback {}: gone ({} frames from the client, {} to it, {} answered, {} errors, {} dropped)",
-                vif.net.name(),
-                s.rx_frames,
-                s.tx_frames,
-                vif.answered,
-                s.rx_errors,
-                s.tx_dropped
-            );
-            false
-        });
-    }
-
-    /// Serves the connected vifs' frames (bounded per call).
-    pub fn serve(&mut self) {
-        for vif in &mut self.vifs {
-            if !vif.net.is_connected() {
-                continue;
-            }
-            vif.net.ack_interrupt();
-            for _ in 0..4 {
-                let mut handled = 0;
-                while handled < 64 {
-                    let Some((frame, mut tx)) = vif.net.receive_mut() else {
-                        break;
-                    };
-                    handled += 1;
-                    vif.frames += 1;
-                    if vif.frames == 1 {
-                        info!(
-                            "netback vif{}.{}: first frame from the client: {} bytes, ethertype {:#06x}",
-                            vif.key.0,
-                            vif.key.1,
-                            frame.len(),
-                            u16::from_be_bytes([
-                                frame.get(12).copied().unwrap_or(0),
-                                frame.get(13).copied().unwrap_or(0)
-                            ])
-                        );
-                    }
-                    if let Some(len) = answer(frame) {
-                        if tx.send(frame.get(..len).unwrap_or(&[])) {
-                            vif.answered += 1;
-                            if vif.answered == 1 || vif.answered == 3 {
-                                info!(
-                                    "netback vif{}.{}: answered {} frames (ARP, ping)",
-                                    vif.key.0, vif.key.1, vif.answered
-                                );
-                            }
+        let mut still = Vec::with_capacity(self.pending.len());
+        for mut vif in core::mem::take(&mut self.pending) {
+            match vif.net.poll(store) {
+                NetbackState::Gone => {
+                    info!("netback {}: gone before it connected", vif.net.name());
+                    self.unwatch(store, vif.key);
+                }
+                NetbackState::Connected => {
+                    vif.net.set_interrupts(true);
+                    let name = String::from(vif.net.name());
+                    match ports.attach(vif.net) {
+                        Ok(()) => self.attached.push(Attached { key: vif.key, name }),
+                        Err(net) => {
+                            // Kept (unserved) so its handshake still ends cleanly when it goes.
+                            vif.net = net;
+                            still.push(vif);
                         }
                     }
                 }
-                vif.net.flush();
-                vif.net.set_interrupts(true);
-                if handled == 0 && !vif.net.rx_pending() {
-                    break;
-                }
+                _ => still.push(vif),
             }
         }
+        self.pending = still;
     }
+}
+
+/// No router: vifs are followed but never served.
+pub struct NoPorts;
+
+impl ClientPorts for NoPorts {
+    fn attach(&mut self, net: Box<Netback<Hypervisor>>) -> Result<(), Box<Netback<Hypervisor>>> {
+        Err(net)
+    }
+    fn each_attached(&mut self, _: &mut dyn FnMut(&mut Netback<Hypervisor>)) {}
+    fn detach_gone(&mut self) -> Vec<String> {
+        Vec::new()
+    }
+    fn firewall_changed(&mut self, _: &str) {}
 }
 
 /// What the vifs need of xenstore beyond [`Store`]: watches (the control connection's).
 pub trait WatchStore {
     fn watch_path(&mut self, path: &str) -> bool;
     fn unwatch_path(&mut self, path: &str);
-}
-
-fn be16(frame: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_be_bytes([*frame.get(at)?, *frame.get(at + 1)?]))
-}
-
-fn checksum(bytes: &[u8]) -> u16 {
-    let mut sum = 0u32;
-    for pair in bytes.chunks(2) {
-        let word = u16::from_be_bytes([pair[0], pair.get(1).copied().unwrap_or(0)]);
-        sum += u32::from(word);
-    }
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
-}
-
-/// Rewrites `frame` into the answer to it, where it lies: an ARP reply for an ARP request (any target
-/// but the sender's own address), an ICMP echo reply for an echo request sent to our MAC. Returns the
-/// answer's length, or None when there is nothing to answer.
-pub fn answer(frame: &mut [u8]) -> Option<usize> {
-    let src_mac: [u8; 6] = frame.get(6..12)?.try_into().ok()?;
-    match be16(frame, 12)? {
-        0x0806 => {
-            let arp = frame.get_mut(14..42)?;
-            // Ethernet/IPv4 request; not gratuitous, not a duplicate-address probe (sender 0.0.0.0).
-            if arp[0..8] != [0, 1, 8, 0, 6, 4, 0, 1]
-                || arp[14..18] == arp[24..28]
-                || arp[14..18] == [0; 4]
-            {
-                return None;
-            }
-            let sender: [u8; 10] = arp[8..18].try_into().ok()?;
-            let target_ip: [u8; 4] = arp[24..28].try_into().ok()?;
-            arp[7] = 2;
-            arp[8..14].copy_from_slice(&BACKEND_MAC);
-            arp[14..18].copy_from_slice(&target_ip);
-            arp[18..28].copy_from_slice(&sender);
-        }
-        0x0800 => {
-            if frame.get(0..6)? != BACKEND_MAC {
-                return None;
-            }
-            let ihl = usize::from(frame.get(14)? & 0x0f) * 4;
-            let total = usize::from(be16(frame, 16)?);
-            if frame.get(14)? >> 4 != 4 || ihl < 20 || *frame.get(23)? != 1 || total < ihl + 8 {
-                return None;
-            }
-            let end = 14 + total;
-            let icmp = frame.get_mut(14 + ihl..end)?;
-            if icmp[0] != 8 {
-                return None;
-            }
-            icmp[0] = 0;
-            icmp[2..4].fill(0);
-            let sum = checksum(icmp);
-            icmp[2..4].copy_from_slice(&sum.to_be_bytes());
-            let ip = frame.get_mut(14..34)?;
-            let (src, dst): ([u8; 4], [u8; 4]) =
-                (ip[12..16].try_into().ok()?, ip[16..20].try_into().ok()?);
-            ip[12..16].copy_from_slice(&dst);
-            ip[16..20].copy_from_slice(&src);
-            frame.get_mut(0..6)?.copy_from_slice(&src_mac);
-            frame.get_mut(6..12)?.copy_from_slice(&BACKEND_MAC);
-            return Some(end.max(60).min(frame.len()));
-        }
-        _ => return None,
-    }
-    frame.get_mut(0..6)?.copy_from_slice(&src_mac);
-    frame.get_mut(6..12)?.copy_from_slice(&BACKEND_MAC);
-    Some(42.max(frame.len().min(60)))
 }
 
 impl WatchStore for drivers::xen::xenstore::XenStore<drivers::xen::xenstore::RingTransport> {

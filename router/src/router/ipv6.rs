@@ -350,8 +350,11 @@ impl Router {
         let Some(public) = self.tunnel_ipv6() else {
             return Verdict::Dropped(DropReason::Ipv6NotRouted);
         };
-        if !self.ports.iter().any(|p| p.config.ipv6)
-            || self.ports.iter().any(|p| p.lan6.contains_addr(&src))
+        if !self.ports.iter().any(|p| p.active && p.config.ipv6)
+            || self
+                .ports
+                .iter()
+                .any(|p| p.active && p.lan6.contains_addr(&src))
             || src.is_multicast()
             || src.is_unspecified()
         {

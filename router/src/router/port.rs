@@ -43,6 +43,9 @@ pub(crate) struct LanPort {
     pub(super) frames_out: u64,
     /// `config.ipv4` as numbers, for the checks every packet makes.
     prefix: Prefix4,
+    /// False once [`Router::remove_port`](super::Router::remove_port) took the port away: its slot
+    /// answers nothing and routes nothing until [`Router::add_port`](super::Router::add_port) reuses it.
+    pub(super) active: bool,
 }
 
 /// An IPv4 prefix and the gateway's address in it, precomputed.
@@ -96,6 +99,7 @@ impl LanPort {
             advertised: false,
             frames_out: 0,
             prefix: Prefix4::new(config.ipv4, config.policy.sources),
+            active: true,
             config,
         }
     }

@@ -437,3 +437,40 @@ fn set_firewall_applies_to_that_port_only() {
         Verdict::Forwarded
     );
 }
+
+#[test]
+fn ports_added_and_removed_at_run_time() {
+    let mut r = clients(None);
+    up(&mut r);
+    let mut p = PortConfig::new(gw_mac(3), Ipv4Cidr::new(QGW, 24));
+    p.policy = PortPolicy::client(client_ip(5), None, vec![VDNS1]);
+    p.ipv6 = false;
+    let id = r.add_port(p.clone()).unwrap();
+    assert_eq!(id, PortId(3));
+    assert_eq!(
+        send(&mut r, 3, &syn(client_ip(5), BEHIND, 80)).0,
+        Verdict::Forwarded
+    );
+    assert_eq!(
+        send(&mut r, 3, &syn(client_ip(1), BEHIND, 80)).0,
+        Verdict::Dropped(DropReason::Spoofed)
+    );
+    assert!(r.remove_port(PortId(1)));
+    assert!(!r.remove_port(PortId(1)) && !r.has_port(PortId(1)));
+    assert_eq!(
+        send(&mut r, 1, &syn(client_ip(1), BEHIND, 80)).0,
+        Verdict::Dropped(DropReason::UnknownPort)
+    );
+    // Traffic from the tunnel for the removed client goes nowhere; the slot is reused.
+    p.policy = PortPolicy::client(client_ip(6), None, vec![]);
+    p.mac = gw_mac(1);
+    assert_eq!(r.add_port(p.clone()), Some(PortId(1)));
+    assert_eq!(
+        send(&mut r, 1, &syn(client_ip(6), BEHIND, 80)).0,
+        Verdict::Forwarded
+    );
+    // Bounded: at most MAX_PORTS.
+    while r.add_port(p.clone()).is_some() {}
+    assert_eq!(r.config().ports.len(), MAX_PORTS);
+    assert!(!r.set_firewall(PortId(u16::MAX), None));
+}
