@@ -18,7 +18,7 @@ KERNEL_CARGO_FLAGS := -Zjson-target-spec -Zbuild-std=core,alloc -Zbuild-std-feat
 # Set SKIP_SETUP=1 to skip the package checks (they are quick when everything is present).
 SKIP_SETUP ?=
 
-.PHONY: all setup image tools run run-server test-server test test-host test-scripts e2e xen bench bench-server fuzz fuzz-smoke lint clean
+.PHONY: all setup image tools run run-server test-server test test-host test-scripts e2e xen xen-qubes bench bench-server fuzz fuzz-smoke lint clean
 
 all: image tools
 
@@ -72,6 +72,10 @@ e2e: image tools
 # The image as a Xen PVH domU under nested Xen in QEMU (scripts/xen/README.md; part of `make test`).
 xen: image tools
 	scripts/test-xen.sh
+
+# The Qubes-style net VM under nested Xen (netback client domU, QubesDB rules); not in `make test` yet.
+xen-qubes: image tools
+	scripts/xen/qubes-test.sh
 
 bench: image tools
 	scripts/bench.sh
