@@ -158,8 +158,9 @@ dump_console() { sed 's/^/GUEST| /' "$CONSOLE" 2>/dev/null; echo; }
 guest_shutdown() {
     t0=$(now)
     timeout "${SHUTDOWN_TIMEOUT:-30}" xl shutdown -w $NAME >/tmp/xl-shutdown.log 2>&1
-    # xl returns when the domain has shut down; libxl then destroys it.
-    for _ in $(seq 50); do xl domid $NAME >/dev/null 2>&1 || break; sleep 0.1; done
+    # xl returns when the domain has shut down; libxl then destroys it, which took over 5 s once under a
+    # double load (dom0 under TCG, a second QEMU beside it): allow 30 s.
+    for _ in $(seq 150); do xl domid $NAME >/dev/null 2>&1 || break; sleep 0.2; done
     if ! xl domid $NAME >/dev/null 2>&1; then
         ok "xl shutdown: domain gone after $(since "$t0") s"
     else
