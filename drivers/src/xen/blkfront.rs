@@ -279,15 +279,13 @@ impl<H: Grants + EventChannels> Blkfront<H> {
         idle: &mut dyn FnMut(),
     ) -> Result<Self, XenError> {
         let mut blk = Self::new(hv, store, index)?;
-        let deadline = now().saturating_add(timeout);
-        loop {
-            match blk.poll_connect(store, now(), deadline) {
-                Ok(true) => return Ok(blk),
-                Ok(false) => idle(),
-                Err(error) => {
-                    blk.end_grants();
-                    return Err(error);
-                }
+        match super::frontend::poll_until(now, timeout, idle, |t, deadline| {
+            blk.poll_connect(store, t, deadline)
+        }) {
+            Ok(()) => Ok(blk),
+            Err(error) => {
+                blk.end_grants();
+                Err(error)
             }
         }
     }

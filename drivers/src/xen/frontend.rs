@@ -287,3 +287,19 @@ pub fn end_all_grants<'a, G: Grants + ?Sized>(
     }
     kept
 }
+
+/// Calls `step(now, deadline)` until it reports done, calling `idle` between attempts; the deadline is
+/// `timeout` after the first `now()`. `step` decides what a missed deadline is (it gets it); its error ends
+/// the wait. The connect loop of every frontend.
+pub fn poll_until(
+    now: &mut dyn FnMut() -> u64,
+    timeout: u64,
+    idle: &mut dyn FnMut(),
+    mut step: impl FnMut(u64, u64) -> Result<bool, XenError>,
+) -> Result<(), XenError> {
+    let deadline = now().saturating_add(timeout);
+    while !step(now(), deadline)? {
+        idle();
+    }
+    Ok(())
+}

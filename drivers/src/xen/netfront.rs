@@ -620,15 +620,13 @@ impl<H: Grants + EventChannels> Netfront<H> {
         idle: &mut dyn FnMut(),
     ) -> Result<Self, XenError> {
         let mut net = Self::new(hv, store, index)?;
-        let deadline = now().saturating_add(timeout);
-        loop {
-            match net.poll_connect(store, now(), deadline) {
-                Ok(true) => return Ok(net),
-                Ok(false) => idle(),
-                Err(error) => {
-                    net.end_grants();
-                    return Err(error);
-                }
+        match super::frontend::poll_until(now, timeout, idle, |t, deadline| {
+            net.poll_connect(store, t, deadline)
+        }) {
+            Ok(()) => Ok(net),
+            Err(error) => {
+                net.end_grants();
+                Err(error)
             }
         }
     }
