@@ -14,6 +14,8 @@
 #   FIRMWARE=qboot|seabios   pc/q35 firmware (default qboot: boots in a third of SeaBIOS's time)
 #   QEMU_TIMEOUT=N   kill QEMU after N seconds (exit status 124), default: none
 #   DEBUG_EXIT=off   leave out isa-debug-exit (the image then halts instead of exiting)
+#   PIT=off          no i8254 PIT (any machine): Firecracker and Cloud Hypervisor have none
+#   RTC=off          no CMOS RTC (microvm only; q35/pc always have one): Firecracker has none
 #
 # Fast boot: -nodefaults -no-user-config (no VGA, no default NIC or drives), qboot instead of SeaBIOS, and
 # option ROMs disabled on virtio NICs (romfile=), since the image needs no PXE. microvm has no PCI probing at all.
@@ -47,16 +49,20 @@ if [ "${DEBUG_EXIT:-on}" != off ]; then
 fi
 case $machine in
     pc|q35)
-        args+=(-M "$machine" -global virtio-net-pci.romfile= -global e1000.romfile=)
+        m=$machine; [ "${PIT:-on}" = off ] && m=$m,pit=off
+        [ "${RTC:-on}" = off ] && { echo "qemu.sh: RTC=off needs -M microvm ($machine always has a CMOS RTC)" >&2; exit 2; }
+        args+=(-M "$m" -global virtio-net-pci.romfile= -global e1000.romfile=)
         if [ "${FIRMWARE:-qboot}" = qboot ] && [ -f /usr/share/qemu/qboot.rom ]; then
             args+=(-bios /usr/share/qemu/qboot.rom)
         fi
         ;;
     microvm)
-        # isa-serial for the console, rtc for the wall clock, pit for TSC calibration under TCG. acpi=off makes
+        # isa-serial for the console, rtc for the wall clock, pit for TSC calibration under TCG (PIT=off and
+        # RTC=off take them away, as Firecracker has neither: the image then needs --tsc-khz and --wall-clock
+        # under TCG, which has no kvmclock). acpi=off makes
         # QEMU list virtio-mmio devices on the command line (virtio_mmio.device=...), where the image finds
         # them; force-legacy=false gives modern (virtio 1.x) MMIO transports.
-        args+=(-M microvm,x-option-roms=off,isa-serial=on,rtc=on,pit=on,acpi=off
+        args+=(-M microvm,x-option-roms=off,isa-serial=on,rtc=${RTC:-on},pit=${PIT:-on},acpi=off
                -global virtio-mmio.force-legacy=false)
         ;;
     *) echo "qemu.sh: machine must be pc, q35 or microvm, not $machine" >&2; exit 2 ;;

@@ -3,12 +3,13 @@
 //! Layer: clock hardware plus pure conversions (unit-tested on the host). [`now_us`] is the one clock the
 //! kernel hands to the engine and the network stack as `now`; nothing below the kernel reads it by itself.
 //!
-//! - Monotonic: microseconds since [`start`], from the TSC. Its rate comes from the hypervisor timing leaf
-//!   CPUID 0x40000010 (EAX = TSC kHz; KVM with an invariant TSC offers it) or else from counting TSC ticks
-//!   while PIT channel 0 counts 10 ms (PIT input clock 1.193182 MHz). TCG has neither a timing leaf
-//!   nor an invariant TSC flag, but its TSC follows the host clock, so the PIT calibration holds.
-//! - Wall clock: the CMOS RTC (MC146818) read once at boot ([`read_rtc`]); [`unix_time_now`] adds the
-//!   monotonic time since. Certificate validity checks need it; there is no NTP.
+//! - Monotonic: microseconds since [`start`], from the TSC. Its rate ([`tsc_frequency`]): the `--tsc-khz`
+//!   boot argument, the hypervisor timing leaf CPUID 0x40000010 (EAX = TSC kHz), kvmclock, CPUID leaves
+//!   0x15/0x16, and as the last resort counting TSC ticks while PIT channel 0 counts 10 ms (1.193182 MHz).
+//!   TCG has no timing leaf and no kvmclock, but its TSC follows the host's, so the PIT calibration holds.
+//! - Wall clock: set once at boot by the platform ([`set_wall_clock`]): the `--wall-clock` boot argument,
+//!   kvmclock, Xen's shared info or the CMOS RTC (MC146818, [`read_rtc`]); [`unix_time_now`] adds the
+//!   monotonic time since. Certificate validity checks need it; there is no NTP (docs/HOSTS.md says why).
 
 use core::fmt;
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -18,19 +19,66 @@ use crate::cpu::{inb, outb, rdtsc, Features};
 /// Where the TSC rate came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FrequencySource {
-    /// CPUID leaf 0x40000010.
+    /// The `--tsc-khz` boot argument: the host said so.
+    BootArgument,
+    /// CPUID leaf 0x40000010 (EAX: TSC kHz), offered by KVM hosts with an invariant TSC, Cloud Hypervisor
+    /// and VMware.
     HypervisorLeaf,
+    /// kvmclock's pvclock record (`tsc_to_system_mul`, `tsc_shift`).
+    Kvmclock,
+    /// CPUID leaf 0x15: crystal clock times the TSC/crystal ratio.
+    CrystalLeaf,
+    /// CPUID leaf 0x16: the processor base frequency (nominal, MHz granularity).
+    BaseFrequencyLeaf,
     /// Counted against PIT channel 0.
     Pit,
 }
 
+impl FrequencySource {
+    /// The source's name for the log.
+    pub fn name(self) -> &'static str {
+        match self {
+            FrequencySource::BootArgument => "the --tsc-khz boot argument",
+            FrequencySource::HypervisorLeaf => "hypervisor CPUID leaf 0x40000010",
+            FrequencySource::Kvmclock => "kvmclock",
+            FrequencySource::CrystalLeaf => "CPUID leaf 0x15 (crystal ratio)",
+            FrequencySource::BaseFrequencyLeaf => "CPUID leaf 0x16 (base frequency)",
+            FrequencySource::Pit => "PIT calibration",
+        }
+    }
+}
+
 impl fmt::Display for FrequencySource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            FrequencySource::HypervisorLeaf => "hypervisor CPUID leaf 0x40000010",
-            FrequencySource::Pit => "PIT calibration",
-        })
+        f.write_str(self.name())
     }
+}
+
+/// The TSC rate CPUID states, best first: the hypervisor timing leaf, then leaf 0x15 (with the crystal
+/// rate from the leaf, or derived from leaf 0x16 as Intel documents for CPUs that leave it 0), then leaf
+/// 0x16's base frequency. None when the CPU states none (TCG, AMD hosts without a hypervisor leaf).
+pub fn cpuid_frequency(features: &Features) -> Option<(u64, FrequencySource)> {
+    let plausible = |hz: u64| (10_000_000..=100_000_000_000).contains(&hz);
+    if let Some(khz) = features.hypervisor_tsc_khz {
+        let hz = u64::from(khz) * 1000;
+        if plausible(hz) {
+            return Some((hz, FrequencySource::HypervisorLeaf));
+        }
+    }
+    if let Some((denominator, numerator, crystal_hz)) = features.tsc_crystal {
+        let crystal = match (crystal_hz, features.base_mhz) {
+            (0, Some(mhz)) => {
+                u64::from(mhz) * 1_000_000 * u64::from(denominator) / u64::from(numerator)
+            }
+            (hz, _) => u64::from(hz),
+        };
+        let hz = crystal * u64::from(numerator) / u64::from(denominator.max(1));
+        if plausible(hz) {
+            return Some((hz, FrequencySource::CrystalLeaf));
+        }
+    }
+    let hz = u64::from(features.base_mhz?) * 1_000_000;
+    plausible(hz).then_some((hz, FrequencySource::BaseFrequencyLeaf))
 }
 
 /// Why a clock could not be set up.
@@ -38,6 +86,9 @@ impl fmt::Display for FrequencySource {
 pub enum ClockError {
     /// PIT calibration measured an implausible TSC rate (Hz): no PIT, or no usable TSC.
     Calibration(u64),
+    /// No source stated the TSC rate: no boot argument, CPUID leaf or kvmclock, and the PIT (the last
+    /// resort) measured this many Hz.
+    NoSource(u64),
     /// The RTC returned a date that does not exist (no RTC, or garbage).
     RtcInvalid,
     /// The RTC stayed in its update cycle.
@@ -50,6 +101,11 @@ impl fmt::Display for ClockError {
             ClockError::Calibration(hz) => {
                 write!(f, "TSC calibration against the PIT gave {hz} Hz")
             }
+            ClockError::NoSource(hz) => write!(
+                f,
+                "no TSC rate: no --tsc-khz boot argument, no CPUID leaf 0x40000010, 0x15 or 0x16, no \
+                 kvmclock, and the PIT does not count (calibration gave {hz} Hz)"
+            ),
             ClockError::RtcInvalid => f.write_str("CMOS RTC returned an invalid date"),
             ClockError::RtcBusy => f.write_str("CMOS RTC stayed in its update cycle"),
         }
@@ -82,12 +138,29 @@ static TSC_HZ: AtomicU64 = AtomicU64::new(0);
 static BOOT_UNIX_SECS: AtomicU64 = AtomicU64::new(0);
 static BOOT_UNIX_AT_US: AtomicU64 = AtomicU64::new(0);
 
-/// Determines the TSC rate: the hypervisor leaf when present, else 10 ms against the PIT.
-pub fn tsc_frequency(features: &Features) -> Result<(u64, FrequencySource), ClockError> {
-    if let Some(khz) = features.hypervisor_tsc_khz {
-        return Ok((u64::from(khz) * 1000, FrequencySource::HypervisorLeaf));
+/// Determines the TSC rate: the boot argument, then what CPUID states ([`cpuid_frequency`]), then kvmclock's
+/// rate (`kvmclock_hz`, when the caller enabled it), then 10 ms against the PIT as the last resort.
+pub fn tsc_frequency(
+    features: &Features,
+    argument_khz: Option<u32>,
+    kvmclock_hz: Option<u64>,
+) -> Result<(u64, FrequencySource), ClockError> {
+    if let Some(khz) = argument_khz {
+        return Ok((u64::from(khz) * 1000, FrequencySource::BootArgument));
     }
-    pit_calibrate(10).map(|hz| (hz, FrequencySource::Pit))
+    // The timing leaf is exact; kvmclock next (also exact), then the crystal and base-frequency leaves.
+    match (cpuid_frequency(features), kvmclock_hz) {
+        (Some(found @ (_, FrequencySource::HypervisorLeaf)), _) => return Ok(found),
+        (_, Some(hz)) => return Ok((hz, FrequencySource::Kvmclock)),
+        (Some(found), None) => return Ok(found),
+        (None, None) => {}
+    }
+    pit_calibrate(10)
+        .map(|hz| (hz, FrequencySource::Pit))
+        .map_err(|e| match e {
+            ClockError::Calibration(hz) => ClockError::NoSource(hz),
+            other => other,
+        })
 }
 
 /// PIT input clock, Hz.
@@ -332,6 +405,85 @@ pub fn read_rtc() -> Result<RtcTime, ClockError> {
 mod tests {
     use super::*;
     use alloc::string::ToString;
+
+    #[test]
+    fn cpuid_sources_in_order() {
+        let none = Features::default();
+        assert_eq!(cpuid_frequency(&none), None);
+        // Cloud Hypervisor / KVM with an invariant TSC: the timing leaf wins over everything.
+        let leaf = Features {
+            hypervisor_tsc_khz: Some(2_100_000),
+            tsc_crystal: Some((2, 200, 24_000_000)),
+            base_mhz: Some(3000),
+            ..none
+        };
+        assert_eq!(
+            cpuid_frequency(&leaf),
+            Some((2_100_000_000, FrequencySource::HypervisorLeaf))
+        );
+        // Intel with a stated crystal: 24 MHz * 200 / 2 = 2.4 GHz.
+        let crystal = Features {
+            hypervisor_tsc_khz: None,
+            ..leaf
+        };
+        assert_eq!(
+            cpuid_frequency(&crystal),
+            Some((2_400_000_000, FrequencySource::CrystalLeaf))
+        );
+        // Crystal rate 0 (Skylake client): derived from the base frequency, 3000 MHz * 2 / 200 = 30 MHz.
+        let derived = Features {
+            tsc_crystal: Some((2, 200, 0)),
+            ..crystal
+        };
+        assert_eq!(
+            cpuid_frequency(&derived),
+            Some((3_000_000_000, FrequencySource::CrystalLeaf))
+        );
+        // Only leaf 0x16.
+        let base = Features {
+            tsc_crystal: None,
+            ..derived
+        };
+        assert_eq!(
+            cpuid_frequency(&base),
+            Some((3_000_000_000, FrequencySource::BaseFrequencyLeaf))
+        );
+        // Nonsense is not a rate: a 0 kHz-ish leaf falls through, a 1 MHz base frequency is refused.
+        let nonsense = Features {
+            hypervisor_tsc_khz: Some(5),
+            base_mhz: Some(1),
+            ..none
+        };
+        assert_eq!(cpuid_frequency(&nonsense), None);
+    }
+
+    #[test]
+    fn argument_and_kvmclock_precedence() {
+        let crystal = Features {
+            tsc_crystal: Some((2, 200, 24_000_000)),
+            ..Features::default()
+        };
+        assert_eq!(
+            tsc_frequency(&crystal, Some(1_500_000), Some(2_000_000_000)),
+            Ok((1_500_000_000, FrequencySource::BootArgument))
+        );
+        assert_eq!(
+            tsc_frequency(&crystal, None, Some(2_000_000_000)),
+            Ok((2_000_000_000, FrequencySource::Kvmclock))
+        );
+        assert_eq!(
+            tsc_frequency(&crystal, None, None),
+            Ok((2_400_000_000, FrequencySource::CrystalLeaf))
+        );
+        let leaf = Features {
+            hypervisor_tsc_khz: Some(2_100_000),
+            ..crystal
+        };
+        assert_eq!(
+            tsc_frequency(&leaf, None, Some(2_000_000_000)),
+            Ok((2_100_000_000, FrequencySource::HypervisorLeaf))
+        );
+    }
 
     #[test]
     fn scale_is_exact_enough() {

@@ -145,6 +145,16 @@ pub struct Features {
     pub pages_1g: bool,
     /// TSC frequency in kHz from the hypervisor timing leaf 0x40000010, when offered.
     pub hypervisor_tsc_khz: Option<u32>,
+    /// Leaf 0x15 (TSC/crystal ratio): `(eax denominator, ebx numerator, ecx crystal Hz)`, when the CPU has
+    /// the leaf and the ratio is not zero.
+    pub tsc_crystal: Option<(u32, u32, u32)>,
+    /// Leaf 0x16 EAX: the processor base frequency in MHz, when offered.
+    pub base_mhz: Option<u32>,
+    /// Leaf 0x40000001 EAX when the hypervisor is KVM ("KVMKVMKVM"): its paravirtual features
+    /// (bit 3: kvmclock at the new MSRs, bit 0: at the old ones).
+    pub kvm_features: Option<u32>,
+    /// The highest basic CPUID leaf (leaf 0 EAX), for the log.
+    pub max_leaf: u32,
 }
 
 fn bit(reg: u32, n: u32) -> bool {
@@ -189,17 +199,27 @@ impl Features {
         } else {
             CpuidResult::default()
         };
+        let tsc_crystal = (l0.eax >= 0x15)
+            .then(|| cpuid(0x15, 0))
+            .filter(|r| r.eax != 0 && r.ebx != 0)
+            .map(|r| (r.eax, r.ebx, r.ecx));
+        let base_mhz = (l0.eax >= 0x16)
+            .then(|| cpuid(0x16, 0).eax & 0xffff)
+            .filter(|&mhz| mhz != 0);
         let in_vm = bit(l1.ecx, 31);
-        let (hypervisor, hypervisor_tsc_khz) = if in_vm {
+        let (hypervisor, hypervisor_tsc_khz, kvm_features) = if in_vm {
             let h = cpuid(0x4000_0000, 0);
             let khz = if h.eax >= 0x4000_0010 {
                 Some(cpuid(0x4000_0010, 0).eax).filter(|&k| k != 0)
             } else {
                 None
             };
-            (Some(regs_to_name(h.ebx, h.ecx, h.edx)), khz)
+            let name = regs_to_name(h.ebx, h.ecx, h.edx);
+            // Old KVM hosts report 0 as the highest hypervisor leaf; 0x40000001 is there all the same.
+            let kvm = (&name == b"KVMKVMKVM\0\0\0").then(|| cpuid(0x4000_0001, 0).eax);
+            (Some(name), khz, kvm)
         } else {
-            (None, None)
+            (None, None, None)
         };
         Features {
             vendor: regs_to_name(l0.ebx, l0.edx, l0.ecx),
@@ -222,7 +242,16 @@ impl Features {
             pages_1g: bit(e1.edx, 26),
             invariant_tsc: bit(e7.edx, 8),
             hypervisor_tsc_khz,
+            tsc_crystal,
+            base_mhz,
+            kvm_features,
+            max_leaf: l0.eax,
         }
+    }
+
+    /// Whether KVM offers kvmclock at its new MSRs (`KVM_FEATURE_CLOCKSOURCE2`).
+    pub fn kvmclock(&self) -> bool {
+        self.kvm_features.is_some_and(|f| bit(f, 3))
     }
 
     /// Features the image was compiled to assume (x86_64-target.json) and which are absent: the kernel must

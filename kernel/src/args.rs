@@ -34,6 +34,10 @@ oxvpn: OpenVPN-compatible VPN router unikernel. Boot arguments (QEMU -append \".
                                /qubes-primary-dns
   --vif-gateway=IP             Xen: the gateway clients of netback vifs use (default: /qubes-ip with
                                --qubesdb, as Qubes does, else .1 of the client's /24)
+  --wall-clock=UNIX            the time now in Unix seconds (e.g. $(date +%s)), for hosts without a CMOS RTC,
+                               kvmclock or Xen wall clock (Firecracker without kvmclock); wins over them
+  --tsc-khz=KHZ                the TSC rate, for hosts that state it nowhere the image looks (no CPUID leaf
+                               0x40000010/0x15/0x16, no kvmclock, no PIT); wins over them
   --help                       print this text and shut down
 Test only:
   --test-fault                 trigger a CPU exception (page fault) after boot
@@ -283,6 +287,10 @@ pub struct BootArgs {
     pub qubesdb: bool,
     /// `--vif-gateway`: the gateway of netback vifs' clients (Xen).
     pub vif_gateway: Option<Ipv4Addr>,
+    /// `--wall-clock`: Unix seconds at boot, from the host.
+    pub wall_clock: Option<u64>,
+    /// `--tsc-khz`: the TSC rate, from the host.
+    pub tsc_khz: Option<u32>,
     /// `--help`.
     pub help: bool,
     /// `--test-fault`.
@@ -315,6 +323,8 @@ impl Default for BootArgs {
             verb: Verb::DEFAULT,
             busy_poll_us: 0,
             qubesdb: false,
+            wall_clock: None,
+            tsc_khz: None,
             help: false,
             test_fault: false,
             test_panic: false,
@@ -395,6 +405,8 @@ const OPTIONS: &[&str] = &[
     "--virtual-dns",
     "--verb",
     "--busy-poll-us",
+    "--wall-clock",
+    "--tsc-khz",
     "--vif-gateway",
 ];
 
@@ -510,6 +522,31 @@ pub fn parse(cmdline: &str) -> Result<BootArgs, ArgError<'_>> {
                     }
                 }
                 args.virtual_dns = list;
+            }
+            "--wall-clock" => {
+                // 2000-01-01 .. 2200-01-01: a clock outside is a mistake (milliseconds, or 0), not a time.
+                let expected = "Unix seconds between 946684800 (2000) and 7258118400 (2200)";
+                let secs: u64 = value(opt, v, expected)?;
+                if !(946_684_800..=7_258_118_400).contains(&secs) {
+                    return Err(ArgError::Invalid {
+                        name: opt,
+                        value: v,
+                        expected,
+                    });
+                }
+                args.wall_clock = Some(secs);
+            }
+            "--tsc-khz" => {
+                let expected = "a TSC rate in kHz from 10000 (10 MHz) to 100000000 (100 GHz)";
+                let khz: u32 = value(opt, v, expected)?;
+                if !(10_000..=100_000_000).contains(&khz) {
+                    return Err(ArgError::Invalid {
+                        name: opt,
+                        value: v,
+                        expected,
+                    });
+                }
+                args.tsc_khz = Some(khz);
             }
             "--busy-poll-us" => {
                 let expected = "a number of microseconds from 0 to 1000";
@@ -648,6 +685,23 @@ mod tests {
         )
         .unwrap();
         assert_eq!(a.verb.level(), 4);
+    }
+
+    #[test]
+    fn clock_arguments() {
+        let a = parse("--wall-clock=1764921600 --tsc-khz=2995200").unwrap();
+        assert_eq!(a.wall_clock, Some(1_764_921_600));
+        assert_eq!(a.tsc_khz, Some(2_995_200));
+        for bad in [
+            "--wall-clock=0",
+            "--wall-clock=1764921600000",
+            "--wall-clock=yesterday",
+            "--tsc-khz=0",
+            "--tsc-khz=2995200000",
+        ] {
+            let e = parse(bad).unwrap_err().to_string();
+            assert!(e.contains(bad.split('=').next().unwrap()), "{bad}: {e}");
+        }
     }
 
     #[test]

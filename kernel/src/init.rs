@@ -10,6 +10,7 @@ use drivers::clock;
 use drivers::cpu::Features;
 use drivers::rng::HardwareEntropy;
 use log::info;
+use oxvpn_kernel::args::BootArgs;
 use oxvpn_kernel::exit::ExitCode;
 
 use crate::{entropy, fail, heap};
@@ -105,9 +106,31 @@ pub fn memory(start_info: &StartInfo, features: &Features) {
     );
 }
 
-/// Calibrates the TSC (returns its rate) and sets the wall clock, the platform's way.
-pub fn clocks(features: &Features) -> u64 {
-    let (hz, source) = match crate::platform::clocks(features) {
+/// Logs and leaves with [`ExitCode::BadConfig`].
+pub fn bad_config(what: core::fmt::Arguments<'_>) -> ! {
+    log::error!("config: {what}");
+    log::error!("exit: {}", ExitCode::BadConfig);
+    crate::exit(ExitCode::BadConfig)
+}
+
+/// The Unix time certificates are checked against, or leave with [`ExitCode::Unsupported`]: a peer's
+/// certificate dates are never checked against a clock nobody set (rustls would see 1970 or no time).
+pub fn wall_clock_for_certificates() -> u64 {
+    clock::unix_time_now().unwrap_or_else(|| {
+        fail(
+            ExitCode::Unsupported,
+            format_args!(
+                "no wall clock (no CMOS RTC, kvmclock or Xen wall clock): certificate dates cannot be \
+                 checked; give the time with --wall-clock=UNIX (e.g. --wall-clock=$(date +%s))"
+            ),
+        )
+    })
+}
+
+/// Calibrates the TSC (returns its rate) and sets the wall clock, the platform's way; the boot arguments
+/// `--tsc-khz` and `--wall-clock` win over what the platform finds.
+pub fn clocks(features: &Features, args: &BootArgs) -> u64 {
+    let (hz, source) = match crate::platform::clocks(features, args.tsc_khz, args.wall_clock) {
         Ok(f) => f,
         Err(e) => fail(ExitCode::Unsupported, format_args!("no usable clock: {e}")),
     };

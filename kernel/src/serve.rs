@@ -16,7 +16,6 @@ use alloc::vec::Vec;
 use core::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use crate::net::{serve_lan, LanTx};
-use crate::platform::exit;
 use drivers::clock;
 use drivers::netdev::NetDevice;
 use openvpn::config::Config;
@@ -26,7 +25,6 @@ use openvpn::server::engine::ServerReceived;
 use openvpn::server::service::{Service, ServiceEvent};
 use openvpn::time::Instant as EngineInstant;
 use oxvpn_kernel::args::BootArgs;
-use oxvpn_kernel::exit::ExitCode;
 use rand_core::RngCore;
 use router::outer::UdpFlow;
 use router::EthernetAddress;
@@ -90,12 +88,7 @@ fn smol_now(now_us: u64) -> Instant {
     Instant::from_micros(i64::try_from(now_us).unwrap_or(i64::MAX))
 }
 
-/// Logs and leaves with [`ExitCode::BadConfig`].
-fn bad_config(what: core::fmt::Arguments<'_>) -> ! {
-    log::error!("config: {what}");
-    log::error!("exit: {}", ExitCode::BadConfig);
-    exit(ExitCode::BadConfig)
-}
+use crate::init::bad_config;
 
 /// A private network behind the server (`--private-ipv4` and a second NIC, the remote-worker case): the
 /// router crate's `Router` on that NIC, with the server's clients as its "tunnel" side. Routed, not
@@ -200,7 +193,7 @@ impl ServerNet {
 
         let mut secret = [0u8; 32];
         KernelRng.fill_bytes(&mut secret);
-        let unix = clock::unix_time_now().unwrap_or(0);
+        let unix = crate::init::wall_clock_for_certificates();
         let service = match Service::from_config(config, engine_now(now_us), unix, &secret) {
             Ok(s) => s,
             Err(e) => bad_config(format_args!("{e}")),

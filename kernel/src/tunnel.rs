@@ -79,12 +79,7 @@ fn router_now(now_us: u64) -> Instant {
     Instant::from_micros(i64::try_from(now_us).unwrap_or(i64::MAX))
 }
 
-/// Logs and leaves with [`ExitCode::BadConfig`].
-fn bad_config(what: core::fmt::Arguments<'_>) -> ! {
-    log::error!("config: {what}");
-    log::error!("exit: {}", ExitCode::BadConfig);
-    exit(ExitCode::BadConfig)
-}
+use crate::init::bad_config;
 
 impl Tunnel {
     /// Parses the config text (everything inline), builds the engine and adds the remote's sockets to
@@ -111,7 +106,7 @@ impl Tunnel {
         }
         let tun_mtu = engine_config.tun_mtu;
         let now_us = clock::now_us();
-        let unix = clock::unix_time_now().unwrap_or(0);
+        let unix = crate::init::wall_clock_for_certificates();
         let engine = match Engine::new(engine_config, engine_now(now_us), unix, &mut KernelRng) {
             Ok(e) => e,
             Err(e) => bad_config(format_args!("{e}")),

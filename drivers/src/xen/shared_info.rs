@@ -10,10 +10,12 @@
 //! version protocol (odd version: update in progress; changed version: read again).
 
 use core::cell::UnsafeCell;
-use core::sync::atomic::{fence, AtomicU32, AtomicU64, AtomicU8, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
 
 use super::hypercall::{self, MAPSPACE_SHARED_INFO};
 use super::XenError;
+use crate::pvclock;
+pub use crate::pvclock::{unix_seconds, TimeInfo, PVCLOCK_TSC_STABLE};
 
 /// Offsets in `struct shared_info` (x86_64).
 mod offset {
@@ -88,89 +90,19 @@ fn u64_at(off: usize) -> &'static AtomicU64 {
     unsafe { &*base().add(off).cast::<AtomicU64>() }
 }
 
-/// A consistent copy of `vcpu_time_info`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct TimeInfo {
-    pub tsc_timestamp: u64,
-    pub system_time: u64,
-    pub tsc_to_system_mul: u32,
-    pub tsc_shift: i8,
-    pub flags: u8,
-}
-
-/// `XEN_PVCLOCK_TSC_STABLE_BIT`.
-pub const PVCLOCK_TSC_STABLE: u8 = 1;
-
-impl TimeInfo {
-    /// Nanoseconds of Xen system time at TSC value `tsc`.
-    pub fn system_time_at(&self, tsc: u64) -> u64 {
-        // Wrapping, as the guest TSC may have been "negative" (behind its offset) at the timestamp; a TSC
-        // behind the timestamp (another vCPU's view, or a stale read) counts as no time.
-        let mut delta = tsc.wrapping_sub(self.tsc_timestamp);
-        if delta > u64::MAX / 2 {
-            delta = 0;
-        }
-        if self.tsc_shift >= 0 {
-            let shift = self.tsc_shift as u32;
-            delta = if delta.leading_zeros() >= shift {
-                delta << shift
-            } else {
-                u64::MAX
-            };
-        } else {
-            delta = delta
-                .checked_shr(u32::from(self.tsc_shift.unsigned_abs()))
-                .unwrap_or(0);
-        }
-        let scaled = (u128::from(delta) * u128::from(self.tsc_to_system_mul)) >> 32;
-        self.system_time
-            .saturating_add(u64::try_from(scaled).unwrap_or(u64::MAX))
-    }
-
-    /// The TSC rate these parameters describe: `((10^9 << 32) / mul) >> shift`. None when implausible
-    /// (mul 0, or outside 1 MHz..100 GHz).
-    pub fn tsc_hz(&self) -> Option<u64> {
-        if self.tsc_to_system_mul == 0 {
-            return None;
-        }
-        let base = (1_000_000_000u128 << 32) / u128::from(self.tsc_to_system_mul);
-        let hz = if self.tsc_shift >= 0 {
-            base >> self.tsc_shift as u32
-        } else {
-            base.checked_shl(u32::from(self.tsc_shift.unsigned_abs()))?
-        };
-        u64::try_from(hz)
-            .ok()
-            .filter(|hz| (1_000_000..=100_000_000_000).contains(hz))
-    }
-}
-
 /// Reads vCPU 0's time info with the version protocol (bounded retries).
 pub fn time_info() -> Result<TimeInfo, XenError> {
     if !mapped() {
         return Err(XenError::Backend("shared info not mapped".into()));
     }
-    for _ in 0..10_000 {
-        let v1 = u32_at(offset::TIME).load(Ordering::Acquire);
-        if v1 & 1 != 0 {
-            core::hint::spin_loop();
-            continue;
-        }
-        fence(Ordering::SeqCst);
-        let mul_shift = u64_at(offset::TIME + 24).load(Ordering::Relaxed);
-        let info = TimeInfo {
-            tsc_timestamp: u64_at(offset::TIME + 8).load(Ordering::Relaxed),
-            system_time: u64_at(offset::TIME + 16).load(Ordering::Relaxed),
-            tsc_to_system_mul: mul_shift as u32,
-            tsc_shift: (mul_shift >> 32) as u8 as i8,
-            flags: (mul_shift >> 40) as u8,
-        };
-        fence(Ordering::SeqCst);
-        if u32_at(offset::TIME).load(Ordering::Acquire) == v1 {
-            return Ok(info);
-        }
-    }
-    Err(XenError::Timeout("a consistent vcpu_time_info"))
+    pvclock::read_consistent(u32_at(offset::TIME), || {
+        TimeInfo::from_words(
+            u64_at(offset::TIME + 8).load(Ordering::Relaxed),
+            u64_at(offset::TIME + 16).load(Ordering::Relaxed),
+            u64_at(offset::TIME + 24).load(Ordering::Relaxed),
+        )
+    })
+    .ok_or(XenError::Timeout("a consistent vcpu_time_info"))
 }
 
 /// Xen system time now, in nanoseconds since the domain's boot.
@@ -183,28 +115,13 @@ pub fn wall_clock_base() -> Result<(u64, u32), XenError> {
     if !mapped() {
         return Err(XenError::Backend("shared info not mapped".into()));
     }
-    for _ in 0..10_000 {
-        let v1 = u32_at(offset::WC_VERSION).load(Ordering::Acquire);
-        if v1 & 1 != 0 {
-            core::hint::spin_loop();
-            continue;
-        }
-        fence(Ordering::SeqCst);
+    pvclock::read_consistent(u32_at(offset::WC_VERSION), || {
         let sec = u32_at(offset::WC_VERSION + 4).load(Ordering::Relaxed);
         let nsec = u32_at(offset::WC_VERSION + 8).load(Ordering::Relaxed);
         let sec_hi = u32_at(offset::WC_VERSION + 12).load(Ordering::Relaxed);
-        fence(Ordering::SeqCst);
-        if u32_at(offset::WC_VERSION).load(Ordering::Acquire) == v1 {
-            return Ok(((u64::from(sec_hi) << 32) | u64::from(sec), nsec));
-        }
-    }
-    Err(XenError::Timeout("a consistent wall clock"))
-}
-
-/// Unix time from a wall-clock base and the system time: whole seconds.
-pub fn unix_seconds(base_sec: u64, base_nsec: u32, system_ns: u64) -> u64 {
-    let ns = u128::from(base_nsec) + u128::from(system_ns);
-    base_sec.saturating_add(u64::try_from(ns / 1_000_000_000).unwrap_or(u64::MAX))
+        ((u64::from(sec_hi) << 32) | u64::from(sec), nsec)
+    })
+    .ok_or(XenError::Timeout("a consistent wall clock"))
 }
 
 /// Current Unix time in seconds from the shared-info wall clock (0 when Xen never set one).
@@ -257,77 +174,6 @@ mod tests {
         assert_eq!(offset::EVTCHN_PENDING, 2048);
         assert_eq!(offset::EVTCHN_MASK, 2560);
         assert_eq!(offset::WC_VERSION, 3072);
-    }
-
-    // Xen's own computation for a 2 GHz TSC: mul = 2^31 (0.5 ns per tick), shift 0.
-    #[test]
-    fn pvclock_2ghz() {
-        let t = TimeInfo {
-            tsc_timestamp: 1_000,
-            system_time: 5_000_000,
-            tsc_to_system_mul: 1 << 31,
-            tsc_shift: 0,
-            flags: PVCLOCK_TSC_STABLE,
-        };
-        assert_eq!(t.tsc_hz(), Some(2_000_000_000));
-        assert_eq!(t.system_time_at(1_000), 5_000_000);
-        assert_eq!(t.system_time_at(3_000), 5_001_000);
-        // a TSC behind the timestamp (another vCPU's view) does not go backwards
-        assert_eq!(t.system_time_at(10), 5_000_000);
-        // a timestamp taken while the guest TSC was still "negative" (seen under Xen)
-        let t = TimeInfo {
-            tsc_timestamp: 0u64.wrapping_sub(2_000),
-            ..t
-        };
-        assert_eq!(t.system_time_at(2_000), 5_002_000);
-    }
-
-    #[test]
-    fn pvclock_shifts() {
-        // 3.4 GHz expressed the way Xen scales it: shift -1, mul = 2^32 * 2 / 3.4
-        let mul = ((2u128 << 32) * 1_000_000_000 / 3_400_000_000) as u32;
-        let t = TimeInfo {
-            tsc_to_system_mul: mul,
-            tsc_shift: -1,
-            ..Default::default()
-        };
-        let hz = t.tsc_hz().unwrap();
-        assert!((3_399_999_000..=3_400_001_000).contains(&hz), "{hz}");
-        let ns = t.system_time_at(3_400_000_000);
-        assert!((999_999_000..=1_000_000_000).contains(&ns), "{ns}");
-        // 500 MHz, 2 ns per tick: (tick << 2) * 2^31 >> 32
-        let t = TimeInfo {
-            tsc_to_system_mul: 0x8000_0000,
-            tsc_shift: 2,
-            ..Default::default()
-        };
-        assert_eq!(t.tsc_hz(), Some(500_000_000));
-        assert_eq!(t.system_time_at(500_000_000), 1_000_000_000);
-    }
-
-    #[test]
-    fn pvclock_rejects_nonsense() {
-        let zero = TimeInfo::default();
-        assert_eq!(zero.tsc_hz(), None);
-        let huge_shift = TimeInfo {
-            tsc_to_system_mul: 1,
-            tsc_shift: -100,
-            ..Default::default()
-        };
-        assert_eq!(huge_shift.tsc_hz(), None);
-        let tiny = TimeInfo {
-            tsc_to_system_mul: u32::MAX,
-            tsc_shift: 60,
-            ..Default::default()
-        };
-        assert_eq!(tiny.tsc_hz(), None);
-        // overflowing shift saturates instead of wrapping
-        let t = TimeInfo {
-            tsc_to_system_mul: u32::MAX,
-            tsc_shift: 127,
-            ..Default::default()
-        };
-        assert!(t.system_time_at(1 << 40) > u64::MAX / 2);
     }
 
     #[test]

@@ -85,11 +85,34 @@ pub fn exit(code: ExitCode) -> ! {
 }
 
 /// Calibrates the monotonic clock (returns the TSC rate and where it came from) and sets the wall clock.
-pub fn clocks(features: &Features) -> Result<(u64, &'static str), &'static str> {
-    match host() {
-        Host::Qemu => qemu::clocks(features),
-        Host::Xen => xen::clocks(),
+/// `tsc_khz` (`--tsc-khz`) and `wall_clock` (`--wall-clock`) are the host's word and win. Runs before the
+/// heap: nothing here allocates.
+pub fn clocks(
+    features: &Features,
+    tsc_khz: Option<u32>,
+    wall_clock: Option<u64>,
+) -> Result<(u64, &'static str), &'static str> {
+    let found = match host() {
+        Host::Qemu => qemu::clocks(features, tsc_khz),
+        Host::Xen => xen::clocks(tsc_khz),
+    }?;
+    let wall = match wall_clock {
+        Some(unix) => Some((unix, "--wall-clock")),
+        None => match host() {
+            Host::Qemu => qemu::wall_clock(),
+            Host::Xen => xen::wall_clock(),
+        },
+    };
+    match wall {
+        Some((unix, source)) => {
+            drivers::clock::set_wall_clock(unix);
+            log::info!("wall clock: unix {unix} ({source})");
+        }
+        None => log::warn!(
+            "wall clock unknown: the tunnel will refuse to check certificates; give --wall-clock=UNIX"
+        ),
     }
+    Ok(found)
 }
 
 /// The memory map: the PVH start info's, or under Xen the hypervisor's when the start info has none.

@@ -8,13 +8,13 @@
 use alloc::vec::Vec;
 use core::fmt::{self, Write};
 
-use drivers::clock;
 use drivers::cpu::Features;
 use drivers::ioapic::{self, IoApic};
 use drivers::pci::{self, BarWindow, ConfigurationAccess, PciRoot, PortIoCam};
 use drivers::serial::Com1;
 use drivers::virtio::pci::MsixRouteError;
 use drivers::virtio::{self, blk, mmio, net::VirtioNet, DeviceType, SomeTransport, Transport};
+use drivers::{clock, kvmclock};
 use log::{info, warn};
 use oxvpn_kernel::exit::ExitCode;
 
@@ -47,27 +47,48 @@ pub fn exit(code: ExitCode) -> ! {
     }
 }
 
-/// The TSC rate from the hypervisor timing leaf or the PIT, and the wall clock from the CMOS RTC.
-pub fn clocks(features: &Features) -> Result<(u64, &'static str), &'static str> {
-    let (hz, source) = match clock::tsc_frequency(features) {
-        Ok((hz, clock::FrequencySource::HypervisorLeaf)) => {
-            (hz, "hypervisor CPUID leaf 0x40000010")
-        }
-        Ok((hz, clock::FrequencySource::Pit)) => (hz, "PIT calibration"),
+/// The TSC rate: the boot argument, CPUID, kvmclock (registered here when KVM offers it, which also gives
+/// the wall clock), or the PIT as the last resort (`clock::tsc_frequency`). Runs before the heap.
+pub fn clocks(
+    features: &Features,
+    tsc_khz: Option<u32>,
+) -> Result<(u64, &'static str), &'static str> {
+    let kvmclock_hz = match kvmclock::enable(features) {
+        Ok(hz) => Some(hz),
+        Err(kvmclock::KvmclockError::NotOffered) => None,
         Err(e) => {
             warn!("clock: {e}");
-            return Err("no hypervisor timing leaf and no PIT");
+            None
         }
     };
-    clock::set_frequency(hz);
+    match clock::tsc_frequency(features, tsc_khz, kvmclock_hz) {
+        Ok((hz, source)) => {
+            clock::set_frequency(hz);
+            Ok((hz, source.name()))
+        }
+        Err(e) => {
+            warn!("clock: {e}");
+            Err("no TSC rate (see above); on such a host give it with --tsc-khz=KHZ")
+        }
+    }
+}
+
+/// The wall clock at boot: kvmclock's when registered, else the CMOS RTC's (None, said why, when neither
+/// has one). Runs before the heap.
+pub fn wall_clock() -> Option<(u64, &'static str)> {
+    if let Some(unix) = kvmclock::unix_time_now() {
+        return Some((unix, "kvmclock"));
+    }
     match clock::read_rtc() {
         Ok(t) => {
-            clock::set_wall_clock(t.unix_seconds());
-            info!("wall clock: {t} (CMOS RTC, unix {})", t.unix_seconds());
+            info!("wall clock: {t} (CMOS RTC)");
+            Some((t.unix_seconds(), "CMOS RTC"))
         }
-        Err(e) => warn!("wall clock unknown: {e}; certificate dates cannot be checked"),
+        Err(e) => {
+            warn!("wall clock: no kvmclock and {e}");
+            None
+        }
     }
-    Ok((hz, source))
 }
 
 /// Where BARs the firmware left empty go: the top of the 32-bit PCI hole, below the I/O APIC.

@@ -99,7 +99,8 @@ pub fn exit(code: ExitCode) -> ! {
 
 /// Reports what [`detect`] found, then sets the monotonic clock's rate from pvclock and the wall clock
 /// from shared info.
-pub fn clocks() -> Result<(u64, &'static str), &'static str> {
+/// (`--tsc-khz` wins). Runs before the heap.
+pub fn clocks(tsc_khz: Option<u32>) -> Result<(u64, &'static str), &'static str> {
     let version = VERSION.load(Ordering::Relaxed);
     info!(
         "xen: Xen {}.{} (CPUID leaves at {:#x}), hypercall page installed, console: {}",
@@ -127,6 +128,11 @@ pub fn clocks() -> Result<(u64, &'static str), &'static str> {
             return Err("Xen pvclock unreadable");
         }
     };
+    if let Some(khz) = tsc_khz {
+        let hz = u64::from(khz) * 1000;
+        clock::set_frequency(hz);
+        return Ok((hz, "the --tsc-khz boot argument"));
+    }
     let Some(hz) = time.tsc_hz() else {
         error!(
             "xen: pvclock gives no plausible TSC rate (mul {:#x}, shift {})",
@@ -144,15 +150,17 @@ pub fn clocks() -> Result<(u64, &'static str), &'static str> {
             ""
         }
     );
-    match shared_info::unix_time_now() {
-        Ok(unix) if unix > 0 => {
-            clock::set_wall_clock(unix);
-            info!("wall clock: unix {unix} (Xen shared info)");
-        }
-        Ok(_) => warn!("wall clock unknown: Xen set none; certificate dates cannot be checked"),
-        Err(e) => warn!("wall clock unknown: {e}; certificate dates cannot be checked"),
-    }
     Ok((hz, "Xen pvclock"))
+}
+
+/// The wall clock at boot from shared info (None, said why, when Xen set none). Runs before the heap.
+pub fn wall_clock() -> Option<(u64, &'static str)> {
+    match shared_info::unix_time_now() {
+        Ok(unix) if unix > 0 => return Some((unix, "Xen shared info")),
+        Ok(_) => warn!("wall clock: Xen set none"),
+        Err(e) => warn!("wall clock: {e}"),
+    }
+    None
 }
 
 const MAX_MEMMAP: usize = memmap::MAX_ENTRIES;
