@@ -75,7 +75,7 @@ xen: image tools
 
 # The Qubes-style net VM under nested Xen (netback client domU, QubesDB rules); not in `make test` yet.
 xen-qubes: image tools
-	scripts/xen/qubes-test.sh
+	scripts/test-xen-qubes.sh
 
 bench: image tools
 	scripts/bench.sh

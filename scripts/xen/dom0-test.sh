@@ -170,6 +170,17 @@ guest_shutdown() {
 }
 
 # ping_ok NS DEST
+# qdb_update: has the stand-in send its UPDATE set (SIGUSR1), again every 5 s until its log says it did (a
+# stand-in that never says so is reported with where it sleeps, for the next reader of the log).
+qdb_update() {
+    local i
+    for i in 1 2 3 4 5 6; do
+        kill -USR1 "$qdb_pid" 2>/dev/null
+        for _ in $(seq 50); do grep -q "^QDB update" /tmp/qdb.log && return 0; sleep 0.1; done
+        echo "XENTEST info qubesdb stand-in: no 'QDB update' 5 s after SIGUSR1 #$i (wchan $(cat /proc/$qdb_pid/wchan 2>/dev/null), state $(awk '{print $3}' /proc/$qdb_pid/stat 2>/dev/null))"
+    done
+    return 1
+}
 ping_ok() { in_ns "$1" timeout 20 ping -c 3 -W 2 "$2" >/tmp/ping.log 2>&1 && grep -q ", [1-9] packets received" /tmp/ping.log; }
 
 # --- modes --------------------------------------------------------------------------------------------------
@@ -275,7 +286,7 @@ mode_qubesdb() {
         bad "tunnel: no '$up' on the console ($why)"; guest_state
     fi
     t0=$(now)
-    kill -USR1 $qdb_pid
+    qdb_update
     if wait_console "qubesdb: firewall $client 0000: action=drop proto=udp dstports=53-53" 30; then
         ok "run-time firewall update for $client on the console $(since "$t0") s after dom0 wrote it"
     else
@@ -314,6 +325,15 @@ client_wait() {
     while ! grep -q -- "$1" "$CLIENT_CONSOLE" 2>/dev/null; do
         xl domid $CLIENT >/dev/null 2>&1 || { sleep 0.5; grep -q -- "$1" "$CLIENT_CONSOLE" 2>/dev/null; return; }
         [ "$(awk -v a="$t0" -v b="$(now)" 'BEGIN { print (b - a >= 0 + '"$2"') }')" = 1 ] && return 1
+        sleep 0.2
+    done
+}
+
+# client_wait_count PATTERN COUNT SECONDS: until the client's console holds COUNT lines matching PATTERN.
+client_wait_count() {
+    t0=$(now)
+    while [ "$(grep -c -- "$1" "$CLIENT_CONSOLE" 2>/dev/null)" -lt "$2" ]; do
+        [ "$(awk -v a="$t0" -v b="$(now)" 'BEGIN { print (b - a >= 0 + '"$3"') }')" = 1 ] && return 1
         sleep 0.2
     done
 }
@@ -378,15 +398,16 @@ mode_netback() {
     guest_shutdown
 }
 
-# client_boot PINGS: `xl create` the client domU (vif backend=the image, ip $CLIENT_IP, gateway $CLIENT_GW)
-# pinging PINGS, and wait for its checks.
+# client_boot PINGS [WATCH]: `xl create` the client domU (vif backend=the image, ip $CLIENT_IP, gateway
+# $CLIENT_GW) pinging PINGS, and wait for its checks; with WATCH it then pings WATCH once a second for as long
+# as it runs (`DOMU tick` lines).
 client_boot() {
     {
         echo "name = \"$CLIENT\""
         echo "type = \"pvh\""
         echo "kernel = \"$CLIENT_KERNEL\""
         echo "ramdisk = \"$CLIENT_RAMDISK\""
-        echo "extra = \"console=hvc0 quiet oxv.net=eth0:$CLIENT_IP/24 oxv.gw=$CLIENT_GW oxv.ping=$1 oxv.stay=1\""
+        echo "extra = \"console=hvc0 quiet oxv.net=eth0:$CLIENT_IP/24 oxv.gw=$CLIENT_GW oxv.ping=$1 oxv.stay=1${2:+ oxv.watch=$2}\""
         echo "memory = 256"
         echo "vcpus = 1"
         echo "tsc_mode = \"native\""
@@ -450,7 +471,11 @@ mode_qubes() {
     else
         bad "tunnel: no '$up' on the console ($why)"; guest_state; kill $qdb_pid; return
     fi
-    client_boot "$CLIENT_GW,$BEHIND" || { guest_state; kill $qdb_pid; return; }
+    grep -q "qubesdb: initial dump complete (9 keys)" "$CONSOLE" && grep -q "qubesdb: /qubes-ip = \"$VM_PUB\"" "$CONSOLE" \
+        && ok "QubesDB: initial dump of 9 keys over vchan, /qubes-ip = $VM_PUB logged" || bad "QubesDB: no initial dump of 9 keys"
+    grep -q "public $VM_PUB/24 gateway $SRV_PUB (static)" "$CONSOLE" \
+        && ok "public address from /qubes-ip, /qubes-gateway: $VM_PUB/24 gateway $SRV_PUB" || bad "public address: not $VM_PUB/24 from QubesDB"
+    client_boot "$CLIENT_GW,$BEHIND" "$BEHIND" || { guest_state; kill $qdb_pid; return; }
     grep -q "^DOMU ok ping $BEHIND" "$CLIENT_CONSOLE" && ok "client $CLIENT_IP -> $BEHIND through the tunnel: ping answered" \
         || bad "client ping $BEHIND through the tunnel: $(grep "^DOMU FAIL" "$CLIENT_CONSOLE" | tr '\n' ' ')"
     grep -q "^DOMU ok ping $CLIENT_GW" "$CLIENT_CONSOLE" && ok "client -> its gateway $CLIENT_GW: ping answered" || bad "client ping $CLIENT_GW"
@@ -458,21 +483,31 @@ mode_qubes() {
         && ok "image: $(grep -o "netback vif.*: client $CLIENT_IP.*" "$CONSOLE" | head -1)" || bad "image: the vif did not become a port"
     grep -q "firewall: $CLIENT_IP: policy drop with 1 rule(s) from QubesDB" "$CONSOLE" \
         && ok "image: QubesDB rules applied to the port (policy drop, accept icmp)" || bad "image: QubesDB rules not applied on attach"
+    # The running client pings the host behind once a second: answered under the first rules, then dropped
+    # once dom0 commits the new ones, without the client going away.
+    client_wait "DOMU tick .* ok $BEHIND" 15 || bad "client: no answered ping tick before the update"
     t0=$(now)
-    kill -USR1 $qdb_pid
+    qdb_update
     if wait_console "firewall: $CLIENT_IP: policy accept with 1 rule(s) from QubesDB" 30; then
         ok "run-time rule (action=drop proto=icmp) applied to the live port $(since "$t0") s after dom0 committed it"
     else
         bad "run-time rule not applied ($why)"
     fi
-    client_down 1
-    client_boot "$BEHIND"
-    grep -q "^DOMU FAIL ping $BEHIND" "$CLIENT_CONSOLE" && ok "client $CLIENT_IP -> $BEHIND after the rule: no answer (dropped)" \
-        || bad "client ping $BEHIND after the drop rule: $(grep "^DOMU" "$CLIENT_CONSOLE" | tr '\n' ' ')"
+    sleep 0.5
+    grep -q "^QDB OK $fw\$" /tmp/qdb.log && ok "the image acknowledged the update to dom0 (RESP_OK $fw)" || bad "no RESP_OK for $fw"
+    oks_before=$(grep -c "^DOMU tick .* ok $BEHIND" "$CLIENT_CONSOLE")
+    # Ticks after the rule was applied (a tick in flight may still pass): then three in a row must fail.
+    sleep 1.5
+    seen=$(grep -c "^DOMU tick" "$CLIENT_CONSOLE")
+    client_wait_count "DOMU tick" $((seen + 3)) 15
+    after=$(grep "^DOMU tick" "$CLIENT_CONSOLE" | tail -n +$((seen + 1)) | head -3 | awk '{ print $4 }' | tr '\n' ' ')
+    [ "$after" = "fail fail fail " ] && [ "$oks_before" -ge 1 ] \
+        && ok "live client: $oks_before ping(s) to $BEHIND answered before the update, then three in a row dropped after it" \
+        || bad "live client pings around the update: $oks_before answered before, then '$after'"
     sleep 1.2
     grep -o "clients: spoofed_dropped=.*" "$CONSOLE" | tail -1 | grep -qv "firewall_dropped=0 " \
         && ok "image: $(grep -o "clients: spoofed_dropped=.*" "$CONSOLE" | tail -1)" || bad "image: no firewall drops counted"
-    client_down 2
+    client_down 1
     xl domid $NAME >/dev/null 2>&1 && ok "the image is still alive after the client left" || bad "the image died"
     guest_shutdown
     kill $qdb_pid 2>/dev/null

@@ -7,6 +7,8 @@
 #   oxv.disk=DEV                             a block device whose first 512 bytes are printed (config disk)
 #   oxv.gw=IP, oxv.forward=1                 default route, IPv4 forwarding (a stand-in router)
 #   oxv.stay=1                               keep running (no poweroff) after the checks
+#   oxv.watch=IP                             with oxv.stay=1: then ping IP once a second, one line each:
+#                                            `DOMU tick SECONDS ok|fail IP` (SECONDS: the domU's uptime)
 # Prints `DOMU ok|FAIL <what>` per check and `DOMU done` on its console (hvc0: xenconsoled's guest log),
 # then powers off.
 export PATH=/sbin:/usr/sbin:/bin:/usr/bin
@@ -50,6 +52,13 @@ if [ "$(arg stay)" = 1 ]; then
     # Stay up until dom0 says `xl shutdown`: Linux then runs /sbin/poweroff, and busybox's poweroff signals
     # init (us, pid 1) with SIGUSR2 (SIGTERM for reboot).
     trap 'echo "DOMU poweroff"; poweroff -f' USR2 TERM
-    while :; do sleep 1; done
+    watch=$(arg watch)
+    while :; do
+        if [ -n "$watch" ]; then
+            if ping -c 1 -W 1 "$watch" >/dev/null 2>&1; then r=ok; else r=fail; fi
+            echo "DOMU tick $(cut -d' ' -f1 /proc/uptime) $r $watch"
+        fi
+        sleep 1
+    done
 fi
 poweroff -f

@@ -143,7 +143,7 @@ cat "$X/dom0.cpio" "$work/test.cpio" > "$work/initrd"
 # (XEN_SMP): with two, QEMU's multi-threaded TCG ran slower on this 2-core machine and a Linux domU once
 # triple-faulted early. Dom0: the Xen console (hvc0), quiet so that the serial log stays readable.
 started=$(date +%s.%N)
-qemu-system-x86_64 -accel tcg -cpu max -m 2G -smp "${XEN_SMP:-1}" -nographic -no-reboot -monitor none -nodefaults \
+qemu-system-x86_64 -accel tcg -cpu "${LAB_CPU:-max}" -m 2G -smp "${XEN_SMP:-1}" -nographic -no-reboot -monitor none -nodefaults \
     -serial "file:$work/serial.log" \
     -kernel "$X/xen" -append "console=com1 dom0_mem=512M,max:512M dom0-iommu=none smap=0 smep=0 guest_loglvl=all" \
     -initrd "$X/vmlinuz console=hvc0 quiet,$work/initrd" >"$work/qemu.out" 2>&1 &
