@@ -31,7 +31,7 @@ pass() { echo "libvirt: PASS: $*"; passes=$((passes + 1)); }
 fail() { echo "libvirt: FAIL: $*"; fails=$((fails + 1)); }
 finish() { echo "libvirt: $passes passed, $fails failed"; [ "$fails" -eq 0 ]; exit; }
 v() { timeout 30 virsh -q -c "$URI" "$@"; }
-daemon_version() { timeout 30 virsh -c "$URI" version | awk '/Running against daemon/ { print $NF }'; }
+daemon_version() { timeout 30 virsh -c "$URI" version --daemon | awk '/Running against daemon/ { print $NF }'; }
 
 for tool in virsh libvirtd virtlogd qemu-system-x86_64 openvpn busybox; do
     command -v $tool >/dev/null || { echo "libvirt: FAIL (missing $tool: run scripts/setup.sh)"; exit 1; }
