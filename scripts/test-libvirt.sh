@@ -14,7 +14,9 @@
 #   the image's own exit (`--help`: exit code 0x10 through isa-debug-exit) ends a transient domain
 #   nothing left: no QEMU of the test's domains, namespaces gone, the daemon stopped if the test started it
 # Settings: TUNNEL_TIMEOUT (default 60 s), LIBVIRT_URI (default qemu:///system), LIBVIRT_TIMEOUT (whole test,
-# default 240 s). Needs root, libvirt-daemon-system and libvirt-clients (scripts/setup.sh).
+# default 240 s), MACHINE (q35 as in the template, or pc), KEEP_WORK=1 (keep the work directory with the
+# console, daemon and libvirt's domain logs). Needs root, libvirt-daemon-system and libvirt-clients
+# (scripts/setup.sh).
 # When a daemon already runs (systemd's libvirtd or virtqemud), its QEMU creates its taps in the host's network
 # namespace: the test then puts two bridges of its own there (oxl-PID-pub/-lan) and moves netlab's veth ends
 # onto them; otherwise it starts libvirtd in the namespace of netlab's bridges, so nothing of it touches the host.
@@ -67,7 +69,9 @@ cleanup() {
         v domstate "$d" >/dev/null 2>&1 || continue
         v destroy "$d" >/dev/null 2>&1; v undefine "$d" >/dev/null 2>&1
     done
-    rm -f "/var/log/libvirt/qemu/$DOM.log" "/var/log/libvirt/qemu/$DOM-help.log"
+    for d in "$DOM" "$DOM-help"; do
+        [ -f "/var/log/libvirt/qemu/$d.log" ] && mv "/var/log/libvirt/qemu/$d.log" "$work/libvirt-$d.log"
+    done
     stop_daemons
     netlab_down
     if [ -n "$host_bridges" ]; then ip link del "$pub_br" 2>/dev/null; ip link del "$lan_br" 2>/dev/null; fi
@@ -144,14 +148,15 @@ chmod 644 "$work/oxvpn.elf" "$work/config.img"
 # comment above it names them, and may not hold the boot arguments' double dashes), on stdout.
 fill() {
     sed -e "/^<domain/,\$ { s|@NAME@|$1|g; s|@KERNEL@|$work/oxvpn.elf|g; s|@CONFIG_DISK@|$work/config.img|g" \
-        -e "s|@CONSOLE_LOG@|$2|g; s|@PUBLIC_BRIDGE@|$pub_br|g; s|@LAN_BRIDGE@|$lan_br|g; s|@CMDLINE@|$3|g }" \
+        -e "s|@CONSOLE_LOG@|$2|g; s|@PUBLIC_BRIDGE@|$pub_br|g; s|@LAN_BRIDGE@|$lan_br|g; s|@CMDLINE@|$3|g" \
+        -e "s|machine='q35'|machine='${MACHINE:-q35}'|; }" \
         deploy/libvirt/oxvpn-router.xml
 }
 fill "$DOM" "$NETLAB_SERIAL" \
     "--ipv4=$NETLAB_VM_PUB/24 --ipv4-gateway=$NETLAB_SRV_PUB --private-ipv4=$NETLAB_GW/24 --nat" >"$work/domain.xml"
 left=$(sed -n '/^<domain/,$p' "$work/domain.xml" | grep -o '@[A-Z_]*@' | sort -u | tr '\n' ' ')
 if [ -z "$left" ] && v define "$work/domain.xml" >"$work/define.log" 2>&1; then
-    pass "deploy/libvirt/oxvpn-router.xml filled in and defined as $DOM"
+    pass "deploy/libvirt/oxvpn-router.xml filled in and defined as $DOM (machine ${MACHINE:-q35})"
 else
     fail "define: ${left:+placeholders left: $left} $(cat "$work/define.log")"; finish
 fi
