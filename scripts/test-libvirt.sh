@@ -185,7 +185,9 @@ fi
 
 # --- stop and forget ------------------------------------------------------------------------------
 # The power button: the image has no ACPI, so QEMU raises it and nothing answers. Watch for 5 s.
-v shutdown "$DOM" >"$work/shutdown.log" 2>&1
+if ! v shutdown "$DOM" >"$work/shutdown.log" 2>&1; then
+    fail "virsh shutdown refused: $(cat "$work/shutdown.log")"
+fi
 for _ in $(seq 25); do [ "$(v domstate "$DOM" 2>/dev/null)" = running ] || break; sleep 0.2; done
 case $(v domstate "$DOM" 2>/dev/null) in
     running) pass "virsh shutdown (ACPI power button) not heard, as documented: still running after 5 s" ;;
