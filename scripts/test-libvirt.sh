@@ -4,7 +4,8 @@
 # oxv-lv-PID-lan). One result line per assertion:
 #   libvirt answers on qemu:///system (a running daemon, or libvirtd + virtlogd started here, inside the
 #   namespace that holds the bridges, and stopped at the end)
-#   the template fills in (no @PLACEHOLDER@ left), `virsh define` takes it, `virsh start` runs it
+#   the template fills in (no @PLACEHOLDER@ left), `virsh define --validate` takes it (libvirt's RNG schema),
+#   `virsh start` runs it
 #   tunnel up: `Initialization Sequence Completed` in the console log (<log file=...> of the serial port),
 #   the console's OpenVPN state lines end in CONNECTED
 #   ping from the LAN host to the server's tunnel address through the router
@@ -155,8 +156,8 @@ fill() {
 fill "$DOM" "$NETLAB_SERIAL" \
     "--ipv4=$NETLAB_VM_PUB/24 --ipv4-gateway=$NETLAB_SRV_PUB --private-ipv4=$NETLAB_GW/24 --nat" >"$work/domain.xml"
 left=$(sed -n '/^<domain/,$p' "$work/domain.xml" | grep -o '@[A-Z_]*@' | sort -u | tr '\n' ' ')
-if [ -z "$left" ] && v define "$work/domain.xml" >"$work/define.log" 2>&1; then
-    pass "deploy/libvirt/oxvpn-router.xml filled in and defined as $DOM (machine ${MACHINE:-q35})"
+if [ -z "$left" ] && v define --validate "$work/domain.xml" >"$work/define.log" 2>&1; then
+    pass "deploy/libvirt/oxvpn-router.xml filled in, valid against libvirt's schema (define --validate), defined as $DOM (machine ${MACHINE:-q35})"
 else
     fail "define: ${left:+placeholders left: $left} $(cat "$work/define.log")"; finish
 fi
