@@ -30,6 +30,9 @@ TUNNEL_TIMEOUT=${TUNNEL_TIMEOUT:-60}
 URI=${LIBVIRT_URI:-qemu:///system}
 DOM=oxvpn-test-$$
 fails=0 passes=0
+# fd 3 is the test's own stdout: a trap runs inside the redirections of the command it interrupts (e.g.
+# `v define ... >define.log`), so what the traps say goes to fd 3. Closed for the daemons and the timer.
+exec 3>&1
 pass() { echo "libvirt: PASS: $*"; passes=$((passes + 1)); }
 fail() { echo "libvirt: FAIL: $*"; fails=$((fails + 1)); }
 finish() { echo "libvirt: $passes passed, $fails failed"; [ "$fails" -eq 0 ]; exit; }
@@ -77,13 +80,14 @@ cleanup() {
     netlab_down
     if [ -n "$host_bridges" ]; then ip link del "$pub_br" 2>/dev/null; ip link del "$lan_br" 2>/dev/null; fi
     [ -n "$timer" ] && { pkill -P "$timer" sleep; kill "$timer"; } 2>/dev/null
-    if [ -n "${KEEP_WORK:-}" ] || [ "$fails" -gt 0 ]; then echo "libvirt: logs in $work"; else rm -rf "$work"; fi
+    if [ -n "${KEEP_WORK:-}" ] || [ "$fails" -gt 0 ]; then echo "libvirt: logs in $work" >&3; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
-trap 'exit 130' INT TERM
+# Interrupted or over time: counts as a failure (the logs are kept), with the tally so far.
+trap 'fails=$((fails + 1)); echo "libvirt: $passes passed, $fails failed" >&3; exit 130' INT TERM
 # The timer's sleep writes nowhere: a caller reading this test's output through a pipe is not held open by it.
 ( sleep "${LIBVIRT_TIMEOUT:-240}" >/dev/null 2>&1 && echo "libvirt: FAIL (over ${LIBVIRT_TIMEOUT:-240}s)" \
-    && kill -TERM $$ ) 2>/dev/null &
+    && kill -TERM $$ ) 2>/dev/null 3>&- &
 timer=$!
 
 netlab_up >"$work/setup.log" 2>&1 || { cat "$work/setup.log"; echo "libvirt: FAIL (network setup)"; exit 1; }
@@ -107,7 +111,7 @@ else
     [ -d /run/libvirt ] || created_run=1
     vlog=$(pgrep -x virtlogd | while read -r p; do grep -q '^State:.*Z' "/proc/$p/status" || echo "$p"; done)
     if [ -z "$vlog" ]; then
-        ip netns exec "$NS_VM" virtlogd >"$work/virtlogd.log" 2>&1 &
+        ip netns exec "$NS_VM" virtlogd >"$work/virtlogd.log" 2>&1 3>&- &
         daemon_pids+=($!)
     fi
     # libvirtd under a subreaper: QEMU daemonises (-daemonize), so its processes (the capability probe, the
@@ -131,7 +135,7 @@ while True:
         status = os.waitstatus_to_exitcode(st)
 sys.exit(status if status >= 0 else 1)
 PY
-    ip netns exec "$NS_VM" python3 "$work/reaper.py" libvirtd >"$work/libvirtd.log" 2>&1 &
+    ip netns exec "$NS_VM" python3 "$work/reaper.py" libvirtd >"$work/libvirtd.log" 2>&1 3>&- &
     daemon_pids+=($!)
     for _ in $(seq 50); do v version >/dev/null 2>&1 && break; sleep 0.2; done
     if v version >/dev/null 2>&1; then
