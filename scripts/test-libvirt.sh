@@ -21,6 +21,7 @@
 # When a daemon already runs (systemd's libvirtd or virtqemud), its QEMU creates its taps in the host's network
 # namespace: the test then puts two bridges of its own there (oxl-PID-pub/-lan) and moves netlab's veth ends
 # onto them; otherwise it starts libvirtd in the namespace of netlab's bridges, so nothing of it touches the host.
+# Not for two runs at once without a system daemon: the second would take the first's daemon for a system one.
 set -u
 cd "$(dirname "$0")/.."
 NETLAB=oxv-lv-$$
