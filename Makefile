@@ -5,7 +5,7 @@
 #   make tools   build/config-disk, build/ovpn-ping and build/ovpn-keys (host tools)
 #   make run     the demo: OpenVPN server in a namespace, the router in QEMU, a LAN host using the tunnel
 #   make run-server  the server demo: the image as an OpenVPN server in QEMU, three openvpn clients, a download
-#   make test    host unit tests, then every scripts/test-*.sh (in-QEMU, interop, end to end, Xen domU)
+#   make test    host unit tests, then every scripts/test-*.sh (in-QEMU, interop, end to end, Xen domU, libvirt)
 #   make xen     the image as a Xen PVH domU under nested Xen (scripts/test-xen.sh)
 
 SHELL := /bin/bash
