@@ -73,7 +73,7 @@ e2e: image tools
 xen: image tools
 	scripts/test-xen.sh
 
-# The Qubes-style net VM under nested Xen (netback client domU, QubesDB rules); not in `make test` yet.
+# The Qubes-style net VM under nested Xen (netback client domU, QubesDB rules; part of `make test`).
 xen-qubes: image tools
 	scripts/test-xen-qubes.sh
 

@@ -9,7 +9,7 @@
 # Then `xen: N passed, M failed` and the wall time. Nothing runs on the host's network: all of it is inside
 # the QEMU guest. Settings: KERNEL=path (another image), XEN_MODE=linux (the wiring check with a Linux PVH
 # domU instead), XEN_SIZE_MB (TCP transfer size, default 4), XEN_TIMEOUT (whole boot, default 300 s),
-# KEEP_WORK=1 (keep the logs).
+# XEN_MEM (the image's domain memory in MB, default 64), KEEP_WORK=1 (keep the logs).
 set -u
 cd "$(dirname "$0")/.."
 started=$(date +%s)
@@ -37,6 +37,7 @@ fi
 
 # The PKI, the server's config and the client's config disk, as netlab_up makes them (scripts/xen/server-dir.sh).
 largs=(--kernel "$KERNEL")
+[ -n "${XEN_MEM:-}" ] && largs+=(--mem "$XEN_MEM")
 if [ "$MODE" = linux ]; then
     largs=()   # lab.sh's Linux domU: Debian's kernel and scripts/xen/domu-init.sh
 else
