@@ -7,6 +7,7 @@
 #   make run-server  the server demo: the image as an OpenVPN server in QEMU, three openvpn clients, a download
 #   make test    host unit tests, then every scripts/test-*.sh (in-QEMU, interop, end to end, Xen domU, libvirt)
 #   make xen     the image as a Xen PVH domU under nested Xen (scripts/test-xen.sh)
+#   make xen-qubes  the image as a Qubes-style net VM with a client domU under nested Xen (scripts/test-xen-qubes.sh)
 
 SHELL := /bin/bash
 ACCEL ?= tcg
