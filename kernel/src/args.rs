@@ -422,6 +422,26 @@ fn value<'a, T: FromStr>(
     })
 }
 
+/// A number in `range`, else the same error as a value that does not parse.
+fn ranged<'a, T: FromStr + PartialOrd>(
+    name: &'static str,
+    v: &'a str,
+    range: core::ops::RangeInclusive<T>,
+    expected: &'static str,
+) -> Result<T, ArgError<'a>> {
+    value(name, v, expected).and_then(|n: T| {
+        if range.contains(&n) {
+            Ok(n)
+        } else {
+            Err(ArgError::Invalid {
+                name,
+                value: v,
+                expected,
+            })
+        }
+    })
+}
+
 /// Parses a whole command line. Later arguments override earlier ones, as on OpenVPN's command line.
 pub fn parse(cmdline: &str) -> Result<BootArgs, ArgError<'_>> {
     let mut args = BootArgs::default();
@@ -471,15 +491,7 @@ pub fn parse(cmdline: &str) -> Result<BootArgs, ArgError<'_>> {
                 args.private_ipv4_gateway = Some(value(opt, v, "an IPv4 address")?)
             }
             "--nat-table-size" => {
-                let n: usize = value(opt, v, "a number from 1 to 1048576")?;
-                if !(1..=1 << 20).contains(&n) {
-                    return Err(ArgError::Invalid {
-                        name: opt,
-                        value: v,
-                        expected: "a number from 1 to 1048576",
-                    });
-                }
-                args.nat_table_size = n;
+                args.nat_table_size = ranged(opt, v, 1..=1 << 20, "a number from 1 to 1048576")?
             }
             "--service-mac" => {
                 args.service_mac = Some(value(opt, v, "a MAC address such as 52:54:00:12:34:56")?)
@@ -526,39 +538,15 @@ pub fn parse(cmdline: &str) -> Result<BootArgs, ArgError<'_>> {
             "--wall-clock" => {
                 // 2000-01-01 .. 2200-01-01: a clock outside is a mistake (milliseconds, or 0), not a time.
                 let expected = "Unix seconds between 946684800 (2000) and 7258118400 (2200)";
-                let secs: u64 = value(opt, v, expected)?;
-                if !(946_684_800..=7_258_118_400).contains(&secs) {
-                    return Err(ArgError::Invalid {
-                        name: opt,
-                        value: v,
-                        expected,
-                    });
-                }
-                args.wall_clock = Some(secs);
+                args.wall_clock = Some(ranged(opt, v, 946_684_800..=7_258_118_400, expected)?);
             }
             "--tsc-khz" => {
                 let expected = "a TSC rate in kHz from 10000 (10 MHz) to 100000000 (100 GHz)";
-                let khz: u32 = value(opt, v, expected)?;
-                if !(10_000..=100_000_000).contains(&khz) {
-                    return Err(ArgError::Invalid {
-                        name: opt,
-                        value: v,
-                        expected,
-                    });
-                }
-                args.tsc_khz = Some(khz);
+                args.tsc_khz = Some(ranged(opt, v, 10_000..=100_000_000, expected)?);
             }
             "--busy-poll-us" => {
                 let expected = "a number of microseconds from 0 to 1000";
-                let us: u32 = value(opt, v, expected)?;
-                if us > MAX_BUSY_POLL_US {
-                    return Err(ArgError::Invalid {
-                        name: opt,
-                        value: v,
-                        expected,
-                    });
-                }
-                args.busy_poll_us = us;
+                args.busy_poll_us = ranged(opt, v, 0..=MAX_BUSY_POLL_US, expected)?;
             }
             _ => {
                 let level: u8 = value(opt, v, "a level from 0 to 11")?;
