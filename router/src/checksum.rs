@@ -18,30 +18,38 @@ pub(crate) mod sum {
     /// Eight bytes per addition: native-endian (little-endian) `u64` words are added with their carries
     /// counted (2^64 and 2^16 are both 1 modulo 0xffff), then folded to 16 bits and byte-swapped back
     /// (RFC 1071 section 2(B): the sum is byte-order independent up to a final swap), four words per loop
-    /// step. smoltcp's `checksum::data` adds two bytes at a time; this one is used for the public NIC's
-    /// UDP checksums (see `outer`) and every checksum the router computes.
+    /// step, then the last whole words, then the last 0-7 bytes. smoltcp's `checksum::data` adds two bytes
+    /// at a time; this one is used for the public NIC's UDP checksums (see `outer`) and every checksum the
+    /// router computes.
     pub(crate) fn data(data: &[u8]) -> u16 {
         let mut acc: u64 = 0;
         let mut carries: u64 = 0;
-        let mut add = |chunk: &[u8]| {
-            let mut word = [0u8; 8];
-            if let Some(dst) = word.get_mut(..chunk.len()) {
-                dst.copy_from_slice(chunk);
-            }
-            let (sum, carry) = acc.overflowing_add(u64::from_le_bytes(word));
+        let mut add = |word: u64| {
+            let (sum, carry) = acc.overflowing_add(word);
             acc = sum;
             carries += u64::from(carry);
         };
+        // `chunks_exact` yields whole words: each conversion is a plain load, never a copy call.
+        let word = |w: &[u8]| u64::from_le_bytes(w.try_into().unwrap_or([0; 8]));
         let mut blocks = data.chunks_exact(32);
         for block in &mut blocks {
-            for word in block.chunks_exact(8) {
-                add(word);
+            for w in block.chunks_exact(8) {
+                add(word(w));
             }
         }
-        // The rest, zero-padded to whole words: word boundaries stay where they were (every chunk starts
-        // at a multiple of 8) and an odd last byte is padded as RFC 1071 pads it.
-        for word in blocks.remainder().chunks(8) {
-            add(word);
+        let mut words = blocks.remainder().chunks_exact(8);
+        for w in &mut words {
+            add(word(w));
+        }
+        // The last 0-7 bytes, zero-padded to a whole word (word boundaries stay where they were, and an
+        // odd last byte is padded as RFC 1071 pads it); built byte by byte so that no length-dependent
+        // copy (a `memcpy` call per packet for 20-byte headers and 4-byte addresses) is emitted.
+        let tail = words.remainder();
+        if !tail.is_empty() {
+            add(tail
+                .iter()
+                .rev()
+                .fold(0u64, |word, &b| (word << 8) | u64::from(b)));
         }
         let mut folded = (acc >> 32) + (acc & 0xffff_ffff) + carries;
         while folded > 0xffff {
@@ -75,7 +83,16 @@ pub(crate) mod sum {
 
     /// The sum of the IPv4 pseudo-header (RFC 768, RFC 9293 section 3.1).
     pub(crate) fn pseudo_header_v4(src: [u8; 4], dst: [u8; 4], protocol: u8, length: u16) -> u16 {
-        combine(&[data(&src), data(&dst), u16::from(protocol), length])
+        let [s0, s1, s2, s3] = src;
+        let [d0, d1, d2, d3] = dst;
+        combine(&[
+            u16::from_be_bytes([s0, s1]),
+            u16::from_be_bytes([s2, s3]),
+            u16::from_be_bytes([d0, d1]),
+            u16::from_be_bytes([d2, d3]),
+            u16::from(protocol),
+            length,
+        ])
     }
 }
 
