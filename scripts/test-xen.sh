@@ -62,21 +62,25 @@ run_lab() { # LOG
 }
 run_lab "$work/lab.log"
 # Nested Xen under TCG has glitches of its own: about 1 Linux domU boot in 15 here triple-faults or has its
-# busybox segfault, and dom0's own programs die of SIGSEGV (xl, openvpn: one lab boot in 4 to 15 depending
-# on the mode and the machine's load) or read a corrupt kernel (xl: "unable to XZ decompress kernel" for the
-# Linux client), at points where the image has sent nothing but a TLS ClientHello or nothing at all. The lab's own check gets a second
-# boot on any failure; the image's tests get one only when dom0's console shows a dom0 program killed by a
-# signal, said so with the line. A failure without such a line is the image's and is never retried.
+# busybox segfault, and dom0's own programs die of SIGSEGV (xl, openvpn: one lab boot in 4 to 15 depending on
+# the mode and the machine's load) or read a corrupt kernel (xl: "unable to XZ decompress kernel" for the
+# Linux client), at points where the image has sent nothing but a TLS ClientHello or nothing at all. The
+# lab's own check gets a second boot on any failure; the image's tests get up to two more boots, each only
+# when dom0's console shows a dom0 program killed by a signal or the corrupt kernel, said so with the line.
+# A failure without such a line is the image's and is never retried.
 lab_glitch() { grep -v '^GUEST|\|^XENTEST \(info\|ok\)' "$work/serial.log" 2>/dev/null | tr -d '\r' | grep -m1 -oE '.{0,60}(Segmentation fault|Illegal instruction|Bus error|unable to XZ decompress kernel)'; }
-if [ "$fails" -gt 0 ] && { [ "$MODE" = linux ] || glitch=$(lab_glitch); }; then
+boot=1
+while [ "$fails" -gt 0 ] && [ "$boot" -lt 3 ] && { [ "$MODE" = linux ] || glitch=$(lab_glitch); }; do
     if [ "$MODE" = linux ]; then
+        [ "$boot" -ge 2 ] && break
         echo "xen: the Linux wiring check failed ($fails); booting the lab once more (logs of the first: $work/lab-1.log)"
     else
-        echo "xen: a dom0 program died in the nested lab ('${glitch}'), not the image; booting the lab once more (logs of the first: $work/lab-1.log)"
+        echo "xen: a dom0 program died in the nested lab ('${glitch}'), not the image; booting the lab again (logs of boot $boot: $work/lab-$boot.log)"
     fi
-    mv "$work/lab.log" "$work/lab-1.log"; mv "$work/serial.log" "$work/serial-1.log" 2>/dev/null
+    mv "$work/lab.log" "$work/lab-$boot.log"; mv "$work/serial.log" "$work/serial-$boot.log" 2>/dev/null
+    boot=$((boot + 1))
     run_lab "$work/lab.log"
-fi
+done
 elapsed=$(( $(date +%s) - started ))
 echo "xen: wall time ${elapsed} s ($(grep -o 'QEMU ran [0-9.]* s' "$work/lab.log"))"
 echo "xen: $passed passed, $fails failed"

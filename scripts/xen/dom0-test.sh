@@ -170,14 +170,16 @@ guest_shutdown() {
 }
 
 # ping_ok NS DEST
-# qdb_update: has the stand-in send its UPDATE set (SIGUSR1), again every 5 s until its log says it did (a
-# stand-in that never says so is reported with where it sleeps, for the next reader of the log).
+# qdb_update [2]: has the stand-in send its UPDATE set (SIGUSR1; with 2: UPDATE2, SIGUSR2), again every 5 s
+# until its log says it did (a stand-in that never says so is reported with where it sleeps, for the next
+# reader of the log).
 qdb_update() {
-    local i
+    local i sig=USR1 tag=update
+    [ "${1:-}" = 2 ] && sig=USR2 tag=update2
     for i in 1 2 3 4 5 6; do
-        kill -USR1 "$qdb_pid" 2>/dev/null
-        for _ in $(seq 50); do grep -q "^QDB update" /tmp/qdb.log && return 0; sleep 0.1; done
-        echo "XENTEST info qubesdb stand-in: no 'QDB update' 5 s after SIGUSR1 #$i (wchan $(cat /proc/$qdb_pid/wchan 2>/dev/null), state $(awk '{print $3}' /proc/$qdb_pid/stat 2>/dev/null))"
+        kill -$sig "$qdb_pid" 2>/dev/null
+        for _ in $(seq 50); do grep -q "^QDB $tag " /tmp/qdb.log && return 0; sleep 0.1; done
+        echo "XENTEST info qubesdb stand-in: no 'QDB $tag' 5 s after SIG$sig #$i (wchan $(cat /proc/$qdb_pid/wchan 2>/dev/null), state $(awk '{print $3}' /proc/$qdb_pid/stat 2>/dev/null))"
     done
     return 1
 }
@@ -458,9 +460,12 @@ mode_qubes() {
         "/qubes-primary-dns=$SRV_PUB" /qubes-secondary-dns=10.139.1.2 "/qubes-netvm-primary-dns=10.139.1.1" \
         "$fw/0000=action=accept proto=icmp" "$fw/policy=drop" "$fw=" > /tmp/qdb.keys
     printf '%s\n' "-$fw/" "$fw/0000=action=drop proto=icmp" "$fw/policy=accept" "$fw=" > /tmp/qdb.update
+    # A second update whose first rule would let ICMP through but whose second does not parse: the whole set
+    # is refused, the client fails closed (policy drop) and dom0 hears why in /qubes-iptables-error.
+    printf '%s\n' "-$fw/" "$fw/0000=action=accept proto=icmp" "$fw/0001=action=allow proto=tcp" "$fw/policy=accept" "$fw=" > /tmp/qdb.update2
     services_up || return
     XL_CREATE_FLAGS=-p guest_create || return
-    qubesdb-standin "$(xl domid $NAME)" /tmp/qdb.keys /tmp/qdb.update > /tmp/qdb.log 2>&1 &
+    qubesdb-standin "$(xl domid $NAME)" /tmp/qdb.keys /tmp/qdb.update /tmp/qdb.update2 > /tmp/qdb.log 2>&1 &
     qdb_pid=$!
     for _ in $(seq 50); do grep -q "^QDB serving" /tmp/qdb.log && break; sleep 0.1; done
     grep -q "^QDB serving" /tmp/qdb.log || { bad "qubesdb stand-in: $(tr '\n' ' ' < /tmp/qdb.log)"; xl destroy $NAME; return; }
@@ -507,6 +512,22 @@ mode_qubes() {
     sleep 1.2
     grep -o "clients: spoofed_dropped=.*" "$CONSOLE" | tail -1 | grep -qv "firewall_dropped=0 " \
         && ok "image: $(grep -o "clients: spoofed_dropped=.*" "$CONSOLE" | tail -1)" || bad "image: no firewall drops counted"
+    # A rule set that does not parse: refused whole, fail closed, reported to dom0.
+    qdb_update 2
+    if wait_console "client $CLIENT_IP gets policy drop" 30; then
+        ok "a bad rule set is refused: $(grep -o "firewall: $CLIENT_IP: rule.*gets policy drop" "$CONSOLE" | tail -1)"
+    else
+        bad "bad rule set: no refusal on the console ($why)"
+    fi
+    for _ in $(seq 30); do grep -q "^QDB VM wrote /qubes-iptables-error = " /tmp/qdb.log && break; sleep 0.2; done
+    grep -q "^QDB VM wrote /qubes-iptables-error = .*$CLIENT_IP" /tmp/qdb.log \
+        && ok "dom0 told: $(grep -m1 '^QDB VM wrote /qubes-iptables-error' /tmp/qdb.log | cut -c1-160)" \
+        || bad "no /qubes-iptables-error written to dom0: $(grep '^QDB VM wrote' /tmp/qdb.log | tr '\n' ' ')"
+    seen=$(grep -c "^DOMU tick" "$CLIENT_CONSOLE")
+    client_wait_count "DOMU tick" $((seen + 2)) 10
+    after=$(grep "^DOMU tick" "$CLIENT_CONSOLE" | tail -n +$((seen + 1)) | head -2 | awk '{ print $4 }' | tr '\n' ' ')
+    [ "$after" = "fail fail " ] && ok "fail closed: the client's pings stay dropped although the refused set's first rule accepts ICMP" \
+        || bad "after the refused rule set the client's pings: '$after'"
     client_down 1
     xl domid $NAME >/dev/null 2>&1 && ok "the image is still alive after the client left" || bad "the image died"
     guest_shutdown

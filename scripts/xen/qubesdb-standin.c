@@ -3,10 +3,11 @@
  * char path[64], 3 pad bytes, u32 data_len, then the value) as the vchan server of port 111, with Debian's
  * libxenvchan, for one VM:
  *
- *   qubesdb-standin DOMID KEYS [UPDATE]
+ *   qubesdb-standin DOMID KEYS [UPDATE [UPDATE2]]
  *
- * KEYS: lines `key=value`, the VM's database, sent on the VM's MULTIREAD. On SIGUSR1, UPDATE is read:
- * lines `key=value` are sent as WRITE, lines `-key` as RM (a trailing '/' removes a subtree), in order.
+ * KEYS: lines `key=value`, the VM's database, sent on the VM's MULTIREAD. On SIGUSR1, UPDATE is read (on
+ * SIGUSR2, UPDATE2): lines `key=value` are sent as WRITE, lines `-key` as RM (a trailing '/' removes a
+ * subtree), in order.
  * Logs every step on stdout as `QDB ...`. Exits when the VM disconnects or on SIGTERM.
  */
 #include <errno.h>
@@ -31,6 +32,7 @@ struct hdr {
 
 static volatile sig_atomic_t update_wanted, stop;
 static void on_usr1(int s) { (void)s; update_wanted = 1; }
+static void on_usr2(int s) { (void)s; update_wanted = 2; }
 static void on_term(int s) { (void)s; stop = 1; }
 
 static int send_msg(struct libxenvchan *v, int type, const char *path, const char *data, size_t len)
@@ -108,6 +110,7 @@ int main(int argc, char **argv)
     setvbuf(stdout, NULL, _IOLBF, 0);
     domid = atoi(argv[1]);
     signal(SIGUSR1, on_usr1);
+    signal(SIGUSR2, on_usr2);
     signal(SIGTERM, on_term);
     /* As Qubes' libvchan names it: /local/domain/<server>/data/vchan/<client>/<port>; dom0 is 0. */
     snprintf(xs_path, sizeof xs_path, "/local/domain/0/data/vchan/%d/111", domid);
@@ -126,11 +129,12 @@ int main(int argc, char **argv)
         int fd = libxenvchan_fd_for_select(v);
 
         if (update_wanted && v->ring->cli_live == 1) {
+            int which = update_wanted; /* 1: UPDATE, 2: UPDATE2 */
             update_wanted = 0;
-            if (argc < 4 || each_line(argv[3], update_one, v) < 0)
-                printf("QDB update failed\n");
+            if (argc < 3 + which || each_line(argv[2 + which], update_one, v) < 0)
+                printf("QDB update%s failed\n", which == 2 ? "2" : "");
             else
-                printf("QDB update sent\n");
+                printf("QDB update%s sent\n", which == 2 ? "2" : "");
         }
         FD_ZERO(&rd);
         FD_SET(fd, &rd);
