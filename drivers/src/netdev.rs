@@ -9,21 +9,47 @@
 use smoltcp::phy::{DeviceCapabilities, Medium, RxToken};
 
 /// Permission to queue frames on a device's transmit ring. It stays usable after a send, so one
-/// received frame may be answered with several.
+/// received frame may be answered with several. A device provides [`emit_sized`](Self::emit_sized) and
+/// [`count_drop`](Self::count_drop); the three ways to send are written once, here.
 pub trait FrameTx {
-    /// Lets `fill` write a frame of at most `max` bytes (an Ethernet frame without FCS) straight into a
-    /// transmit buffer and queues it with the length `fill` returns (0 queues nothing). Returns whether a
-    /// frame was queued; without a free buffer `fill` writes into scratch space and the frame is dropped
-    /// and counted.
-    fn send_with(&mut self, max: usize, fill: impl FnOnce(&mut [u8]) -> usize) -> bool;
+    /// Lets `f` write a frame of at most `max` bytes (clamped to [`ETHERNET_MTU`]; an Ethernet frame
+    /// without FCS) straight into a transmit buffer and queues it with the length `f` returns (0 queues
+    /// nothing and is no drop). Returns `f`'s result and whether a frame was queued; without a free buffer
+    /// `f` writes into scratch space and the frame is dropped and counted.
+    fn emit_sized<R>(&mut self, max: usize, f: impl FnOnce(&mut [u8]) -> (R, usize)) -> (R, bool);
+
+    /// Counts a frame dropped before it reached a buffer (longer than the MTU).
+    fn count_drop(&mut self);
+
+    /// [`emit_sized`](Self::emit_sized) for a caller that only needs to know whether the frame went.
+    fn send_with(&mut self, max: usize, fill: impl FnOnce(&mut [u8]) -> usize) -> bool {
+        self.emit_sized(max, |buffer| ((), fill(buffer))).1
+    }
 
     /// Copies `frame` into a transmit buffer and queues it. False when it was dropped (queue full, or
     /// longer than the MTU).
-    fn send(&mut self, frame: &[u8]) -> bool;
+    fn send(&mut self, frame: &[u8]) -> bool {
+        if frame.len() > ETHERNET_MTU {
+            self.count_drop();
+            return false;
+        }
+        self.emit_sized(frame.len(), |buffer| match buffer.get_mut(..frame.len()) {
+            // `emit_sized` hands out exactly `frame.len()` bytes for a frame up to the MTU.
+            Some(dst) => {
+                dst.copy_from_slice(frame);
+                ((), frame.len())
+            }
+            None => ((), 0),
+        })
+        .1
+    }
 
     /// smoltcp's one-shot form: `f` writes exactly `len` bytes (clamped to the MTU), then the frame is
     /// queued or dropped and counted.
-    fn emit<R, F: FnOnce(&mut [u8]) -> R>(&mut self, len: usize, f: F) -> R;
+    fn emit<R, F: FnOnce(&mut [u8]) -> R>(&mut self, len: usize, f: F) -> R {
+        let len = len.min(ETHERNET_MTU);
+        self.emit_sized(len, |buffer| (f(buffer), len)).0
+    }
 }
 
 /// A NIC the kernel drives.

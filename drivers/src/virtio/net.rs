@@ -284,17 +284,13 @@ pub struct VirtioTxToken<'a, T: Transport> {
 }
 
 impl<T: Transport> VirtioTxToken<'_, T> {
-    /// Lets `f` write a `len`-byte frame into a free transmit buffer and queues it. Returns `f`'s result
-    /// and whether the frame was queued (without a free buffer `f` writes into scratch space and the
-    /// frame is dropped and counted).
-    fn emit<R, F: FnOnce(&mut [u8]) -> R>(&mut self, len: usize, f: F) -> (R, bool) {
-        let len = len.min(ETHERNET_MTU);
-        self.emit_sized(len, |buffer| (f(buffer), len))
-    }
-
-    /// [`emit`](Self::emit) for a frame whose length `f` decides: `f` gets `max` bytes and returns its
-    /// result and the frame's length (at most `max`; 0 queues nothing and is not counted as a drop).
-    fn emit_sized<R, F: FnOnce(&mut [u8]) -> (R, usize)>(&mut self, max: usize, f: F) -> (R, bool) {
+    /// `FrameTx::emit_sized`: `f` gets `max` bytes and returns its result and the frame's length (at
+    /// most `max`; 0 queues nothing and is not counted as a drop).
+    fn emit_sized_raw<R, F: FnOnce(&mut [u8]) -> (R, usize)>(
+        &mut self,
+        max: usize,
+        f: F,
+    ) -> (R, bool) {
         let max = max.min(ETHERNET_MTU);
         Self::reclaim(self);
         let slot = self.tx.free.pop();
@@ -339,40 +335,16 @@ impl<T: Transport> VirtioTxToken<'_, T> {
         (result, queued)
     }
 
-    /// Lets `fill` write a frame of at most `max` bytes (an Ethernet frame without FCS) straight into a
-    /// transmit buffer and queues it with the length `fill` returns (0: nothing is sent). The token stays
-    /// usable. Returns whether a frame was queued (false also when the queue was full).
-    pub fn send_with(&mut self, max: usize, fill: impl FnOnce(&mut [u8]) -> usize) -> bool {
-        self.emit_sized(max, |buffer| ((), fill(buffer))).1
-    }
-
     fn reclaim(&mut self) {
         if self.tx.free.is_empty() {
             VirtioNet::<T>::reclaim_tx(self.raw, self.tx);
         }
     }
-
-    /// Copies `frame` (an Ethernet frame without FCS) into a transmit buffer and queues it; unlike
-    /// `consume`, the token stays usable, so one received frame may be answered with several.
-    /// Returns false when the frame was dropped (transmit queue full, or longer than the MTU).
-    pub fn send(&mut self, frame: &[u8]) -> bool {
-        if frame.len() > ETHERNET_MTU {
-            *self.dropped += 1;
-            return false;
-        }
-        self.emit(frame.len(), |buffer| {
-            // `emit` hands out exactly `frame.len()` bytes for any frame up to the MTU.
-            if let Some(dst) = buffer.get_mut(..frame.len()) {
-                dst.copy_from_slice(frame);
-            }
-        })
-        .1
-    }
 }
 
 impl<T: Transport> phy::TxToken for VirtioTxToken<'_, T> {
     fn consume<R, F: FnOnce(&mut [u8]) -> R>(mut self, len: usize, f: F) -> R {
-        self.emit(len, f).0
+        FrameTx::emit(&mut self, len, f)
     }
 }
 
@@ -408,16 +380,12 @@ impl<T: Transport> phy::Device for VirtioNet<T> {
 }
 
 impl<T: Transport> FrameTx for VirtioTxToken<'_, T> {
-    fn send_with(&mut self, max: usize, fill: impl FnOnce(&mut [u8]) -> usize) -> bool {
-        VirtioTxToken::send_with(self, max, fill)
+    fn emit_sized<R>(&mut self, max: usize, f: impl FnOnce(&mut [u8]) -> (R, usize)) -> (R, bool) {
+        self.emit_sized_raw(max, f)
     }
 
-    fn send(&mut self, frame: &[u8]) -> bool {
-        VirtioTxToken::send(self, frame)
-    }
-
-    fn emit<R, F: FnOnce(&mut [u8]) -> R>(&mut self, len: usize, f: F) -> R {
-        VirtioTxToken::emit(self, len, f).0
+    fn count_drop(&mut self) {
+        *self.dropped += 1;
     }
 }
 

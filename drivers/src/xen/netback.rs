@@ -882,29 +882,12 @@ pub struct NetbackTx<'a, H: ForeignGrants + InterdomainEvents + EventChannels> {
 }
 
 impl<H: ForeignGrants + InterdomainEvents + EventChannels> FrameTx for NetbackTx<'_, H> {
-    fn send_with(&mut self, max: usize, fill: impl FnOnce(&mut [u8]) -> usize) -> bool {
-        self.net.emit_sized(max, |buffer| ((), fill(buffer))).1
+    fn emit_sized<R>(&mut self, max: usize, f: impl FnOnce(&mut [u8]) -> (R, usize)) -> (R, bool) {
+        self.net.emit_sized(max, f)
     }
 
-    fn send(&mut self, frame: &[u8]) -> bool {
-        if frame.len() > ETHERNET_MTU {
-            self.net.stats.tx_dropped += 1;
-            return false;
-        }
-        self.net
-            .emit_sized(frame.len(), |buffer| match buffer.get_mut(..frame.len()) {
-                Some(dst) => {
-                    dst.copy_from_slice(frame);
-                    ((), frame.len())
-                }
-                None => ((), 0),
-            })
-            .1
-    }
-
-    fn emit<R, F: FnOnce(&mut [u8]) -> R>(&mut self, len: usize, f: F) -> R {
-        let len = len.min(ETHERNET_MTU);
-        self.net.emit_sized(len, |buffer| (f(buffer), len)).0
+    fn count_drop(&mut self) {
+        self.net.stats.tx_dropped += 1;
     }
 }
 

@@ -751,32 +751,12 @@ pub struct NetfrontTx<'a> {
 }
 
 impl FrameTx for NetfrontTx<'_> {
-    fn send_with(&mut self, max: usize, fill: impl FnOnce(&mut [u8]) -> usize) -> bool {
-        self.tx.emit_sized(max, |buffer| ((), fill(buffer))).1
+    fn emit_sized<R>(&mut self, max: usize, f: impl FnOnce(&mut [u8]) -> (R, usize)) -> (R, bool) {
+        self.tx.emit_sized(max, f)
     }
 
-    fn send(&mut self, frame: &[u8]) -> bool {
-        if frame.len() > ETHERNET_MTU {
-            self.tx.dropped += 1;
-            return false;
-        }
-        self.tx
-            .emit_sized(frame.len(), |buffer| {
-                // `emit_sized` hands out exactly `frame.len()` bytes for a frame up to the MTU.
-                match buffer.get_mut(..frame.len()) {
-                    Some(dst) => {
-                        dst.copy_from_slice(frame);
-                        ((), frame.len())
-                    }
-                    None => ((), 0),
-                }
-            })
-            .1
-    }
-
-    fn emit<R, F: FnOnce(&mut [u8]) -> R>(&mut self, len: usize, f: F) -> R {
-        let len = len.min(ETHERNET_MTU);
-        self.tx.emit_sized(len, |buffer| (f(buffer), len)).0
+    fn count_drop(&mut self) {
+        self.tx.dropped += 1;
     }
 }
 

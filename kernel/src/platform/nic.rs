@@ -52,6 +52,27 @@ impl phy::RxToken for NicRx<'_> {
 
 impl FrameTx for NicTx<'_> {
     #[inline]
+    fn emit_sized<R>(&mut self, max: usize, f: impl FnOnce(&mut [u8]) -> (R, usize)) -> (R, bool) {
+        match self {
+            Self::Virtio(tx) => tx.emit_sized(max, f),
+            Self::Xen(tx) => tx.emit_sized(max, f),
+            Self::XenBack(tx) => tx.emit_sized(max, f),
+        }
+    }
+
+    #[inline]
+    fn count_drop(&mut self) {
+        match self {
+            Self::Virtio(tx) => tx.count_drop(),
+            Self::Xen(tx) => tx.count_drop(),
+            Self::XenBack(tx) => tx.count_drop(),
+        }
+    }
+
+    // The three ways to send dispatch once, to the device's own (monomorphic) copy of them, rather than
+    // through `emit_sized` here: the per-packet path then inlines as it did before the trait provided
+    // them (measured: the provided forms over this enum cost 1% more guest instructions on TCP down).
+    #[inline]
     fn send_with(&mut self, max: usize, fill: impl FnOnce(&mut [u8]) -> usize) -> bool {
         match self {
             Self::Virtio(tx) => tx.send_with(max, fill),
@@ -63,18 +84,18 @@ impl FrameTx for NicTx<'_> {
     #[inline]
     fn send(&mut self, frame: &[u8]) -> bool {
         match self {
-            Self::Virtio(tx) => FrameTx::send(tx, frame),
-            Self::Xen(tx) => FrameTx::send(tx, frame),
-            Self::XenBack(tx) => FrameTx::send(tx, frame),
+            Self::Virtio(tx) => tx.send(frame),
+            Self::Xen(tx) => tx.send(frame),
+            Self::XenBack(tx) => tx.send(frame),
         }
     }
 
     #[inline]
     fn emit<R, F: FnOnce(&mut [u8]) -> R>(&mut self, len: usize, f: F) -> R {
         match self {
-            Self::Virtio(tx) => FrameTx::emit(tx, len, f),
-            Self::Xen(tx) => FrameTx::emit(tx, len, f),
-            Self::XenBack(tx) => FrameTx::emit(tx, len, f),
+            Self::Virtio(tx) => tx.emit(len, f),
+            Self::Xen(tx) => tx.emit(len, f),
+            Self::XenBack(tx) => tx.emit(len, f),
         }
     }
 }
