@@ -242,10 +242,11 @@ if netlab_server_start "reneg-sec 4" "management 127.0.0.1 7505" >/dev/null; the
         # The server's management interface tells the client to HALT: the image stops for good.
         mgmt() { { printf '%s\n' "$1"; sleep 1; printf 'quit\n'; } | timeout 5 ip netns exec "$NS_SRV" busybox nc 127.0.0.1 7505; }
         cid=$(mgmt "status 2" | awk -F, '$1 == "CLIENT_LIST" { print $11; exit }')
-        # Not in the same instant as one of the server's 4-second soft resets: once (1 run in 2 here) the
-        # server logged HALT as sent in the very second it started a soft reset and the client never got it,
-        # nor did Debian's server ever send it again (its log shows no HALT on the wire side; the old key's
-        # unsent plaintext seems to be dropped with the reset). Wait for a reset, then kill 1 s after it.
+        # Not in the same instant as one of the server's 4-second soft resets: once the server logged HALT
+        # as sent in the very second it started a soft reset, the client never acted on it and the server
+        # dropped it 5 s later (delayed exit). Which side lost the message is not known yet (the engine
+        # reads the lame duck's control channel; Debian's server may drop the old key's unsent plaintext at
+        # the reset); until it is, this checks HALT itself: wait for a reset, then kill 1 s after it.
         resets=$(grep -c "TLS: soft reset" "$work/openvpn.log")
         for _ in $(seq 60); do [ "$(grep -c "TLS: soft reset" "$work/openvpn.log")" -gt "$resets" ] && break; sleep 0.1; done
         sleep 1
