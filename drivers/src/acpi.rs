@@ -201,7 +201,7 @@ pub fn find_rsdp<M: PhysMem + ?Sized>(mem: &M, hint: u64) -> Option<(u64, u64, b
         .read(EBDA_POINTER, 2)
         .and_then(|b| u16_at(b, 0))
         .map(|seg| u64::from(seg) << 4)
-        .filter(|&a| a >= 0x8_0000 && a < 0xa_0000);
+        .filter(|a| (0x8_0000..0xa_0000).contains(a));
     if let Some(base) = ebda {
         if let Some(found) = mem
             .read(base, EBDA_SEARCH_LEN)

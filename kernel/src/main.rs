@@ -88,6 +88,7 @@ fn kernel_main(start_info_paddr: u64) -> ! {
 
     let features = init::cpu();
     let tsc_hz = init::clocks(&features, &args);
+    platform::arm_power_button(start_info);
     init::memory(start_info, &features);
     init::entropy(&features);
     init::timer(tsc_hz);
