@@ -144,6 +144,12 @@ pub fn arm_power_button(rsdp_hint: u64, memmap: &[MemmapEntry]) {
             return;
         }
     };
+    let found_us = clock::now_us() - started;
+    let source = if rsdp_hint != 0 && info.rsdp == rsdp_hint {
+        "PVH start info"
+    } else {
+        "BIOS area"
+    };
     let sci = enable_acpi_mode(&info);
     let enable = info.pm1a_enable();
     // SAFETY: the FADT's PM1a event block: status bits are write-1-to-clear; the enable register is
@@ -156,7 +162,7 @@ pub fn arm_power_button(rsdp_hint: u64, memmap: &[MemmapEntry]) {
     S5_VALUE.store(info.s5_value(), Ordering::Relaxed);
     PM1A_EVT.store(info.pm1a_evt, Ordering::Relaxed);
     info!(
-        "acpi: power button armed (PM1a_EVT {:#x}, PM1a_CNT {:#x}, S5 SLP_TYP {}; RSDP {:#x}{sci}; {} us)",
+        "acpi: power button armed (PM1a_EVT {:#x}, PM1a_CNT {:#x}, S5 SLP_TYP {}; RSDP {:#x} from the {source}, tables read in {found_us} us{sci}; {} us in all)",
         info.pm1a_evt,
         info.pm1a_cnt,
         info.s5_slp_typ,
