@@ -17,9 +17,9 @@
 #   (not in `virsh list --all`)
 #   the image's own exit (`--help`: exit code 0x10 through isa-debug-exit) ends a transient domain
 #   nothing left: no QEMU of the test's domains, namespaces gone, the daemon stopped if the test started it
-# Settings: TUNNEL_TIMEOUT (default 60 s), SHUTDOWN_TIMEOUT (default 15 s), LIBVIRT_URI (default qemu:///system), LIBVIRT_TIMEOUT (whole test,
-# default 240 s), MACHINE (q35 as in the template, or pc), KEEP_WORK=1 (keep the work directory with the
-# console, daemon and libvirt's domain logs). Needs root, libvirt-daemon-system and libvirt-clients
+# Settings: TUNNEL_TIMEOUT (default 60 s), SHUTDOWN_TIMEOUT (default 15 s), LIBVIRT_URI (default
+# qemu:///system), LIBVIRT_TIMEOUT (whole test, default 240 s), MACHINE (q35 as in the template, or pc),
+# KEEP_WORK=1 (keep the work directory with the console, daemon and libvirt's domain logs). Needs root, libvirt-daemon-system and libvirt-clients
 # (scripts/setup.sh).
 # When a daemon already runs (systemd's libvirtd or virtqemud), its QEMU creates its taps in the host's network
 # namespace: the test then puts two bridges of its own there (oxl-PID-pub/-lan) and moves netlab's veth ends
