@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # In-QEMU boot tests: boots build/oxvpn.elf on pc, q35 and microvm and asserts on the serial console and on
 # QEMU's exit status (isa-debug-exit: 33 clean, 35 bad arguments, 41 unsupported, 43 panic, 45 CPU exception).
+# The ACPI power button on pc and q35 (monitor system_powerdown: S5, QEMU status 0).
 # Also measures the time from starting QEMU to the first serial line and fails above BOOT_LIMIT_MS.
 #
 # Needs: make image. Environment: ACCEL (default tcg), BOOT_LIMIT_MS (default 1000).
@@ -79,7 +80,12 @@ for m in pc q35 microvm; do
             'crypto: ring SystemRandom served by the kernel CSPRNG' \
             'idle: woke from hlt [0-9]+ us after arming a 10000 us deadline' \
             'exit: clean shutdown \(exit code 0x10, QEMU status 33\)'
-        refuse "$m" 'ERROR|PANIC|FATAL'
+        if [ "$m" = microvm ]; then
+            expect "$m" 'acpi: power button not armed: no RSDP \(ACPI off\)'
+        else
+            expect "$m" 'acpi: power button armed \(PM1a_EVT 0x[0-9a-f]+, PM1a_CNT 0x[0-9a-f]+, S5 SLP_TYP [0-7];'
+        fi
+        refuse "$m" 'ERROR|PANIC|FATAL|powering off'
         ms=$(cat "$tmp/$m.ms")
         times+=("$m ${ms} ms")
         checks=$((checks + 1))
@@ -144,6 +150,36 @@ fi
 for m in pc microvm; do
     if DEBUG_EXIT=off QEMU_TIMEOUT=4 boot "no-exit-device-$m" 124 -M "$m"; then
         expect "no-exit-device-$m" 'exit: clean shutdown'
+    fi
+done
+
+# The ACPI power button (QEMU's monitor `system_powerdown`, what `virsh shutdown` presses): a router with two
+# NICs and no config disk keeps running until then, shuts down and powers off through S5: QEMU status 0.
+for m in pc q35; do
+    mon=$tmp/$m-power.sock
+    QEMU_TIMEOUT=30 scripts/qemu.sh -M "$m" -a "--ipv4=10.0.2.15/24 --ipv4-gateway=10.0.2.2 --private-ipv4=192.168.9.1/24" \
+        -- -netdev user,id=n0 -device virtio-net-pci,netdev=n0 -netdev user,id=n1 -device virtio-net-pci,netdev=n1 \
+        -monitor "unix:$mon,server,nowait" >"$tmp/$m-power.log" 2>&1 &
+    qemu=$!
+    for _ in $(seq 100); do grep -q "config disk: none found" "$tmp/$m-power.log" && break; sleep 0.1; done
+    python3 - "$mon" <<'PY'
+import socket, sys, time
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+s.settimeout(2)
+s.recv(4096)
+s.sendall(b"system_powerdown\n")
+time.sleep(0.2)
+PY
+    wait "$qemu"
+    status=$?
+    checks=$((checks + 1))
+    if [ "$status" != 0 ]; then
+        fail "$m-power: QEMU status $status after system_powerdown, expected 0 (ACPI S5); console:"
+        sed 's/^/    | /' "$tmp/$m-power.log"
+    else
+        expect "$m-power" 'acpi: power button pressed' 'host requests Poweroff: shutting down' \
+            'exit: clean shutdown' 'acpi: powering off \(S5\)'
     fi
 done
 

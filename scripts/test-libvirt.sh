@@ -9,14 +9,17 @@
 #   tunnel up: `Initialization Sequence Completed` in the console log (<log file=...> of the serial port),
 #   the console's OpenVPN state lines end in CONNECTED
 #   ping from the LAN host to the server's tunnel address through the router
-#   `virsh shutdown`: what the ACPI power button does (the image has no ACPI, so the domain is expected to
-#   stay up: the line says which happened, and fails only if the domain ends in an unexpected state)
-#   `virsh destroy` stops it (shut off, QEMU gone), `virsh undefine` forgets it (not in `virsh list --all`)
+#   `virsh shutdown` (the ACPI power button) ends it cleanly within SHUTDOWN_TIMEOUT (default 15 s): the console
+#   says the host asked for a poweroff, the tunnel's EXITING line and the clean exit, the image powered off
+#   through S5 (`virsh domstate --reason`: shut off (shutdown), not crashed: isa-debug-exit would say crashed),
+#   QEMU is gone, and the server heard the explicit exit notification (OCC EXIT: `remote-exit`)
+#   `virsh start` again, then `virsh destroy` stops it (shut off, QEMU gone), `virsh undefine` forgets it
+#   (not in `virsh list --all`)
 #   the image's own exit (`--help`: exit code 0x10 through isa-debug-exit) ends a transient domain
 #   nothing left: no QEMU of the test's domains, namespaces gone, the daemon stopped if the test started it
-# Settings: TUNNEL_TIMEOUT (default 60 s), LIBVIRT_URI (default qemu:///system), LIBVIRT_TIMEOUT (whole test,
-# default 240 s), MACHINE (q35 as in the template, or pc), KEEP_WORK=1 (keep the work directory with the
-# console, daemon and libvirt's domain logs). Needs root, libvirt-daemon-system and libvirt-clients
+# Settings: TUNNEL_TIMEOUT (default 60 s), SHUTDOWN_TIMEOUT (default 15 s), LIBVIRT_URI (default
+# qemu:///system), LIBVIRT_TIMEOUT (whole test, default 240 s), MACHINE (q35 as in the template, or pc),
+# KEEP_WORK=1 (keep the work directory with the console, daemon and libvirt's domain logs). Needs root, libvirt-daemon-system and libvirt-clients
 # (scripts/setup.sh).
 # When a daemon already runs (systemd's libvirtd or virtqemud), its QEMU creates its taps in the host's network
 # namespace: the test then puts two bridges of its own there (oxl-PID-pub/-lan) and moves netlab's veth ends
@@ -190,16 +193,46 @@ else
 fi
 
 # --- stop and forget ------------------------------------------------------------------------------
-# The power button: the image has no ACPI, so QEMU raises it and nothing answers. Watch for 5 s.
+# The power button: the image polls PWRBTN_STS, runs the tunnel's shutdown (explicit exit notification) and
+# powers off through ACPI S5, which libvirt records as a guest shutdown.
+SHUTDOWN_TIMEOUT=${SHUTDOWN_TIMEOUT:-15}
 if ! v shutdown "$DOM" >"$work/shutdown.log" 2>&1; then
     fail "virsh shutdown refused: $(cat "$work/shutdown.log")"
 fi
-for _ in $(seq 25); do [ "$(v domstate "$DOM" 2>/dev/null)" = running ] || break; sleep 0.2; done
-case $(v domstate "$DOM" 2>/dev/null) in
-    running) pass "virsh shutdown (ACPI power button) not heard, as documented: still running after 5 s" ;;
-    "shut off"|"") pass "virsh shutdown (ACPI power button) heard: the domain powered off (update deploy/libvirt)" ;;
-    *) fail "virsh shutdown: domain in state $(v domstate "$DOM" 2>&1)" ;;
-esac
+shutdown_started=$(date +%s.%N)
+for _ in $(seq $((SHUTDOWN_TIMEOUT * 5))); do [ "$(v domstate "$DOM" 2>/dev/null)" = running ] || break; sleep 0.2; done
+took=$(echo "$(date +%s.%N) - $shutdown_started" | bc)
+reason=$(v domstate --reason "$DOM" 2>&1)
+gone=1
+for _ in $(seq 25); do kill -0 "$NETLAB_QEMU_PID" 2>/dev/null || { gone=; break; }; sleep 0.2; done
+cp "$NETLAB_SERIAL" "$work/console-shutdown.log"
+said=() missing=()
+for re in "acpi: power button armed" "host requests Poweroff: shutting down" \
+        "STATE EXITING shutdown requested by the host" "exit: clean shutdown" "acpi: powering off \(S5\)"; do
+    if grep -qE "$re" "$NETLAB_SERIAL"; then said+=("$re"); else missing+=("$re"); fi
+done
+if [ "$reason" = "shut off (shutdown)" ] && [ -z "$gone" ] && [ ${#missing[@]} -eq 0 ]; then
+    pass "virsh shutdown (ACPI power button): $reason after $(printf %.1f "$took") s, QEMU pid $NETLAB_QEMU_PID gone; console: $(grep -E "host requests|exit: |powering off" "$NETLAB_SERIAL" | sed 's/^\[[^]]*\] *//' | tr -d '\r' | paste -sd'|' | sed 's/|/; /g')"
+else
+    fail "virsh shutdown: state '$reason' after $(printf %.1f "$took") s (want 'shut off (shutdown)'), QEMU ${gone:+still }running${missing[*]:+, console lacks: ${missing[*]}}"
+    tail -8 "$NETLAB_SERIAL"
+fi
+# The server's side of the explicit exit notification (the router sends OCC EXIT on shutdown).
+for _ in $(seq 10); do grep -q "remote-exit" "$NETLAB_WORK/openvpn.log" 2>/dev/null && break; sleep 0.2; done
+if grep -q "remote-exit" "$NETLAB_WORK/openvpn.log" 2>/dev/null; then
+    pass "explicit exit notification heard by the server: $(grep -m1 -o "[A-Z0-9]*\[soft,remote-exit\][^,]*" "$NETLAB_WORK/openvpn.log")"
+else
+    fail "the server did not log the router's explicit exit notification (no 'remote-exit' in its log)"
+fi
+
+# Again, for `virsh destroy`.
+if [ "$(v domstate "$DOM" 2>/dev/null)" != running ] && v start "$DOM" >"$work/start2.log" 2>&1 &&
+        [ "$(v domstate "$DOM")" = running ]; then
+    NETLAB_QEMU_PID=$(cat "/run/libvirt/qemu/$DOM.pid" 2>/dev/null)
+    pass "virsh start (again, for destroy): $DOM running (QEMU pid $NETLAB_QEMU_PID)"
+else
+    fail "virsh start (again): $(cat "$work/start2.log" 2>/dev/null) state $(v domstate "$DOM" 2>&1)"
+fi
 v destroy "$DOM" >"$work/destroy.log" 2>&1
 gone=1
 for _ in $(seq 50); do kill -0 "$NETLAB_QEMU_PID" 2>/dev/null || { gone=; break; }; sleep 0.2; done

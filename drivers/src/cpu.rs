@@ -34,6 +34,32 @@ pub unsafe fn outb(port: u16, value: u8) {
     };
 }
 
+/// Reads a 16-bit value from an I/O port.
+///
+/// # Safety
+/// As [`inb`].
+#[inline]
+pub unsafe fn inw(port: u16) -> u16 {
+    let v: u16;
+    // SAFETY: per the function contract.
+    unsafe {
+        asm!("in ax, dx", in("dx") port, out("ax") v, options(nomem, nostack, preserves_flags))
+    };
+    v
+}
+
+/// Writes a 16-bit value to an I/O port.
+///
+/// # Safety
+/// As [`outb`].
+#[inline]
+pub unsafe fn outw(port: u16, value: u16) {
+    // SAFETY: per the function contract.
+    unsafe {
+        asm!("out dx, ax", in("dx") port, in("ax") value, options(nomem, nostack, preserves_flags))
+    };
+}
+
 /// Reads a 32-bit value from an I/O port.
 ///
 /// # Safety

@@ -38,6 +38,9 @@ use smoltcp::time::Instant;
 
 boot::entry_point!(kernel_main);
 
+/// Longest wait, on the host's shutdown request, for the public NIC to send what is queued.
+const SHUTDOWN_DRAIN_US: u64 = 200_000;
+
 /// Reseed the CSPRNG from hardware this often.
 const RESEED_INTERVAL_US: u64 = 300 * 1_000_000;
 
@@ -88,6 +91,7 @@ fn kernel_main(start_info_paddr: u64) -> ! {
 
     let features = init::cpu();
     let tsc_hz = init::clocks(&features, &args);
+    platform::arm_power_button(start_info);
     init::memory(start_info, &features);
     init::entropy(&features);
     init::timer(tsc_hz);
@@ -178,12 +182,28 @@ impl MainLoop {
 
         if let Some(request) = platform::shutdown_request() {
             info!("host requests {request:?}: shutting down");
-            match &mut self.network {
+            let public = match &mut self.network {
                 Some(devices::NetRole::Router(n)) => {
-                    n.shutdown(Instant::from_micros(i64::try_from(now).unwrap_or(i64::MAX)))
+                    n.shutdown(Instant::from_micros(i64::try_from(now).unwrap_or(i64::MAX)));
+                    Some(n.public_nic())
                 }
-                Some(devices::NetRole::Server(s)) => s.shutdown(now),
-                None => {}
+                Some(devices::NetRole::Server(s)) => {
+                    s.shutdown(now);
+                    Some(s.public_nic())
+                }
+                None => None,
+            };
+            // The goodbye (explicit exit notification) must leave before the VMM stops the VM: wait,
+            // bounded, until the public NIC has sent what is queued.
+            if let Some(nic) = public {
+                let until = clock::now_us() + SHUTDOWN_DRAIN_US;
+                while nic.tx_in_flight() {
+                    if clock::now_us() >= until {
+                        warn!("shutdown: frames still queued on the public NIC after {SHUTDOWN_DRAIN_US} us");
+                        break;
+                    }
+                    core::hint::spin_loop();
+                }
             }
             return Next::Shutdown(ExitCode::Clean);
         }

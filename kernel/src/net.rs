@@ -527,6 +527,11 @@ impl Network {
         self.flush();
     }
 
+    /// The public NIC (the shutdown path waits for its last frames to leave).
+    pub fn public_nic(&mut self) -> &mut crate::platform::Nic {
+        &mut self.public.device
+    }
+
     /// The host asked the VM to shut down: the tunnel says goodbye to the server and what it queued goes
     /// out before the caller exits.
     pub fn shutdown(&mut self, now: Instant) {

@@ -356,6 +356,11 @@ impl ServerNet {
         self.public.device.flush();
     }
 
+    /// The public NIC (the shutdown path waits for its last frames to leave).
+    pub fn public_nic(&mut self) -> &mut crate::platform::Nic {
+        &mut self.public.device
+    }
+
     /// Before the main loop halts: turn the NIC's interrupts on; false when a frame is already waiting.
     pub fn prepare_halt(&mut self) -> bool {
         self.public.device.set_interrupts(true);

@@ -160,6 +160,13 @@ impl<T: Transport> VirtioNet<T> {
         self.raw.poll_receive().is_some()
     }
 
+    /// Whether frames queued for transmission are still with the device (those it finished are reclaimed
+    /// first). Before the VM ends: a frame still in flight may never leave.
+    pub fn tx_in_flight(&mut self) -> bool {
+        Self::reclaim_tx(&mut self.raw, &mut self.tx);
+        self.tx.in_flight.iter().any(Option::is_some)
+    }
+
     /// Gives every drained receive buffer back to the device.
     pub fn refill(&mut self) {
         while let Some(&slot) = self.rx.to_refill.last() {

@@ -123,12 +123,20 @@ pub fn memmap(start_info: &StartInfo) -> &'static [MemmapEntry] {
     }
 }
 
-/// A request from the host to shut the VM down (Xen's `xl shutdown`/`reboot`; QEMU's machines send the
-/// image none it could hear: no ACPI). Checked by the main loop on every pass; cheap.
+/// A request from the host to shut the VM down (Xen's `xl shutdown`/`reboot`; under QEMU the ACPI power
+/// button, when [`arm_power_button`] armed it). Checked by the main loop on every pass; cheap.
 pub fn shutdown_request() -> Option<xen::ShutdownRequest> {
     match host() {
-        Host::Qemu => None,
+        Host::Qemu => qemu::shutdown_request(),
         Host::Xen => xen::shutdown_request(),
+    }
+}
+
+/// Under QEMU: finds the ACPI power button (FADT, `_S5_`) and arms it, logging one line either way (Xen
+/// has its own shutdown requests, through xenstore). Before the heap: it reads the firmware's tables.
+pub fn arm_power_button(start_info: &StartInfo) {
+    if host() == Host::Qemu {
+        qemu::arm_power_button(start_info.rsdp_paddr, memmap(start_info));
     }
 }
 

@@ -236,3 +236,14 @@ impl NetDevice for Nic {
         }
     }
 }
+
+impl Nic {
+    /// Whether frames queued for transmission are still with the device (virtio-net; the Xen devices
+    /// report none). Before the VM ends, so that its last frames (the exit notification) leave.
+    pub fn tx_in_flight(&mut self) -> bool {
+        match self {
+            Nic::Virtio(nic) => nic.tx_in_flight(),
+            _ => false,
+        }
+    }
+}
