@@ -20,7 +20,7 @@ use core::fmt;
 
 use super::frontend::{
     backend_closing, backend_ready_for_rings, close_handshake, read_number, read_state, read_value,
-    write_state, DevicePaths, SharedPage,
+    write_state, DevicePaths, Frontend, SharedPage,
 };
 use super::ring::{FrontRing, RingEntry};
 use super::{EventChannels, GrantRef, Grants, Port, Store, XenError, XenbusState, PAGE_SIZE};
@@ -153,11 +153,11 @@ pub struct Blkfront<H: Grants + EventChannels> {
     next_id: u64,
 }
 
-impl<H: Grants + EventChannels> Blkfront<H> {
+impl<H: Grants + EventChannels> Frontend<H> for Blkfront<H> {
     /// Sets up vbd `index` (`device/vbd/<index>`, the index being the virtual device number): reads
     /// its backend and backend-id, allocates and grants the ring and the data pages, allocates the
     /// event channel (masked). Then drive [`poll_connect`](Self::poll_connect).
-    pub fn new<S: Store + ?Sized>(hv: H, store: &mut S, index: u32) -> Result<Self, XenError> {
+    fn new<S: Store + ?Sized>(hv: H, store: &mut S, index: u32) -> Result<Self, XenError> {
         let paths = DevicePaths::read(store, "vbd", index)?;
         let ring_page = SharedPage::new();
         // SAFETY: the page is heap-allocated by `SharedPage` and never moves; it lives in this struct
@@ -183,17 +183,6 @@ impl<H: Grants + EventChannels> Blkfront<H> {
         Ok(blk)
     }
 
-    fn grant_all(&mut self) -> Result<(), XenError> {
-        let domid = self.paths.backend_id;
-        let hv = &mut self.hv;
-        self.ring_page.grant(hv, domid, false)?;
-        for page in &mut self.pages {
-            page.grant(hv, domid, false)?;
-        }
-        self.port = hv.alloc_unbound(domid)?;
-        Ok(())
-    }
-
     /// Ends every grant; returns how many the backend still holds (those pages are leaked).
     fn end_grants(&mut self) -> usize {
         let pages = core::iter::once(&mut self.ring_page).chain(self.pages.iter_mut());
@@ -204,7 +193,7 @@ impl<H: Grants + EventChannels> Blkfront<H> {
     /// `now` and `deadline` are in any one monotonic unit; at or past the deadline it is a
     /// [`XenError::Timeout`]. Bad disk keys or a backend that starts closing are a
     /// [`XenError::Backend`].
-    pub fn poll_connect<S: Store + ?Sized>(
+    fn poll_connect<S: Store + ?Sized>(
         &mut self,
         store: &mut S,
         now: u64,
@@ -246,6 +235,19 @@ impl<H: Grants + EventChannels> Blkfront<H> {
         }
         Ok(false)
     }
+}
+
+impl<H: Grants + EventChannels> Blkfront<H> {
+    fn grant_all(&mut self) -> Result<(), XenError> {
+        let domid = self.paths.backend_id;
+        let hv = &mut self.hv;
+        self.ring_page.grant(hv, domid, false)?;
+        for page in &mut self.pages {
+            page.grant(hv, domid, false)?;
+        }
+        self.port = hv.alloc_unbound(domid)?;
+        Ok(())
+    }
 
     fn read_info<S: Store + ?Sized>(&self, store: &mut S) -> Result<DiskInfo, XenError> {
         let sectors = read_number(store, &self.paths.back("sectors"))?;
@@ -266,28 +268,6 @@ impl<H: Grants + EventChannels> Blkfront<H> {
             sector_size,
             info,
         })
-    }
-
-    /// [`new`](Self::new), then [`poll_connect`](Self::poll_connect) until connected, calling `idle`
-    /// between attempts; gives up `timeout` after the first `now()`. On failure every grant is ended.
-    pub fn connect<S: Store + ?Sized>(
-        hv: H,
-        store: &mut S,
-        index: u32,
-        now: &mut dyn FnMut() -> u64,
-        timeout: u64,
-        idle: &mut dyn FnMut(),
-    ) -> Result<Self, XenError> {
-        let mut blk = Self::new(hv, store, index)?;
-        match super::frontend::poll_until(now, timeout, idle, |t, deadline| {
-            blk.poll_connect(store, t, deadline)
-        }) {
-            Ok(()) => Ok(blk),
-            Err(error) => {
-                blk.end_grants();
-                Err(error)
-            }
-        }
     }
 
     /// The disk's geometry, once connected.

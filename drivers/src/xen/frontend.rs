@@ -288,18 +288,51 @@ pub fn end_all_grants<'a, G: Grants + ?Sized>(
     kept
 }
 
-/// Calls `step(now, deadline)` until it reports done, calling `idle` between attempts; the deadline is
-/// `timeout` after the first `now()`. `step` decides what a missed deadline is (it gets it); its error ends
-/// the wait. The connect loop of every frontend.
-pub fn poll_until(
-    now: &mut dyn FnMut() -> u64,
-    timeout: u64,
-    idle: &mut dyn FnMut(),
-    mut step: impl FnMut(u64, u64) -> Result<bool, XenError>,
-) -> Result<(), XenError> {
-    let deadline = now().saturating_add(timeout);
-    while !step(now(), deadline)? {
-        idle();
+/// A split-driver frontend (blkfront, netfront): set up (grants, event channel), one step of the xenbus
+/// handshake at a time, and the grants ended when giving up. [`connect`](Self::connect) is the loop that
+/// every frontend runs the same way.
+pub trait Frontend<H>: Sized {
+    /// Sets up device `index` of this kind (`device/<kind>/<index>`): reads its backend, allocates and
+    /// grants what the backend needs, allocates the event channel (masked). Then drive
+    /// [`poll_connect`](Self::poll_connect).
+    fn new<S: Store + ?Sized>(hv: H, store: &mut S, index: u32) -> Result<Self, XenError>;
+
+    /// One step of the xenbus handshake; true once both ends are Connected. `now` and `deadline` are in
+    /// any one monotonic unit: at or past the deadline without a connection it is a
+    /// [`XenError::Timeout`]; a backend that starts closing or offers bad keys is a [`XenError::Backend`].
+    fn poll_connect<S: Store + ?Sized>(
+        &mut self,
+        store: &mut S,
+        now: u64,
+        deadline: u64,
+    ) -> Result<bool, XenError>;
+
+    /// Ends every grant; returns how many the backend still holds (those pages are leaked). Only for a
+    /// device being given up: it cannot move data afterwards.
+    fn end_grants(&mut self) -> usize;
+
+    /// [`new`](Self::new), then [`poll_connect`](Self::poll_connect) until connected, calling `idle`
+    /// between attempts (e.g. sleep a millisecond); gives up `timeout` after the first `now()`. On
+    /// failure every grant is ended.
+    fn connect<S: Store + ?Sized>(
+        hv: H,
+        store: &mut S,
+        index: u32,
+        now: &mut dyn FnMut() -> u64,
+        timeout: u64,
+        idle: &mut dyn FnMut(),
+    ) -> Result<Self, XenError> {
+        let mut device = Self::new(hv, store, index)?;
+        let deadline = now().saturating_add(timeout);
+        loop {
+            match device.poll_connect(store, now(), deadline) {
+                Ok(true) => return Ok(device),
+                Ok(false) => idle(),
+                Err(error) => {
+                    device.end_grants();
+                    return Err(error);
+                }
+            }
+        }
     }
-    Ok(())
 }

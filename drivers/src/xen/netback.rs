@@ -1029,6 +1029,7 @@ pub fn list_vifs<S: Store + ?Sized>(store: &mut S) -> Vec<(DomId, u32)> {
 mod tests {
     use super::*;
     use crate::xen::fake::{Fake, BACKEND};
+    use crate::xen::frontend::Frontend;
     use crate::xen::frontend::SharedPage;
     use crate::xen::netfront::Netfront;
     use crate::xen::ring::{layout, FrontRing};

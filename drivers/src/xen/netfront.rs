@@ -44,7 +44,7 @@ use smoltcp::phy::{self, DeviceCapabilities};
 
 use super::frontend::{
     backend_closing, backend_ready_for_rings, close_handshake, read_state, read_value, write_state,
-    DevicePaths, SharedPage,
+    DevicePaths, Frontend, SharedPage,
 };
 use super::ring::{FrontRing, RingEntry, RingError};
 use super::{EventChannels, GrantRef, Grants, Port, Store, XenError, XenbusState, PAGE_SIZE};
@@ -512,11 +512,11 @@ pub struct Netfront<H: Grants + EventChannels> {
     notifications: u64,
 }
 
-impl<H: Grants + EventChannels> Netfront<H> {
+impl<H: Grants + EventChannels> Frontend<H> for Netfront<H> {
     /// Sets up vif `index` (`device/vif/<index>`): reads its backend, backend-id and MAC, allocates
     /// and grants the rings and every buffer to the backend's domain, allocates the event channel
     /// (masked) and posts the receive buffers. Then drive [`poll_connect`](Self::poll_connect).
-    pub fn new<S: Store + ?Sized>(hv: H, store: &mut S, index: u32) -> Result<Self, XenError> {
+    fn new<S: Store + ?Sized>(hv: H, store: &mut S, index: u32) -> Result<Self, XenError> {
         let paths = DevicePaths::read(store, "vif", index)?;
         let mac_path = paths.front("mac");
         let mac_value = read_value(store, &mac_path)?;
@@ -543,21 +543,6 @@ impl<H: Grants + EventChannels> Netfront<H> {
         Ok(net)
     }
 
-    fn grant_all(&mut self) -> Result<(), XenError> {
-        let domid = self.paths.backend_id;
-        let hv = &mut self.hv;
-        self.tx.ring_page.grant(hv, domid, false)?;
-        self.rx.ring_page.grant(hv, domid, false)?;
-        for page in &mut self.rx.pages {
-            page.grant(hv, domid, false)?;
-        }
-        for page in &mut self.tx.pages {
-            page.grant(hv, domid, true)?;
-        }
-        self.port = hv.alloc_unbound(domid)?;
-        Ok(())
-    }
-
     /// Ends every grant; returns how many the backend still holds (those pages are leaked).
     fn end_grants(&mut self) -> usize {
         let pages = [&mut self.tx.ring_page, &mut self.rx.ring_page]
@@ -571,7 +556,7 @@ impl<H: Grants + EventChannels> Netfront<H> {
     /// only reads xenstore and maybe writes our keys); `now` and `deadline` are in any one monotonic
     /// unit: at or past the deadline without a connection it is [`XenError::Timeout`]. A backend
     /// that starts closing, or lacks `feature-rx-copy`, is a [`XenError::Backend`].
-    pub fn poll_connect<S: Store + ?Sized>(
+    fn poll_connect<S: Store + ?Sized>(
         &mut self,
         store: &mut S,
         now: u64,
@@ -607,28 +592,22 @@ impl<H: Grants + EventChannels> Netfront<H> {
         }
         Ok(false)
     }
+}
 
-    /// [`new`](Self::new), then [`poll_connect`](Self::poll_connect) until connected, calling
-    /// `idle` between attempts (e.g. sleep a millisecond); gives up `timeout` after the first
-    /// `now()`. On failure every grant is ended.
-    pub fn connect<S: Store + ?Sized>(
-        hv: H,
-        store: &mut S,
-        index: u32,
-        now: &mut dyn FnMut() -> u64,
-        timeout: u64,
-        idle: &mut dyn FnMut(),
-    ) -> Result<Self, XenError> {
-        let mut net = Self::new(hv, store, index)?;
-        match super::frontend::poll_until(now, timeout, idle, |t, deadline| {
-            net.poll_connect(store, t, deadline)
-        }) {
-            Ok(()) => Ok(net),
-            Err(error) => {
-                net.end_grants();
-                Err(error)
-            }
+impl<H: Grants + EventChannels> Netfront<H> {
+    fn grant_all(&mut self) -> Result<(), XenError> {
+        let domid = self.paths.backend_id;
+        let hv = &mut self.hv;
+        self.tx.ring_page.grant(hv, domid, false)?;
+        self.rx.ring_page.grant(hv, domid, false)?;
+        for page in &mut self.rx.pages {
+            page.grant(hv, domid, false)?;
         }
+        for page in &mut self.tx.pages {
+            page.grant(hv, domid, true)?;
+        }
+        self.port = hv.alloc_unbound(domid)?;
+        Ok(())
     }
 
     fn check_backend_features<S: Store + ?Sized>(&self, store: &mut S) -> Result<(), XenError> {

@@ -29,6 +29,7 @@ use drivers::xen::events::{self, XenEvents};
 use drivers::xen::gnttab::{self, XenGrants};
 use drivers::xen::hypercall::{self, XenCpuid};
 use drivers::xen::memmap::{self, E820Entry};
+use drivers::xen::frontend::Frontend;
 use drivers::xen::netfront::Netfront;
 use drivers::xen::shared_info;
 use drivers::xen::xenstore::{RingTransport, XenStore};
