@@ -68,7 +68,7 @@ run_lab "$work/lab.log"
 # lab's own check gets a second boot on any failure; the image's tests get up to two more boots, each only
 # when dom0's console shows a dom0 program killed by a signal or the corrupt kernel, said so with the line.
 # A failure without such a line is the image's and is never retried.
-lab_glitch() { grep -v '^GUEST|\|^XENTEST \(info\|ok\)' "$work/serial.log" 2>/dev/null | tr -d '\r' | grep -m1 -oE '.{0,60}(Segmentation fault|Illegal instruction|Bus error|unable to XZ decompress kernel)'; }
+lab_glitch() { grep -v '^GUEST|\|^XENTEST \(info\|ok\)' "$work/serial.log" 2>/dev/null | tr -d '\r' | grep -m1 -oE '.{0,60}(Segmentation fault|Illegal instruction|Bus error|: segfault at |general protection fault ip:|unable to XZ decompress kernel)'; }
 boot=1
 while [ "$fails" -gt 0 ] && [ "$boot" -lt 3 ] && { [ "$MODE" = linux ] || glitch=$(lab_glitch); }; do
     if [ "$MODE" = linux ]; then
