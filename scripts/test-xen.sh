@@ -61,10 +61,11 @@ run_lab() { # LOG
     [ "$passed" -gt 0 ] || fails=$((fails + 1))
 }
 run_lab "$work/lab.log"
-# Nested Xen under TCG has glitches of its own: about 1 Linux domU boot in 15 here triple-faults or has its
-# busybox segfault, and dom0's own programs die of SIGSEGV (xl, openvpn: one lab boot in 4 to 15 depending on
-# the mode and the machine's load) or read a corrupt kernel (xl: "unable to XZ decompress kernel" for the
-# Linux client), at points where the image has sent nothing but a TLS ClientHello or nothing at all. The
+# Nested Xen under TCG had glitches of its own: Linux domUs triple-faulting or their busybox segfaulting,
+# dom0's own programs dying of SIGSEGV (xl, openvpn) or reading a corrupt kernel (xl: "unable to XZ
+# decompress kernel" for the Linux client), at points where the image had sent nothing but a TLS ClientHello
+# or nothing at all. Xen's lazy FPU switching was the cause (lab.sh now boots Xen with eager switching,
+# which made them vanish in the runs compared); the retry stays as a safety net. The
 # lab's own check gets a second boot on any failure; the image's tests get up to two more boots, each only
 # when dom0's console shows a dom0 program killed by a signal or the corrupt kernel, said so with the line.
 # A failure without such a line is the image's and is never retried.

@@ -433,10 +433,13 @@ client_boot() {
             xl create /tmp/client.cfg >/tmp/xl-client.log 2>&1 || { bad "xl create client: $(tr '\n' ' ' < /tmp/xl-client.log | cut -c1-300)"; return 1; }
         fi
     fi
+    w0=$(date +%s)
     if client_wait "DOMU done" "${BOOT_TIMEOUT:-60}"; then
         ok "client (vif backend=$NAME) ran its checks $(since "$t0") s after xl create"
     else
-        bad "client: no 'DOMU done'"; return 1
+        bad "client: no 'DOMU done' ($(since "$t0") s of dom0 uptime, $(( $(date +%s) - w0 )) s of its wall clock)"
+        tail -n 30 "$CLIENT_CONSOLE" 2>/dev/null | sed 's/^/XENTEST info client console| /'
+        return 1
     fi
     sed 's/^/CLIENT| /' "$CLIENT_CONSOLE" | grep "^CLIENT| DOMU"
 }

@@ -142,10 +142,16 @@ cat "$X/dom0.cpio" "$work/test.cpio" > "$work/initrd"
 # (shared/docs/xen-qubes.md); guest_loglvl=all shows a domU's port-0xe9 debug output in `xl dmesg`. One vCPU
 # (XEN_SMP): with two, QEMU's multi-threaded TCG ran slower on this 2-core machine and a Linux domU once
 # triple-faulted early. Dom0: the Xen console (hvc0), quiet so that the serial log stays readable.
+# spec-ctrl=eager-fpu: Xen switches FPU/SIMD state on every context switch instead of lazily through CR0.TS
+# (its default for the AMD-looking `-cpu max`). Lazy switching under QEMU's nested SVM corrupts the vector
+# state of whichever domain comes next: with it, dom0's programs died of SIGSEGV, xl failed to XZ-decompress
+# the client's kernel or the Linux client domU vanished in 8 of 10 lab boots of test-xen-qubes here (one
+# machine, back to back); with eager switching 5 of 5 passed, run alternately with those. XEN_ARGS_EXTRA adds
+# more Xen options (a later spec-ctrl=eager-fpu=0 brings the lazy default back).
 started=$(date +%s.%N)
 qemu-system-x86_64 -accel tcg -cpu "${LAB_CPU:-max}" -m 2G -smp "${XEN_SMP:-1}" -nographic -no-reboot -monitor none -nodefaults \
     -serial "file:$work/serial.log" \
-    -kernel "$X/xen" -append "console=com1 dom0_mem=512M,max:512M dom0-iommu=none smap=0 smep=0 guest_loglvl=all" \
+    -kernel "$X/xen" -append "console=com1 dom0_mem=512M,max:512M dom0-iommu=none smap=0 smep=0 guest_loglvl=all spec-ctrl=eager-fpu ${XEN_ARGS_EXTRA:-}" \
     -initrd "$X/vmlinuz console=hvc0 quiet,$work/initrd" >"$work/qemu.out" 2>&1 &
 qemu_pid=$!
 
