@@ -376,7 +376,8 @@ mode_netback() {
     if client_wait "DOMU done" "${BOOT_TIMEOUT:-60}"; then
         ok "client ran its checks $(since "$t0") s after xl create"
     else
-        bad "client: no 'DOMU done'"
+        bad "client: no 'DOMU done' ($(since "$t0") s after xl create; $(xl domid $CLIENT >/dev/null 2>&1 && echo "still running" || echo "the domain is gone"))"
+        tail -n 30 "$CLIENT_CONSOLE" 2>/dev/null | grep "^\[" | sed 's/^/XENTEST info client console| /'
     fi
     sed 's/^/CLIENT| /' "$CLIENT_CONSOLE" | grep -v "^CLIENT| \[" | head -n 40
     grep "^DOMU ok" "$CLIENT_CONSOLE" | sed 's/^DOMU ok /XENTEST ok client: /'
@@ -437,7 +438,7 @@ client_boot() {
     if client_wait "DOMU done" "${BOOT_TIMEOUT:-60}"; then
         ok "client (vif backend=$NAME) ran its checks $(since "$t0") s after xl create"
     else
-        bad "client: no 'DOMU done' ($(since "$t0") s of dom0 uptime, $(( $(date +%s) - w0 )) s of its wall clock)"
+        bad "client: no 'DOMU done' ($(since "$t0") s of dom0 uptime, $(( $(date +%s) - w0 )) s of its wall clock; $(xl domid $CLIENT >/dev/null 2>&1 && echo "still running" || echo "the domain is gone"))"
         tail -n 30 "$CLIENT_CONSOLE" 2>/dev/null | sed 's/^/XENTEST info client console| /'
         return 1
     fi
