@@ -122,6 +122,7 @@ guest_create() {
 # wait_console PATTERN SECONDS: until the guest console holds PATTERN; fails at once if the domain is gone.
 # $why says which: "within N s" or "the domain ended after N s".
 wait_console() {
+    local t0   # its own clock: the caller's $t0 (e.g. its xl create) stays
     t0=$(now)
     while ! grep -q -- "$1" "$CONSOLE" 2>/dev/null; do
         if ! xl domid $NAME >/dev/null 2>&1; then
@@ -325,6 +326,7 @@ CLIENT_GW=10.137.0.1
 
 # client_wait PATTERN SECONDS: until the client's console holds PATTERN.
 client_wait() {
+    local t0   # its own clock: the caller's $t0 (e.g. its xl create) stays
     t0=$(now)
     while ! grep -q -- "$1" "$CLIENT_CONSOLE" 2>/dev/null; do
         xl domid $CLIENT >/dev/null 2>&1 || { sleep 0.5; grep -q -- "$1" "$CLIENT_CONSOLE" 2>/dev/null; return; }
@@ -333,8 +335,16 @@ client_wait() {
     done
 }
 
+# client_not_done: the client did not finish its checks ($t0: its xl create): fail, saying whether its domain
+# is still there, and show the end of its console (kernel log included: a domU that died says why there).
+client_not_done() {
+    bad "client: no 'DOMU done' ($(since "$t0") s after xl create; $(xl domid $CLIENT >/dev/null 2>&1 && echo "still running" || echo "the domain is gone"))"
+    tail -n 30 "$CLIENT_CONSOLE" 2>/dev/null | sed 's/^/XENTEST info client console| /'
+}
+
 # client_wait_count PATTERN COUNT SECONDS: until the client's console holds COUNT lines matching PATTERN.
 client_wait_count() {
+    local t0   # its own clock: the caller's $t0 (e.g. its xl create) stays
     t0=$(now)
     while [ "$(grep -c -- "$1" "$CLIENT_CONSOLE" 2>/dev/null)" -lt "$2" ]; do
         [ "$(awk -v a="$t0" -v b="$(now)" 'BEGIN { print (b - a >= 0 + '"$3"') }')" = 1 ] && return 1
@@ -376,8 +386,7 @@ mode_netback() {
     if client_wait "DOMU done" "${BOOT_TIMEOUT:-60}"; then
         ok "client ran its checks $(since "$t0") s after xl create"
     else
-        bad "client: no 'DOMU done' ($(since "$t0") s after xl create; $(xl domid $CLIENT >/dev/null 2>&1 && echo "still running" || echo "the domain is gone"))"
-        tail -n 30 "$CLIENT_CONSOLE" 2>/dev/null | grep "^\[" | sed 's/^/XENTEST info client console| /'
+        client_not_done
     fi
     sed 's/^/CLIENT| /' "$CLIENT_CONSOLE" | grep -v "^CLIENT| \[" | head -n 40
     grep "^DOMU ok" "$CLIENT_CONSOLE" | sed 's/^DOMU ok /XENTEST ok client: /'
@@ -434,13 +443,10 @@ client_boot() {
             xl create /tmp/client.cfg >/tmp/xl-client.log 2>&1 || { bad "xl create client: $(tr '\n' ' ' < /tmp/xl-client.log | cut -c1-300)"; return 1; }
         fi
     fi
-    w0=$(date +%s)
     if client_wait "DOMU done" "${BOOT_TIMEOUT:-60}"; then
         ok "client (vif backend=$NAME) ran its checks $(since "$t0") s after xl create"
     else
-        bad "client: no 'DOMU done' ($(since "$t0") s of dom0 uptime, $(( $(date +%s) - w0 )) s of its wall clock; $(xl domid $CLIENT >/dev/null 2>&1 && echo "still running" || echo "the domain is gone"))"
-        tail -n 30 "$CLIENT_CONSOLE" 2>/dev/null | sed 's/^/XENTEST info client console| /'
-        return 1
+        client_not_done; return 1
     fi
     sed 's/^/CLIENT| /' "$CLIENT_CONSOLE" | grep "^CLIENT| DOMU"
 }

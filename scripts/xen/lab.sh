@@ -147,7 +147,7 @@ cat "$X/dom0.cpio" "$work/test.cpio" > "$work/initrd"
 # state of whichever domain comes next: with it, dom0's programs died of SIGSEGV, xl failed to XZ-decompress
 # the client's kernel or the Linux client domU vanished in 8 of 10 lab boots of test-xen-qubes here (one
 # machine, back to back); with eager switching 5 of 5 passed, run alternately with those. XEN_ARGS_EXTRA adds
-# more Xen options (a later spec-ctrl=eager-fpu=0 brings the lazy default back).
+# more Xen options after these.
 started=$(date +%s.%N)
 qemu-system-x86_64 -accel tcg -cpu "${LAB_CPU:-max}" -m 2G -smp "${XEN_SMP:-1}" -nographic -no-reboot -monitor none -nodefaults \
     -serial "file:$work/serial.log" \
